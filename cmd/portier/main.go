@@ -1,0 +1,61 @@
+// Command portier runs every role of the Portier live-streaming platform:
+// the control plane, media relays, concierges and the all-in-one `run`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name  string
+	usage string
+	run   func(ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "all roles in one process on SQLite (the embedded default)", runAll},
+		{"serve", "the control plane (web UI, REST API, hooks, scheduler)", runServe},
+		{"relay", "an RTMP/HTTP-FLV media relay (--role origin|edge)", runRelay},
+		{"concierge", "a worker daemon that runs ffmpeg tasks under supervisord", runConcierge},
+		{"user", "manage users: portier user add --username U --role R", runUser},
+		{"token", "manage API tokens: portier token add --username U", runToken},
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		os.Exit(2)
+	}
+	for _, c := range commands() {
+		if c.name != os.Args[1] {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := c.run(ctx, os.Args[2:])
+		stop()
+		if err != nil {
+			slog.Error("portier "+c.name+" failed", "err", err)
+			fmt.Fprintf(os.Stderr, "portier %s: %v\n", c.name, err)
+			os.Exit(1)
+		}
+		return
+	}
+	fmt.Fprintf(os.Stderr, "portier: unknown command %q\n\n", os.Args[1])
+	usage()
+	os.Exit(2)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: portier COMMAND [options]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(os.Stderr, "\nEvery option can also be set as PORTIER_<OPTION> or in a YAML file given with --config.")
+}
