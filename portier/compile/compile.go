@@ -1,0 +1,184 @@
+// Package compile turns a task config and the state of its stream into a
+// fully resolved task description: the ffmpeg argument list, input and output
+// URLs, environment and resource cost. It is a pure function with no I/O, so
+// the control plane can compile (and re-compile to detect edits) cheaply.
+package compile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Task config types.
+const (
+	TypeRestream = "restream"
+	TypeRecord   = "record"
+	TypePull     = "pull"
+	TypeHLS      = "hls"
+)
+
+// ErrInvalid is wrapped by every validation error Compile returns.
+var ErrInvalid = errors.New("invalid task config")
+
+// Rendition is one variant of an HLS ladder.
+type Rendition struct {
+	Name         string `json:"name"`
+	Width        int    `json:"width"`
+	Height       int    `json:"height"`
+	VideoBitrate int    `json:"video_bitrate_kbps"`
+	AudioBitrate int    `json:"audio_bitrate_kbps"`
+}
+
+// TaskConfigInput is what the compiler needs from a task config. The control
+// plane fills it from its models; only the fields of the config's Type matter.
+type TaskConfigInput struct {
+	ID   int64
+	Type string
+	Name string // a label; it never changes the command
+
+	// restream
+	Target string // rtmp://, rtmps:// or srt:// URL
+	Key    string // appended as the last path element (rtmp/rtmps) or as streamid (srt)
+	Format string // "flv" or "mpegts"; empty picks from the target scheme
+
+	// record and hls
+	SegmentSeconds int // record: segment length (default 60); hls: segment length (default 2)
+
+	// pull
+	Source string // rtsp://, rtsps://, rtmp://, rtmps:// or srt:// URL
+
+	// hls
+	Renditions []Rendition
+}
+
+// StreamState is the state of the stream a task works on.
+type StreamState struct {
+	ID   int64
+	App  string
+	Name string
+	Key  string // the stream's publish key (used by pull tasks to publish into the relay)
+}
+
+// Env is the deployment environment the description is resolved against.
+type Env struct {
+	FFmpeg       string // ffmpeg binary; default "ffmpeg"
+	RelayRTMPURL string // base URL of the relay tasks pull from and publish to, e.g. rtmp://127.0.0.1:1935
+	RecordDir    string // base directory for recordings
+	HLSOriginURL string // base URL of the HLS origin, e.g. http://127.0.0.1:8090
+	// HLSToken returns the bearer token a task presents to the HLS origin for
+	// the given path prefix (per-task authorisation). Nil means no auth header.
+	HLSToken func(prefix string) string
+}
+
+// Description is a fully resolved task: what a concierge runs.
+type Description struct {
+	Type    string            `json:"type"`
+	Command string            `json:"command"`
+	Args    []string          `json:"args"`
+	Env     map[string]string `json:"env,omitempty"`
+	Input   string            `json:"input"`
+	Outputs []string          `json:"outputs"`
+	// Dirs are local directories the runner creates before starting.
+	Dirs []string `json:"dirs,omitempty"`
+	Cost int      `json:"cost"`
+	// Version is the hash of everything that affects the running process
+	// (see Hash); a config edit that keeps it unchanged needs no restart.
+	Version string `json:"version"`
+}
+
+// Hash is a stable digest of the parts of d that affect the running process:
+// command, arguments, environment, URLs, directories and cost.
+func (d Description) Hash() string {
+	keys := make([]string, 0, len(d.Env))
+	for k := range d.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	env := make([]string, 0, len(keys))
+	for _, k := range keys {
+		env = append(env, k+"="+d.Env[k])
+	}
+	b, _ := json.Marshal(struct {
+		T, C    string
+		A, E, O []string
+		I       string
+		D       []string
+		Cost    int
+	}{d.Type, d.Command, d.Args, env, d.Outputs, d.Input, d.Dirs, d.Cost})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// NeedsReplace reports whether a running task compiled as old must be
+// replaced to run as new: true when anything that reaches the process
+// changed, false for edits such as a rename.
+func NeedsReplace(old, new Description) bool { return old.Hash() != new.Hash() }
+
+// Compile resolves cfg against the stream st and the environment env.
+func Compile(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
+	if err := checkStream(st); err != nil {
+		return Description{}, err
+	}
+	if env.FFmpeg == "" {
+		env.FFmpeg = "ffmpeg"
+	}
+	if err := checkURL("relay URL", env.RelayRTMPURL, "rtmp", "rtmps"); err != nil {
+		return Description{}, err
+	}
+	var (
+		d   Description
+		err error
+	)
+	switch cfg.Type {
+	case TypeRestream:
+		d, err = restream(cfg, st, env)
+	case TypeRecord:
+		d, err = record(cfg, st, env)
+	case TypePull:
+		d, err = pull(cfg, st, env)
+	case TypeHLS:
+		d, err = hls(cfg, st, env)
+	default:
+		return Description{}, fmt.Errorf("%w: unknown type %q (want restream, record, pull or hls)", ErrInvalid, cfg.Type)
+	}
+	if err != nil {
+		return Description{}, err
+	}
+	d.Type = cfg.Type
+	d.Command = env.FFmpeg
+	for i, a := range d.Args {
+		// The value of -headers is built here from a checked token and
+		// must end in CR LF; everything else must be free of control bytes.
+		if i > 0 && d.Args[i-1] == "-headers" {
+			continue
+		}
+		if hasControl(a) {
+			return Description{}, fmt.Errorf("%w: argument contains a control character", ErrInvalid)
+		}
+	}
+	d.Version = d.Hash()
+	return d, nil
+}
+
+// commonInput is the argument prefix every task uses to read from url.
+func commonInput(url string) []string {
+	a := []string{"-hide_banner", "-nostdin", "-loglevel", "warning"}
+	if strings.HasPrefix(url, "rtsp://") || strings.HasPrefix(url, "rtsps://") {
+		// The RTSP demuxer has its own socket timeout; rw_timeout would be
+		// rejected as an unused option.
+		a = append(a, "-rtsp_transport", "tcp", "-timeout", "10000000")
+	} else {
+		a = append(a, "-rw_timeout", "10000000")
+	}
+	return append(a, "-i", url)
+}
+
+// relayURL is the relay URL of the stream st (what tasks read from).
+func relayURL(env Env, st StreamState) string {
+	return strings.TrimRight(env.RelayRTMPURL, "/") + "/" + st.App + "/" + st.Name
+}

@@ -1,0 +1,167 @@
+package compile
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
+	u, err := parseURL("target", cfg.Target, "rtmp", "rtmps", "srt")
+	if err != nil {
+		return Description{}, err
+	}
+	if cfg.Key != "" {
+		if err := checkKey(cfg.Key); err != nil {
+			return Description{}, err
+		}
+	}
+	format := cfg.Format
+	if format == "" {
+		format = "flv"
+		if u.Scheme == "srt" {
+			format = "mpegts"
+		}
+	}
+	if format != "flv" && format != "mpegts" {
+		return Description{}, fmt.Errorf("%w: format %q: want flv or mpegts", ErrInvalid, format)
+	}
+	if format == "flv" && u.Scheme == "srt" {
+		return Description{}, fmt.Errorf("%w: format flv cannot be sent over srt: use mpegts", ErrInvalid)
+	}
+	if format == "mpegts" && u.Scheme != "srt" {
+		return Description{}, fmt.Errorf("%w: format mpegts needs an srt:// target", ErrInvalid)
+	}
+	out := cfg.Target
+	if cfg.Key != "" {
+		if u.Scheme == "srt" {
+			q := u.Query()
+			q.Set("streamid", cfg.Key)
+			u.RawQuery = q.Encode()
+			out = u.String()
+		} else {
+			out = strings.TrimRight(cfg.Target, "/") + "/" + cfg.Key
+		}
+	}
+	in := relayURL(env, st)
+	args := append(commonInput(in), "-c", "copy", "-f", format, out)
+	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1}, nil
+}
+
+func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
+	if env.RecordDir == "" || !filepath.IsAbs(env.RecordDir) {
+		return Description{}, fmt.Errorf("%w: the record directory must be an absolute path (got %q)", ErrInvalid, env.RecordDir)
+	}
+	seg := cfg.SegmentSeconds
+	if seg == 0 {
+		seg = 60
+	}
+	if seg < 1 || seg > 86400 {
+		return Description{}, fmt.Errorf("%w: segment_seconds %d: want 1..86400", ErrInvalid, seg)
+	}
+	dir := filepath.Join(env.RecordDir, st.App, st.Name)
+	out := filepath.Join(dir, "%Y%m%d-%H%M%S.ts")
+	in := relayURL(env, st)
+	args := append(commonInput(in), "-c", "copy", "-map", "0",
+		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", "mpegts",
+		"-strftime", "1", "-reset_timestamps", "1", out)
+	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: 1}, nil
+}
+
+func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
+	if _, err := parseURL("source", cfg.Source, "rtsp", "rtsps", "rtmp", "rtmps", "srt"); err != nil {
+		return Description{}, err
+	}
+	if st.Key == "" {
+		return Description{}, fmt.Errorf("%w: the stream has no publish key", ErrInvalid)
+	}
+	out := relayURL(env, st) + "?key=" + url.QueryEscape(st.Key)
+	args := append(commonInput(cfg.Source), "-c", "copy", "-f", "flv", out)
+	return Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1}, nil
+}
+
+// hlsPixelUnit is the pixel count of one cost unit (640x360).
+const hlsPixelUnit = 640 * 360
+
+func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
+	if _, err := parseURL("HLS origin", env.HLSOriginURL, "http", "https"); err != nil {
+		return Description{}, err
+	}
+	n := len(cfg.Renditions)
+	if n == 0 || n > 8 {
+		return Description{}, fmt.Errorf("%w: an HLS ladder needs 1 to 8 renditions (got %d)", ErrInvalid, n)
+	}
+	seg := cfg.SegmentSeconds
+	if seg == 0 {
+		seg = 2
+	}
+	if seg < 1 || seg > 30 {
+		return Description{}, fmt.Errorf("%w: segment_seconds %d: want 1..30", ErrInvalid, seg)
+	}
+	names := map[string]bool{}
+	cost := 0
+	var split strings.Builder
+	fmt.Fprintf(&split, "[0:v]split=%d", n)
+	for i := range n {
+		fmt.Fprintf(&split, "[s%d]", i)
+	}
+	var scales []string
+	for i, r := range cfg.Renditions {
+		if err := checkRendition(r); err != nil {
+			return Description{}, fmt.Errorf("rendition %d: %w", i, err)
+		}
+		if names[r.Name] {
+			return Description{}, fmt.Errorf("%w: rendition name %q is used twice", ErrInvalid, r.Name)
+		}
+		names[r.Name] = true
+		scales = append(scales, fmt.Sprintf("[s%d]scale=w=%d:h=%d[v%d]", i, r.Width, r.Height, i))
+		cost += int(math.Ceil(float64(r.Width*r.Height) / hlsPixelUnit))
+	}
+	prefix := st.App + "/" + st.Name
+	base := strings.TrimRight(env.HLSOriginURL, "/") + "/" + prefix
+	in := relayURL(env, st)
+	args := commonInput(in)
+	args = append(args, "-filter_complex", split.String()+";"+strings.Join(scales, ";"))
+	var varMap []string
+	for i, r := range cfg.Renditions {
+		is := strconv.Itoa(i)
+		vb := strconv.Itoa(r.VideoBitrate) + "k"
+		args = append(args, "-map", "[v"+is+"]",
+			"-c:v:"+is, "libx264", "-b:v:"+is, vb, "-maxrate:v:"+is, vb,
+			"-bufsize:v:"+is, strconv.Itoa(2*r.VideoBitrate)+"k")
+		varMap = append(varMap, fmt.Sprintf("v:%d,a:%d,name:%s", i, i, r.Name))
+	}
+	for i, r := range cfg.Renditions {
+		is := strconv.Itoa(i)
+		ab := r.AudioBitrate
+		if ab == 0 {
+			ab = 128
+		}
+		args = append(args, "-map", "0:a:0", "-c:a:"+is, "aac", "-b:a:"+is, strconv.Itoa(ab)+"k")
+	}
+	segStr := strconv.Itoa(seg)
+	args = append(args,
+		"-preset", "veryfast", "-sc_threshold", "0",
+		"-force_key_frames", "expr:gte(t,n_forced*"+segStr+")",
+		"-f", "hls", "-hls_time", segStr, "-hls_list_size", "6",
+		"-hls_flags", "delete_segments+independent_segments", "-hls_segment_type", "mpegts",
+		"-master_pl_name", "master.m3u8", "-var_stream_map", strings.Join(varMap, " "),
+		"-method", "PUT", "-http_persistent", "1")
+	if env.HLSToken != nil {
+		if tok := env.HLSToken(prefix); tok != "" {
+			if err := checkKey(tok); err != nil {
+				return Description{}, fmt.Errorf("HLS token: %w", err)
+			}
+			args = append(args, "-headers", "Authorization: Bearer "+tok+"\r\n")
+		}
+	}
+	segURL := base + "/%v/seg_%05d.ts"
+	playlist := base + "/%v/index.m3u8"
+	args = append(args, "-hls_segment_filename", segURL, playlist)
+	return Description{
+		Args: args, Input: in, Outputs: []string{base + "/master.m3u8", playlist}, Cost: cost,
+	}, nil
+}
