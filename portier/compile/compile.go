@@ -44,13 +44,13 @@ type TaskConfigInput struct {
 	// restream
 	Target string // rtmp://, rtmps:// or srt:// URL
 	Key    string // appended as the last path element (rtmp/rtmps) or as streamid (srt)
-	Format string // "flv" or "mpegts"; empty picks from the target scheme
+	Format string // restream: "flv" or "mpegts" (empty picks from the target scheme); record: "mp4", "flv" or "ts" (default ts)
 
 	// record and hls
 	SegmentSeconds int // record: segment length (default 60); hls: segment length (default 2)
 
 	// pull
-	Source string // rtsp://, rtsps://, rtmp://, rtmps:// or srt:// URL
+	Source string // rtsp://, rtsps://, rtmp://, rtmps://, srt:// URL or http(s):// HLS playlist
 
 	// hls
 	Renditions []Rendition

@@ -62,18 +62,33 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	if seg < 1 || seg > 86400 {
 		return Description{}, fmt.Errorf("%w: segment_seconds %d: want 1..86400", ErrInvalid, seg)
 	}
+	var muxer, ext string
+	switch cfg.Format {
+	case "", "ts", "mpegts":
+		muxer, ext = "mpegts", "ts"
+	case "mp4":
+		muxer, ext = "mp4", "mp4"
+	case "flv":
+		muxer, ext = "flv", "flv"
+	default:
+		return Description{}, fmt.Errorf("%w: record format %q: want mp4, flv or ts", ErrInvalid, cfg.Format)
+	}
 	dir := filepath.Join(env.RecordDir, st.App, st.Name)
-	out := filepath.Join(dir, "%Y%m%d-%H%M%S.ts")
+	out := filepath.Join(dir, "%Y%m%d-%H%M%S."+ext)
 	in := relayURL(env, st)
 	args := append(commonInput(in), "-c", "copy", "-map", "0",
-		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", "mpegts",
+		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", muxer,
 		"-strftime", "1", "-reset_timestamps", "1", out)
 	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: 1}, nil
 }
 
 func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
-	if _, err := parseURL("source", cfg.Source, "rtsp", "rtsps", "rtmp", "rtmps", "srt"); err != nil {
+	src, err := parseURL("source", cfg.Source, "rtsp", "rtsps", "rtmp", "rtmps", "srt", "http", "https")
+	if err != nil {
 		return Description{}, err
+	}
+	if (src.Scheme == "http" || src.Scheme == "https") && !strings.HasSuffix(src.Path, ".m3u8") {
+		return Description{}, fmt.Errorf("%w: an http(s) source must be an HLS playlist (.m3u8)", ErrInvalid)
 	}
 	if st.Key == "" {
 		return Description{}, fmt.Errorf("%w: the stream has no publish key", ErrInvalid)
