@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// AgentParams configures RunAgent.
+type AgentParams struct {
+	Client *Client
+	Node   NodeInfo
+	// Report builds the next heartbeat; called from the agent's goroutine.
+	Report func() Heartbeat
+	// DefaultInterval is used until the control plane states one (1 s).
+	DefaultInterval time.Duration
+	Logger          *slog.Logger
+}
+
+// Agent keeps a node registered and heartbeating. Its only mutable state is
+// the registered flag, read by Registered from any goroutine.
+type Agent struct {
+	p          AgentParams
+	log        *slog.Logger
+	registered atomic.Bool
+}
+
+// NewAgent builds an Agent; Run starts it.
+func NewAgent(p AgentParams) *Agent {
+	if p.DefaultInterval <= 0 {
+		p.DefaultInterval = time.Second
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name)}
+}
+
+// Registered reports whether the last registration or heartbeat succeeded.
+func (a *Agent) Registered() bool { return a.registered.Load() }
+
+// Run registers, then heartbeats at the interval the control plane asks for,
+// registering again when the control plane answers 404 (it forgot the node)
+// and retrying with backoff while it is unreachable. It returns when ctx ends.
+func (a *Agent) Run(ctx context.Context) {
+	interval := a.p.DefaultInterval
+	backoff := 200 * time.Millisecond
+	needRegister := true
+	failures := 0
+	for {
+		var err error
+		if needRegister {
+			var r RegisterReply
+			r, err = a.p.Client.Register(ctx, a.p.Node)
+			if err == nil {
+				needRegister = false
+				if r.HeartbeatIntervalMS > 0 {
+					interval = time.Duration(r.HeartbeatIntervalMS) * time.Millisecond
+				}
+				a.log.Info("registered with control plane", "control", a.p.Client.BaseURL(), "heartbeat_interval", interval)
+			}
+		}
+		if err == nil {
+			var next time.Duration
+			next, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.p.Report())
+			switch {
+			case errors.Is(err, ErrUnknownNode):
+				a.log.Warn("control plane forgot this node; registering again")
+				needRegister = true
+			case err == nil && next > 0:
+				interval = next
+			}
+		}
+		wait := interval
+		if err != nil {
+			a.registered.Store(false)
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				a.log.Warn("control plane call failed", "err", err, "failures", failures)
+			}
+			if !errors.Is(err, ErrUnknownNode) {
+				wait = backoff
+				backoff = min(backoff*2, max(interval, 2*time.Second))
+			} else {
+				wait = 0
+			}
+		} else {
+			if failures > 0 {
+				a.log.Info("control plane reachable again", "after_failures", failures)
+			}
+			failures = 0
+			backoff = 200 * time.Millisecond
+			a.registered.Store(true)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}

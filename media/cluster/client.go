@@ -1,0 +1,414 @@
+// Package cluster is a relay's view of the Portier cluster: a client for the
+// control plane's node API (registration, heartbeats, publish and play
+// authorisation, the stream directory, the list of live origins) and
+// rendezvous hashing of stream paths over origins.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Errors returned by Client calls.
+var (
+	// ErrUnknownNode: the control plane does not know this node (404 on a
+	// heartbeat); the node must register again.
+	ErrUnknownNode = errors.New("control plane: unknown node")
+	// ErrNotFound: the directory has no origin for the stream.
+	ErrNotFound = errors.New("control plane: not found")
+	// ErrUnreachable wraps every transport failure and 5xx answer, after the
+	// retries: callers fail closed (publish) or fall back (pull) on it.
+	ErrUnreachable = errors.New("control plane unreachable")
+)
+
+// ClientParams configures a Client.
+type ClientParams struct {
+	// BaseURL of the control plane, e.g. http://127.0.0.1:8080.
+	BaseURL string
+	// Token is the cluster token sent as a bearer token (may be empty when
+	// the control plane trusts loopback callers).
+	Token string
+	// HTTPClient defaults to a client without a global timeout (each call
+	// has its own).
+	HTTPClient *http.Client
+	// Timeout of one attempt (default 3 s).
+	Timeout time.Duration
+	// Retries after a failed attempt (default 2), with exponential backoff
+	// starting at Backoff (default 100 ms). Only transport errors and 5xx
+	// answers are retried.
+	Retries int
+	Backoff time.Duration
+	// ObserveLatency, if set, is called after every answered attempt with
+	// the operation ("register", "heartbeat", "publish_authorize",
+	// "publish_done", "play_authorize", "directory", "nodes").
+	ObserveLatency func(op string, d time.Duration)
+	Logger         *slog.Logger
+}
+
+// Client calls the control plane's node API (/internal/v1). It is safe for
+// concurrent use and holds no mutable state besides its HTTP client.
+type Client struct {
+	p    ClientParams
+	base *url.URL
+	hc   *http.Client
+	log  *slog.Logger
+}
+
+// NewClient validates p and builds a Client.
+func NewClient(p ClientParams) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(p.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("control plane URL %q: want http(s)://host:port", RedactURL(p.BaseURL))
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = 3 * time.Second
+	}
+	if p.Retries < 0 {
+		p.Retries = 0
+	} else if p.Retries == 0 {
+		p.Retries = 2
+	}
+	if p.Backoff <= 0 {
+		p.Backoff = 100 * time.Millisecond
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	hc := p.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{p: p, base: u, hc: hc, log: p.Logger.With("component", "cluster-client")}, nil
+}
+
+// BaseURL is the control plane's address, for logs (never carries secrets).
+func (c *Client) BaseURL() string { return RedactURL(c.base.String()) }
+
+// NodeInfo is what a node registers.
+type NodeInfo struct {
+	Name        string            `json:"name"`
+	Role        string            `json:"role"`
+	RTMPAddress string            `json:"rtmp_address,omitempty"`
+	HTTPAddress string            `json:"http_address,omitempty"`
+	Capacity    int               `json:"capacity,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Version     string            `json:"version,omitempty"`
+}
+
+// RegisterReply is the control plane's answer to a registration.
+type RegisterReply struct {
+	Name                string `json:"name"`
+	HeartbeatIntervalMS int    `json:"heartbeat_interval_ms"`
+	LeaseMS             int    `json:"lease_ms"`
+}
+
+// Load is a node's load, reported with every heartbeat.
+type Load struct {
+	Connections int   `json:"connections"`
+	Streams     int   `json:"streams"`
+	BitrateIn   int64 `json:"bitrate_in"`
+	BitrateOut  int64 `json:"bitrate_out"`
+	CostUsed    int   `json:"cost_used"`
+}
+
+// Heartbeat is one heartbeat body. Published is the full set of app/name
+// streams whose publish this node holds (origins only).
+type Heartbeat struct {
+	Load      Load     `json:"load"`
+	Published []string `json:"published"`
+}
+
+// PublishRequest asks whether a publish may start.
+type PublishRequest struct {
+	Node     string `json:"node"`
+	App      string `json:"app"`
+	Name     string `json:"name"`
+	Query    string `json:"query"`
+	Addr     string `json:"addr"`
+	Protocol string `json:"protocol"`
+}
+
+// PublishDecision is the answer. When Allow, Name is the public stream name
+// the relay must publish under (it differs from the request's when the key
+// was given as the name).
+type PublishDecision struct {
+	Allow    bool   `json:"allow"`
+	App      string `json:"app"`
+	Name     string `json:"name"`
+	StreamID int64  `json:"stream_id"`
+	Takeover bool   `json:"takeover"`
+	Reason   string `json:"reason"`
+}
+
+// PlayRequest asks whether a player may play.
+type PlayRequest struct {
+	Node  string `json:"node"`
+	App   string `json:"app"`
+	Name  string `json:"name"`
+	Query string `json:"query"`
+	Addr  string `json:"addr"`
+}
+
+// PlayDecision is the answer to a PlayRequest.
+type PlayDecision struct {
+	Allow  bool   `json:"allow"`
+	Reason string `json:"reason"`
+}
+
+// Origin is one origin that holds a stream's publish.
+type Origin struct {
+	Name        string `json:"name"`
+	RTMPAddress string `json:"rtmp_address"`
+}
+
+// Node is one registered node, as listed by the control plane.
+type Node struct {
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	RTMPAddress string `json:"rtmp_address"`
+	HTTPAddress string `json:"http_address"`
+	Alive       bool   `json:"alive"`
+}
+
+// Register registers (or re-registers) the node.
+func (c *Client) Register(ctx context.Context, n NodeInfo) (RegisterReply, error) {
+	var r RegisterReply
+	_, err := c.do(ctx, "register", http.MethodPost, "/internal/v1/nodes/register", n, &r, nil)
+	return r, err
+}
+
+// SendHeartbeat reports the node's load; it returns the next heartbeat
+// interval (0 if the control plane did not say). ErrUnknownNode means
+// register again.
+func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (time.Duration, error) {
+	if hb.Published == nil {
+		hb.Published = []string{}
+	}
+	var r struct {
+		HeartbeatIntervalMS int `json:"heartbeat_interval_ms"`
+	}
+	status, err := c.do(ctx, "heartbeat", http.MethodPost, "/internal/v1/nodes/"+url.PathEscape(name)+"/heartbeat", hb, &r, map[int]bool{http.StatusNotFound: true})
+	if err != nil {
+		return 0, err
+	}
+	if status == http.StatusNotFound {
+		return 0, ErrUnknownNode
+	}
+	return time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, nil
+}
+
+// AuthorizePublish asks the control plane whether a publish may start. A
+// refusal is a decision (Allow false, with the reason), not an error; an
+// error means no decision could be obtained (fail closed).
+func (c *Client) AuthorizePublish(ctx context.Context, req PublishRequest) (PublishDecision, error) {
+	var d PublishDecision
+	status, err := c.do(ctx, "publish_authorize", http.MethodPost, "/internal/v1/publish/authorize", req, &d, refusals)
+	if err != nil {
+		return PublishDecision{}, err
+	}
+	if status != http.StatusOK {
+		d.Allow = false
+	}
+	if d.Allow && d.Name == "" {
+		d.Name = req.Name
+	}
+	if d.Allow && d.App == "" {
+		d.App = req.App
+	}
+	return d, nil
+}
+
+// PublishDone tells the control plane a publish ended (idempotent).
+func (c *Client) PublishDone(ctx context.Context, node, app, name string) error {
+	body := map[string]string{"node": node, "app": app, "name": name}
+	_, err := c.do(ctx, "publish_done", http.MethodPost, "/internal/v1/publish/done", body, nil, nil)
+	return err
+}
+
+// AuthorizePlay asks whether a player may play a stream.
+func (c *Client) AuthorizePlay(ctx context.Context, req PlayRequest) (PlayDecision, error) {
+	var d PlayDecision
+	status, err := c.do(ctx, "play_authorize", http.MethodPost, "/internal/v1/play/authorize", req, &d, refusals)
+	if err != nil {
+		return PlayDecision{}, err
+	}
+	if status != http.StatusOK {
+		d.Allow = false
+	}
+	return d, nil
+}
+
+// Directory lists the live origins holding app/name, most recent first.
+// ErrNotFound when nobody holds it.
+func (c *Client) Directory(ctx context.Context, app, name string) ([]Origin, error) {
+	var r struct {
+		Origins []Origin `json:"origins"`
+	}
+	status, err := c.do(ctx, "directory", http.MethodGet, "/internal/v1/directory/"+url.PathEscape(app)+"/"+url.PathEscape(name), nil, &r, map[int]bool{http.StatusNotFound: true})
+	if err != nil {
+		return nil, err
+	}
+	if status == http.StatusNotFound || len(r.Origins) == 0 {
+		return nil, ErrNotFound
+	}
+	return r.Origins, nil
+}
+
+// Nodes lists the registered nodes of a role.
+func (c *Client) Nodes(ctx context.Context, role string) ([]Node, error) {
+	var r struct {
+		Nodes []Node `json:"nodes"`
+	}
+	_, err := c.do(ctx, "nodes", http.MethodGet, "/internal/v1/nodes?role="+url.QueryEscape(role), nil, &r, nil)
+	return r.Nodes, err
+}
+
+// LiveOrigins lists the origins the control plane considers alive.
+func (c *Client) LiveOrigins(ctx context.Context) ([]Node, error) {
+	nodes, err := c.Nodes(ctx, "origin")
+	if err != nil {
+		return nil, err
+	}
+	live := nodes[:0]
+	for _, n := range nodes {
+		if n.Alive && n.RTMPAddress != "" {
+			live = append(live, n)
+		}
+	}
+	return live, nil
+}
+
+// refusals are the statuses whose body is a decision, not a failure.
+var refusals = map[int]bool{http.StatusForbidden: true, http.StatusNotFound: true, http.StatusUnauthorized: false}
+
+// apiError is the control plane's error body.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Field   string `json:"field"`
+	} `json:"error"`
+}
+
+// do runs one call with retries. Statuses in accept are returned with their
+// decoded body; other 4xx are errors (not retried); 5xx and transport
+// failures are retried, then wrapped in ErrUnreachable.
+func (c *Client) do(ctx context.Context, op, method, path string, in, out any, accept map[int]bool) (int, error) {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return 0, fmt.Errorf("encode %s: %w", RedactURL(path), err)
+		}
+	}
+	backoff := c.p.Backoff
+	var lastErr error
+	for attempt := 0; attempt <= c.p.Retries; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, fmt.Errorf("%w: %s %s: %v", ErrUnreachable, method, RedactURL(path), ctx.Err())
+			case <-t.C:
+			}
+			backoff *= 2
+		}
+		status, retry, err := c.once(ctx, op, method, path, body, out, accept)
+		if err == nil {
+			return status, nil
+		}
+		if !retry {
+			return status, err
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, fmt.Errorf("%w: %v", ErrUnreachable, lastErr)
+}
+
+func (c *Client) once(ctx context.Context, op, method, path string, body []byte, out any, accept map[int]bool) (status int, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.p.Timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return 0, false, fmt.Errorf("build request %s: %w", RedactURL(path), err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.p.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.p.Token)
+	}
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// url.Error carries the URL; report only method and path.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, true, fmt.Errorf("%s %s: %v", method, RedactURL(path), err)
+	}
+	defer resp.Body.Close()
+	if c.p.ObserveLatency != nil {
+		c.p.ObserveLatency(op, time.Since(start))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, true, fmt.Errorf("%s %s: read answer: %v", method, RedactURL(path), err)
+	}
+	status = resp.StatusCode
+	switch {
+	case status >= 500:
+		return status, true, fmt.Errorf("%s %s: status %d%s", method, RedactURL(path), status, errorMessage(b))
+	case status == http.StatusOK || status == http.StatusCreated || accept[status]:
+		if out != nil && len(b) > 0 {
+			if err := json.Unmarshal(b, out); err != nil && status < 300 {
+				return status, false, fmt.Errorf("%s %s: decode answer: %w", method, RedactURL(path), err)
+			}
+		}
+		return status, false, nil
+	case status >= 200 && status < 300:
+		return status, false, nil
+	default:
+		return status, false, fmt.Errorf("%s %s: status %d%s", method, RedactURL(path), status, errorMessage(b))
+	}
+}
+
+func errorMessage(b []byte) string {
+	var e apiError
+	if json.Unmarshal(b, &e) != nil || (e.Error.Code == "" && e.Error.Message == "") {
+		return ""
+	}
+	return fmt.Sprintf(" (%s: %s)", e.Error.Code, e.Error.Message)
+}
+
+// RedactURL drops the query string and user info of a URL or path, where
+// keys and tokens travel, so that it can be logged.
+func RedactURL(s string) string {
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
+	}
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = nil
+		s = u.String()
+	}
+	return s
+}
