@@ -1,0 +1,292 @@
+package rtmp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portier/portier/media/rtmp/amf0"
+)
+
+// conn is the part shared by ServerConn and ClientConn: the chunk reader,
+// protocol control handling and the single guarded writer.
+//
+// Concurrency rule: reading (cr, pending, window state) belongs to one
+// goroutine at a time; writing goes through wmu, which is held only for the
+// duration of one write to the socket.
+type conn struct {
+	nc           net.Conn
+	br           *bufio.Reader
+	cr           *ChunkReader
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+	log          *slog.Logger
+
+	// read side
+	peerWindow uint32 // acknowledgement window the peer asked for
+	lastAck    uint64
+	pending    []Message // messages split from aggregates, not yet returned
+
+	// write side
+	wmu          sync.Mutex
+	outChunkSize atomic.Uint32
+	written      atomic.Uint64
+}
+
+func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Duration, log *slog.Logger) *conn {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	br := bufio.NewReaderSize(nc, 32<<10)
+	c := &conn{
+		nc:           nc,
+		br:           br,
+		cr:           NewChunkReader(br, maxMessage),
+		readTimeout:  readTimeout,
+		writeTimeout: writeTimeout,
+		log:          log,
+	}
+	c.outChunkSize.Store(128)
+	return c
+}
+
+// handshakeRW reads through the buffered reader so no byte is lost between
+// the handshake and the first chunk.
+type handshakeRW struct {
+	io.Reader
+	io.Writer
+}
+
+func (c *conn) rw() io.ReadWriter { return handshakeRW{c.br, c.nc} }
+
+// write writes bufs to the socket with writev, under the write lock.
+func (c *conn) write(bufs ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writeTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	nb := net.Buffers(bufs)
+	n, err := nb.WriteTo(c.nc)
+	c.written.Add(uint64(n))
+	if err != nil {
+		return fmt.Errorf("rtmp write: %w", err)
+	}
+	return nil
+}
+
+// writeMessage chunks msg with the current outbound chunk size and writes it.
+func (c *conn) writeMessage(msg Message) error {
+	if len(msg.Payload) > 0xffffff {
+		return fmt.Errorf("%w: %d bytes", ErrMessageTooLarge, len(msg.Payload))
+	}
+	b := AppendChunks(nil, msg.CSID(), msg.StreamID, msg.Type, msg.Timestamp, msg.Payload, c.outChunkSize.Load())
+	return c.write(b)
+}
+
+// setOutChunkSize announces and applies a new outbound chunk size. The
+// announcement and the switch happen under the write lock so no message is
+// chunked with a size the peer does not know yet.
+func (c *conn) setOutChunkSize(n uint32) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := appendUint32Control(nil, TypeSetChunkSize, n)
+	if c.writeTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	k, err := c.nc.Write(b)
+	c.written.Add(uint64(k))
+	if err != nil {
+		return fmt.Errorf("rtmp write: %w", err)
+	}
+	c.outChunkSize.Store(n)
+	return nil
+}
+
+// writeCommand encodes an AMF0 command and writes it.
+func (c *conn) writeCommand(csid, streamID uint32, values ...any) error {
+	body, err := amf0.EncodeAll(nil, values...)
+	if err != nil {
+		return err
+	}
+	return c.write(AppendChunks(nil, csid, streamID, TypeCommandAMF0, 0, body, c.outChunkSize.Load()))
+}
+
+// writeStatus sends an onStatus command on message stream streamID.
+func (c *conn) writeStatus(streamID uint32, level, code, description string) error {
+	info := amf0.Object{"level": level, "code": code, "description": description}
+	return c.writeCommand(CSIDStatus, streamID, "onStatus", 0.0, nil, info)
+}
+
+// readMessage returns the next message that is not protocol control:
+// commands, audio, video and data (aggregates are split). Protocol control
+// is handled here: chunk size, abort, window size, pings, and
+// acknowledgements once the peer's window has been received.
+func (c *conn) readMessage() (Message, error) {
+	for {
+		if len(c.pending) > 0 {
+			m := c.pending[0]
+			c.pending = c.pending[1:]
+			return m, nil
+		}
+		if c.readTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+		}
+		msg, _, err := c.cr.ReadMessage()
+		if err != nil {
+			return Message{}, err
+		}
+		if err := c.maybeAck(); err != nil {
+			return Message{}, err
+		}
+		switch msg.Type {
+		case TypeSetChunkSize, TypeAbort, TypeAck, TypeWindowAckSize, TypeSetPeerBandwidth, TypeUserControl:
+			if err := c.handleControl(msg); err != nil {
+				return Message{}, err
+			}
+		case TypeAggregate:
+			subs, err := splitAggregate(msg)
+			if err != nil {
+				return Message{}, err
+			}
+			c.pending = append(c.pending, subs...)
+		case TypeDataAMF3, TypeCommandAMF3:
+			// AMF3 envelopes of AMF0 bodies: a leading format byte of 0.
+			if len(msg.Payload) > 0 && msg.Payload[0] == 0 {
+				msg.Payload = msg.Payload[1:]
+			}
+			if msg.Type == TypeDataAMF3 {
+				msg.Type = TypeDataAMF0
+			} else {
+				msg.Type = TypeCommandAMF0
+			}
+			return msg, nil
+		default:
+			return msg, nil
+		}
+	}
+}
+
+func (c *conn) maybeAck() error {
+	if c.peerWindow == 0 {
+		return nil
+	}
+	n := c.cr.BytesRead()
+	if n-c.lastAck < uint64(c.peerWindow) {
+		return nil
+	}
+	c.lastAck = n
+	return c.write(appendUint32Control(nil, TypeAck, uint32(n)))
+}
+
+func (c *conn) handleControl(msg Message) error {
+	p := msg.Payload
+	switch msg.Type {
+	case TypeSetChunkSize:
+		if len(p) < 4 {
+			return errors.New("rtmp: short SetChunkSize")
+		}
+		return c.cr.SetChunkSize(binary.BigEndian.Uint32(p))
+	case TypeAbort:
+		if len(p) >= 4 {
+			c.cr.Abort(binary.BigEndian.Uint32(p))
+		}
+	case TypeWindowAckSize:
+		if len(p) >= 4 {
+			c.peerWindow = binary.BigEndian.Uint32(p)
+		}
+	case TypeSetPeerBandwidth, TypeAck:
+		// Informational: we do not throttle our output by the peer's
+		// bandwidth hint, and we do not wait for acknowledgements.
+	case TypeUserControl:
+		if len(p) < 2 {
+			return errors.New("rtmp: short user control message")
+		}
+		switch binary.BigEndian.Uint16(p) {
+		case EventPingRequest:
+			if len(p) >= 6 {
+				return c.write(appendUserControl(nil, EventPingResponse, binary.BigEndian.Uint32(p[2:])))
+			}
+		case EventSetBufferLength, EventStreamBegin, EventStreamEOF, EventStreamDry, EventStreamIsRecord, EventPingResponse:
+		}
+	}
+	return nil
+}
+
+// splitAggregate splits an aggregate message into its sub-messages. Their
+// timestamps are rebased so the first one carries the aggregate's timestamp.
+func splitAggregate(agg Message) ([]Message, error) {
+	p := agg.Payload
+	var out []Message
+	var base uint32
+	for len(p) > 0 {
+		if len(p) < 11 {
+			return nil, errors.New("rtmp: truncated aggregate sub-message header")
+		}
+		typ := p[0]
+		size := uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
+		ts := uint32(p[4])<<16 | uint32(p[5])<<8 | uint32(p[6]) | uint32(p[7])<<24
+		if uint64(len(p)) < 11+uint64(size)+4 {
+			return nil, errors.New("rtmp: truncated aggregate sub-message")
+		}
+		if len(out) == 0 {
+			base = ts
+		}
+		switch typ {
+		case TypeAudio, TypeVideo, TypeDataAMF0:
+			out = append(out, Message{
+				Type:      typ,
+				StreamID:  agg.StreamID,
+				Timestamp: agg.Timestamp + (ts - base),
+				Payload:   p[11 : 11+size : 11+size],
+			})
+		default:
+			return nil, fmt.Errorf("rtmp: aggregate contains message type %d", typ)
+		}
+		p = p[11+size+4:]
+	}
+	return out, nil
+}
+
+// gracefulClose stops writing, waits briefly for the peer to read what was
+// sent and close its side, then closes the socket. A plain close with unread
+// input makes the kernel send a reset, and the peer may never see our last
+// status message.
+func (c *conn) gracefulClose(linger time.Duration) error {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = c.nc.SetReadDeadline(time.Now().Add(linger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.br, 1<<20))
+	}
+	return c.nc.Close()
+}
+
+// commandName decodes the leading command name and transaction id of an
+// AMF0 command, and the remaining values.
+func decodeCommand(payload []byte) (name string, txn float64, args []any, err error) {
+	vals, err := amf0.DecodeAll(payload)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("rtmp: decode command: %w", err)
+	}
+	if len(vals) == 0 {
+		return "", 0, nil, errors.New("rtmp: empty command")
+	}
+	name, ok := vals[0].(string)
+	if !ok {
+		return "", 0, nil, errors.New("rtmp: command name is not a string")
+	}
+	if len(vals) > 1 {
+		txn, _ = vals[1].(float64)
+	}
+	if len(vals) > 2 {
+		args = vals[2:]
+	}
+	return name, txn, args, nil
+}

@@ -1,0 +1,444 @@
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portier/portier/media/rtmp/amf0"
+)
+
+// ServerConfig configures a ServerConn. Zero values select the defaults.
+type ServerConfig struct {
+	HandshakeTimeout time.Duration // default 10s: a handshake that never completes is closed
+	ReadTimeout      time.Duration // idle read deadline, default 30s
+	WriteTimeout     time.Duration // default 10s
+	ChunkSize        uint32        // outbound chunk size, default DefaultChunkSize
+	WindowAckSize    uint32        // acknowledgement window asked of the peer, default DefaultWindowAckSize
+	MaxMessageSize   uint32        // largest message accepted, default DefaultMaxMessageSize
+	Logger           *slog.Logger
+}
+
+func (c *ServerConfig) defaults() {
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ChunkSize == 0 || c.ChunkSize > MaxChunkSize {
+		c.ChunkSize = DefaultChunkSize
+	}
+	if c.WindowAckSize == 0 {
+		c.WindowAckSize = DefaultWindowAckSize
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+}
+
+// RequestKind says whether a client wants to publish or play.
+type RequestKind uint8
+
+// Request kinds.
+const (
+	KindPublish RequestKind = iota + 1
+	KindPlay
+)
+
+func (k RequestKind) String() string {
+	switch k {
+	case KindPublish:
+		return "publish"
+	case KindPlay:
+		return "play"
+	}
+	return "unknown"
+}
+
+// Request is what a client asked for in connect and publish/play.
+type Request struct {
+	Kind        RequestKind
+	App         string     // connect's app without query, e.g. "live"
+	Name        string     // stream name without query, e.g. "test"
+	Query       url.Values // query of the tcUrl/app and of the stream name, merged
+	RawQuery    string     // the same query in encoded form
+	TcURL       string
+	PublishType string // publish only: "live", "record" or "append"
+	StreamID    uint32 // message stream id of the publish/play
+}
+
+// ServerConn is the server side of one RTMP connection.
+type ServerConn struct {
+	*conn
+	cfg      ServerConfig
+	req      *Request
+	streamID uint32
+
+	done      chan struct{}
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error
+}
+
+// NewServerConn wraps an accepted connection.
+func NewServerConn(nc net.Conn, cfg ServerConfig) *ServerConn {
+	cfg.defaults()
+	return &ServerConn{
+		conn: newConn(nc, cfg.MaxMessageSize, cfg.ReadTimeout, cfg.WriteTimeout, cfg.Logger),
+		cfg:  cfg,
+		done: make(chan struct{}),
+	}
+}
+
+// Accept performs the handshake and answers commands until the client asks
+// to publish or play. Cancelling ctx aborts it and closes the connection.
+func (c *ServerConn) Accept(ctx context.Context) (*Request, error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	defer stop()
+	_ = c.nc.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	if err := serverHandshake(c.rw()); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("rtmp handshake: %w", ctxErr(ctx, err))
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	req, err := c.acceptCommands()
+	if err != nil {
+		c.Close()
+		return nil, ctxErr(ctx, err)
+	}
+	c.req = req
+	return req, nil
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+func (c *ServerConn) acceptCommands() (*Request, error) {
+	var app, tcURL string
+	connected := false
+	for {
+		msg, err := c.readMessage()
+		if err != nil {
+			return nil, err
+		}
+		if msg.Type != TypeCommandAMF0 {
+			continue // e.g. @setDataFrame before publish: nothing to do yet
+		}
+		name, txn, args, err := decodeCommand(msg.Payload)
+		if err != nil {
+			return nil, err
+		}
+		switch name {
+		case "connect":
+			if len(args) == 0 {
+				return nil, errors.New("rtmp: connect without command object")
+			}
+			obj, _ := args[0].(amf0.Object)
+			app, _ = obj["app"].(string)
+			tcURL, _ = obj["tcUrl"].(string)
+			if err := c.replyConnect(txn); err != nil {
+				return nil, err
+			}
+			connected = true
+		case "createStream":
+			c.streamID = PlayStreamID
+			if err := c.writeCommand(CSIDCommand, 0, "_result", txn, nil, float64(c.streamID)); err != nil {
+				return nil, err
+			}
+		case "publish", "play":
+			if !connected {
+				return nil, fmt.Errorf("rtmp: %s before connect", name)
+			}
+			if len(args) < 2 {
+				return nil, fmt.Errorf("rtmp: %s without a stream name", name)
+			}
+			streamName, _ := args[1].(string)
+			req := buildRequest(app, tcURL, streamName)
+			req.StreamID = msg.StreamID
+			if req.StreamID == 0 {
+				req.StreamID = PlayStreamID
+			}
+			c.streamID = req.StreamID
+			if name == "publish" {
+				req.Kind = KindPublish
+				req.PublishType = "live"
+				if len(args) >= 3 {
+					if t, ok := args[2].(string); ok && t != "" {
+						req.PublishType = t
+					}
+				}
+			} else {
+				req.Kind = KindPlay
+			}
+			return req, nil
+		default:
+			// releaseStream, FCPublish, getStreamLength, _checkbw,
+			// FCSubscribe...: acknowledge when a reply is expected.
+			if txn != 0 {
+				if err := c.writeCommand(CSIDCommand, 0, "_result", txn, nil, amf0.Undefined{}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+}
+
+func (c *ServerConn) replyConnect(txn float64) error {
+	var b []byte
+	b = appendUint32Control(b, TypeWindowAckSize, c.cfg.WindowAckSize)
+	b = appendSetPeerBandwidth(b, c.cfg.WindowAckSize, 2)
+	if err := c.write(b); err != nil {
+		return err
+	}
+	if err := c.setOutChunkSize(c.cfg.ChunkSize); err != nil {
+		return err
+	}
+	props := amf0.Object{"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0}
+	info := amf0.Object{
+		"level":          "status",
+		"code":           "NetConnection.Connect.Success",
+		"description":    "Connection succeeded.",
+		"objectEncoding": 0.0,
+	}
+	return c.writeCommand(CSIDCommand, 0, "_result", txn, props, info)
+}
+
+// buildRequest splits queries off the app, tcUrl and stream name.
+func buildRequest(app, tcURL, name string) *Request {
+	req := &Request{TcURL: tcURL, Query: url.Values{}}
+	var raws []string
+	if i := strings.IndexByte(app, '?'); i >= 0 {
+		raws = append(raws, app[i+1:])
+		app = app[:i]
+	} else if u, err := url.Parse(tcURL); err == nil && u.RawQuery != "" {
+		raws = append(raws, u.RawQuery)
+	}
+	if i := strings.IndexByte(name, '?'); i >= 0 {
+		raws = append(raws, name[i+1:])
+		name = name[:i]
+	}
+	req.App = strings.Trim(app, "/")
+	req.Name = name
+	for _, raw := range raws {
+		if raw == "" {
+			continue
+		}
+		q, _ := url.ParseQuery(raw)
+		for k, vs := range q {
+			req.Query[k] = append(req.Query[k], vs...)
+		}
+		if req.RawQuery != "" {
+			req.RawQuery += "&"
+		}
+		req.RawQuery += raw
+	}
+	return req
+}
+
+// StreamID returns the message stream id media for this connection uses.
+func (c *ServerConn) StreamID() uint32 { return c.streamID }
+
+// ChunkSize returns the outbound chunk size announced to the client.
+func (c *ServerConn) ChunkSize() uint32 { return c.outChunkSize.Load() }
+
+// RemoteAddr returns the client's address.
+func (c *ServerConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// BytesRead and BytesWritten return the connection's byte counts.
+func (c *ServerConn) BytesRead() uint64    { return c.cr.BytesRead() }
+func (c *ServerConn) BytesWritten() uint64 { return c.written.Load() }
+
+// AcceptPublish tells the client its publish started.
+func (c *ServerConn) AcceptPublish() error {
+	if c.req == nil || c.req.Kind != KindPublish {
+		return errors.New("rtmp: AcceptPublish without a publish request")
+	}
+	if err := c.write(appendUserControl(nil, EventStreamBegin, c.streamID)); err != nil {
+		return err
+	}
+	return c.writeStatus(c.streamID, "status", "NetStream.Publish.Start", c.req.Name+" is now published.")
+}
+
+// ReadMessage returns the publisher's next audio, video or data message.
+// It returns io.EOF when the client unpublishes or closes the stream.
+func (c *ServerConn) ReadMessage() (Message, error) {
+	for {
+		msg, err := c.readMessage()
+		if err != nil {
+			return Message{}, err
+		}
+		switch msg.Type {
+		case TypeAudio, TypeVideo, TypeDataAMF0:
+			return msg, nil
+		case TypeCommandAMF0:
+			name, txn, _, err := decodeCommand(msg.Payload)
+			if err != nil {
+				return Message{}, err
+			}
+			switch name {
+			case "FCUnpublish", "deleteStream", "closeStream":
+				return Message{}, io.EOF
+			default:
+				if txn != 0 {
+					if err := c.writeCommand(CSIDCommand, 0, "_result", txn, nil, amf0.Undefined{}); err != nil {
+						return Message{}, err
+					}
+				}
+			}
+		}
+	}
+}
+
+// AcceptPlay starts playback: StreamBegin, NetStream.Play.Reset,
+// NetStream.Play.Start and |RtmpSampleAccess. From then on an internal
+// goroutine reads the client's messages (acknowledgements, pings, commands)
+// and Done is closed when the client leaves.
+func (c *ServerConn) AcceptPlay() error {
+	if c.req == nil || c.req.Kind != KindPlay {
+		return errors.New("rtmp: AcceptPlay without a play request")
+	}
+	var b []byte
+	b = appendUserControl(b, EventStreamIsRecord, c.streamID)
+	b = appendUserControl(b, EventStreamBegin, c.streamID)
+	if err := c.write(b); err != nil {
+		return err
+	}
+	if err := c.writeStatus(c.streamID, "status", "NetStream.Play.Reset", "Playing and resetting "+c.req.Name+"."); err != nil {
+		return err
+	}
+	if err := c.writeStatus(c.streamID, "status", "NetStream.Play.Start", "Started playing "+c.req.Name+"."); err != nil {
+		return err
+	}
+	access, _ := amf0.EncodeAll(nil, "|RtmpSampleAccess", true, true)
+	if err := c.writeMessage(Message{Type: TypeDataAMF0, StreamID: c.streamID, Payload: access}); err != nil {
+		return err
+	}
+	go c.playReadLoop()
+	return nil
+}
+
+// playReadLoop serves a player's control traffic until it leaves.
+func (c *ServerConn) playReadLoop() {
+	var err error
+	for {
+		var msg Message
+		msg, err = c.readMessage()
+		if err != nil {
+			break
+		}
+		if msg.Type != TypeCommandAMF0 {
+			continue
+		}
+		name, _, _, derr := decodeCommand(msg.Payload)
+		if derr != nil {
+			err = derr
+			break
+		}
+		if name == "deleteStream" || name == "closeStream" {
+			err = io.EOF
+			break
+		}
+	}
+	c.finish(err)
+}
+
+// finish records why the connection ended, closes Done and the socket.
+func (c *ServerConn) finish(err error) {
+	c.closeOnce.Do(func() {
+		c.errMu.Lock()
+		c.err = err
+		c.errMu.Unlock()
+		close(c.done)
+		_ = c.nc.Close()
+	})
+}
+
+// Done is closed when the connection has ended (a player left, or Close).
+func (c *ServerConn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended, once Done is closed.
+func (c *ServerConn) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// WriteChunks writes pre-chunked bytes (made by AppendChunks with this
+// connection's StreamID and ChunkSize) with a single writev.
+func (c *ServerConn) WriteChunks(bufs ...[]byte) error {
+	select {
+	case <-c.done:
+		return ErrClosed
+	default:
+	}
+	return c.write(bufs...)
+}
+
+// WriteMessage chunks and writes one message on this connection's stream.
+func (c *ServerConn) WriteMessage(msg Message) error {
+	if msg.StreamID == 0 && msg.Type >= TypeAudio {
+		msg.StreamID = c.streamID
+	}
+	return c.writeMessage(msg)
+}
+
+// Reject refuses the pending publish or play with an error status (for
+// example NetStream.Publish.BadName, NetStream.Publish.Unauthorized or
+// NetStream.Play.StreamNotFound) and closes the connection gracefully so
+// the client can print the description.
+func (c *ServerConn) Reject(code, description string) error {
+	err := c.writeStatus(c.streamID, "error", code, description)
+	c.closeOnce.Do(func() {
+		c.errMu.Lock()
+		c.err = &StatusError{Level: "error", Code: code, Description: description}
+		c.errMu.Unlock()
+		close(c.done)
+		_ = c.gracefulClose(2 * time.Second)
+	})
+	return err
+}
+
+// PlayEnd tells a player the stream has ended (NetStream.Play.UnpublishNotify,
+// NetStream.Play.Stop and StreamEOF) and closes the connection once the
+// player has closed its side, or after a short linger.
+func (c *ServerConn) PlayEnd() error {
+	err := c.writeStatus(c.streamID, "status", "NetStream.Play.UnpublishNotify", "The stream was unpublished.")
+	if err == nil {
+		err = c.writeStatus(c.streamID, "status", "NetStream.Play.Stop", "Stopped playing.")
+	}
+	if err == nil {
+		err = c.write(appendUserControl(nil, EventStreamEOF, c.streamID))
+	}
+	// The play read loop owns the reader: half-close and let it observe the
+	// client's close, bounded by a timer.
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil {
+		_ = tc.CloseWrite()
+		t := time.AfterFunc(2*time.Second, func() { c.finish(io.EOF) })
+		<-c.done
+		t.Stop()
+		return nil
+	}
+	c.finish(io.EOF)
+	return err
+}
+
+// Close closes the connection immediately.
+func (c *ServerConn) Close() error {
+	c.finish(ErrClosed)
+	return nil
+}
