@@ -33,17 +33,17 @@ func (f *Fault) Error() string { return fmt.Sprintf("supervisord fault %d: %s", 
 
 // Python supervisor's fault codes (ochinchina answers -32500 with a message).
 const (
-	FaultBadName         = 10
-	FaultNoFile          = 20
-	FaultNotExecutable   = 21
-	FaultFailed          = 30
-	FaultAbnormalTerm    = 40
-	FaultSpawnError      = 50
-	FaultAlreadyStarted  = 60
-	FaultNotRunning      = 70
-	FaultAlreadyAdded    = 90
-	FaultStillRunning    = 91
-	FaultCantReread      = 92
+	FaultBadName        = 10
+	FaultNoFile         = 20
+	FaultNotExecutable  = 21
+	FaultFailed         = 30
+	FaultAbnormalTerm   = 40
+	FaultSpawnError     = 50
+	FaultAlreadyStarted = 60
+	FaultNotRunning     = 70
+	FaultAlreadyAdded   = 90
+	FaultStillRunning   = 91
+	FaultCantReread     = 92
 )
 
 // IsFault reports whether err is a supervisord fault with one of the codes.
