@@ -1,9 +1,210 @@
-// Package models holds the control plane's gorm models and the queries on them.
+// Package models holds the control plane's gorm models and the queries on
+// them. Open connects to Postgres (for clusters) or SQLite (the embedded
+// default, one replica only) and applies the embedded migrations.
+//
+// Times are always stored in UTC; pass UTC times to queries that compare them
+// (SQLite compares times as text).
 package models
 
-import "gorm.io/gorm"
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/portier/portier/migrations"
+)
+
+// Dialect names the database behind a Store.
+type Dialect string
+
+// The supported dialects.
+const (
+	DialectSQLite   Dialect = "sqlite"
+	DialectPostgres Dialect = "postgres"
+)
+
+// Sentinel errors returned by Store methods. The API maps them to HTTP statuses.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrConflict  = errors.New("already exists")
+	ErrInUse     = errors.New("still in use")
+	ErrNoSecret  = errors.New("invalid credentials")
+	ErrForbidden = errors.New("forbidden")
+)
 
 // Store is the control plane's database.
 type Store struct {
-	DB *gorm.DB
+	DB       *gorm.DB
+	dialect  Dialect
+	provider *goose.Provider
+}
+
+// IsPostgres reports whether dsn names a Postgres database.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to dsn and applies every pending migration. A dsn starting
+// with postgres:// is Postgres (pgx); anything else is a SQLite file path,
+// opened with WAL, a busy timeout, immediate write transactions and foreign
+// keys on.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg := &gorm.Config{
+		Logger:         logger.Discard,
+		TranslateError: true,
+		NowFunc:        func() time.Time { return time.Now().UTC() },
+	}
+	var (
+		db      *gorm.DB
+		dialect Dialect
+		err     error
+	)
+	if IsPostgres(dsn) {
+		dialect = DialectPostgres
+		db, err = gorm.Open(postgres.Open(dsn), cfg)
+	} else {
+		dialect = DialectSQLite
+		if dsn == "" {
+			return nil, errors.New("open database: empty database path")
+		}
+		db, err = gorm.Open(sqlite.Open(sqliteDSN(dsn)), cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	if dialect == DialectSQLite {
+		sqlDB.SetMaxOpenConns(4)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &Store{DB: db, dialect: dialect}
+	if err := s.migrate(ctx, sqlDB); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func sqliteDSN(path string) string {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return "file:" + path + sep +
+		"_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+}
+
+func (s *Store) migrate(ctx context.Context, sqlDB *sql.DB) error {
+	var (
+		p   *goose.Provider
+		err error
+	)
+	quiet := goose.WithSlog(slog.New(slog.DiscardHandler))
+	switch s.dialect {
+	case DialectPostgres:
+		// One advisory lock per schema, so replicas starting together apply
+		// migrations once, and parallel test schemas do not wait on each other.
+		var schema string
+		if err := sqlDB.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+			return fmt.Errorf("migrate: read current schema: %w", err)
+		}
+		id := int64(crc64.Checksum([]byte("portier-migrations/"+schema), crc64.MakeTable(crc64.ECMA)) >> 1)
+		locker, lerr := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 120))
+		if lerr != nil {
+			return fmt.Errorf("migrate: %w", lerr)
+		}
+		p, err = goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.Postgres(), goose.WithSessionLocker(locker), quiet)
+	default:
+		p, err = goose.NewProvider(goose.DialectSQLite3, sqlDB, migrations.SQLite(), quiet)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s database: %w", s.dialect, err)
+	}
+	s.provider = p
+	return nil
+}
+
+// Dialect reports which database the store uses.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// SingleReplica reports whether only one control-plane process may use this
+// database (true for SQLite).
+func (s *Store) SingleReplica() bool { return s.dialect == DialectSQLite }
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// MigrationStatus reports the applied and the latest known migration version.
+func (s *Store) MigrationStatus(ctx context.Context) (current, latest int64, err error) {
+	return s.provider.GetVersions(ctx)
+}
+
+// Tx runs fn in one transaction: all of its writes happen or none do.
+func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.DB.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider})
+	})
+}
+
+// db returns the gorm handle bound to ctx.
+func (s *Store) db(ctx context.Context) *gorm.DB { return s.DB.WithContext(ctx) }
+
+// notFound maps gorm's record-not-found to ErrNotFound with context.
+func notFound(err error, what string) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// conflict maps a unique violation to ErrConflict with context.
+func conflict(err error, what string) error {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return fmt.Errorf("%s: %w", what, ErrConflict)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// lim turns a zero or negative limit into "no limit" for gorm.
+func lim(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

@@ -1,0 +1,64 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Audit results.
+const (
+	ResultOK     = "ok"
+	ResultDenied = "denied"
+	ResultError  = "error"
+)
+
+// Audit records an event. A zero Time is now.
+func (s *Store) Audit(ctx context.Context, e *AuditEvent) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	if e.Result == "" {
+		e.Result = ResultOK
+	}
+	if err := s.db(ctx).Create(e).Error; err != nil {
+		return fmt.Errorf("write audit event %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// AuditFilter selects audit events. Zero values select everything.
+type AuditFilter struct {
+	Action string
+	Actor  string
+	Object string
+	Since  time.Time
+	Limit  int
+	Offset int
+}
+
+// ListAudit lists audit events, newest first, with the total matching count.
+func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, int64, error) {
+	q := s.db(ctx).Model(&AuditEvent{})
+	if f.Action != "" {
+		q = q.Where("action = ?", f.Action)
+	}
+	if f.Actor != "" {
+		q = q.Where("actor = ?", f.Actor)
+	}
+	if f.Object != "" {
+		q = q.Where("object = ?", f.Object)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("time >= ?", f.Since.UTC())
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count audit events: %w", err)
+	}
+	var out []AuditEvent
+	if err := q.Order("id DESC").Limit(lim(f.Limit)).Offset(f.Offset).Find(&out).Error; err != nil {
+		return nil, 0, fmt.Errorf("list audit events: %w", err)
+	}
+	return out, total, nil
+}

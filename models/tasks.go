@@ -1,0 +1,81 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// TaskFilter selects tasks for ListTasks. Zero values select everything.
+type TaskFilter struct {
+	StreamID int64
+	OwnerID  int64 // only tasks of streams owned by this user
+	State    string
+	NodeName string
+	Limit    int
+	Offset   int
+}
+
+// ListTasks lists tasks, newest first, with the total matching count.
+func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int64, error) {
+	q := s.db(ctx).Model(&Task{})
+	if f.StreamID != 0 {
+		q = q.Where("stream_id = ?", f.StreamID)
+	}
+	if f.OwnerID != 0 {
+		q = q.Where("stream_id IN (SELECT id FROM streams WHERE owner_id = ?)", f.OwnerID)
+	}
+	if f.State != "" {
+		q = q.Where("state = ?", f.State)
+	}
+	if f.NodeName != "" {
+		q = q.Where("node_name = ?", f.NodeName)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count tasks: %w", err)
+	}
+	var out []Task
+	if err := q.Order("id DESC").Limit(lim(f.Limit)).Offset(f.Offset).Find(&out).Error; err != nil {
+		return nil, 0, fmt.Errorf("list tasks: %w", err)
+	}
+	return out, total, nil
+}
+
+// TaskByID loads a task.
+func (s *Store) TaskByID(ctx context.Context, id int64) (*Task, error) {
+	var t Task
+	if err := s.db(ctx).First(&t, id).Error; err != nil {
+		return nil, notFound(err, "task")
+	}
+	return &t, nil
+}
+
+// RequestTaskRestart asks for a task to be restarted: it goes back to pending
+// with a new epoch (so its current runner, fenced by the old epoch, stops it)
+// and is scheduled again. Only tasks that should run can be restarted.
+func (s *Store) RequestTaskRestart(ctx context.Context, id int64, reason string) (*Task, error) {
+	var t *Task
+	err := s.Tx(ctx, func(tx *Store) error {
+		var err error
+		if t, err = tx.TaskByID(ctx, id); err != nil {
+			return err
+		}
+		if t.DesiredState != DesiredRunning {
+			return fmt.Errorf("task %d is not meant to run (its stream is not live or its config is off): %w", id, ErrInUse)
+		}
+		res := tx.db(ctx).Model(&Task{}).Where("id = ? AND epoch = ?", id, t.Epoch).Updates(map[string]any{
+			"state": TaskPending, "node_name": "", "lease_until": nil, "epoch": t.Epoch + 1,
+			"restarts": t.Restarts + 1, "reason": reason, "updated_at": time.Now().UTC(),
+		})
+		if res.Error != nil {
+			return fmt.Errorf("restart task: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("task %d changed concurrently, retry: %w", id, ErrConflict)
+		}
+		t, err = tx.TaskByID(ctx, id)
+		return err
+	})
+	return t, err
+}

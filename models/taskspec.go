@@ -1,0 +1,243 @@
+package models
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// SpecError says which field of a task config is wrong and how to fix it.
+type SpecError struct {
+	Field   string
+	Message string
+}
+
+func (e *SpecError) Error() string { return e.Field + ": " + e.Message }
+
+func specErr(field, format string, args ...any) error {
+	return &SpecError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// RestreamSpec sends the stream to another RTMP/RTMPS/SRT server.
+type RestreamSpec struct {
+	Target string `json:"target"`
+	Key    string `json:"key,omitempty"`
+	Format string `json:"format,omitempty"` // "flv" (default for rtmp/rtmps) or "mpegts" (default for srt)
+}
+
+// RecordSpec records the stream into segments.
+type RecordSpec struct {
+	SegmentSeconds int    `json:"segment_seconds"`
+	Format         string `json:"format"` // mp4, flv or ts
+}
+
+// PullSpec pulls a remote source into the stream.
+type PullSpec struct {
+	Source string `json:"source"`
+}
+
+// Rendition is one rung of an HLS ladder.
+type Rendition struct {
+	Name             string `json:"name"`
+	Width            int    `json:"width"`
+	Height           int    `json:"height"`
+	VideoBitrateKbps int    `json:"video_bitrate_kbps"`
+	AudioBitrateKbps int    `json:"audio_bitrate_kbps"`
+}
+
+// HLSSpec transcodes the stream into a multi-variant HLS ladder.
+type HLSSpec struct {
+	Renditions     []Rendition `json:"renditions"`
+	SegmentSeconds int         `json:"segment_seconds,omitempty"`
+}
+
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9_.~=+/?&:-]{1,512}$`)
+
+// checkURL parses u and checks its scheme against allowed, and that it has no
+// whitespace or control characters (arguments go to ffmpeg as a list, but
+// ffmpeg itself interprets URLs).
+func checkURL(field, u string, allowed ...string) (*url.URL, error) {
+	if u == "" {
+		return nil, specErr(field, "is required")
+	}
+	if len(u) > 2048 {
+		return nil, specErr(field, "is longer than 2048 characters")
+	}
+	for _, r := range u {
+		if r <= ' ' || r == 0x7f || r > 0x7e {
+			return nil, specErr(field, "must not contain spaces, control or non-ASCII characters (percent-encode them)")
+		}
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return nil, specErr(field, "is not a URL: %v", err)
+	}
+	scheme := strings.ToLower(p.Scheme)
+	ok := false
+	for _, a := range allowed {
+		if scheme == a {
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, specErr(field, "scheme %q is not allowed; use one of %s", p.Scheme, strings.Join(allowed, ", "))
+	}
+	if p.Host == "" || p.Hostname() == "" {
+		return nil, specErr(field, "needs a host, like %s://host:port/path", allowed[0])
+	}
+	return p, nil
+}
+
+// Validate checks a restream spec.
+func (r *RestreamSpec) Validate() error {
+	p, err := checkURL("target", r.Target, "rtmp", "rtmps", "srt")
+	if err != nil {
+		return err
+	}
+	if r.Key != "" && !keyRE.MatchString(r.Key) {
+		return specErr("key", "may contain only letters, digits and _ . ~ = + / ? & : - (at most 512)")
+	}
+	switch r.Format {
+	case "":
+		if strings.EqualFold(p.Scheme, "srt") {
+			r.Format = "mpegts"
+		} else {
+			r.Format = "flv"
+		}
+	case "flv", "mpegts":
+	default:
+		return specErr("format", "must be flv or mpegts")
+	}
+	return nil
+}
+
+// Validate checks a record spec and fills defaults.
+func (r *RecordSpec) Validate() error {
+	if r.SegmentSeconds == 0 {
+		r.SegmentSeconds = 60
+	}
+	if r.SegmentSeconds < 1 || r.SegmentSeconds > 86400 {
+		return specErr("segment_seconds", "must be between 1 and 86400")
+	}
+	switch r.Format {
+	case "":
+		r.Format = "mp4"
+	case "mp4", "flv", "ts":
+	default:
+		return specErr("format", "must be mp4, flv or ts")
+	}
+	return nil
+}
+
+// Validate checks a pull spec.
+func (r *PullSpec) Validate() error {
+	p, err := checkURL("source", r.Source, "rtmp", "rtmps", "rtsp", "rtsps", "srt", "http", "https")
+	if err != nil {
+		return err
+	}
+	if s := strings.ToLower(p.Scheme); (s == "http" || s == "https") && !strings.HasSuffix(strings.ToLower(p.Path), ".m3u8") {
+		return specErr("source", "an http(s) source must be an HLS playlist (.m3u8)")
+	}
+	return nil
+}
+
+// Validate checks an HLS ladder.
+func (h *HLSSpec) Validate() error {
+	if len(h.Renditions) == 0 {
+		return specErr("renditions", "needs at least one rendition")
+	}
+	if len(h.Renditions) > 8 {
+		return specErr("renditions", "at most 8 renditions")
+	}
+	if h.SegmentSeconds == 0 {
+		h.SegmentSeconds = 2
+	}
+	if h.SegmentSeconds < 1 || h.SegmentSeconds > 30 {
+		return specErr("segment_seconds", "must be between 1 and 30")
+	}
+	seen := map[string]bool{}
+	for i, r := range h.Renditions {
+		f := fmt.Sprintf("renditions[%d]", i)
+		if !ValidName(r.Name) {
+			return specErr(f+".name", "use 1-64 of A-Z a-z 0-9 _ -")
+		}
+		if seen[r.Name] {
+			return specErr(f+".name", "duplicate rendition name %q", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Width < 16 || r.Width > 7680 || r.Width%2 != 0 {
+			return specErr(f+".width", "must be an even number between 16 and 7680")
+		}
+		if r.Height < 16 || r.Height > 4320 || r.Height%2 != 0 {
+			return specErr(f+".height", "must be an even number between 16 and 4320")
+		}
+		if r.VideoBitrateKbps < 50 || r.VideoBitrateKbps > 100000 {
+			return specErr(f+".video_bitrate_kbps", "must be between 50 and 100000")
+		}
+		if r.AudioBitrateKbps < 0 || r.AudioBitrateKbps > 1024 {
+			return specErr(f+".audio_bitrate_kbps", "must be between 0 and 1024")
+		}
+	}
+	return nil
+}
+
+// ParseSpec decodes and validates the type-specific fields of a task config
+// (unknown fields are errors) and returns the normalised spec as JSON.
+func ParseSpec(typ string, raw []byte) (RawJSON, error) {
+	var v interface{ Validate() error }
+	switch typ {
+	case TypeRestream:
+		v = &RestreamSpec{}
+	case TypeRecord:
+		v = &RecordSpec{}
+	case TypePull:
+		v = &PullSpec{}
+	case TypeHLS:
+		v = &HLSSpec{}
+	default:
+		return nil, specErr("type", "must be restream, record, pull or hls")
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return nil, specErr("spec", "%v", err)
+	}
+	if err := v.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode spec: %w", err)
+	}
+	return out, nil
+}
+
+// Restream decodes the spec of a restream config.
+func (c *TaskConfig) Restream() (RestreamSpec, error) {
+	var s RestreamSpec
+	return s, json.Unmarshal(c.Spec, &s)
+}
+
+// Record decodes the spec of a record config.
+func (c *TaskConfig) Record() (RecordSpec, error) {
+	var s RecordSpec
+	return s, json.Unmarshal(c.Spec, &s)
+}
+
+// Pull decodes the spec of a pull config.
+func (c *TaskConfig) Pull() (PullSpec, error) {
+	var s PullSpec
+	return s, json.Unmarshal(c.Spec, &s)
+}
+
+// HLS decodes the spec of an HLS config.
+func (c *TaskConfig) HLS() (HLSSpec, error) {
+	var s HLSSpec
+	return s, json.Unmarshal(c.Spec, &s)
+}

@@ -1,0 +1,135 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/models/modelstest"
+)
+
+func TestParseSpec(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		typ, spec string
+		field     string // "" means valid
+		want      string // substring of the normalised spec
+	}{
+		{"restream", `{"target":"rtmp://a.example/app","key":"k_1"}`, "", `"format":"flv"`},
+		{"restream", `{"target":"rtmps://a.example:443/app"}`, "", `rtmps://`},
+		{"restream", `{"target":"srt://a.example:9000?streamid=x"}`, "", `"format":"mpegts"`},
+		{"restream", `{"target":"file:///etc/passwd"}`, "target", ""},
+		{"restream", `{"target":"http://a.example/x"}`, "target", ""},
+		{"restream", `{"target":"rtmp://a.example/app x"}`, "target", ""},
+		{"restream", `{"target":"rtmp://a.example/app\u0001"}`, "target", ""},
+		{"restream", `{"target":"rtmp:///nohost"}`, "target", ""},
+		{"restream", `{"target":"rtmp://a.example/app","key":"bad key"}`, "key", ""},
+		{"restream", `{"target":"rtmp://a.example/app","format":"mkv"}`, "format", ""},
+		{"restream", `{"target":"rtmp://a.example/app","extra":1}`, "spec", ""},
+		{"restream", `{}`, "target", ""},
+		{"record", `{"segment_seconds":10,"format":"ts"}`, "", `"segment_seconds":10`},
+		{"record", `{}`, "", `"format":"mp4"`},
+		{"record", `{"format":"avi"}`, "format", ""},
+		{"record", `{"segment_seconds":-1}`, "segment_seconds", ""},
+		{"pull", `{"source":"rtsp://cam.local:554/stream"}`, "", `rtsp://`},
+		{"pull", `{"source":"https://cdn.example/x/index.m3u8"}`, "", `m3u8`},
+		{"pull", `{"source":"https://cdn.example/x/video.mp4"}`, "source", ""},
+		{"pull", `{"source":"file:///dev/zero"}`, "source", ""},
+		{"hls", `{"renditions":[{"name":"720p","width":1280,"height":720,"video_bitrate_kbps":2500,"audio_bitrate_kbps":128}]}`, "", `"segment_seconds":2`},
+		{"hls", `{"renditions":[]}`, "renditions", ""},
+		{"hls", `{"renditions":[{"name":"a","width":1281,"height":720,"video_bitrate_kbps":2500}]}`, "renditions[0].width", ""},
+		{"hls", `{"renditions":[{"name":"a","width":640,"height":360,"video_bitrate_kbps":800},{"name":"a","width":640,"height":360,"video_bitrate_kbps":800}]}`, "renditions[1].name", ""},
+		{"ftp", `{}`, "type", ""},
+	}
+	for _, c := range cases {
+		got, err := models.ParseSpec(c.typ, []byte(c.spec))
+		if c.field == "" {
+			if err != nil || !strings.Contains(string(got), c.want) {
+				t.Errorf("ParseSpec(%s, %s) = %s, %v; want containing %s", c.typ, c.spec, got, err, c.want)
+			}
+			continue
+		}
+		var se *models.SpecError
+		if !errors.As(err, &se) || se.Field != c.field {
+			t.Errorf("ParseSpec(%s, %s) error %v; want field %q", c.typ, c.spec, err, c.field)
+		}
+	}
+}
+
+func TestTaskConfigsTasksAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			s := n.Store
+			u, _ := s.CreateUser(ctx, "op", "password1", models.RoleOperator)
+			st, _ := s.CreateStream(ctx, "live", "cam", u.ID)
+			c := &models.TaskConfig{StreamID: st.ID, Type: models.TypeHLS, Name: "ladder", Enabled: true,
+				Spec: models.RawJSON(`{"renditions":[{"name":"360p","width":640,"height":360,"video_bitrate_kbps":800}]}`)}
+			if err := s.CreateTaskConfig(ctx, c); err != nil || c.Version != 1 {
+				t.Fatalf("create: %v", err)
+			}
+			dup := &models.TaskConfig{StreamID: st.ID, Type: models.TypeRecord, Name: "ladder"}
+			if err := s.CreateTaskConfig(ctx, dup); !errors.Is(err, models.ErrConflict) {
+				t.Fatalf("duplicate config name: %v", err)
+			}
+			off := false
+			up, err := s.UpdateTaskConfig(ctx, st.ID, c.ID, models.TaskConfigUpdate{Enabled: &off})
+			if err != nil || up.Enabled || up.Version != 2 {
+				t.Fatalf("update: %+v %v", up, err)
+			}
+			if _, err := s.UpdateTaskConfig(ctx, st.ID, c.ID, models.TaskConfigUpdate{Spec: []byte(`{"renditions":[]}`)}); err == nil {
+				t.Fatal("invalid spec accepted on update")
+			}
+			if _, err := s.UpdateTaskConfig(ctx, st.ID+99, c.ID, models.TaskConfigUpdate{Enabled: &off}); !errors.Is(err, models.ErrNotFound) {
+				t.Fatalf("config under another stream: %v", err)
+			}
+			hls, err := up.HLS()
+			if err != nil || hls.Renditions[0].Name != "360p" {
+				t.Fatalf("HLS(): %+v %v", hls, err)
+			}
+
+			task := &models.Task{ConfigID: &c.ID, StreamID: st.ID, Type: models.TypeHLS, DesiredState: models.DesiredRunning,
+				State: models.TaskRunning, NodeName: "c1", Epoch: 3,
+				Description: models.TaskDescription{Command: "ffmpeg", Args: []string{"-i", "rtmp://x/live/cam"}, Cost: 2}}
+			if err := s.DB.Create(task).Error; err != nil {
+				t.Fatal(err)
+			}
+			list, total, err := s.ListTasks(ctx, models.TaskFilter{StreamID: st.ID, OwnerID: u.ID, State: models.TaskRunning})
+			if err != nil || total != 1 || list[0].Description.Args[1] != "rtmp://x/live/cam" {
+				t.Fatalf("ListTasks: %+v %d %v", list, total, err)
+			}
+			if _, total, _ := s.ListTasks(ctx, models.TaskFilter{OwnerID: u.ID + 1}); total != 0 {
+				t.Fatalf("other owner sees %d tasks", total)
+			}
+			rt, err := s.RequestTaskRestart(ctx, task.ID, "user asked")
+			if err != nil || rt.Epoch != 4 || rt.State != models.TaskPending || rt.NodeName != "" || rt.Restarts != 1 {
+				t.Fatalf("restart: %+v %v", rt, err)
+			}
+			if err := s.DeleteTaskConfig(ctx, st.ID, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			kept, err := s.TaskByID(ctx, task.ID)
+			if err != nil || kept.ConfigID != nil {
+				t.Fatalf("task after config delete: %+v %v", kept, err)
+			}
+
+			before := time.Now().UTC().Add(-time.Second)
+			for _, a := range []string{"stream.create", "stream.delete", "stream.create"} {
+				if err := s.Audit(ctx, &models.AuditEvent{Actor: "op", Action: a, Object: "stream/1", Details: models.MustJSON(map[string]any{"n": 1})}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev, total, err := s.ListAudit(ctx, models.AuditFilter{Action: "stream.create", Actor: "op", Since: before})
+			if err != nil || total != 2 || string(ev[0].Details) != `{"n":1}` {
+				t.Fatalf("ListAudit: %+v %d %v", ev, total, err)
+			}
+			if _, total, _ := s.ListAudit(ctx, models.AuditFilter{Since: time.Now().UTC().Add(time.Hour)}); total != 0 {
+				t.Fatalf("future since: %d", total)
+			}
+		})
+	}
+}
