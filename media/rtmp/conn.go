@@ -38,7 +38,12 @@ type conn struct {
 	wmu          sync.Mutex
 	outChunkSize atomic.Uint32
 	written      atomic.Uint64
+	shut         atomic.Bool // our write side is closed (graceful close in progress)
 }
+
+// errWriteShut is returned by write once our side of the connection is
+// half-closed; replies the read loop would send then are dropped.
+var errWriteShut = errors.New("rtmp: write side closed")
 
 func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Duration, log *slog.Logger) *conn {
 	if log == nil {
@@ -70,10 +75,16 @@ func (c *conn) rw() io.ReadWriter { return handshakeRW{c.br, c.nc} }
 func (c *conn) write(bufs ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.shut.Load() {
+		return errWriteShut
+	}
 	if c.writeTimeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	nb := net.Buffers(bufs)
+	// WriteTo consumes the slice it is given: copy the headers so callers'
+	// (shared) slices are never modified.
+	var small [8][]byte
+	nb := net.Buffers(append(small[:0], bufs...))
 	n, err := nb.WriteTo(c.nc)
 	c.written.Add(uint64(n))
 	if err != nil {
@@ -143,12 +154,12 @@ func (c *conn) readMessage() (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		if err := c.maybeAck(); err != nil {
+		if err := c.maybeAck(); err != nil && err != errWriteShut {
 			return Message{}, err
 		}
 		switch msg.Type {
 		case TypeSetChunkSize, TypeAbort, TypeAck, TypeWindowAckSize, TypeSetPeerBandwidth, TypeUserControl:
-			if err := c.handleControl(msg); err != nil {
+			if err := c.handleControl(msg); err != nil && err != errWriteShut {
 				return Message{}, err
 			}
 		case TypeAggregate:
@@ -260,8 +271,7 @@ func splitAggregate(agg Message) ([]Message, error) {
 // input makes the kernel send a reset, and the peer may never see our last
 // status message.
 func (c *conn) gracefulClose(linger time.Duration) error {
-	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		_ = tc.CloseWrite()
+	if c.shutWrite() {
 		_ = c.nc.SetReadDeadline(time.Now().Add(linger))
 		_, _ = io.Copy(io.Discard, io.LimitReader(c.br, 1<<20))
 	}
@@ -289,4 +299,18 @@ func decodeCommand(payload []byte) (name string, txn float64, args []any, err er
 		args = vals[2:]
 	}
 	return name, txn, args, nil
+}
+
+// shutWrite half-closes the connection after any write in progress. It
+// reports false when the connection cannot be half-closed.
+func (c *conn) shutWrite() bool {
+	tc, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok {
+		return false
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.shut.Store(true)
+	_ = tc.CloseWrite()
+	return true
 }

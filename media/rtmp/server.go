@@ -186,8 +186,13 @@ func (c *ServerConn) acceptCommands() (*Request, error) {
 				req.Kind = KindPlay
 			}
 			return req, nil
+		case "getStreamLength":
+			// ffmpeg reads a duration from the answer; 0 means live.
+			if err := c.writeCommand(CSIDCommand, 0, "_result", txn, nil, 0.0); err != nil {
+				return nil, err
+			}
 		default:
-			// releaseStream, FCPublish, getStreamLength, _checkbw,
+			// releaseStream, FCPublish, _checkbw,
 			// FCSubscribe...: acknowledge when a reply is expected.
 			if txn != 0 {
 				if err := c.writeCommand(CSIDCommand, 0, "_result", txn, nil, amf0.Undefined{}); err != nil {
@@ -379,14 +384,22 @@ func (c *ServerConn) Err() error {
 }
 
 // WriteChunks writes pre-chunked bytes (made by AppendChunks with this
-// connection's StreamID and ChunkSize) with a single writev.
+// connection's StreamID and ChunkSize) with a single writev. It neither
+// modifies nor retains bufs, so they can be shared between players. Each
+// call is written whole: concurrent calls never interleave.
 func (c *ServerConn) WriteChunks(bufs ...[]byte) error {
 	select {
 	case <-c.done:
 		return ErrClosed
 	default:
 	}
-	return c.write(bufs...)
+	if err := c.write(bufs...); err != nil {
+		if err == errWriteShut {
+			return ErrClosed
+		}
+		return err
+	}
+	return nil
 }
 
 // WriteMessage chunks and writes one message on this connection's stream.
@@ -426,8 +439,7 @@ func (c *ServerConn) PlayEnd() error {
 	}
 	// The play read loop owns the reader: half-close and let it observe the
 	// client's close, bounded by a timer.
-	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil {
-		_ = tc.CloseWrite()
+	if err == nil && c.shutWrite() {
 		t := time.AfterFunc(2*time.Second, func() { c.finish(io.EOF) })
 		<-c.done
 		t.Stop()
