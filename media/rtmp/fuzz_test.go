@@ -17,7 +17,7 @@ func FuzzChunkReader(f *testing.F) {
 	seed = AppendChunks(seed, 400, 1, TypeDataAMF0, 0xffffff, nil, 300)
 	f.Add(seed)
 	f.Add(AppendChunks(nil, CSIDVideo, 1, TypeVideo, 40, payloadOf(500, 3), 128))
-	f.Add([]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0})      // SetChunkSize 0
+	f.Add([]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0})       // SetChunkSize 0
 	f.Add([]byte{0xc6, 0x46, 0, 0, 1, 0, 0, 1, 9, 0x86, 0xff, 0xff, 0xff}) // type 3/1/2 first
 	const limit = 1 << 16
 	f.Fuzz(func(t *testing.T, b []byte) {
