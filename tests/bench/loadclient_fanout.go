@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portier/portier/tests/peers"
+)
+
+// The fan-out benchmark's stream: one 2 Mbps H.264+AAC publish.
+const (
+	FanoutVideoBitrate = 1_936_000
+	FanoutAudioBitrate = 64_000
+)
+
+// Bounds on the environment knobs.
+const (
+	maxBenchSeconds = 120
+	defaultSeconds  = 20
+)
+
+// FanoutTarget is one server under test.
+type FanoutTarget struct {
+	Server     string // name in the table, e.g. "nginx-rtmp 1.2.2"
+	PublishURL string // where the ffmpeg publisher sends the stream
+	PlayURL    string // what the players play (rtmp://host:port/app/name)
+	PID        int    // server process whose tree is sampled for CPU and memory
+}
+
+// FanoutRow is one line of the fan-out table.
+type FanoutRow struct {
+	Server      string
+	N           int
+	Connected   int
+	KeptUp      int
+	Dropped     int
+	CPUPerGbit  float64       // server CPU seconds per Gbit delivered to players
+	KBPerPlayer float64       // (peak RSS − RSS before players) / N, KB
+	WorstLag    time.Duration // LoadResult.WorstLag
+	Delivered   float64       // Gbit read by all players over the run
+	CPUSeconds  float64
+	ExpectedBPS float64 // publisher bits/s in the window
+	MedianBPS   float64 // median player bits/s in the window
+	Errors      []string
+}
+
+// BenchSizes reads PORTIER_BENCH_N (comma-separated player counts, each
+// 1..MaxPlayers); default 10,100.
+func BenchSizes() ([]int, error) {
+	v := os.Getenv("PORTIER_BENCH_N")
+	if v == "" {
+		return []int{10, 100}, nil
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > MaxPlayers {
+			return nil, fmt.Errorf("PORTIER_BENCH_N=%q: %q is not a player count in 1..%d", v, f, MaxPlayers)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// BenchDuration reads PORTIER_BENCH_SECONDS (5..120); default 20.
+func BenchDuration() (time.Duration, error) {
+	v := os.Getenv("PORTIER_BENCH_SECONDS")
+	if v == "" {
+		return defaultSeconds * time.Second, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 5 || n > maxBenchSeconds {
+		return 0, fmt.Errorf("PORTIER_BENCH_SECONDS=%q: want whole seconds in 5..%d", v, maxBenchSeconds)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// RunFanout publishes the 2 Mbps test stream to target, plays it with n
+// players for dur while sampling the server's process tree, and returns the
+// table row. The publisher is stopped before it returns.
+func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, dur time.Duration) (FanoutRow, error) {
+	tb.Helper()
+	row := FanoutRow{Server: target.Server, N: n}
+	pubCtx, cancel := context.WithTimeout(ctx, dur+2*time.Minute)
+	defer cancel()
+	pub := peers.Publish(tb, pubCtx, target.PublishURL, peers.PublishOpts{
+		VideoBitrate: FanoutVideoBitrate, AudioBitrate: FanoutAudioBitrate,
+	})
+	defer pub.Stop()
+	if err := pub.WaitFrames(pubCtx, 50); err != nil {
+		return row, fmt.Errorf("publisher: %w", err)
+	}
+	// Wait until the server serves the stream (MediaMTX takes ~2 s).
+	if _, err := peers.ProbeUntil(tb, pubCtx, target.PlayURL); err != nil {
+		return row, fmt.Errorf("stream not playable: %w", err)
+	}
+	sampler, err := StartProcSampler(target.PID, 250*time.Millisecond)
+	if err != nil {
+		return row, fmt.Errorf("sample server: %w", err)
+	}
+	res, loadErr := RunLoad(pubCtx, LoadOpts{
+		URL: target.PlayURL, Players: n, Duration: dur, ExpectedBitrate: pub.OutputBitrate,
+	})
+	st, err := sampler.Stop()
+	if loadErr != nil {
+		return row, fmt.Errorf("load: %w", loadErr)
+	}
+	if err != nil {
+		return row, fmt.Errorf("sample server: %w", err)
+	}
+	if pub.Exited() {
+		return row, fmt.Errorf("publisher exited during the run (code %d)", pub.ExitCode())
+	}
+	row.Connected, row.KeptUp, row.Dropped = res.Connected, res.KeptUp, res.Dropped
+	row.WorstLag = res.WorstLag
+	row.Delivered = float64(res.SocketBytes) * 8 / 1e9
+	row.CPUSeconds = st.CPUSeconds
+	if row.Delivered > 0 {
+		row.CPUPerGbit = st.CPUSeconds / row.Delivered
+	}
+	row.KBPerPlayer = float64(st.PeakRSSKB-st.BaselineRSSKB) / float64(n)
+	row.ExpectedBPS, row.MedianBPS = res.ExpectedBitrate, res.MedianBitrate
+	row.Errors = res.Errors
+	return row, nil
+}
+
+// FormatFanoutTable renders rows as an aligned text table.
+func FormatFanoutTable(rows []FanoutRow) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "server\tN\tconnected\tkept-up\tdropped\tCPU s/Gbit\tpeak KB/player\tworst lag ms\tpub kbit/s\tmedian player kbit/s\t")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%d\t%.0f\t%.0f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
+			r.Dropped, r.CPUPerGbit, r.KBPerPlayer, r.WorstLag.Milliseconds(), r.ExpectedBPS/1000, r.MedianBPS/1000)
+	}
+	w.Flush()
+	return b.String()
+}

@@ -1,0 +1,124 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkAV asserts that r holds the H.264 640x360 + AAC test stream.
+func checkAV(t *testing.T, r ProbeResult) {
+	t.Helper()
+	v, ok := r.Video()
+	if !ok || v.CodecName != "h264" || v.Width != 640 || v.Height != 360 {
+		t.Errorf("video = %+v (found %v), want h264 640x360", v, ok)
+	}
+	if !r.HasCodec("aac") {
+		t.Errorf("codecs = %v, want aac among them", r.Codecs())
+	}
+}
+
+// publishAndProbe publishes to pubURL, waits for a second of frames, probes
+// playURL and plays it for 2 s.
+func publishAndProbe(t *testing.T, pubURL, playURL string, o PublishOpts) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := Publish(t, ctx, pubURL, o)
+	if err := pub.WaitFrames(ctx, 25); err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	r, err := ProbeUntil(t, ctx, playURL)
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	checkAV(t, r)
+	frames, err := PlayFrames(ctx, playURL, 2*time.Second)
+	if err != nil {
+		t.Fatalf("play: %v", err)
+	}
+	if frames < 25 {
+		t.Errorf("played %d frames in 2 s, want at least 25", frames)
+	}
+	if pub.Exited() {
+		t.Errorf("publisher exited early (code %d)", pub.ExitCode())
+	}
+	pub.Stop()
+	if !pub.Exited() {
+		t.Error("publisher still running after Stop")
+	}
+}
+
+func TestFreePorts(t *testing.T) {
+	seen := map[int]bool{}
+	for range 5 {
+		p := FreePort(t)
+		if p <= 0 || p > 65535 {
+			t.Fatalf("port %d out of range", p)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("FreePort returned the same port 5 times: %v", seen)
+	}
+	if a := FreeAddr(t); !strings.HasPrefix(a, "127.0.0.1:") {
+		t.Errorf("FreeAddr = %q", a)
+	}
+	if p := FreeUDPPortPair(t); p%2 != 0 {
+		t.Errorf("RTP port %d is odd", p)
+	}
+}
+
+func TestNginxRTMPPublishProbe(t *testing.T) {
+	t.Parallel()
+	n := NginxRTMP(t, NginxOpts{HTTPStat: true})
+	url := n.RTMPURL("live", "peers")
+	publishAndProbe(t, url, url, PublishOpts{})
+}
+
+func TestNginxRTMPMasterMode(t *testing.T) {
+	t.Parallel()
+	n := NginxRTMP(t, NginxOpts{MasterProcess: true})
+	url := n.RTMPURL("live", "master")
+	publishAndProbe(t, url, url, PublishOpts{VideoBitrate: 1_000_000})
+}
+
+func mediamtxPublishProbe(t *testing.T, v MediaMTXVersion) {
+	m := StartMediaMTX(t, MediaMTXOpts{Version: v})
+	t.Run("rtmp", func(t *testing.T) {
+		publishAndProbe(t, m.RTMPURL("live/a"), m.RTMPURL("live/a"), PublishOpts{})
+	})
+	t.Run("rtsp-tcp-read-rtmp", func(t *testing.T) {
+		publishAndProbe(t, m.RTSPURL("live/b"), m.RTMPURL("live/b"), PublishOpts{})
+	})
+	t.Run("rtsp-udp-read-rtsp", func(t *testing.T) {
+		publishAndProbe(t, m.RTSPURL("live/c"), m.RTSPURL("live/c"), PublishOpts{RTSPTransport: "udp"})
+	})
+}
+
+func TestMediaMTX1153PublishProbe(t *testing.T) { mediamtxPublishProbe(t, MediaMTX1153) }
+
+func TestMediaMTX1140PublishProbe(t *testing.T) { mediamtxPublishProbe(t, MediaMTX1140) }
+
+func TestPublishToClosedPortFails(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/nobody", FreePort(t))
+	pub := Publish(t, ctx, url, PublishOpts{})
+	err, ok := pub.WaitTimeout(20 * time.Second)
+	if !ok {
+		t.Fatal("ffmpeg still running 20 s after publishing to a closed port")
+	}
+	if err == nil || pub.ExitCode() == 0 {
+		t.Fatalf("ffmpeg exited with %v (code %d), want a failure", err, pub.ExitCode())
+	}
+	if !strings.Contains(pub.Stderr(), "Connection refused") {
+		t.Errorf("stderr does not say the connection was refused:\n%s", pub.Stderr())
+	}
+	if _, err := Probe(t, ctx, url); err == nil {
+		t.Error("probe of a closed port succeeded")
+	}
+}
