@@ -35,6 +35,7 @@ type ClientConn struct {
 	streamID    uint32
 	txn         float64
 	publishName string
+	playing     bool
 
 	// publishing: a background goroutine reads the server's control traffic
 	bgDone chan struct{}
@@ -217,6 +218,10 @@ func (c *ClientConn) Publish(ctx context.Context, name string) error {
 		return ctxErr(ctx, err)
 	}
 	c.publishName = name
+	// The server may stay silent for long stretches while we publish: do
+	// not apply the idle read deadline to its control traffic.
+	c.readTimeout = 0
+	_ = c.nc.SetDeadline(time.Time{})
 	c.bgDone = make(chan struct{})
 	go c.publishReadLoop()
 	return nil
@@ -301,6 +306,7 @@ func (c *ClientConn) Play(ctx context.Context, name string) error {
 		return ctxErr(ctx, err)
 	}
 	_ = c.nc.SetDeadline(time.Time{})
+	c.playing = true
 	return nil
 }
 
@@ -378,6 +384,9 @@ func (c *ClientConn) Close() error {
 			_ = c.writeCommand(CSIDCommand, 0, "FCUnpublish", 0.0, nil, c.publishName)
 			_ = c.writeCommand(CSIDCommand, 0, "deleteStream", 0.0, nil, float64(c.streamID))
 		}
+	}
+	if c.playing {
+		_ = c.writeCommand(CSIDCommand, 0, "deleteStream", 0.0, nil, float64(c.streamID))
 	}
 	err := c.nc.Close()
 	if c.bgDone != nil {

@@ -323,3 +323,63 @@ func TestBuildRequest(t *testing.T) {
 		}
 	}
 }
+
+// A player that sends nothing (it acknowledges only every window of bytes)
+// is not cut by the idle read deadline, which applies to publishers.
+func TestSilentPlayerNotTimedOut(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	srv := newTestServer(t, ServerConfig{ReadTimeout: idle}, func(c *ServerConn, req *Request) {
+		if err := c.AcceptPlay(); err != nil {
+			return
+		}
+		select {
+		case <-c.Done():
+			return
+		case <-time.After(3 * idle): // longer than the idle deadline, on purpose
+		}
+		_ = c.WriteMessage(Message{Type: TypeAudio, Timestamp: 7, Payload: []byte{0xaf, 1, 2}})
+		<-c.Done()
+	})
+	cc, err := Dial(testCtx(t), srv.url+"/live", ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.Play(testCtx(t), "quiet"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cc.ReadMessage()
+	if err != nil || m.Timestamp != 7 || m.Type != TypeAudio {
+		t.Fatalf("ReadMessage = %+v, %v", m, err)
+	}
+}
+
+// A publisher that stops sending is cut by the idle read deadline.
+func TestIdlePublisherTimedOut(t *testing.T) {
+	errc := make(chan error, 1)
+	srv := newTestServer(t, ServerConfig{ReadTimeout: 200 * time.Millisecond}, func(c *ServerConn, req *Request) {
+		if err := c.AcceptPublish(); err != nil {
+			errc <- err
+			return
+		}
+		_, err := c.ReadMessage()
+		errc <- err
+	})
+	cc, err := Dial(testCtx(t), srv.url+"/live", ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.Publish(testCtx(t), "idle"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("ReadMessage = %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle publisher was not cut")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/rtmp/amf0"
 )
 
@@ -41,13 +42,15 @@ func runTool(t *testing.T, timeout time.Duration, name string, args ...string) (
 	return out.String(), err
 }
 
-func ffmpegPublishArgs(url string, seconds string) []string {
-	return []string{"-hide_banner", "-loglevel", "info",
+func ffmpegPublishArgs(url string, seconds string, extra ...string) []string {
+	args := []string{"-hide_banner", "-loglevel", "info",
 		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", seconds,
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25",
-		"-c:a", "aac", "-f", "flv", url}
+		"-c:a", "aac"}
+	args = append(args, extra...)
+	return append(args, "-f", "flv", url)
 }
 
 type capture struct {
@@ -60,7 +63,7 @@ type capture struct {
 
 // capturePublish runs ffmpeg publishing to a ServerConn loop and returns
 // what the server received.
-func capturePublish(t *testing.T) *capture {
+func capturePublish(t *testing.T, extra ...string) *capture {
 	t.Helper()
 	cp := &capture{done: make(chan struct{})}
 	srv := newTestServer(t, ServerConfig{}, func(c *ServerConn, req *Request) {
@@ -79,7 +82,7 @@ func capturePublish(t *testing.T) *capture {
 			cp.msgs = append(cp.msgs, m)
 		}
 	})
-	out, err := runTool(t, 60*time.Second, "ffmpeg", ffmpegPublishArgs(srv.url+"/live/test?key=abc", "2")...)
+	out, err := runTool(t, 60*time.Second, "ffmpeg", ffmpegPublishArgs(srv.url+"/live/test?key=abc", "2", extra...)...)
 	if err != nil {
 		t.Fatalf("ffmpeg publish: %v\n%s", err, out)
 	}
@@ -246,5 +249,53 @@ func TestRTMPDumpPlay(t *testing.T) {
 	out, err = runTool(t, 60*time.Second, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", file)
 	if err != nil || !strings.Contains(out, "h264") || !strings.Contains(out, "aac") {
 		t.Fatalf("ffprobe of rtmpdump's file: %v\n%s", err, out)
+	}
+}
+
+// TestFFmpegPublishExtendedTimestamps makes ffmpeg publish with timestamps
+// that cross 0xFFFFFF (about 4.66 hours into a stream) so its chunks carry
+// extended timestamps, including on type-3 continuation chunks, then plays
+// the capture back to ffprobe.
+func TestFFmpegPublishExtendedTimestamps(t *testing.T) {
+	cp := capturePublish(t, "-output_ts_offset", "16777")
+	if cp.err != io.EOF {
+		t.Fatalf("publish ended with %v", cp.err)
+	}
+	var below, above, bigFrames int
+	var last uint32
+	for _, m := range cp.msgs {
+		if m.Type != TypeVideo {
+			continue
+		}
+		v, err := flv.ParseVideoTag(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.SequenceHeader() && v.PacketType == flv.PacketNALU {
+			// A misparsed continuation chunk would corrupt the NAL unit framing.
+			if _, err := flv.SplitAVCC(v.Data, 4); err != nil {
+				t.Fatalf("video at %#x: %v", m.Timestamp, err)
+			}
+			if len(m.Payload) > DefaultChunkSize && m.Timestamp >= 0xffffff {
+				bigFrames++
+			}
+		}
+		if m.Timestamp < last {
+			t.Fatalf("timestamp %#x after %#x", m.Timestamp, last)
+		}
+		last = m.Timestamp
+		if m.Timestamp < 0xffffff {
+			below++
+		} else {
+			above++
+		}
+	}
+	if below == 0 || above == 0 || bigFrames == 0 {
+		t.Fatalf("%d video messages below 0xFFFFFF, %d above, %d multi-chunk above", below, above, bigFrames)
+	}
+	srv := replayServer(t, cp.msgs)
+	out, err := runTool(t, 60*time.Second, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", srv.url+"/live/test")
+	if err != nil || !strings.Contains(out, "h264") || !strings.Contains(out, "aac") {
+		t.Fatalf("ffprobe: %v\n%s", err, out)
 	}
 }

@@ -333,6 +333,11 @@ func (c *ServerConn) AcceptPlay() error {
 	if err := c.writeMessage(Message{Type: TypeDataAMF0, StreamID: c.streamID, Payload: access}); err != nil {
 		return err
 	}
+	// A player may legitimately send nothing for minutes (it acknowledges
+	// only every window of bytes): its liveness shows in our writes, so the
+	// idle read deadline does not apply while playing.
+	c.readTimeout = 0
+	_ = c.nc.SetReadDeadline(time.Time{})
 	go c.playReadLoop()
 	return nil
 }
@@ -359,6 +364,7 @@ func (c *ServerConn) playReadLoop() {
 			break
 		}
 	}
+	c.log.Debug("rtmp player read loop ended", "remote", c.nc.RemoteAddr().String(), "reason", err)
 	c.finish(err)
 }
 
