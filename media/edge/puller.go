@@ -65,6 +65,7 @@ type pullState struct {
 	lastDir    []string
 	avoid      string
 	lastOrigin string
+	codec      stream.CodecInfo
 }
 
 func (pl *puller) run(ctx context.Context) {
@@ -167,6 +168,9 @@ func (pl *puller) session(ctx context.Context, addr string, st *pullState) (int,
 		}
 		if n == 0 {
 			pl.noteUpstream(addr, st)
+		}
+		if u.Header && codecInfo(&st.codec, u) {
+			st.pub.SetCodecInfo(st.codec)
 		}
 		if err := st.pub.Write(u); err != nil {
 			return n, errPublisherGone
