@@ -34,6 +34,9 @@ type conn struct {
 	lastAck    uint64
 	pending    []Message // messages split from aggregates, not yet returned
 
+	peerAcked atomic.Uint32 // sequence number of the peer's last Acknowledgement
+	pongs     atomic.Uint64 // ping responses received
+
 	// write side
 	wmu          sync.Mutex
 	outChunkSize atomic.Uint32
@@ -213,9 +216,14 @@ func (c *conn) handleControl(msg Message) error {
 		if len(p) >= 4 {
 			c.peerWindow = binary.BigEndian.Uint32(p)
 		}
-	case TypeSetPeerBandwidth, TypeAck:
-		// Informational: we do not throttle our output by the peer's
-		// bandwidth hint, and we do not wait for acknowledgements.
+	case TypeAck:
+		// We never wait for acknowledgements; they are kept to tell how
+		// far behind the peer's reading is.
+		if len(p) >= 4 {
+			c.peerAcked.Store(binary.BigEndian.Uint32(p))
+		}
+	case TypeSetPeerBandwidth:
+		// Informational: we do not throttle our output by this hint.
 	case TypeUserControl:
 		if len(p) < 2 {
 			return errors.New("rtmp: short user control message")
@@ -225,7 +233,8 @@ func (c *conn) handleControl(msg Message) error {
 			if len(p) >= 6 {
 				return c.write(appendUserControl(nil, EventPingResponse, binary.BigEndian.Uint32(p[2:])))
 			}
-		case EventSetBufferLength, EventStreamBegin, EventStreamEOF, EventStreamDry, EventStreamIsRecord, EventPingResponse:
+		case EventPingResponse:
+			c.pongs.Add(1)
 		}
 	}
 	return nil

@@ -22,8 +22,8 @@ func serverHandshake(rw io.ReadWriter) error {
 	if _, err := io.ReadFull(rw, c0c1); err != nil {
 		return fmt.Errorf("read C0/C1: %w", err)
 	}
-	if c0c1[0] != 3 && c0c1[0] != 6 {
-		return fmt.Errorf("unsupported RTMP version %d (only 3 is supported)", c0c1[0])
+	if c0c1[0] != 3 {
+		return fmt.Errorf("unsupported RTMP version %d (only 3, plain RTMP, is supported)", c0c1[0])
 	}
 	out := make([]byte, 1+2*handshakeSize)
 	out[0] = 3

@@ -264,9 +264,19 @@ func (c *ServerConn) ChunkSize() uint32 { return c.outChunkSize.Load() }
 // RemoteAddr returns the client's address.
 func (c *ServerConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// BytesRead and BytesWritten return the connection's byte counts.
-func (c *ServerConn) BytesRead() uint64    { return c.cr.BytesRead() }
+// BytesRead returns the number of bytes received after the handshake.
+func (c *ServerConn) BytesRead() uint64 { return c.cr.BytesRead() }
+
+// BytesWritten returns the number of bytes sent after the handshake.
 func (c *ServerConn) BytesWritten() uint64 { return c.written.Load() }
+
+// AckedBytes returns the byte count (modulo 2^32) of the client's last
+// Acknowledgement: BytesWritten minus it is how much the client has not
+// yet confirmed reading.
+func (c *ServerConn) AckedBytes() uint32 { return c.peerAcked.Load() }
+
+// Request returns the request Accept returned, or nil.
+func (c *ServerConn) Request() *Request { return c.req }
 
 // AcceptPublish tells the client its publish started.
 func (c *ServerConn) AcceptPublish() error {
