@@ -297,3 +297,27 @@ func (fr *Reader) Next() (Tag, error) {
 	t, _, err := ParseTag(buf)
 	return t, err
 }
+
+// Classify reports, without allocating, whether a tag body starts a GOP
+// (a video keyframe that is not a sequence header) and whether it is codec
+// configuration or metadata (AVC/HEVC/enhanced sequence header, AAC
+// AudioSpecificConfig, script data). Malformed bodies are neither.
+func Classify(tagType uint8, payload []byte) (key, header bool) {
+	switch tagType {
+	case TagVideo:
+		v, err := ParseVideoTag(payload)
+		if err != nil {
+			return false, false
+		}
+		if v.SequenceHeader() {
+			return false, true
+		}
+		return v.Keyframe() && (v.ExHeader || v.CodecID != CodecAVC && v.CodecID != CodecHEVC || v.PacketType == PacketNALU), false
+	case TagAudio:
+		a, err := ParseAudioTag(payload)
+		return false, err == nil && a.SequenceHeader()
+	case TagScript:
+		return false, true
+	}
+	return false, false
+}

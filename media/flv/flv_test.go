@@ -305,6 +305,7 @@ func FuzzFLVTag(f *testing.F) {
 		if err != nil {
 			return
 		}
+		_, _ = Classify(tag.Type, tag.Payload)
 		switch tag.Type {
 		case TagVideo:
 			v, err := ParseVideoTag(tag.Payload)
@@ -333,4 +334,33 @@ func FuzzFLVTag(f *testing.F) {
 			_, _ = StripSetDataFrame(tag.Payload)
 		}
 	})
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		name        string
+		typ         uint8
+		in          []byte
+		key, header bool
+	}{
+		{"avc keyframe", TagVideo, []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65}, true, false},
+		{"avc inter", TagVideo, []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41}, false, false},
+		{"avc sequence header", TagVideo, []byte{0x17, 0, 0, 0, 0, 1, 100}, false, true},
+		{"avc end of sequence", TagVideo, []byte{0x17, 2, 0, 0, 0}, false, false},
+		{"hevc legacy key", TagVideo, []byte{0x1c, 1, 0, 0, 0, 9}, true, false},
+		{"enhanced sequence start", TagVideo, []byte{0x90, 'h', 'v', 'c', '1'}, false, true},
+		{"enhanced coded frames key", TagVideo, []byte{0x91, 'h', 'v', 'c', '1', 0, 0, 0}, true, false},
+		{"aac config", TagAudio, []byte{0xaf, 0, 0x12, 0x10}, false, true},
+		{"aac raw", TagAudio, []byte{0xaf, 1, 0x21}, false, false},
+		{"mp3", TagAudio, []byte{0x2f, 0xff}, false, false},
+		{"metadata", TagScript, []byte{2, 0, 10}, false, true},
+		{"empty video", TagVideo, nil, false, false},
+		{"unknown type", 7, []byte{1}, false, false},
+	}
+	for _, c := range cases {
+		key, header := Classify(c.typ, c.in)
+		if key != c.key || header != c.header {
+			t.Errorf("%s: key %v header %v, want %v %v", c.name, key, header, c.key, c.header)
+		}
+	}
 }
