@@ -1,0 +1,255 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// PublishTarget is what a publish or play decision needs to know about a
+// stream (one query, no preloads: this is on the hook's hot path).
+type PublishTarget struct {
+	StreamID      int64
+	App           string
+	Name          string
+	PublishKey    string
+	Enabled       bool
+	AllowTakeover bool
+	Live          bool
+}
+
+func (s *Store) publishTargetQuery(ctx context.Context) *gorm.DB {
+	return s.db(ctx).Table("streams").
+		Select("streams.id AS stream_id, applications.name AS app, streams.name AS name, streams.publish_key, streams.enabled, streams.allow_takeover, streams.live").
+		Joins("JOIN applications ON applications.id = streams.application_id")
+}
+
+// PublishTargetByName finds app/name.
+func (s *Store) PublishTargetByName(ctx context.Context, app, name string) (*PublishTarget, error) {
+	var t PublishTarget
+	res := s.publishTargetQuery(ctx).Where("applications.name = ? AND streams.name = ?", app, name).Limit(1).Scan(&t)
+	if res.Error != nil {
+		return nil, fmt.Errorf("find stream %s/%s: %w", app, name, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, fmt.Errorf("stream %s/%s: %w", app, name, ErrNotFound)
+	}
+	return &t, nil
+}
+
+// PublishTargetByKey finds the stream whose publish key is key.
+func (s *Store) PublishTargetByKey(ctx context.Context, key string) (*PublishTarget, error) {
+	if key == "" {
+		return nil, fmt.Errorf("stream by key: %w", ErrNotFound)
+	}
+	var t PublishTarget
+	res := s.publishTargetQuery(ctx).Where("streams.publish_key = ?", key).Limit(1).Scan(&t)
+	if res.Error != nil {
+		return nil, fmt.Errorf("find stream by key: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, fmt.Errorf("stream by key: %w", ErrNotFound)
+	}
+	return &t, nil
+}
+
+// AddOrigin records that node holds the publish of a stream (idempotent) and
+// marks the stream live. With countPublish it also counts a new publish
+// (publish_count, last_publish_at). ev, when not nil, is stored in the same
+// transaction. wentLive is true only for the call that turned the stream
+// from offline to live, however many replicas race.
+func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
+	now = now.UTC()
+	err = s.Tx(ctx, func(tx *Store) error {
+		if err := tx.lockStream(ctx, streamID); err != nil {
+			return err
+		}
+		o := StreamOrigin{StreamID: streamID, NodeName: node, Since: now}
+		if err := tx.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&o).Error; err != nil {
+			return fmt.Errorf("add origin: %w", err)
+		}
+		res := tx.db(ctx).Model(&Stream{}).Where("id = ? AND live = ?", streamID, false).
+			Updates(map[string]any{"live": true, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("mark live: %w", res.Error)
+		}
+		wentLive = res.RowsAffected == 1
+		if countPublish {
+			res := tx.db(ctx).Model(&Stream{}).Where("id = ?", streamID).Updates(map[string]any{
+				"publish_count": gorm.Expr("publish_count + 1"), "last_publish_at": now,
+			})
+			if res.Error != nil {
+				return fmt.Errorf("count publish: %w", res.Error)
+			}
+		}
+		if ev != nil {
+			return tx.Audit(ctx, ev)
+		}
+		return nil
+	})
+	return wentLive, err
+}
+
+// RemoveOrigin records that node no longer holds a stream's publish
+// (idempotent). wentOffline is true only for the call that left the stream
+// with no origin.
+func (s *Store) RemoveOrigin(ctx context.Context, streamID int64, node string, ev *AuditEvent) (wentOffline bool, err error) {
+	err = s.Tx(ctx, func(tx *Store) error {
+		if err := tx.lockStream(ctx, streamID); err != nil {
+			return err
+		}
+		if err := tx.db(ctx).Where("stream_id = ? AND node_name = ?", streamID, node).Delete(&StreamOrigin{}).Error; err != nil {
+			return fmt.Errorf("remove origin: %w", err)
+		}
+		off, err := tx.markOfflineIfOrphan(ctx, streamID)
+		if err != nil {
+			return err
+		}
+		wentOffline = off
+		if ev != nil {
+			return tx.Audit(ctx, ev)
+		}
+		return nil
+	})
+	return wentOffline, err
+}
+
+// lockStream serialises origin changes of one stream inside a transaction.
+// On Postgres (read committed) two transactions removing the last two
+// origins would each still see the other's row and neither would mark the
+// stream offline; the row lock orders them. SQLite write transactions are
+// already serial (immediate locking).
+func (s *Store) lockStream(ctx context.Context, streamID int64) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	var id int64
+	if err := s.db(ctx).Raw("SELECT id FROM streams WHERE id = ? FOR UPDATE", streamID).Scan(&id).Error; err != nil {
+		return fmt.Errorf("lock stream %d: %w", streamID, err)
+	}
+	return nil
+}
+
+func (s *Store) markOfflineIfOrphan(ctx context.Context, streamID int64) (bool, error) {
+	res := s.db(ctx).Model(&Stream{}).
+		Where("id = ? AND live = ? AND NOT EXISTS (SELECT 1 FROM stream_origins WHERE stream_origins.stream_id = ?)", streamID, true, streamID).
+		Updates(map[string]any{"live": false, "updated_at": time.Now().UTC()})
+	if res.Error != nil {
+		return false, fmt.Errorf("mark offline: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// RefreshOrigin moves an origin's Since to now (hook-only nodes confirm a
+// publish this way; see ExpireOrigins). It reports whether the origin exists.
+func (s *Store) RefreshOrigin(ctx context.Context, streamID int64, node string, now time.Time) (bool, error) {
+	res := s.db(ctx).Model(&StreamOrigin{}).Where("stream_id = ? AND node_name = ?", streamID, node).Update("since", now.UTC())
+	if res.Error != nil {
+		return false, fmt.Errorf("refresh origin: %w", res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
+// NodeOrigin is one stream whose publish a node holds.
+type NodeOrigin struct {
+	StreamID int64
+	App      string
+	Name     string
+	Since    time.Time
+}
+
+// NodeOrigins lists the streams node holds.
+func (s *Store) NodeOrigins(ctx context.Context, node string) ([]NodeOrigin, error) {
+	var out []NodeOrigin
+	err := s.db(ctx).Table("stream_origins").
+		Select("stream_origins.stream_id, applications.name AS app, streams.name AS name, stream_origins.since").
+		Joins("JOIN streams ON streams.id = stream_origins.stream_id").
+		Joins("JOIN applications ON applications.id = streams.application_id").
+		Where("stream_origins.node_name = ?", node).Order("stream_origins.stream_id").Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("origins of node %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// ClearNodeOrigins removes every origin node holds and returns the streams
+// that went offline because of it.
+func (s *Store) ClearNodeOrigins(ctx context.Context, node string, ev *AuditEvent) ([]int64, error) {
+	return s.removeOrigins(ctx, ev, "node_name = ?", node)
+}
+
+// ExpireOrigins removes the origins held by nodes whose name starts with
+// prefix that were not confirmed since before, and returns the streams that
+// went offline.
+func (s *Store) ExpireOrigins(ctx context.Context, prefix string, before time.Time) ([]int64, error) {
+	return s.removeOrigins(ctx, nil, "node_name LIKE ? AND since < ?", likePrefix(prefix), before.UTC())
+}
+
+func likePrefix(p string) string {
+	out := make([]rune, 0, len(p)+1)
+	for _, r := range p {
+		if r == '%' || r == '_' || r == '\\' {
+			// Node-name prefixes are plain words; refuse wildcards rather than escape them.
+			continue
+		}
+		out = append(out, r)
+	}
+	return string(out) + "%"
+}
+
+func (s *Store) removeOrigins(ctx context.Context, ev *AuditEvent, where string, args ...any) ([]int64, error) {
+	var offline []int64
+	err := s.Tx(ctx, func(tx *Store) error {
+		var ids []int64
+		if err := tx.db(ctx).Model(&StreamOrigin{}).Where(where, args...).Distinct().Order("stream_id").Pluck("stream_id", &ids).Error; err != nil {
+			return fmt.Errorf("find origins: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		for _, id := range ids { // ascending ids: a consistent lock order
+			if err := tx.lockStream(ctx, id); err != nil {
+				return err
+			}
+		}
+		if err := tx.db(ctx).Where(where, args...).Delete(&StreamOrigin{}).Error; err != nil {
+			return fmt.Errorf("remove origins: %w", err)
+		}
+		for _, id := range ids {
+			off, err := tx.markOfflineIfOrphan(ctx, id)
+			if err != nil {
+				return err
+			}
+			if off {
+				offline = append(offline, id)
+			}
+		}
+		if ev != nil {
+			return tx.Audit(ctx, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return offline, nil
+}
+
+// DirectoryOrigins lists the registered, alive (heartbeat at or after
+// aliveSince) origin nodes that hold app/name, most recent publish first.
+func (s *Store) DirectoryOrigins(ctx context.Context, app, name string, aliveSince time.Time) ([]Node, error) {
+	var out []Node
+	err := s.db(ctx).Model(&Node{}).
+		Joins("JOIN stream_origins ON stream_origins.node_name = nodes.name").
+		Joins("JOIN streams ON streams.id = stream_origins.stream_id").
+		Joins("JOIN applications ON applications.id = streams.application_id").
+		Where("applications.name = ? AND streams.name = ? AND nodes.last_heartbeat >= ?", app, name, aliveSince.UTC()).
+		Order("stream_origins.since DESC").Order("nodes.name").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("directory %s/%s: %w", app, name, err)
+	}
+	return out, nil
+}
