@@ -1,0 +1,492 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Scheduler queries: placement, leases, fencing, status reports and drain.
+//
+// Concurrency: every mutation runs in one transaction. On Postgres the
+// placement transaction first takes a transaction-scoped advisory lock (so
+// two control-plane replicas never both count free capacity from the same
+// snapshot) and claims pending rows with FOR UPDATE SKIP LOCKED; the reaper
+// claims expired rows the same way. Every task update is conditioned on the
+// epoch read, so a concurrent reassignment makes it a no-op instead of a
+// second runner. SQLite runs one replica and serialises write transactions.
+
+// ErrStaleEpoch is returned for a status report whose node or epoch is no
+// longer the task's current assignment: the reporter must stop the task.
+var ErrStaleEpoch = errors.New("stale epoch: the task was reassigned")
+
+// schedLockID is the Postgres advisory lock of the placement transaction.
+const schedLockID = 0x706f72746965 // "portie"
+
+// SchedTask is a task as the scheduler and a concierge see it. Description
+// is the compiled description as stored (JSON).
+type SchedTask struct {
+	ID           int64      `gorm:"column:id" json:"id"`
+	Type         string     `gorm:"column:type" json:"type"`
+	Description  RawJSON    `gorm:"column:description" json:"description"`
+	DesiredState string     `gorm:"column:desired_state" json:"desired_state"`
+	State        string     `gorm:"column:state" json:"state"`
+	NodeName     string     `gorm:"column:node_name" json:"node"`
+	Epoch        int64      `gorm:"column:epoch" json:"epoch"`
+	LeaseUntil   *time.Time `gorm:"column:lease_until" json:"lease_until,omitempty"`
+	Restarts     int        `gorm:"column:restarts" json:"restarts"`
+	Reason       string     `gorm:"column:reason" json:"reason,omitempty"`
+}
+
+// Placement reads what the scheduler needs from a description: its cost
+// (at least 1) and the node labels it requires.
+type Placement struct {
+	Cost   int               `json:"cost"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// PlacementOf parses d's placement needs; a missing or zero cost counts as 1.
+func PlacementOf(d RawJSON) Placement {
+	var p Placement
+	_ = json.Unmarshal(d, &p)
+	if p.Cost < 1 {
+		p.Cost = 1
+	}
+	return p
+}
+
+// SchedNode is a live concierge with the cost of the tasks it holds.
+type SchedNode struct {
+	Name     string
+	Capacity int
+	Labels   Labels
+	Used     int
+}
+
+// PlaceDecision is the scheduler's answer for one pending task: a node, or
+// the reason it stays pending.
+type PlaceDecision struct {
+	TaskID int64
+	Node   string
+	Reason string
+}
+
+// PlaceFunc decides where pending tasks go (a pure function; see portier/sched_place.go).
+type PlaceFunc func(nodes []SchedNode, pending []SchedTask) []PlaceDecision
+
+// Assignment is one task that PlaceTasks assigned.
+type Assignment struct {
+	TaskID int64
+	Node   string
+	Epoch  int64
+}
+
+const taskCols = "id, type, description, desired_state, state, node_name, epoch, lease_until, restarts, reason"
+
+// writeTx is Tx for transactions that read and then write. On SQLite it
+// takes the write lock first (a no-op UPDATE), waiting with the busy
+// timeout: the driver (glebarez/go-sqlite v1.21.2) ignores _txlock=immediate
+// when _time_format is also set, so a deferred transaction that read
+// before a concurrent commit would fail with SQLITE_BUSY_SNAPSHOT.
+func (s *Store) writeTx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.Tx(ctx, func(tx *Store) error {
+		if tx.dialect == DialectSQLite {
+			if err := tx.db(ctx).Exec("UPDATE nodes SET id = id WHERE 1 = 0").Error; err != nil {
+				return fmt.Errorf("take the write lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+func (s *Store) forUpdateSkipLocked(q *gorm.DB) *gorm.DB {
+	if s.dialect == DialectPostgres {
+		return q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+	}
+	return q
+}
+
+// liveConcierges lists concierges that heartbeat at or after aliveSince and
+// are not draining, with the cost their unstopped tasks use.
+func (s *Store) liveConcierges(ctx context.Context, aliveSince time.Time) ([]SchedNode, error) {
+	var nodes []Node
+	if err := s.db(ctx).Where("role = ? AND draining = ? AND last_heartbeat >= ?", NodeRoleConcierge, false, aliveSince.UTC()).
+		Order("name").Find(&nodes).Error; err != nil {
+		return nil, fmt.Errorf("live concierges: %w", err)
+	}
+	used, err := s.usedCost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SchedNode, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, SchedNode{Name: n.Name, Capacity: n.Capacity, Labels: n.Labels, Used: used[n.Name]})
+	}
+	return out, nil
+}
+
+// usedCost sums, per node, the cost of every task it holds that is not stopped.
+func (s *Store) usedCost(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		NodeName    string  `gorm:"column:node_name"`
+		Description RawJSON `gorm:"column:description"`
+	}
+	if err := s.db(ctx).Table("tasks").Select("node_name, description").
+		Where("node_name <> '' AND state <> ?", TaskStopped).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("used capacity: %w", err)
+	}
+	used := map[string]int{}
+	for _, r := range rows {
+		used[r.NodeName] += PlacementOf(r.Description).Cost
+	}
+	return used, nil
+}
+
+// PlaceTasks assigns up to limit pending tasks that should run, using place
+// to decide, in one transaction: each assigned task gets the node, state
+// assigned, epoch+1 and a lease until now+lease; an unplaced task keeps state
+// pending with the decision's reason.
+func (s *Store) PlaceTasks(ctx context.Context, now time.Time, lease time.Duration, aliveSince time.Time, limit int, place PlaceFunc) ([]Assignment, error) {
+	now = now.UTC()
+	var out []Assignment
+	err := s.writeTx(ctx, func(tx *Store) error {
+		if tx.dialect == DialectPostgres {
+			if err := tx.db(ctx).Exec("SELECT pg_advisory_xact_lock(?)", schedLockID).Error; err != nil {
+				return fmt.Errorf("scheduler lock: %w", err)
+			}
+		}
+		var pending []SchedTask
+		q := tx.db(ctx).Table("tasks").Select(taskCols).
+			Where("state = ? AND desired_state = ? AND node_name = ''", TaskPending, DesiredRunning).Order("id").Limit(lim(limit))
+		if err := tx.forUpdateSkipLocked(q).Scan(&pending).Error; err != nil {
+			return fmt.Errorf("pending tasks: %w", err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		nodes, err := tx.liveConcierges(ctx, aliveSince)
+		if err != nil {
+			return err
+		}
+		byID := make(map[int64]SchedTask, len(pending))
+		for _, t := range pending {
+			byID[t.ID] = t
+		}
+		perNode := map[string][]int64{}
+		for _, d := range place(nodes, pending) {
+			t, ok := byID[d.TaskID]
+			if !ok {
+				continue
+			}
+			if d.Node != "" {
+				perNode[d.Node] = append(perNode[d.Node], d.TaskID)
+				out = append(out, Assignment{TaskID: d.TaskID, Node: d.Node, Epoch: t.Epoch + 1})
+				continue
+			}
+			if d.Reason != t.Reason {
+				if err := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", t.ID, t.Epoch).
+					Updates(map[string]any{"reason": d.Reason, "updated_at": now}).Error; err != nil {
+					return fmt.Errorf("pending reason of task %d: %w", t.ID, err)
+				}
+			}
+		}
+		until := now.Add(lease)
+		names := make([]string, 0, len(perNode))
+		for n := range perNode {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			res := tx.db(ctx).Table("tasks").
+				Where("id IN ? AND state = ? AND node_name = ''", perNode[n], TaskPending).
+				Updates(map[string]any{
+					"node_name": n, "state": TaskAssigned, "epoch": gorm.Expr("epoch + 1"),
+					"lease_until": until, "reason": "", "updated_at": now,
+				})
+			if res.Error != nil {
+				return fmt.Errorf("assign tasks to %s: %w", n, res.Error)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// LeaseResult counts what ExpireLeases did.
+type LeaseResult struct {
+	Renewed    int
+	Reassigned []int64
+	Stopped    int
+}
+
+// ExpireLeases looks at tasks whose lease ended before now. A task whose
+// concierge still heartbeats (at or after aliveSince, draining or not) gets
+// its lease renewed to that heartbeat + lease; the others lose their node:
+// back to pending with epoch+1 when they should run (the old runner is
+// fenced by its stale epoch), stopped when they should not.
+func (s *Store) ExpireLeases(ctx context.Context, now time.Time, lease time.Duration, aliveSince time.Time) (LeaseResult, error) {
+	now = now.UTC()
+	var res LeaseResult
+	err := s.writeTx(ctx, func(tx *Store) error {
+		var expired []SchedTask
+		q := tx.db(ctx).Table("tasks").Select(taskCols).
+			Where("node_name <> '' AND state <> ? AND (lease_until IS NULL OR lease_until < ?)", TaskStopped, now).Order("id")
+		if err := tx.forUpdateSkipLocked(q).Scan(&expired).Error; err != nil {
+			return fmt.Errorf("expired leases: %w", err)
+		}
+		if len(expired) == 0 {
+			return nil
+		}
+		hb := map[string]*time.Time{}
+		var nodes []Node
+		names := map[string]bool{}
+		for _, t := range expired {
+			names[t.NodeName] = true
+		}
+		list := make([]string, 0, len(names))
+		for n := range names {
+			list = append(list, n)
+		}
+		if err := tx.db(ctx).Where("name IN ?", list).Find(&nodes).Error; err != nil {
+			return fmt.Errorf("nodes of expired leases: %w", err)
+		}
+		for _, n := range nodes {
+			hb[n.Name] = n.LastHeartbeat
+		}
+		renew := map[string][]int64{}
+		var lost, stop []int64
+		for _, t := range expired {
+			if h := hb[t.NodeName]; h != nil && !h.Before(aliveSince) {
+				renew[t.NodeName] = append(renew[t.NodeName], t.ID)
+			} else if t.DesiredState == DesiredRunning {
+				lost = append(lost, t.ID)
+			} else {
+				stop = append(stop, t.ID)
+			}
+		}
+		for n, ids := range renew {
+			if err := tx.db(ctx).Table("tasks").Where("id IN ?", ids).
+				Update("lease_until", hb[n].UTC().Add(lease)).Error; err != nil {
+				return fmt.Errorf("renew leases on %s: %w", n, err)
+			}
+			res.Renewed += len(ids)
+		}
+		for _, t := range expired {
+			if !containsID(lost, t.ID) {
+				continue
+			}
+			u := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", t.ID, t.Epoch).Updates(map[string]any{
+				"node_name": "", "state": TaskPending, "epoch": t.Epoch + 1, "lease_until": nil,
+				"reason": fmt.Sprintf("concierge %s missed its lease", t.NodeName), "updated_at": now,
+			})
+			if u.Error != nil {
+				return fmt.Errorf("reassign task %d: %w", t.ID, u.Error)
+			}
+			if u.RowsAffected == 1 {
+				res.Reassigned = append(res.Reassigned, t.ID)
+			}
+		}
+		if len(stop) > 0 {
+			if err := tx.db(ctx).Table("tasks").Where("id IN ?", stop).Updates(map[string]any{
+				"state": TaskStopped, "lease_until": nil, "updated_at": now,
+			}).Error; err != nil {
+				return fmt.Errorf("stop tasks of dead concierges: %w", err)
+			}
+			res.Stopped = len(stop)
+		}
+		return nil
+	})
+	return res, err
+}
+
+func schedString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func containsID(ids []int64, id int64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// AssignedTasks lists the tasks a concierge must reconcile: every task on
+// it that is not stopped (including those whose desired state is stopped,
+// which it must stop and report), by id.
+func (s *Store) AssignedTasks(ctx context.Context, node string) ([]SchedTask, error) {
+	var out []SchedTask
+	if err := s.db(ctx).Table("tasks").Select(taskCols).
+		Where("node_name = ? AND state <> ?", node, TaskStopped).Order("id").Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("tasks of %s: %w", node, err)
+	}
+	return out, nil
+}
+
+// SchedTasksByID loads tasks by id (missing ids are left out).
+func (s *Store) SchedTasksByID(ctx context.Context, ids []int64) ([]SchedTask, error) {
+	var out []SchedTask
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if err := s.db(ctx).Table("tasks").Select(taskCols).Where("id IN ?", ids).Order("id").Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("tasks by id: %w", err)
+	}
+	return out, nil
+}
+
+// StatusReport is a concierge's report of one state change of a task.
+type StatusReport struct {
+	Epoch    int64
+	State    string
+	ExitCode *int
+	Error    string
+	LogTail  string
+}
+
+// ConciergeReportable reports whether a concierge may report state st.
+func ConciergeReportable(st string) bool {
+	switch st {
+	case TaskStarting, TaskRunning, TaskBackoff, TaskFailed, TaskStopping, TaskStopped:
+		return true
+	}
+	return false
+}
+
+// ReportTaskStatus applies a concierge's report if node and epoch are the
+// task's current assignment (else ErrStaleEpoch), renewing the lease. A
+// start after a failure counts as a restart; the first RUNNING of a start
+// sets started_at.
+func (s *Store) ReportTaskStatus(ctx context.Context, node string, id int64, r StatusReport, now time.Time, lease time.Duration) (*SchedTask, error) {
+	now = now.UTC()
+	var out *SchedTask
+	err := s.writeTx(ctx, func(tx *Store) error {
+		var rows []SchedTask
+		q := tx.db(ctx).Table("tasks").Select(taskCols).Where("id = ?", id)
+		if tx.dialect == DialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Scan(&rows).Error; err != nil {
+			return fmt.Errorf("load task %d: %w", id, err)
+		}
+		if len(rows) == 0 {
+			return fmt.Errorf("task %d: %w", id, ErrNotFound)
+		}
+		t := rows[0]
+		if t.NodeName != node || t.Epoch != r.Epoch || t.State == TaskStopped {
+			return fmt.Errorf("task %d epoch %d on %s (now epoch %d on %q): %w", id, r.Epoch, node, t.Epoch, t.NodeName, ErrStaleEpoch)
+		}
+		cols := map[string]any{
+			"state": r.State, "lease_until": now.Add(lease), "updated_at": now,
+		}
+		if r.State == TaskStopped && t.DesiredState == DesiredRunning {
+			// The runner gave the task up although it should run: place it again.
+			cols = map[string]any{
+				"state": TaskPending, "node_name": "", "epoch": t.Epoch + 1, "lease_until": nil,
+				"reason": "stopped by concierge " + node, "updated_at": now,
+			}
+		}
+		if r.ExitCode != nil {
+			cols["last_exit_code"] = *r.ExitCode
+		}
+		if r.Error != "" || r.State == TaskRunning {
+			cols["last_error"] = r.Error
+		}
+		if r.LogTail != "" {
+			cols["log_tail"] = r.LogTail
+		}
+		if r.State == TaskRunning && t.State != TaskRunning {
+			cols["started_at"] = now
+		}
+		if r.State == TaskStarting && (t.State == TaskBackoff || t.State == TaskFailed) {
+			cols["restarts"] = gorm.Expr("restarts + 1")
+			t.Restarts++
+		}
+		if r.State == TaskRunning || r.State == TaskStarting {
+			cols["reason"] = ""
+		}
+		if err := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", id, t.Epoch).Updates(cols).Error; err != nil {
+			return fmt.Errorf("report task %d: %w", id, err)
+		}
+		t.State = schedString(cols["state"])
+		out = &t
+		return nil
+	})
+	return out, err
+}
+
+// DrainConcierge marks a concierge draining (the scheduler places nothing
+// more on it) and hands back every task on it that should run: pending
+// again with epoch+1, to be placed elsewhere. The old runner keeps running
+// until the new one runs (make before break, bounded by the concierge).
+func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) ([]int64, error) {
+	now = now.UTC()
+	var ids []int64
+	err := s.writeTx(ctx, func(tx *Store) error {
+		res := tx.db(ctx).Model(&Node{}).Where("name = ? AND role = ?", node, NodeRoleConcierge).Update("draining", true)
+		if res.Error != nil {
+			return fmt.Errorf("drain %s: %w", node, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("concierge %s: %w", node, ErrNotFound)
+		}
+		var rows []SchedTask
+		q := tx.db(ctx).Table("tasks").Select(taskCols).
+			Where("node_name = ? AND desired_state = ? AND state <> ?", node, DesiredRunning, TaskStopped)
+		if tx.dialect == DialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Scan(&rows).Error; err != nil {
+			return fmt.Errorf("tasks of %s: %w", node, err)
+		}
+		for _, t := range rows {
+			u := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", t.ID, t.Epoch).Updates(map[string]any{
+				"node_name": "", "state": TaskPending, "epoch": t.Epoch + 1, "lease_until": nil,
+				"reason": "handed back by draining concierge " + node, "updated_at": now,
+			})
+			if u.Error != nil {
+				return fmt.Errorf("hand back task %d: %w", t.ID, u.Error)
+			}
+			if u.RowsAffected == 1 {
+				ids = append(ids, t.ID)
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// TasksChangeStamp is a cheap fingerprint of the tasks table that changes
+// whenever a task is created, deleted, reassigned (epoch), stopped or
+// started (desired state), or updated (every writer sets updated_at). The scheduler polls it to notice changes made by other code
+// paths and other replicas.
+func (s *Store) TasksChangeStamp(ctx context.Context) (string, error) {
+	var r struct {
+		N int64   `gorm:"column:n"`
+		E int64   `gorm:"column:e"`
+		R int64   `gorm:"column:r"`
+		U *string `gorm:"column:u"`
+	}
+	q := "SELECT COUNT(*) AS n, COALESCE(SUM(epoch), 0) AS e, " +
+		"COALESCE(SUM(CASE WHEN desired_state = 'running' THEN 1 ELSE 0 END), 0) AS r, " +
+		"CAST(MAX(updated_at) AS TEXT) AS u FROM tasks"
+	if err := s.db(ctx).Raw(q).Scan(&r).Error; err != nil {
+		return "", fmt.Errorf("tasks change stamp: %w", err)
+	}
+	u := ""
+	if r.U != nil {
+		u = *r.U
+	}
+	return fmt.Sprintf("%d/%d/%d/%s", r.N, r.E, r.R, u), nil
+}

@@ -1,0 +1,209 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/models/modelstest"
+)
+
+// firstFit places each task on the first node with room: enough for the
+// store mechanics tested here (the real rule is portier.placeTasks).
+func firstFit(nodes []models.SchedNode, pending []models.SchedTask) []models.PlaceDecision {
+	free := map[string]int{}
+	for _, n := range nodes {
+		free[n.Name] = n.Capacity - n.Used
+	}
+	var out []models.PlaceDecision
+	for _, t := range pending {
+		c := models.PlacementOf(t.Description).Cost
+		d := models.PlaceDecision{TaskID: t.ID, Reason: "full"}
+		for _, n := range nodes {
+			if free[n.Name] >= c {
+				d = models.PlaceDecision{TaskID: t.ID, Node: n.Name}
+				free[n.Name] -= c
+				break
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+type schedFixture struct {
+	s      *models.Store
+	stream int64
+}
+
+func newSchedFixture(t *testing.T, s *models.Store) *schedFixture {
+	ctx := context.Background()
+	u, err := s.CreateUser(ctx, "sched", "schedpassword", models.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.CreateStream(ctx, "live", "sched", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &schedFixture{s: s, stream: st.ID}
+}
+
+func (f *schedFixture) node(t *testing.T, name string, capacity int, now time.Time) {
+	if _, err := f.s.RegisterNode(context.Background(), models.Node{Name: name, Role: models.NodeRoleConcierge, Capacity: capacity}, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *schedFixture) task(t *testing.T, cost int) int64 {
+	tk := &models.Task{StreamID: f.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
+		Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: cost}}
+	out, _, err := f.s.CreateCompiledTask(context.Background(), tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.ID
+}
+
+func TestSchedStore(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newSchedFixture(t, n.Store)
+			s := f.s
+			now := time.Now().UTC()
+			lease := 5 * time.Second
+			f.node(t, "c1", 2, now)
+			a, b, c := f.task(t, 1), f.task(t, 1), f.task(t, 1)
+
+			got, err := s.PlaceTasks(ctx, now, lease, now.Add(-lease), 0, firstFit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[0].Epoch != 1 {
+				t.Fatalf("placed %+v; want 2 tasks at epoch 1", got)
+			}
+			ts, _ := s.SchedTasksByID(ctx, []int64{a, b, c})
+			if ts[0].State != models.TaskAssigned || ts[0].NodeName != "c1" || ts[2].State != models.TaskPending || ts[2].Reason != "full" {
+				t.Fatalf("after placement: %+v", ts)
+			}
+
+			// Reports: the current epoch is accepted, a stale one refused.
+			if _, err := s.ReportTaskStatus(ctx, "c1", a, models.StatusReport{Epoch: 1, State: models.TaskRunning}, now, lease); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ReportTaskStatus(ctx, "c1", a, models.StatusReport{Epoch: 0, State: models.TaskRunning}, now, lease); !errors.Is(err, models.ErrStaleEpoch) {
+				t.Fatalf("stale epoch report: %v", err)
+			}
+			if _, err := s.ReportTaskStatus(ctx, "c2", a, models.StatusReport{Epoch: 1, State: models.TaskRunning}, now, lease); !errors.Is(err, models.ErrStaleEpoch) {
+				t.Fatalf("report from another node: %v", err)
+			}
+
+			// A live concierge's leases are renewed, a dead one's reassigned with epoch+1.
+			later := now.Add(2 * lease)
+			if err := s.NodeHeartbeat(ctx, "c1", models.NodeLoad{}, later.Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			r, err := s.ExpireLeases(ctx, later, lease, later.Add(-lease))
+			if err != nil || r.Renewed != 2 || len(r.Reassigned) != 0 {
+				t.Fatalf("renew: %+v %v", r, err)
+			}
+			muchLater := later.Add(3 * lease)
+			r, err = s.ExpireLeases(ctx, muchLater, lease, muchLater.Add(-lease))
+			if err != nil || len(r.Reassigned) != 2 {
+				t.Fatalf("expire: %+v %v", r, err)
+			}
+			ts, _ = s.SchedTasksByID(ctx, []int64{a})
+			if ts[0].Epoch != 2 || ts[0].State != models.TaskPending || ts[0].NodeName != "" {
+				t.Fatalf("after expiry: %+v", ts[0])
+			}
+			if _, err := s.ReportTaskStatus(ctx, "c1", a, models.StatusReport{Epoch: 1, State: models.TaskRunning}, muchLater, lease); !errors.Is(err, models.ErrStaleEpoch) {
+				t.Fatalf("report of the fenced runner: %v", err)
+			}
+
+			// Drain hands tasks back with epoch+1 and takes the node out of placement.
+			f.node(t, "c2", 10, muchLater)
+			if _, err := s.PlaceTasks(ctx, muchLater, lease, muchLater.Add(-lease), 0, firstFit); err != nil {
+				t.Fatal(err)
+			}
+			mine, _ := s.AssignedTasks(ctx, "c2")
+			if len(mine) != 3 {
+				t.Fatalf("c2 holds %d tasks, want 3", len(mine))
+			}
+			ids, err := s.DrainConcierge(ctx, "c2", muchLater)
+			if err != nil || len(ids) != 3 {
+				t.Fatalf("drain: %v %v", ids, err)
+			}
+			placed, err := s.PlaceTasks(ctx, muchLater, lease, muchLater.Add(-lease), 0, firstFit)
+			if err != nil || len(placed) != 0 {
+				t.Fatalf("placed on a draining node: %+v %v", placed, err)
+			}
+			if _, err := s.DrainConcierge(ctx, "nobody", muchLater); !errors.Is(err, models.ErrNotFound) {
+				t.Fatalf("drain unknown: %v", err)
+			}
+			st1, _ := s.TasksChangeStamp(ctx)
+			if err := s.StopCompiledTask(ctx, a, "test"); err != nil {
+				t.Fatal(err)
+			}
+			st2, _ := s.TasksChangeStamp(ctx)
+			if st1 == st2 {
+				t.Fatalf("change stamp did not change: %s", st1)
+			}
+		})
+	}
+}
+
+// TestSchedConcurrentPlacement runs placement from several goroutines (as
+// several control-plane replicas would) and checks capacity is never exceeded.
+func TestSchedConcurrentPlacement(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newSchedFixture(t, n.Store)
+			now := time.Now().UTC()
+			for i := range 4 {
+				f.node(t, fmt.Sprintf("c%d", i), 5, now)
+			}
+			for range 40 {
+				f.task(t, 1)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 5 {
+						if _, err := f.s.PlaceTasks(ctx, now, 5*time.Second, now.Add(-5*time.Second), 7, firstFit); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			total := 0
+			for i := range 4 {
+				mine, err := f.s.AssignedTasks(ctx, fmt.Sprintf("c%d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(mine) > 5 {
+					t.Fatalf("c%d holds %d tasks over capacity 5", i, len(mine))
+				}
+				total += len(mine)
+			}
+			if total != 20 {
+				t.Fatalf("%d tasks assigned, want 20 (full capacity)", total)
+			}
+		})
+	}
+}
