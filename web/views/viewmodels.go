@@ -1,0 +1,290 @@
+// Package views holds the operator UI's templ components and the view models
+// they render. Handlers (in package portier) build a view model from store
+// records; no database record reaches a template.
+package views
+
+import (
+	"github.com/portier/portier/web/i18n"
+)
+
+// Page is what every full page needs: the language, who is signed in, the
+// session's CSRF token for forms and the navigation state.
+type Page struct {
+	Title string
+	Lang  i18n.Lang
+	User  *UserBadge // nil when signed out
+	CSRF  string
+	Nav   string // the active navigation entry: dashboard, streams, tasks, cluster, users, audit, tokens, account
+	Flash string // a one-line success message
+	Error string // a one-line error message
+}
+
+// T translates msg into the page's language.
+func (p Page) T(msg string, args ...any) string { return p.Lang.T(msg, args...) }
+
+// UserBadge is the signed-in user as the layout shows it.
+type UserBadge struct {
+	Username string
+	Role     string
+	IsAdmin  bool
+	CanWrite bool
+}
+
+// FieldErrors maps a form field's name to what is wrong with it.
+type FieldErrors map[string]string
+
+// Get returns the error of field (empty when none).
+func (f FieldErrors) Get(field string) string { return f[field] }
+
+// Login is the sign-in page.
+type Login struct {
+	Username string
+	Next     string
+	Error    string
+}
+
+// StreamRow is one stream in a list.
+type StreamRow struct {
+	ID        int64
+	App       string
+	Name      string
+	Owner     string
+	Enabled   bool
+	Live      bool
+	Bitrate   string
+	Video     string // codec and resolution, e.g. "H264 1280x720 25fps"
+	Audio     string
+	Uptime    string
+	Viewers   string
+	Origins   []string
+	Publishes int64
+}
+
+// Streams is the stream list page.
+type Streams struct {
+	Rows      []StreamRow
+	CanCreate bool
+	Form      CreateStream
+}
+
+// CreateStream is the new-stream form.
+type CreateStream struct {
+	App    string
+	Name   string
+	Errors FieldErrors
+}
+
+// StreamDetail is one stream's page.
+type StreamDetail struct {
+	Row        StreamRow
+	CanEdit    bool
+	IsOwner    bool
+	KeyHint    string
+	Revealed   bool   // the key and the commands that embed it are shown
+	Key        string // only when Revealed
+	OBSServer  string
+	OBSKey     string // only when Revealed
+	IngestURL  string // only when Revealed
+	FFmpeg     string // only when Revealed
+	PlayRTMP   string
+	PlayFLV    string
+	PlayHLS    string // empty when the stream has no HLS
+	Configs    []TaskConfigRow
+	Tasks      []TaskRow
+	NewKeyNote bool // the key was just rotated
+}
+
+// TaskConfigRow is one task config in a stream's list.
+type TaskConfigRow struct {
+	ID      int64
+	Type    string
+	Name    string
+	Enabled bool
+	Summary string
+	Version int64
+}
+
+// TaskConfigForm adds or edits a task config. Field names follow the API's
+// spec fields, so the store's validation errors land next to the right input.
+type TaskConfigForm struct {
+	StreamID   int64
+	StreamName string
+	ID         int64 // 0: a new config
+	Type       string
+	Name       string
+	Enabled    bool
+	// restream
+	Target string
+	Key    string
+	Format string
+	// record
+	SegmentSeconds string
+	RecordFormat   string
+	// pull
+	Source string
+	// hls: one rendition per line, "name WIDTHxHEIGHT VIDEO_KBPS AUDIO_KBPS"
+	Renditions        string
+	HLSSegmentSeconds string
+	Errors            FieldErrors
+}
+
+// TaskRow is one task.
+type TaskRow struct {
+	ID         int64
+	StreamID   int64
+	StreamName string
+	Type       string
+	ConfigName string
+	State      string
+	Desired    string
+	Node       string
+	Restarts   int
+	ExitCode   string
+	LastError  string
+	Reason     string
+	Updated    string
+	CanRestart bool
+}
+
+// Tasks is the task list page.
+type Tasks struct {
+	Rows  []TaskRow
+	State string // filter
+}
+
+// TaskDetail is one task with its log tail.
+type TaskDetail struct {
+	Row     TaskRow
+	LogTail string
+	Command string
+	Started string
+}
+
+// NodeRow is one cluster node.
+type NodeRow struct {
+	Name          string
+	Role          string
+	Alive         bool
+	Draining      bool
+	LastHeartbeat string
+	Address       string
+	Connections   int
+	Streams       int
+	BitrateIn     string
+	BitrateOut    string
+	CostUsed      int
+	Capacity      int
+	LoadPercent   int
+	Held          []string // streams this origin holds
+	Version       string
+}
+
+// NodeGroup is the nodes of one role.
+type NodeGroup struct {
+	Role  string
+	Nodes []NodeRow
+}
+
+// Cluster is the cluster page.
+type Cluster struct {
+	Groups []NodeGroup
+}
+
+// Dashboard is the start page.
+type Dashboard struct {
+	Live       []StreamRow
+	Attention  []TaskRow
+	Silent     []NodeRow
+	StreamsAll int64
+	NodesAll   int
+}
+
+// UserRow is one user in the administration list.
+type UserRow struct {
+	ID       int64
+	Username string
+	Role     string
+	Disabled bool
+	Created  string
+	IsSelf   bool
+}
+
+// Users is the user administration page.
+type Users struct {
+	Rows []UserRow
+	Form NewUser
+}
+
+// NewUser is the create-user form.
+type NewUser struct {
+	Username string
+	Role     string
+	Errors   FieldErrors
+}
+
+// TokenRow is one API token.
+type TokenRow struct {
+	ID       int64
+	Name     string
+	Prefix   string
+	Scopes   string
+	Created  string
+	LastUsed string
+	Expires  string
+	Revoked  bool
+}
+
+// Tokens is the API token page.
+type Tokens struct {
+	Rows     []TokenRow
+	NewToken string // the clear token, shown once right after creation
+	Form     NewToken
+}
+
+// NewToken is the create-token form.
+type NewToken struct {
+	Name   string
+	Scopes []string
+	Errors FieldErrors
+}
+
+// AuditRow is one audit event.
+type AuditRow struct {
+	Time    string
+	Actor   string
+	Action  string
+	Object  string
+	Result  string
+	Reason  string
+	Node    string
+	Addr    string
+	Details string
+}
+
+// Audit is the audit log page.
+type Audit struct {
+	Rows       []AuditRow
+	Actor      string
+	Action     string
+	Object     string
+	Total      int64
+	Offset     int
+	PrevOffset int // -1: no previous page
+	NextOffset int // -1: no next page
+}
+
+// Account is the signed-in user's own settings page.
+type Account struct {
+	Username string
+	Role     string
+	Language string
+	Errors   FieldErrors
+}
+
+// ErrorPage explains a refused or failed request.
+type ErrorPage struct {
+	Status  int
+	Heading string
+	Message string
+	ID      string // error id, also in the server log
+}
