@@ -1,5 +1,249 @@
 package portier
 
-import "github.com/gin-gonic/gin"
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
 
-func (s *Server) registerNodeAPI(g *gin.RouterGroup) {}
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+)
+
+// The node API (contract A in the project notes): relays and other nodes
+// register and heartbeat, and relays ask before every publish and play.
+// Requests are JSON; unknown fields are ignored so nodes of a newer version
+// can talk to an older control plane.
+func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
+	g.Use(s.hookAuth(dialectNative, false))
+	g.POST("/nodes/register", s.nodeRegister)
+	g.POST("/nodes/:name/heartbeat", s.nodeHeartbeat)
+	g.GET("/nodes", s.nodeList)
+	g.POST("/publish/authorize", s.nodePublishAuthorize)
+	g.POST("/publish/done", s.nodePublishDone)
+	g.POST("/play/authorize", s.nodePlayAuthorize)
+	g.GET("/directory/:app/:name", s.directoryLookup)
+}
+
+// bindNodeJSON decodes a node API body, answering 400 itself on failure.
+func bindNodeJSON(c *gin.Context, v any) bool {
+	if err := json.NewDecoder(c.Request.Body).Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			c.JSON(http.StatusRequestEntityTooLarge, hookErrBody("too_large", "the body is larger than 1 MiB", ""))
+			return false
+		}
+		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, "malformed JSON body: "+err.Error(), ""))
+		return false
+	}
+	return true
+}
+
+type registerReq struct {
+	Name        string            `json:"name"`
+	Role        string            `json:"role"`
+	RTMPAddress string            `json:"rtmp_address"`
+	HTTPAddress string            `json:"http_address"`
+	Capacity    int               `json:"capacity"`
+	Labels      map[string]string `json:"labels"`
+	Version     string            `json:"version"`
+}
+
+func (r *registerReq) validate() (field, msg string) {
+	switch {
+	case !nodeNameRE.MatchString(r.Name):
+		return "name", "a node name is 1-128 of letters, digits and _ . : - starting with a letter or digit"
+	case !models.ValidNodeRole(r.Role):
+		return "role", "role must be origin, edge, concierge, cdn-edge or hls-origin"
+	case r.Capacity < 0 || r.Capacity > 1_000_000:
+		return "capacity", "capacity must be between 0 and 1000000"
+	case len(r.Labels) > 64:
+		return "labels", "at most 64 labels"
+	case len(r.Version) > 128:
+		return "version", "version is longer than 128 characters"
+	}
+	for f, a := range map[string]string{"rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress} {
+		if a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || len(a) > 256 {
+			return f, "an address is host:port, like 127.0.0.1:1935"
+		}
+	}
+	for k, v := range r.Labels {
+		if len(k) == 0 || len(k) > 64 || len(v) > 256 {
+			return "labels", "label keys are 1-64 characters, values at most 256"
+		}
+	}
+	return "", ""
+}
+
+func (s *Server) nodeRegister(c *gin.Context) {
+	var r registerReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	if field, msg := r.validate(); field != "" {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
+		return
+	}
+	n, err := s.p.Store.RegisterNode(c.Request.Context(), models.Node{
+		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress,
+		Capacity: r.Capacity, Labels: r.Labels, Version: r.Version,
+	}, s.lv.now())
+	if err != nil {
+		s.lv.log.Error("register node", "err", err, "node", r.Name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		return
+	}
+	s.lv.log.Info("node registered", "node", n.Name, "role", n.Role, "rtmp", n.RTMPAddress, "http", n.HTTPAddress)
+	c.JSON(http.StatusOK, gin.H{
+		"name":                  n.Name,
+		"heartbeat_interval_ms": s.lv.hb.Milliseconds(),
+		"lease_ms":              5 * s.lv.hb.Milliseconds(),
+	})
+}
+
+type heartbeatReq struct {
+	Load      models.NodeLoad `json:"load"`
+	Published *[]string       `json:"published"`
+}
+
+func (s *Server) nodeHeartbeat(c *gin.Context) {
+	name := c.Param("name")
+	var r heartbeatReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	if r.Published != nil && len(*r.Published) > 100_000 {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "at most 100000 published streams", "published"))
+		return
+	}
+	ctx := c.Request.Context()
+	err := s.p.Store.NodeHeartbeat(ctx, name, r.Load, s.lv.now())
+	if errors.Is(err, models.ErrNotFound) {
+		c.JSON(http.StatusNotFound, hookErrBody("unknown_node", "node "+strconvQuote(name)+" is not registered: register again", ""))
+		return
+	}
+	if err != nil {
+		s.lv.log.Error("heartbeat", "err", err, "node", name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		return
+	}
+	// Nodes that publish nothing (concierges, CDN edges) omit "published";
+	// an origin that holds nothing sends [].
+	if r.Published != nil {
+		if err := s.lv.reconcile(ctx, name, *r.Published); err != nil {
+			s.lv.log.Error("reconcile live state", "err", err, "node", name)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()})
+}
+
+type nodeView struct {
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	RTMPAddress string `json:"rtmp_address"`
+	HTTPAddress string `json:"http_address"`
+	Alive       bool   `json:"alive"`
+}
+
+// nodeAlive reports whether n heartbeat within the last 3 intervals.
+func (s *Server) nodeAlive(n *models.Node) bool {
+	return n.LastHeartbeat != nil && !n.Draining && s.lv.now().Sub(*n.LastHeartbeat) < 3*s.lv.hb
+}
+
+func (s *Server) nodeList(c *gin.Context) {
+	role := c.Query("role")
+	if role != "" && !models.ValidNodeRole(role) {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "role must be origin, edge, concierge, cdn-edge or hls-origin", "role"))
+		return
+	}
+	nodes, err := s.p.Store.ListNodes(c.Request.Context(), role)
+	if err != nil {
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
+		return
+	}
+	out := make([]nodeView, 0, len(nodes))
+	for i := range nodes {
+		n := &nodes[i]
+		out = append(out, nodeView{Name: n.Name, Role: n.Role, RTMPAddress: n.RTMPAddress, HTTPAddress: n.HTTPAddress, Alive: s.nodeAlive(n)})
+	}
+	c.JSON(http.StatusOK, gin.H{"nodes": out})
+}
+
+type nodePublishReq struct {
+	Node     string `json:"node"`
+	App      string `json:"app"`
+	Name     string `json:"name"`
+	Query    string `json:"query"`
+	Addr     string `json:"addr"`
+	Protocol string `json:"protocol"`
+}
+
+func (r *nodePublishReq) hookReq(c *gin.Context, action string) (hookReq, bool) {
+	if !nodeNameRE.MatchString(r.Node) {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "node must name the asking node (letters, digits, _ . : -)", "node"))
+		return hookReq{}, false
+	}
+	return hookReq{
+		Dialect: dialectNative, Action: action, Node: r.Node, App: r.App, Name: r.Name,
+		Query: strings.TrimPrefix(r.Query, "?"), Addr: r.Addr, Protocol: r.Protocol,
+	}, true
+}
+
+func (s *Server) nodePublishAuthorize(c *gin.Context) {
+	var r nodePublishReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	req, ok := r.hookReq(c, "publish")
+	if !ok {
+		return
+	}
+	d := s.lv.authorizePublish(c.Request.Context(), req)
+	if !d.Allow {
+		c.JSON(d.Status, gin.H{"allow": false, "reason": d.Reason, "code": d.Code})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"allow": true, "app": d.Target.App, "name": d.Target.Name,
+		"stream_id": d.Target.StreamID, "takeover": d.Takeover,
+	})
+}
+
+func (s *Server) nodePublishDone(c *gin.Context) {
+	var r nodePublishReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	req, ok := r.hookReq(c, "publish_done")
+	if !ok {
+		return
+	}
+	if err := s.lv.publishDone(c.Request.Context(), req); err != nil {
+		s.lv.log.Error("publish done", "err", err, "node", req.Node)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"ok": true})
+}
+
+func (s *Server) nodePlayAuthorize(c *gin.Context) {
+	var r nodePublishReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	req, ok := r.hookReq(c, "play")
+	if !ok {
+		return
+	}
+	d := s.lv.authorizePlay(c.Request.Context(), req)
+	if !d.Allow {
+		c.JSON(d.Status, gin.H{"allow": false, "reason": d.Reason, "code": d.Code})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"allow": true})
+}

@@ -21,6 +21,10 @@ type Params struct {
 	// cluster token (set by `portier run`, where everything is one process).
 	TrustLoopback bool
 	Logger        *slog.Logger
+	// Hooks configures the media-server hook endpoints (see hooks.go).
+	Hooks HookParams
+	// Live configures live state, the node registry and task compilation (see live.go).
+	Live LiveParams
 }
 
 // Server is the control plane's HTTP server.
@@ -28,6 +32,7 @@ type Server struct {
 	p      Params
 	log    *slog.Logger
 	engine *gin.Engine
+	lv     *liveState
 }
 
 // New builds a Server and registers every route.
@@ -37,6 +42,7 @@ func New(p Params) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
+	s.lv = newLiveState(s)
 	s.engine = gin.New()
 	s.engine.Use(gin.Recovery())
 	s.registerOps(s.engine)

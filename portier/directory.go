@@ -1,0 +1,41 @@
+package portier
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+type directoryOrigin struct {
+	Name        string `json:"name"`
+	RTMPAddress string `json:"rtmp_address"`
+}
+
+// directoryLookup answers which alive origins hold app/name now, most recent
+// publish first (edges pull from the first and fail over down the list);
+// 404 when none does.
+func (s *Server) directoryLookup(c *gin.Context) {
+	app, name := c.Param("app"), c.Param("name")
+	if err := checkAppName(app, name); err != nil {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", err.Error(), ""))
+		return
+	}
+	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.now().Add(-3*s.lv.hb))
+	if err != nil {
+		s.lv.log.Error("directory", "err", err)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
+		return
+	}
+	out := make([]directoryOrigin, 0, len(nodes))
+	for _, n := range nodes {
+		if n.Draining {
+			continue
+		}
+		out = append(out, directoryOrigin{Name: n.Name, RTMPAddress: n.RTMPAddress})
+	}
+	if len(out) == 0 {
+		c.JSON(http.StatusNotFound, hookErrBody("not_live", "no alive origin holds "+app+"/"+name, ""))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"app": app, "name": name, "origins": out})
+}

@@ -1,0 +1,221 @@
+package portier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/compile"
+)
+
+// Task compilation follows live state:
+//   - a stream going live gets one Task per enabled task config (pull configs
+//     excepted), compiled from the config and the stream;
+//   - a stream going offline has its tasks' desired state set to stopped;
+//   - a config edited while its task runs is recompiled, and the task is
+//     replaced only when compile.NeedsReplace says the command changed;
+//   - pull configs feed the stream rather than consume it: their task runs
+//     while the config is enabled, live or not.
+// Every step is idempotent (models.Store.CreateCompiledTask never starts a
+// config twice), so repeated or racing live events are harmless.
+
+// streamLive compiles the tasks of a stream that just went live.
+func (l *liveState) streamLive(ctx context.Context, streamID int64) {
+	st, err := l.s.p.Store.StreamByID(ctx, streamID)
+	if err != nil {
+		l.log.Error("compile on live: load stream", "err", err, "stream", streamID)
+		return
+	}
+	cfgs, err := l.s.p.Store.CompileConfigs(ctx, streamID)
+	if err != nil {
+		l.log.Error("compile on live: load configs", "err", err, "stream", streamID)
+		return
+	}
+	for i := range cfgs {
+		if cfgs[i].Type == models.TypePull {
+			continue
+		}
+		if _, err := l.startConfig(ctx, &cfgs[i], st); err != nil {
+			l.log.Error("compile on live", "err", err, "stream", streamID, "config", cfgs[i].ID)
+		}
+	}
+}
+
+// streamOffline stops the tasks of a stream that went offline.
+func (l *liveState) streamOffline(ctx context.Context, streamID int64, why string) {
+	n, err := l.s.p.Store.StopStreamTasks(ctx, streamID, "stream offline: "+why, models.TypePull)
+	if err != nil {
+		l.log.Error("stop tasks on offline", "err", err, "stream", streamID)
+		return
+	}
+	if n > 0 {
+		l.log.Info("stream offline, tasks stopped", "stream", streamID, "tasks", n, "why", why)
+	}
+}
+
+// startConfig compiles cfg and inserts its task unless one is active. A
+// config that does not compile becomes a failed task whose last error says
+// why, so the operator sees it.
+func (l *liveState) startConfig(ctx context.Context, cfg *models.TaskConfig, st *models.Stream) (*models.Task, error) {
+	t := l.compileTask(cfg, st)
+	out, _, err := l.s.p.Store.CreateCompiledTask(ctx, t)
+	return out, err
+}
+
+func (l *liveState) compileTask(cfg *models.TaskConfig, st *models.Stream) *models.Task {
+	id := cfg.ID
+	t := &models.Task{
+		ConfigID: &id, ConfigVersion: cfg.Version, StreamID: st.ID, Type: cfg.Type,
+		DesiredState: models.DesiredRunning, State: models.TaskPending,
+	}
+	d, err := compileConfig(cfg, st, l.env)
+	if err != nil {
+		t.DesiredState, t.State = models.DesiredStopped, models.TaskFailed
+		t.LastError, t.Reason = err.Error(), "compile failed"
+		return t
+	}
+	t.Description = toModelDescription(d)
+	return t
+}
+
+// compileConfig maps a stored task config onto the pure compiler.
+func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (compile.Description, error) {
+	in := compile.TaskConfigInput{ID: cfg.ID, Type: cfg.Type, Name: cfg.Name}
+	switch cfg.Type {
+	case models.TypeRestream:
+		sp, err := cfg.Restream()
+		if err != nil {
+			return compile.Description{}, fmt.Errorf("decode restream spec: %w", err)
+		}
+		in.Target, in.Key, in.Format = sp.Target, sp.Key, sp.Format
+	case models.TypeRecord:
+		sp, err := cfg.Record()
+		if err != nil {
+			return compile.Description{}, fmt.Errorf("decode record spec: %w", err)
+		}
+		in.SegmentSeconds, in.Format = sp.SegmentSeconds, sp.Format
+	case models.TypePull:
+		sp, err := cfg.Pull()
+		if err != nil {
+			return compile.Description{}, fmt.Errorf("decode pull spec: %w", err)
+		}
+		in.Source = sp.Source
+	case models.TypeHLS:
+		sp, err := cfg.HLS()
+		if err != nil {
+			return compile.Description{}, fmt.Errorf("decode hls spec: %w", err)
+		}
+		in.SegmentSeconds = sp.SegmentSeconds
+		for _, r := range sp.Renditions {
+			in.Renditions = append(in.Renditions, compile.Rendition{
+				Name: r.Name, Width: r.Width, Height: r.Height,
+				VideoBitrate: r.VideoBitrateKbps, AudioBitrate: r.AudioBitrateKbps,
+			})
+		}
+	}
+	return compile.Compile(in, compile.StreamState{
+		ID: st.ID, App: st.Application.Name, Name: st.Name, Key: st.PublishKey,
+	}, env)
+}
+
+// toModelDescription keeps what a concierge runs. Dirs are not stored:
+// models.TaskDescription has no field for them yet (see the report).
+func toModelDescription(d compile.Description) models.TaskDescription {
+	return models.TaskDescription{
+		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Cost: d.Cost,
+	}
+}
+
+func fromModelDescription(typ string, d models.TaskDescription) compile.Description {
+	return compile.Description{
+		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Cost: d.Cost,
+	}
+}
+
+// needsReplace compares what is stored for a running task with a fresh
+// compilation, through the stored form so fields not stored cannot differ.
+func needsReplace(running *models.Task, next *models.Task) bool {
+	if next.State == models.TaskFailed {
+		return true
+	}
+	return compile.NeedsReplace(
+		fromModelDescription(running.Type, running.Description),
+		fromModelDescription(next.Type, next.Description))
+}
+
+// onTaskConfigChanged brings the tasks of config cfgID in line with it after
+// the API created, edited, enabled or disabled it. The API calls it after
+// committing the change. An edit that changes the command replaces the
+// running task (stop old, create new, one transaction); an edit that does not
+// (a rename) only records the new config version on the running task.
+func (s *Server) onTaskConfigChanged(ctx context.Context, cfgID int64) error {
+	l := s.lv
+	cfg, err := s.p.Store.CompileConfig(ctx, cfgID)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil // deleted: its tasks lost their config (see onTaskConfigDeleting)
+	}
+	if err != nil {
+		return err
+	}
+	cur, err := s.p.Store.ActiveConfigTask(ctx, cfgID)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return err
+	}
+	if errors.Is(err, models.ErrNotFound) {
+		cur = nil
+	}
+	st, err := s.p.Store.StreamByID(ctx, cfg.StreamID)
+	if err != nil {
+		return err
+	}
+	wanted := cfg.Enabled && (st.Live || cfg.Type == models.TypePull)
+	if !wanted {
+		if cur != nil {
+			reason := "config disabled"
+			if cfg.Enabled {
+				reason = "stream offline"
+			}
+			return s.p.Store.StopCompiledTask(ctx, cur.ID, reason)
+		}
+		return nil
+	}
+	if cur == nil {
+		_, err := l.startConfig(ctx, cfg, st)
+		return err
+	}
+	next := l.compileTask(cfg, st)
+	if !needsReplace(cur, next) {
+		return s.p.Store.SetTaskConfigVersion(ctx, cur.ID, cfg.Version)
+	}
+	return s.p.Store.ReplaceCompiledTask(ctx, cur.ID, next, "replaced: config edited")
+}
+
+// onTaskConfigDeleting stops the running task of a config about to be
+// deleted. The API calls it before deleting (afterwards the task no longer
+// points at its config).
+func (s *Server) onTaskConfigDeleting(ctx context.Context, cfgID int64) error {
+	cur, err := s.p.Store.ActiveConfigTask(ctx, cfgID)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.p.Store.StopCompiledTask(ctx, cur.ID, "config deleted")
+}
+
+// onStreamChanged re-runs onTaskConfigChanged for every config of a stream
+// after a change that reaches its tasks (a key rotation changes what pull
+// tasks publish with; enabling or disabling the stream).
+func (s *Server) onStreamChanged(ctx context.Context, streamID int64) error {
+	cfgs, err := s.p.Store.ListTaskConfigs(ctx, streamID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cfgs {
+		errs = append(errs, s.onTaskConfigChanged(ctx, c.ID))
+	}
+	return errors.Join(errs...)
+}
