@@ -19,11 +19,14 @@ import (
 // MediaMTXVersion is a MediaMTX release tag that MediaMTXBinary can build.
 type MediaMTXVersion string
 
-// The two MediaMTX releases the tests know. The issues name v1.15.3; it
-// builds here from the module proxy and serves H.264 without B-frames (all
-// our publishers' default), but drops RTMP players a few seconds after play
-// when the H.264 has B-frames (PublishOpts.BFrames; its issues #5226/#5209).
-// v1.14.0 is the older known-good pin.
+// The two MediaMTX releases the tests know. The issues name v1.15.3: it
+// builds here from the module proxy (go mod download works for it) and is
+// the default. LIBRARIES.md reports that v1.15.3 drops RTMP players a few
+// seconds after play on H.264 with B-frames (its issues #5226/#5209); with
+// ffmpeg 5.1 publishers here (PublishOpts.BFrames, RTMP and RTSP publish,
+// RTMP play by ffmpeg and by tests/bench's load client, 10 s) it did not
+// happen. v1.14.0, the older known-good pin, builds too: select it with
+// MediaMTXOpts.Version or PORTIER_MEDIAMTX_VERSION=v1.14.0.
 const (
 	MediaMTX1153 MediaMTXVersion = "v1.15.3"
 	MediaMTX1140 MediaMTXVersion = "v1.14.0"
