@@ -231,8 +231,9 @@ type LeaseResult struct {
 // ExpireLeases looks at tasks whose lease ended before now. A task whose
 // concierge still heartbeats (at or after aliveSince, draining or not) gets
 // its lease renewed to that heartbeat + lease; the others lose their node:
-// back to pending with epoch+1 when they should run (the old runner is
-// fenced by its stale epoch), stopped when they should not.
+// back to pending when they should run, stopped when they should not. The
+// old runner is fenced from then on (its reports name a node and epoch that
+// are no longer the task's), and the next assignment raises the epoch.
 func (s *Store) ExpireLeases(ctx context.Context, now time.Time, lease time.Duration, aliveSince time.Time) (LeaseResult, error) {
 	now = now.UTC()
 	var res LeaseResult
@@ -285,7 +286,7 @@ func (s *Store) ExpireLeases(ctx context.Context, now time.Time, lease time.Dura
 				continue
 			}
 			u := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", t.ID, t.Epoch).Updates(map[string]any{
-				"node_name": "", "state": TaskPending, "epoch": t.Epoch + 1, "lease_until": nil,
+				"node_name": "", "state": TaskPending, "lease_until": nil,
 				"reason": fmt.Sprintf("concierge %s missed its lease", t.NodeName), "updated_at": now,
 			})
 			if u.Error != nil {
@@ -393,7 +394,7 @@ func (s *Store) ReportTaskStatus(ctx context.Context, node string, id int64, r S
 		if r.State == TaskStopped && t.DesiredState == DesiredRunning {
 			// The runner gave the task up although it should run: place it again.
 			cols = map[string]any{
-				"state": TaskPending, "node_name": "", "epoch": t.Epoch + 1, "lease_until": nil,
+				"state": TaskPending, "node_name": "", "lease_until": nil,
 				"reason": "stopped by concierge " + node, "updated_at": now,
 			}
 		}
@@ -428,7 +429,7 @@ func (s *Store) ReportTaskStatus(ctx context.Context, node string, id int64, r S
 
 // DrainConcierge marks a concierge draining (the scheduler places nothing
 // more on it) and hands back every task on it that should run: pending
-// again with epoch+1, to be placed elsewhere. The old runner keeps running
+// again, to be placed elsewhere (with epoch+1, as every assignment). The old runner keeps running
 // until the new one runs (make before break, bounded by the concierge).
 func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) ([]int64, error) {
 	now = now.UTC()
@@ -452,7 +453,7 @@ func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) 
 		}
 		for _, t := range rows {
 			u := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", t.ID, t.Epoch).Updates(map[string]any{
-				"node_name": "", "state": TaskPending, "epoch": t.Epoch + 1, "lease_until": nil,
+				"node_name": "", "state": TaskPending, "lease_until": nil,
 				"reason": "handed back by draining concierge " + node, "updated_at": now,
 			})
 			if u.Error != nil {

@@ -103,7 +103,7 @@ func TestSchedStore(t *testing.T) {
 				t.Fatalf("report from another node: %v", err)
 			}
 
-			// A live concierge's leases are renewed, a dead one's reassigned with epoch+1.
+			// A live concierge's leases are renewed, a dead one's tasks go back to pending.
 			later := now.Add(2 * lease)
 			if err := s.NodeHeartbeat(ctx, "c1", models.NodeLoad{}, later.Add(-time.Second)); err != nil {
 				t.Fatal(err)
@@ -118,21 +118,21 @@ func TestSchedStore(t *testing.T) {
 				t.Fatalf("expire: %+v %v", r, err)
 			}
 			ts, _ = s.SchedTasksByID(ctx, []int64{a})
-			if ts[0].Epoch != 2 || ts[0].State != models.TaskPending || ts[0].NodeName != "" {
+			if ts[0].Epoch != 1 || ts[0].State != models.TaskPending || ts[0].NodeName != "" {
 				t.Fatalf("after expiry: %+v", ts[0])
 			}
 			if _, err := s.ReportTaskStatus(ctx, "c1", a, models.StatusReport{Epoch: 1, State: models.TaskRunning}, muchLater, lease); !errors.Is(err, models.ErrStaleEpoch) {
 				t.Fatalf("report of the fenced runner: %v", err)
 			}
 
-			// Drain hands tasks back with epoch+1 and takes the node out of placement.
+			// Reassignment raises the epoch; drain hands tasks back and takes the node out of placement.
 			f.node(t, "c2", 10, muchLater)
 			if _, err := s.PlaceTasks(ctx, muchLater, lease, muchLater.Add(-lease), 0, firstFit); err != nil {
 				t.Fatal(err)
 			}
 			mine, _ := s.AssignedTasks(ctx, "c2")
-			if len(mine) != 3 {
-				t.Fatalf("c2 holds %d tasks, want 3", len(mine))
+			if len(mine) != 3 || mine[0].ID != a || mine[0].Epoch != 2 {
+				t.Fatalf("c2 holds %+v; want 3 tasks, task %d reassigned at epoch 2", mine, a)
 			}
 			ids, err := s.DrainConcierge(ctx, "c2", muchLater)
 			if err != nil || len(ids) != 3 {

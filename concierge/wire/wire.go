@@ -1,0 +1,85 @@
+// Package wire holds the JSON shapes of the concierge endpoints of the
+// control plane (/internal/v1/concierge/...), shared by the server
+// (portier/sched_api.go) and the concierge daemon.
+package wire
+
+import "encoding/json"
+
+// Paths, relative to the control plane's base URL; NAME is the concierge's
+// node name, ID a task id.
+const (
+	// GET ?after=VERSION[&wait_ms=N]: answers at once when the assignment's
+	// version differs from VERSION, else when it changes, else after the wait
+	// (default 25 s) with the same version.
+	PathAssignments = "/internal/v1/concierge/%s/assignments"
+	// POST StatusReport: 200 StatusAnswer; 409 code "stale_epoch" (stop the
+	// task: it was reassigned); 404 code "unknown_task".
+	PathStatus = "/internal/v1/concierge/%s/tasks/%d/status"
+	// POST: marks the concierge draining and hands its tasks back (DrainAnswer).
+	PathDrain = "/internal/v1/concierge/%s/drain"
+	// GET ?tasks=1,2,3: which of these handed-back tasks are not yet running
+	// on another concierge (HandoffAnswer).
+	PathHandoff = "/internal/v1/concierge/%s/handoff"
+)
+
+// Error codes of the concierge endpoints (in {"error":{"code":...}}).
+const (
+	CodeStaleEpoch  = "stale_epoch"
+	CodeUnknownTask = "unknown_task"
+	CodeUnknownNode = "unknown_node"
+)
+
+// Assignment is every task the concierge must reconcile.
+type Assignment struct {
+	// Version changes whenever a task is added, removed, reassigned (epoch)
+	// or has its desired state changed.
+	Version string `json:"version"`
+	Tasks   []Task `json:"tasks"`
+	// LeaseMS is how long an assignment lives without a heartbeat: a
+	// concierge cut off from the control plane that long must stop its tasks.
+	LeaseMS int64 `json:"lease_ms"`
+}
+
+// Task is one assigned task.
+type Task struct {
+	ID           int64  `json:"id"`
+	Epoch        int64  `json:"epoch"`
+	Type         string `json:"type"`
+	DesiredState string `json:"desired_state"` // running or stopped
+	State        string `json:"state"`
+	// Description is the compiled description (command, args, env, dirs, cost…).
+	Description json.RawMessage `json:"description"`
+}
+
+// Description is the part of a compiled description the concierge uses.
+type Description struct {
+	Command string            `json:"command"`
+	Args    []string          `json:"args"`
+	Env     map[string]string `json:"env,omitempty"`
+	Dirs    []string          `json:"dirs,omitempty"`
+	Cost    int               `json:"cost"`
+}
+
+// StatusReport is one state change of a task on a concierge.
+type StatusReport struct {
+	Epoch    int64  `json:"epoch"`
+	State    string `json:"state"` // starting, running, backoff, failed, stopping, stopped
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Error    string `json:"error,omitempty"`
+	LogTail  string `json:"log_tail,omitempty"`
+}
+
+// StatusAnswer acknowledges a report.
+type StatusAnswer struct {
+	State string `json:"state"`
+}
+
+// DrainAnswer lists the tasks handed back for placement elsewhere.
+type DrainAnswer struct {
+	Tasks []int64 `json:"tasks"`
+}
+
+// HandoffAnswer lists handed-back tasks that do not run elsewhere yet.
+type HandoffAnswer struct {
+	Waiting []int64 `json:"waiting"`
+}

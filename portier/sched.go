@@ -1,0 +1,254 @@
+package portier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/models"
+)
+
+// The scheduler places pending tasks on concierges (placeTasks), renews and
+// expires leases, and wakes the concierges' long polls when assignments
+// change. Placement and leases live in the database (models/tasks_sched.go),
+// so any replica may run it; on Postgres several replicas serialise
+// placement with an advisory lock and claim rows with SKIP LOCKED.
+//
+// Changes made elsewhere (a stream going live or stopping, a restart from
+// the API, another replica's placement) are noticed by polling a cheap
+// change stamp of the tasks table every pollInterval, so a long poll wakes
+// within that time however the change was made; changes made by this
+// process wake it at once.
+
+const (
+	placeInterval  = 250 * time.Millisecond
+	pollInterval   = 250 * time.Millisecond
+	placeBatch     = 1000
+	longPollWait   = 25 * time.Second
+	maxLongPoll    = 60 * time.Second
+	defaultLeaseHB = 5 // a lease is this many heartbeat intervals
+)
+
+// scheduler is the per-Server scheduler state. Concurrency: mu guards wake
+// only and is never held across I/O or a channel send; the run loop is the
+// only writer of stamp.
+type scheduler struct {
+	s     *Server
+	lease time.Duration
+
+	mu   sync.Mutex
+	wake chan struct{} // closed (and replaced) whenever assignments may have changed
+
+	kick  chan struct{}
+	stamp string
+	once  sync.Once
+}
+
+// schedulers maps a *Server to its scheduler (the Server struct is shared
+// by several files; this keeps the scheduler's state in this one).
+var schedulers sync.Map
+
+func (s *Server) sched() *scheduler {
+	if v, ok := schedulers.Load(s); ok {
+		return v.(*scheduler)
+	}
+	hb := s.p.Live.HeartbeatInterval
+	if hb <= 0 {
+		hb = time.Second
+	}
+	sc := &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1)}
+	v, _ := schedulers.LoadOrStore(s, sc)
+	return v.(*scheduler)
+}
+
+// schedLease is how long an assignment lives without a heartbeat.
+func (s *Server) schedLease() time.Duration { return s.sched().lease }
+
+func (s *Server) schedNow() time.Time {
+	if s.p.Live.Now != nil {
+		return s.p.Live.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// kickScheduler asks for a placement round now (e.g. after creating or
+// restarting tasks) and wakes waiting concierges. It never blocks.
+func (s *Server) kickScheduler() {
+	sc := s.sched()
+	select {
+	case sc.kick <- struct{}{}:
+	default:
+	}
+	sc.broadcast()
+}
+
+// restartTask restarts a task: back to pending with epoch+1 (fencing its
+// current runner), placed again at once. For the REST API and the UI.
+func (s *Server) restartTask(ctx context.Context, id int64, reason string) (*models.Task, error) {
+	t, err := s.p.Store.RequestTaskRestart(ctx, id, reason)
+	if err != nil {
+		return nil, err
+	}
+	s.kickScheduler()
+	return t, nil
+}
+
+func (sc *scheduler) broadcast() {
+	sc.mu.Lock()
+	close(sc.wake)
+	sc.wake = make(chan struct{})
+	sc.mu.Unlock()
+}
+
+func (sc *scheduler) waitCh() <-chan struct{} {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.wake
+}
+
+// startScheduler runs placement, lease expiry and change polling until ctx
+// ends. Calling it more than once starts one loop.
+func (s *Server) startScheduler(ctx context.Context) {
+	sc := s.sched()
+	sc.once.Do(func() { go sc.run(ctx) })
+}
+
+func (sc *scheduler) run(ctx context.Context) {
+	log := sc.s.log.With("component", "scheduler")
+	log.Info("scheduler started", "lease", sc.lease, "dialect", sc.s.p.Store.Dialect())
+	place := time.NewTicker(placeInterval)
+	defer place.Stop()
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sc.kick:
+			sc.placeRound(ctx, log)
+		case <-place.C:
+			sc.placeRound(ctx, log)
+		case <-poll.C:
+			sc.reapAndPoll(ctx, log)
+		}
+	}
+}
+
+func (sc *scheduler) placeRound(ctx context.Context, log interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	for range 20 { // bounded: 20 batches per round
+		now := sc.s.schedNow()
+		got, err := sc.s.p.Store.PlaceTasks(ctx, now, sc.lease, now.Add(-sc.lease), placeBatch, placeTasks)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("placement failed", "err", err)
+			}
+			return
+		}
+		if len(got) == 0 {
+			return
+		}
+		log.Info("tasks assigned", "count", len(got), "first", got[0].TaskID, "node", got[0].Node)
+		sc.broadcast()
+		if len(got) < placeBatch {
+			return
+		}
+	}
+}
+
+func (sc *scheduler) reapAndPoll(ctx context.Context, log interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) {
+	now := sc.s.schedNow()
+	r, err := sc.s.p.Store.ExpireLeases(ctx, now, sc.lease, now.Add(-sc.lease))
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("lease expiry failed", "err", err)
+		}
+		return
+	}
+	if len(r.Reassigned) > 0 || r.Stopped > 0 {
+		log.Info("leases expired", "reassigned", len(r.Reassigned), "stopped", r.Stopped)
+		sc.placeRound(ctx, log)
+		sc.broadcast()
+	}
+	stamp, err := sc.s.p.Store.TasksChangeStamp(ctx)
+	if err != nil {
+		return
+	}
+	if stamp != sc.stamp {
+		sc.stamp = stamp
+		sc.placeRound(ctx, log)
+		sc.broadcast()
+	}
+}
+
+// assignmentOf builds a concierge's assignment and its version.
+func assignmentOf(tasks []models.SchedTask, lease time.Duration) wire.Assignment {
+	h := sha256.New()
+	out := wire.Assignment{Tasks: make([]wire.Task, 0, len(tasks)), LeaseMS: lease.Milliseconds()}
+	for _, t := range tasks {
+		d := sha256.Sum256(t.Description)
+		fmt.Fprintf(h, "%d:%d:%s:%x;", t.ID, t.Epoch, t.DesiredState, d[:8])
+		out.Tasks = append(out.Tasks, wire.Task{ID: t.ID, Epoch: t.Epoch, Type: t.Type, DesiredState: t.DesiredState, State: t.State, Description: []byte(t.Description)})
+	}
+	out.Version = hex.EncodeToString(h.Sum(nil)[:12])
+	return out
+}
+
+// waitAssignment answers the long poll: at once if the version differs from
+// after, else when it changes, else after wait.
+func (s *Server) waitAssignment(ctx context.Context, node, after string, wait time.Duration) (wire.Assignment, error) {
+	sc := s.sched()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		ch := sc.waitCh() // before reading, so no change is missed
+		tasks, err := s.p.Store.AssignedTasks(ctx, node)
+		if err != nil {
+			return wire.Assignment{}, err
+		}
+		a := assignmentOf(tasks, sc.lease)
+		if a.Version != after {
+			return a, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return a, nil
+		case <-ctx.Done():
+			return a, ctx.Err()
+		}
+	}
+}
+
+// parseIDs parses "1,2,3" (at most 10,000 ids).
+func parseIDs(s string) ([]int64, error) {
+	var out []int64
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != ',' {
+			continue
+		}
+		if i > start {
+			id, err := strconv.ParseInt(s[start:i], 10, 64)
+			if err != nil || id <= 0 {
+				return nil, fmt.Errorf("bad task id %q", s[start:i])
+			}
+			out = append(out, id)
+			if len(out) > 10000 {
+				return nil, fmt.Errorf("too many task ids")
+			}
+		}
+		start = i + 1
+	}
+	return out, nil
+}

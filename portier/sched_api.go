@@ -1,0 +1,204 @@
+package portier
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/models"
+)
+
+const (
+	maxStatusBody = 64 << 10
+	maxLogTail    = 4096
+	maxErrorText  = 500
+)
+
+// registerConciergeAPI registers the concierge endpoints under g
+// (/internal/v1): see concierge/wire for their shapes.
+func (s *Server) registerConciergeAPI(g *gin.RouterGroup) {
+	c := g.Group("/concierge/:name", s.conciergeAuth)
+	c.GET("/assignments", s.conciergeAssignments)
+	c.POST("/tasks/:id/status", s.conciergeStatus)
+	c.POST("/drain", s.conciergeDrain)
+	c.GET("/handoff", s.conciergeHandoff)
+}
+
+func schedErr(c *gin.Context, status int, code, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
+}
+
+// conciergeAuth accepts the cluster token, or a loopback caller when the
+// server trusts loopback (portier run).
+func (s *Server) conciergeAuth(c *gin.Context) {
+	if tok := s.p.ClusterToken; tok != "" {
+		if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, "Bearer ")), []byte(tok)) == 1 {
+			c.Next()
+			return
+		}
+	}
+	if s.p.TrustLoopback {
+		host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+		if err == nil {
+			if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+				c.Next()
+				return
+			}
+		}
+	}
+	schedErr(c, http.StatusUnauthorized, "unauthenticated", "concierge endpoints need the cluster token: send Authorization: Bearer TOKEN")
+}
+
+// knownConcierge answers 404 unknown_node (register again) for a name that
+// is not a registered concierge.
+func (s *Server) knownConcierge(c *gin.Context) (string, bool) {
+	name := c.Param("name")
+	n, err := s.p.Store.NodeByName(c.Request.Context(), name)
+	if err != nil || n.Role != models.NodeRoleConcierge {
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			schedErr(c, http.StatusInternalServerError, "internal", "node registry unavailable")
+			return "", false
+		}
+		schedErr(c, http.StatusNotFound, wire.CodeUnknownNode, "no concierge named "+strconv.Quote(name)+" is registered: register first")
+		return "", false
+	}
+	return name, true
+}
+
+func (s *Server) conciergeAssignments(c *gin.Context) {
+	name, ok := s.knownConcierge(c)
+	if !ok {
+		return
+	}
+	wait := longPollWait
+	if v := c.Query("wait_ms"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 0 {
+			schedErr(c, http.StatusBadRequest, "invalid", "wait_ms must be a non-negative integer")
+			return
+		}
+		wait = min(time.Duration(ms)*time.Millisecond, maxLongPoll)
+	}
+	a, err := s.waitAssignment(c.Request.Context(), name, c.Query("after"), wait)
+	if err != nil {
+		if c.Request.Context().Err() != nil {
+			return // the concierge went away
+		}
+		s.log.Error("assignment", "node", name, "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot read assignments")
+		return
+	}
+	c.JSON(http.StatusOK, a)
+}
+
+func (s *Server) conciergeStatus(c *gin.Context) {
+	name, ok := s.knownConcierge(c)
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		schedErr(c, http.StatusBadRequest, "invalid", "task id must be a positive integer")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxStatusBody))
+	if err != nil {
+		schedErr(c, http.StatusRequestEntityTooLarge, "body_too_large", "status report over 64 KiB")
+		return
+	}
+	var r wire.StatusReport
+	if err := json.Unmarshal(body, &r); err != nil {
+		schedErr(c, http.StatusBadRequest, "malformed_json", "status report: "+err.Error())
+		return
+	}
+	if !models.ConciergeReportable(r.State) {
+		schedErr(c, http.StatusBadRequest, "invalid", "state must be one of starting, running, backoff, failed, stopping, stopped")
+		return
+	}
+	rep := models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
+		Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}
+	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.schedNow(), s.schedLease())
+	switch {
+	case errors.Is(err, models.ErrStaleEpoch):
+		schedErr(c, http.StatusConflict, wire.CodeStaleEpoch, err.Error()+": stop it")
+		return
+	case errors.Is(err, models.ErrNotFound):
+		schedErr(c, http.StatusNotFound, wire.CodeUnknownTask, "no task "+strconv.FormatInt(id, 10)+": stop it")
+		return
+	case err != nil:
+		s.log.Error("task status", "node", name, "task", id, "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the report")
+		return
+	}
+	s.log.Info("task state", "task", id, "node", name, "epoch", r.Epoch, "state", t.State, "error", rep.Error)
+	if t.State == models.TaskPending {
+		s.kickScheduler()
+	}
+	c.JSON(http.StatusOK, wire.StatusAnswer{State: t.State})
+}
+
+func (s *Server) conciergeDrain(c *gin.Context) {
+	name := c.Param("name")
+	ids, err := s.p.Store.DrainConcierge(c.Request.Context(), name, s.schedNow())
+	if errors.Is(err, models.ErrNotFound) {
+		schedErr(c, http.StatusNotFound, wire.CodeUnknownNode, "no concierge named "+strconv.Quote(name))
+		return
+	}
+	if err != nil {
+		s.log.Error("drain", "node", name, "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot drain")
+		return
+	}
+	s.log.Info("concierge draining; tasks handed back", "node", name, "tasks", len(ids))
+	s.kickScheduler()
+	if ids == nil {
+		ids = []int64{}
+	}
+	c.JSON(http.StatusOK, wire.DrainAnswer{Tasks: ids})
+}
+
+func (s *Server) conciergeHandoff(c *gin.Context) {
+	name := c.Param("name")
+	ids, err := parseIDs(c.Query("tasks"))
+	if err != nil {
+		schedErr(c, http.StatusBadRequest, "invalid", "tasks: "+err.Error())
+		return
+	}
+	ts, err := s.p.Store.SchedTasksByID(c.Request.Context(), ids)
+	if err != nil {
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot read tasks")
+		return
+	}
+	waiting := []int64{}
+	for _, t := range ts {
+		elsewhere := t.NodeName != "" && t.NodeName != name && t.State == models.TaskRunning
+		if t.DesiredState == models.DesiredRunning && !elsewhere {
+			waiting = append(waiting, t.ID)
+		}
+	}
+	c.JSON(http.StatusOK, wire.HandoffAnswer{Waiting: waiting})
+}
+
+// truncateTail keeps the last max bytes of s, on a UTF-8 boundary.
+func truncateTail(s string, max int) string {
+	if len(s) <= max {
+		return strings.ToValidUTF8(s, "?")
+	}
+	s = s[len(s)-max:]
+	for len(s) > 0 && !utf8.RuneStart(s[0]) {
+		s = s[1:]
+	}
+	return strings.ToValidUTF8(s, "?")
+}

@@ -1,0 +1,301 @@
+package portier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/models/modelstest"
+)
+
+func TestPlaceTasks(t *testing.T) {
+	desc := func(cost int, labels map[string]string) models.RawJSON {
+		return models.MustJSON(map[string]any{"cost": cost, "labels": labels})
+	}
+	nodes := []models.SchedNode{
+		{Name: "a", Capacity: 4, Used: 3},
+		{Name: "b", Capacity: 8, Used: 2, Labels: models.Labels{"gpu": "yes"}},
+		{Name: "c", Capacity: 6, Used: 0},
+	}
+	pending := []models.SchedTask{
+		{ID: 1, Description: desc(2, nil)},                             // b (6 free) vs c (6 free): tie → name b
+		{ID: 2, Description: desc(2, nil)},                             // c has 6, b has 4 → c
+		{ID: 3, Description: desc(1, map[string]string{"gpu": "yes"})}, // only b
+		{ID: 4, Description: desc(9, nil)},                             // fits nowhere
+		{ID: 5, Description: desc(1, map[string]string{"gpu": "no"})},  // no node has the label
+		{ID: 6, Description: models.RawJSON(`{}`)},                     // cost 1 by default → c (4 free) over b (3)
+	}
+	got := placeTasks(nodes, pending)
+	want := []models.PlaceDecision{
+		{TaskID: 1, Node: "b"},
+		{TaskID: 2, Node: "c"},
+		{TaskID: 3, Node: "b"},
+		{TaskID: 4, Reason: "no concierge with 9 free capacity (largest free: 4)"},
+		{TaskID: 5, Reason: "no live concierge has the labels gpu=no"},
+		{TaskID: 6, Node: "c"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("placement\n got %+v\nwant %+v", got, want)
+	}
+	if d := placeTasks(nil, pending[:1]); d[0].Node != "" || !strings.Contains(d[0].Reason, "no live concierge") {
+		t.Fatalf("no nodes: %+v", d)
+	}
+}
+
+type schedEnv struct {
+	s      *Server
+	st     *models.Store
+	url    string
+	stream int64
+}
+
+func newSchedEnv(t *testing.T, st *models.Store, hb time.Duration) *schedEnv {
+	t.Helper()
+	s, err := New(Params{Store: st, ClusterToken: "cluster-secret", Logger: slog.New(slog.DiscardHandler), Live: LiveParams{HeartbeatInterval: hb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := false
+	for _, r := range s.engine.Routes() {
+		if strings.HasSuffix(r.Path, "/assignments") {
+			registered = true
+		}
+	}
+	if !registered {
+		s.registerConciergeAPI(s.engine.Group("/internal/v1"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	s.startScheduler(ctx)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	u, err := st.CreateUser(ctx, "sched", "schedpassword", models.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := st.CreateStream(ctx, "live", "sched", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &schedEnv{s: s, st: st, url: srv.URL, stream: stream.ID}
+}
+
+func (e *schedEnv) node(t *testing.T, name string, capacity int) {
+	t.Helper()
+	if _, err := e.st.RegisterNode(context.Background(), models.Node{Name: name, Role: models.NodeRoleConcierge, Capacity: capacity}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *schedEnv) task(t *testing.T, cost int) int64 {
+	t.Helper()
+	tk := &models.Task{StreamID: e.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
+		Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: cost}}
+	out, _, err := e.st.CreateCompiledTask(context.Background(), tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.ID
+}
+
+func (e *schedEnv) do(t *testing.T, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.url+path, r)
+	req.Header.Set("Authorization", "Bearer cluster-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (e *schedEnv) assignment(t *testing.T, node, after string, wait time.Duration) wire.Assignment {
+	t.Helper()
+	code, b := e.do(t, "GET", fmt.Sprintf(wire.PathAssignments, node)+"?after="+after+"&wait_ms="+fmt.Sprint(wait.Milliseconds()), nil)
+	if code != 200 {
+		t.Fatalf("assignments of %s: %d %s", node, code, b)
+	}
+	var a wire.Assignment
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestScheduler runs the scheduler loop and the concierge endpoints on
+// SQLite and Postgres: placement by availability within capacity, a
+// visible pending reason, long polls woken by changes, lease expiry
+// reassigning with epoch+1, and stale-epoch reports refused with 409.
+func TestScheduler(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			ctx := context.Background()
+			hb := 100 * time.Millisecond // lease 500 ms
+			e := newSchedEnv(t, n.Store, hb)
+			e.node(t, "c1", 3)
+			e.node(t, "c2", 2)
+			first := e.assignment(t, "c1", "", 0)
+			if len(first.Tasks) != 0 || first.LeaseMS != 500 {
+				t.Fatalf("empty assignment: %+v", first)
+			}
+
+			// The long poll answers as soon as a task is placed on c1.
+			got := make(chan wire.Assignment, 1)
+			go func() { got <- e.assignment(t, "c1", first.Version, 10*time.Second) }()
+			time.Sleep(50 * time.Millisecond)
+			t0 := time.Now()
+			ids := []int64{e.task(t, 1), e.task(t, 1), e.task(t, 1), e.task(t, 1), e.task(t, 1), e.task(t, 2)}
+			a := <-got
+			t.Logf("%s: long poll woke %v after task creation", n.Name, time.Since(t0).Round(time.Millisecond))
+			if a.Version == first.Version || len(a.Tasks) == 0 {
+				t.Fatalf("long poll answer: %+v", a)
+			}
+
+			// Keep both alive and wait for placement to settle: 5 cost-1 tasks
+			// fill c1 (3) and c2 (2); the cost-2 task fits nowhere.
+			var tasks []models.SchedTask
+			waitUntil(t, "placement", 5*time.Second, func() bool {
+				e.st.NodeHeartbeat(ctx, "c1", models.NodeLoad{}, time.Now())
+				e.st.NodeHeartbeat(ctx, "c2", models.NodeLoad{}, time.Now())
+				tasks, _ = e.st.SchedTasksByID(ctx, ids)
+				return tasks[5].Reason != ""
+			})
+			per := map[string]int{}
+			for _, tk := range tasks[:5] {
+				per[tk.NodeName]++
+				if tk.Epoch != 1 || tk.State != models.TaskAssigned {
+					t.Fatalf("task %+v: want assigned at epoch 1", tk)
+				}
+			}
+			if per["c1"] != 3 || per["c2"] != 2 {
+				t.Fatalf("load: %v; want c1=3 c2=2 (capacity)", per)
+			}
+			if tasks[5].State != models.TaskPending || tasks[5].Reason != "no concierge with 2 free capacity (largest free: 0)" {
+				t.Fatalf("unplaceable task: %+v", tasks[5])
+			}
+
+			// Reports: the current epoch is accepted, a stale one gets 409.
+			onC2 := tasks[0]
+			for _, tk := range tasks[:5] {
+				if tk.NodeName == "c2" {
+					onC2 = tk
+				}
+			}
+			code, b := e.do(t, "POST", fmt.Sprintf(wire.PathStatus, "c2", onC2.ID), wire.StatusReport{Epoch: onC2.Epoch, State: "running"})
+			if code != 200 {
+				t.Fatalf("report: %d %s", code, b)
+			}
+			code, b = e.do(t, "POST", fmt.Sprintf(wire.PathStatus, "c2", onC2.ID), wire.StatusReport{Epoch: onC2.Epoch - 1, State: "running"})
+			if code != 409 || !strings.Contains(string(b), wire.CodeStaleEpoch) {
+				t.Fatalf("stale report: %d %s", code, b)
+			}
+			code, _ = e.do(t, "POST", fmt.Sprintf(wire.PathStatus, "c2", onC2.ID), wire.StatusReport{Epoch: onC2.Epoch, State: "exploded"})
+			if code != 400 {
+				t.Fatalf("bad state: %d", code)
+			}
+			code, _ = e.do(t, "GET", fmt.Sprintf(wire.PathAssignments, "nobody"), nil)
+			if code != 404 {
+				t.Fatalf("unknown concierge: %d", code)
+			}
+
+			// c2 stops heartbeating: after its lease its tasks go to c1 with
+			// epoch+1 — but c1 is full, so they wait pending with a reason;
+			// a third concierge takes them.
+			t0 = time.Now()
+			e.node(t, "c3", 4)
+			waitUntil(t, "reassignment", 5*time.Second, func() bool {
+				e.st.NodeHeartbeat(ctx, "c1", models.NodeLoad{}, time.Now())
+				e.st.NodeHeartbeat(ctx, "c3", models.NodeLoad{}, time.Now())
+				cur, _ := e.st.SchedTasksByID(ctx, []int64{onC2.ID})
+				return cur[0].NodeName == "c3"
+			})
+			t.Logf("%s: dead concierge's task reassigned %v after its last heartbeat (lease 500ms)", n.Name, time.Since(t0).Round(time.Millisecond))
+			cur, _ := e.st.SchedTasksByID(ctx, []int64{onC2.ID})
+			if cur[0].Epoch != onC2.Epoch+1 {
+				t.Fatalf("epoch after reassignment %d, want %d", cur[0].Epoch, onC2.Epoch+1)
+			}
+			code, _ = e.do(t, "POST", fmt.Sprintf(wire.PathStatus, "c2", onC2.ID), wire.StatusReport{Epoch: onC2.Epoch, State: "running"})
+			if code != 409 {
+				t.Fatalf("report of the fenced concierge: %d, want 409", code)
+			}
+			// Capacity still holds everywhere.
+			for _, name := range []string{"c1", "c2", "c3"} {
+				mine, _ := e.st.AssignedTasks(ctx, name)
+				used := 0
+				for _, tk := range mine {
+					used += models.PlacementOf(tk.Description).Cost
+				}
+				caps := map[string]int{"c1": 3, "c2": 2, "c3": 4}
+				if name != "c2" && used > caps[name] {
+					t.Fatalf("%s uses %d over capacity %d", name, used, caps[name])
+				}
+			}
+
+			// Drain c3: its tasks are handed back and wait for a new home.
+			code, b = e.do(t, "POST", fmt.Sprintf(wire.PathDrain, "c3"), nil)
+			var d wire.DrainAnswer
+			json.Unmarshal(b, &d)
+			if code != 200 || len(d.Tasks) == 0 {
+				t.Fatalf("drain: %d %s", code, b)
+			}
+			code, b = e.do(t, "GET", fmt.Sprintf(wire.PathHandoff, "c3")+"?tasks="+fmt.Sprint(d.Tasks[0]), nil)
+			var h wire.HandoffAnswer
+			json.Unmarshal(b, &h)
+			if code != 200 || len(h.Waiting) != 1 {
+				t.Fatalf("handoff: %d %s", code, b)
+			}
+			code, _ = e.do(t, "GET", fmt.Sprintf(wire.PathHandoff, "c3")+"?tasks=1,x", nil)
+			if code != 400 {
+				t.Fatalf("bad handoff ids: %d", code)
+			}
+		})
+	}
+}
+
+func TestConciergeAPIAuth(t *testing.T) {
+	e := newSchedEnv(t, modelstest.SQLite(t), time.Second)
+	e.node(t, "c1", 1)
+	req, _ := http.NewRequest("GET", e.url+fmt.Sprintf(wire.PathAssignments, "c1"), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("no token: %d, want 401", resp.StatusCode)
+	}
+	req.Header.Set("Authorization", "Bearer wrong")
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d, want 401", resp.StatusCode)
+	}
+}
