@@ -1,0 +1,272 @@
+package stream
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PublisherInfo describes who publishes a stream.
+type PublisherInfo struct {
+	RemoteAddr string
+	Protocol   string    // "rtmp", "rtsp", "edge-pull", ...
+	Start      time.Time // set by Publish when zero
+	// Takeover asks Publish to replace a live publisher instead of failing.
+	Takeover bool
+}
+
+// CodecInfo is what the publisher side learned from the codec headers.
+type CodecInfo struct {
+	VideoCodec string `json:"video_codec,omitempty"`
+	Width      int    `json:"width,omitempty"`
+	Height     int    `json:"height,omitempty"`
+	AudioCodec string `json:"audio_codec,omitempty"`
+	SampleRate int    `json:"sample_rate,omitempty"`
+	Channels   int    `json:"channels,omitempty"`
+}
+
+// stream is one path's state. Control fields are guarded by Hub.mu; writer
+// fields by wmu; the rest are atomics.
+type stream struct {
+	hub  *Hub
+	path string
+
+	// Writer state. wmu is taken only by Publisher.Write, so it is
+	// uncontended except while a taken-over publisher finishes its last
+	// write; readers never take it.
+	wmu     sync.Mutex
+	seq     uint64
+	lastDTS int64
+	haveDTS bool
+	rate    rateMeter
+
+	snap    atomic.Pointer[snapshot]
+	readers atomic.Pointer[[]*Reader] // copy-on-write under Hub.mu
+
+	// Control state, guarded by Hub.mu.
+	pub           *Publisher
+	info          PublisherInfo
+	hadPublisher  bool
+	arrived       chan struct{} // closed when a publisher attaches
+	graceTimer    *time.Timer
+	graceGen      uint64
+	source        Source
+	sourcePending bool
+	idleGen       uint64
+	removed       bool
+
+	codec                           atomic.Pointer[CodecInfo]
+	bytesIn, bytesOut, skips, drops atomic.Uint64
+}
+
+// snapshot is what a new or resuming reader starts from. It is immutable
+// once stored; gop only ever grows at its end or is replaced, so earlier
+// snapshots sharing its backing array stay valid.
+type snapshot struct {
+	meta, video, audio *Unit
+	gop                []*Unit
+	gopBytes           int
+	gopOK              bool // gop starts at a keyframe (or is an audio window)
+	hasVideo           bool
+	seq                uint64 // seq of the last unit written
+}
+
+func (s *stream) readerCount() int { return len(*s.readers.Load()) }
+
+func (s *stream) addReaderLocked(r *Reader) {
+	old := *s.readers.Load()
+	list := make([]*Reader, len(old), len(old)+1)
+	copy(list, old)
+	list = append(list, r)
+	s.readers.Store(&list)
+	s.idleGen++ // cancels a pending idle close
+}
+
+func (s *stream) removeReaderLocked(r *Reader) bool {
+	old := *s.readers.Load()
+	for i, x := range old {
+		if x == r {
+			list := make([]*Reader, 0, len(old)-1)
+			list = append(list, old[:i]...)
+			list = append(list, old[i+1:]...)
+			s.readers.Store(&list)
+			return true
+		}
+	}
+	return false
+}
+
+func (s *stream) needSourceLocked() bool {
+	if s.pub != nil || s.source != nil || s.sourcePending || s.hub.params.OnDemand == nil || s.removed {
+		return false
+	}
+	s.sourcePending = true
+	return true
+}
+
+func (s *stream) startIdleLocked() {
+	s.idleGen++
+	gen := s.idleGen
+	time.AfterFunc(s.hub.params.IdleTimeout, func() { s.hub.idleExpired(s, gen) })
+}
+
+// Publisher feeds one stream. Write must not be called concurrently with
+// itself; Close may be called from any goroutine.
+type Publisher struct {
+	s       *stream
+	info    PublisherInfo
+	follows bool // another publisher came before on this stream: rebase DTS
+
+	closed   atomic.Bool
+	done     chan struct{}
+	doneOnce sync.Once
+
+	// Owned by Write (under s.wmu).
+	started bool
+	offset  int64
+}
+
+// Path returns the stream path this publisher feeds.
+func (p *Publisher) Path() string { return p.s.path }
+
+// Done is closed when the publisher is closed, taken over, or the hub closes.
+func (p *Publisher) Done() <-chan struct{} { return p.done }
+
+// SetCodecInfo records codec information for stats.
+func (p *Publisher) SetCodecInfo(ci CodecInfo) {
+	if !p.closed.Load() {
+		p.s.codec.Store(&ci)
+	}
+}
+
+// Close detaches the publisher. Readers wait up to the grace time for a new
+// one. Close is idempotent.
+func (p *Publisher) Close() {
+	p.closed.Store(true)
+	p.s.hub.publisherClosed(p)
+	p.closeDone()
+}
+
+func (p *Publisher) closeDone() { p.doneOnce.Do(func() { close(p.done) }) }
+
+// Write appends u to the stream and to every reader's queue without waiting
+// for any reader. Write takes ownership of u: the caller must not modify it
+// afterwards. It returns ErrClosed once the publisher was closed or taken
+// over. A publisher that follows another on the same stream (takeover or a
+// reconnect within the grace time) has its timestamps rebased so that DTS
+// stays monotonic for readers.
+func (p *Publisher) Write(u *Unit) error {
+	s := p.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	prev := s.snap.Load()
+	if !p.started {
+		p.started = true
+		if p.follows && s.haveDTS {
+			p.offset = s.lastDTS + 1 - u.DTS
+		}
+		if p.follows {
+			// Readers resume at the new publisher's first keyframe.
+			cp := *prev
+			cp.gop, cp.gopBytes, cp.gopOK = nil, 0, false
+			prev = &cp
+		}
+	}
+	u.DTS += p.offset
+	if !s.haveDTS || u.DTS > s.lastDTS {
+		s.lastDTS = u.DTS
+	}
+	s.haveDTS = true
+	s.seq++
+	u.seq = s.seq
+
+	next := s.nextSnapshot(prev, u)
+	s.snap.Store(next)
+
+	for _, r := range *s.readers.Load() {
+		r.push(u, next)
+	}
+
+	n := uint64(len(u.Payload))
+	s.bytesIn.Add(n)
+	s.hub.totals.bytesIn.Add(n)
+	s.rate.add(n, time.Now())
+	return nil
+}
+
+func (s *stream) nextSnapshot(prev *snapshot, u *Unit) *snapshot {
+	n := *prev
+	n.seq = u.seq
+	params := &s.hub.params
+	if u.Kind == KindVideo && !n.hasVideo {
+		// The audio window of a stream that turns out to have video is
+		// no place to start from: wait for a keyframe.
+		n.hasVideo = true
+		n.gop, n.gopBytes, n.gopOK = nil, 0, false
+	}
+	if u.Header {
+		switch u.Kind {
+		case KindVideo:
+			n.video = u
+		case KindAudio:
+			n.audio = u
+		default:
+			n.meta = u
+		}
+		return &n
+	}
+	switch {
+	case u.Kind == KindVideo && u.Key:
+		n.gop = make([]*Unit, 1, 64)
+		n.gop[0] = u
+		n.gopBytes = len(u.Payload)
+		n.gopOK = true
+	case !n.hasVideo:
+		// Audio-only: a short sliding window.
+		if !n.gopOK {
+			n.gop, n.gopBytes = nil, 0
+		}
+		n.gopOK = true
+		if len(n.gop) >= params.AudioWindow {
+			n.gopBytes -= len(n.gop[0].Payload)
+			n.gop = n.gop[1:]
+		}
+		n.gop = append(n.gop, u)
+		n.gopBytes += len(u.Payload)
+	case n.gopOK:
+		if len(n.gop) >= params.MaxGOPUnits || n.gopBytes+len(u.Payload) > params.MaxGOPBytes {
+			n.gop, n.gopBytes, n.gopOK = nil, 0, false
+			break
+		}
+		n.gop = append(n.gop, u)
+		n.gopBytes += len(u.Payload)
+	}
+	return &n
+}
+
+// rateMeter keeps a moving bitrate, updated by the single writer.
+type rateMeter struct {
+	start time.Time
+	bytes uint64
+	bps   atomic.Uint64
+}
+
+func (m *rateMeter) add(n uint64, now time.Time) {
+	if m.start.IsZero() {
+		m.start = now
+	}
+	m.bytes += n
+	el := now.Sub(m.start)
+	if el < time.Second {
+		return
+	}
+	inst := uint64(float64(m.bytes*8) / el.Seconds())
+	if prev := m.bps.Load(); prev != 0 {
+		inst = (prev + inst) / 2
+	}
+	m.bps.Store(inst)
+	m.start, m.bytes = now, 0
+}

@@ -1,0 +1,283 @@
+package stream
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for ReaderParams.
+const (
+	DefaultReaderMaxUnits = 512
+	DefaultReaderMaxBytes = 16 << 20
+	DefaultMaxSkips       = 3
+	DefaultSkipWindow     = 30 * time.Second
+)
+
+// ReaderParams configures a Reader. Zero values select the defaults.
+type ReaderParams struct {
+	// WaitTimeout is how long Read waits for a publisher when the path has
+	// none. Zero: do not wait, unless an on-demand source is configured
+	// (then HubParams.OnDemandWait).
+	WaitTimeout time.Duration
+	// MaxUnits and MaxBytes bound the reader's queue. A reader whose queue
+	// is full skips to the next keyframe.
+	MaxUnits int
+	MaxBytes int
+	// A reader that skips more than MaxSkips times within SkipWindow is
+	// dropped with ErrDropped.
+	MaxSkips   int
+	SkipWindow time.Duration
+}
+
+func (p *ReaderParams) setDefaults() {
+	if p.MaxUnits < 8 {
+		p.MaxUnits = DefaultReaderMaxUnits
+	}
+	if p.MaxBytes <= 0 {
+		p.MaxBytes = DefaultReaderMaxBytes
+	}
+	if p.MaxSkips <= 0 {
+		p.MaxSkips = DefaultMaxSkips
+	}
+	if p.SkipWindow <= 0 {
+		p.SkipWindow = DefaultSkipWindow
+	}
+}
+
+// Reader receives a stream's units through a bounded queue. It starts with
+// the codec headers and the latest GOP from a keyframe. Next and Close may be
+// called from one goroutine; the publisher fills the queue concurrently.
+type Reader struct {
+	s *stream
+	p ReaderParams
+
+	signal    chan struct{} // capacity 1: "queue became non-empty or ended"
+	ended     chan struct{} // closed when err is set
+	closeOnce sync.Once
+
+	mu        sync.Mutex // guards the fields below; never held across a blocking channel op
+	q         []*Unit
+	spare     []*Unit // the batch returned by the previous Next
+	qBytes    int
+	joining   bool
+	waitKey   bool
+	err       error
+	skipTimes []time.Time
+
+	bytesOut atomic.Uint64
+	skips    atomic.Uint64
+}
+
+func newReader(s *stream, p ReaderParams) *Reader {
+	return &Reader{s: s, p: p, joining: true, signal: make(chan struct{}, 1), ended: make(chan struct{})}
+}
+
+// Path returns the stream path.
+func (r *Reader) Path() string { return r.s.path }
+
+// BytesOut returns the payload bytes handed out by Next so far.
+func (r *Reader) BytesOut() uint64 { return r.bytesOut.Load() }
+
+// Skips returns how many times the reader fell behind and skipped ahead.
+func (r *Reader) Skips() uint64 { return r.skips.Load() }
+
+// Next returns all queued units, in order, waiting for at least one. The
+// returned slice is valid until the next call to Next. After the stream ends
+// (ErrEnded) or the reader is dropped (ErrDropped), Next first returns what is
+// still queued, then the error.
+func (r *Reader) Next(ctx context.Context) ([]*Unit, error) {
+	for {
+		r.mu.Lock()
+		if len(r.q) > 0 {
+			batch := r.q
+			clear(r.spare)
+			r.q = r.spare[:0]
+			r.spare = batch
+			r.qBytes = 0
+			r.mu.Unlock()
+			var n uint64
+			for _, u := range batch {
+				n += uint64(len(u.Payload))
+			}
+			r.bytesOut.Add(n)
+			r.s.bytesOut.Add(n)
+			r.s.hub.totals.bytesOut.Add(n)
+			return batch, nil
+		}
+		err := r.err
+		r.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-r.signal:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close detaches the reader from the stream. It is idempotent.
+func (r *Reader) Close() {
+	r.s.hub.detach(r)
+	r.end(ErrClosed)
+}
+
+// join seeds the queue from the stream's snapshot. The reader is already in
+// the stream's reader list, so every unit written after the snapshot reaches
+// it through push; units also contained in the snapshot are discarded by seq.
+func (r *Reader) join() {
+	snap := r.s.snap.Load()
+	r.mu.Lock()
+	pending := r.q
+	r.q, r.qBytes, r.joining = nil, 0, false
+	if snap.gopOK && len(snap.gop) > 0 {
+		r.appendHeaders(snap, snap.gop[0].DTS)
+		for _, u := range snap.gop {
+			r.q = append(r.q, u)
+			r.qBytes += len(u.Payload)
+		}
+	} else {
+		r.waitKey = true
+	}
+	cur := r.s.snap.Load()
+	var dropped bool
+	for _, u := range pending {
+		if u.seq > snap.seq {
+			dropped = r.admit(u, cur) || dropped
+		}
+	}
+	notify := len(r.q) > 0
+	r.mu.Unlock()
+	if notify {
+		r.notify()
+	}
+	if dropped {
+		go r.s.hub.detach(r)
+	}
+}
+
+// push is called by Publisher.Write for every unit; it never blocks.
+func (r *Reader) push(u *Unit, snap *snapshot) {
+	r.mu.Lock()
+	if r.err != nil {
+		r.mu.Unlock()
+		return
+	}
+	if r.joining {
+		// Between joining the list and taking the snapshot: a window of
+		// a few units at most; bounded all the same.
+		if len(r.q) < r.p.MaxUnits {
+			r.q = append(r.q, u)
+		}
+		r.mu.Unlock()
+		return
+	}
+	wasEmpty := len(r.q) == 0
+	dropped := r.admit(u, snap)
+	notify := (wasEmpty && len(r.q) > 0) || dropped
+	r.mu.Unlock()
+	if notify {
+		r.notify()
+	}
+	if dropped {
+		r.s.hub.log.Warn("reader dropped: fell behind too often", "path", r.s.path, "skips", r.skips.Load())
+		go r.s.hub.detach(r)
+	}
+}
+
+// admit queues u under r.mu and reports whether the reader was dropped.
+func (r *Reader) admit(u *Unit, snap *snapshot) bool {
+	if r.waitKey {
+		start := (u.Kind == KindVideo && u.Key) || (!snap.hasVideo && !u.Header)
+		if !start {
+			return false
+		}
+		r.waitKey = false
+		r.appendHeaders(snap, u.DTS)
+	}
+	if len(r.q) > 0 && (len(r.q) >= r.p.MaxUnits || r.qBytes+len(u.Payload) > r.p.MaxBytes) {
+		if r.lag() {
+			return true
+		}
+		return r.admit(u, snap)
+	}
+	r.q = append(r.q, u)
+	r.qBytes += len(u.Payload)
+	return false
+}
+
+// appendHeaders queues the current codec headers stamped with dts.
+func (r *Reader) appendHeaders(snap *snapshot, dts int64) {
+	for _, h := range [...]*Unit{snap.meta, snap.video, snap.audio} {
+		if h != nil {
+			r.q = append(r.q, h.restamped(dts))
+			r.qBytes += len(h.Payload)
+		}
+	}
+}
+
+// lag clears the queue and makes the reader resume at the next keyframe. It
+// reports whether the reader has now skipped too often and is dropped.
+func (r *Reader) lag() bool {
+	clear(r.q)
+	r.q, r.qBytes = r.q[:0], 0
+	r.waitKey = true
+	r.skips.Add(1)
+	r.s.skips.Add(1)
+	r.s.hub.totals.skips.Add(1)
+	now := time.Now()
+	keep := r.skipTimes[:0]
+	for _, t := range r.skipTimes {
+		if now.Sub(t) < r.p.SkipWindow {
+			keep = append(keep, t)
+		}
+	}
+	r.skipTimes = append(keep, now)
+	if len(r.skipTimes) <= r.p.MaxSkips {
+		return false
+	}
+	r.setErrLocked(ErrDropped)
+	r.s.drops.Add(1)
+	r.s.hub.totals.drops.Add(1)
+	return true
+}
+
+// resync makes the reader restart at the next keyframe with fresh headers
+// (used when a new publisher takes over). Called under Hub.mu.
+func (r *Reader) resync() {
+	r.mu.Lock()
+	if !r.joining && r.err == nil {
+		r.waitKey = true
+	}
+	r.mu.Unlock()
+}
+
+// end sets the reader's terminal error (first one wins) and wakes it.
+func (r *Reader) end(err error) {
+	r.mu.Lock()
+	r.setErrLocked(err)
+	r.mu.Unlock()
+	r.notify()
+}
+
+func (r *Reader) setErrLocked(err error) {
+	if r.err != nil {
+		return
+	}
+	r.err = err
+	if err == ErrDropped {
+		clear(r.q)
+		r.q, r.qBytes = r.q[:0], 0
+	}
+	r.closeOnce.Do(func() { close(r.ended) })
+}
+
+func (r *Reader) notify() {
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
