@@ -1,0 +1,235 @@
+package rtsp
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+
+	"github.com/portier/portier/media/stream"
+)
+
+// handler receives gortsplib's callbacks. Each runs on the goroutine of the
+// connection or session it concerns.
+type handler struct{ s *Server }
+
+var (
+	_ gortsplib.ServerHandlerOnConnClose    = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnSessionClose = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnDescribe     = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnAnnounce     = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnSetup        = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnPlay         = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnRecord       = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnPacketsLost  = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnDecodeError  = (*handler)(nil)
+)
+
+// connState remembers, per connection, the paths a client was allowed to
+// play at DESCRIBE, so that its SETUP is not authorised twice.
+type connState struct {
+	played map[string]bool
+}
+
+// sessionState is a session's role: a publisher or a player of one path.
+type sessionState struct {
+	pub  *publishSession
+	out  *outStream // player: the fan-out it was counted in
+	path string
+}
+
+func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
+	h.s.log.Debug("rtsp connection closed", "addr", ctx.Conn.NetConn().RemoteAddr().String(),
+		"bytes_in", ctx.Conn.BytesReceived(), "bytes_out", ctx.Conn.BytesSent(), "reason", ctx.Error)
+}
+
+func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	st, _ := ctx.Session.UserData().(*sessionState)
+	if st == nil {
+		return
+	}
+	if st.pub != nil {
+		st.pub.close(ctx.Error)
+	}
+	if st.out != nil {
+		h.s.releasePlayer(st.out, ctx.Session)
+		h.s.log.Info("rtsp player left", "path", st.path, "bytes_out", ctx.Session.BytesSent(), "reason", ctx.Error)
+	}
+}
+
+// authorize runs the Authorize callback (allow all when unset).
+func (h *handler) authorize(kind AuthKind, app, name, rawQuery, addr string) AuthResult {
+	if h.s.p.Authorize == nil {
+		return AuthResult{Allow: true}
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	ctx, cancel := context.WithTimeout(h.s.ctx, 10*time.Second)
+	defer cancel()
+	return h.s.p.Authorize(ctx, AuthRequest{Kind: kind, App: app, Name: name, RawQuery: rawQuery, Query: q, Addr: addr, Protocol: "rtsp"})
+}
+
+func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	res, out := h.playStream(ctx.Conn, ctx.Path, ctx.Query)
+	if out == nil {
+		return res, nil, nil
+	}
+	return res, out.st, nil
+}
+
+// playStream authorises a play of path on conn and returns the path's
+// fan-out, or the refusal.
+func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) (*base.Response, *outStream) {
+	addr := conn.NetConn().RemoteAddr().String()
+	app, name, err := splitPath(path)
+	if err != nil {
+		return refusal(base.StatusBadRequest, err.Error()), nil
+	}
+	path = app + "/" + name
+	cs, _ := conn.UserData().(*connState)
+	if cs == nil {
+		cs = &connState{played: map[string]bool{}}
+		conn.SetUserData(cs)
+	}
+	if !cs.played[path] {
+		ar := h.authorize(AuthPlay, app, name, rawQuery, addr)
+		if !ar.Allow {
+			h.s.log.Info("rtsp play refused", "path", path, "addr", addr, "reason", ar.Reason)
+			return refusal(ar.status(), ar.Reason), nil
+		}
+		cs.played[path] = true
+	}
+	out, err := h.s.playOut(path)
+	if err != nil {
+		code := base.StatusNotFound
+		switch {
+		case errors.Is(err, errUnsupported):
+			code = base.StatusUnsupportedMediaType
+		case errors.Is(err, errServerClosed):
+			code = base.StatusServiceUnavailable
+		}
+		h.s.log.Info("rtsp play failed", "path", path, "addr", addr, "err", err)
+		return refusal(code, err.Error()), nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, out
+}
+
+func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	addr := ctx.Conn.NetConn().RemoteAddr().String()
+	app, name, err := splitPath(ctx.Path)
+	if err != nil {
+		return refusal(base.StatusBadRequest, err.Error()), nil
+	}
+	tracks, err := checkPublishMedias(ctx.Description)
+	if err != nil {
+		// Checked before authorising: a refused codec must not mark
+		// the stream live on the control plane.
+		h.s.log.Info("rtsp publish refused: unsupported media", "app", app, "addr", addr, "err", err)
+		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
+	}
+	ar := h.authorize(AuthPublish, app, name, ctx.Query, addr)
+	if !ar.Allow {
+		// Never log the name: it may be the key.
+		h.s.log.Info("rtsp publish refused", "app", app, "addr", addr, "reason", ar.Reason)
+		return refusal(ar.status(), ar.Reason), nil
+	}
+	if ar.App != "" {
+		app = ar.App
+	}
+	if ar.Name != "" {
+		name = ar.Name
+	}
+	path := app + "/" + name
+	pub, err := h.s.p.Hub.Publish(path, stream.PublisherInfo{RemoteAddr: addr, Protocol: "rtsp", Takeover: ar.Takeover})
+	if err != nil {
+		h.s.log.Info("rtsp publish refused by the hub", "path", path, "addr", addr, "err", err)
+		if errors.Is(err, stream.ErrAlreadyPublishing) {
+			return refusal(base.StatusForbidden, "stream is already being published"), nil
+		}
+		h.s.publishDone(app, name)
+		if errors.Is(err, stream.ErrBadPath) {
+			return refusal(base.StatusBadRequest, "bad stream path"), nil
+		}
+		return refusal(base.StatusServiceUnavailable, "server shutting down"), nil
+	}
+	ps, err := h.s.newPublishSession(ctx.Session, pub, app, name, addr, tracks)
+	if err != nil {
+		pub.Close()
+		h.s.publishDone(app, name)
+		h.s.log.Info("rtsp publish refused: bad codec parameters", "path", path, "addr", addr, "err", err)
+		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
+	}
+	ctx.Session.SetUserData(&sessionState{pub: ps, path: path})
+	h.s.log.Info("rtsp publish started", "path", path, "addr", addr, "tracks", len(tracks))
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusOK}, nil, nil
+	}
+	st, _ := ctx.Session.UserData().(*sessionState)
+	if st != nil && st.out != nil {
+		// Further tracks of a session already counted as a player.
+		if st.path != strings.Trim(ctx.Path, "/") {
+			return refusal(base.StatusBadRequest, "one session plays one path"), nil, nil
+		}
+		return &base.Response{StatusCode: base.StatusOK}, st.out.st, nil
+	}
+	res, out := h.playStream(ctx.Conn, ctx.Path, ctx.Query)
+	if out == nil {
+		return res, nil, nil
+	}
+	if !h.s.acquirePlayer(out, ctx.Session) {
+		return refusal(base.StatusNotFound, "stream ended"), nil, nil
+	}
+	ctx.Session.SetUserData(&sessionState{out: out, path: out.path})
+	return res, out.st, nil
+}
+
+func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	h.s.log.Info("rtsp player joined", "path", ctx.Path, "addr", ctx.Conn.NetConn().RemoteAddr().String(),
+		"transport", transportName(ctx.Session.SetuppedTransport()))
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *handler) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	st, _ := ctx.Session.UserData().(*sessionState)
+	if st == nil || st.pub == nil {
+		return refusal(base.StatusBadRequest, "RECORD without an accepted ANNOUNCE"), nil
+	}
+	if err := st.pub.record(); err != nil {
+		return refusal(base.StatusInternalServerError, err.Error()), nil
+	}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (h *handler) OnPacketsLost(ctx *gortsplib.ServerHandlerOnPacketsLostCtx) {
+	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.pub != nil {
+		st.pub.lostReported.Add(ctx.Lost)
+	}
+}
+
+func (h *handler) OnDecodeError(ctx *gortsplib.ServerHandlerOnDecodeErrorCtx) {
+	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.pub != nil {
+		st.pub.decodeError(ctx.Error)
+	}
+}
+
+func transportName(t *gortsplib.Transport) string {
+	if t == nil {
+		return ""
+	}
+	switch *t {
+	case gortsplib.TransportUDP:
+		return "udp"
+	case gortsplib.TransportUDPMulticast:
+		return "udp-multicast"
+	case gortsplib.TransportTCP:
+		return "tcp"
+	}
+	return t.String()
+}

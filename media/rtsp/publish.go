@@ -1,0 +1,337 @@
+package rtsp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	pionrtp "github.com/pion/rtp"
+
+	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/rtp"
+	"github.com/portier/portier/media/stream"
+)
+
+// publishTrack is one accepted media of an ANNOUNCE.
+type publishTrack struct {
+	index int
+	media *description.Media
+	h264  *format.H264
+	aac   *format.MPEG4Audio
+}
+
+// checkPublishMedias accepts at most one H.264 video and one AAC
+// (MPEG4-GENERIC) audio media, each with a single format, and refuses
+// anything else with an error that names what was offered.
+func checkPublishMedias(desc *description.Session) ([]publishTrack, error) {
+	if desc == nil || len(desc.Medias) == 0 {
+		return nil, errors.New("the SDP has no media")
+	}
+	var tracks []publishTrack
+	var video, audio bool
+	for i, m := range desc.Medias {
+		if len(m.Formats) != 1 {
+			return nil, fmt.Errorf("media %d offers %d formats; publish one H.264 or AAC format per media", i, len(m.Formats))
+		}
+		switch f := m.Formats[0].(type) {
+		case *format.H264:
+			if video {
+				return nil, errors.New("more than one video media; publish one H.264 track")
+			}
+			if f.PacketizationMode >= 2 {
+				return nil, fmt.Errorf("H.264 packetization-mode %d is not supported (use 0 or 1)", f.PacketizationMode)
+			}
+			video = true
+			tracks = append(tracks, publishTrack{index: i, media: m, h264: f})
+		case *format.MPEG4Audio:
+			if audio {
+				return nil, errors.New("more than one audio media; publish one AAC track")
+			}
+			if f.Config == nil {
+				return nil, errors.New("AAC media without an AudioSpecificConfig (config=) in the SDP")
+			}
+			audio = true
+			tracks = append(tracks, publishTrack{index: i, media: m, aac: f})
+		default:
+			return nil, fmt.Errorf("codec %s is not supported: publish H.264 video and AAC audio (MPEG4-GENERIC)", f.Codec())
+		}
+	}
+	return tracks, nil
+}
+
+// publishSession feeds one RTSP publisher's media into the hub.
+type publishSession struct {
+	s         *Server
+	ss        *gortsplib.ServerSession
+	app, name string
+	path      string
+	addr      string
+	pub       *stream.Publisher
+	tracks    []publishTrack
+
+	// mu serialises conversion and Publisher.Write: gortsplib may deliver
+	// the tracks of one session from different goroutines.
+	mu     sync.Mutex
+	video  *h264Ingest
+	vdec   *rtph264.Decoder
+	audio  *aacIngest
+	adec   *rtpmpeg4audio.Decoder
+	closed bool
+
+	flows        []*flow // fixed after newPublishSession
+	transport    atomic.Pointer[string]
+	lostReported atomic.Uint64
+	decodeErrs   atomic.Uint64
+	lastDecodeLg atomic.Int64 // unix nanos of the last decode-error log line
+	closeOnce    sync.Once
+}
+
+// flow is the statistics of one incoming track. One Stats per SSRC; a
+// track that changes SSRC more than maxSSRCs times keeps the newest.
+type flow struct {
+	track, codec string
+	clockRate    int
+	mu           sync.Mutex
+	stats        []*rtp.Stats // newest last
+	ssrcs        []uint32
+}
+
+const maxSSRCs = 4
+
+func (f *flow) update(pkt *pionrtp.Packet, now time.Time) {
+	f.mu.Lock()
+	var st *rtp.Stats
+	for i, ssrc := range f.ssrcs {
+		if ssrc == pkt.SSRC {
+			st = f.stats[i]
+			break
+		}
+	}
+	if st == nil {
+		st = rtp.NewStats(f.clockRate)
+		if len(f.stats) == maxSSRCs {
+			f.stats, f.ssrcs = f.stats[1:], f.ssrcs[1:]
+		}
+		f.stats = append(f.stats, st)
+		f.ssrcs = append(f.ssrcs, pkt.SSRC)
+	}
+	f.mu.Unlock()
+	st.Update(pkt, now)
+}
+
+func (f *flow) snapshots() []rtp.Snapshot {
+	f.mu.Lock()
+	list := append([]*rtp.Stats(nil), f.stats...)
+	f.mu.Unlock()
+	out := make([]rtp.Snapshot, len(list))
+	for i, st := range list {
+		out[i] = st.Snapshot()
+	}
+	return out
+}
+
+func (s *Server) newPublishSession(ss *gortsplib.ServerSession, pub *stream.Publisher, app, name, addr string, tracks []publishTrack) (*publishSession, error) {
+	p := &publishSession{s: s, ss: ss, app: app, name: name, path: app + "/" + name, addr: addr, pub: pub, tracks: tracks}
+	var ci stream.CodecInfo
+	for _, t := range tracks {
+		switch {
+		case t.h264 != nil:
+			sps, pps := t.h264.SafeParams()
+			p.video = newH264Ingest(sps, pps)
+			dec, err := t.h264.CreateDecoder()
+			if err != nil {
+				return nil, fmt.Errorf("H.264 decoder: %w", err)
+			}
+			p.vdec = dec
+			ci.VideoCodec = "h264"
+			if len(sps) > 0 {
+				var sp h264.SPS
+				if err := sp.Unmarshal(sps); err == nil {
+					ci.Width, ci.Height = sp.Width(), sp.Height()
+				}
+			}
+			p.flows = append(p.flows, &flow{track: strconv.Itoa(t.index), codec: "h264", clockRate: t.h264.ClockRate()})
+		case t.aac != nil:
+			in, err := newAACIngest(t.aac.Config)
+			if err != nil {
+				return nil, err
+			}
+			p.audio = in
+			dec, err := t.aac.CreateDecoder()
+			if err != nil {
+				return nil, fmt.Errorf("AAC decoder: %w", err)
+			}
+			p.adec = dec
+			ci.AudioCodec = "aac"
+			if ai, err := flv.ParseAudioSpecificConfig(in.asc); err == nil {
+				ci.SampleRate, ci.Channels = ai.SampleRate, ai.Channels
+			}
+			p.flows = append(p.flows, &flow{track: strconv.Itoa(t.index), codec: "aac", clockRate: t.aac.ClockRate()})
+		}
+	}
+	pub.SetCodecInfo(ci)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errServerClosed
+	}
+	s.pubs[p] = struct{}{}
+	s.mu.Unlock()
+	return p, nil
+}
+
+// record writes the codec headers known from the SDP and starts taking
+// packets.
+func (p *publishSession) record() error {
+	p.mu.Lock()
+	var units []*stream.Unit
+	if p.video != nil {
+		h, err := p.video.header(0)
+		if err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		if h != nil {
+			units = append(units, h)
+		}
+	}
+	if p.audio != nil {
+		units = append(units, p.audio.header(0))
+	}
+	p.writeLocked(units)
+	p.mu.Unlock()
+
+	// Read here, on the session's goroutine, that set it at SETUP.
+	tr := transportName(p.ss.SetuppedTransport())
+	p.transport.Store(&tr)
+	for i, t := range p.tracks {
+		fl := p.flows[i]
+		medi := t.media
+		switch {
+		case t.h264 != nil:
+			p.ss.OnPacketRTP(medi, t.h264, func(pkt *pionrtp.Packet) { p.onVideo(medi, fl, pkt) })
+		case t.aac != nil:
+			p.ss.OnPacketRTP(medi, t.aac, func(pkt *pionrtp.Packet) { p.onAudio(medi, fl, pkt) })
+		}
+	}
+	return nil
+}
+
+func (p *publishSession) onVideo(medi *description.Media, fl *flow, pkt *pionrtp.Packet) {
+	fl.update(pkt, time.Now())
+	pts, ok := p.ss.PacketPTS2(medi, pkt)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	au, err := p.vdec.Decode(pkt)
+	if err != nil {
+		if !errors.Is(err, rtph264.ErrMorePacketsNeeded) && !errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
+			p.decodeError(err)
+		}
+		return
+	}
+	units, err := p.video.accessUnit(au, pts)
+	if err != nil {
+		p.decodeError(err)
+		return
+	}
+	p.writeLocked(units)
+}
+
+func (p *publishSession) onAudio(medi *description.Media, fl *flow, pkt *pionrtp.Packet) {
+	fl.update(pkt, time.Now())
+	pts, ok := p.ss.PacketPTS2(medi, pkt)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	aus, err := p.adec.Decode(pkt)
+	if err != nil {
+		if !errors.Is(err, rtpmpeg4audio.ErrMorePacketsNeeded) {
+			p.decodeError(err)
+		}
+		return
+	}
+	p.writeLocked(p.audio.accessUnits(aus, pts))
+}
+
+// writeLocked hands units to the hub. A publisher closed under us (taken
+// over, hub closing) ends the RTSP session.
+func (p *publishSession) writeLocked(units []*stream.Unit) {
+	for _, u := range units {
+		if err := p.pub.Write(u); err != nil {
+			if !p.closed {
+				p.closed = true
+				p.s.log.Info("rtsp publish ended by the hub", "path", p.path, "addr", p.addr, "err", err)
+				go p.ss.Close()
+			}
+			return
+		}
+	}
+}
+
+// decodeError counts a malformed packet or access unit and logs at most
+// one line every 10 seconds per publisher.
+func (p *publishSession) decodeError(err error) {
+	p.decodeErrs.Add(1)
+	now := time.Now().UnixNano()
+	last := p.lastDecodeLg.Load()
+	if now-last < int64(10*time.Second) || !p.lastDecodeLg.CompareAndSwap(last, now) {
+		return
+	}
+	p.s.log.Warn("rtsp publish: undecodable media", "path", p.path, "addr", p.addr, "err", err, "errors", p.decodeErrs.Load())
+}
+
+// close ends the publish: the hub's publisher, the statistics, and the
+// control plane's live state.
+func (p *publishSession) close(reason error) {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.pub.Close()
+		p.s.mu.Lock()
+		delete(p.s.pubs, p)
+		p.s.mu.Unlock()
+		var packets, lost uint64
+		for _, f := range p.flows {
+			for _, sn := range f.snapshots() {
+				packets += sn.Packets
+				lost += sn.Lost
+			}
+		}
+		p.s.log.Info("rtsp publish ended", "path", p.path, "addr", p.addr, "bytes_in", p.ss.BytesReceived(),
+			"rtp_packets", packets, "rtp_lost", lost, "decode_errors", p.decodeErrs.Load(), "reason", reason)
+		p.s.publishDone(p.app, p.name)
+	})
+}
+
+// publishDone tells the PublishDone callback, off the caller's goroutine.
+func (s *Server) publishDone(app, name string) {
+	if s.p.PublishDone == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.p.PublishDone(app, name)
+	}()
+}

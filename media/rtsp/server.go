@@ -1,0 +1,259 @@
+// Package rtsp is the relay's RTSP server: clients publish into the hub
+// (ANNOUNCE/RECORD) and play from it (DESCRIBE/SETUP/PLAY), over UDP or
+// TCP-interleaved, with H.264 and AAC. Published RTP is turned into the
+// hub's FLV tag bodies, so an RTSP publish plays over RTMP and HTTP-FLV and
+// an RTMP publish plays over RTSP. Every incoming RTP flow is measured
+// (media/rtp) and exposed through Server.Stats.
+package rtsp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortsplib/v4"
+
+	"github.com/portier/portier/media/stream"
+)
+
+// Defaults for Params zero values.
+const (
+	DefaultPlayWait    = 5 * time.Second
+	DefaultPlayIdle    = 10 * time.Second
+	DefaultReadTimeout = 10 * time.Second
+)
+
+// Params configures a Server.
+type Params struct {
+	// Addr is the RTSP (TCP) listen address, e.g. ":8554" or "127.0.0.1:0".
+	Addr string
+	// UDPRTPAddr and UDPRTCPAddr enable the UDP transport. RTSP needs an
+	// even RTP port and the next one for RTCP. A port of 0 in UDPRTPAddr
+	// (with UDPRTCPAddr empty or also port 0) picks a free pair. Both
+	// empty: TCP-interleaved only.
+	UDPRTPAddr  string
+	UDPRTCPAddr string
+	// Hub receives publishes and serves plays. Required.
+	Hub *stream.Hub
+	// Authorize decides on publishes and plays; nil allows everything.
+	Authorize AuthorizeFunc
+	// PublishDone, if set, is called (on its own goroutine) when an
+	// authorised publish ends, with the app and public name it ran under.
+	PublishDone func(app, name string)
+	// PlayWait bounds how long DESCRIBE waits for a stream's first
+	// keyframe (which carries the codec headers the SDP is made of).
+	PlayWait time.Duration
+	// PlayIdle: the per-path fan-out to RTSP players is closed this long
+	// after its last player left (or after a DESCRIBE with no SETUP).
+	PlayIdle time.Duration
+	// ReadTimeout is the RTSP read timeout (and the silence after which a
+	// UDP publisher is dropped).
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Server is an RTSP server in front of a hub. New builds it, Start
+// listens, Close stops it and ends every session.
+//
+// Concurrency rule: mu guards the maps of publishers and play fan-outs and
+// the fan-outs' session counts. It is never held across I/O, a hub call
+// that waits, a callback (Authorize, PublishDone) or a gortsplib call.
+type Server struct {
+	p   Params
+	log *slog.Logger
+	srv *gortsplib.Server
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	addr     net.Addr
+	udpConns []*net.UDPConn // pre-opened RTP/RTCP pair handed to gortsplib
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	outs    map[string]*outStream
+	pubs    map[*publishSession]struct{}
+}
+
+// New validates params and returns a server that is not listening yet.
+func New(p Params) (*Server, error) {
+	if p.Hub == nil {
+		return nil, errors.New("rtsp: Params.Hub is required")
+	}
+	if p.Addr == "" {
+		return nil, errors.New("rtsp: Params.Addr is required (e.g. :8554)")
+	}
+	if p.UDPRTPAddr == "" && p.UDPRTCPAddr != "" {
+		return nil, errors.New("rtsp: UDPRTCPAddr without UDPRTPAddr")
+	}
+	if p.PlayWait <= 0 {
+		p.PlayWait = DefaultPlayWait
+	}
+	if p.PlayIdle <= 0 {
+		p.PlayIdle = DefaultPlayIdle
+	}
+	if p.ReadTimeout <= 0 {
+		p.ReadTimeout = DefaultReadTimeout
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	s := &Server{p: p, log: p.Logger.With("component", "rtsp"), outs: map[string]*outStream{}, pubs: map[*publishSession]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Start opens the listeners and starts serving.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return errors.New("rtsp: server already started or closed")
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	srv := &gortsplib.Server{
+		Handler:     &handler{s: s},
+		RTSPAddress: s.p.Addr,
+		ReadTimeout: s.p.ReadTimeout,
+		Listen: func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, address)
+			if err == nil {
+				s.addr = ln.Addr()
+			}
+			return ln, err
+		},
+	}
+	if s.p.UDPRTPAddr != "" {
+		rtpAddr, rtcpAddr, conns, err := udpPair(s.p.UDPRTPAddr, s.p.UDPRTCPAddr)
+		if err != nil {
+			return err
+		}
+		s.udpConns = conns
+		srv.UDPRTPAddress, srv.UDPRTCPAddress = rtpAddr, rtcpAddr
+		srv.ListenPacket = s.listenPacket
+	}
+	// Set before Start: the handler reads it from the connections Start
+	// begins to accept.
+	s.srv = srv
+	if err := srv.Start(); err != nil {
+		s.srv = nil
+		s.closeUDP()
+		return fmt.Errorf("rtsp: listen on %s: %w", s.p.Addr, err)
+	}
+	s.log.Info("rtsp server listening", "addr", s.addr.String(), "udp_rtp", srv.UDPRTPAddress)
+	return nil
+}
+
+// listenPacket hands gortsplib the pre-opened UDP sockets by address, so
+// that the pair chosen for port 0 is the pair served.
+func (s *Server) listenPacket(network, address string) (net.PacketConn, error) {
+	for i, c := range s.udpConns {
+		if c != nil && c.LocalAddr().String() == address {
+			s.udpConns[i] = nil
+			return c, nil
+		}
+	}
+	return net.ListenPacket(network, address)
+}
+
+func (s *Server) closeUDP() {
+	for i, c := range s.udpConns {
+		if c != nil {
+			c.Close()
+			s.udpConns[i] = nil
+		}
+	}
+}
+
+// udpPair opens the RTP and RTCP sockets: the given addresses, or, for port
+// 0, a free even port and the next one.
+func udpPair(rtpAddr, rtcpAddr string) (string, string, []*net.UDPConn, error) {
+	host, port, err := net.SplitHostPort(rtpAddr)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("rtsp: UDP RTP address %q: %w", rtpAddr, err)
+	}
+	if port != "0" {
+		if rtcpAddr == "" {
+			n, err := strconv.Atoi(port)
+			if err != nil {
+				return "", "", nil, fmt.Errorf("rtsp: UDP RTP port %q: %w", port, err)
+			}
+			rtcpAddr = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+		return rtpAddr, rtcpAddr, nil, nil
+	}
+	if rtcpAddr != "" {
+		if _, p2, err := net.SplitHostPort(rtcpAddr); err != nil || p2 != "0" {
+			return "", "", nil, fmt.Errorf("rtsp: with UDP RTP port 0, leave the RTCP address empty or at port 0 (got %q)", rtcpAddr)
+		}
+	}
+	for range 50 {
+		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: 0})
+		if err != nil {
+			return "", "", nil, fmt.Errorf("rtsp: UDP listen on %s: %w", host, err)
+		}
+		la := a.LocalAddr().(*net.UDPAddr)
+		if la.Port%2 != 0 || la.Port >= 65535 {
+			a.Close()
+			continue
+		}
+		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: la.IP, Port: la.Port + 1})
+		if err != nil {
+			a.Close()
+			continue
+		}
+		return a.LocalAddr().String(), b.LocalAddr().String(), []*net.UDPConn{a, b}, nil
+	}
+	return "", "", nil, errors.New("rtsp: found no free pair of consecutive UDP ports")
+}
+
+// Addr returns the RTSP listen address (with the actual port), or nil
+// before Start.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// UDPAddrs returns the RTP and RTCP UDP addresses, or empty strings when
+// UDP is off.
+func (s *Server) UDPAddrs() (rtp, rtcp string) {
+	if s.srv == nil {
+		return "", ""
+	}
+	return s.srv.UDPRTPAddress, s.srv.UDPRTCPAddress
+}
+
+// Close stops listening, ends every session and publish, and waits for the
+// server's goroutines.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	outs := make([]*outStream, 0, len(s.outs))
+	for _, o := range s.outs {
+		outs = append(outs, o)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	if s.srv != nil {
+		s.srv.Close() // closes every session: publishers end through OnSessionClose
+	}
+	s.closeUDP()
+	for _, o := range outs {
+		o.close(errServerClosed)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+var errServerClosed = errors.New("rtsp: server closed")
