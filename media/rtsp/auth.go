@@ -2,75 +2,62 @@ package rtsp
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 )
 
-// AuthKind says whether a client wants to publish or to play.
-type AuthKind uint8
-
-// Authorisation kinds.
-const (
-	AuthPublish AuthKind = iota + 1
-	AuthPlay
-)
-
-func (k AuthKind) String() string {
-	if k == AuthPublish {
-		return "publish"
-	}
-	return "play"
-}
-
-// AuthRequest is what the server knows about a client that wants to publish
-// or play, as the control plane's authorize calls take it.
+// AuthRequest is what a client asked to publish or play. Its fields are
+// those of rtmpserver.AuthRequest, in the same order, so that a relay
+// converts one into the other (rtsp.AuthRequest(req)) and decides on both
+// protocols with one function. Name may be a stream key: never log it.
 type AuthRequest struct {
-	Kind AuthKind
-	// App and Name come from the URL path rtsp://host/APP/NAME. Name may be
-	// the stream key itself (as RTMP users paste it); never log it.
+	// App and Name come from the URL path rtsp://host/APP/NAME.
 	App  string
 	Name string
 	// RawQuery is the URL query (e.g. "key=abc"), passed through untouched.
 	RawQuery string
-	Query    url.Values
-	// Addr is the client's address (host:port).
-	Addr     string
+	Addr     string // client's address (host:port)
 	Protocol string // "rtsp"
 }
 
-// AuthResult is the answer to an AuthRequest.
+// AuthResult is the answer to an AuthRequest, field for field
+// rtmpserver.AuthResult.
 type AuthResult struct {
 	Allow bool
-	// App and Name, when set, replace the request's: the public stream
-	// name to publish under when the key was given as the name.
-	App  string
+	// Name is the public stream name to publish under (when the key was
+	// given as the name); empty means the requested name.
 	Name string
-	// Takeover lets the publish replace a live publisher of the stream.
-	Takeover bool
-	// Reason says why a request was refused (sent to the client).
+	// Reason is shown to a refused client, in the RTSP status line.
 	Reason string
-	// NotFound: the stream is unknown (RTSP 404) rather than forbidden (403).
-	NotFound bool
-	// Unauthorized: credentials are missing (RTSP 401) rather than wrong.
-	Unauthorized bool
+	// Takeover lets a publish replace a live publisher of the stream.
+	Takeover bool
 }
 
-// AuthorizeFunc decides on publishes and plays. It is called on the
-// connection's goroutine and should answer within a few seconds.
-type AuthorizeFunc func(ctx context.Context, req AuthRequest) AuthResult
+// AuthorizeFunc decides on a publish or a play. It runs on the connection's
+// goroutine and should answer within a few seconds. A refusal
+// (Allow false) answers 403 Forbidden; an error answers 404 Not Found if it
+// wraps ErrNotFound, 401 Unauthorized if it wraps ErrUnauthorized, and 503
+// Service Unavailable otherwise (no decision: refused).
+type AuthorizeFunc func(ctx context.Context, req AuthRequest) (AuthResult, error)
 
-// status maps a refusal to its RTSP status.
-func (r AuthResult) status() base.StatusCode {
+// Errors an AuthorizeFunc may wrap to choose the RTSP status.
+var (
+	ErrNotFound     = errors.New("rtsp: stream not found")
+	ErrUnauthorized = errors.New("rtsp: credentials required")
+)
+
+// authStatus maps an authorisation error to its RTSP status and reason.
+func authStatus(err error) (base.StatusCode, string) {
 	switch {
-	case r.NotFound:
-		return base.StatusNotFound
-	case r.Unauthorized:
-		return base.StatusUnauthorized
+	case errors.Is(err, ErrNotFound):
+		return base.StatusNotFound, "stream not found"
+	case errors.Is(err, ErrUnauthorized):
+		return base.StatusUnauthorized, "credentials required"
 	}
-	return base.StatusForbidden
+	return base.StatusServiceUnavailable, "authorisation unavailable"
 }
 
 // splitPath splits an RTSP path "app/name" (gortsplib strips the leading

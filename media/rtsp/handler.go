@@ -3,7 +3,6 @@ package rtsp
 import (
 	"context"
 	"errors"
-	"net/url"
 	"strings"
 	"time"
 
@@ -30,16 +29,18 @@ var (
 )
 
 // connState remembers, per connection, the paths a client was allowed to
-// play at DESCRIBE, so that its SETUP is not authorised twice.
+// play at DESCRIBE (requested path -> path to play), so that its SETUP is
+// not authorised twice.
 type connState struct {
-	played map[string]bool
+	played map[string]string
 }
 
 // sessionState is a session's role: a publisher or a player of one path.
 type sessionState struct {
-	pub  *publishSession
-	out  *outStream // player: the fan-out it was counted in
-	path string
+	pub       *publishSession
+	out       *outStream // player: the fan-out it was counted in
+	path      string     // the hub path published or played
+	requested string     // player: the path of its SETUP URLs
 }
 
 func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
@@ -61,15 +62,30 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 	}
 }
 
-// authorize runs the Authorize callback (allow all when unset).
-func (h *handler) authorize(kind AuthKind, app, name, rawQuery, addr string) AuthResult {
-	if h.s.p.Authorize == nil {
-		return AuthResult{Allow: true}
+// authorize runs the publish or play callback (allow all when unset) and
+// returns the refusal to send, or nil.
+func (h *handler) authorize(fn AuthorizeFunc, kind string, app, name, rawQuery, addr string) (AuthResult, *base.Response) {
+	if fn == nil {
+		return AuthResult{Allow: true}, nil
 	}
-	q, _ := url.ParseQuery(rawQuery)
 	ctx, cancel := context.WithTimeout(h.s.ctx, 10*time.Second)
 	defer cancel()
-	return h.s.p.Authorize(ctx, AuthRequest{Kind: kind, App: app, Name: name, RawQuery: rawQuery, Query: q, Addr: addr, Protocol: "rtsp"})
+	ar, err := fn(ctx, AuthRequest{App: app, Name: name, RawQuery: rawQuery, Addr: addr, Protocol: "rtsp"})
+	if err != nil {
+		code, reason := authStatus(err)
+		// Never log the name: it may be the key.
+		h.s.log.Info("rtsp "+kind+" refused", "app", app, "addr", addr, "status", int(code), "err", err)
+		return ar, refusal(code, reason)
+	}
+	if !ar.Allow {
+		reason := ar.Reason
+		if reason == "" {
+			reason = kind + " not allowed"
+		}
+		h.s.log.Info("rtsp "+kind+" refused", "app", app, "addr", addr, "reason", reason)
+		return ar, refusal(base.StatusForbidden, reason)
+	}
+	return ar, nil
 }
 
 func (h *handler) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
@@ -91,16 +107,21 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 	path = app + "/" + name
 	cs, _ := conn.UserData().(*connState)
 	if cs == nil {
-		cs = &connState{played: map[string]bool{}}
+		cs = &connState{played: map[string]string{}}
 		conn.SetUserData(cs)
 	}
-	if !cs.played[path] {
-		ar := h.authorize(AuthPlay, app, name, rawQuery, addr)
-		if !ar.Allow {
-			h.s.log.Info("rtsp play refused", "path", path, "addr", addr, "reason", ar.Reason)
-			return refusal(ar.status(), ar.Reason), nil
+	if resolved, ok := cs.played[path]; ok {
+		path = resolved
+	} else {
+		ar, res := h.authorize(h.s.p.AuthorizePlay, "play", app, name, rawQuery, addr)
+		if res != nil {
+			return res, nil
 		}
-		cs.played[path] = true
+		requested := path
+		if ar.Name != "" {
+			path = app + "/" + ar.Name
+		}
+		cs.played[requested] = path
 	}
 	out, err := h.s.playOut(path)
 	if err != nil {
@@ -130,14 +151,9 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		h.s.log.Info("rtsp publish refused: unsupported media", "app", app, "addr", addr, "err", err)
 		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}
-	ar := h.authorize(AuthPublish, app, name, ctx.Query, addr)
-	if !ar.Allow {
-		// Never log the name: it may be the key.
-		h.s.log.Info("rtsp publish refused", "app", app, "addr", addr, "reason", ar.Reason)
-		return refusal(ar.status(), ar.Reason), nil
-	}
-	if ar.App != "" {
-		app = ar.App
+	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, ctx.Query, addr)
+	if res != nil {
+		return res, nil
 	}
 	if ar.Name != "" {
 		name = ar.Name
@@ -174,7 +190,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	st, _ := ctx.Session.UserData().(*sessionState)
 	if st != nil && st.out != nil {
 		// Further tracks of a session already counted as a player.
-		if st.path != strings.Trim(ctx.Path, "/") {
+		if st.requested != strings.Trim(ctx.Path, "/") {
 			return refusal(base.StatusBadRequest, "one session plays one path"), nil, nil
 		}
 		return &base.Response{StatusCode: base.StatusOK}, st.out.st, nil
@@ -186,7 +202,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if !h.s.acquirePlayer(out, ctx.Session) {
 		return refusal(base.StatusNotFound, "stream ended"), nil, nil
 	}
-	ctx.Session.SetUserData(&sessionState{out: out, path: out.path})
+	ctx.Session.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/")})
 	return res, out.st, nil
 }
 

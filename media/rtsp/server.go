@@ -40,8 +40,11 @@ type Params struct {
 	UDPRTCPAddr string
 	// Hub receives publishes and serves plays. Required.
 	Hub *stream.Hub
-	// Authorize decides on publishes and plays; nil allows everything.
+	// Authorize decides on publishes; nil allows every publish under the
+	// requested name.
 	Authorize AuthorizeFunc
+	// AuthorizePlay decides on plays; nil allows every play.
+	AuthorizePlay AuthorizeFunc
 	// PublishDone, if set, is called (on its own goroutine) when an
 	// authorised publish ends, with the app and public name it ran under.
 	PublishDone func(app, name string)

@@ -2,6 +2,8 @@ package rtsp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -19,14 +21,20 @@ func TestFFmpegPublishRTSP(t *testing.T) {
 	for _, transport := range []string{"tcp", "udp"} {
 		t.Run(transport, func(t *testing.T) {
 			var mu sync.Mutex
-			var reqs []AuthRequest
+			var reqs, plays []AuthRequest
 			var done []string
 			s, hub := startServer(t, func(p *Params) {
-				p.Authorize = func(_ context.Context, r AuthRequest) AuthResult {
+				p.Authorize = func(_ context.Context, r AuthRequest) (AuthResult, error) {
 					mu.Lock()
 					reqs = append(reqs, r)
 					mu.Unlock()
-					return AuthResult{Allow: true}
+					return AuthResult{Allow: true}, nil
+				}
+				p.AuthorizePlay = func(_ context.Context, r AuthRequest) (AuthResult, error) {
+					mu.Lock()
+					plays = append(plays, r)
+					mu.Unlock()
+					return AuthResult{Allow: true}, nil
 				}
 				p.PublishDone = func(app, name string) {
 					mu.Lock()
@@ -91,18 +99,18 @@ func TestFFmpegPublishRTSP(t *testing.T) {
 			})
 			mu.Lock()
 			defer mu.Unlock()
-			if reqs[0].Kind != AuthPublish || reqs[0].App != "live" || reqs[0].Name != "cam" || reqs[0].RawQuery != "key=k1" ||
-				reqs[0].Query.Get("key") != "k1" || reqs[0].Protocol != "rtsp" || !strings.HasPrefix(reqs[0].Addr, "127.0.0.1:") {
-				t.Fatalf("publish auth request %+v", reqs[0])
+			want := AuthRequest{App: "live", Name: "cam", RawQuery: "key=k1", Addr: reqs[0].Addr, Protocol: "rtsp"}
+			if len(reqs) != 1 || reqs[0] != want || !strings.HasPrefix(reqs[0].Addr, "127.0.0.1:") {
+				t.Fatalf("publish auth requests %+v", reqs)
 			}
-			plays := 0
-			for _, r := range reqs[1:] {
-				if r.Kind == AuthPlay && r.App == "live" && r.Name == "cam" {
-					plays++
+			// ffprobe tcp, ffprobe udp, ffmpeg: one authorisation each (at DESCRIBE, not again at SETUP).
+			if len(plays) != 3 {
+				t.Fatalf("play authorisations %+v", plays)
+			}
+			for _, r := range plays {
+				if r.App != "live" || r.Name != "cam" || r.RawQuery != "" || r.Protocol != "rtsp" {
+					t.Fatalf("play auth request %+v", r)
 				}
-			}
-			if plays < 3 {
-				t.Fatalf("play authorisations: %d in %+v", plays, reqs)
 			}
 		})
 	}
@@ -112,14 +120,11 @@ func TestFFmpegPublishRTSP(t *testing.T) {
 // under the public name the authoriser returns.
 func TestPublishKeyAsName(t *testing.T) {
 	s, hub := startServer(t, func(p *Params) {
-		p.Authorize = func(_ context.Context, r AuthRequest) AuthResult {
-			if r.Kind == AuthPublish && r.Name == "s3cret" {
-				return AuthResult{Allow: true, App: "live", Name: "show"}
+		p.Authorize = func(_ context.Context, r AuthRequest) (AuthResult, error) {
+			if r.Name == "s3cret" {
+				return AuthResult{Allow: true, Name: "show"}, nil
 			}
-			if r.Kind == AuthPlay {
-				return AuthResult{Allow: true}
-			}
-			return AuthResult{Reason: "wrong key"}
+			return AuthResult{Reason: "wrong key"}, nil
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -139,14 +144,16 @@ func TestPublishKeyAsName(t *testing.T) {
 // and nothing is published.
 func TestPublishRefused(t *testing.T) {
 	s, hub := startServer(t, func(p *Params) {
-		p.Authorize = func(_ context.Context, r AuthRequest) AuthResult {
+		p.Authorize = func(_ context.Context, r AuthRequest) (AuthResult, error) {
 			switch r.Name {
 			case "unknown":
-				return AuthResult{NotFound: true, Reason: "no such stream"}
+				return AuthResult{}, fmt.Errorf("control plane: %w", ErrNotFound)
 			case "nocreds":
-				return AuthResult{Unauthorized: true, Reason: "key required"}
+				return AuthResult{}, fmt.Errorf("control plane: %w", ErrUnauthorized)
+			case "down":
+				return AuthResult{}, errors.New("control plane unreachable")
 			}
-			return AuthResult{Reason: "wrong key"}
+			return AuthResult{Reason: "wrong key"}, nil
 		}
 	})
 	cases := []struct {
@@ -155,8 +162,9 @@ func TestPublishRefused(t *testing.T) {
 		want string
 	}{
 		{"live/cam?key=bad", peers.PublishOpts{}, "403 Forbidden: wrong key"},
-		{"live/unknown", peers.PublishOpts{}, "404 Not Found: no such stream"},
+		{"live/unknown", peers.PublishOpts{}, "404 Not Found: stream not found"},
 		{"live/nocreds", peers.PublishOpts{}, "401"},
+		{"live/down", peers.PublishOpts{}, "503 Service Unavailable: authorisation unavailable"},
 		{"live/cam?key=bad", peers.PublishOpts{RTSPTransport: "udp"}, "403 Forbidden"},
 		{"nopath", peers.PublishOpts{}, "400"},
 		// A codec we cannot carry is refused before authorisation.
@@ -187,11 +195,11 @@ func TestPublishRefused(t *testing.T) {
 // TestPlayRefusedAndNotFound: play refusals and unknown streams.
 func TestPlayRefusedAndNotFound(t *testing.T) {
 	s, hub := startServer(t, func(p *Params) {
-		p.Authorize = func(_ context.Context, r AuthRequest) AuthResult {
-			if r.Kind == AuthPlay && r.Name == "private" {
-				return AuthResult{Reason: "private stream"}
+		p.AuthorizePlay = func(_ context.Context, r AuthRequest) (AuthResult, error) {
+			if r.Name == "private" {
+				return AuthResult{Reason: "private stream"}, nil
 			}
-			return AuthResult{Allow: true}
+			return AuthResult{Allow: true}, nil
 		}
 	})
 	pub, err := hub.Publish("live/private", stream.PublisherInfo{Protocol: "test"})
