@@ -44,7 +44,7 @@ const (
 const (
 	maxChunkSize      = 1 << 24
 	maxKeptMessage    = 4 << 20 // commands, data and aggregates are buffered
-	maxChunkStreams   = 1024
+	maxChunkStreams   = 64
 	flvTagOverhead    = 15 // FLV tag header (11) + previous tag size (4)
 	clientChunkSize   = 128
 	handshakeSize     = 1536
@@ -150,8 +150,9 @@ func playTarget(raw string) (addr, app, tcURL, name string, err error) {
 	return addr, app, tcURL, name, nil
 }
 
-// dialPlay connects, handshakes and plays raw, returning when the server
-// has started the stream (NetStream.Play.Start or the first media message).
+// dialPlay connects, handshakes and plays raw, returning when the first
+// media message has arrived (some servers answer NetStream.Play.Start and
+// only then find that nothing is published).
 func dialPlay(ctx context.Context, raw string, timeout time.Duration) (*player, error) {
 	addr, app, tcURL, name, err := playTarget(raw)
 	if err != nil {
@@ -249,7 +250,7 @@ func (p *player) startPlay(app, tcURL, name string) error {
 	for range playStartWaitMsgs {
 		m, err := p.readMessage()
 		if err != nil {
-			return fmt.Errorf("wait for play start: %w", err)
+			return fmt.Errorf("wait for first media: %w", err)
 		}
 		if m.isMedia {
 			p.onMedia(m)
@@ -263,8 +264,6 @@ func (p *player) startPlay(app, tcURL, name string) error {
 			if name, _ := vals[0].(string); name == "onStatus" {
 				code := statusCode(vals)
 				switch {
-				case code == "NetStream.Play.Start":
-					return nil
 				case strings.Contains(code, "Failed"), strings.Contains(code, "NotFound"),
 					strings.Contains(code, "Rejected"), strings.Contains(code, "BadName"):
 					return fmt.Errorf("play refused: %s", code)
@@ -272,7 +271,7 @@ func (p *player) startPlay(app, tcURL, name string) error {
 			}
 		}
 	}
-	return errors.New("no play start after many messages")
+	return errors.New("no media after many messages")
 }
 
 func statusCode(vals []any) string {

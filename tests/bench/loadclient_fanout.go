@@ -47,6 +47,7 @@ type FanoutRow struct {
 	CPUSeconds  float64
 	ExpectedBPS float64 // publisher bits/s in the window
 	MedianBPS   float64 // median player bits/s in the window
+	ClientCPU   float64 // load client CPU seconds / run seconds (1.0 = one core)
 	Errors      []string
 }
 
@@ -127,6 +128,7 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 	row.KBPerPlayer = float64(st.PeakRSSKB-st.BaselineRSSKB) / float64(n)
 	row.ExpectedBPS, row.MedianBPS = res.ExpectedBitrate, res.MedianBitrate
 	row.Errors = res.Errors
+	row.ClientCPU = res.ClientCPUSeconds / dur.Seconds()
 	return row, nil
 }
 
@@ -134,10 +136,10 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 func FormatFanoutTable(rows []FanoutRow) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "server\tN\tconnected\tkept-up\tdropped\tCPU s/Gbit\tpeak KB/player\tworst lag ms\tpub kbit/s\tmedian player kbit/s\t")
+	fmt.Fprintln(w, "server\tN\tconnected\tkept-up\tdropped\tCPU s/Gbit\tpeak KB/player\tworst lag ms\tpub kbit/s\tmedian player kbit/s\tclient cores\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%d\t%.0f\t%.0f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
-			r.Dropped, r.CPUPerGbit, r.KBPerPlayer, r.WorstLag.Milliseconds(), r.ExpectedBPS/1000, r.MedianBPS/1000)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
+			r.Dropped, r.CPUPerGbit, r.KBPerPlayer, r.WorstLag.Milliseconds(), r.ExpectedBPS/1000, r.MedianBPS/1000, r.ClientCPU)
 	}
 	w.Flush()
 	return b.String()

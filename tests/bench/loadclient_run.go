@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -49,10 +50,10 @@ type LoadOpts struct {
 
 // PlayerResult is one player's outcome.
 type PlayerResult struct {
-	Connected     bool          // reached play start
+	Connected     bool          // received its first media message
 	Dropped       bool          // lost its connection before the run ended
 	Err           string        // why it failed to connect or was dropped
-	TimeToPlay    time.Duration // connect to play start
+	TimeToPlay    time.Duration // connect to first media message
 	SocketBytes   int64         // all bytes read from the socket
 	MediaBytes    int64         // audio/video payload bytes
 	MediaMessages int64
@@ -68,7 +69,7 @@ type PlayerResult struct {
 // LoadResult summarises a run.
 type LoadResult struct {
 	Players   int
-	Connected int // reached play start
+	Connected int // received media
 	Dropped   int // connected, then lost before the end
 	KeptUp    int // received at least KeepUpRatio of the expected bitrate in the window
 
@@ -81,9 +82,13 @@ type LoadResult struct {
 	// smallest such value it has seen (so a burst of cached media at join
 	// does not count as negative lag, and any later stall does).
 	WorstLag    time.Duration
-	SocketBytes int64    // bytes read by all players over the whole run
-	Errors      []string // distinct errors, at most 10
-	PerPlayer   []PlayerResult
+	SocketBytes int64 // bytes read by all players over the whole run
+	// ClientCPUSeconds is this process's own CPU time (utime+stime, not its
+	// children) over the run: when it nears Duration × cores, the load
+	// client, not the server, limits the result.
+	ClientCPUSeconds float64
+	Errors           []string // distinct errors, at most 10
+	PerPlayer        []PlayerResult
 }
 
 // RunLoad opens o.Players play sessions on o.URL, reads until o.Duration
@@ -114,6 +119,7 @@ func RunLoad(ctx context.Context, o LoadOpts) (LoadResult, error) {
 		ratio = defaultKeepUpRatio
 	}
 
+	cpu0, _, cpuErr := readStat(os.Getpid())
 	start := time.Now()
 	end := start.Add(o.Duration)
 	runCtx, cancel := context.WithDeadline(ctx, end)
@@ -201,6 +207,9 @@ func RunLoad(ctx context.Context, o LoadOpts) (LoadResult, error) {
 	}
 	<-runCtx.Done()
 	runWG.Wait()
+	if cpu1, _, err := readStat(os.Getpid()); err == nil && cpuErr == nil {
+		res.ClientCPUSeconds = cpu1 - cpu0
+	}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("load run cancelled: %w", ctx.Err())
 	}

@@ -95,7 +95,7 @@ func TestLoadClientRefused(t *testing.T) {
 	m := peers.StartMediaMTX(t, peers.MediaMTXOpts{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := RunLoad(ctx, LoadOpts{URL: m.RTMPURL("live/none"), Players: 2, Duration: 4 * time.Second,
+	res, err := RunLoad(ctx, LoadOpts{URL: m.RTMPURL("live/none"), Players: 2, Duration: 5 * time.Second,
 		ExpectedBitrate: func(time.Time, time.Time) (float64, error) { return 1, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -104,4 +104,30 @@ func TestLoadClientRefused(t *testing.T) {
 		t.Errorf("connected %d, errors %v: want 0 connected and an error", res.Connected, res.Errors)
 	}
 	t.Logf("errors: %v", res.Errors)
+}
+
+// TestLoadClientMediaMTX plays a MediaMTX stream with a few players on both
+// known versions, with B-frames in the H.264 (see peers.MediaMTX1153).
+func TestLoadClientMediaMTX(t *testing.T) {
+	for _, v := range []peers.MediaMTXVersion{peers.MediaMTX1153, peers.MediaMTX1140} {
+		t.Run(string(v), func(t *testing.T) {
+			m := peers.StartMediaMTX(t, peers.MediaMTXOpts{Version: v})
+			url := m.RTMPURL("live/load")
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			pub := peers.Publish(t, ctx, url, peers.PublishOpts{VideoBitrate: 500_000, BFrames: true})
+			if _, err := peers.ProbeUntil(t, ctx, url); err != nil {
+				t.Fatal(err)
+			}
+			res, err := RunLoad(ctx, LoadOpts{URL: url, Players: 3, Duration: 8 * time.Second, ExpectedBitrate: pub.OutputBitrate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("connected %d kept-up %d dropped %d expected %.0f median %.0f worst lag %s errors %v",
+				res.Connected, res.KeptUp, res.Dropped, res.ExpectedBitrate, res.MedianBitrate, res.WorstLag, res.Errors)
+			if res.Connected != 3 || res.Dropped != 0 || res.KeptUp != 3 {
+				t.Errorf("connected %d, dropped %d, kept up %d; want 3, 0, 3", res.Connected, res.Dropped, res.KeptUp)
+			}
+		})
+	}
 }
