@@ -1,0 +1,198 @@
+// Package httpflv serves live streams from the hub as HTTP-FLV: an FLV file
+// header followed by the stream's tags, for as long as the stream lasts
+// (GET /{app}/{name}.flv). Tags are encoded once per unit and shared by every
+// viewer.
+package httpflv
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/stream"
+)
+
+// Hub is what the handler needs of the stream hub (*stream.Hub).
+type Hub interface {
+	Read(ctx context.Context, path string, params stream.ReaderParams) (*stream.Reader, error)
+}
+
+var _ Hub = (*stream.Hub)(nil)
+
+// PlayRequest describes a viewer asking for a stream.
+type PlayRequest struct {
+	App, Name string
+	RawQuery  string
+	Addr      string
+}
+
+// ErrForbidden may be returned (wrapped) by Params.AuthorizePlay to refuse
+// a viewer with 403; any other error gives 503.
+var ErrForbidden = errors.New("httpflv: play not allowed")
+
+// Params configures a Handler. Zero values select the defaults.
+type Params struct {
+	Hub Hub
+	// AuthorizePlay, if set, is asked before a stream is served.
+	AuthorizePlay func(ctx context.Context, req PlayRequest) error
+	// PlayWait is how long a viewer waits for a stream without a publisher
+	// (0: 404 at once, unless the hub starts an on-demand source).
+	PlayWait time.Duration
+	// WriteTimeout bounds each write to a viewer (default 10s).
+	WriteTimeout time.Duration
+	// Reader bounds each viewer's queue (see stream.ReaderParams).
+	Reader stream.ReaderParams
+	Logger *slog.Logger
+}
+
+// Handler is an http.Handler serving GET /{app}/{name}.flv. Mount it at the
+// root of a mux, or under a prefix with http.StripPrefix.
+type Handler struct {
+	p      Params
+	log    *slog.Logger
+	nextID atomic.Uint64
+}
+
+// New returns a Handler.
+func New(p Params) (*Handler, error) {
+	if p.Hub == nil {
+		return nil, errors.New("httpflv: Params.Hub is required")
+	}
+	if p.WriteTimeout <= 0 {
+		p.WriteTimeout = 10 * time.Second
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	return &Handler{p: p, log: p.Logger.With("component", "httpflv")}, nil
+}
+
+// tagKey names the shared FLV tag encoding of a unit.
+var tagKey = stream.EncKey{Format: "flv-tag"}
+
+// parsePath splits "/app/name.flv" into app and name.
+func parsePath(p string) (app, name string, ok bool) {
+	p = strings.TrimPrefix(p, "/")
+	app, file, found := strings.Cut(p, "/")
+	if !found || app == "" || strings.Contains(file, "/") {
+		return "", "", false
+	}
+	name, found = strings.CutSuffix(file, ".flv")
+	if !found || name == "" {
+		return "", "", false
+	}
+	return app, name, stream.ValidPath(app + "/" + name)
+}
+
+// ServeHTTP serves one viewer until the stream ends or the viewer leaves.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	app, name, ok := parsePath(r.URL.Path)
+	if !ok {
+		http.Error(w, "not found: expected /{app}/{name}.flv", http.StatusNotFound)
+		return
+	}
+	id := h.nextID.Add(1)
+	log := h.log.With("conn", id, "remote", r.RemoteAddr, "app", app, "name", name)
+	if h.p.AuthorizePlay != nil {
+		err := h.p.AuthorizePlay(r.Context(), PlayRequest{App: app, Name: name, RawQuery: r.URL.RawQuery, Addr: r.RemoteAddr})
+		switch {
+		case errors.Is(err, ErrForbidden):
+			http.Error(w, "forbidden", http.StatusForbidden)
+			log.Info("httpflv play denied")
+			return
+		case err != nil:
+			http.Error(w, "authorization unavailable", http.StatusServiceUnavailable)
+			log.Warn("httpflv play authorization failed", "err", err)
+			return
+		}
+	}
+	rp := h.p.Reader
+	rp.WaitTimeout = h.p.PlayWait
+	rd, err := h.p.Hub.Read(r.Context(), app+"/"+name, rp)
+	if err != nil {
+		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
+			http.Error(w, "stream not found", http.StatusNotFound)
+			return
+		}
+		http.Error(w, "stream unavailable", http.StatusServiceUnavailable)
+		log.Warn("httpflv read failed", "err", err)
+		return
+	}
+	defer rd.Close()
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "video/x-flv")
+	hdr.Set("Cache-Control", "no-cache, no-store")
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	start := time.Now()
+	written, reason, err := h.pump(r.Context(), w, rd)
+	attrs := []any{"reason", reason, "bytes_out", written, "duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		attrs = append(attrs, "err", err.Error())
+	}
+	log.Info("httpflv connection closed", attrs...)
+}
+
+func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, rd *stream.Reader) (int64, string, error) {
+	rc := http.NewResponseController(w)
+	var written int64
+	write := func(b []byte) error {
+		n, err := w.Write(b)
+		written += int64(n)
+		return err
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
+	if err := write(flv.AppendHeader(nil, true, true)); err != nil {
+		return written, "viewer left", err
+	}
+	if err := rc.Flush(); err != nil {
+		return written, "viewer left", err
+	}
+	for {
+		units, err := rd.Next(ctx)
+		switch {
+		case errors.Is(err, stream.ErrEnded):
+			return written, "stream ended", nil
+		case errors.Is(err, stream.ErrDropped):
+			return written, "viewer too slow, dropped", err
+		case err != nil:
+			return written, "viewer left", nil
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
+		for _, u := range units {
+			if err := write(u.Encoded(tagKey, func() []byte { return tag(u) })); err != nil {
+				return written, "write to viewer failed", err
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return written, "write to viewer failed", err
+		}
+	}
+}
+
+// tag encodes u as an FLV tag (header, body and PreviousTagSize).
+func tag(u *stream.Unit) []byte {
+	typ := flv.TagScript
+	switch u.Kind {
+	case stream.KindVideo:
+		typ = flv.TagVideo
+	case stream.KindAudio:
+		typ = flv.TagAudio
+	}
+	return flv.AppendTag(make([]byte, 0, len(u.Payload)+15), typ, uint32(u.DTS), u.Payload)
+}

@@ -1,0 +1,221 @@
+package httpflv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/rtmpserver"
+	"github.com/portier/portier/media/stream"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is required for this test: %v", name, err)
+	}
+	return p
+}
+
+func newHandler(t *testing.T, hub *stream.Hub, logs io.Writer) *httptest.Server {
+	t.Helper()
+	h, err := New(Params{Hub: hub, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/flv/", http.StripPrefix("/flv", h))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// ffmpeg publishes over RTMP (through rtmpserver), ffprobe reads HTTP-FLV.
+func TestFFprobeReadsHTTPFLV(t *testing.T) {
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	hub := stream.NewHub(stream.HubParams{Logger: log, PublisherGrace: -1})
+	t.Cleanup(hub.Close)
+	rs, err := rtmpserver.New(rtmpserver.Params{Addr: "127.0.0.1:0", Hub: hub, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Close() })
+	srv := newHandler(t, hub, logs)
+
+	pub := exec.Command(tool(t, "ffmpeg"), "-hide_banner", "-loglevel", "warning", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "30",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25",
+		"-c:a", "aac", "-f", "flv", "rtmp://"+rs.Addr().String()+"/live/x")
+	pubOut := &lockedBuffer{}
+	pub.Stdout, pub.Stderr = pubOut, pubOut
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { _ = pub.Wait(); close(waited) }()
+	t.Cleanup(func() { _ = pub.Process.Kill(); <-waited })
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		si, ok := hub.Stream("live/x")
+		if ok && si.Codec.AudioCodec != "" && si.BytesIn > 20000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish did not start:\n%s", pubOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, tool(t, "ffprobe"), "-v", "error",
+		"-show_entries", "stream=codec_name,codec_type,width,height", "-of", "json",
+		srv.URL+"/flv/live/x.flv").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, out)
+	}
+	var probe struct {
+		Streams []struct {
+			CodecName string `json:"codec_name"`
+			CodecType string `json:"codec_type"`
+			Width     int    `json:"width"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out[bytes.IndexByte(out, '{'):], &probe); err != nil {
+		t.Fatalf("ffprobe output: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, s := range probe.Streams {
+		got[s.CodecType] = s.CodecName
+	}
+	if got["video"] != "h264" || got["audio"] != "aac" {
+		t.Fatalf("ffprobe over HTTP-FLV: %v, want h264+aac\n%s", got, out)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), `msg="httpflv connection closed"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no close log line:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNotFoundBadPathAndMethod(t *testing.T) {
+	hub := stream.NewHub(stream.HubParams{})
+	t.Cleanup(hub.Close)
+	srv := newHandler(t, hub, io.Discard)
+	for path, want := range map[string]int{
+		"/flv/live/none.flv": http.StatusNotFound,
+		"/flv/live/none":     http.StatusNotFound,
+		"/flv/live/a/b.flv":  http.StatusNotFound,
+		"/flv/live/.flv":     http.StatusNotFound,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Post(srv.URL+"/flv/live/x.flv", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST = %d", resp.StatusCode)
+	}
+}
+
+// A viewer gets the FLV header, headers, the GOP and live tags; the
+// response ends when the stream ends.
+func TestStreamsTagsAndEndsWithStream(t *testing.T) {
+	hub := stream.NewHub(stream.HubParams{PublisherGrace: -1})
+	t.Cleanup(hub.Close)
+	srv := newHandler(t, hub, io.Discard)
+	pub, err := hub.Publish("live/s", stream.PublisherInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(u *stream.Unit) {
+		if err := pub.Write(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(&stream.Unit{Kind: stream.KindVideo, Header: true, Payload: []byte{0x17, 0, 0, 0, 0, 1}})
+	write(&stream.Unit{Kind: stream.KindAudio, Header: true, Payload: []byte{0xaf, 0, 0x12, 0x10}})
+	write(&stream.Unit{Kind: stream.KindVideo, DTS: 0x1000000, Key: true, Payload: []byte{0x17, 1, 0, 0, 0, 9}})
+
+	resp, err := http.Get(srv.URL + "/flv/live/s.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/x-flv" {
+		t.Fatalf("status %d, type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	fr := flv.NewReader(resp.Body, 0)
+	var got []uint8
+	next := func() flv.Tag {
+		tag, err := fr.Next()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		return tag
+	}
+	for i := 0; i < 3; i++ {
+		tag := next()
+		got = append(got, tag.Type)
+		if tag.Timestamp != 0x1000000 {
+			t.Fatalf("tag %d at %#x", i, tag.Timestamp)
+		}
+	}
+	if !bytes.Equal(got, []uint8{flv.TagVideo, flv.TagAudio, flv.TagVideo}) {
+		t.Fatalf("start tags %v, want video header, audio header, keyframe", got)
+	}
+	write(&stream.Unit{Kind: stream.KindAudio, DTS: 0x1000010, Payload: []byte{0xaf, 1, 5}})
+	if tag := next(); tag.Type != flv.TagAudio || tag.Timestamp != 0x1000010 || !bytes.Equal(tag.Payload, []byte{0xaf, 1, 5}) {
+		t.Fatalf("live tag %+v", tag)
+	}
+	pub.Close()
+	if _, err := fr.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after stream end: %v, want EOF", err)
+	}
+}
