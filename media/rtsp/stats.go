@@ -9,6 +9,12 @@ import (
 // Stats returns the RTP statistics of every incoming flow (one per SSRC of
 // each published track), sorted by path and track, for the relay's API and
 // metrics (see rtp.NewCollector).
+//
+// Over TCP-interleaved a flow is measured as the publisher sent it. Over
+// UDP, gortsplib restores order with a 64-packet buffer before packets
+// reach the server: duplicates and late packets are absorbed there
+// (Duplicated and Reordered stay 0) and a gap shows as Lost once the buffer
+// gives up waiting for it; jitter then includes that buffer's delay.
 func (s *Server) Stats() []rtp.Flow {
 	s.mu.Lock()
 	pubs := make([]*publishSession, 0, len(s.pubs))
