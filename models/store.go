@@ -108,7 +108,7 @@ func sqliteDSN(path string) string {
 		sep = "&"
 	}
 	return "file:" + path + sep +
-		"_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
 }
 

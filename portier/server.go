@@ -4,6 +4,7 @@
 package portier
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -25,26 +26,49 @@ type Params struct {
 	Hooks HookParams
 	// Live configures live state, the node registry and task compilation (see live.go).
 	Live LiveParams
+
+	// PublicHost is the host name encoders and players use in ingest and play
+	// URLs. Empty: the host of the API request.
+	PublicHost string
+	// RTMPPort is the public RTMP port of the relays (default 1935).
+	RTMPPort int
+	// PlayHTTPBase is the base URL of HTTP-FLV playback, e.g.
+	// "http://example.com:8081". Empty: http://PublicHost:8080.
+	PlayHTTPBase string
 }
 
 // Server is the control plane's HTTP server.
 type Server struct {
-	p      Params
-	log    *slog.Logger
-	engine *gin.Engine
-	lv     *liveState
+	p           Params
+	log         *slog.Logger
+	engine      *gin.Engine
+	lv          *liveState
+	metrics     *Metrics
+	sessionAuth SessionAuthenticator
 }
 
 // New builds a Server and registers every route.
 func New(p Params) (*Server, error) {
+	if p.Store == nil {
+		return nil, errors.New("portier: Params.Store is required")
+	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
+	}
+	if p.RTMPPort == 0 {
+		p.RTMPPort = 1935
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.lv = newLiveState(s)
+	s.metrics = newMetrics(s)
 	s.engine = gin.New()
-	s.engine.Use(gin.Recovery())
+	// ContextWithFallback stays false on purpose: then a *gin.Context passed
+	// as a context.Context has a nil Done channel, so database/sql starts no
+	// watcher goroutine that could outlive the pooled gin.Context (a data
+	// race). Handlers that want cancellation pass c.Request.Context().
+	s.engine.ContextWithFallback = false
+	s.engine.Use(gin.Recovery(), s.metrics.middleware)
 	s.registerOps(s.engine)
 	s.registerAPI(s.engine.Group("/api/v1"))
 	s.registerHooks(s.engine)
@@ -55,3 +79,6 @@ func New(p Params) (*Server, error) {
 
 // Handler is the http.Handler that serves every route.
 func (s *Server) Handler() http.Handler { return s.engine }
+
+// Store is the database the Server uses.
+func (s *Server) Store() *models.Store { return s.p.Store }

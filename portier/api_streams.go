@@ -1,0 +1,315 @@
+package portier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+)
+
+// streamView is a stream as the API shows it. Key (and Ingest, which embeds
+// it) is present only on create, on rotate-key and on GET of one stream by
+// its owner; everyone else sees KeyHint (the first 4 characters).
+type streamView struct {
+	ID            int64          `json:"id"`
+	Name          string         `json:"name"`
+	App           string         `json:"app"`
+	Owner         string         `json:"owner"`
+	OwnerID       int64          `json:"owner_id"`
+	Enabled       bool           `json:"enabled"`
+	AllowTakeover bool           `json:"allow_takeover"`
+	Live          bool           `json:"live"`
+	PublishCount  int64          `json:"publish_count"`
+	LastPublishAt *time.Time     `json:"last_publish_at"`
+	CodecInfo     models.RawJSON `json:"codec_info"`
+	Bitrate       int64          `json:"bitrate"`
+	Key           string         `json:"key,omitempty"`
+	KeyHint       string         `json:"key_hint"`
+	Ingest        *ingestView    `json:"ingest,omitempty"`
+	Play          playView       `json:"play"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+}
+
+type ingestView struct {
+	RTMPURL      string `json:"rtmp_url"`
+	OBSServer    string `json:"obs_server"`
+	OBSStreamKey string `json:"obs_stream_key"`
+	FFmpeg       string `json:"ffmpeg"`
+}
+
+type playView struct {
+	RTMP string `json:"rtmp"`
+	FLV  string `json:"flv"`
+}
+
+// publicHost is the host name for ingest and play URLs.
+func (s *Server) publicHost(c *gin.Context) string {
+	if s.p.PublicHost != "" {
+		return s.p.PublicHost
+	}
+	h := c.Request.Host
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	if h == "" {
+		h = "127.0.0.1"
+	}
+	return h
+}
+
+func (s *Server) viewStream(c *gin.Context, st *models.Stream, showKey bool) streamView {
+	host := s.publicHost(c)
+	rtmpBase := "rtmp://" + net.JoinHostPort(host, strconv.Itoa(s.p.RTMPPort)) + "/" + st.Application.Name
+	flvBase := s.p.PlayHTTPBase
+	if flvBase == "" {
+		flvBase = "http://" + net.JoinHostPort(host, "8080")
+	}
+	v := streamView{
+		ID: st.ID, Name: st.Name, App: st.Application.Name, Owner: st.Owner.Username, OwnerID: st.OwnerID,
+		Enabled: st.Enabled, AllowTakeover: st.AllowTakeover, Live: st.Live, PublishCount: st.PublishCount,
+		LastPublishAt: st.LastPublishAt, CodecInfo: st.CodecInfo, Bitrate: st.Bitrate,
+		Play: playView{
+			RTMP: rtmpBase + "/" + st.Name,
+			FLV:  flvBase + "/" + url.PathEscape(st.Application.Name) + "/" + url.PathEscape(st.Name) + ".flv",
+		},
+		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
+	}
+	if len(st.PublishKey) >= 4 {
+		v.KeyHint = st.PublishKey[:4] + "…"
+	}
+	if showKey {
+		v.Key = st.PublishKey
+		pub := rtmpBase + "/" + st.Name + "?key=" + url.QueryEscape(st.PublishKey)
+		v.Ingest = &ingestView{
+			RTMPURL:      pub,
+			OBSServer:    rtmpBase,
+			OBSStreamKey: st.PublishKey, // the key alone as the stream name (contract)
+			FFmpeg: fmt.Sprintf("ffmpeg -re -i input.mp4 -c:v libx264 -preset veryfast -tune zerolatency -g 50 "+
+				"-c:a aac -b:a 128k -f flv '%s'", pub),
+		}
+	}
+	return v
+}
+
+// loadStream loads stream :id for the principal. An operator asking for
+// another operator's stream gets 404, exactly as for a missing stream, so
+// ids leak nothing.
+func (s *Server) loadStream(c *gin.Context) (*models.Stream, error) {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.p.Store.StreamByID(c.Request.Context(), id)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, errNotFound("stream")
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := s.principal(c)
+	if !p.SeesAllStreams() && !p.Owns(st) {
+		return nil, errNotFound("stream")
+	}
+	return st, nil
+}
+
+// audit builds an audit event of the principal's request.
+func (s *Server) auditEvent(c *gin.Context, action, object string, details any) *models.AuditEvent {
+	actor := ""
+	if p := s.principal(c); p != nil {
+		actor = p.User.Username
+	}
+	ev := &models.AuditEvent{Actor: actor, Action: action, Object: object, Addr: c.ClientIP()}
+	if details != nil {
+		ev.Details = models.MustJSON(details)
+	}
+	return ev
+}
+
+func streamObject(id int64) string { return "stream/" + strconv.FormatInt(id, 10) }
+
+func (s *Server) apiListStreams(c *gin.Context) {
+	pg, err := pageParams(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f := models.StreamFilter{Limit: pg.Limit, Offset: pg.Offset, App: c.Query("app")}
+	switch c.Query("live") {
+	case "":
+	case "true":
+		t := true
+		f.Live = &t
+	case "false":
+		t := false
+		f.Live = &t
+	default:
+		s.fail(c, errInvalid("live", "live must be true or false"))
+		return
+	}
+	p := s.principal(c)
+	if !p.SeesAllStreams() {
+		f.OwnerID = p.User.ID
+	}
+	list, total, err := s.p.Store.ListStreams(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]streamView, len(list))
+	for i := range list {
+		out[i] = s.viewStream(c, &list[i], false)
+	}
+	c.JSON(http.StatusOK, listOf(out, total, pg, len(out)))
+}
+
+type createStreamReq struct {
+	Name string `json:"name"`
+	App  string `json:"app"`
+}
+
+func (s *Server) apiCreateStream(c *gin.Context) {
+	var req createStreamReq
+	if err := bindJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.App == "" {
+		req.App = models.DefaultApp
+	}
+	if !models.ValidName(req.Name) {
+		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		return
+	}
+	if !models.ValidName(req.App) {
+		s.fail(c, errInvalid("app", "app must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		return
+	}
+	p := s.principal(c)
+	var st *models.Stream
+	err := s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
+		var err error
+		if st, err = tx.CreateStream(c.Request.Context(), req.App, req.Name, p.User.ID); err != nil {
+			if errors.Is(err, models.ErrConflict) {
+				return apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", req.App, req.Name))
+			}
+			return err
+		}
+		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.create", streamObject(st.ID), gin.H{"app": req.App, "name": req.Name}))
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st.Owner = *p.User
+	c.JSON(http.StatusCreated, s.viewStream(c, st, true))
+}
+
+func (s *Server) apiGetStream(c *gin.Context) {
+	st, err := s.loadStream(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.viewStream(c, st, s.principal(c).Owns(st)))
+}
+
+type patchStreamReq struct {
+	Name          *string `json:"name"`
+	Enabled       *bool   `json:"enabled"`
+	AllowTakeover *bool   `json:"allow_takeover"`
+}
+
+func (s *Server) apiPatchStream(c *gin.Context) {
+	st, err := s.loadStream(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req patchStreamReq
+	if err := bindJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Name != nil && !models.ValidName(*req.Name) {
+		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		return
+	}
+	var up *models.Stream
+	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
+		var err error
+		up, err = tx.UpdateStream(c.Request.Context(), st.ID, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover})
+		if errors.Is(err, models.ErrConflict) {
+			return apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", st.Application.Name, *req.Name))
+		}
+		if err != nil {
+			return err
+		}
+		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.update", streamObject(st.ID), req))
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.afterStreamChange(c.Request.Context(), st.ID)
+	c.JSON(http.StatusOK, s.viewStream(c, up, s.principal(c).Owns(up)))
+}
+
+// afterStreamChange brings the stream's tasks in line after a committed
+// change. A failure there is logged: the change itself is done, and the
+// scheduler's periodic reconciliation catches up.
+func (s *Server) afterStreamChange(ctx context.Context, id int64) {
+	if err := s.onStreamChanged(ctx, id); err != nil {
+		s.log.Error("reconcile tasks after stream change", "stream", id, "err", err)
+	}
+}
+
+func (s *Server) apiRotateKey(c *gin.Context) {
+	st, err := s.loadStream(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var up *models.Stream
+	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
+		var err error
+		if up, err = tx.RotateStreamKey(c.Request.Context(), st.ID); err != nil {
+			return err
+		}
+		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.afterStreamChange(c.Request.Context(), st.ID)
+	c.JSON(http.StatusOK, s.viewStream(c, up, true))
+}
+
+func (s *Server) apiDeleteStream(c *gin.Context) {
+	st, err := s.loadStream(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
+		if err := tx.DeleteStream(c.Request.Context(), st.ID); err != nil {
+			return err
+		}
+		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

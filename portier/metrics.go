@@ -1,0 +1,98 @@
+package portier
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the control plane's Prometheus registry, served at /metrics.
+// Other parts of the control plane add their collectors with
+// Registry.MustRegister.
+type Metrics struct {
+	Registry     *prometheus.Registry
+	HTTPRequests *prometheus.CounterVec   // by route, method, status
+	HTTPDuration *prometheus.HistogramVec // by route
+}
+
+// Metrics returns the Server's metrics registry.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+func newMetrics(s *Server) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portier_http_requests_total", Help: "HTTP requests served by the control plane, by route and status.",
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "portier_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5},
+		}, []string{"route"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.HTTPRequests, m.HTTPDuration,
+		&dbCollector{s: s},
+	)
+	m.Registry.MustRegister(s.HookCollectors()...)
+	return m
+}
+
+func (m *Metrics) middleware(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.HTTPRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	m.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) serveMetrics(c *gin.Context) {
+	promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(c.Writer, c.Request)
+}
+
+// dbCollector reads gauges from the database at scrape time, so every
+// replica reports the same shared state: live streams, and nodes by role and
+// state (alive, dead, draining).
+type dbCollector struct{ s *Server }
+
+var (
+	descLive  = prometheus.NewDesc("portier_live_streams", "Streams live now.", nil, nil)
+	descNodes = prometheus.NewDesc("portier_nodes", "Registered nodes by role and state.", []string{"role", "state"}, nil)
+	descUp    = prometheus.NewDesc("portier_database_up", "1 when the database answered the last scrape.", nil, nil)
+)
+
+func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descLive; ch <- descNodes; ch <- descUp }
+
+func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	st := d.s.p.Store
+	live, err := st.CountLiveStreams(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(live))
+	nodes, err := st.ListNodes(ctx, "")
+	if err != nil {
+		return
+	}
+	counts := map[[2]string]int{}
+	now := time.Now()
+	for i := range nodes {
+		counts[[2]string{nodes[i].Role, d.s.nodeState(&nodes[i], now)}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
