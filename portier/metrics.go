@@ -70,7 +70,11 @@ var (
 	descUp    = prometheus.NewDesc("portier_database_up", "1 when the database answered the last scrape.", nil, nil)
 )
 
-func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descLive; ch <- descNodes; ch <- descUp }
+func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descLive
+	ch <- descNodes
+	ch <- descUp
+}
 
 func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -64,9 +64,9 @@ var openAPISchemas = obj{
 	"TaskConfig": props([]string{"type", "name"}, obj{
 		"id": tInt, "stream_id": tInt, "type": obj{"type": "string", "enum": []string{"restream", "record", "pull", "hls"}},
 		"name": tStr, "enabled": tBool, "version": tInt, "created_at": tTime, "updated_at": tTime,
-		"target": obj{"type": "string", "description": "restream: rtmp://, rtmps:// or srt:// URL"},
-		"key":    obj{"type": "string", "description": "restream: target stream key (write-only; key_set/key_hint are shown)"},
-		"format": obj{"type": "string", "description": "restream: flv|mpegts; record: mp4|flv|ts"},
+		"target":  obj{"type": "string", "description": "restream: rtmp://, rtmps:// or srt:// URL"},
+		"key":     obj{"type": "string", "description": "restream: target stream key (write-only; key_set/key_hint are shown)"},
+		"format":  obj{"type": "string", "description": "restream: flv|mpegts; record: mp4|flv|ts"},
 		"key_set": tBool, "key_hint": tStr,
 		"segment_seconds": tInt,
 		"source":          obj{"type": "string", "description": "pull: rtmp(s)://, rtsp(s)://, srt:// or http(s)://….m3u8"},
