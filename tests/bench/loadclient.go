@@ -166,12 +166,7 @@ func dialPlay(ctx context.Context, raw string, timeout time.Duration) (*player, 
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	cr := &countingReader{conn: conn, timeout: timeout}
-	p := &player{
-		conn: conn, cr: cr, br: bufio.NewReaderSize(cr, 64<<10), bw: bufio.NewWriterSize(conn, 4096),
-		timeout: timeout, inChunk: 128, chunks: map[uint32]*chunkState{}, started: time.Now(),
-	}
-	p.lagFrom.Store(math.MaxInt64)
+	p := newPlayer(conn, timeout)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
@@ -188,6 +183,16 @@ func dialPlay(ctx context.Context, raw string, timeout time.Duration) (*player, 
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	return p, nil
+}
+
+func newPlayer(conn net.Conn, timeout time.Duration) *player {
+	cr := &countingReader{conn: conn, timeout: timeout}
+	p := &player{
+		conn: conn, cr: cr, br: bufio.NewReaderSize(cr, 64<<10), bw: bufio.NewWriterSize(conn, 4096),
+		timeout: timeout, inChunk: 128, chunks: map[uint32]*chunkState{}, started: time.Now(),
+	}
+	p.lagFrom.Store(math.MaxInt64)
+	return p
 }
 
 func (p *player) handshake() error {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -132,14 +134,62 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 	return row, nil
 }
 
-// FormatFanoutTable renders rows as an aligned text table.
+// FanoutServer starts one server for the fan-out benchmark; it is called
+// once per N and must tie the server's lifetime to tb.
+type FanoutServer struct {
+	Name  string
+	Start func(tb testing.TB) FanoutTarget
+}
+
+var (
+	fanoutMu      sync.Mutex
+	fanoutServers []FanoutServer
+)
+
+// RegisterFanoutServer adds a server to BenchmarkRTMPFanoutPeers, so that
+// it runs in the same invocation and lands in the same table (call it from
+// an init function in a _test.go file). The server should run as its own
+// process: FanoutTarget.PID's process tree is what is measured.
+func RegisterFanoutServer(s FanoutServer) {
+	fanoutMu.Lock()
+	defer fanoutMu.Unlock()
+	fanoutServers = append(fanoutServers, s)
+}
+
+// FanoutServers lists the registered servers in registration order.
+func FanoutServers() []FanoutServer {
+	fanoutMu.Lock()
+	defer fanoutMu.Unlock()
+	return append([]FanoutServer(nil), fanoutServers...)
+}
+
+// FormatFanoutTable renders rows as an aligned text table, sorted by N and
+// server. "CPU vs nginx" is the row's CPU per Gbit divided by nginx-rtmp's
+// at the same N (the target is at most 1).
 func FormatFanoutTable(rows []FanoutRow) string {
+	rows = append([]FanoutRow(nil), rows...)
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].N != rows[j].N {
+			return rows[i].N < rows[j].N
+		}
+		return rows[i].Server < rows[j].Server
+	})
+	nginx := map[int]float64{}
+	for _, r := range rows {
+		if strings.HasPrefix(r.Server, "nginx-rtmp") && r.CPUPerGbit > 0 {
+			nginx[r.N] = r.CPUPerGbit
+		}
+	}
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "server\tN\tconnected\tkept-up\tdropped\tCPU s/Gbit\tpeak KB/player\tworst lag ms\tpub kbit/s\tmedian player kbit/s\tclient cores\t")
+	fmt.Fprintln(w, "server\tN\tconnected\tkept-up\tdropped\tCPU s/Gbit\tCPU vs nginx\tpeak KB/player\tworst lag ms\tpub kbit/s\tmedian player kbit/s\tclient cores\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.1f\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
-			r.Dropped, r.CPUPerGbit, r.KBPerPlayer, r.WorstLag.Milliseconds(), r.ExpectedBPS/1000, r.MedianBPS/1000, r.ClientCPU)
+		ratio := "-"
+		if base := nginx[r.N]; base > 0 {
+			ratio = fmt.Sprintf("%.2f", r.CPUPerGbit/base)
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%.1f\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
+			r.Dropped, r.CPUPerGbit, ratio, r.KBPerPlayer, r.WorstLag.Milliseconds(), r.ExpectedBPS/1000, r.MedianBPS/1000, r.ClientCPU)
 	}
 	w.Flush()
 	return b.String()

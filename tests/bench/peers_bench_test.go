@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -13,29 +12,27 @@ import (
 	"github.com/portier/portier/tests/peers"
 )
 
-// fanoutPeers are the reference servers of the fan-out benchmark, each
-// started fresh for every N. The lead's relay benchmark adds its own
-// FanoutTarget to the same table.
-var fanoutPeers = []struct {
-	name  string
-	start func(tb testing.TB) FanoutTarget
-}{
-	{"nginx-rtmp", func(tb testing.TB) FanoutTarget {
+// The reference servers of the fan-out benchmark, each started fresh for
+// every N. Our relay registers itself the same way from its own file.
+func init() {
+	RegisterFanoutServer(FanoutServer{Name: "nginx-rtmp", Start: func(tb testing.TB) FanoutTarget {
 		// Production shape: a master and one worker (the machine has two
 		// cores, one of which the load client needs).
 		n := peers.NginxRTMP(tb, peers.NginxOpts{MasterProcess: true, Workers: 1, LogLevel: "warn"})
 		url := n.RTMPURL("live", "bench")
 		return FanoutTarget{Server: "nginx-rtmp", PublishURL: url, PlayURL: url, PID: n.Proc.PID()}
-	}},
-	{"mediamtx", func(tb testing.TB) FanoutTarget {
+	}})
+	RegisterFanoutServer(FanoutServer{Name: "mediamtx", Start: func(tb testing.TB) FanoutTarget {
 		m := peers.StartMediaMTX(tb, peers.MediaMTXOpts{LogLevel: "warn"})
 		url := m.RTMPURL("live/bench")
 		return FanoutTarget{Server: "mediamtx " + string(m.Version), PublishURL: url, PlayURL: url, PID: m.Proc.PID()}
-	}},
+	}})
 }
 
 // BenchmarkRTMPFanoutPeers plays one 2 Mbps H.264+AAC stream to N RTMP
-// players on nginx-rtmp and MediaMTX with the benchmark's own load client.
+// players on nginx-rtmp, MediaMTX and every other RegisterFanoutServer
+// server, with the benchmark's own load client. Select servers with
+// -bench 'RTMPFanoutPeers/nginx-rtmp' and so on.
 // N comes from PORTIER_BENCH_N (default 10,100; e.g. 10,100,300,1000), the
 // run length from PORTIER_BENCH_SECONDS (default 20). Each (server, N) runs
 // once whatever b.N is; the table is printed at the end.
@@ -50,9 +47,9 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 	}
 	var mu sync.Mutex
 	rows := map[string]FanoutRow{}
-	for _, srv := range fanoutPeers {
+	for _, srv := range FanoutServers() {
 		for _, n := range sizes {
-			key := fmt.Sprintf("%s/N=%d", srv.name, n)
+			key := fmt.Sprintf("%s/N=%d", srv.Name, n)
 			b.Run(key, func(b *testing.B) {
 				mu.Lock()
 				_, done := rows[key]
@@ -60,15 +57,15 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 				if done { // the framework may call again with a larger b.N
 					return
 				}
-				target := srv.start(b)
+				target := srv.Start(b)
 				ctx, cancel := context.WithTimeout(context.Background(), dur+3*time.Minute)
 				defer cancel()
 				row, err := RunFanout(b, ctx, target, n, dur)
 				if err != nil {
-					b.Fatalf("%s N=%d: %v", srv.name, n, err)
+					b.Fatalf("%s N=%d: %v", srv.Name, n, err)
 				}
 				if len(row.Errors) > 0 {
-					b.Logf("%s N=%d player errors: %s", srv.name, n, strings.Join(row.Errors, "; "))
+					b.Logf("%s N=%d player errors: %s", srv.Name, n, strings.Join(row.Errors, "; "))
 				}
 				b.ReportMetric(float64(row.Connected), "connected")
 				b.ReportMetric(float64(row.KeptUp), "kept-up")
@@ -82,20 +79,9 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 			})
 		}
 	}
-	keys := make([]string, 0, len(rows))
-	for k := range rows {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, c := rows[keys[i]], rows[keys[j]]
-		if a.N != c.N {
-			return a.N < c.N
-		}
-		return a.Server < c.Server
-	})
-	out := make([]FanoutRow, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, rows[k])
+	out := make([]FanoutRow, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r)
 	}
 	fmt.Fprintf(os.Stdout, "\nRTMP fan-out, one %d kbit/s stream, %s per run:\n%s\n",
 		(FanoutVideoBitrate+FanoutAudioBitrate)/1000, dur, FormatFanoutTable(out))

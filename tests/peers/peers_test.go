@@ -3,6 +3,8 @@ package peers
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -73,9 +75,23 @@ func TestFreePorts(t *testing.T) {
 
 func TestNginxRTMPPublishProbe(t *testing.T) {
 	t.Parallel()
-	n := NginxRTMP(t, NginxOpts{HTTPStat: true})
+	n := NginxRTMP(t, NginxOpts{HTTPStat: true, Apps: []string{"live", "other"}})
 	url := n.RTMPURL("live", "peers")
 	publishAndProbe(t, url, url, PublishOpts{})
+	resp, err := http.Get(n.StatURL())
+	if err != nil {
+		t.Fatalf("stat: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stat: %d %v", resp.StatusCode, err)
+	}
+	for _, want := range []string{"<rtmp>", "<name>live</name>", "<name>other</name>"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("stat page lacks %q:\n%s", want, body)
+		}
+	}
 }
 
 func TestNginxRTMPMasterMode(t *testing.T) {
