@@ -1,12 +1,19 @@
 package edge
 
 import (
+	"bytes"
+
+	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/rtmp"
 	"github.com/portier/portier/media/stream"
 )
 
-// unitFromMessage classifies one RTMP media message for the hub. It returns
-// nil for messages that carry no media (empty payloads, other types).
+// onMetaData is the AMF0 string that starts a metadata data message.
+var onMetaData = []byte("\x02\x00\x0aonMetaData")
+
+// unitFromMessage classifies one RTMP media message for the hub, as the
+// RTMP server does for publishers. It returns nil for messages that carry
+// no media (empty payloads, other types).
 func unitFromMessage(msg rtmp.Message) *stream.Unit {
 	if len(msg.Payload) == 0 {
 		return nil
@@ -15,27 +22,19 @@ func unitFromMessage(msg rtmp.Message) *stream.Unit {
 	switch msg.Type {
 	case rtmp.TypeVideo:
 		u.Kind = stream.KindVideo
-		b := msg.Payload[0]
-		if b&0x80 != 0 {
-			// Enhanced RTMP: frame type in bits 4-6, packet type in 0-3
-			// (0 = sequence start, 5 = metadata).
-			u.Key = (b>>4)&0x07 == 1
-			pt := b & 0x0f
-			u.Header = pt == 0 || pt == 4 || pt == 5
-			break
-		}
-		u.Key = b>>4 == 1
-		codec := b & 0x0f
-		// AVC (7) and the common HEVC extension (12): packet type 0 is
-		// the decoder configuration record.
-		u.Header = (codec == 7 || codec == 12) && len(msg.Payload) > 1 && msg.Payload[1] == 0
+		u.Key, u.Header = flv.Classify(flv.TagVideo, msg.Payload)
 	case rtmp.TypeAudio:
 		u.Kind = stream.KindAudio
-		// AAC (10): packet type 0 is the AudioSpecificConfig.
-		u.Header = msg.Payload[0]>>4 == 10 && len(msg.Payload) > 1 && msg.Payload[1] == 0
+		_, u.Header = flv.Classify(flv.TagAudio, msg.Payload)
 	case rtmp.TypeDataAMF0:
 		u.Kind = stream.KindData
-		u.Header = true
+		u.Payload, _ = flv.StripSetDataFrame(msg.Payload)
+		if len(u.Payload) == 0 {
+			return nil
+		}
+		// Only onMetaData is configuration; other script data flows
+		// with the media.
+		u.Header = bytes.HasPrefix(u.Payload, onMetaData)
 	default:
 		return nil
 	}

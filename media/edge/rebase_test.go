@@ -32,11 +32,12 @@ func TestUnitFromMessage(t *testing.T) {
 	}{
 		{"avc keyframe", video(0, true), stream.KindVideo, true, false, false},
 		{"avc inter", video(0, false), stream.KindVideo, false, false, false},
-		{"avc sequence header", videoHeader(0), stream.KindVideo, true, true, false},
+		{"avc sequence header", videoHeader(0), stream.KindVideo, false, true, false},
 		{"aac raw", audio(0), stream.KindAudio, false, false, false},
 		{"aac config", rtmp.Message{Type: rtmp.TypeAudio, Payload: []byte{0xAF, 0, 0x12, 0x10}}, stream.KindAudio, false, true, false},
 		{"mp3 frame", rtmp.Message{Type: rtmp.TypeAudio, Payload: []byte{0x2F, 0xFF}}, stream.KindAudio, false, false, false},
-		{"metadata", rtmp.Message{Type: rtmp.TypeDataAMF0, Payload: []byte{2, 0, 1, 'x'}}, stream.KindData, false, true, false},
+		{"metadata", rtmp.Message{Type: rtmp.TypeDataAMF0, Payload: []byte("\x02\x00\x0aonMetaData\x08")}, stream.KindData, false, true, false},
+		{"cue point", rtmp.Message{Type: rtmp.TypeDataAMF0, Payload: []byte{2, 0, 1, 'x'}}, stream.KindData, false, false, false},
 		{"empty", rtmp.Message{Type: rtmp.TypeVideo}, 0, false, false, true},
 		{"command", rtmp.Message{Type: rtmp.TypeCommandAMF0, Payload: []byte{2}}, 0, false, false, true},
 	}
