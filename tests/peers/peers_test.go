@@ -2,10 +2,14 @@ package peers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -136,5 +140,96 @@ func TestPublishToClosedPortFails(t *testing.T) {
 	}
 	if _, err := Probe(t, ctx, url); err == nil {
 		t.Error("probe of a closed port succeeded")
+	}
+}
+
+// hookRecorder is the test's own authorisation endpoint: it refuses
+// publishes of any stream or path containing "bad" and records each call.
+type hookRecorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (h *hookRecorder) record(s string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, s)
+}
+
+func (h *hookRecorder) seen() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.calls...)
+}
+
+// waitRefused waits for a publisher that the server should refuse to exit.
+func waitRefused(t *testing.T, pub *Proc) {
+	t.Helper()
+	if _, ok := pub.WaitTimeout(20 * time.Second); !ok {
+		t.Fatal("refused publisher still running after 20 s")
+	}
+	if pub.ExitCode() == 0 {
+		t.Errorf("refused publisher exited with 0")
+	}
+}
+
+func TestNginxRTMPHooks(t *testing.T) {
+	t.Parallel()
+	h := &hookRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.record(r.PostForm.Get("call") + " " + r.PostForm.Get("name"))
+		if strings.Contains(r.PostForm.Get("name"), "bad") {
+			http.Error(w, "refused", http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	n := NginxRTMP(t, NginxOpts{OnPublish: srv.URL + "/pub", OnPublishDone: srv.URL + "/done"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitRefused(t, Publish(t, ctx, n.RTMPURL("live", "bad"), PublishOpts{}))
+	publishAndProbe(t, n.RTMPURL("live", "good"), n.RTMPURL("live", "good"), PublishOpts{})
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(h.seen(), "publish_done good") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, want := range []string{"publish bad", "publish good", "publish_done good"} {
+		if !slices.Contains(h.seen(), want) {
+			t.Errorf("hook calls %v lack %q", h.seen(), want)
+		}
+	}
+}
+
+func TestMediaMTXAuthHTTP(t *testing.T) {
+	h := &hookRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Action, Path, Protocol, Query string
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.record(req.Action + " " + req.Protocol + " " + req.Path)
+		if strings.Contains(req.Path, "bad") {
+			http.Error(w, "refused", http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	m := StartMediaMTX(t, MediaMTXOpts{AuthHTTPAddress: srv.URL + "/hooks/mediamtx"})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	waitRefused(t, Publish(t, ctx, m.RTMPURL("live/bad"), PublishOpts{}))
+	waitRefused(t, Publish(t, ctx, m.RTSPURL("live/bad2"), PublishOpts{}))
+	publishAndProbe(t, m.RTMPURL("live/good"), m.RTMPURL("live/good"), PublishOpts{})
+	publishAndProbe(t, m.RTSPURL("live/good2"), m.RTSPURL("live/good2"), PublishOpts{})
+	for _, want := range []string{"publish rtmp live/bad", "publish rtsp live/bad2", "publish rtmp live/good",
+		"read rtmp live/good", "publish rtsp live/good2", "read rtsp live/good2"} {
+		if !slices.Contains(h.seen(), want) {
+			t.Errorf("auth calls %v lack %q", h.seen(), want)
+		}
 	}
 }
