@@ -72,6 +72,7 @@ func TestFFmpegPublishRTSP(t *testing.T) {
 			}
 
 			flows := s.Stats()
+			t.Logf("hub %+v; ffmpeg decoded %d frames; flows %+v", sum, frames, flows)
 			if len(flows) != 2 {
 				t.Fatalf("flows %+v", flows)
 			}
