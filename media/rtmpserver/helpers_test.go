@@ -45,7 +45,7 @@ func startServer(t *testing.T, p Params) *testEnv {
 	hub := stream.NewHub(stream.HubParams{Logger: log, PublisherGrace: -1})
 	p.Hub = hub
 	p.Addr = "127.0.0.1:0"
-	p.Logger = log.With("component", "relay")
+	p.Logger = log.With("relay", "test")
 	srv, err := New(p)
 	if err != nil {
 		t.Fatal(err)

@@ -246,7 +246,8 @@ type session struct {
 
 func (s *Server) serve(nc net.Conn) {
 	id := s.nextID.Add(1)
-	log := s.log.With("conn", id, "remote", nc.RemoteAddr().String())
+	remote := nc.RemoteAddr().String()
+	log := s.log.With("conn", id) // media/rtmp adds the remote address itself
 	start := time.Now()
 	c := rtmp.NewServerConn(nc, rtmp.ServerConfig{
 		HandshakeTimeout: s.p.HandshakeTimeout,
@@ -275,7 +276,7 @@ func (s *Server) serve(nc net.Conn) {
 		}
 	}
 	_ = c.Close()
-	attrs := []any{"kind", ss.kind, "app", ss.app, "name", ss.name, "reason", ss.reason}
+	attrs := []any{"remote", remote, "kind", ss.kind, "app", ss.app, "name", ss.name, "reason", ss.reason}
 	if ss.kind != rtmp.KindPlay.String() {
 		// A player's bytes are counted by the connection's own read loop,
 		// which may still be running: only publishers report bytes in.

@@ -221,7 +221,7 @@ func TestFFmpegPublishAndRealPlayers(t *testing.T) {
 			t.Errorf("log contains the secret %q:\n%s", secret, logs)
 		}
 	}
-	if !strings.Contains(logs, `msg="rtmp connection closed" component=relay component=rtmp conn=1`) ||
+	if !strings.Contains(logs, `msg="rtmp connection closed" relay=test component=rtmp conn=1 remote=`) ||
 		!strings.Contains(logs, "name=x reason=unpublished") || !strings.Contains(logs, "bytes_in=") {
 		t.Errorf("missing connection close lines:\n%s", logs)
 	}

@@ -71,7 +71,7 @@ func (s *Server) publish(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log
 		ss.reason, ss.err = "publish start failed", err
 		return
 	}
-	log.Info("rtmp publish started", "app", req.App, "name", res.Name)
+	log.Info("rtmp publish started", "remote", c.RemoteAddr().String(), "app", req.App, "name", res.Name)
 
 	// A takeover or hub shutdown closes the publisher: close the connection
 	// so ReadMessage returns.
@@ -256,7 +256,7 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 		ss.reason, ss.err = "play start failed", err
 		return
 	}
-	log.Debug("rtmp play started", "app", req.App, "name", res.Name)
+	log.Debug("rtmp play started", "remote", c.RemoteAddr().String(), "app", req.App, "name", res.Name)
 	ss.reason, ss.err = pumpPlay(s.ctx, c, r)
 }
 

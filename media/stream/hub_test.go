@@ -209,9 +209,10 @@ func TestSlowReaderSkipsToKeyframeThenIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	// Queue: vH aH K, then 5 more fill it to 8; the 9th overflows.
+	// The initial vH aH K do not count against the bound: 8 more fit, the
+	// 9th overflows.
 	dts := int64(0)
-	for i := 0; i < 6; i++ {
+	for i := 0; i < 9; i++ {
 		dts += 40
 		mustWrite(t, p, inter(dts))
 	}
@@ -584,5 +585,86 @@ func TestEncodedBuildsOncePerKey(t *testing.T) {
 	u.Encoded(k1, func() []byte { t.Fatal("rebuilt a cached encoding"); return nil })
 	if before < 2 {
 		t.Fatalf("builds = %d", before)
+	}
+}
+
+// A GOP longer than the reader's queue is delivered whole at join without
+// counting as falling behind.
+func TestLongGOPDoesNotCountAsLag(t *testing.T) {
+	h := NewHub(HubParams{})
+	defer h.Close()
+	p := mustPublish(t, h, "live/a", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	for i := int64(1); i < 100; i++ {
+		mustWrite(t, p, inter(i))
+	}
+	r, err := h.Read(context.Background(), "live/a", ReaderParams{MaxUnits: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	mustWrite(t, p, inter(100))
+	got := readN(t, r, 102)
+	if got[101].DTS != 100 || r.Skips() != 0 {
+		t.Fatalf("last dts %d, skips %d", got[101].DTS, r.Skips())
+	}
+}
+
+// Readers joining while the publisher writes start at a keyframe with the
+// headers and then see every later unit exactly once, in order.
+func TestJoinDuringWritesHasNoGapsOrDuplicates(t *testing.T) {
+	h := NewHub(HubParams{})
+	defer h.Close()
+	p := mustPublish(t, h, "live/a", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			u := inter(i)
+			if i%10 == 0 {
+				u = key(i)
+			}
+			if p.Write(u) != nil {
+				return
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // let readers keep up
+			}
+		}
+	}()
+	defer func() { close(stop); <-writerDone }()
+	ctx := ctxT(t, 10*time.Second)
+	for j := 0; j < 50; j++ {
+		r, err := h.Read(ctx, "live/a", ReaderParams{MaxUnits: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []*Unit
+		for len(got) < 40 {
+			b, err := r.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b...)
+		}
+		r.Close()
+		if r.Skips() != 0 {
+			t.Fatalf("reader %d skipped", j)
+		}
+		if !got[0].Header || got[0].Kind != KindVideo || !got[1].Key {
+			t.Fatalf("reader %d starts with %s", j, describe(got[:2]))
+		}
+		for i := 2; i < len(got); i++ {
+			if got[i].DTS != got[i-1].DTS+1 {
+				t.Fatalf("reader %d: dts %d after %d", j, got[i].DTS, got[i-1].DTS)
+			}
+		}
 	}
 }

@@ -57,14 +57,19 @@ type Reader struct {
 	ended     chan struct{} // closed when err is set
 	closeOnce sync.Once
 
-	mu        sync.Mutex // guards the fields below; never held across a blocking channel op
-	q         []*Unit
-	spare     []*Unit // the batch returned by the previous Next
-	qBytes    int
-	joining   bool
-	waitKey   bool
-	err       error
-	skipTimes []time.Time
+	mu     sync.Mutex // guards the fields below; never held across a blocking channel op
+	q      []*Unit
+	spare  []*Unit // the batch returned by the previous Next
+	qBytes int
+	// extraUnits/extraBytes widen the bounds by the size of the initial
+	// headers and GOP (bounded by the hub's GOP limits) until the reader
+	// takes them, so that a long GOP does not count as falling behind.
+	extraUnits int
+	extraBytes int
+	joining    bool
+	waitKey    bool
+	err        error
+	skipTimes  []time.Time
 
 	bytesOut atomic.Uint64
 	skips    atomic.Uint64
@@ -95,7 +100,7 @@ func (r *Reader) Next(ctx context.Context) ([]*Unit, error) {
 			clear(r.spare)
 			r.q = r.spare[:0]
 			r.spare = batch
-			r.qBytes = 0
+			r.qBytes, r.extraUnits, r.extraBytes = 0, 0, 0
 			r.mu.Unlock()
 			var n uint64
 			for _, u := range batch {
@@ -142,6 +147,7 @@ func (r *Reader) join() {
 	} else {
 		r.waitKey = true
 	}
+	r.extraUnits, r.extraBytes = len(r.q), r.qBytes
 	cur := r.s.snap.Load()
 	var dropped bool
 	for _, u := range pending {
@@ -183,8 +189,12 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 		r.notify()
 	}
 	if dropped {
-		r.s.hub.log.Warn("reader dropped: fell behind too often", "path", r.s.path, "skips", r.skips.Load())
-		go r.s.hub.detach(r)
+		// Logging and detaching are left to another goroutine: the
+		// publisher does no I/O and takes no hub lock here.
+		go func() {
+			r.s.hub.log.Warn("reader dropped: fell behind too often", "path", r.s.path, "skips", r.skips.Load())
+			r.s.hub.detach(r)
+		}()
 	}
 }
 
@@ -198,7 +208,7 @@ func (r *Reader) admit(u *Unit, snap *snapshot) bool {
 		r.waitKey = false
 		r.appendHeaders(snap, u.DTS)
 	}
-	if len(r.q) > 0 && (len(r.q) >= r.p.MaxUnits || r.qBytes+len(u.Payload) > r.p.MaxBytes) {
+	if len(r.q) > 0 && (len(r.q) >= r.p.MaxUnits+r.extraUnits || r.qBytes+len(u.Payload) > r.p.MaxBytes+r.extraBytes) {
 		if r.lag() {
 			return true
 		}
@@ -223,7 +233,7 @@ func (r *Reader) appendHeaders(snap *snapshot, dts int64) {
 // reports whether the reader has now skipped too often and is dropped.
 func (r *Reader) lag() bool {
 	clear(r.q)
-	r.q, r.qBytes = r.q[:0], 0
+	r.q, r.qBytes, r.extraUnits, r.extraBytes = r.q[:0], 0, 0, 0
 	r.waitKey = true
 	r.skips.Add(1)
 	r.s.skips.Add(1)
