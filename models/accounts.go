@@ -212,6 +212,10 @@ func (s *Store) EnsureAdmin(ctx context.Context, password string) (pw string, cr
 		password = RandomSecret(15)
 	}
 	if _, err := s.CreateUser(ctx, "admin", password, RoleAdmin); err != nil {
+		if errors.Is(err, ErrConflict) {
+			// Another replica starting at the same time created it first.
+			return "", false, nil
+		}
 		return "", false, err
 	}
 	return password, true, nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 )
@@ -252,6 +254,15 @@ func TestAPIErrors(t *testing.T) {
 				t.Errorf("%s %s as %s: %d %v; want %d %s field %q", c.method, p, c.who, code, body, c.status, c.code, c.field)
 			}
 		}
+		// A chunked body (no Content-Length) over the limit is cut at 1 MiB too.
+		req := httptest.NewRequest("POST", "/api/v1/streams", io.MultiReader(strings.NewReader(`{"name":"`), strings.NewReader(strings.Repeat("b", 2*MaxBodyBytes)), strings.NewReader(`"}`)))
+		req.ContentLength = -1
+		req.Header.Set("Authorization", "Bearer "+e.tokens["op1"])
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, req)
+		if w.Code != 413 || !strings.Contains(w.Body.String(), "body_too_large") {
+			t.Fatalf("chunked big body: %d %s", w.Code, w.Body.String())
+		}
 		// Failed requests wrote nothing: still one stream, one audit event.
 		list, total, _ := e.store.ListStreams(ctx, models.StreamFilter{})
 		if total != 1 || list[0].Name != "mine" || !list[0].Enabled {
@@ -425,4 +436,48 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 			t.Fatal("task survived its stream")
 		}
 	})
+}
+
+// TestAPISessionPrincipal checks that the API accepts a principal from the
+// UI's session authenticator, that a Bearer token takes precedence, and that
+// a session error is passed through.
+func TestAPISessionPrincipal(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t, modelstest.SQLite(t))
+	e.srv.SetSessionAuthenticator(func(c *gin.Context) (*Principal, error) {
+		ck, err := c.Cookie("sess")
+		if err != nil {
+			return nil, nil
+		}
+		if ck != "op2" {
+			return nil, apiErr(http.StatusForbidden, codeForbidden, "", "bad CSRF token")
+		}
+		return &Principal{User: e.users["op2"]}, nil
+	})
+	send := func(cookie, bearer string) (int, map[string]any) {
+		req := httptest.NewRequest("GET", "/api/v1/me", nil)
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "sess", Value: cookie})
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, req)
+		var out map[string]any
+		json.Unmarshal(w.Body.Bytes(), &out)
+		return w.Code, out
+	}
+	if code, me := send("op2", ""); code != 200 || me["username"] != "op2" || me["via"] != "session" {
+		t.Fatalf("session: %d %v", code, me)
+	}
+	if code, me := send("op2", e.tokens["op1"]); code != 200 || me["username"] != "op1" || me["via"] != "token" {
+		t.Fatalf("token over session: %d %v", code, me)
+	}
+	if code, _ := send("forged", ""); code != 403 {
+		t.Fatalf("session error: %d", code)
+	}
+	if code, _ := send("", ""); code != 401 {
+		t.Fatalf("nothing: %d", code)
+	}
 }

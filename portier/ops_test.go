@@ -1,10 +1,14 @@
 package portier
 
 import (
+	"context"
 	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/portier/portier/models"
 )
 
 func TestOpsEndpoints(t *testing.T) {
@@ -12,6 +16,9 @@ func TestOpsEndpoints(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *apiEnv) {
 		e.mustDo("op1", "POST", "/streams", `{"name":"m"}`, 201)
 		e.store.DB.Exec("UPDATE streams SET live = ? WHERE name = ?", true, "m")
+		if _, err := e.store.RegisterNode(context.Background(), models.Node{Name: "o1", Role: "origin"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 		get := func(path string) (int, string) {
 			w := httptest.NewRecorder()
 			e.h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
@@ -29,6 +36,7 @@ func TestOpsEndpoints(t *testing.T) {
 			`portier_http_requests_total{method="POST",route="/api/v1/streams",status="201"} 1`,
 			`portier_live_streams 1`,
 			`portier_database_up 1`,
+			`portier_nodes{role="origin",state="alive"} 1`,
 		} {
 			if code != 200 || !strings.Contains(body, want) {
 				t.Fatalf("metrics lack %q (status %d)", want, code)
