@@ -1,0 +1,95 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/portier/portier/media/cluster"
+)
+
+// reasonUnreachable is the refusal reason when no decision can be had:
+// origins fail closed.
+const reasonUnreachable = "control plane unreachable"
+
+// publishVerdict is the control plane's answer to a publish, as the RTMP
+// server acts on it.
+type publishVerdict struct {
+	Allow    bool
+	App      string
+	Name     string // public stream name to publish under
+	Takeover bool
+	Reason   string
+}
+
+// authorizePublish asks the control plane whether app/name may be published
+// here. It fails closed: no answer means no publish.
+func (r *Relay) authorizePublish(ctx context.Context, app, name, rawQuery, addr, protocol string) publishVerdict {
+	if r.client == nil {
+		return publishVerdict{Reason: reasonUnreachable}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	d, err := r.client.AuthorizePublish(ctx, cluster.PublishRequest{Node: r.p.Name, App: app, Name: name,
+		Query: rawQuery, Addr: addr, Protocol: protocol})
+	if err != nil {
+		// Never log the name here: it may be the key.
+		r.log.Warn("publish refused: no answer from the control plane", "app", app, "addr", addr, "err", err)
+		r.metrics.refusals.Add(1)
+		return publishVerdict{Reason: reasonUnreachable}
+	}
+	if !d.Allow {
+		reason := d.Reason
+		if reason == "" {
+			reason = "publish not allowed"
+		}
+		r.log.Info("publish refused by the control plane", "app", app, "addr", addr, "reason", reason)
+		r.metrics.refusals.Add(1)
+		return publishVerdict{Reason: reason}
+	}
+	return publishVerdict{Allow: true, App: d.App, Name: d.Name, Takeover: d.Takeover}
+}
+
+// publishDone tells the control plane a publish ended, in the background
+// with retries (the heartbeat's published list reconciles it anyway).
+func (r *Relay) publishDone(app, name string) {
+	if r.client == nil {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.client.PublishDone(ctx, r.p.Name, app, name); err != nil {
+			r.log.Warn("publish done not delivered; the next heartbeat reconciles it", "path", app+"/"+name, "err", err)
+		}
+	}()
+}
+
+// authorizePlay asks whether a player may play app/name. Streams are public
+// to play unless the control plane says otherwise, so an unreachable
+// control plane does not cut playback (fail open, unlike publishes).
+func (r *Relay) authorizePlay(ctx context.Context, app, name, rawQuery, addr string) (bool, string) {
+	if r.client == nil {
+		return true, ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	d, err := r.client.AuthorizePlay(ctx, cluster.PlayRequest{Node: r.p.Name, App: app, Name: name, Query: rawQuery, Addr: addr})
+	if err != nil {
+		if errors.Is(err, cluster.ErrUnreachable) {
+			return true, ""
+		}
+		r.log.Warn("play authorisation failed; allowing", "path", app+"/"+name, "err", err)
+		return true, ""
+	}
+	if !d.Allow {
+		reason := d.Reason
+		if reason == "" {
+			reason = "play not allowed"
+		}
+		return false, reason
+	}
+	return true, ""
+}

@@ -1,0 +1,30 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/portier/portier/media/httpflv"
+)
+
+// buildFLV creates the HTTP-FLV handler on the relay's hub.
+func (s *servers) buildFLV(r *Relay) error {
+	h, err := httpflv.New(httpflv.Params{
+		Hub: r.hub,
+		AuthorizePlay: func(ctx context.Context, req httpflv.PlayRequest) error {
+			if ok, reason := r.authorizePlay(ctx, req.App, req.Name, req.RawQuery, req.Addr); !ok {
+				return fmt.Errorf("%w: %s", httpflv.ErrForbidden, reason)
+			}
+			return nil
+		},
+		Logger: r.p.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	s.flv = h
+	return nil
+}
+
+func (r *Relay) flvHandler() http.Handler { return r.servers.flv }

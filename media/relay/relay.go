@@ -1,0 +1,363 @@
+// Package relay wires one relay process: the hub, the RTMP server, HTTP-FLV,
+// edge pullers and publish forwarding, the control-plane client and its
+// heartbeats, and the relay's own HTTP API, metrics and probes. It is what
+// `portier relay` runs and what `portier run` embeds.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/edge"
+	"github.com/portier/portier/media/stream"
+)
+
+// Roles.
+const (
+	RoleOrigin = "origin"
+	RoleEdge   = "edge"
+)
+
+// Params configures a Relay. Zero values select the defaults.
+type Params struct {
+	// Role is RoleOrigin or RoleEdge.
+	Role string
+	// Name is the node name registered with the control plane.
+	Name string
+	// RTMPAddr is the RTMP listen address (e.g. ":1935", "127.0.0.1:0").
+	RTMPAddr string
+	// HTTPAddr is the HTTP listen address; empty: no HTTP listener (an
+	// embedding program mounts HTTPHandler itself).
+	HTTPAddr string
+	// AdvertiseAddr / AdvertiseHTTP are the addresses other nodes use to
+	// reach this relay; default: the listeners' addresses, with 127.0.0.1
+	// for an unspecified host.
+	AdvertiseAddr string
+	AdvertiseHTTP string
+	// ControlURL is the control plane's base URL. Required for origins
+	// (publishes are authorised there); an edge without it pulls from
+	// StaticOrigins only.
+	ControlURL   string
+	ClusterToken string
+	// HTTPClient for control-plane calls (default: a new client).
+	HTTPClient *http.Client
+	// StaticOrigins (host:port) are the edge's fallback origins.
+	StaticOrigins []string
+	// NoOriginTimeout (edge, default 10 s): players wait this long when no
+	// origin has their stream, then are told it ended.
+	NoOriginTimeout time.Duration
+	// IdleTimeout (edge, default 5 s): an upstream session stays open this
+	// long after its last player left.
+	IdleTimeout time.Duration
+	// UpstreamReadTimeout (edge, default 500 ms): silence after which an
+	// upstream is considered lost.
+	UpstreamReadTimeout time.Duration
+	// PublisherGrace: how long players wait for a publisher that left to
+	// come back before they are told the stream ended (default 5 s on
+	// origins, 1 s on edges, whose own wait is NoOriginTimeout).
+	PublisherGrace time.Duration
+	Capacity       int
+	Version        string
+	Labels         map[string]string
+	Logger         *slog.Logger
+}
+
+func (p *Params) validate() error {
+	switch p.Role {
+	case RoleOrigin, RoleEdge:
+	case "":
+		return errors.New("relay: --role is required: origin or edge")
+	default:
+		return fmt.Errorf("relay: --role %q: want origin or edge", p.Role)
+	}
+	if p.Name == "" {
+		return errors.New("relay: --name is required")
+	}
+	if p.RTMPAddr == "" {
+		return errors.New("relay: --rtmp-addr is required")
+	}
+	if p.Role == RoleOrigin && p.ControlURL == "" {
+		return errors.New("relay: an origin needs --control (publishes are authorised by the control plane)")
+	}
+	if p.Role == RoleEdge && p.ControlURL == "" && len(p.StaticOrigins) == 0 {
+		return errors.New("relay: an edge needs --control or --origins to find origins")
+	}
+	for _, o := range p.StaticOrigins {
+		if _, _, err := net.SplitHostPort(o); err != nil {
+			return fmt.Errorf("relay: --origins entry %q: want host:port", o)
+		}
+	}
+	if p.NoOriginTimeout <= 0 {
+		p.NoOriginTimeout = 10 * time.Second
+	}
+	if p.IdleTimeout <= 0 {
+		p.IdleTimeout = 5 * time.Second
+	}
+	if p.PublisherGrace == 0 {
+		p.PublisherGrace = 5 * time.Second
+		if p.Role == RoleEdge {
+			p.PublisherGrace = time.Second
+		}
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Relay is one relay process. New builds it, Start listens and starts its
+// goroutines, Close stops everything.
+type Relay struct {
+	p       Params
+	log     *slog.Logger
+	hub     *stream.Hub
+	client  *cluster.Client // nil without a control plane
+	agent   *cluster.Agent
+	edge    *edge.Edge
+	forward *edge.Forwarder
+	metrics *metrics
+	rates   rates
+
+	fwdMu    sync.Mutex // guards forwards; never held across I/O
+	forwards map[string]*forwardSession
+
+	rtmpLn  net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	servers servers // the protocol servers (RTMP, HTTP-FLV)
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// New validates p and builds the relay (nothing listens yet).
+func New(p Params) (*Relay, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	r := &Relay{p: p, log: p.Logger.With("component", "relay", "role", p.Role, "node", p.Name),
+		forwards: map[string]*forwardSession{}}
+	if p.ControlURL != "" {
+		c, err := cluster.NewClient(cluster.ClientParams{BaseURL: p.ControlURL, Token: p.ClusterToken,
+			HTTPClient: p.HTTPClient, Timeout: 2 * time.Second, Logger: p.Logger,
+			ObserveLatency: func(op string, d time.Duration) {
+				if r.metrics != nil {
+					r.metrics.observe(op, d)
+				}
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		r.client = c
+	}
+	hp := stream.HubParams{IdleTimeout: p.IdleTimeout, PublisherGrace: p.PublisherGrace, Logger: p.Logger.With("component", "hub")}
+	if p.Role == RoleEdge {
+		ep := edge.Params{StaticOrigins: p.StaticOrigins, NoOriginTimeout: p.NoOriginTimeout,
+			UpstreamReadTimeout: p.UpstreamReadTimeout, Logger: p.Logger}
+		fp := edge.ForwarderParams{StaticOrigins: p.StaticOrigins, Logger: p.Logger}
+		if r.client != nil {
+			ep.Directory = r.client
+			fp.Origins = r.client
+		}
+		r.edge = edge.New(ep)
+		r.forward = edge.NewForwarder(fp)
+		hp.OnDemand = r.edge.OnDemand
+		// Players may wait for an origin for up to NoOriginTimeout.
+		hp.OnDemandWait = p.NoOriginTimeout
+	}
+	r.hub = stream.NewHub(hp)
+	if r.edge != nil {
+		r.edge.SetHub(r.hub)
+	}
+	r.metrics = newMetrics(p.Role, p.Name, r.hub, r.edge, &r.rates)
+	if err := r.servers.build(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Hub is the relay's stream hub.
+func (r *Relay) Hub() *stream.Hub { return r.hub }
+
+// Edge is the edge's puller registry (nil on origins).
+func (r *Relay) Edge() *edge.Edge { return r.edge }
+
+// Start listens on the RTMP (and, if set, HTTP) address, registers with the
+// control plane and starts heartbeating. It returns once the listeners are
+// open; the relay runs until Close (or until ctx ends).
+func (r *Relay) Start(ctx context.Context) error {
+	if r.started {
+		return errors.New("relay: already started")
+	}
+	r.started = true
+	var err error
+	if r.rtmpLn, err = net.Listen("tcp", r.p.RTMPAddr); err != nil {
+		return fmt.Errorf("relay: listen RTMP %s: %w", r.p.RTMPAddr, err)
+	}
+	if r.p.HTTPAddr != "" {
+		if r.httpLn, err = net.Listen("tcp", r.p.HTTPAddr); err != nil {
+			r.rtmpLn.Close()
+			return fmt.Errorf("relay: listen HTTP %s: %w", r.p.HTTPAddr, err)
+		}
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
+	if err := r.servers.start(ctx, r); err != nil {
+		r.rtmpLn.Close()
+		if r.httpLn != nil {
+			r.httpLn.Close()
+		}
+		r.cancel()
+		return err
+	}
+	if r.httpLn != nil {
+		r.httpSrv = &http.Server{Handler: r.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := r.httpSrv.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error("HTTP server stopped", "err", err)
+			}
+		}()
+	}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
+	if r.client != nil {
+		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report,
+			Node: cluster.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
+				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version}})
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.agent.Run(ctx) }()
+	}
+	r.log.Info("relay listening", "rtmp", r.rtmpLn.Addr().String(), "http", r.HTTPAddr().String(),
+		"control", controlForLog(r.client), "static_origins", strings.Join(r.p.StaticOrigins, ","))
+	return nil
+}
+
+func controlForLog(c *cluster.Client) string {
+	if c == nil {
+		return ""
+	}
+	return c.BaseURL()
+}
+
+// Close stops accepting, ends every session and waits for the goroutines.
+func (r *Relay) Close() error {
+	r.closeMu.Lock()
+	if r.closed {
+		r.closeMu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.closeMu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = r.httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	r.servers.close()
+	r.closeForwards()
+	if r.rtmpLn != nil {
+		r.rtmpLn.Close()
+	}
+	r.hub.Close()
+	r.wg.Wait()
+	return nil
+}
+
+// RTMPAddr is the RTMP listener's address (after Start).
+func (r *Relay) RTMPAddr() net.Addr { return addrOf(r.rtmpLn) }
+
+// HTTPAddr is the HTTP listener's address (after Start; nil-safe).
+func (r *Relay) HTTPAddr() net.Addr { return addrOf(r.httpLn) }
+
+type noAddr struct{}
+
+func (noAddr) Network() string { return "tcp" }
+func (noAddr) String() string  { return "" }
+
+func addrOf(ln net.Listener) net.Addr {
+	if ln == nil {
+		return noAddr{}
+	}
+	return ln.Addr()
+}
+
+// AdvertisedRTMP is the RTMP address registered with the control plane.
+func (r *Relay) AdvertisedRTMP() string { return advertise(r.p.AdvertiseAddr, r.rtmpLn) }
+
+// AdvertisedHTTP is the HTTP address registered with the control plane.
+func (r *Relay) AdvertisedHTTP() string { return advertise(r.p.AdvertiseHTTP, r.httpLn) }
+
+func advertise(explicit string, ln net.Listener) string {
+	if explicit != "" || ln == nil {
+		return explicit
+	}
+	host, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		return ln.Addr().String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Ready reports whether the relay serves: listeners open and, with a
+// control plane, registered.
+func (r *Relay) Ready() (bool, string) {
+	r.closeMu.Lock()
+	closed := r.closed
+	r.closeMu.Unlock()
+	switch {
+	case closed:
+		return false, "closing"
+	case r.rtmpLn == nil:
+		return false, "not started"
+	case r.agent != nil && !r.agent.Registered():
+		return false, "not registered with the control plane"
+	}
+	return true, ""
+}
+
+// report builds a heartbeat: load, and for origins the streams whose
+// publish this relay holds.
+func (r *Relay) report() cluster.Heartbeat {
+	t := r.hub.Totals()
+	in, out := r.rates.get()
+	// Players and publishers of every protocol; an edge's upstream
+	// sessions are publishers and its forwarded publishes readers.
+	conns := t.Readers + t.Publishers
+	hb := cluster.Heartbeat{Load: cluster.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
+	if r.p.Role == RoleOrigin {
+		hb.Published = r.hub.Published()
+	}
+	return hb
+}
+
+func (r *Relay) sampleRates(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	r.rates.sample(r.hub.Totals(), time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.rates.sample(r.hub.Totals(), now)
+		}
+	}
+}

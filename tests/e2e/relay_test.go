@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/tests/peers"
+)
+
+// (a) ffmpeg publishes to an origin (both key forms), ffprobe plays from
+// it; the control plane authorised the publish and lists the origin.
+func TestRelayOriginPublishPlay(t *testing.T) {
+	cp := startControlPlane(t)
+	origin := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rtmpBase := "rtmp://" + origin.RTMPAddr().String() + "/live"
+
+	// The key as the stream name (OBS style): published under the public name.
+	pub := peers.Publish(t, ctx, rtmpBase+"/"+cp.Stream.PublishKey, peers.PublishOpts{})
+	res, err := peers.ProbeUntil(t, ctx, rtmpBase+"/foo")
+	if err != nil {
+		t.Fatalf("ffprobe from origin: %v\n%s", err, pub.Stderr())
+	}
+	v, _ := res.Video()
+	if !res.HasCodec("h264") || !res.HasCodec("aac") || v.Width != 640 || v.Height != 360 {
+		t.Fatalf("ffprobe found %v %dx%d, want h264 640x360 + aac", res.Codecs(), v.Width, v.Height)
+	}
+	st, ok := findStream(origin.Streams(), "live/foo")
+	if !ok || !st.Live || st.Resolution != "640x360" || st.Codec.VideoCodec != "h264" || st.Publisher == "" {
+		t.Fatalf("relay API stream = %+v (found %v)", st, ok)
+	}
+	for _, s := range origin.Streams() {
+		if strings.Contains(s.Path, cp.Stream.PublishKey) {
+			t.Fatalf("the key appears as a stream path: %q", s.Path)
+		}
+	}
+	c, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "directory lists origin-1", func() bool {
+		o, err := c.Directory(ctx, "live", "foo")
+		return err == nil && len(o) == 1 && o[0].Name == "origin-1" && o[0].RTMPAddress == origin.RTMPAddr().String()
+	})
+
+	// A wrong key is refused: ffmpeg exits and nothing is published.
+	bad := peers.Publish(t, ctx, rtmpBase+"/bar?key=wrong", peers.PublishOpts{})
+	select {
+	case <-bad.Done():
+	case <-ctx.Done():
+		t.Fatal("ffmpeg with a wrong key kept publishing")
+	}
+	if _, ok := findStream(origin.Streams(), "live/bar"); ok {
+		t.Fatal("a refused publish created a stream")
+	}
+
+	pub.Stop()
+	eventually(t, 10*time.Second, "directory forgets the stream after unpublish", func() bool {
+		_, err := c.Directory(ctx, "live", "foo")
+		return err != nil
+	})
+}
+
+// (b) origin → edge with 50 players on the edge and exactly one upstream
+// session at the origin.
+func TestRelayEdgeFanout50(t *testing.T) {
+	cp := startControlPlane(t)
+	origin := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
+	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL, IdleTimeout: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	pub := peers.Publish(t, ctx, "rtmp://"+origin.RTMPAddr().String()+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+	if err := pub.WaitFrames(ctx, 10); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	edgeURL := "rtmp://" + edge.RTMPAddr().String() + "/live"
+	const players = 50
+	var ps []*rtmpPlayer
+	for i := range players {
+		p, err := startRTMPPlayer(t, ctx, edgeURL, "foo")
+		if err != nil {
+			t.Fatalf("player %d: %v", i, err)
+		}
+		ps = append(ps, p)
+	}
+	for i, p := range ps {
+		if err := p.waitMessages(ctx, 100); err != nil {
+			t.Fatalf("player %d: %v", i, err)
+		}
+	}
+	est, _ := findStream(relayStreams(t, edge.HTTPAddr().String()), "live/foo")
+	ost, _ := findStream(relayStreams(t, origin.HTTPAddr().String()), "live/foo")
+	sessions, _ := metricValue(t, edge.HTTPAddr().String(), "portier_relay_upstream_sessions")
+	t.Logf("edge players %d, origin players %d, edge upstream sessions %v, upstream %s", est.Players, ost.Players, sessions, est.Upstream)
+	if est.Players != players {
+		t.Errorf("edge players = %d, want %d", est.Players, players)
+	}
+	if ost.Players != 1 {
+		t.Errorf("origin players = %d, want exactly 1 (the edge's upstream session)", ost.Players)
+	}
+	if sessions != 1 || est.Upstream != origin.RTMPAddr().String() {
+		t.Errorf("edge upstream sessions = %v to %q, want 1 to %s", sessions, est.Upstream, origin.RTMPAddr())
+	}
+	for i, p := range ps {
+		_, _, back, err := p.stats()
+		if back != 0 || err != nil {
+			t.Errorf("player %d: %d backwards timestamps, err %v", i, back, err)
+		}
+	}
+	// When every player leaves, the upstream closes after the idle time.
+	for _, p := range ps {
+		p.close()
+	}
+	eventually(t, 10*time.Second, "edge upstream closed after the players left", func() bool {
+		v, _ := metricValue(t, edge.HTTPAddr().String(), "portier_relay_upstream_sessions")
+		return v == 0
+	})
+}
+
+// (c) failover: the same stream published to two origin processes; an edge
+// pulls from one; it is killed with SIGKILL; every player stays connected,
+// sees monotonic timestamps and a media gap under one second.
+func TestRelayFailoverOriginKill(t *testing.T) {
+	cp := startControlPlane(t)
+	o1 := startRelayProc(t, "origin-a", "origin", cp.URL)
+	o2 := startRelayProc(t, "origin-b", "origin", cp.URL)
+	byAddr := map[string]*relayProc{o1.rtmpAddr: o1, o2.rtmpAddr: o2}
+	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL,
+		StaticOrigins: []string{o1.rtmpAddr, o2.rtmpAddr}, NoOriginTimeout: 10 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for _, o := range []*relayProc{o1, o2} {
+		p := peers.Publish(t, ctx, "rtmp://"+o.rtmpAddr+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+		if err := p.WaitFrames(ctx, 10); err != nil {
+			t.Fatalf("publish to %s: %v", o.name, err)
+		}
+	}
+	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	eventually(t, 15*time.Second, "both origins in the directory", func() bool {
+		o, err := c.Directory(ctx, "live", "foo")
+		return err == nil && len(o) == 2
+	})
+
+	const players = 10
+	var ps []*rtmpPlayer
+	for i := range players {
+		p, err := startRTMPPlayer(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
+		if err != nil {
+			t.Fatalf("player %d: %v", i, err)
+		}
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if err := p.waitMessages(ctx, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var gaps []time.Duration
+	for round := range 2 {
+		up, _ := edge.Edge().Upstream("live/foo")
+		victim := byAddr[up.Origin]
+		if victim == nil {
+			t.Fatalf("round %d: edge pulls from %q, not one of the origins", round, up.Origin)
+		}
+		// Let the players settle, then measure only the kill.
+		time.Sleep(500 * time.Millisecond)
+		for _, p := range ps {
+			p.resetGap()
+		}
+		before := make([]int, len(ps))
+		for i, p := range ps {
+			before[i], _, _, _ = p.stats()
+		}
+		victim.kill(syscall.SIGKILL)
+		t.Logf("round %d: killed %s (pid %d) while the edge pulled from it", round, victim.name, victim.cmd.Process.Pid)
+		eventually(t, 10*time.Second, "edge switched origin", func() bool {
+			u, _ := edge.Edge().Upstream("live/foo")
+			return u.Origin != "" && u.Origin != victim.rtmpAddr
+		})
+		// Two seconds of media after the switch.
+		for i, p := range ps {
+			if err := p.waitMessages(ctx, before[i]+150); err != nil {
+				t.Fatalf("round %d player %d after the kill: %v", round, i, err)
+			}
+		}
+		var worst time.Duration
+		for i, p := range ps {
+			_, gap, back, err := p.stats()
+			if !p.playing() || err != nil {
+				t.Errorf("round %d player %d disconnected: %v", round, i, err)
+			}
+			if back != 0 {
+				t.Errorf("round %d player %d: %d timestamps went backwards", round, i, back)
+			}
+			worst = max(worst, gap)
+		}
+		gaps = append(gaps, worst)
+		t.Logf("round %d: failover media gap (worst of %d players) = %d ms", round, players, worst.Milliseconds())
+		if worst >= time.Second {
+			t.Errorf("round %d: media gap %v, want < 1 s", round, worst)
+		}
+		if round == 0 {
+			// Bring the killed origin back with the encoder, so the
+			// second round kills the other one.
+			nv := startRelayProc(t, victim.name+"-restarted", "origin", cp.URL)
+			delete(byAddr, victim.rtmpAddr)
+			byAddr[nv.rtmpAddr] = nv
+			p := peers.Publish(t, ctx, "rtmp://"+nv.rtmpAddr+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+			if err := p.WaitFrames(ctx, 10); err != nil {
+				t.Fatalf("republish to %s: %v", nv.name, err)
+			}
+			eventually(t, 15*time.Second, "restarted origin in the directory", func() bool {
+				o, err := c.Directory(ctx, "live", "foo")
+				return err == nil && len(o) == 2
+			})
+		}
+	}
+	sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+	fmt.Printf("relay failover: media gap per kill (worst player) %v\n", gaps)
+	if f := edge.Edge().Stats().Failovers; f != 2 {
+		t.Errorf("edge counted %d failovers, want 2", f)
+	}
+}
+
+// (d) a publish at an edge reaches the origin chosen by consistent hashing,
+// and a refusal at the origin reaches the encoder.
+func TestRelayPublishAtEdge(t *testing.T) {
+	cp := startControlPlane(t)
+	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
+	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
+	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	eventually(t, 10*time.Second, "both origins alive", func() bool {
+		n, err := c.LiveOrigins(ctx)
+		return err == nil && len(n) == 2
+	})
+	edges := []*relay.Relay{
+		startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL}),
+		startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-2", ControlURL: cp.URL}),
+	}
+	origins := map[string]*relay.Relay{o1.RTMPAddr().String(): o1, o2.RTMPAddr().String(): o2}
+	var mu sync.Mutex
+	for i, name := range []string{"bar", "baz"} {
+		key := cp.createStream(t, name)
+		want := cluster.Pick("live/"+name, []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
+		e := edges[i%2]
+		pub := peers.Publish(t, ctx, "rtmp://"+e.RTMPAddr().String()+"/live/"+name+"?key="+key, peers.PublishOpts{})
+		eventually(t, 15*time.Second, "stream live at the hashed origin", func() bool {
+			st, ok := findStream(origins[want].Streams(), "live/"+name)
+			return ok && st.Live
+		})
+		for addr, o := range origins {
+			if _, ok := findStream(o.Streams(), "live/"+name); ok && addr != want {
+				t.Errorf("live/%s also at the other origin %s", name, addr)
+			}
+		}
+		// Players on the other edge get it through the directory.
+		other := edges[(i+1)%2]
+		res, err := peers.ProbeUntil(t, ctx, "rtmp://"+other.RTMPAddr().String()+"/live/"+name)
+		if err != nil || !res.HasCodec("h264") {
+			t.Fatalf("play live/%s from the other edge: %v %v\n%s", name, res.Codecs(), err, pub.Stderr())
+		}
+		mu.Lock()
+		t.Logf("live/%s published at %s, forwarded to hashed origin %s", name, e.RTMPAddr(), want)
+		mu.Unlock()
+		pub.Stop()
+	}
+
+	// A wrong key at the edge is refused by the origin, and ffmpeg is told.
+	bad := peers.Publish(t, ctx, "rtmp://"+edges[0].RTMPAddr().String()+"/live/foo?key=wrong", peers.PublishOpts{})
+	select {
+	case <-bad.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("ffmpeg kept publishing with a wrong key through the edge")
+	}
+	for _, o := range origins {
+		if st, ok := findStream(o.Streams(), "live/foo"); ok && st.Live {
+			t.Fatal("a refused publish went live at an origin")
+		}
+	}
+	if v, _ := metricValue(t, edges[0].HTTPAddr().String(), "portier_relay_publish_refusals_total"); v < 1 {
+		t.Errorf("edge refusals = %v, want >= 1", v)
+	}
+}
+
+// (e) HTTP-FLV played by ffprobe, from the origin and through an edge.
+func TestRelayHTTPFLV(t *testing.T) {
+	cp := startControlPlane(t)
+	origin := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
+	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := peers.Publish(t, ctx, "rtmp://"+origin.RTMPAddr().String()+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+	if err := pub.WaitFrames(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*relay.Relay{origin, edge} {
+		res, err := peers.ProbeUntil(t, ctx, "http://"+r.HTTPAddr().String()+"/live/foo.flv")
+		if err != nil {
+			t.Fatalf("ffprobe HTTP-FLV: %v", err)
+		}
+		v, _ := res.Video()
+		if !res.HasCodec("h264") || !res.HasCodec("aac") || v.Width != 640 {
+			t.Fatalf("HTTP-FLV streams %v width %d", res.Codecs(), v.Width)
+		}
+	}
+}
