@@ -2,6 +2,9 @@ package rtmpserver
 
 import (
 	"context"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +125,61 @@ func TestExtendedAndWrappingTimestamps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// When the publisher leaves (no grace here), players get the end-of-stream
+// statuses and their ReadMessage returns io.EOF.
+func TestPlayerSeesStreamEnd(t *testing.T) {
+	env := startServer(t, Params{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pc, err := rtmp.Dial(ctx, env.url+"/live", rtmp.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.Publish(ctx, "end"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []rtmp.Message{
+		{Type: rtmp.TypeVideo, Payload: []byte{0x17, 0, 0, 0, 0, 1}},
+		{Type: rtmp.TypeVideo, Timestamp: 40, Payload: []byte{0x17, 1, 0, 0, 0, 7}},
+	} {
+		if err := pc.WriteMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "publisher", 5*time.Second, func() bool { si, _ := env.hub.Stream("live/end"); return si.BytesIn >= 12 })
+	player, err := rtmp.Dial(ctx, env.url+"/live", rtmp.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer player.Close()
+	if err := player.Play(ctx, "end"); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for got < 2 {
+		msg, err := player.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Type == rtmp.TypeVideo {
+			got++
+		}
+	}
+	pc.Close()
+	for {
+		_, err := player.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("player ended with %v, want io.EOF", err)
+		}
+		break
+	}
+	waitFor(t, "close log line", 5*time.Second, func() bool {
+		return strings.Contains(env.logs.String(), `kind=play app=live name=end reason="stream ended"`)
+	})
 }
