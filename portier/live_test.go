@@ -40,7 +40,7 @@ type liveEnv struct {
 
 const testToken = "cluster-secret"
 
-func newLiveEnv(t *testing.T, st *models.Store) *liveEnv {
+func newLiveEnv(t testing.TB, st *models.Store) *liveEnv {
 	t.Helper()
 	ctx := context.Background()
 	clk := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
