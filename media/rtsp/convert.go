@@ -230,7 +230,7 @@ func (e *h264Egress) accessUnit(u *stream.Unit) (au [][]byte, ptsMs int64, ok bo
 	if err != nil {
 		return nil, 0, false, err
 	}
-	au = make([][]byte, 0, len(nalus)+2)
+	au = make([][]byte, 2, len(nalus)+2) // room for SPS and PPS first
 	idr := false
 	for _, n := range nalus {
 		if len(n) == 0 {
@@ -246,12 +246,14 @@ func (e *h264Egress) accessUnit(u *stream.Unit) (au [][]byte, ptsMs int64, ok bo
 		case h264.NALUTypeAccessUnitDelimiter:
 			continue
 		case h264.NALUTypeIDR:
-			if !idr {
-				idr = true
-				au = append(au, e.sps, e.pps)
-			}
+			idr = true
 		}
 		au = append(au, n)
+	}
+	if idr {
+		au[0], au[1] = e.sps, e.pps
+	} else {
+		au = au[2:]
 	}
 	if len(au) == 0 {
 		return nil, 0, false, nil
