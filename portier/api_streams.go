@@ -35,6 +35,7 @@ type streamView struct {
 	KeyHint       string         `json:"key_hint"`
 	Ingest        *ingestView    `json:"ingest,omitempty"`
 	Play          playView       `json:"play"`
+	Origins       []originView   `json:"origins,omitempty"` // GET of one stream only
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
 }
@@ -44,6 +45,12 @@ type ingestView struct {
 	OBSServer    string `json:"obs_server"`
 	OBSStreamKey string `json:"obs_stream_key"`
 	FFmpeg       string `json:"ffmpeg"`
+}
+
+// originView is an origin node holding the stream's publish now.
+type originView struct {
+	Node  string    `json:"node"`
+	Since time.Time `json:"since"`
 }
 
 type playView struct {
@@ -220,7 +227,16 @@ func (s *Server) apiGetStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.viewStream(c, st, s.principal(c).Owns(st)))
+	v := s.viewStream(c, st, s.principal(c).Owns(st))
+	origins, err := s.p.Store.StreamOrigins(c.Request.Context(), st.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, o := range origins {
+		v.Origins = append(v.Origins, originView{Node: o.NodeName, Since: o.Since})
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 type patchStreamReq struct {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -150,6 +151,15 @@ func TestAPIStreamsCreateAndIngest(t *testing.T) {
 		missingCode, missing := e.do("op2", "GET", "/streams/999999", "")
 		if code != 404 || missingCode != 404 || jsonNum(body["error"].(map[string]any)["message"]) != jsonNum(missing["error"].(map[string]any)["message"]) {
 			t.Fatalf("other operator's stream: %d %v vs missing %d %v", code, body, missingCode, missing)
+		}
+		// Origins holding the publish show on GET of one stream.
+		sid := int64(s["id"].(float64))
+		if _, err := e.store.AddOrigin(context.Background(), sid, "origin-1", time.Now(), true, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := e.mustDo("viewer", "GET", "/streams/"+id(s), "", 200)
+		if orig, _ := got["origins"].([]any); len(orig) != 1 || orig[0].(map[string]any)["node"] != "origin-1" || got["live"] != true {
+			t.Fatalf("origins %v live %v", got["origins"], got["live"])
 		}
 		// Rotate gives a new key; the old one no longer finds the stream.
 		rot := e.mustDo("op1", "POST", "/streams/"+id(s)+"/rotate-key", "", 200)

@@ -54,6 +54,7 @@ var openAPISchemas = obj{
 		"ingest": props(nil, obj{"rtmp_url": tStr, "obs_server": tStr, "obs_stream_key": tStr,
 			"ffmpeg": obj{"type": "string", "description": "a ready-to-run ffmpeg command"}}),
 		"play":       props(nil, obj{"rtmp": tStr, "flv": tStr}),
+		"origins":    arr(props(nil, obj{"node": tStr, "since": tTime})),
 		"created_at": tTime, "updated_at": tTime,
 	}),
 	"StreamCreate": props([]string{"name"}, obj{"name": obj{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
