@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // ChunkReader reassembles RTMP messages from chunks. It keeps per chunk
@@ -16,7 +17,7 @@ type ChunkReader struct {
 	chunkSize  uint32
 	maxMessage uint32
 	streams    map[uint32]*chunkStream
-	n          uint64 // bytes consumed
+	n          atomic.Uint64 // bytes consumed; read by other goroutines (stats)
 }
 
 // maxChunkStreams bounds the per-connection chunk stream table.
@@ -67,11 +68,12 @@ func (cr *ChunkReader) Abort(csid uint32) {
 }
 
 // BytesRead returns the number of bytes consumed from the underlying reader.
-func (cr *ChunkReader) BytesRead() uint64 { return cr.n }
+// It is safe to call from any goroutine.
+func (cr *ChunkReader) BytesRead() uint64 { return cr.n.Load() }
 
 func (cr *ChunkReader) readFull(b []byte) error {
 	n, err := io.ReadFull(cr.r, b)
-	cr.n += uint64(n)
+	cr.n.Add(uint64(n))
 	if err == io.ErrUnexpectedEOF {
 		return fmt.Errorf("rtmp: truncated chunk: %w", err)
 	}
@@ -155,7 +157,7 @@ func (cr *ChunkReader) readHeader(cs *chunkStream, format byte) error {
 				p, err := cr.r.Peek(4)
 				if err == nil && binary.BigEndian.Uint32(p) == cs.extValue {
 					_, _ = cr.r.Discard(4)
-					cr.n += 4
+					cr.n.Add(4)
 				}
 			}
 			return nil
