@@ -318,7 +318,7 @@ func (l *liveState) auditEvent(action string, req hookReq, d decision) *models.A
 		details["code"] = d.Code
 	}
 	return &models.AuditEvent{
-		Time: l.now().UTC(), Actor: req.Dialect + ":" + req.Node, Action: action, Object: obj,
+		Time: l.now().UTC(), Actor: "node:" + req.Node, Action: action, Object: obj,
 		Result: res, Reason: reason, Node: req.Node, Addr: req.Addr, Details: models.MustJSON(details),
 	}
 }

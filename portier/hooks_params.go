@@ -1,0 +1,79 @@
+package portier
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// hookDialects are the names HookParams maps use.
+var hookDialects = map[string]bool{dialectNative: true, dialectSRS: true, dialectNginx: true, dialectMediaMTX: true}
+
+// splitDialectList splits "dialect=v1,v2;dialect=v3" into dialect -> values.
+func splitDialectList(s, what string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for part := range strings.SplitSeq(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, vals, ok := strings.Cut(part, "=")
+		d = strings.TrimSpace(d)
+		if !ok || !hookDialects[d] {
+			return nil, fmt.Errorf("%s %q: write DIALECT=VALUE, with DIALECT one of native, srs, nginx-rtmp, mediamtx", what, part)
+		}
+		for v := range strings.SplitSeq(vals, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out[d] = append(out[d], v)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ParseHookAllow parses the per-dialect allow-lists of a flag such as
+// --hook-allow "srs=10.0.0.0/8,192.168.1.7;nginx-rtmp=127.0.0.1" into
+// HookParams.Allow. A bare address means that address alone.
+func ParseHookAllow(s string) (map[string][]netip.Prefix, error) {
+	lists, err := splitDialectList(s, "hook allow-list")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]netip.Prefix{}
+	for d, vals := range lists {
+		for _, v := range vals {
+			p, err := netip.ParsePrefix(v)
+			if err != nil {
+				a, aerr := netip.ParseAddr(v)
+				if aerr != nil {
+					return nil, fmt.Errorf("hook allow-list for %s: %q is neither a CIDR (10.0.0.0/8) nor an address", d, v)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			out[d] = append(out[d], p.Masked())
+		}
+	}
+	return out, nil
+}
+
+// ParseOriginTTL parses a flag such as --hook-origin-ttl
+// "mediamtx=60s;nginx-rtmp=90s" into HookParams.OriginTTL.
+func ParseOriginTTL(s string) (map[string]time.Duration, error) {
+	lists, err := splitDialectList(s, "hook origin TTL")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Duration{}
+	for d, vals := range lists {
+		if len(vals) != 1 {
+			return nil, fmt.Errorf("hook origin TTL for %s: give one duration", d)
+		}
+		ttl, err := time.ParseDuration(vals[0])
+		if err != nil || ttl < time.Second {
+			return nil, fmt.Errorf("hook origin TTL for %s: %q is not a duration of at least 1s (like 60s)", d, vals[0])
+		}
+		out[d] = ttl
+	}
+	return out, nil
+}

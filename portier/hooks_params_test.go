@@ -1,0 +1,46 @@
+package portier
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseHookAllow(t *testing.T) {
+	got, err := ParseHookAllow(" srs=10.0.0.0/8, 192.168.1.7 ;nginx-rtmp=::1;mediamtx=10.1.2.3/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"srs": {"10.0.0.0/8", "192.168.1.7/32"}, "nginx-rtmp": {"::1/128"}, "mediamtx": {"10.1.0.0/16"}}
+	for d, ps := range want {
+		if len(got[d]) != len(ps) {
+			t.Fatalf("%s: %v", d, got[d])
+		}
+		for i, p := range ps {
+			if got[d][i] != netip.MustParsePrefix(p) {
+				t.Errorf("%s[%d] = %v, want %s", d, i, got[d][i], p)
+			}
+		}
+	}
+	if m, err := ParseHookAllow(""); err != nil || len(m) != 0 {
+		t.Errorf("empty: %v %v", m, err)
+	}
+	for _, bad := range []string{"srs", "wowza=10.0.0.0/8", "srs=10.0.0.0/33", "srs=example.com"} {
+		if _, err := ParseHookAllow(bad); err == nil || !strings.Contains(err.Error(), "hook allow-list") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func TestParseOriginTTL(t *testing.T) {
+	got, err := ParseOriginTTL("mediamtx=60s; nginx-rtmp=2m")
+	if err != nil || got["mediamtx"] != time.Minute || got["nginx-rtmp"] != 2*time.Minute {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"mediamtx=soon", "mediamtx=10ms", "mediamtx=1s,2s", "x=1s"} {
+		if _, err := ParseOriginTTL(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
