@@ -131,6 +131,7 @@ type TaskDescription struct {
 	Input   string            `json:"input,omitempty"`
 	Outputs []string          `json:"outputs,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
+	Dirs    []string          `json:"dirs,omitempty"` // local directories the runner creates first
 	Cost    int               `json:"cost"`
 }
 

@@ -119,17 +119,17 @@ func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (
 	}, env)
 }
 
-// toModelDescription keeps what a concierge runs. Dirs are not stored:
-// models.TaskDescription has no field for them yet (see the report).
+// toModelDescription keeps what a concierge runs (the type and version
+// are on the Task and recomputed from the rest).
 func toModelDescription(d compile.Description) models.TaskDescription {
 	return models.TaskDescription{
-		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Cost: d.Cost,
+		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost,
 	}
 }
 
 func fromModelDescription(typ string, d models.TaskDescription) compile.Description {
 	return compile.Description{
-		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Cost: d.Cost,
+		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost,
 	}
 }
 

@@ -87,7 +87,8 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 			yTask.Description.Outputs[0] != "rtmp://a.example.com/live2/k1" || yTask.Description.Input != "rtmp://127.0.0.1:1935/live/show" {
 			t.Fatalf("restream task: %+v", yTask)
 		}
-		if !strings.Contains(strings.Join(run[rec.ID].Description.Args, " "), "-segment_time 30") {
+		if rd := run[rec.ID].Description; !strings.Contains(strings.Join(rd.Args, " "), "-segment_time 30") ||
+			len(rd.Dirs) != 1 || !strings.HasSuffix(rd.Dirs[0], "/live/show") {
 			t.Fatalf("record task: %+v", run[rec.ID].Description.Args)
 		}
 
