@@ -323,9 +323,15 @@ func TestHeartbeatReconcileAndReaper(t *testing.T) {
 		// Later heartbeats without the stream remove it once the grace is over.
 		e.clock.add(4 * time.Second)
 		e.heartbeat(t, "origin-1")
-		e.heartbeat(t, "origin-2")
+		// A Go relay with no publishes sends "published": null.
+		if code, _ := e.call(t, "POST", "/internal/v1/nodes/origin-2/heartbeat", map[string]any{"load": map[string]any{}, "published": nil}); code != 200 {
+			t.Fatalf("heartbeat with null: %d", code)
+		}
 		if e.live(t) {
 			t.Fatal("still live after origin-2 stopped reporting it")
+		}
+		if code, _ := e.call(t, "POST", "/internal/v1/nodes/origin-2/heartbeat", map[string]any{"published": "live/show"}); code != 400 {
+			t.Fatalf("published as a string: %d", code)
 		}
 		// Reaper: origin-2 publishes again, then stops heartbeating.
 		e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{"node": "origin-2", "app": "live", "name": "show", "query": "key=" + e.stream.PublishKey})

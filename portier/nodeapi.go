@@ -107,8 +107,10 @@ func (s *Server) nodeRegister(c *gin.Context) {
 }
 
 type heartbeatReq struct {
-	Load      models.NodeLoad `json:"load"`
-	Published *[]string       `json:"published"`
+	Load models.NodeLoad `json:"load"`
+	// Published is absent for nodes that publish nothing (concierges,
+	// CDN edges); [] or null from a relay means it holds no publish.
+	Published json.RawMessage `json:"published"`
 }
 
 func (s *Server) nodeHeartbeat(c *gin.Context) {
@@ -117,7 +119,14 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	if r.Published != nil && len(*r.Published) > 100_000 {
+	var published []string
+	if len(r.Published) > 0 && string(r.Published) != "null" {
+		if err := json.Unmarshal(r.Published, &published); err != nil {
+			c.JSON(http.StatusBadRequest, hookErrBody("invalid", "published must be a list of \"app/name\" strings", "published"))
+			return
+		}
+	}
+	if len(published) > 100_000 {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "at most 100000 published streams", "published"))
 		return
 	}
@@ -132,10 +141,8 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
-	// Nodes that publish nothing (concierges, CDN edges) omit "published";
-	// an origin that holds nothing sends [].
-	if r.Published != nil {
-		if err := s.lv.reconcile(ctx, name, *r.Published); err != nil {
+	if len(r.Published) > 0 {
+		if err := s.lv.reconcile(ctx, name, published); err != nil {
 			s.lv.log.Error("reconcile live state", "err", err, "node", name)
 		}
 	}
