@@ -20,6 +20,8 @@ func runRelay(ctx context.Context, args []string) error {
 	control := fs.String("control", "", "control plane base URL, e.g. http://127.0.0.1:8080 (required for origins)")
 	token := fs.String("cluster-token", "", "cluster token for the control plane's node API")
 	rtmpAddr := fs.String("rtmp-addr", ":1935", "RTMP listen address")
+	rtspAddr := fs.String("rtsp-addr", ":8554", "RTSP listen address (empty: no RTSP)")
+	rtspUDP := fs.String("rtsp-udp-addr", "", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
 	httpAddr := fs.String("http-addr", ":8081", "HTTP listen address (HTTP-FLV, /api/v1/streams, /metrics, /healthz, /readyz)")
 	origins := fs.String("origins", "", "static origin list HOST:PORT,... used by edges when the control plane is unreachable")
 	name := fs.String("name", defaultNodeName(), "node name shown by the control plane")
@@ -47,6 +49,8 @@ func runRelay(ctx context.Context, args []string) error {
 		Role:            *role,
 		Name:            *name,
 		RTMPAddr:        *rtmpAddr,
+		RTSPAddr:        *rtspAddr,
+		RTSPUDPAddr:     *rtspUDP,
 		HTTPAddr:        *httpAddr,
 		AdvertiseAddr:   *advertise,
 		AdvertiseHTTP:   *advertiseHTTP,

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -32,11 +33,18 @@ type StreamStatus struct {
 	BytesOut   uint64           `json:"bytes_out"`
 	Skips      uint64           `json:"player_skips"`
 	Drops      uint64           `json:"player_drops"`
+	// RTP lists the RTP flows of an RTSP publish with their statistics
+	// (packets, loss, duplicates, reordering, jitter).
+	RTP []rtp.Flow `json:"rtp,omitempty"`
 }
 
 // Streams lists the relay's streams, sorted by path.
 func (r *Relay) Streams() []StreamStatus {
 	infos := r.hub.Streams()
+	flows := map[string][]rtp.Flow{}
+	for _, f := range r.servers.rtpFlows() {
+		flows[f.Path] = append(flows[f.Path], f)
+	}
 	out := make([]StreamStatus, 0, len(infos))
 	for _, si := range infos {
 		app, name, _ := strings.Cut(si.Path, "/")
@@ -49,6 +57,7 @@ func (r *Relay) Streams() []StreamStatus {
 		if si.Codec.Width > 0 && si.Codec.Height > 0 {
 			st.Resolution = fmt.Sprintf("%dx%d", si.Codec.Width, si.Codec.Height)
 		}
+		st.RTP = flows[si.Path]
 		if r.edge != nil {
 			if up, ok := r.edge.Upstream(si.Path); ok {
 				st.Upstream, st.Failovers = up.Origin, up.Failovers

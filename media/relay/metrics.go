@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/portier/portier/media/edge"
+	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -21,6 +22,7 @@ type metrics struct {
 	edge       *edge.Edge // nil on origins
 	rates      *rates
 
+	rtp          *rtp.Collector
 	hookLatency  *prometheus.HistogramVec
 	forwarding   atomic.Int64
 	forwarded    atomic.Uint64
@@ -31,8 +33,8 @@ type metrics struct {
 	registry     *prometheus.Registry
 }
 
-func newMetrics(role, node string, hub *stream.Hub, e *edge.Edge, r *rates) *metrics {
-	m := &metrics{role: role, node: node, hub: hub, edge: e, rates: r,
+func newMetrics(role, node string, hub *stream.Hub, e *edge.Edge, r *rates, flows func() []rtp.Flow) *metrics {
+	m := &metrics{role: role, node: node, hub: hub, edge: e, rates: r, rtp: rtp.NewCollector("portier", flows),
 		constLabels: prometheus.Labels{"role": role, "node": node}}
 	m.hookLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "portier", Subsystem: "relay", Name: "control_call_seconds",
@@ -71,6 +73,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	m.hookLatency.Describe(ch)
+	m.rtp.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -105,6 +108,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c("forwarded", float64(m.forwarded.Load()))
 	c("refusals", float64(m.refusals.Load()))
 	m.hookLatency.Collect(ch)
+	m.rtp.Collect(ch)
 }
 
 // observe records one control-plane call.

@@ -34,6 +34,11 @@ type Params struct {
 	Name string
 	// RTMPAddr is the RTMP listen address (e.g. ":1935", "127.0.0.1:0").
 	RTMPAddr string
+	// RTSPAddr is the RTSP listen address; empty: no RTSP server.
+	// RTSPUDPAddr, if set, is the UDP RTP address (RTCP on the next port)
+	// for RTSP over UDP; empty: RTSP over TCP only.
+	RTSPAddr    string
+	RTSPUDPAddr string
 	// HTTPAddr is the HTTP listen address; empty: no HTTP listener (an
 	// embedding program mounts HTTPHandler itself).
 	HTTPAddr string
@@ -180,7 +185,7 @@ func New(p Params) (*Relay, error) {
 	if r.edge != nil {
 		r.edge.SetHub(r.hub)
 	}
-	r.metrics = newMetrics(p.Role, p.Name, r.hub, r.edge, &r.rates)
+	r.metrics = newMetrics(p.Role, p.Name, r.hub, r.edge, &r.rates, r.servers.rtpFlows)
 	if err := r.servers.build(r); err != nil {
 		return nil, err
 	}
@@ -276,6 +281,14 @@ func (r *Relay) Close() error {
 	r.hub.Close()
 	r.wg.Wait()
 	return nil
+}
+
+// RTSPAddr is the RTSP server's address (after Start; empty without RTSP).
+func (r *Relay) RTSPAddr() net.Addr {
+	if r.servers.rtsp == nil {
+		return noAddr{}
+	}
+	return r.servers.rtsp.Addr()
 }
 
 // RTMPAddr is the RTMP listener's address (after Start).

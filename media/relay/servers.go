@@ -6,11 +6,14 @@ import (
 	"net/http"
 
 	"github.com/portier/portier/media/rtmpserver"
+	"github.com/portier/portier/media/rtp"
+	"github.com/portier/portier/media/rtsp"
 )
 
 // servers holds the protocol servers of a relay.
 type servers struct {
 	rtmp *rtmpserver.Server
+	rtsp *rtsp.Server // nil without Params.RTSPAddr
 	flv  http.Handler
 }
 
@@ -40,13 +43,55 @@ func (s *servers) start(_ context.Context, r *Relay) error {
 		return fmt.Errorf("relay: %w", err)
 	}
 	s.rtmp = srv
+	if r.p.RTSPAddr == "" {
+		return nil
+	}
+	rp := rtsp.Params{Addr: r.p.RTSPAddr, UDPRTPAddr: r.p.RTSPUDPAddr, Hub: r.hub, Logger: r.p.Logger,
+		Authorize:     rtspAuth(p.Authorize),
+		AuthorizePlay: rtspAuth(p.AuthorizePlay),
+		PublishDone:   p.PublishDone,
+	}
+	if r.p.Role == RoleEdge {
+		// Players wait for the edge's pull like RTMP players do.
+		rp.PlayWait = r.p.NoOriginTimeout
+	}
+	rs, err := rtsp.New(rp)
+	if err == nil {
+		err = rs.Start()
+	}
+	if err != nil {
+		_ = srv.Close()
+		s.rtmp = nil
+		return fmt.Errorf("relay: %w", err)
+	}
+	s.rtsp = rs
 	return nil
 }
 
+// rtspAuth adapts an RTMP decision function to RTSP (the request and
+// result types have the same fields).
+func rtspAuth(fn rtmpserver.AuthorizeFunc) rtsp.AuthorizeFunc {
+	return func(ctx context.Context, req rtsp.AuthRequest) (rtsp.AuthResult, error) {
+		res, err := fn(ctx, rtmpserver.AuthRequest(req))
+		return rtsp.AuthResult(res), err
+	}
+}
+
 func (s *servers) close() {
+	if s.rtsp != nil {
+		_ = s.rtsp.Close()
+	}
 	if s.rtmp != nil {
 		_ = s.rtmp.Close()
 	}
+}
+
+// rtpFlows lists the RTP flows of RTSP publishes (none without RTSP).
+func (s *servers) rtpFlows() []rtp.Flow {
+	if s.rtsp == nil {
+		return nil
+	}
+	return s.rtsp.Stats()
 }
 
 // conns is the number of open RTMP connections.

@@ -156,7 +156,8 @@ func startRelayProc(t *testing.T, name, role, control string, extra ...string) *
 	bin := portierBinary(t)
 	rp := &relayProc{name: name, rtmpAddr: peers.FreeAddr(t), httpAddr: peers.FreeAddr(t), done: make(chan struct{})}
 	args := append([]string{"relay", "--role", role, "--name", name, "--control", control,
-		"--cluster-token", relayClusterToken, "--rtmp-addr", rp.rtmpAddr, "--http-addr", rp.httpAddr}, extra...)
+		"--cluster-token", relayClusterToken, "--rtmp-addr", rp.rtmpAddr, "--http-addr", rp.httpAddr,
+		"--rtsp-addr", peers.FreeAddr(t)}, extra...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
 		t.Fatal(err)

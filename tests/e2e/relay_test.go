@@ -236,6 +236,8 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 // and a refusal at the origin reaches the encoder.
 func TestRelayPublishAtEdge(t *testing.T) {
 	cp := startControlPlane(t)
+	// Streams are created before the relays heartbeat into the database.
+	keys := map[string]string{"bar": cp.createStream(t, "bar"), "baz": cp.createStream(t, "baz")}
 	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
 	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
 	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
@@ -252,7 +254,7 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	origins := map[string]*relay.Relay{o1.RTMPAddr().String(): o1, o2.RTMPAddr().String(): o2}
 	var mu sync.Mutex
 	for i, name := range []string{"bar", "baz"} {
-		key := cp.createStream(t, name)
+		key := keys[name]
 		want := cluster.Pick("live/"+name, []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
 		e := edges[i%2]
 		pub := peers.Publish(t, ctx, "rtmp://"+e.RTMPAddr().String()+"/live/"+name+"?key="+key, peers.PublishOpts{})
@@ -314,5 +316,40 @@ func TestRelayHTTPFLV(t *testing.T) {
 		if !res.HasCodec("h264") || !res.HasCodec("aac") || v.Width != 640 {
 			t.Fatalf("HTTP-FLV streams %v width %d", res.Codecs(), v.Width)
 		}
+	}
+}
+
+// (f) an RTSP publish at an edge is forwarded to the hashed origin too (the
+// forward reads the hub, whatever the protocol), and its RTP statistics show
+// on the edge's API; RTMP players of the origin get it.
+func TestRelayRTSPPublishAtEdge(t *testing.T) {
+	cp := startControlPlane(t)
+	origin := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
+	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL, RTSPAddr: "127.0.0.1:0"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	eventually(t, 10*time.Second, "origin alive", func() bool {
+		n, err := c.LiveOrigins(ctx)
+		return err == nil && len(n) == 1
+	})
+	pub := peers.Publish(t, ctx, "rtsp://"+edge.RTSPAddr().String()+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+	res, err := peers.ProbeUntil(t, ctx, "rtmp://"+origin.RTMPAddr().String()+"/live/foo")
+	if err != nil || !res.HasCodec("h264") || !res.HasCodec("aac") {
+		t.Fatalf("RTMP play at the origin of an RTSP publish at the edge: %v %v\n%s", res.Codecs(), err, pub.Stderr())
+	}
+	var flows int
+	for _, st := range edge.Streams() {
+		if strings.HasPrefix(st.Name, relay.ForwardedPrefix) {
+			flows += len(st.RTP)
+			for _, f := range st.RTP {
+				if f.Packets == 0 {
+					t.Errorf("RTP flow %s/%s counted no packets", f.Path, f.Track)
+				}
+			}
+		}
+	}
+	if flows < 2 {
+		t.Errorf("edge API shows %d RTP flows for the forwarded RTSP publish, want 2 (video, audio)", flows)
 	}
 }
