@@ -1,0 +1,242 @@
+package portier
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/web/views"
+)
+
+func (s *Server) usersVM(c *gin.Context, form views.NewUser) (views.Users, error) {
+	list, _, err := s.p.Store.ListUsers(rctx(c), 0, 0)
+	if err != nil {
+		return views.Users{}, err
+	}
+	me := s.principal(c).User.ID
+	vm := views.Users{Form: form}
+	for _, u := range list {
+		vm.Rows = append(vm.Rows, views.UserRow{ID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled,
+			Created: formatTime(&u.CreatedAt), IsSelf: u.ID == me})
+	}
+	return vm, nil
+}
+
+func (s *Server) uiUsers(c *gin.Context) {
+	vm, err := s.usersVM(c, views.NewUser{Role: models.RoleOperator})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.UsersView(s.page(c, "Users", "users"), vm))
+}
+
+func (s *Server) uiCreateUser(c *gin.Context) {
+	l := s.lang(c)
+	form := views.NewUser{Username: strings.TrimSpace(c.PostForm("username")), Role: c.PostForm("role"), Errors: views.FieldErrors{}}
+	password := c.PostForm("password")
+	if !models.ValidUsername(form.Username) {
+		form.Errors["username"] = l.T("Use 1-64 of A-Z a-z 0-9 _ . @ -.")
+	}
+	if !models.ValidRole(form.Role) {
+		form.Errors["role"] = l.T("Choose admin, operator or viewer.")
+	}
+	if checkPassword(password) != nil {
+		form.Errors["password"] = l.T("Use 8 to 72 characters.")
+	}
+	if len(form.Errors) == 0 {
+		err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+			u, err := tx.CreateUser(rctx(c), form.Username, password, form.Role)
+			if err != nil {
+				return err
+			}
+			return tx.Audit(rctx(c), s.auditEvent(c, "user.create", "user/"+u.Username, gin.H{"role": u.Role}))
+		})
+		switch {
+		case errors.Is(err, models.ErrConflict):
+			form.Errors["username"] = l.T("A user %s already exists.", form.Username)
+		case err != nil:
+			s.uiError(c, 0, err)
+			return
+		default:
+			redirect(c, "/admin/users?done=user-created")
+			return
+		}
+	}
+	vm, err := s.usersVM(c, form)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusBadRequest, views.UsersView(s.page(c, "Users", "users"), vm))
+}
+
+// uiUpdateUser applies a role or disabled change to another user (admins
+// cannot demote or disable themselves, as in the API). Disabling ends the
+// user's sessions at once.
+func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		s.uiError(c, 0, errNotFound("user"))
+		return
+	}
+	if id == s.principal(c).User.ID {
+		s.uiError(c, http.StatusBadRequest, errors.New("you cannot disable yourself or change your own role; ask another admin"))
+		return
+	}
+	if up.Role != nil && !models.ValidRole(*up.Role) {
+		s.uiError(c, http.StatusBadRequest, errors.New("role must be admin, operator or viewer"))
+		return
+	}
+	err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		u, err := tx.UpdateUser(rctx(c), id, up)
+		if err != nil {
+			return err
+		}
+		if u.Disabled {
+			if err := tx.DeleteUserSessions(rctx(c), u.ID, ""); err != nil {
+				return err
+			}
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "user.update", "user/"+u.Username, gin.H{"role": u.Role, "disabled": u.Disabled}))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/admin/users?done=user-updated")
+}
+
+func (s *Server) uiSetRole(c *gin.Context) {
+	role := c.PostForm("role")
+	s.uiUpdateUser(c, models.UserUpdate{Role: &role})
+}
+
+func (s *Server) uiSetDisabled(c *gin.Context) {
+	disabled := c.PostForm("disabled") == "true"
+	s.uiUpdateUser(c, models.UserUpdate{Disabled: &disabled})
+}
+
+func (s *Server) tokensVM(c *gin.Context, form views.NewToken) (views.Tokens, error) {
+	list, err := s.p.Store.ListTokens(rctx(c), s.principal(c).User.ID)
+	if err != nil {
+		return views.Tokens{}, err
+	}
+	vm := views.Tokens{Form: form}
+	for _, t := range list {
+		vm.Rows = append(vm.Rows, views.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes,
+			Created: formatTime(&t.CreatedAt), LastUsed: formatTime(t.LastUsedAt), Expires: formatTime(t.ExpiresAt),
+			Revoked: t.RevokedAt != nil})
+	}
+	return vm, nil
+}
+
+func (s *Server) uiTokens(c *gin.Context) {
+	vm, err := s.tokensVM(c, views.NewToken{Scopes: []string{models.ScopeRead, models.ScopeWrite}})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.TokensView(s.page(c, "API tokens", "tokens"), vm))
+}
+
+// uiCreateToken makes a token and shows it once, in the answer to the post
+// (never in a URL, never again).
+func (s *Server) uiCreateToken(c *gin.Context) {
+	l := s.lang(c)
+	p := s.principal(c)
+	form := views.NewToken{Name: strings.TrimSpace(c.PostForm("name")), Scopes: c.PostFormArray("scopes"), Errors: views.FieldErrors{}}
+	scopes, err := models.NormalizeScopes(form.Scopes)
+	if err != nil {
+		form.Errors["scopes"] = err.Error()
+	}
+	for _, sc := range scopes {
+		if sc == models.ScopeAdmin && !p.IsAdmin() {
+			form.Errors["scopes"] = l.T("Only admins can make tokens with the admin scope.")
+		}
+	}
+	if len(form.Name) > 100 {
+		form.Errors["name"] = l.T("Use at most 100 characters.")
+	}
+	var tok string
+	if len(form.Errors) == 0 {
+		err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+			var row *models.APIToken
+			var err error
+			if tok, row, err = tx.CreateToken(rctx(c), p.User.ID, form.Name, scopes, nil); err != nil {
+				return err
+			}
+			return tx.Audit(rctx(c), s.auditEvent(c, "token.create", "token/"+strconv.FormatInt(row.ID, 10), gin.H{"scopes": scopes, "prefix": row.Prefix}))
+		})
+		if err != nil {
+			s.uiError(c, 0, err)
+			return
+		}
+		form = views.NewToken{Scopes: []string{models.ScopeRead, models.ScopeWrite}}
+	}
+	vm, err := s.tokensVM(c, form)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	vm.NewToken = tok
+	status := http.StatusOK
+	if tok == "" {
+		status = http.StatusBadRequest
+	}
+	s.render(c, status, views.TokensView(s.page(c, "API tokens", "tokens"), vm))
+}
+
+func (s *Server) uiRevokeToken(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		s.uiError(c, 0, errNotFound("token"))
+		return
+	}
+	err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if _, err := tx.RevokeToken(rctx(c), s.principal(c).User.ID, id); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "token.revoke", "token/"+strconv.FormatInt(id, 10), nil))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/tokens?done=token-revoked")
+}
+
+const auditPageSize = 50
+
+func (s *Server) uiAudit(c *gin.Context) {
+	offset, _ := strconv.Atoi(c.Query("offset"))
+	offset = max(offset, 0)
+	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
+		Object: strings.TrimSpace(c.Query("object")), Offset: offset, PrevOffset: -1, NextOffset: -1}
+	list, total, err := s.p.Store.ListAudit(rctx(c), models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object,
+		Limit: auditPageSize, Offset: offset})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	vm.Total = total
+	if offset > 0 {
+		vm.PrevOffset = max(0, offset-auditPageSize)
+	}
+	if int64(offset+len(list)) < total {
+		vm.NextOffset = offset + len(list)
+	}
+	for _, e := range list {
+		details := string(e.Details)
+		if details == "{}" {
+			details = ""
+		}
+		vm.Rows = append(vm.Rows, views.AuditRow{Time: formatTime(&e.Time), Actor: e.Actor, Action: e.Action, Object: e.Object,
+			Result: e.Result, Reason: e.Reason, Node: e.Node, Addr: e.Addr, Details: details})
+	}
+	s.render(c, http.StatusOK, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+}

@@ -1,0 +1,136 @@
+package portier
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/web/i18n"
+	"github.com/portier/portier/web/views"
+)
+
+// safeNext keeps a post-login redirect on this site (a path, never a
+// scheme-relative or absolute URL).
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}
+
+func (s *Server) uiLoginForm(c *gin.Context) {
+	if s.principal(c) != nil {
+		redirect(c, safeNext(c.Query("next")))
+		return
+	}
+	p := s.page(c, "Sign in", "")
+	p.CSRF = s.loginCSRF(c)
+	s.render(c, http.StatusOK, views.LoginView(p, views.Login{Next: safeNext(c.Query("next"))}))
+}
+
+func (s *Server) uiLogin(c *gin.Context) {
+	username, password := strings.TrimSpace(c.PostForm("username")), c.PostForm("password")
+	next := safeNext(c.PostForm("next"))
+	u, err := s.p.Store.Authenticate(rctx(c), username, password)
+	if err != nil {
+		if !errors.Is(err, models.ErrNoSecret) {
+			s.uiError(c, 0, err)
+			return
+		}
+		s.auditLogin(c, username, models.ResultDenied)
+		p := s.page(c, "Sign in", "")
+		p.CSRF = s.loginCSRF(c)
+		s.render(c, http.StatusUnauthorized, views.LoginView(p, views.Login{
+			Username: username, Next: next, Error: p.T("Wrong username or password, or the account is disabled."),
+		}))
+		return
+	}
+	if err := s.startSession(c, u); err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.auditLogin(c, username, models.ResultOK)
+	if n, err := s.p.Store.DeleteExpiredSessions(rctx(c), time.Now()); err != nil {
+		s.log.Error("sweep expired sessions", "err", err)
+	} else if n > 0 {
+		s.log.Debug("swept expired sessions", "count", n)
+	}
+	redirect(c, next)
+}
+
+func (s *Server) auditLogin(c *gin.Context, username, result string) {
+	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: c.ClientIP()}
+	if err := s.p.Store.Audit(rctx(c), ev); err != nil {
+		s.log.Error("audit login", "err", err)
+	}
+}
+
+func (s *Server) uiLogout(c *gin.Context) {
+	s.endSession(c)
+	redirect(c, "/login")
+}
+
+func (s *Server) accountVM(c *gin.Context) views.Account {
+	u := s.principal(c).User
+	return views.Account{Username: u.Username, Role: u.Role, Language: u.Language, Errors: views.FieldErrors{}}
+}
+
+func (s *Server) uiAccount(c *gin.Context) {
+	s.render(c, http.StatusOK, views.AccountView(s.page(c, "Account", "account"), s.accountVM(c)))
+}
+
+func (s *Server) uiChangePassword(c *gin.Context) {
+	pr := s.principal(c)
+	l := s.lang(c)
+	vm := s.accountVM(c)
+	cur, nw, confirm := c.PostForm("current"), c.PostForm("new"), c.PostForm("confirm")
+	if _, err := s.p.Store.Authenticate(rctx(c), pr.User.Username, cur); err != nil {
+		vm.Errors["current"] = l.T("The current password is wrong.")
+	}
+	if nw != confirm {
+		vm.Errors["confirm"] = l.T("The two new passwords differ.")
+	}
+	if len(nw) < models.MinPasswordLen || len(nw) > 72 {
+		vm.Errors["new"] = l.T("Use 8 to 72 characters.")
+	}
+	if len(vm.Errors) > 0 {
+		s.render(c, http.StatusBadRequest, views.AccountView(s.page(c, "Account", "account"), vm))
+		return
+	}
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if _, err := tx.UpdateUser(rctx(c), pr.User.ID, models.UserUpdate{Password: &nw}); err != nil {
+			return err
+		}
+		if err := tx.DeleteUserSessions(rctx(c), pr.User.ID, currentSession(c).ID); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "user.password", "user/"+pr.User.Username, nil))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/account?done=password-changed")
+}
+
+func (s *Server) uiSetLanguage(c *gin.Context) {
+	lang := c.PostForm("language")
+	if lang != "" {
+		l, ok := i18n.Parse(lang)
+		if !ok {
+			s.uiError(c, http.StatusBadRequest, errors.New("unknown language"))
+			return
+		}
+		lang = string(l)
+	}
+	if _, err := s.p.Store.UpdateUser(rctx(c), s.principal(c).User.ID, models.UserUpdate{Language: &lang}); err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/account?done=language-saved")
+}

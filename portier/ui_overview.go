@@ -1,0 +1,316 @@
+package portier
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/web/views"
+)
+
+// taskRows lists tasks the principal may see with their stream and config
+// names (looked up once per distinct stream and config).
+func (s *Server) taskRows(c *gin.Context, f models.TaskFilter) ([]views.TaskRow, error) {
+	p := s.principal(c)
+	if !p.SeesAllStreams() {
+		f.OwnerID = p.User.ID
+	}
+	list, _, err := s.p.Store.ListTasks(rctx(c), f)
+	if err != nil {
+		return nil, err
+	}
+	streams := map[int64]string{}
+	configs := map[int64]string{}
+	rows := make([]views.TaskRow, len(list))
+	for i := range list {
+		t := &list[i]
+		name, ok := streams[t.StreamID]
+		if !ok {
+			if st, err := s.p.Store.StreamByID(rctx(c), t.StreamID); err == nil {
+				name = st.Application.Name + "/" + st.Name
+			}
+			streams[t.StreamID] = name
+		}
+		cfg := ""
+		if t.ConfigID != nil {
+			if cfg, ok = configs[*t.ConfigID]; !ok {
+				if tc, err := s.p.Store.CompileConfig(rctx(c), *t.ConfigID); err == nil {
+					cfg = tc.Name
+				}
+				configs[*t.ConfigID] = cfg
+			}
+		}
+		rows[i] = taskRow(t, name, cfg, p.CanWrite())
+	}
+	return rows, nil
+}
+
+func taskRow(t *models.Task, stream, config string, canWrite bool) views.TaskRow {
+	r := views.TaskRow{
+		ID: t.ID, StreamID: t.StreamID, StreamName: stream, Type: t.Type, ConfigName: config,
+		State: t.State, Desired: t.DesiredState, Node: t.NodeName, Restarts: t.Restarts,
+		LastError: t.LastError, Reason: t.Reason, Updated: formatTime(&t.UpdatedAt),
+		CanRestart: canWrite && t.DesiredState == models.DesiredRunning,
+	}
+	if t.LastExitCode != nil {
+		r.ExitCode = strconv.Itoa(*t.LastExitCode)
+	}
+	return r
+}
+
+func (s *Server) uiTasks(c *gin.Context) {
+	state := c.Query("state")
+	rows, err := s.taskRows(c, models.TaskFilter{State: state, Limit: uiListLimit})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.TasksView(s.page(c, "Tasks", "tasks"), views.Tasks{Rows: rows, State: state}))
+}
+
+func (s *Server) uiTasksTable(c *gin.Context) {
+	rows, err := s.taskRows(c, models.TaskFilter{State: c.Query("state"), Limit: uiListLimit})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.TasksTable(s.page(c, "", "tasks"), rows, "all-tasks", "/tasks/table?state="+c.Query("state")))
+}
+
+func (s *Server) uiTask(c *gin.Context) {
+	t, err := s.uiLoadTask(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	rows, err := s.taskRows(c, models.TaskFilter{StreamID: t.StreamID, Limit: uiListLimit})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	d := views.TaskDetail{LogTail: t.LogTail, Command: redactCommand(t.Description), Started: formatTime(t.StartedAt)}
+	d.Row = taskRow(t, "", "", s.principal(c).CanWrite())
+	for _, r := range rows {
+		if r.ID == t.ID {
+			d.Row = r
+		}
+	}
+	s.render(c, http.StatusOK, views.TaskDetailView(s.page(c, fmt.Sprintf("Task #%d", t.ID), "tasks"), d))
+}
+
+// redactCommand shows a task's command line without the secrets it carries
+// (stream keys in URLs): only the scheme, host and path of URL arguments.
+func redactCommand(d models.TaskDescription) string {
+	out := d.Command
+	for _, a := range d.Args {
+		out += " " + redactArg(a)
+	}
+	return out
+}
+
+func (s *Server) uiRestartTask(c *gin.Context) {
+	if !s.principal(c).CanWrite() {
+		s.uiError(c, http.StatusForbidden, errors.New("viewers have read-only access"))
+		return
+	}
+	t, err := s.uiLoadTask(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		out, err := tx.RequestTaskRestart(rctx(c), t.ID, "restart requested by "+s.principal(c).User.Username)
+		if err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "task.restart", "task/"+strconv.FormatInt(t.ID, 10), gin.H{"epoch": out.Epoch}))
+	})
+	if errors.Is(err, models.ErrInUse) {
+		s.uiError(c, http.StatusConflict, errors.New("the task is not meant to run now (stream offline or config disabled), so it cannot be restarted"))
+		return
+	}
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, fmt.Sprintf("/tasks/%d?done=task-restarted", t.ID))
+}
+
+// nodeRow builds a node's view; origins also list the streams they hold.
+func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.NodeRow {
+	state := s.nodeState(n, now)
+	r := views.NodeRow{
+		Name: n.Name, Role: n.Role, Alive: state != "dead", Draining: n.Draining,
+		LastHeartbeat: formatTime(n.LastHeartbeat), Address: n.HTTPAddress,
+		Connections: n.Load.Connections, Streams: n.Load.Streams, CostUsed: n.Load.CostUsed, Capacity: n.Capacity,
+		BitrateIn: formatBitrate(n.Load.BitrateIn), BitrateOut: formatBitrate(n.Load.BitrateOut), Version: n.Version,
+	}
+	if n.RTMPAddress != "" {
+		r.Address = n.RTMPAddress
+		if n.HTTPAddress != "" {
+			r.Address += " · " + n.HTTPAddress
+		}
+	}
+	if n.Capacity > 0 {
+		r.LoadPercent = min(100, n.Load.CostUsed*100/n.Capacity)
+	}
+	if n.Role == models.NodeRoleOrigin {
+		held, err := s.p.Store.NodeOrigins(rctx(c), n.Name)
+		if err != nil {
+			s.log.Error("ui: node origins", "node", n.Name, "err", err)
+		}
+		for _, h := range held {
+			r.Held = append(r.Held, h.App+"/"+h.Name)
+		}
+	}
+	return r
+}
+
+var roleOrder = map[string]int{
+	models.NodeRoleOrigin: 0, models.NodeRoleEdge: 1, models.NodeRoleConcierge: 2,
+	models.NodeRoleHLSOrigin: 3, models.NodeRoleCDNEdge: 4,
+}
+
+func (s *Server) uiCluster(c *gin.Context) {
+	nodes, err := s.p.Store.ListNodes(rctx(c), "")
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	now := time.Now()
+	groups := map[string]*views.NodeGroup{}
+	var vm views.Cluster
+	for i := range nodes {
+		g := groups[nodes[i].Role]
+		if g == nil {
+			g = &views.NodeGroup{Role: nodes[i].Role}
+			groups[nodes[i].Role] = g
+		}
+		g.Nodes = append(g.Nodes, s.nodeRow(c, &nodes[i], now))
+	}
+	for _, g := range groups {
+		vm.Groups = append(vm.Groups, *g)
+	}
+	sort.Slice(vm.Groups, func(i, j int) bool {
+		oi, ok1 := roleOrder[vm.Groups[i].Role]
+		oj, ok2 := roleOrder[vm.Groups[j].Role]
+		if ok1 != ok2 {
+			return ok1
+		}
+		if oi != oj {
+			return oi < oj
+		}
+		return vm.Groups[i].Role < vm.Groups[j].Role
+	})
+	s.render(c, http.StatusOK, views.ClusterView(s.page(c, "Cluster", "cluster"), vm))
+}
+
+// attentionStates are task states an operator should look at.
+var attentionStates = []string{models.TaskFailed, models.TaskBackoff, models.TaskPending}
+
+func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
+	var d views.Dashboard
+	live := true
+	rows, _, err := s.streamRows(c, models.StreamFilter{Live: &live, Limit: uiListLimit})
+	if err != nil {
+		return d, err
+	}
+	d.Live = rows
+	if _, d.StreamsAll, err = s.streamRows(c, models.StreamFilter{Limit: 1}); err != nil {
+		return d, err
+	}
+	for _, st := range attentionStates {
+		tr, err := s.taskRows(c, models.TaskFilter{State: st, Limit: 20})
+		if err != nil {
+			return d, err
+		}
+		for _, t := range tr {
+			// A pending task only needs attention while it should run: it
+			// waits for a node with capacity.
+			if t.State == models.TaskPending && t.Desired != models.DesiredRunning {
+				continue
+			}
+			d.Attention = append(d.Attention, t)
+		}
+	}
+	nodes, err := s.p.Store.ListNodes(rctx(c), "")
+	if err != nil {
+		return d, err
+	}
+	d.NodesAll = len(nodes)
+	now := time.Now()
+	for i := range nodes {
+		if s.nodeState(&nodes[i], now) == "dead" {
+			d.Silent = append(d.Silent, s.nodeRow(c, &nodes[i], now))
+		}
+	}
+	return d, nil
+}
+
+func (s *Server) uiDashboard(c *gin.Context) {
+	d, err := s.dashboard(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.DashboardView(s.page(c, "Dashboard", "dashboard"), d))
+}
+
+func (s *Server) uiDashboardPanel(c *gin.Context) {
+	d, err := s.dashboard(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.DashboardPanel(s.page(c, "Dashboard", "dashboard"), d))
+}
+
+// redactArg shortens URL arguments to scheme://host/first-segment/…: the
+// rest of a publish URL (a stream key in the path or the query) and any
+// credentials stay hidden.
+func redactArg(a string) string {
+	u, err := url.Parse(a)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return a
+	}
+	out := u.Scheme + "://" + u.Host
+	segs := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
+	if len(segs) > 0 && segs[0] != "" {
+		out += "/" + segs[0]
+	}
+	if len(segs) > 1 || u.RawQuery != "" {
+		out += "/…"
+	}
+	return out
+}
+
+// uiLoadTask loads task :id with the API's visibility rule (operators see
+// the tasks of their own streams): another operator's task is a 403 page.
+func (s *Server) uiLoadTask(c *gin.Context) (*models.Task, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, errNotFound("task")
+	}
+	t, err := s.p.Store.TaskByID(rctx(c), id)
+	if err != nil {
+		return nil, err
+	}
+	if p := s.principal(c); !p.SeesAllStreams() {
+		st, err := s.p.Store.StreamByID(rctx(c), t.StreamID)
+		if err != nil {
+			return nil, err
+		}
+		if !p.Owns(st) {
+			return nil, errForbidden("this task belongs to another operator's stream")
+		}
+	}
+	return t, nil
+}

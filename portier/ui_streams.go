@@ -1,0 +1,440 @@
+package portier
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/web/views"
+)
+
+// uiLoadStream loads stream :id for the signed-in user with the API's rules
+// (Principal.SeesAllStreams / Owns). Unlike the API, which hides other
+// operators' streams as 404, the UI says plainly that the stream is not
+// theirs (403), since ids are visible in links anyway.
+func (s *Server) uiLoadStream(c *gin.Context) (*models.Stream, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, errNotFound("stream")
+	}
+	st, err := s.p.Store.StreamByID(rctx(c), id)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, errNotFound("stream")
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := s.principal(c)
+	if !p.SeesAllStreams() && !p.Owns(st) {
+		return nil, errForbidden("this stream belongs to another operator")
+	}
+	return st, nil
+}
+
+// uiCanEdit reports whether the principal may change st: writers (not
+// viewers) on streams they can see; operators see only their own.
+func (s *Server) uiCanEdit(c *gin.Context, st *models.Stream) bool {
+	p := s.principal(c)
+	return p.CanWrite() && (p.SeesAllStreams() || p.Owns(st))
+}
+
+// uiEditableStream loads a stream the principal may change, or renders the
+// refusal and returns nil.
+func (s *Server) uiEditableStream(c *gin.Context) *models.Stream {
+	st, err := s.uiLoadStream(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return nil
+	}
+	if !s.uiCanEdit(c, st) {
+		s.uiError(c, http.StatusForbidden, errors.New("viewers have read-only access"))
+		return nil
+	}
+	return st
+}
+
+// codecFacts is what the relay reports about a stream's tracks (see
+// media/stream.CodecInfo); unknown fields are ignored.
+type codecFacts struct {
+	VideoCodec string  `json:"video_codec"`
+	Width      int     `json:"width"`
+	Height     int     `json:"height"`
+	FPS        float64 `json:"fps"`
+	AudioCodec string  `json:"audio_codec"`
+	SampleRate int     `json:"sample_rate"`
+	Channels   int     `json:"channels"`
+	Viewers    *int    `json:"viewers"`
+	Players    *int    `json:"players"`
+}
+
+func formatBitrate(bps int64) string {
+	switch {
+	case bps <= 0:
+		return ""
+	case bps >= 1_000_000:
+		return fmt.Sprintf("%.1f Mbit/s", float64(bps)/1e6)
+	default:
+		return fmt.Sprintf("%d kbit/s", bps/1000)
+	}
+}
+
+func formatDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, sec := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%dh %02dm %02ds", h, m, sec)
+	}
+	if m > 0 {
+		return fmt.Sprintf("%dm %02ds", m, sec)
+	}
+	return fmt.Sprintf("%ds", sec)
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// streamRow builds a stream's list row; live streams also get their origins.
+func (s *Server) streamRow(c *gin.Context, st *models.Stream) views.StreamRow {
+	r := views.StreamRow{
+		ID: st.ID, App: st.Application.Name, Name: st.Name, Owner: st.Owner.Username,
+		Enabled: st.Enabled, Live: st.Live, Publishes: st.PublishCount,
+	}
+	if !st.Live {
+		return r
+	}
+	r.Bitrate = formatBitrate(st.Bitrate)
+	var cf codecFacts
+	if len(st.CodecInfo) > 0 && json.Unmarshal(st.CodecInfo, &cf) == nil {
+		var v []string
+		if cf.VideoCodec != "" {
+			v = append(v, strings.ToUpper(cf.VideoCodec))
+		}
+		if cf.Width > 0 && cf.Height > 0 {
+			v = append(v, fmt.Sprintf("%dx%d", cf.Width, cf.Height))
+		}
+		if cf.FPS > 0 {
+			v = append(v, fmt.Sprintf("%gfps", cf.FPS))
+		}
+		r.Video = strings.Join(v, " ")
+		var a []string
+		if cf.AudioCodec != "" {
+			a = append(a, strings.ToUpper(cf.AudioCodec))
+		}
+		if cf.SampleRate > 0 {
+			a = append(a, fmt.Sprintf("%d Hz", cf.SampleRate))
+		}
+		if cf.Channels > 0 {
+			a = append(a, fmt.Sprintf("%dch", cf.Channels))
+		}
+		r.Audio = strings.Join(a, " ")
+		switch {
+		case cf.Viewers != nil:
+			r.Viewers = strconv.Itoa(*cf.Viewers)
+		case cf.Players != nil:
+			r.Viewers = strconv.Itoa(*cf.Players)
+		}
+	}
+	origins, err := s.p.Store.StreamOrigins(rctx(c), st.ID)
+	if err != nil {
+		s.log.Error("ui: stream origins", "stream", st.ID, "err", err)
+	}
+	var since time.Time
+	for _, o := range origins {
+		r.Origins = append(r.Origins, o.NodeName)
+		if since.IsZero() || o.Since.Before(since) {
+			since = o.Since
+		}
+	}
+	if st.LastPublishAt != nil && (since.IsZero() || st.LastPublishAt.Before(since)) {
+		since = *st.LastPublishAt
+	}
+	if !since.IsZero() {
+		r.Uptime = formatDuration(time.Since(since))
+	}
+	return r
+}
+
+func (s *Server) streamRows(c *gin.Context, f models.StreamFilter) ([]views.StreamRow, int64, error) {
+	p := s.principal(c)
+	if !p.SeesAllStreams() {
+		f.OwnerID = p.User.ID
+	}
+	list, total, err := s.p.Store.ListStreams(rctx(c), f)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows := make([]views.StreamRow, len(list))
+	for i := range list {
+		rows[i] = s.streamRow(c, &list[i])
+	}
+	return rows, total, nil
+}
+
+const uiListLimit = 200
+
+func (s *Server) uiStreams(c *gin.Context) {
+	rows, _, err := s.streamRows(c, models.StreamFilter{Limit: uiListLimit})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	vm := views.Streams{Rows: rows, CanCreate: s.principal(c).CanWrite(), Form: views.CreateStream{App: models.DefaultApp}}
+	s.render(c, http.StatusOK, views.StreamsView(s.page(c, "Streams", "streams"), vm))
+}
+
+func (s *Server) uiStreamsTable(c *gin.Context) {
+	rows, _, err := s.streamRows(c, models.StreamFilter{Limit: uiListLimit})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.StreamsTable(s.page(c, "Streams", "streams"), rows))
+}
+
+func (s *Server) uiCreateStream(c *gin.Context) {
+	p := s.principal(c)
+	if !p.CanWrite() {
+		s.uiError(c, http.StatusForbidden, errors.New("viewers have read-only access"))
+		return
+	}
+	l := s.lang(c)
+	form := views.CreateStream{App: strings.TrimSpace(c.PostForm("app")), Name: strings.TrimSpace(c.PostForm("name")), Errors: views.FieldErrors{}}
+	if form.App == "" {
+		form.App = models.DefaultApp
+	}
+	if !models.ValidName(form.App) {
+		form.Errors["app"] = l.T("Use 1-64 of A-Z a-z 0-9 _ -.")
+	}
+	if !models.ValidName(form.Name) {
+		form.Errors["name"] = l.T("Use 1-64 of A-Z a-z 0-9 _ -.")
+	}
+	var st *models.Stream
+	if len(form.Errors) == 0 {
+		err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+			var err error
+			if st, err = tx.CreateStream(rctx(c), form.App, form.Name, p.User.ID); err != nil {
+				return err
+			}
+			return tx.Audit(rctx(c), s.auditEvent(c, "stream.create", streamObject(st.ID), gin.H{"app": form.App, "name": form.Name}))
+		})
+		switch {
+		case errors.Is(err, models.ErrConflict):
+			form.Errors["name"] = l.T("A stream %s/%s already exists.", form.App, form.Name)
+		case err != nil:
+			s.uiError(c, 0, err)
+			return
+		}
+	}
+	if len(form.Errors) > 0 {
+		rows, _, err := s.streamRows(c, models.StreamFilter{Limit: uiListLimit})
+		if err != nil {
+			s.uiError(c, 0, err)
+			return
+		}
+		vm := views.Streams{Rows: rows, CanCreate: true, Form: form}
+		s.render(c, http.StatusBadRequest, views.StreamsView(s.page(c, "Streams", "streams"), vm))
+		return
+	}
+	redirect(c, fmt.Sprintf("/streams/%d?done=stream-created", st.ID))
+}
+
+// streamDetail builds the detail view model. The key and the commands that
+// embed it are only filled in for the owner who asked to reveal them.
+func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (views.StreamDetail, error) {
+	p := s.principal(c)
+	owner := p.Owns(st)
+	reveal = reveal && owner
+	v := s.viewStream(c, st, reveal)
+	d := views.StreamDetail{
+		Row: s.streamRow(c, st), CanEdit: s.uiCanEdit(c, st), IsOwner: owner, KeyHint: v.KeyHint, Revealed: reveal,
+		OBSServer: "rtmp://" + hostPort(s.publicHost(c), s.p.RTMPPort) + "/" + st.Application.Name,
+		PlayRTMP:  v.Play.RTMP,
+		PlayFLV:   s.uiFLVURL(st),
+	}
+	if reveal && v.Ingest != nil {
+		d.Key, d.OBSKey, d.IngestURL, d.FFmpeg = v.Key, v.Ingest.OBSStreamKey, v.Ingest.RTMPURL, v.Ingest.FFmpeg
+		d.OBSServer = v.Ingest.OBSServer
+	}
+	cfgs, err := s.p.Store.ListTaskConfigs(rctx(c), st.ID)
+	if err != nil {
+		return d, err
+	}
+	for i := range cfgs {
+		d.Configs = append(d.Configs, configRow(&cfgs[i]))
+	}
+	d.Tasks, err = s.taskRows(c, models.TaskFilter{StreamID: st.ID, Limit: 50})
+	return d, err
+}
+
+func hostPort(host string, port int) string {
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// uiFLVURL is the preview's HTTP-FLV URL: same-origin (/APP/NAME.flv, where
+// `portier run` mounts the relay) unless PlayHTTPBase names another server
+// (which the CSP's connect-src then allows).
+func (s *Server) uiFLVURL(st *models.Stream) string {
+	p := "/" + url.PathEscape(st.Application.Name) + "/" + url.PathEscape(st.Name) + ".flv"
+	return strings.TrimSuffix(s.p.PlayHTTPBase, "/") + p
+}
+
+func (s *Server) uiStream(c *gin.Context) {
+	st, err := s.uiLoadStream(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	d, err := s.streamDetail(c, st, c.Query("reveal") == "1")
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	d.NewKeyNote = c.Query("done") == "key-rotated"
+	p := s.page(c, st.Application.Name+"/"+st.Name, "streams")
+	if d.NewKeyNote {
+		p.Flash = ""
+	}
+	s.render(c, http.StatusOK, views.StreamDetailView(p, d))
+}
+
+func (s *Server) uiStreamLive(c *gin.Context) {
+	st, err := s.uiLoadStream(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	d := views.StreamDetail{Row: s.streamRow(c, st)}
+	s.render(c, http.StatusOK, views.StreamLive(s.page(c, "", "streams"), d))
+}
+
+func (s *Server) uiStreamIngest(c *gin.Context) {
+	st, err := s.uiLoadStream(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	d, err := s.streamDetail(c, st, c.Query("reveal") == "1")
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.IngestBlock(s.page(c, "", "streams"), d))
+}
+
+func (s *Server) uiStreamTasks(c *gin.Context) {
+	st, err := s.uiLoadStream(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	rows, err := s.taskRows(c, models.TaskFilter{StreamID: st.ID, Limit: 50})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.render(c, http.StatusOK, views.TasksTable(s.page(c, "", "streams"), rows, "stream-tasks", c.Request.URL.Path))
+}
+
+func (s *Server) uiStreamEnabled(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	enabled := c.PostForm("enabled") == "true"
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if _, err := tx.UpdateStream(rctx(c), st.ID, models.StreamUpdate{Enabled: &enabled}); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "stream.update", streamObject(st.ID), gin.H{"enabled": enabled}))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.afterStreamChange(rctx(c), st.ID)
+	redirect(c, fmt.Sprintf("/streams/%d?done=stream-updated", st.ID))
+}
+
+func (s *Server) uiRotateKeyConfirm(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	l := s.lang(c)
+	base := fmt.Sprintf("/streams/%d", st.ID)
+	s.render(c, http.StatusOK, views.ConfirmView(s.page(c, "Rotate key", "streams"), views.Confirm{
+		Question: l.T("Rotate the publish key of %s/%s?", st.Application.Name, st.Name),
+		Detail:   l.T("The old key stops working at once: encoders using it cannot publish again until they get the new key."),
+		Action:   base + "/rotate-key", Button: l.T("Rotate key"), Cancel: base,
+	}))
+}
+
+func (s *Server) uiRotateKey(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if _, err := tx.RotateStreamKey(rctx(c), st.ID); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	s.afterStreamChange(rctx(c), st.ID)
+	target := fmt.Sprintf("/streams/%d?done=key-rotated", st.ID)
+	if s.principal(c).Owns(st) {
+		target += "&reveal=1"
+	}
+	redirect(c, target)
+}
+
+func (s *Server) uiDeleteStreamConfirm(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	l := s.lang(c)
+	base := fmt.Sprintf("/streams/%d", st.ID)
+	s.render(c, http.StatusOK, views.ConfirmView(s.page(c, "Delete stream", "streams"), views.Confirm{
+		Question: l.T("Delete %s/%s with its task configs and tasks?", st.Application.Name, st.Name),
+		Detail:   l.T("This cannot be undone."),
+		Action:   base + "/delete", Button: l.T("Delete stream"), Cancel: base, Danger: true,
+	}))
+}
+
+func (s *Server) uiDeleteStream(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if err := tx.DeleteStream(rctx(c), st.ID); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/streams?done=stream-deleted")
+}

@@ -1,0 +1,347 @@
+package portier
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/web/views"
+)
+
+// configRow summarises a task config for the stream page (secrets such as
+// a restream key are never shown back).
+func configRow(tc *models.TaskConfig) views.TaskConfigRow {
+	r := views.TaskConfigRow{ID: tc.ID, Type: tc.Type, Name: tc.Name, Enabled: tc.Enabled, Version: tc.Version}
+	switch tc.Type {
+	case models.TypeRestream:
+		if sp, err := tc.Restream(); err == nil {
+			r.Summary = sp.Target + " (" + sp.Format + ")"
+			if sp.Key != "" {
+				r.Summary += " + key"
+			}
+		}
+	case models.TypeRecord:
+		if sp, err := tc.Record(); err == nil {
+			r.Summary = fmt.Sprintf("%s, %d s segments", sp.Format, sp.SegmentSeconds)
+		}
+	case models.TypePull:
+		if sp, err := tc.Pull(); err == nil {
+			r.Summary = sp.Source
+		}
+	case models.TypeHLS:
+		if sp, err := tc.HLS(); err == nil {
+			var names []string
+			for _, rd := range sp.Renditions {
+				names = append(names, fmt.Sprintf("%s %dx%d", rd.Name, rd.Width, rd.Height))
+			}
+			r.Summary = strings.Join(names, ", ")
+		}
+	}
+	return r
+}
+
+func validConfigType(t string) bool {
+	return t == models.TypeRestream || t == models.TypeRecord || t == models.TypePull || t == models.TypeHLS
+}
+
+func (s *Server) uiNewConfig(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	typ := c.Query("type")
+	if !validConfigType(typ) {
+		s.uiError(c, http.StatusBadRequest, errors.New("type must be restream, record, pull or hls"))
+		return
+	}
+	f := views.TaskConfigForm{StreamID: st.ID, StreamName: st.Name, Type: typ, Enabled: true, Errors: views.FieldErrors{}}
+	switch typ {
+	case models.TypeRecord:
+		f.SegmentSeconds, f.RecordFormat = "60", "mp4"
+	case models.TypeHLS:
+		f.Renditions = "720p 1280x720 2500 128\n360p 640x360 800 96"
+		f.HLSSegmentSeconds = "2"
+	}
+	s.renderConfigForm(c, http.StatusOK, f)
+}
+
+func (s *Server) renderConfigForm(c *gin.Context, status int, f views.TaskConfigForm) {
+	l := s.lang(c)
+	title := l.T("Add %s", l.T(f.Type))
+	if f.ID != 0 {
+		title = l.T("Edit %s", f.Name)
+	}
+	p := s.page(c, "", "streams")
+	p.Title = title + " · " + f.StreamName
+	s.render(c, status, views.TaskConfigFormView(p, f))
+}
+
+// configForm reads the posted form.
+func configForm(c *gin.Context, st *models.Stream, typ string) views.TaskConfigForm {
+	return views.TaskConfigForm{
+		StreamID: st.ID, StreamName: st.Name, Type: typ,
+		Name:    strings.TrimSpace(c.PostForm("name")),
+		Enabled: c.PostForm("enabled") == "true",
+		Target:  strings.TrimSpace(c.PostForm("target")), Key: strings.TrimSpace(c.PostForm("key")), Format: c.PostForm("format"),
+		SegmentSeconds: strings.TrimSpace(c.PostForm("segment_seconds")), RecordFormat: c.PostForm("record_format"),
+		Source:     strings.TrimSpace(c.PostForm("source")),
+		Renditions: c.PostForm("renditions"), HLSSegmentSeconds: strings.TrimSpace(c.PostForm("hls_segment_seconds")),
+		Errors: views.FieldErrors{},
+	}
+}
+
+// formSpec turns the form into the API's spec JSON; the store validates it
+// (models.ParseSpec). Only what the form itself must parse (numbers, the
+// rendition lines) is checked here.
+func formSpec(f *views.TaskConfigForm) []byte {
+	atoi := func(field, v string) int {
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.Errors[field] = "must be a whole number"
+		}
+		return n
+	}
+	var spec any
+	switch f.Type {
+	case models.TypeRestream:
+		spec = models.RestreamSpec{Target: f.Target, Key: f.Key, Format: f.Format}
+	case models.TypeRecord:
+		spec = models.RecordSpec{SegmentSeconds: atoi("segment_seconds", f.SegmentSeconds), Format: f.RecordFormat}
+	case models.TypePull:
+		spec = models.PullSpec{Source: f.Source}
+	case models.TypeHLS:
+		h := models.HLSSpec{SegmentSeconds: atoi("segment_seconds", f.HLSSegmentSeconds)}
+		for i, line := range strings.Split(strings.TrimSpace(f.Renditions), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			r, err := parseRendition(line)
+			if err != nil {
+				f.Errors["renditions"] = fmt.Sprintf("line %d: %v", i+1, err)
+				break
+			}
+			h.Renditions = append(h.Renditions, r)
+		}
+		spec = h
+	}
+	b, _ := json.Marshal(spec)
+	return b
+}
+
+// parseRendition reads "name WIDTHxHEIGHT VIDEO_KBPS [AUDIO_KBPS]".
+func parseRendition(line string) (models.Rendition, error) {
+	var r models.Rendition
+	f := strings.Fields(line)
+	if len(f) < 3 || len(f) > 4 {
+		return r, errors.New(`write "name WIDTHxHEIGHT video-kbps audio-kbps", e.g. "720p 1280x720 2500 128"`)
+	}
+	r.Name = f[0]
+	w, h, ok := strings.Cut(strings.ToLower(f[1]), "x")
+	var err1, err2, err3 error
+	r.Width, err1 = strconv.Atoi(w)
+	r.Height, err2 = strconv.Atoi(h)
+	r.VideoBitrateKbps, err3 = strconv.Atoi(f[2])
+	if !ok || err1 != nil || err2 != nil {
+		return r, fmt.Errorf("size %q must look like 1280x720", f[1])
+	}
+	if err3 != nil {
+		return r, fmt.Errorf("video bitrate %q must be a number of kbit/s", f[2])
+	}
+	if len(f) == 4 {
+		a, err := strconv.Atoi(f[3])
+		if err != nil {
+			return r, fmt.Errorf("audio bitrate %q must be a number of kbit/s", f[3])
+		}
+		r.AudioBitrateKbps = a
+	}
+	return r, nil
+}
+
+// specFieldError puts a store validation error next to its form field.
+func specFieldError(f *views.TaskConfigForm, err error) bool {
+	var se *models.SpecError
+	if !errors.As(err, &se) {
+		return false
+	}
+	field := se.Field
+	switch {
+	case strings.HasPrefix(field, "renditions"):
+		f.Errors["renditions"] = se.Field + " " + se.Message
+		return true
+	case field == "target", field == "key", field == "format", field == "source", field == "segment_seconds", field == "name":
+	default:
+		field = "form"
+	}
+	f.Errors[field] = se.Message
+	return true
+}
+
+func (s *Server) uiCreateConfig(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	typ := c.PostForm("type")
+	if !validConfigType(typ) {
+		s.uiError(c, http.StatusBadRequest, errors.New("type must be restream, record, pull or hls"))
+		return
+	}
+	f := configForm(c, st, typ)
+	spec := formSpec(&f)
+	if !models.ValidName(f.Name) {
+		f.Errors["name"] = s.lang(c).T("Use 1-64 of A-Z a-z 0-9 _ -.")
+	}
+	if len(f.Errors) > 0 {
+		s.renderConfigForm(c, http.StatusBadRequest, f)
+		return
+	}
+	tc := &models.TaskConfig{StreamID: st.ID, Type: typ, Name: f.Name, Enabled: f.Enabled, Spec: spec}
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if err := tx.CreateTaskConfig(rctx(c), tc); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "task_config.create", configObject(st.ID, tc.ID), gin.H{"type": tc.Type, "name": tc.Name}))
+	})
+	if s.configSaveFailed(c, &f, err) {
+		return
+	}
+	s.uiAfterConfigChange(rctx(c), tc.ID)
+	redirect(c, fmt.Sprintf("/streams/%d?done=config-saved", st.ID))
+}
+
+// configSaveFailed shows validation and name conflicts at their fields and
+// anything else as an error page; it reports whether the save failed.
+func (s *Server) configSaveFailed(c *gin.Context, f *views.TaskConfigForm, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, models.ErrConflict):
+		f.Errors["name"] = s.lang(c).T("This stream already has a task config named %s.", f.Name)
+	case specFieldError(f, err):
+	default:
+		s.uiError(c, 0, err)
+		return true
+	}
+	s.renderConfigForm(c, http.StatusBadRequest, *f)
+	return true
+}
+
+func (s *Server) uiLoadConfig(c *gin.Context) (*models.Stream, *models.TaskConfig) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return nil, nil
+	}
+	cid, err := strconv.ParseInt(c.Param("cid"), 10, 64)
+	if err != nil {
+		s.uiError(c, 0, errNotFound("task config"))
+		return nil, nil
+	}
+	tc, err := s.p.Store.TaskConfigByID(rctx(c), st.ID, cid)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return nil, nil
+	}
+	return st, tc
+}
+
+func (s *Server) uiEditConfig(c *gin.Context) {
+	st, tc := s.uiLoadConfig(c)
+	if tc == nil {
+		return
+	}
+	f := views.TaskConfigForm{StreamID: st.ID, StreamName: st.Name, ID: tc.ID, Type: tc.Type, Name: tc.Name, Enabled: tc.Enabled, Errors: views.FieldErrors{}}
+	switch tc.Type {
+	case models.TypeRestream:
+		sp, _ := tc.Restream()
+		f.Target, f.Key, f.Format = sp.Target, sp.Key, sp.Format
+	case models.TypeRecord:
+		sp, _ := tc.Record()
+		f.SegmentSeconds, f.RecordFormat = strconv.Itoa(sp.SegmentSeconds), sp.Format
+	case models.TypePull:
+		sp, _ := tc.Pull()
+		f.Source = sp.Source
+	case models.TypeHLS:
+		sp, _ := tc.HLS()
+		var lines []string
+		for _, r := range sp.Renditions {
+			lines = append(lines, fmt.Sprintf("%s %dx%d %d %d", r.Name, r.Width, r.Height, r.VideoBitrateKbps, r.AudioBitrateKbps))
+		}
+		f.Renditions, f.HLSSegmentSeconds = strings.Join(lines, "\n"), strconv.Itoa(sp.SegmentSeconds)
+	}
+	s.renderConfigForm(c, http.StatusOK, f)
+}
+
+func (s *Server) uiUpdateConfig(c *gin.Context) {
+	st, tc := s.uiLoadConfig(c)
+	if tc == nil {
+		return
+	}
+	f := configForm(c, st, tc.Type)
+	f.ID = tc.ID
+	spec := formSpec(&f)
+	if !models.ValidName(f.Name) {
+		f.Errors["name"] = s.lang(c).T("Use 1-64 of A-Z a-z 0-9 _ -.")
+	}
+	if len(f.Errors) > 0 {
+		s.renderConfigForm(c, http.StatusBadRequest, f)
+		return
+	}
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		out, err := tx.UpdateTaskConfig(rctx(c), st.ID, tc.ID, models.TaskConfigUpdate{Name: &f.Name, Enabled: &f.Enabled, Spec: spec})
+		if err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "task_config.update", configObject(st.ID, tc.ID), gin.H{"name": out.Name, "enabled": out.Enabled, "version": out.Version}))
+	})
+	if s.configSaveFailed(c, &f, err) {
+		return
+	}
+	s.uiAfterConfigChange(rctx(c), tc.ID)
+	redirect(c, fmt.Sprintf("/streams/%d?done=config-saved", st.ID))
+}
+
+func (s *Server) uiDeleteConfigConfirm(c *gin.Context) {
+	st, tc := s.uiLoadConfig(c)
+	if tc == nil {
+		return
+	}
+	l := s.lang(c)
+	base := fmt.Sprintf("/streams/%d", st.ID)
+	s.render(c, http.StatusOK, views.ConfirmView(s.page(c, "Delete task config", "streams"), views.Confirm{
+		Question: l.T("Delete the task config %s of %s?", tc.Name, st.Name),
+		Detail:   l.T("Its running task stops."),
+		Action:   fmt.Sprintf("%s/configs/%d/delete", base, tc.ID), Button: l.T("Delete"), Cancel: base, Danger: true,
+	}))
+}
+
+func (s *Server) uiDeleteConfig(c *gin.Context) {
+	st, tc := s.uiLoadConfig(c)
+	if tc == nil {
+		return
+	}
+	if err := s.onTaskConfigDeleting(rctx(c), tc.ID); err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
+		if err := tx.DeleteTaskConfig(rctx(c), st.ID, tc.ID); err != nil {
+			return err
+		}
+		return tx.Audit(rctx(c), s.auditEvent(c, "task_config.delete", configObject(st.ID, tc.ID), gin.H{"type": tc.Type, "name": tc.Name}))
+	})
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, fmt.Sprintf("/streams/%d?done=config-deleted", st.ID))
+}

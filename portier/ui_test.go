@@ -1,0 +1,468 @@
+package portier
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/models/modelstest"
+)
+
+// uiEnv is a control plane over httptest with a browser-like client per user.
+type uiEnv struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *models.Store
+	users map[string]*models.User
+}
+
+func newUIEnv(t *testing.T) *uiEnv {
+	t.Helper()
+	st := modelstest.SQLite(t)
+	srv, err := New(Params{Store: st, Logger: slog.New(slog.DiscardHandler), PublicHost: "media.example", RTMPPort: 1935})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	e := &uiEnv{t: t, srv: hs, store: st, users: map[string]*models.User{}}
+	for _, u := range []struct{ name, role string }{{"admin", models.RoleAdmin}, {"op1", models.RoleOperator}, {"op2", models.RoleOperator}, {"viewer", models.RoleViewer}} {
+		usr, err := st.CreateUser(context.Background(), u.name, "password-"+u.name, u.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.users[u.name] = usr
+	}
+	return e
+}
+
+// uiClient is one browser: a cookie jar, redirects not followed.
+type uiClient struct {
+	e    *uiEnv
+	c    *http.Client
+	csrf string
+}
+
+func (e *uiEnv) client() *uiClient {
+	jar, _ := cookiejar.New(nil)
+	return &uiClient{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// login signs in as name through the real form and returns the client.
+func (e *uiEnv) login(name string) *uiClient {
+	e.t.Helper()
+	c := e.client()
+	_, doc := c.get("/login", http.StatusOK)
+	tok, _ := doc.Find(`form[action="/login"] input[name="_csrf"]`).Attr("value")
+	res, _ := c.post("/login", url.Values{"_csrf": {tok}, "username": {name}, "password": {"password-" + name}})
+	if res.StatusCode != http.StatusSeeOther {
+		e.t.Fatalf("login %s: status %d", name, res.StatusCode)
+	}
+	_, doc = c.get("/", http.StatusOK)
+	c.csrf, _ = doc.Find(`meta[name="csrf-token"]`).Attr("content")
+	if c.csrf == "" {
+		e.t.Fatal("signed-in page has no CSRF token")
+	}
+	return c
+}
+
+func (c *uiClient) do(req *http.Request) (*http.Response, *goquery.Document) {
+	c.e.t.Helper()
+	res, err := c.c.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if strings.Contains(string(body), "goroutine ") || strings.Contains(string(body), "panic") {
+		c.e.t.Fatalf("%s %s leaked a stack trace", req.Method, req.URL.Path)
+	}
+	doc, err := goquery.NewDocumentFromReader(strings.NewReader(string(body)))
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	return res, doc
+}
+
+func (c *uiClient) get(path string, want int) (*http.Response, *goquery.Document) {
+	c.e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.e.srv.URL+path, nil)
+	res, doc := c.do(req)
+	if want != 0 && res.StatusCode != want {
+		c.e.t.Fatalf("GET %s: status %d, want %d: %s", path, res.StatusCode, want, doc.Find("main").Text())
+	}
+	return res, doc
+}
+
+func (c *uiClient) post(path string, form url.Values) (*http.Response, *goquery.Document) {
+	c.e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+// submit posts form with the session's CSRF token.
+func (c *uiClient) submit(path string, form url.Values) (*http.Response, *goquery.Document) {
+	c.e.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("_csrf", c.csrf)
+	return c.post(path, form)
+}
+
+func (e *uiEnv) stream(owner, name string) *models.Stream {
+	e.t.Helper()
+	st, err := e.store.CreateStream(context.Background(), "live", name, e.users[owner].ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+func TestUISignInSessionAndCookies(t *testing.T) {
+	e := newUIEnv(t)
+	c := e.client()
+	// Signed out: pages redirect to the sign-in form.
+	res, _ := c.get("/streams", http.StatusSeeOther)
+	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "/login?next=") {
+		t.Fatalf("redirect to %q", loc)
+	}
+	_, doc := c.get("/login", http.StatusOK)
+	tok, _ := doc.Find(`input[name="_csrf"]`).Attr("value")
+	if len(tok) < 32 {
+		t.Fatalf("login form CSRF token %q", tok)
+	}
+	if doc.Find(`label[for="username"]`).Length() != 1 || doc.Find(`label[for="password"]`).Length() != 1 {
+		t.Fatal("login inputs are not labelled")
+	}
+	res, doc = c.post("/login", url.Values{"_csrf": {tok}, "username": {"op1"}, "password": {"wrong-password"}})
+	if res.StatusCode != http.StatusUnauthorized || doc.Find("#login-error").Length() != 1 {
+		t.Fatalf("wrong password: status %d", res.StatusCode)
+	}
+	res, _ = c.post("/login", url.Values{"_csrf": {tok}, "username": {"op1"}, "password": {"password-op1"}, "next": {"//evil.example/"}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
+		t.Fatalf("login: status %d location %q (an off-site next must become /)", res.StatusCode, res.Header.Get("Location"))
+	}
+	var sess *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.Name == sessionCookie {
+			sess = ck
+		}
+	}
+	if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Path != "/" {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", sess)
+	}
+	_, doc = c.get("/", http.StatusOK)
+	if !strings.Contains(doc.Find("header").Text(), "op1") {
+		t.Fatal("dashboard does not show the signed-in user")
+	}
+	if doc.Find(`a[href="/admin/users"]`).Length() != 0 {
+		t.Fatal("an operator sees the admin navigation")
+	}
+	// The session also authenticates the API, which needs the CSRF header for changes.
+	csrf, _ := doc.Find(`meta[name="csrf-token"]`).Attr("content")
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/streams", strings.NewReader(`{"name":"viaapi"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if res, _ := c.do(req); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("API POST with a session but no CSRF header: status %d, want 403", res.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/streams", strings.NewReader(`{"name":"viaapi"}`))
+	req.Header.Set(csrfHeader, csrf)
+	if res, _ := c.do(req); res.StatusCode != http.StatusCreated {
+		t.Fatalf("API POST with a session and CSRF header: status %d, want 201", res.StatusCode)
+	}
+	// Logout ends the session server-side.
+	c.csrf = csrf
+	if res, _ := c.submit("/logout", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", res.StatusCode)
+	}
+	other := e.client()
+	u, _ := url.Parse(e.srv.URL)
+	other.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: sess.Value}})
+	other.get("/", http.StatusSeeOther)
+}
+
+func TestUICSRFRefused(t *testing.T) {
+	e := newUIEnv(t)
+	c := e.login("op1")
+	// No token, then a wrong one: 403 page, nothing created.
+	for _, form := range []url.Values{{"name": {"nocsrf"}}, {"name": {"nocsrf"}, "_csrf": {"not-the-token"}}} {
+		res, doc := c.post("/streams", form)
+		if res.StatusCode != http.StatusForbidden {
+			t.Fatalf("POST without a valid CSRF token: status %d, want 403", res.StatusCode)
+		}
+		if !strings.Contains(doc.Find(".error-status").Text(), "403") {
+			t.Fatalf("refusal is not the error page: %q", doc.Find("main").Text())
+		}
+	}
+	if _, err := e.store.StreamByName(context.Background(), "live", "nocsrf"); err == nil {
+		t.Fatal("a CSRF-less post created a stream")
+	}
+	// The login form is protected too (double-submit cookie).
+	anon := e.client()
+	res, _ := anon.post("/login", url.Values{"username": {"op1"}, "password": {"password-op1"}})
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("login without CSRF token: status %d", res.StatusCode)
+	}
+	// With the token it works.
+	res, _ = c.submit("/streams", url.Values{"name": {"withcsrf"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST with CSRF token: status %d", res.StatusCode)
+	}
+}
+
+func TestUISecurityHeadersAndNoInlineScript(t *testing.T) {
+	e := newUIEnv(t)
+	st := e.stream("admin", "cam")
+	c := e.login("admin")
+	anon := e.client()
+	for _, path := range []string{"/login", "/", "/streams", "/streams/" + uiID(st.ID) + "?reveal=1", "/tasks", "/cluster",
+		"/admin/users", "/admin/audit", "/tokens", "/account", "/streams/" + uiID(st.ID) + "/configs/new?type=hls"} {
+		client := c
+		if path == "/login" {
+			client = anon
+		}
+		res, doc := client.get(path, http.StatusOK)
+		csp := res.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "media-src 'self' blob:"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+			t.Errorf("%s: CSP allows inline code: %q", path, csp)
+		}
+		if res.Header.Get("X-Frame-Options") != "DENY" || res.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			res.Header.Get("Referrer-Policy") == "" || res.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: headers %v", path, res.Header)
+		}
+		// The CSP must hold for the page: no inline scripts, styles or handlers,
+		// nothing loaded from another origin.
+		doc.Find("script").Each(func(_ int, s *goquery.Selection) {
+			src, ok := s.Attr("src")
+			if !ok || !strings.HasPrefix(src, "/static/") || strings.TrimSpace(s.Text()) != "" {
+				t.Errorf("%s: script not from /static/: %v", path, src)
+			}
+		})
+		if doc.Find("style, [style]").Length() > 0 {
+			t.Errorf("%s: inline style", path)
+		}
+		doc.Find("*").Each(func(_ int, s *goquery.Selection) {
+			for _, a := range s.Nodes[0].Attr {
+				if strings.HasPrefix(a.Key, "on") || strings.HasPrefix(a.Key, "hx-on") || strings.HasPrefix(strings.TrimSpace(a.Val), "javascript:") {
+					t.Errorf("%s: inline handler %s=%q", path, a.Key, a.Val)
+				}
+				if (a.Key == "src" || a.Key == "href") && (strings.HasPrefix(a.Val, "http") || strings.HasPrefix(a.Val, "//")) {
+					t.Errorf("%s: external resource %s=%q", path, a.Key, a.Val)
+				}
+			}
+		})
+		// Every form field has a label.
+		doc.Find("input:not([type=hidden]), select, textarea").Each(func(_ int, s *goquery.Selection) {
+			id, _ := s.Attr("id")
+			if id == "" || doc.Find(`label[for="`+id+`"]`).Length() == 0 {
+				t.Errorf("%s: field %v has no label", path, s.AttrOr("name", "?"))
+			}
+		})
+		// Every post form carries the CSRF token.
+		doc.Find(`form[method="post"]`).Each(func(_ int, f *goquery.Selection) {
+			if f.Find(`input[name="_csrf"]`).Length() != 1 {
+				t.Errorf("%s: form %s lacks the CSRF token", path, f.AttrOr("action", "?"))
+			}
+		})
+	}
+	res, _ := c.get("/static/app.js", http.StatusOK)
+	if res.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(res.Header.Get("Content-Type"), "javascript") {
+		t.Fatalf("static headers %v", res.Header)
+	}
+	c.get("/static/", http.StatusNotFound)
+	c.get("/static/../ui.go", http.StatusNotFound)
+}
+
+func uiID(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestUIOwnership(t *testing.T) {
+	e := newUIEnv(t)
+	st := e.stream("op1", "mine")
+	base := "/streams/" + uiID(st.ID)
+
+	op2 := e.login("op2")
+	res, doc := op2.get(base, http.StatusForbidden)
+	if !strings.Contains(doc.Find(".error-status").Text(), "403") || strings.Contains(doc.Text(), st.PublishKey) {
+		t.Fatalf("another operator's stream: %q", doc.Find("main").Text())
+	}
+	if res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("403 is not an HTML page: %v", res.Header.Get("Content-Type"))
+	}
+	for _, p := range []string{"/rotate-key", "/delete", "/enabled"} {
+		if res, _ := op2.submit(base+p, url.Values{"enabled": {"false"}}); res.StatusCode != http.StatusForbidden {
+			t.Fatalf("op2 POST %s: status %d, want 403", p, res.StatusCode)
+		}
+	}
+	_, doc = op2.get("/streams", http.StatusOK)
+	if doc.Find(`tr[data-stream="mine"]`).Length() != 0 {
+		t.Fatal("op2 sees op1's stream in the list")
+	}
+
+	// The owner sees the key only after revealing it.
+	op1 := e.login("op1")
+	_, doc = op1.get(base, http.StatusOK)
+	if strings.Contains(doc.Text(), st.PublishKey) || doc.Find("#reveal-key").Length() != 1 {
+		t.Fatal("the key is on the page before it is revealed")
+	}
+	_, doc = op1.get(base+"?reveal=1", http.StatusOK)
+	ingest := doc.Find("#ingest-url").Text()
+	if !strings.Contains(ingest, "key="+st.PublishKey) || !strings.HasPrefix(ingest, "rtmp://media.example:1935/live/mine") {
+		t.Fatalf("ingest URL %q", ingest)
+	}
+	if !strings.Contains(doc.Find("#ffmpeg-cmd").Text(), st.PublishKey) || doc.Find("#obs-server").Text() != "rtmp://media.example:1935/live" {
+		t.Fatal("ffmpeg command or OBS server missing")
+	}
+	if flv, _ := doc.Find("video#preview").Attr("data-flv"); flv != "/live/mine.flv" {
+		t.Fatalf("preview FLV URL %q", flv)
+	}
+
+	// Admins see every stream but not another user's key; viewers read only.
+	adm := e.login("admin")
+	_, doc = adm.get(base+"?reveal=1", http.StatusOK)
+	if strings.Contains(doc.Text(), st.PublishKey) {
+		t.Fatal("an admin sees another user's key")
+	}
+	if doc.Find("#rotate-key").Length() != 1 {
+		t.Fatal("admin cannot manage the stream")
+	}
+	v := e.login("viewer")
+	_, doc = v.get(base, http.StatusOK)
+	if doc.Find("#rotate-key, #delete-stream, #create-stream").Length() != 0 {
+		t.Fatal("a viewer is offered changes")
+	}
+	if res, _ := v.submit(base+"/rotate-key", nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer rotate: %d", res.StatusCode)
+	}
+	v.get("/admin/users", http.StatusForbidden)
+
+	// Rotating (after the confirmation page) changes the key at once.
+	_, doc = op1.get(base+"/rotate-key", http.StatusOK)
+	if doc.Find(`form[action="`+base+`/rotate-key"] button#confirm`).Length() != 1 {
+		t.Fatal("no confirmation form")
+	}
+	res, _ = op1.submit(base+"/rotate-key", nil)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("rotate: %d", res.StatusCode)
+	}
+	after, _ := e.store.StreamByID(context.Background(), st.ID)
+	if after.PublishKey == st.PublishKey {
+		t.Fatal("the key did not change")
+	}
+}
+
+func TestUIEscapingAndFieldErrors(t *testing.T) {
+	e := newUIEnv(t)
+	st := e.stream("op1", "esc")
+	c := e.login("op1")
+	evil := `http://x"><script>alert(1)</script>`
+	res, doc := c.submit("/streams/"+uiID(st.ID)+"/configs", url.Values{"type": {"restream"}, "name": {"yt"}, "target": {evil}, "enabled": {"true"}})
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("invalid target: status %d", res.StatusCode)
+	}
+	if doc.Find("#cfg-target-error").Length() != 1 {
+		t.Fatalf("no error at the target field: %q", doc.Find("main").Text())
+	}
+	if v, _ := doc.Find("#cfg-target").Attr("value"); v != evil {
+		t.Fatalf("the input does not keep the (escaped) value: %q", v)
+	}
+	if doc.Find("script:not([src])").Length() != 0 {
+		t.Fatal("user input became a script element")
+	}
+	// http:// is not a restream target: the store's validation says why, at the field.
+	_, doc = c.submit("/streams/"+uiID(st.ID)+"/configs", url.Values{"type": {"restream"}, "name": {"yt"}, "target": {"http://example.com/x"}})
+	if !strings.Contains(doc.Find("#cfg-target-error").Text(), "scheme") {
+		t.Fatalf("target error %q", doc.Find("#cfg-target-error").Text())
+	}
+	// A bad HLS ladder line points at the renditions field.
+	_, doc = c.submit("/streams/"+uiID(st.ID)+"/configs", url.Values{"type": {"hls"}, "name": {"ladder"}, "renditions": {"720p 1281x720 2500 128"}})
+	if !strings.Contains(doc.Find("#cfg-renditions-error").Text(), "even") {
+		t.Fatalf("renditions error %q", doc.Find("#cfg-renditions-error").Text())
+	}
+	res, _ = c.submit("/streams/"+uiID(st.ID)+"/configs", url.Values{"type": {"restream"}, "name": {"yt"}, "target": {"rtmp://a.rtmp.example/live2"}, "key": {"abc"}, "enabled": {"true"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("valid config: status %d", res.StatusCode)
+	}
+	_, doc = c.get("/streams/"+uiID(st.ID), http.StatusOK)
+	if doc.Find(`tr[data-config="yt"]`).Length() != 1 || strings.Contains(doc.Find(`tr[data-config="yt"]`).Text(), "abc") {
+		t.Fatal("config row missing, or it shows the target's key")
+	}
+	// A failed login echoes the user name escaped.
+	anon := e.client()
+	_, doc = anon.get("/login", http.StatusOK)
+	tok, _ := doc.Find(`input[name="_csrf"]`).Attr("value")
+	_, doc = anon.post("/login", url.Values{"_csrf": {tok}, "username": {"<img src=x>"}, "password": {"x"}})
+	if doc.Find("img").Length() != 0 {
+		t.Fatal("the user name became markup")
+	}
+}
+
+func TestUIGermanAndAdmin(t *testing.T) {
+	e := newUIEnv(t)
+	c := e.client()
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/login", nil)
+	req.Header.Set("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")
+	_, doc := c.do(req)
+	if doc.Find("#sign-in").Text() != "Anmelden" || doc.Find("html").AttrOr("lang", "") != "de" {
+		t.Fatalf("German sign-in page: button %q", doc.Find("#sign-in").Text())
+	}
+	a := e.login("admin")
+	res, doc := a.submit("/admin/users", url.Values{"username": {"newop"}, "password": {"short"}, "role": {"operator"}})
+	if res.StatusCode != http.StatusBadRequest || doc.Find("#user-password-error").Length() != 1 {
+		t.Fatalf("short password: status %d", res.StatusCode)
+	}
+	if res, _ := a.submit("/admin/users", url.Values{"username": {"newop"}, "password": {"long-enough"}, "role": {"operator"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create user: %d", res.StatusCode)
+	}
+	u, err := e.store.UserByName(context.Background(), "newop")
+	if err != nil || u.Role != models.RoleOperator {
+		t.Fatalf("created user %+v, %v", u, err)
+	}
+	if res, _ := a.submit("/admin/users/"+uiID(u.ID)+"/disabled", url.Values{"disabled": {"true"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %d", res.StatusCode)
+	}
+	if res, _ := a.submit("/admin/users/"+uiID(e.users["admin"].ID)+"/disabled", url.Values{"disabled": {"true"}}); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("self-disable: %d", res.StatusCode)
+	}
+	// A token is shown once, then only its prefix.
+	res, doc = a.submit("/tokens", url.Values{"name": {"ci"}, "scopes": {"read"}})
+	tok := doc.Find("#new-token").Text()
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(tok, models.TokenPrefix) {
+		t.Fatalf("new token: status %d %q", res.StatusCode, tok)
+	}
+	if _, _, err := e.store.TokenAuth(context.Background(), tok); err != nil {
+		t.Fatalf("the shown token does not work: %v", err)
+	}
+	_, doc = a.get("/tokens", http.StatusOK)
+	if strings.Contains(doc.Text(), tok) {
+		t.Fatal("the token is shown again")
+	}
+	_, doc = a.get("/admin/audit?action=user.create", http.StatusOK)
+	if !strings.Contains(doc.Find("tbody").Text(), "user/newop") {
+		t.Fatalf("audit filter: %q", doc.Find("tbody").Text())
+	}
+	// Language setting overrides the browser.
+	if res, _ := a.submit("/account/language", url.Values{"language": {"de"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("language: %d", res.StatusCode)
+	}
+	_, doc = a.get("/streams", http.StatusOK)
+	if !strings.Contains(doc.Find("nav").Text(), "Aufgaben") {
+		t.Fatalf("account language not applied: %q", doc.Find("nav").Text())
+	}
+}

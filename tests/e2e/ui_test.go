@@ -1,0 +1,411 @@
+// Package e2e holds end-to-end tests that drive Portier with real clients:
+// ffmpeg publishes, Debian's Chromium operates the web UI.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier"
+	"github.com/portier/portier/tests/peers"
+	"github.com/portier/portier/web"
+)
+
+const uiChromiumPath = "/usr/bin/chromium"
+
+// uiStack is a control plane and an origin relay behind one HTTP address,
+// as `portier run` serves them: the UI and API, and HTTP-FLV at
+// /APP/NAME.flv.
+type uiStack struct {
+	URL   string
+	Store *models.Store
+	Relay *relay.Relay
+}
+
+func startUIStack(t *testing.T) *uiStack {
+	t.Helper()
+	st := modelstest.SQLite(t)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	front := httptest.NewUnstartedServer(nil)
+	base := "http://" + front.Listener.Addr().String()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rl, err := relay.New(relay.Params{Role: relay.RoleOrigin, Name: "origin-e2e", RTMPAddr: "127.0.0.1:0",
+		ControlURL: base, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); rl.Close() })
+	_, port, _ := net.SplitHostPort(rl.RTMPAddr().String())
+	var rtmpPort int
+	fmt.Sscan(port, &rtmpPort)
+
+	srv, err := portier.New(portier.Params{Store: st, Logger: logger, TrustLoopback: true, PublicHost: "127.0.0.1", RTMPPort: rtmpPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.StartBackground(ctx)
+	flv := regexp.MustCompile(`^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.flv$`)
+	relayHTTP := rl.HTTPHandler()
+	front.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && flv.MatchString(r.URL.Path) {
+			relayHTTP.ServeHTTP(w, r)
+			return
+		}
+		srv.Handler().ServeHTTP(w, r)
+	})
+	front.Start()
+	t.Cleanup(front.Close)
+	return &uiStack{URL: front.URL, Store: st, Relay: rl}
+}
+
+// browser is a fresh headless Chromium; it collects console errors (CSP
+// violations, exceptions) for the test to check.
+type uiBrowser struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	errs []string
+}
+
+func newUIBrowser(t *testing.T) *uiBrowser {
+	t.Helper()
+	if _, err := os.Stat(uiChromiumPath); err != nil {
+		t.Fatalf("chromium is required at %s (apt-get install chromium): %v", uiChromiumPath, err)
+	}
+	if missing := web.VendorMissing(); len(missing) > 0 {
+		t.Fatalf("the UI's vendor assets were not built into this binary (%v): run `make assets` (or `make test`) first", missing)
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(uiChromiumPath),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); acancel() })
+	b := &uiBrowser{ctx: ctx}
+	// The first action starts the browser: no timeout on it (see chromedp.Run).
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				b.mu.Lock()
+				b.errs = append(b.errs, m.String())
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *uiBrowser) errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errs...)
+}
+
+func (b *uiBrowser) fail(t *testing.T, what string, err error) {
+	t.Helper()
+	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+	t.Fatalf("%s: %v (page %s; console errors %v)", what, err, loc, b.errors())
+}
+
+// do runs steps with a timeout.
+func (b *uiBrowser) do(t *testing.T, what string, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.fail(t, what, err)
+	}
+}
+
+// get runs one action with a timeout and returns its value.
+func uiGet[T any](t *testing.T, b *uiBrowser, what string, d time.Duration, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		b.fail(t, what, err)
+	}
+	return v
+}
+
+// screenshot saves the page under tests/artifacts (not committed).
+func (b *uiBrowser) screenshot(t *testing.T, name string) {
+	t.Helper()
+	dir := filepath.Join("..", "artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := uiGet(t, b, "screenshot "+name, 20*time.Second, chromedp.FullScreenshot(90))
+	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".jpg"), img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type uiCSS = chromedp.CSS
+
+func uiSignIn(t *testing.T, b *uiBrowser, base, user, pw string) {
+	t.Helper()
+	b.do(t, "sign in as "+user, 20*time.Second,
+		chromedp.Navigate(base+"/login"),
+		chromedp.WaitVisible(uiCSS("#username")),
+		chromedp.SendKeys(uiCSS("#username"), user),
+		chromedp.SendKeys(uiCSS("#password"), pw),
+		chromedp.Click(uiCSS("#sign-in")),
+		chromedp.WaitVisible(uiCSS("form.logout")),
+	)
+}
+
+// waitUntil polls cond until it holds or d passes.
+func uiWaitUntil(t *testing.T, d time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v (last error: %v)", what, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestUIEndToEnd(t *testing.T) {
+	peers.RequireTool(t, "ffmpeg")
+	s := startUIStack(t)
+	ctx := context.Background()
+	if _, err := s.Store.CreateUser(ctx, "alice", "alice-password", models.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.CreateUser(ctx, "bob", "bob-password", models.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	b := newUIBrowser(t)
+	uiSignIn(t, b, s.URL, "alice", "alice-password")
+	b.screenshot(t, "dashboard")
+
+	// Create a stream through the form.
+	b.do(t, "create stream", 20*time.Second,
+		chromedp.Navigate(s.URL+"/streams"),
+		chromedp.WaitVisible(uiCSS("#stream-name")),
+		chromedp.SendKeys(uiCSS("#stream-name"), "e2e"),
+		chromedp.Click(uiCSS("#create-stream")),
+		chromedp.WaitVisible(uiCSS("#reveal-key")),
+	)
+	loc := uiGet(t, b, "location", 5*time.Second, chromedp.Location())
+	m := regexp.MustCompile(`/streams/(\d+)`).FindStringSubmatch(loc)
+	if m == nil {
+		t.Fatalf("after create the browser is at %s", loc)
+	}
+	streamPage := s.URL + "/streams/" + m[1]
+
+	// Reveal the key (htmx swaps the ingest block) and read the ffmpeg URL.
+	b.do(t, "reveal key", 20*time.Second,
+		chromedp.Click(uiCSS("#reveal-key")),
+		chromedp.WaitVisible(uiCSS("#ingest-url")),
+	)
+	ingest := uiGet(t, b, "read ingest URL", 5*time.Second, chromedp.Text(uiCSS("#ingest-url")))
+	ffmpegCmd := uiGet(t, b, "read ffmpeg command", 5*time.Second, chromedp.Text(uiCSS("#ffmpeg-cmd")))
+	if !strings.HasPrefix(ingest, "rtmp://127.0.0.1:") || !strings.Contains(ingest, "/live/e2e?key=") || !strings.Contains(ffmpegCmd, ingest) {
+		t.Fatalf("ingest URL %q, ffmpeg command %q", ingest, ffmpegCmd)
+	}
+	b.screenshot(t, "stream-revealed")
+
+	// Watch the list while ffmpeg publishes: the row turns live without a reload.
+	b.do(t, "open list", 20*time.Second,
+		chromedp.Navigate(s.URL+"/streams"),
+		chromedp.WaitVisible(uiCSS(`tr[data-stream="e2e"][data-live="false"]`)),
+	)
+	uiGet(t, b, "mark the page", 5*time.Second, chromedp.Evaluate[bool](`window.__noReload = true`))
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
+	started := time.Now()
+	pub := peers.Publish(t, pubCtx, ingest, peers.PublishOpts{})
+	uiWaitUntil(t, 15*time.Second, "control plane marks the stream live", func() (bool, error) {
+		if pub.Exited() {
+			t.Fatalf("ffmpeg exited: %s", pub.Stderr())
+		}
+		st, err := s.Store.StreamByName(ctx, "live", "e2e")
+		return err == nil && st.Live, err
+	})
+	liveAt := time.Now()
+	b.do(t, "list shows live within 5 s without reload", 5*time.Second,
+		chromedp.WaitVisible(uiCSS(`tr[data-stream="e2e"][data-live="true"] .badge.live`)))
+	if !uiGet(t, b, "check no reload", 5*time.Second, chromedp.Evaluate[bool](`window.__noReload === true`)) {
+		t.Fatal("the page was reloaded")
+	}
+	t.Logf("stream live in the UI %v after the control plane saw it (%v after ffmpeg started)",
+		time.Since(liveAt).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
+	b.screenshot(t, "streams-live")
+
+	// The preview plays HTTP-FLV through mpegts.js: currentTime advances.
+	b.do(t, "preview plays", 30*time.Second,
+		chromedp.Navigate(streamPage),
+		chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`)),
+	)
+	const curTime = `document.getElementById('preview').currentTime`
+	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
+	uiWaitUntil(t, 10*time.Second, "preview currentTime advances", func() (bool, error) {
+		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
+		return err == nil && t2 > t1+1, err
+	})
+	b.screenshot(t, "stream-preview")
+
+	// A restream config: an invalid URL shows the error at the field, a valid one saves.
+	b.do(t, "invalid restream", 20*time.Second,
+		chromedp.Navigate(streamPage+"/configs/new?type=restream"),
+		chromedp.WaitVisible(uiCSS("#cfg-target")),
+		chromedp.SendKeys(uiCSS("#cfg-name"), "yt"),
+		chromedp.SendKeys(uiCSS("#cfg-target"), "http://not-rtmp.example/live"),
+		chromedp.Click(uiCSS("#save-config")),
+		chromedp.WaitVisible(uiCSS("#cfg-target-error")),
+	)
+	if a := uiGet(t, b, "field marked invalid", 5*time.Second, chromedp.AttributeValue(uiCSS("#cfg-target"), "aria-invalid")); a.Value != "true" {
+		t.Fatalf("target field aria-invalid=%q", a.Value)
+	}
+	b.screenshot(t, "config-error")
+	b.do(t, "valid restream", 20*time.Second,
+		chromedp.SetValue(uiCSS("#cfg-target"), "rtmp://127.0.0.1:9/live/target"),
+		chromedp.Click(uiCSS("#save-config")),
+		chromedp.WaitVisible(uiCSS(`tr[data-config="yt"]`)),
+		// The stream is live, so the config's task exists at once (pending
+		// until a concierge takes it).
+		chromedp.WaitVisible(uiCSS(`#stream-tasks tr[data-config="yt"]`)),
+	)
+	state := uiGet(t, b, "task state", 5*time.Second, chromedp.AttributeValue(uiCSS(`#stream-tasks tr[data-config="yt"]`), "data-state"))
+	if state.Value == "" {
+		t.Fatal("the task row has no state")
+	}
+	t.Logf("restream task state: %s", state.Value)
+	b.screenshot(t, "stream-tasks")
+
+	// Rotate the key (with confirmation); the old key is refused at once.
+	stopPub()
+	pub.Wait()
+	uiWaitUntil(t, 15*time.Second, "stream offline after ffmpeg stopped", func() (bool, error) {
+		st, err := s.Store.StreamByName(ctx, "live", "e2e")
+		return err == nil && !st.Live, err
+	})
+	b.do(t, "rotate key", 20*time.Second,
+		chromedp.Navigate(streamPage),
+		chromedp.Click(uiCSS("#rotate-key")),
+		chromedp.WaitVisible(uiCSS("button#confirm")),
+		chromedp.Click(uiCSS("button#confirm")),
+		chromedp.WaitVisible(uiCSS("#ingest-url")),
+	)
+	newIngest := uiGet(t, b, "read new ingest URL", 5*time.Second, chromedp.Text(uiCSS("#ingest-url")))
+	if newIngest == ingest || !strings.Contains(newIngest, "/live/e2e?key=") {
+		t.Fatalf("ingest after rotation %q (before %q)", newIngest, ingest)
+	}
+	b.screenshot(t, "key-rotated")
+	old := peers.Publish(t, ctx, ingest, peers.PublishOpts{Duration: 20 * time.Second})
+	if err, done := old.WaitTimeout(15 * time.Second); !done || err == nil {
+		t.Fatalf("publish with the old key was not refused (done=%v err=%v)", done, err)
+	}
+	fresh := peers.Publish(t, ctx, newIngest, peers.PublishOpts{})
+	uiWaitUntil(t, 15*time.Second, "publish with the new key goes live", func() (bool, error) {
+		if fresh.Exited() {
+			t.Fatalf("ffmpeg with the new key exited: %s", fresh.Stderr())
+		}
+		st, err := s.Store.StreamByName(ctx, "live", "e2e")
+		return err == nil && st.Live, err
+	})
+	fresh.Stop()
+
+	// Other pages render (screenshots for review).
+	for _, p := range []string{"tasks", "cluster", "tokens", "account"} {
+		b.do(t, "open "+p, 20*time.Second, chromedp.Navigate(s.URL+"/"+p), chromedp.WaitVisible(uiCSS("main h1")))
+		b.screenshot(t, p)
+	}
+
+	// Another operator gets a 403 page for alice's stream.
+	b.do(t, "sign out", 20*time.Second,
+		chromedp.Click(uiCSS("form.logout button")),
+		chromedp.WaitVisible(uiCSS("#username")))
+	uiSignIn(t, b, s.URL, "bob", "bob-password")
+	b.do(t, "bob opens alice's stream", 20*time.Second,
+		chromedp.Navigate(streamPage),
+		chromedp.WaitVisible(uiCSS(".error-status")),
+	)
+	if status := uiGet(t, b, "read status", 5*time.Second, chromedp.Text(uiCSS(".error-status"))); !strings.Contains(status, "403") {
+		t.Fatalf("bob sees %q", status)
+	}
+	b.screenshot(t, "forbidden")
+
+	// No CSP violation or script error on any page.
+	for _, e := range b.errors() {
+		if strings.Contains(e, "Content Security Policy") || strings.Contains(e, "Uncaught") {
+			t.Errorf("browser console: %s", e)
+		}
+	}
+}
+
+// TestUIFormsWithoutJavaScript signs in, creates a stream and reveals its
+// key with JavaScript disabled: every form is a plain HTML form.
+func TestUIFormsWithoutJavaScript(t *testing.T) {
+	s := startUIStack(t)
+	if _, err := s.Store.CreateUser(context.Background(), "carol", "carol-password", models.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	b := newUIBrowser(t)
+	if _, err := chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("disable JavaScript: %v", err)
+	}
+	uiSignIn(t, b, s.URL, "carol", "carol-password")
+	b.do(t, "create and reveal without JS", 20*time.Second,
+		chromedp.Navigate(s.URL+"/streams"),
+		chromedp.WaitReady(uiCSS("#stream-name")),
+		chromedp.SendKeys(uiCSS("#stream-name"), "nojs"),
+		chromedp.Click(uiCSS("#create-stream")),
+		chromedp.WaitReady(uiCSS("#reveal-key")),
+		chromedp.Click(uiCSS("#reveal-key")),
+		chromedp.WaitReady(uiCSS("#obs-key")),
+	)
+	html := uiGet(t, b, "read OBS key", 5*time.Second, chromedp.OuterHTML(uiCSS("#obs-key")))
+	st, err := s.Store.StreamByName(context.Background(), "live", "nojs")
+	if err != nil || !strings.Contains(html, st.PublishKey) {
+		t.Fatalf("OBS key element %q, stream %+v, %v", html, st, err)
+	}
+	for _, e := range b.errors() {
+		if strings.Contains(e, "Content Security Policy") {
+			t.Errorf("browser console: %s", e)
+		}
+	}
+}
