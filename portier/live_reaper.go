@@ -9,12 +9,14 @@ import (
 	"github.com/portier/portier/models"
 )
 
-// StartBackground starts the live-state reaper; it runs until ctx ends.
+// StartBackground starts the live-state reaper and the task scheduler;
+// they run until ctx ends.
 // Every heartbeat interval it clears the streams held by registered nodes
 // that missed 3 heartbeats, expires the origins of hook-only nodes per
 // Params.Hooks.OriginTTL, and forgets old publish-done tombstones. Each step
 // is idempotent, so several control-plane replicas may run it at once.
 func (s *Server) StartBackground(ctx context.Context) {
+	s.startScheduler(ctx) // task placement and leases (portier/sched.go)
 	go func() {
 		t := time.NewTicker(s.lv.hb)
 		defer t.Stop()

@@ -25,6 +25,7 @@ func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
 	g.POST("/publish/done", s.nodePublishDone)
 	g.POST("/play/authorize", s.nodePlayAuthorize)
 	g.GET("/directory/:app/:name", s.directoryLookup)
+	s.registerConciergeAPI(g) // concierge endpoints (portier/sched_api.go)
 }
 
 // bindNodeJSON decodes a node API body, answering 400 itself on failure.

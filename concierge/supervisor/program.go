@@ -93,8 +93,16 @@ func (p Program) Render(f Flavor) (string, error) {
 		}
 		fmt.Fprintf(&b, "environment=%s\n", strings.Join(parts, ","))
 	}
-	// The concierge owns restarts and backoff: supervisord never restarts.
-	b.WriteString("autostart=false\nautorestart=false\nstartsecs=1\nstartretries=0\n")
+	// The concierge owns restarts, backoff and the "started" delay:
+	// supervisord never restarts. On Python, startsecs=0 makes every exit
+	// EXITED with its exit status (a FATAL start reports none). ochinchina
+	// mishandles startsecs=0 (a stop can leave the process RUNNING), so it
+	// keeps startsecs=1 and a quick exit there has no exit status.
+	startSecs := 1
+	if f == FlavorPython {
+		startSecs = 0
+	}
+	fmt.Fprintf(&b, "autostart=false\nautorestart=false\nstartsecs=%d\nstartretries=0\n", startSecs)
 	fmt.Fprintf(&b, "stopsignal=TERM\nstopwaitsecs=%d\nstopasgroup=true\nkillasgroup=true\n", stopWait)
 	if p.LogFile != "" {
 		if err := plainValue(p.LogFile); err != nil {

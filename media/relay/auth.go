@@ -34,9 +34,14 @@ func (r *Relay) authorizePublish(ctx context.Context, app, name, rawQuery, addr,
 		Query: rawQuery, Addr: addr, Protocol: protocol})
 	if err != nil {
 		// Never log the name here: it may be the key.
-		r.log.Warn("publish refused: no answer from the control plane", "app", app, "addr", addr, "err", err)
+		r.log.Warn("publish refused: no decision from the control plane", "app", app, "addr", addr, "err", err)
 		r.metrics.refusals.Add(1)
-		return publishVerdict{Reason: reasonUnreachable}
+		if errors.Is(err, cluster.ErrUnreachable) {
+			return publishVerdict{Reason: reasonUnreachable}
+		}
+		// A 4xx that is not a decision: this relay's token or request
+		// was refused. Still fail closed, with a reason that points there.
+		return publishVerdict{Reason: "control plane refused the relay"}
 	}
 	if !d.Allow {
 		reason := d.Reason
@@ -78,10 +83,7 @@ func (r *Relay) authorizePlay(ctx context.Context, app, name, rawQuery, addr str
 	defer cancel()
 	d, err := r.client.AuthorizePlay(ctx, cluster.PlayRequest{Node: r.p.Name, App: app, Name: name, Query: rawQuery, Addr: addr})
 	if err != nil {
-		if errors.Is(err, cluster.ErrUnreachable) {
-			return true, ""
-		}
-		r.log.Warn("play authorisation failed; allowing", "path", app+"/"+name, "err", err)
+		r.log.Warn("play authorisation unavailable; allowing (streams are public to play)", "path", app+"/"+name, "err", err)
 		return true, ""
 	}
 	if !d.Allow {

@@ -329,8 +329,10 @@ func advertise(explicit string, ln net.Listener) string {
 	return net.JoinHostPort(host, port)
 }
 
-// Ready reports whether the relay serves: listeners open and, with a
-// control plane, registered.
+// Ready reports whether the relay serves: listeners open and, for an
+// origin, registered with the control plane (it cannot accept publishes
+// otherwise). An edge serves players from its static origins without the
+// control plane, so it does not wait for registration.
 func (r *Relay) Ready() (bool, string) {
 	r.closeMu.Lock()
 	closed := r.closed
@@ -340,7 +342,7 @@ func (r *Relay) Ready() (bool, string) {
 		return false, "closing"
 	case r.rtmpLn == nil:
 		return false, "not started"
-	case r.agent != nil && !r.agent.Registered():
+	case r.p.Role == RoleOrigin && r.agent != nil && !r.agent.Registered():
 		return false, "not registered with the control plane"
 	}
 	return true, ""

@@ -1,0 +1,28 @@
+package concierge
+
+import "testing"
+
+func TestFailureReason(t *testing.T) {
+	cases := []struct {
+		log, spawn string
+		exit       int
+		want       string
+	}{
+		{log: "[tcp @ 0x55] Connection to tcp://127.0.0.1:1935 failed: Connection refused\nrtmp://127.0.0.1/live/x: Connection refused\n", exit: 1, want: "target refused connection"},
+		{log: "[https @ 0x1] HTTP error 401 Unauthorized\nServer returned 401 Unauthorized (authorization failed)\n", exit: 1, want: "authentication failed at target"},
+		{log: "[rtmp @ 0x1] Server error: Authentication failed\n", exit: 1, want: "authentication failed at target"},
+		{log: "/data/in.mp4: No such file or directory\n", exit: 1, want: "file or directory not found"},
+		{log: "[tcp @ 0x1] Connection to tcp://10.0.0.1:1935 failed: Connection timed out\n", exit: 1, want: "connection timed out"},
+		{log: "[tcp @ 0x1] Failed to resolve hostname nowhere.invalid: Name or service not known\n", exit: 1, want: "host name does not resolve"},
+		{log: "Connection refused\nlater: Invalid data found when processing input\n", exit: 1, want: "invalid input data (the source sent no usable media)"},
+		{log: "something odd happened\n\n", exit: 3, want: "exited with code 3: something odd happened"},
+		{log: "", exit: 137, want: "exited with code 137"},
+		{log: "", exit: 0, want: "exited"},
+		{spawn: "can't find command", want: "could not start: can't find command"},
+	}
+	for _, c := range cases {
+		if got := failureReason(c.log, c.exit, c.spawn); got != c.want {
+			t.Errorf("failureReason(%q, %d) = %q, want %q", c.log, c.exit, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,346 @@
+package concierge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portier/portier/concierge/supervisor"
+	"github.com/portier/portier/concierge/wire"
+)
+
+const (
+	progPrefix   = "task-"
+	logTailBytes = 4096
+	// stableAfter: a task that ran this long before failing starts its
+	// backoff from the minimum again.
+	stableAfter = 30 * time.Second
+	// startedAfter: a process up this long is reported running.
+	startedAfter = time.Second
+)
+
+// progName is the supervisord program of a task at an epoch: a new epoch is
+// a new program, so a reassignment never reuses a fenced process.
+func progName(id, epoch int64) string { return fmt.Sprintf("%s%d-e%d", progPrefix, id, epoch) }
+
+// run is the concierge's view of one task at one epoch.
+type run struct {
+	task      wire.Task
+	desc      wire.Description
+	descErr   error
+	name      string
+	reported  string    // last state the control plane accepted
+	failures  int       // consecutive failures (backoff exponent)
+	nextStart time.Time // when a task in backoff starts again
+	startedAt time.Time
+	fenced    bool // the control plane refused a report: never run again
+}
+
+func newRun(t wire.Task) *run {
+	r := &run{task: t, name: progName(t.ID, t.Epoch)}
+	if err := json.Unmarshal(t.Description, &r.desc); err != nil {
+		r.descErr = fmt.Errorf("task description: %w", err)
+	} else if r.desc.Command == "" {
+		r.descErr = errors.New("task description has no command")
+	}
+	return r
+}
+
+// reconcile makes supervisord run exactly the tasks that should run here.
+func (c *Concierge) reconcile(ctx context.Context) {
+	c.reconMu.Lock()
+	defer c.reconMu.Unlock()
+	c.mu.Lock()
+	a, have, draining := c.assign, c.haveAsg, c.draining
+	c.mu.Unlock()
+	if !have {
+		return // nothing is known yet: touch nothing
+	}
+	progs, err := c.drv.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("supervisord unavailable; will retry", "err", err)
+		}
+		return
+	}
+	cut := c.cutOff()
+	if cut && !c.fencedLog {
+		c.log.Warn("no heartbeat confirmed for most of a lease: stopping every task (another concierge may take them over)")
+	}
+	c.fencedLog = cut
+
+	desired := map[string]wire.Task{}
+	stopWanted := map[string]wire.Task{}
+	cost := 0
+	for _, t := range a.Tasks {
+		name := progName(t.ID, t.Epoch)
+		if t.DesiredState == "running" && !cut {
+			desired[name] = t
+		} else {
+			stopWanted[name] = t
+		}
+	}
+
+	// Stop and remove every program that should not run (unknown, older
+	// epochs, stopped, fenced), except while draining: then a task keeps
+	// running until its new runner runs (make before break).
+	files, _ := c.drv.Files()
+	present := map[string]bool{}
+	for name := range progs {
+		present[name] = true
+	}
+	for _, f := range files {
+		present[f] = true
+	}
+	for name := range present {
+		if !strings.HasPrefix(name, progPrefix) {
+			continue
+		}
+		r := c.runs[name]
+		if _, ok := desired[name]; ok && (r == nil || !r.fenced) {
+			continue
+		}
+		if draining && !cut && (r == nil || !r.fenced) && progs[name].State.Alive() {
+			continue
+		}
+		if err := c.drv.Remove(ctx, name); err != nil {
+			c.log.Warn("remove program", "program", name, "err", err)
+			continue
+		}
+		delete(c.runs, name)
+		if t, ok := stopWanted[name]; ok && !cut && (r == nil || !r.fenced) {
+			c.report(ctx, &run{task: t, name: name}, wire.StatusReport{State: "stopped"})
+		}
+	}
+	// Tasks to stop that this concierge never ran (or ran before a restart).
+	for name, t := range stopWanted {
+		if _, loaded := progs[name]; loaded || cut || t.State == "stopped" {
+			continue
+		}
+		if r := c.runs[name]; r != nil && r.reported == "stopped" {
+			continue
+		}
+		r := &run{task: t, name: name}
+		if c.report(ctx, r, wire.StatusReport{State: "stopped"}) {
+			c.runs[name] = r
+		}
+	}
+	if c.svRestarted.Swap(false) {
+		for _, r := range c.runs {
+			if r.reported != "failed" {
+				r.reported = "" // its process died with supervisord: start it again
+			}
+		}
+	}
+	for name, r := range c.runs {
+		if _, ok := desired[name]; !ok && r.reported != "stopped" {
+			delete(c.runs, name)
+		} else if _, ok := stopWanted[name]; !ok && r.reported == "stopped" {
+			delete(c.runs, name)
+		}
+	}
+
+	running := 0
+	for name, t := range desired {
+		r := c.runs[name]
+		if r == nil {
+			r = newRun(t)
+			c.runs[name] = r
+		}
+		if r.fenced {
+			continue
+		}
+		cost += max(r.desc.Cost, 1)
+		pi, loaded := progs[name]
+		if pi.State == supervisor.StateRunning {
+			running++
+		}
+		c.step(ctx, r, pi, loaded)
+	}
+	c.costUsed.Store(int64(cost))
+	c.nRunning.Store(int64(running))
+}
+
+// step advances one task that should run.
+func (c *Concierge) step(ctx context.Context, r *run, pi supervisor.ProcessInfo, loaded bool) {
+	now := time.Now()
+	if !loaded {
+		if r.reported == "failed" {
+			return
+		}
+		if _, err := c.drv.Client().Flavor(ctx); err != nil {
+			return // supervisord unavailable: not the task's fault
+		}
+		prog, err := c.program(ctx, r)
+		if err != nil {
+			c.report(ctx, r, wire.StatusReport{State: "failed", Error: err.Error()})
+			return
+		}
+		for _, d := range r.desc.Dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				c.report(ctx, r, wire.StatusReport{State: "failed", Error: "create directory: " + err.Error()})
+				return
+			}
+		}
+		if err := c.drv.Add(ctx, prog); err != nil {
+			c.log.Warn("add program", "program", r.name, "err", err)
+			return
+		}
+		r.reported = "" // loaded: start below
+		pi.State = supervisor.StateStopped
+	}
+	switch pi.State {
+	case supervisor.StateRunning:
+		// Running counts once the process has stayed up for startedAfter.
+		if r.reported != "running" && now.Sub(r.startedAt) >= startedAfter {
+			c.report(ctx, r, wire.StatusReport{State: "running"})
+		}
+		if now.Sub(r.startedAt) > stableAfter {
+			r.failures = 0
+		}
+	case supervisor.StateStarting, supervisor.StateStopping:
+	default: // STOPPED, EXITED, FATAL, BACKOFF, UNKNOWN
+		switch r.reported {
+		case "starting", "running":
+			c.failed(ctx, r, pi, now)
+		case "backoff":
+			if now.After(r.nextStart) {
+				c.start(ctx, r)
+			}
+		case "failed":
+		default:
+			c.start(ctx, r)
+		}
+	}
+}
+
+func (c *Concierge) start(ctx context.Context, r *run) {
+	if err := c.drv.Start(ctx, r.name); err != nil {
+		c.log.Warn("start program", "program", r.name, "err", err)
+		return
+	}
+	r.startedAt = time.Now()
+	c.report(ctx, r, wire.StatusReport{State: "starting"})
+}
+
+// failed records an exit and schedules the next start with exponential backoff.
+func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInfo, now time.Time) {
+	if !r.startedAt.IsZero() && now.Sub(r.startedAt) > stableAfter {
+		r.failures = 0
+	}
+	r.failures++
+	delay := c.p.BackoffMin << min(r.failures-1, 16)
+	if delay > c.p.BackoffMax || delay <= 0 {
+		delay = c.p.BackoffMax
+	}
+	r.nextStart = now.Add(delay)
+	tail, _ := c.drv.Tail(ctx, r.name, logTailBytes)
+	code := pi.ExitStatus
+	var exit *int
+	// ochinchina reports no exit status for FATAL (died within startsecs).
+	if code != 0 || pi.State != supervisor.StateFatal {
+		exit = &code
+	}
+	reason := failureReason(tail, code, pi.SpawnErr)
+	c.log.Warn("task failed", "task", r.task.ID, "epoch", r.task.Epoch, "exit", code, "reason", reason, "retry_in", delay)
+	c.report(ctx, r, wire.StatusReport{State: "backoff", ExitCode: exit,
+		Error: fmt.Sprintf("%s (retry %d in %s)", reason, r.failures, delay.Round(100*time.Millisecond)), LogTail: tail})
+}
+
+// report sends a state change; true when the control plane accepted it. A
+// refusal (stale epoch, unknown task) fences the task: it is stopped now and
+// never started again by this run.
+func (c *Concierge) report(ctx context.Context, r *run, st wire.StatusReport) bool {
+	st.Epoch = r.task.Epoch
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := c.ctl.status(rctx, c.p.Name, r.task.ID, st)
+	cancel()
+	if err == nil {
+		r.reported = st.State
+		return true
+	}
+	if isCode(err, wire.CodeStaleEpoch) || isCode(err, wire.CodeUnknownTask) {
+		c.log.Warn("control plane refused the report: stopping the task", "task", r.task.ID, "epoch", r.task.Epoch, "err", err)
+		r.fenced = true
+		if err := c.drv.Remove(ctx, r.name); err != nil {
+			c.log.Warn("remove fenced program", "program", r.name, "err", err)
+		}
+		return false
+	}
+	if ctx.Err() == nil {
+		c.log.Warn("status report failed; will retry", "task", r.task.ID, "state", st.State, "err", err)
+	}
+	return false
+}
+
+// program builds the supervisord program of a run and checks that this
+// supervisord can take its command line unchanged.
+func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, error) {
+	if r.descErr != nil {
+		return supervisor.Program{}, r.descErr
+	}
+	cmd := r.desc.Command
+	if cmd == "ffmpeg" {
+		cmd = c.ffmp
+	} else if p, err := exec.LookPath(cmd); err == nil {
+		cmd = p
+	} else {
+		return supervisor.Program{}, fmt.Errorf("command %q not found on this host", r.desc.Command)
+	}
+	cmd, _ = filepath.Abs(cmd)
+	env := map[string]string{}
+	for k, v := range r.desc.Env {
+		env[k] = v
+	}
+	env["PORTIER_TASK_ID"] = strconv.FormatInt(r.task.ID, 10)
+	env["PORTIER_TASK_EPOCH"] = strconv.FormatInt(r.task.Epoch, 10)
+	if c.p.RelayRTMP != "" {
+		env["PORTIER_RELAY_RTMP"] = c.p.RelayRTMP
+	}
+	logDir := filepath.Join(c.p.DataDir, "logs")
+	if c.emb != nil {
+		env[supervisor.MarkerEnv] = c.emb.Marker()
+		logDir = c.emb.LogDir()
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return supervisor.Program{}, fmt.Errorf("log dir: %w", err)
+	}
+	p := supervisor.Program{
+		Name: r.name, Argv: append([]string{cmd}, r.desc.Args...), Env: env,
+		StopWaitSecs: 5, LogFile: filepath.Join(logDir, r.name+".log"), LogMaxBytes: 1 << 20, LogBackups: 2,
+	}
+	f, err := c.drv.Client().Flavor(ctx)
+	if err != nil {
+		return supervisor.Program{}, err
+	}
+	if _, err := p.Render(f); err != nil {
+		return supervisor.Program{}, err
+	}
+	return p, nil
+}
+
+// stopAll stops and removes every task program (shutdown).
+func (c *Concierge) stopAll() {
+	c.reconMu.Lock()
+	defer c.reconMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	progs, err := c.drv.List(ctx)
+	if err != nil {
+		return
+	}
+	for name := range progs {
+		if strings.HasPrefix(name, progPrefix) {
+			if err := c.drv.Remove(ctx, name); err != nil {
+				c.log.Warn("stop at shutdown", "program", name, "err", err)
+			}
+		}
+	}
+}
