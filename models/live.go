@@ -75,7 +75,17 @@ func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now 
 			return err
 		}
 		o := StreamOrigin{StreamID: streamID, NodeName: node, Since: now}
-		if err := tx.db(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&o).Error; err != nil {
+		// A new publish on a node that already holds the stream (a
+		// reconnect whose done was lost) restarts Since: heartbeats taken
+		// before it must not remove it, and the directory lists it first.
+		onConflict := clause.OnConflict{DoNothing: true}
+		if countPublish {
+			onConflict = clause.OnConflict{
+				Columns:   []clause.Column{{Name: "stream_id"}, {Name: "node_name"}},
+				DoUpdates: clause.AssignmentColumns([]string{"since"}),
+			}
+		}
+		if err := tx.db(ctx).Clauses(onConflict).Create(&o).Error; err != nil {
 			return fmt.Errorf("add origin: %w", err)
 		}
 		res := tx.db(ctx).Model(&Stream{}).Where("id = ? AND live = ?", streamID, false).

@@ -333,6 +333,21 @@ func TestHeartbeatReconcileAndReaper(t *testing.T) {
 		if code, _ := e.call(t, "POST", "/internal/v1/nodes/origin-2/heartbeat", map[string]any{"published": "live/show"}); code != 400 {
 			t.Fatalf("published as a string: %d", code)
 		}
+		// A reconnect whose done was lost: origin-1 still holds an old
+		// origin; the new publish restarts it, so a heartbeat taken just
+		// before the reconnect does not remove it.
+		e.heartbeat(t, "origin-1", "live/show")
+		e.clock.add(4 * time.Second)
+		e.heartbeat(t, "origin-2") // still alive, holds nothing
+		e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{"node": "origin-1", "app": "live", "name": "show", "query": "key=" + e.stream.PublishKey})
+		e.heartbeat(t, "origin-1")
+		if !e.live(t) {
+			t.Fatal("a heartbeat older than the reconnect removed it")
+		}
+		e.call(t, "POST", "/internal/v1/publish/done", map[string]any{"node": "origin-1", "app": "live", "name": "show"})
+		if e.live(t) {
+			t.Fatal("live after done")
+		}
 		// Reaper: origin-2 publishes again, then stops heartbeating.
 		e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{"node": "origin-2", "app": "live", "name": "show", "query": "key=" + e.stream.PublishKey})
 		e.clock.add(2 * time.Second)
