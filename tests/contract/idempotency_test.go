@@ -15,6 +15,9 @@ import (
 func (e *env) native(path string, body any) reply {
 	e.t.Helper()
 	b, _ := json.Marshal(body)
+	if raw, ok := body.(rawJSON); ok {
+		b = []byte(raw) // sent as is, valid JSON or not
+	}
 	req, _ := http.NewRequest("POST", e.ts.URL+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
