@@ -266,6 +266,10 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 	if reveal && v.Ingest != nil {
 		d.Key, d.OBSKey, d.IngestURL, d.FFmpeg = v.Key, v.Ingest.OBSStreamKey, v.Ingest.RTMPURL, v.Ingest.FFmpeg
 		d.OBSServer = v.Ingest.OBSServer
+		// Who looked at a key, and when, is worth knowing after a leak.
+		if err := s.p.Store.Audit(rctx(c), s.auditEvent(c, "stream.reveal_key", streamObject(st.ID), nil)); err != nil {
+			s.log.Error("audit key reveal", "stream", st.ID, "err", err)
+		}
 	}
 	cfgs, err := s.p.Store.ListTaskConfigs(rctx(c), st.ID)
 	if err != nil {

@@ -329,6 +329,9 @@ func TestUIOwnership(t *testing.T) {
 	if !strings.Contains(doc.Find("#ffmpeg-cmd").Text(), st.PublishKey) || doc.Find("#obs-server").Text() != "rtmp://media.example:1935/live" {
 		t.Fatal("ffmpeg command or OBS server missing")
 	}
+	if evs, _, err := e.store.ListAudit(context.Background(), models.AuditFilter{Action: "stream.reveal_key"}); err != nil || len(evs) != 1 || evs[0].Actor != "op1" {
+		t.Fatalf("key reveal audit events %+v, %v", evs, err)
+	}
 	if flv, _ := doc.Find("video#preview").Attr("data-flv"); flv != "/live/mine.flv" {
 		t.Fatalf("preview FLV URL %q", flv)
 	}

@@ -171,8 +171,8 @@ func (b *uiBrowser) screenshot(t *testing.T, name string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	img := uiGet(t, b, "screenshot "+name, 20*time.Second, chromedp.FullScreenshot(90))
-	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".jpg"), img, 0o644); err != nil {
+	img := uiGet(t, b, "screenshot "+name, 20*time.Second, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".png"), img, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
