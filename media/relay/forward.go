@@ -123,6 +123,11 @@ func (r *Relay) pumpForward(ctx context.Context, fs *forwardSession) {
 	for {
 		units, err := rd.Next(ctx)
 		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, stream.ErrEnded) {
+				// Dropped for falling behind: the origin link is too slow.
+				r.log.Warn("forward to origin fell behind; ending the publish", "local", fs.path, "origin", fs.fw.Origin, "err", err)
+				r.kickPublisher(fs.path)
+			}
 			return
 		}
 		for _, u := range units {
