@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,6 +51,8 @@ type Params struct {
 	DrainTimeout time.Duration
 	// BackoffMin and BackoffMax bound the restart delay of failing tasks (default 1s, 60s).
 	BackoffMin, BackoffMax time.Duration
+	// HTTPAddr serves /healthz, /readyz and /metrics ("" for none).
+	HTTPAddr string
 	// Version is reported at registration.
 	Version    string
 	HTTPClient *http.Client
@@ -66,6 +69,9 @@ type Concierge struct {
 
 	emb *supervisor.Embedded
 	drv *supervisor.Driver
+	m   *metrics
+
+	httpAddr atomic.Value // net.Addr once serving
 
 	mu       sync.Mutex
 	assign   wire.Assignment
@@ -129,9 +135,17 @@ func New(p Params) (*Concierge, error) {
 	}
 	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}}
 	c.log = p.Logger.With("component", "concierge", "node", p.Name)
+	c.m = newMetrics(c)
 	c.hbEvery.Store(int64(time.Second))
 	c.lease.Store(int64(5 * time.Second))
 	return c, nil
+}
+
+// HTTPAddr is the address of the health and metrics server (nil before Run
+// starts it or when Params.HTTPAddr is empty).
+func (c *Concierge) HTTPAddr() net.Addr {
+	a, _ := c.httpAddr.Load().(net.Addr)
+	return a
 }
 
 // Name is the concierge's node name.
@@ -152,9 +166,19 @@ func (c *Concierge) Run(ctx context.Context) error {
 		return err
 	}
 	defer c.closeSupervisor()
+	if c.p.HTTPAddr != "" {
+		hctx, stopHTTP := context.WithCancel(context.Background())
+		defer stopHTTP()
+		addr, err := c.serveHTTP(hctx)
+		if err != nil {
+			return fmt.Errorf("--http-addr %s: %w", c.p.HTTPAddr, err)
+		}
+		c.httpAddr.Store(addr)
+	}
 	if err := c.registerLoop(ctx); err != nil {
 		return nil // cancelled before registering: nothing to hand back
 	}
+	c.m.registered.Store(true)
 	c.lastHBOK.Store(time.Now().UnixNano())
 	c.log.Info("concierge registered", "control", c.p.Control, "capacity", c.p.Capacity, "ffmpeg", c.ffmp)
 

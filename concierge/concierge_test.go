@@ -2,8 +2,10 @@ package concierge_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -65,7 +67,7 @@ func testFailingTaskBacksOff(t *testing.T, supervisord string, wantExitCode bool
 
 	c, err := concierge.New(concierge.Params{Control: hs.URL, ClusterToken: "tok", Name: "c1", Capacity: 2,
 		DataDir: t.TempDir(), SupervisorBinary: supervisord, BackoffMin: 300 * time.Millisecond,
-		DrainTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)})
+		DrainTimeout: time.Second, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +113,18 @@ func testFailingTaskBacksOff(t *testing.T, supervisord string, wantExitCode bool
 	all := strings.Join(errs, "|")
 	if !strings.Contains(all, "retry 1 in 300ms") || !strings.Contains(all, "retry 2 in 600ms") || !strings.Contains(all, "retry 3 in 1.2s") {
 		t.Fatalf("backoff delays %q; want 300ms, 600ms, 1.2s", errs)
+	}
+	base := "http://" + c.HTTPAddr().String()
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "portier_concierge_task_failures_total"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("GET %s: %d %q; want 200 with %q", path, resp.StatusCode, b, want)
+		}
 	}
 	t.Logf("%v: %d restarts, state %s, error %q, exit %v", time.Since(t0).Round(time.Millisecond), cur.Restarts, cur.State, cur.LastError, cur.LastExitCode)
 }

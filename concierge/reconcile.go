@@ -249,6 +249,7 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 		exit = &code
 	}
 	reason := failureReason(tail, code, pi.SpawnErr)
+	c.m.failures.Inc()
 	c.log.Warn("task failed", "task", r.task.ID, "epoch", r.task.Epoch, "exit", code, "reason", reason, "retry_in", delay)
 	c.report(ctx, r, wire.StatusReport{State: "backoff", ExitCode: exit,
 		Error: fmt.Sprintf("%s (retry %d in %s)", reason, r.failures, delay.Round(100*time.Millisecond)), LogTail: tail})
@@ -264,11 +265,13 @@ func (c *Concierge) report(ctx context.Context, r *run, st wire.StatusReport) bo
 	cancel()
 	if err == nil {
 		r.reported = st.State
+		c.m.reports.WithLabelValues(st.State).Inc()
 		return true
 	}
 	if isCode(err, wire.CodeStaleEpoch) || isCode(err, wire.CodeUnknownTask) {
 		c.log.Warn("control plane refused the report: stopping the task", "task", r.task.ID, "epoch", r.task.Epoch, "err", err)
 		r.fenced = true
+		c.m.fenced.Inc()
 		if err := c.drv.Remove(ctx, r.name); err != nil {
 			c.log.Warn("remove fenced program", "program", r.name, "err", err)
 		}

@@ -27,6 +27,7 @@ func runConcierge(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
 	relayRTMP := fs.String("relay-rtmp", "", "RTMP base URL of the relay near this host (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
 	ffmpeg := fs.String("ffmpeg", "ffmpeg", "ffmpeg binary (name on PATH or path)")
+	httpAddr := fs.String("http-addr", ":8082", "HTTP listen address for /healthz, /readyz and /metrics (empty: none)")
 	drain := fs.Duration("drain-timeout", 20*time.Second, "on SIGTERM, how long to wait for handed-back tasks to run elsewhere before stopping them")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -47,7 +48,7 @@ func runConcierge(ctx context.Context, args []string) error {
 	c, err := concierge.New(concierge.Params{
 		Control: *control, ClusterToken: *token, Name: *name, Capacity: *capacity, Labels: lab,
 		RelayRTMP: *relayRTMP, SupervisorURL: *supURL, SupervisorIncludeDir: *supInclude, SupervisorBinary: *supBinary,
-		DataDir: *dataDir, FFmpeg: *ffmpeg, DrainTimeout: *drain, Logger: logger,
+		DataDir: *dataDir, FFmpeg: *ffmpeg, DrainTimeout: *drain, HTTPAddr: *httpAddr, Logger: logger,
 	})
 	if err != nil {
 		return err
