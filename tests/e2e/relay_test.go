@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -351,5 +353,51 @@ func TestRelayRTSPPublishAtEdge(t *testing.T) {
 	}
 	if flows < 2 {
 		t.Errorf("edge API shows %d RTP flows for the forwarded RTSP publish, want 2 (video, audio)", flows)
+	}
+}
+
+// (g) when no origin has the stream any more, edge players wait
+// --no-origin-timeout, then are told the stream ended (not cut off).
+func TestRelayEdgeNoOriginEndsPlayers(t *testing.T) {
+	cp := startControlPlane(t)
+	origin := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL, PublisherGrace: 500 * time.Millisecond})
+	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL, NoOriginTimeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := peers.Publish(t, ctx, "rtmp://"+origin.RTMPAddr().String()+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+	if err := pub.WaitFrames(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	var ps []*rtmpPlayer
+	for range 3 {
+		p, err := startRTMPPlayer(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.waitMessages(ctx, 50); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	pub.Stop()
+	stopped := time.Now()
+	for i, p := range ps {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			t.Fatalf("player %d not told the stream ended", i)
+		}
+		_, _, _, err := p.stats()
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("player %d ended with %v, want the server's end of stream (EOF)", i, err)
+		}
+	}
+	waited := time.Since(stopped)
+	t.Logf("players told the stream ended %v after the encoder stopped", waited.Round(time.Millisecond))
+	if waited < 2*time.Second {
+		t.Errorf("players ended after %v, before the no-origin timeout of 2 s", waited)
+	}
+	if v, _ := metricValue(t, edge.HTTPAddr().String(), "portier_relay_upstream_ended_no_origin_total"); v != 1 {
+		t.Errorf("ended_no_origin = %v, want 1", v)
 	}
 }
