@@ -35,6 +35,8 @@ type connState struct {
 	played map[string]string
 }
 
+const maxPlayedPerConn = 16
+
 // sessionState is a session's role: a publisher or a player of one path.
 type sessionState struct {
 	pub       *publishSession
@@ -113,6 +115,9 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 	if resolved, ok := cs.played[path]; ok {
 		path = resolved
 	} else {
+		if len(cs.played) >= maxPlayedPerConn {
+			clear(cs.played) // bounded: a client probing many paths is re-authorised
+		}
 		ar, res := h.authorize(h.s.p.AuthorizePlay, "play", app, name, rawQuery, addr)
 		if res != nil {
 			return res, nil

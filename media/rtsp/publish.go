@@ -86,6 +86,12 @@ type publishSession struct {
 	audio  *aacIngest
 	adec   *rtpmpeg4audio.Decoder
 	closed bool
+	ci     stream.CodecInfo
+	// Video decoder bookkeeping: the previous packet's RTP timestamp and
+	// PTS, and whether the decoder holds an unfinished access unit.
+	vPrevTS  uint32
+	vPrevPTS int64
+	vPending bool
 
 	flows        []*flow // fixed after newPublishSession
 	transport    atomic.Pointer[string]
@@ -179,6 +185,7 @@ func (s *Server) newPublishSession(ss *gortsplib.ServerSession, pub *stream.Publ
 		}
 	}
 	pub.SetCodecInfo(ci)
+	p.ci = ci
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -237,19 +244,49 @@ func (p *publishSession) onVideo(medi *description.Media, fl *flow, pkt *pionrtp
 	if p.closed {
 		return
 	}
+	// The decoder completes an access unit on its marker packet, or, for
+	// senders that set no marker, when the next timestamp begins: then the
+	// unit belongs to the previous packet's time.
+	tsChange := p.vPending && pkt.Timestamp != p.vPrevTS
+	auPTS := pts
+	if tsChange {
+		auPTS = p.vPrevPTS
+	}
+	p.vPrevTS, p.vPrevPTS = pkt.Timestamp, pts
 	au, err := p.vdec.Decode(pkt)
+	// After a completion by timestamp change, this packet starts the next
+	// buffered access unit.
+	p.vPending = (err == nil && tsChange) || errors.Is(err, rtph264.ErrMorePacketsNeeded)
 	if err != nil {
 		if !errors.Is(err, rtph264.ErrMorePacketsNeeded) && !errors.Is(err, rtph264.ErrNonStartingPacketAndNoPrevious) {
 			p.decodeError(err)
 		}
 		return
 	}
-	units, err := p.video.accessUnit(au, pts)
+	units, err := p.video.accessUnit(au, auPTS)
 	if err != nil {
 		p.decodeError(err)
 		return
 	}
+	for _, u := range units {
+		if u.Header {
+			p.updateCodecInfoLocked()
+		}
+	}
 	p.writeLocked(units)
+}
+
+// updateCodecInfoLocked tells the hub the picture size of the current SPS.
+func (p *publishSession) updateCodecInfoLocked() {
+	var sp h264.SPS
+	if p.video.sps == nil || sp.Unmarshal(p.video.sps) != nil {
+		return
+	}
+	if p.ci.Width == sp.Width() && p.ci.Height == sp.Height() {
+		return
+	}
+	p.ci.Width, p.ci.Height = sp.Width(), sp.Height()
+	p.pub.SetCodecInfo(p.ci)
 }
 
 func (p *publishSession) onAudio(medi *description.Media, fl *flow, pkt *pionrtp.Packet) {

@@ -1,6 +1,8 @@
 package rtsp
 
 import (
+	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	pionrtp "github.com/pion/rtp"
 
+	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/stream"
 )
@@ -121,5 +124,74 @@ func TestRTPReorderDuplicateOverTCP(t *testing.T) {
 	}
 	if f.ClockRate != 90000 || f.JitterSeconds <= 0 {
 		t.Fatalf("jitter %v s at clock %d: the sender ignores its RTP clock, so jitter must show", f.JitterSeconds, f.ClockRate)
+	}
+}
+
+// TestInBandParamsAndNoMarker: a sender that puts SPS/PPS only in-band and
+// sets no RTP marker bits (as some cameras do). The hub gets a sequence
+// header from the in-band SPS/PPS, the picture size, and frames stamped
+// with their own time (an access unit completed by the next timestamp is
+// not given the next frame's time).
+func TestInBandParamsAndNoMarker(t *testing.T) {
+	s, hub := startServer(t, nil)
+	desc := &description.Session{Medias: []*description.Media{{
+		Type:    description.MediaTypeVideo,
+		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1}},
+	}}}
+	tr := gortsplib.TransportTCP
+	c := gortsplib.Client{Transport: &tr}
+	if err := c.StartRecording(rtspURL(s, "live/camera"), desc); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seq := uint16(0)
+	send := func(ts uint32, nalu []byte) {
+		seq++
+		pkt := &pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts}, Payload: nalu}
+		if err := c.WritePacketRTP(desc.Medias[0], pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 25; i++ {
+		ts := uint32(i) * 3600
+		if i%10 == 0 {
+			send(ts, testSPS)
+			send(ts, testPPS)
+			send(ts, []byte{0x65, 0x88, byte(i)})
+		} else {
+			send(ts, []byte{0x41, 0x9a, byte(i)})
+		}
+	}
+	waitFor(t, 5*time.Second, "frames in the hub", func() bool {
+		si, _ := hub.Stream("live/camera")
+		return si.Codec.Width == 640 && si.BytesIn > 300
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := hub.Read(ctx, "live/camera", stream.ReaderParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	units, err := r.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Headers, then the GOP cached from the IDR of frame 20 (at 800 ms).
+	if len(units) < 3 || !units[0].Header || units[0].Kind != stream.KindVideo {
+		t.Fatalf("units %+v", units)
+	}
+	cfg, err := flv.ParseAVCConfig(videoTag(t, units[0]).Data)
+	if err != nil || !bytes.Equal(cfg.SPS[0], testSPS) || !bytes.Equal(cfg.PPS[0], testPPS) {
+		t.Fatalf("in-band configuration %+v %v", cfg, err)
+	}
+	media := units[1:]
+	if !media[0].Key || media[0].DTS != 800 {
+		t.Fatalf("GOP starts with key=%v at %d ms, want the IDR of frame 20 at 800 ms", media[0].Key, media[0].DTS)
+	}
+	for i, u := range media {
+		if u.DTS != 800+int64(i)*40 {
+			t.Fatalf("frame %d of the GOP at %d ms, want %d", i, u.DTS, 800+i*40)
+		}
 	}
 }
