@@ -3,6 +3,7 @@ package models
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -206,6 +207,13 @@ func ParseSpec(typ string, raw []byte) (RawJSON, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) && ute.Field != "" {
+			return nil, specErr(ute.Field, "has the wrong type (a JSON %s)", ute.Value)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, specErr(strings.Trim(f, `"`), "is not a field of a %s config", typ)
+		}
 		return nil, specErr("spec", "%v", err)
 	}
 	if err := v.Validate(); err != nil {

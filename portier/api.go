@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -99,7 +100,10 @@ func decodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return errInvalid(ute.Field, fmt.Sprintf("%s must be a %s", ute.Field, ute.Type))
+			if ute.Field == "" {
+				return apiErr(http.StatusBadRequest, codeMalformed, "", "the body must be a JSON object, not a JSON "+ute.Value)
+			}
+			return errInvalid(ute.Field, fmt.Sprintf("%s must be a %s, not a JSON %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value))
 		}
 		msg := err.Error()
 		if f, ok := cutPrefix(msg, "json: unknown field "); ok {
@@ -120,6 +124,21 @@ func bindJSON(c *gin.Context, v any) error {
 		return err
 	}
 	return decodeStrict(b, v)
+}
+
+// jsonKind names a Go kind the way a JSON user thinks of it.
+func jsonKind(k string) string {
+	switch {
+	case k == "bool":
+		return "boolean"
+	case strings.HasPrefix(k, "int"), strings.HasPrefix(k, "uint"), strings.HasPrefix(k, "float"):
+		return "number"
+	case k == "slice", k == "array":
+		return "list"
+	case k == "struct", k == "map", k == "ptr":
+		return "object"
+	}
+	return k
 }
 
 func cutPrefix(s, p string) (string, bool) {

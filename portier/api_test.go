@@ -201,7 +201,7 @@ func TestAPIErrors(t *testing.T) {
 		}{
 			{"", "GET", "/streams", "", 401, "unauthorized", ""},
 			{"op1", "POST", "/streams", `{"name":`, 400, "malformed_json", ""},
-			{"op1", "POST", "/streams", `[1,2]`, 400, "invalid", ""},
+			{"op1", "POST", "/streams", `[1,2]`, 400, "malformed_json", ""},
 			{"op1", "POST", "/streams", ``, 400, "malformed_json", ""},
 			{"op1", "POST", "/streams", `{"name":"x"} {"name":"y"}`, 400, "malformed_json", ""},
 			{"op1", "POST", "/streams", `{"name":"ok","colour":"red"}`, 400, "invalid", "colour"},
@@ -221,7 +221,7 @@ func TestAPIErrors(t *testing.T) {
 			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"restream","name":"x","target":"http://a.example/x"}`, 400, "invalid", "target"},
 			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"restream","name":"x","target":"rtmp://a.example/x y"}`, 400, "invalid", "target"},
 			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"restream","name":"x","target":"rtmp://a.example/x","key":"a b"}`, 400, "invalid", "key"},
-			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"restream","name":"x","target":"rtmp://a.example/x","bogus":1}`, 400, "invalid", "spec"},
+			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"restream","name":"x","target":"rtmp://a.example/x","bogus":1}`, 400, "invalid", "bogus"},
 			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"teleport","name":"x"}`, 400, "invalid", "type"},
 			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"name":"x"}`, 400, "invalid", "type"},
 			{"op1", "POST", "/streams/" + sid + "/task-configs", `{"type":"record","name":"x","format":"avi"}`, 400, "invalid", "format"},
