@@ -127,13 +127,13 @@ func (c *h264Ingest) decodeTime(nalus [][]byte, pts int64, key bool) int64 {
 		c.dtsBroken = false
 	}
 	dts := pts
-	if !c.dtsBroken && len(nalus) > 0 && c.sps != nil {
+	if !c.dtsBroken && len(nalus) > 0 && len(c.sps) > 0 && len(c.pps) > 0 {
 		in := nalus
 		if key {
 			// The extractor learns the SPS from the access unit.
 			in = append([][]byte{c.sps, c.pps}, nalus...)
 		}
-		if d, err := c.dts.Extract(in, pts); err == nil {
+		if d, err := c.extract(in, pts); err == nil {
 			dts = d
 		} else {
 			c.dtsBroken = true
@@ -144,6 +144,17 @@ func (c *h264Ingest) decodeTime(nalus [][]byte, pts int64, key bool) int64 {
 	}
 	c.haveDTS, c.lastDTS = true, dts
 	return dts
+}
+
+// extract runs the DTS extractor, turning a panic on malformed input into
+// an error: a publisher's bytes must not take the server down.
+func (c *h264Ingest) extract(au [][]byte, pts int64) (dts int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("DTS extractor: %v", r)
+		}
+	}()
+	return c.dts.Extract(au, pts)
 }
 
 // aacIngest turns MPEG-4 audio access units into hub units.
