@@ -151,6 +151,10 @@ func (s *Server) apiListStreams(c *gin.Context) {
 		return
 	}
 	f := models.StreamFilter{Limit: pg.Limit, Offset: pg.Offset, App: c.Query("app")}
+	if f.App != "" && !models.ValidName(f.App) {
+		s.fail(c, errInvalid("app", "app must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		return
+	}
 	switch c.Query("live") {
 	case "":
 	case "true":

@@ -214,6 +214,7 @@ func TestAPIErrors(t *testing.T) {
 			{"op1", "GET", "/streams?limit=101", "", 400, "invalid", "limit"},
 			{"op1", "GET", "/streams?offset=-1", "", 400, "invalid", "offset"},
 			{"op1", "GET", "/streams?live=maybe", "", 400, "invalid", "live"},
+			{"op1", "GET", "/streams?app=a%2Fb", "", 400, "invalid", "app"},
 			{"op1", "GET", "/tasks?state=dancing", "", 400, "invalid", "state"},
 			{"op1", "GET", "/audit?since=yesterday", "", 400, "invalid", "since"},
 			{"op1", "PATCH", "/streams/" + sid, `{"enabled":"yes"}`, 400, "invalid", "enabled"},
@@ -490,4 +491,41 @@ func TestAPISessionPrincipal(t *testing.T) {
 	if code, _ := send("", ""); code != 401 {
 		t.Fatalf("nothing: %d", code)
 	}
+}
+
+// TestAPINoPartialWrites breaks the audit table, so every change fails at its
+// last step, and checks that nothing of the change was kept.
+func TestAPINoPartialWrites(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, e *apiEnv) {
+		s := e.mustDo("op1", "POST", "/streams", `{"name":"keep"}`, 201)
+		if err := e.store.DB.Exec("ALTER TABLE audit_events RENAME TO audit_events_gone").Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct{ method, path, body string }{
+			{"POST", "/streams", `{"name":"new","app":"newapp"}`},
+			{"PATCH", "/streams/" + id(s), `{"name":"renamed","enabled":false}`},
+			{"POST", "/streams/" + id(s) + "/rotate-key", ``},
+			{"DELETE", "/streams/" + id(s), ``},
+			{"POST", "/streams/" + id(s) + "/task-configs", `{"type":"record","name":"r"}`},
+		} {
+			code, body := e.do("op1", r.method, r.path, r.body)
+			if c, _ := errCode(body); code != 500 || c != "internal" {
+				t.Fatalf("%s %s: %d %v", r.method, r.path, code, body)
+			}
+		}
+		st, err := e.store.StreamByID(context.Background(), int64(s["id"].(float64)))
+		if err != nil || st.Name != "keep" || !st.Enabled || st.PublishKey != s["key"] {
+			t.Fatalf("stream changed by failed requests: %+v %v", st, err)
+		}
+		if _, total, _ := e.store.ListStreams(context.Background(), models.StreamFilter{}); total != 1 {
+			t.Fatalf("%d streams after failed create", total)
+		}
+		if _, err := e.store.ApplicationByName(context.Background(), "newapp"); err == nil {
+			t.Fatal("application of a failed create was kept")
+		}
+		if cfgs, _ := e.store.ListTaskConfigs(context.Background(), st.ID); len(cfgs) != 0 {
+			t.Fatalf("task config of a failed create was kept: %v", cfgs)
+		}
+	})
 }
