@@ -79,11 +79,13 @@ func (s *Server) registerUI(r *gin.Engine) {
 
 // contentSecurityPolicy allows only this origin's scripts, styles and
 // images; media from blob: (MSE players); fetches to this origin and, when
-// HTTP-FLV is served elsewhere, that origin; no framing, no plugins.
+// HTTP-FLV or HLS is served elsewhere, those origins; no framing, no plugins.
 func (s *Server) contentSecurityPolicy() string {
 	connect := "'self'"
-	if u, err := url.Parse(s.p.PlayHTTPBase); err == nil && u.Scheme != "" && u.Host != "" {
-		connect += " " + u.Scheme + "://" + u.Host
+	for _, base := range []string{s.p.PlayHTTPBase, s.p.Live.Compile.HLSOriginURL} {
+		if u, err := url.Parse(base); err == nil && u.Scheme != "" && u.Host != "" {
+			connect += " " + u.Scheme + "://" + u.Host
+		}
 	}
 	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"media-src 'self' blob:; worker-src 'self' blob:; connect-src " + connect + "; font-src 'self'; " +

@@ -279,7 +279,32 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 		d.Configs = append(d.Configs, configRow(&cfgs[i]))
 	}
 	d.Tasks, err = s.taskRows(c, models.TaskFilter{StreamID: st.ID, Limit: 50})
+	if err != nil {
+		return d, err
+	}
+	d.PlayHLS, err = s.uiHLSURL(c, st)
 	return d, err
+}
+
+// uiHLSURL is the master playlist of the stream's running HLS task, if it
+// has one (the preview then prefers hls.js and falls back to HTTP-FLV).
+func (s *Server) uiHLSURL(c *gin.Context, st *models.Stream) (string, error) {
+	if !st.Live {
+		return "", nil
+	}
+	tasks, _, err := s.p.Store.ListTasks(rctx(c), models.TaskFilter{StreamID: st.ID, State: models.TaskRunning, Limit: 20})
+	if err != nil {
+		return "", err
+	}
+	for _, t := range tasks {
+		if t.Type != models.TypeHLS || t.DesiredState != models.DesiredRunning || len(t.Description.Outputs) == 0 {
+			continue
+		}
+		if u := t.Description.Outputs[0]; strings.HasSuffix(u, ".m3u8") && (strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+			return u, nil
+		}
+	}
+	return "", nil
 }
 
 func hostPort(host string, port int) string {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,7 +40,14 @@ type uiStack struct {
 	Relay *relay.Relay
 }
 
-func startUIStack(t *testing.T) *uiStack {
+// uiStackConfig adjusts startUIStack: the control plane's parameters and
+// whether its background loops (reaper, scheduler) run.
+type uiStackConfig struct {
+	params       portier.Params
+	noBackground bool
+}
+
+func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
 	t.Helper()
 	st := modelstest.SQLite(t)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -60,11 +68,17 @@ func startUIStack(t *testing.T) *uiStack {
 	var rtmpPort int
 	fmt.Sscan(port, &rtmpPort)
 
-	srv, err := portier.New(portier.Params{Store: st, Logger: logger, TrustLoopback: true, PublicHost: "127.0.0.1", RTMPPort: rtmpPort})
+	cfg := uiStackConfig{params: portier.Params{Store: st, Logger: logger, TrustLoopback: true, PublicHost: "127.0.0.1", RTMPPort: rtmpPort}}
+	for _, f := range opts {
+		f(&cfg)
+	}
+	srv, err := portier.New(cfg.params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.StartBackground(ctx)
+	if !cfg.noBackground {
+		srv.StartBackground(ctx)
+	}
 	flv := regexp.MustCompile(`^/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.flv$`)
 	relayHTTP := rl.HTTPHandler()
 	front.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -405,6 +419,93 @@ func TestUIFormsWithoutJavaScript(t *testing.T) {
 	}
 	for _, e := range b.errors() {
 		if strings.Contains(e, "Content Security Policy") {
+			t.Errorf("browser console: %s", e)
+		}
+	}
+}
+
+// TestUIPreviewHLS plays a stream's HLS output with hls.js in the preview:
+// ffmpeg writes a live HLS playlist that a separate HTTP server (standing in
+// for the HLS origin, with CORS) serves, and the stream has a running HLS
+// task whose output is that playlist.
+func TestUIPreviewHLS(t *testing.T) {
+	bin := peers.RequireTool(t, "ffmpeg")
+	dir := t.TempDir()
+	hlsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Cache-Control", "no-cache")
+		http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
+	}))
+	t.Cleanup(hlsSrv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-c:a", "aac",
+		"-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_flags", "delete_segments", filepath.Join(dir, "index.m3u8"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+
+	// The stream's live state and HLS task are written to the store as the
+	// hooks and a concierge would; the background loops stay off so they do
+	// not expire the origin and the task of nodes that do not exist here.
+	s := startUIStack(t, func(c *uiStackConfig) {
+		c.params.Live.Compile.HLSOriginURL = hlsSrv.URL
+		c.noBackground = true
+	})
+	bg := context.Background()
+	u, err := s.Store.CreateUser(bg, "dave", "dave-password", models.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Store.CreateStream(bg, "live", "hlsdemo", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.AddOrigin(bg, st.ID, "origin-hls", time.Now(), true, nil); err != nil {
+		t.Fatal(err)
+	}
+	playlist := hlsSrv.URL + "/index.m3u8"
+	task := &models.Task{StreamID: st.ID, Type: models.TypeHLS, DesiredState: models.DesiredRunning, State: models.TaskRunning,
+		NodeName: "worker-1", Description: models.TaskDescription{Command: "ffmpeg", Outputs: []string{playlist}}}
+	if _, _, err := s.Store.CreateCompiledTask(bg, task); err != nil {
+		t.Fatal(err)
+	}
+	uiWaitUntil(t, 20*time.Second, "ffmpeg writes the HLS playlist", func() (bool, error) {
+		b, err := os.ReadFile(filepath.Join(dir, "index.m3u8"))
+		return err == nil && strings.Count(string(b), ".ts") >= 2, err
+	})
+
+	b := newUIBrowser(t)
+	uiSignIn(t, b, s.URL, "dave", "dave-password")
+	b.do(t, "open stream", 20*time.Second,
+		chromedp.Navigate(fmt.Sprintf("%s/streams/%d", s.URL, st.ID)),
+		chromedp.WaitVisible(uiCSS(`video#preview`)),
+	)
+	ctxW, cancelW := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancelW()
+	if err := chromedp.Do(ctxW, chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`))); err != nil {
+		status, _ := chromedp.Run(b.ctx, chromedp.Text(uiCSS("#preview-status")))
+		hlsAttr, _ := chromedp.Run(b.ctx, chromedp.AttributeValue(uiCSS("video#preview"), "data-hls"))
+		b.fail(t, fmt.Sprintf("preview plays HLS (status %q, data-hls %q)", status, hlsAttr.Value), err)
+	}
+	if src := uiGet(t, b, "data-hls", 5*time.Second, chromedp.AttributeValue(uiCSS("video#preview"), "data-hls")); src.Value != playlist {
+		t.Fatalf("data-hls = %q, want %q", src.Value, playlist)
+	}
+	if !uiGet(t, b, "hls.js loaded", 5*time.Second, chromedp.Evaluate[bool](`typeof window.Hls === "function" && typeof window.mpegts === "undefined"`)) {
+		t.Fatal("the preview did not play through hls.js (or fell back to HTTP-FLV)")
+	}
+	const curTime = `document.getElementById('preview').currentTime`
+	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
+	uiWaitUntil(t, 10*time.Second, "HLS preview currentTime advances", func() (bool, error) {
+		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
+		return err == nil && t2 > t1+1, err
+	})
+	b.screenshot(t, "stream-preview-hls")
+	for _, e := range b.errors() {
+		if strings.Contains(e, "Content Security Policy") || strings.Contains(e, "Uncaught") {
 			t.Errorf("browser console: %s", e)
 		}
 	}

@@ -57,17 +57,30 @@
       loadScript("/static/vendor/hls.min.js", function () {
         if (window.Hls && window.Hls.isSupported()) {
           var h = new window.Hls({ lowLatencyMode: true });
+          h.on(window.Hls.Events.MANIFEST_PARSED, function () { v.play().catch(function () {}); });
+          h.on(window.Hls.Events.ERROR, function (ev, data) {
+            if (!data.fatal) { return; }
+            // HLS unreachable (e.g. no CORS on the HLS origin): fall back to HTTP-FLV.
+            status("HLS failed (" + data.details + "), trying HTTP-FLV");
+            h.destroy();
+            playFLV(v, flv);
+          });
           h.loadSource(hls);
           h.attachMedia(v);
-          h.on(window.Hls.Events.MANIFEST_PARSED, function () { v.play().catch(function () {}); });
           player = h;
         } else if (v.canPlayType("application/vnd.apple.mpegurl")) {
           v.src = hls;
           v.play().catch(function () {});
+        } else {
+          playFLV(v, flv);
         }
       });
       return;
     }
+    playFLV(v, flv);
+  }
+
+  function playFLV(v, flv) {
     if (!flv) { return; }
     player = "flv";
     loadScript("/static/vendor/mpegts.min.js", function () {
