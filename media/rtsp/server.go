@@ -4,6 +4,17 @@
 // hub's FLV tag bodies, so an RTSP publish plays over RTMP and HTTP-FLV and
 // an RTMP publish plays over RTSP. Every incoming RTP flow is measured
 // (media/rtp) and exposed through Server.Stats.
+//
+// Publish: rtsp://host/APP/NAME?key=KEY or rtsp://host/APP/KEY, authorised
+// like RTMP (Params.Authorize). Only H.264 (packetization-mode 0 or 1) and
+// AAC (MPEG4-GENERIC) are accepted; anything else is refused at ANNOUNCE
+// with 415 and the codec's name. Decode times are derived once at ingest
+// (see convert.go); codec headers come from the SDP or in-band.
+//
+// Play: one fan-out per path reads the hub once, packetises each unit once
+// and hands the packets to gortsplib, which queues them per player. Players
+// therefore start at the next IDR (SPS and PPS are re-inserted before every
+// IDR), not at the hub's cached GOP.
 package rtsp
 
 import (
@@ -241,9 +252,15 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	// Fan-outs still preparing are left to playOut, which sees closed (and
+	// its context cancelled) and closes them itself.
 	outs := make([]*outStream, 0, len(s.outs))
 	for _, o := range s.outs {
-		outs = append(outs, o)
+		select {
+		case <-o.ready:
+			outs = append(outs, o)
+		default:
+		}
 	}
 	s.mu.Unlock()
 
