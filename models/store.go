@@ -176,8 +176,19 @@ func (s *Store) MigrationStatus(ctx context.Context) (current, latest int64, err
 }
 
 // Tx runs fn in one transaction: all of its writes happen or none do.
+//
+// On SQLite the transaction takes the write lock first (a no-op UPDATE,
+// waiting up to the busy timeout): glebarez/go-sqlite v1.21.2 ignores
+// _txlock=immediate when _time_format is also set, and a deferred
+// transaction that reads and then writes after another connection's commit
+// fails at once with SQLITE_BUSY_SNAPSHOT instead of waiting.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.DB.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		if s.dialect == DialectSQLite {
+			if err := db.Exec("UPDATE nodes SET id = id WHERE 1 = 0").Error; err != nil {
+				return fmt.Errorf("take the write lock: %w", err)
+			}
+		}
 		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider})
 	})
 }

@@ -89,20 +89,9 @@ type Assignment struct {
 
 const taskCols = "id, type, description, desired_state, state, node_name, epoch, lease_until, restarts, reason"
 
-// writeTx is Tx for transactions that read and then write. On SQLite it
-// takes the write lock first (a no-op UPDATE), waiting with the busy
-// timeout: the driver (glebarez/go-sqlite v1.21.2) ignores _txlock=immediate
-// when _time_format is also set, so a deferred transaction that read
-// before a concurrent commit would fail with SQLITE_BUSY_SNAPSHOT.
+// writeTx is Tx (which on SQLite takes the write lock first, see Tx).
 func (s *Store) writeTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.Tx(ctx, func(tx *Store) error {
-		if tx.dialect == DialectSQLite {
-			if err := tx.db(ctx).Exec("UPDATE nodes SET id = id WHERE 1 = 0").Error; err != nil {
-				return fmt.Errorf("take the write lock: %w", err)
-			}
-		}
-		return fn(tx)
-	})
+	return s.Tx(ctx, fn)
 }
 
 func (s *Store) forUpdateSkipLocked(q *gorm.DB) *gorm.DB {
