@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 
@@ -467,5 +468,112 @@ func TestUIGermanAndAdmin(t *testing.T) {
 	_, doc = a.get("/streams", http.StatusOK)
 	if !strings.Contains(doc.Find("nav").Text(), "Aufgaben") {
 		t.Fatalf("account language not applied: %q", doc.Find("nav").Text())
+	}
+}
+
+func TestUIDashboardClusterAndTasks(t *testing.T) {
+	e := newUIEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	st := e.stream("op1", "onair")
+	for _, n := range []models.Node{
+		{Name: "origin-a", Role: models.NodeRoleOrigin, RTMPAddress: "10.0.0.1:1935", Capacity: 10},
+		{Name: "worker-a", Role: models.NodeRoleConcierge, Capacity: 8},
+		{Name: "edge-old", Role: models.NodeRoleEdge},
+	} {
+		if _, err := e.store.RegisterNode(ctx, n, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.NodeHeartbeat(ctx, "worker-a", models.NodeLoad{CostUsed: 4}, now); err != nil {
+		t.Fatal(err)
+	}
+	// edge-old went silent a minute ago.
+	if err := e.store.NodeHeartbeat(ctx, "edge-old", models.NodeLoad{}, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.AddOrigin(ctx, st.ID, "origin-a", now.Add(-90*time.Second), true, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.store.DB.Model(&models.Stream{}).Where("id = ?", st.ID).Updates(map[string]any{
+		"codec_info": `{"video_codec":"h264","width":1280,"height":720,"audio_codec":"aac","sample_rate":44100,"channels":2,"viewers":7}`,
+		"bitrate":    2_500_000,
+	})
+	exit := 1
+	failed := &models.Task{StreamID: st.ID, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskFailed,
+		NodeName: "worker-a", Restarts: 3, LastExitCode: &exit, LastError: "connection refused", LogTail: "line one\nrtmp://x/y: Connection refused",
+		Description: models.TaskDescription{Command: "ffmpeg", Args: []string{"-i", "rtmp://127.0.0.1:1935/live/onair", "-f", "flv", "rtmp://a.example/live2/SECRETKEY"}}}
+	if _, _, err := e.store.CreateCompiledTask(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+
+	op1 := e.login("op1")
+	_, doc := op1.get("/", http.StatusOK)
+	live := doc.Find("#live-now").Parent().Text()
+	for _, want := range []string{"live/onair", "H264 1280x720", "AAC 44100 Hz 2ch", "2.5 Mbit/s", "1m 3", "origin-a", "7"} {
+		if !strings.Contains(live, want) {
+			t.Errorf("dashboard live section lacks %q: %q", want, live)
+		}
+	}
+	att := doc.Find("#attention").Parent().Text()
+	if !strings.Contains(att, "failed") || !strings.Contains(att, "connection refused") {
+		t.Errorf("tasks needing attention: %q", att)
+	}
+	silent := doc.Find("#silent").Parent().Text()
+	if !strings.Contains(silent, "edge-old") || strings.Contains(silent, "worker-a") {
+		t.Errorf("silent nodes: %q", silent)
+	}
+	// The polled partial renders the same panel alone.
+	_, part := op1.get("/dashboard/panel", http.StatusOK)
+	if part.Find("#dashboard").Length() != 1 || part.Find("header").Length() != 0 {
+		t.Fatal("the dashboard partial is not the bare panel")
+	}
+
+	_, doc = op1.get("/cluster", http.StatusOK)
+	if !strings.Contains(doc.Find(`tr[data-node="origin-a"]`).Text(), "live/onair") {
+		t.Errorf("origin row does not list its stream: %q", doc.Find(`tr[data-node="origin-a"]`).Text())
+	}
+	if v, _ := doc.Find(`tr[data-node="worker-a"] meter`).Attr("value"); v != "50" {
+		t.Errorf("worker load meter = %q, want 50", v)
+	}
+	if !strings.Contains(doc.Find(`tr[data-node="edge-old"]`).Text(), "silent") {
+		t.Errorf("edge-old not shown silent")
+	}
+	if doc.Find(`#role-origin`).Length() != 1 || doc.Find(`#role-concierge`).Length() != 1 {
+		t.Error("nodes are not grouped by role")
+	}
+
+	// The task page shows exit code, restarts, the log tail and a redacted command.
+	_, doc = op1.get("/tasks/"+uiID(failed.ID), http.StatusOK)
+	body := doc.Find("main").Text()
+	for _, want := range []string{"connection refused", "worker-a", "Connection refused", "rtmp://a.example/live2/…"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("task page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "SECRETKEY") {
+		t.Error("the task page shows the restream key")
+	}
+	_, doc = op1.get("/tasks?state=failed", http.StatusOK)
+	if doc.Find(`#all-tasks tr[data-task="`+uiID(failed.ID)+`"] td`).Eq(4).Text() != "3" {
+		t.Errorf("restarts column: %q", doc.Find(`#all-tasks tr[data-task]`).Text())
+	}
+	res, _ := op1.submit("/tasks/"+uiID(failed.ID)+"/restart", nil)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("restart: %d", res.StatusCode)
+	}
+	after, _ := e.store.TaskByID(ctx, failed.ID)
+	if after.State != models.TaskPending || after.Epoch != failed.Epoch+1 {
+		t.Fatalf("after restart: state %s epoch %d", after.State, after.Epoch)
+	}
+	// Another operator cannot see or restart it.
+	op2 := e.login("op2")
+	op2.get("/tasks/"+uiID(failed.ID), http.StatusForbidden)
+	if res, _ := op2.submit("/tasks/"+uiID(failed.ID)+"/restart", nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("op2 restart: %d", res.StatusCode)
+	}
+	_, doc = op2.get("/", http.StatusOK)
+	if strings.Contains(doc.Text(), "onair") {
+		t.Error("op2's dashboard shows op1's stream")
 	}
 }
