@@ -3,6 +3,8 @@ package rtsp
 import (
 	"context"
 	"errors"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,4 +239,48 @@ func TestRTSPPublishWithBFrames(t *testing.T) {
 	if err != nil || n < 30 {
 		t.Fatalf("ffmpeg decoded %d frames over RTMP: %v", n, err)
 	}
+}
+
+// TestGStreamerPlays: GStreamer's rtspsrc (another RTSP client than
+// ffmpeg's) plays an RTSP publish over TCP and UDP and decodes H.264 and
+// AAC from our SDP and packetisation.
+func TestGStreamerPlays(t *testing.T) {
+	bin := peers.RequireTool(t, "gst-launch-1.0")
+	s, hub := startServer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := peers.Publish(t, ctx, rtspURL(s, "live/gst"), peers.PublishOpts{})
+	waitLive(t, hub, "live/gst", pub)
+	for _, proto := range []string{"tcp", "udp"} {
+		video, audio := gstDecode(t, bin, rtspURL(s, "live/gst"), proto, 5*time.Second)
+		t.Logf("%s: gstreamer decoded %d video frames, %d audio frames", proto, video, audio)
+		if video < 30 || audio < 50 {
+			t.Fatalf("%s: gstreamer decoded %d video and %d audio frames", proto, video, audio)
+		}
+	}
+}
+
+// gstDecode runs rtspsrc with decoders into counting fakesinks for d and
+// returns how many video and audio buffers were decoded.
+func gstDecode(t *testing.T, bin, url, proto string, d time.Duration) (video, audio int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-v", "rtspsrc", "location="+url, "protocols="+proto, "latency=0", "name=s",
+		"s.", "!", "rtph264depay", "!", "h264parse", "!", "avdec_h264", "!", "fakesink", "name=v", "silent=false",
+		"s.", "!", "rtpmp4gdepay", "!", "aacparse", "!", "avdec_aac", "!", "fakesink", "name=a", "silent=false")
+	cmd.WaitDelay = peers.StopGrace
+	out, _ := cmd.Output() // killed at the deadline by design
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.Contains(line, "GstFakeSink:v: last-message = chain"):
+			video++
+		case strings.Contains(line, "GstFakeSink:a: last-message = chain"):
+			audio++
+		}
+		if strings.Contains(line, "ERROR") {
+			t.Fatalf("gstreamer %s: %s", proto, line)
+		}
+	}
+	return video, audio
 }
