@@ -284,3 +284,30 @@ func gstDecode(t *testing.T, bin, url, proto string, d time.Duration) (video, au
 	}
 	return video, audio
 }
+
+// TestRTMPBFramesPlayRTSP: an RTMP publish with B-frames plays over RTSP:
+// presentation times (DTS + CTS) go into the RTP timestamps and ffmpeg
+// decodes the stream.
+func TestRTMPBFramesPlayRTSP(t *testing.T) {
+	s, hub := startServer(t, nil)
+	rs := startRTMP(t, hub)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := peers.Publish(t, ctx, "rtmp://"+rs.Addr().String()+"/live/bf", peers.PublishOpts{BFrames: true})
+	waitLive(t, hub, "live/bf", pub)
+	got := readRTSP(t, rtspURL(s, "live/bf"), gortsplib.TransportTCP, 2500*time.Millisecond)
+	t.Logf("%+v", got)
+	backwards := 0
+	for step := range got.tsSteps {
+		if int32(step) < 0 {
+			backwards += got.tsSteps[step]
+		}
+	}
+	if got.idrs < 2 || got.idrWithoutParams != 0 || backwards == 0 {
+		t.Fatalf("%+v: want IDRs with parameter sets and presentation times going back at B-frames", got)
+	}
+	frames, err := peers.PlayFrames(context.Background(), rtspURL(s, "live/bf"), 2*time.Second)
+	if err != nil || frames < 30 {
+		t.Fatalf("ffmpeg decoded %d frames over RTSP: %v", frames, err)
+	}
+}
