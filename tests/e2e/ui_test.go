@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/portier/portier/concierge"
+	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
@@ -45,6 +47,9 @@ type uiStack struct {
 type uiStackConfig struct {
 	params       portier.Params
 	noBackground bool
+	// concierge runs a concierge (in this process, with Debian's Python
+	// supervisord) so compiled tasks really run.
+	concierge bool
 }
 
 func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
@@ -69,6 +74,7 @@ func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
 	fmt.Sscan(port, &rtmpPort)
 
 	cfg := uiStackConfig{params: portier.Params{Store: st, Logger: logger, TrustLoopback: true, PublicHost: "127.0.0.1", RTMPPort: rtmpPort}}
+	cfg.params.Live.Compile.RelayRTMPURL = "rtmp://" + rl.RTMPAddr().String()
 	for _, f := range opts {
 		f(&cfg)
 	}
@@ -90,7 +96,36 @@ func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
 	})
 	front.Start()
 	t.Cleanup(front.Close)
+	if cfg.concierge {
+		startUIConcierge(t, front.URL, rl.RTMPAddr().String(), logger)
+	}
 	return &uiStack{URL: front.URL, Store: st, Relay: rl}
+}
+
+// startUIConcierge runs a concierge against the control plane at control
+// until the test ends.
+func startUIConcierge(t *testing.T, control, relayRTMP string, logger *slog.Logger) {
+	t.Helper()
+	c, err := concierge.New(concierge.Params{Control: control, Name: "worker-e2e", Capacity: 4, RelayRTMP: relayRTMP,
+		DataDir: t.TempDir(), SupervisorBinary: supervisortest.Python(t), DrainTimeout: 2 * time.Second,
+		BackoffMin: 500 * time.Millisecond, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Logf("concierge: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the concierge did not stop within 30 s")
+		}
+	})
 }
 
 // browser is a fresh headless Chromium; it collects console errors (CSP
@@ -223,9 +258,15 @@ func uiWaitUntil(t *testing.T, d time.Duration, what string, cond func() (bool, 
 
 func TestUIEndToEnd(t *testing.T) {
 	peers.RequireTool(t, "ffmpeg")
-	s := startUIStack(t)
+	s := startUIStack(t, func(c *uiStackConfig) { c.concierge = true })
 	ctx := context.Background()
-	if _, err := s.Store.CreateUser(ctx, "alice", "alice-password", models.RoleOperator); err != nil {
+	alice, err := s.Store.CreateUser(ctx, "alice", "alice-password", models.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The restream's target: a second stream on the same relay.
+	copyStream, err := s.Store.CreateStream(ctx, "live", "e2e-copy", alice.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Store.CreateUser(ctx, "bob", "bob-password", models.RoleOperator); err != nil {
@@ -315,19 +356,26 @@ func TestUIEndToEnd(t *testing.T) {
 		t.Fatalf("target field aria-invalid=%q", a.Value)
 	}
 	b.screenshot(t, "config-error")
+	relayBase := "rtmp://" + s.Relay.RTMPAddr().String() + "/live"
 	b.do(t, "valid restream", 20*time.Second,
-		chromedp.SetValue(uiCSS("#cfg-target"), "rtmp://127.0.0.1:9/live/target"),
+		chromedp.SetValue(uiCSS("#cfg-target"), relayBase),
+		chromedp.SendKeys(uiCSS("#cfg-key"), "e2e-copy?key="+copyStream.PublishKey),
 		chromedp.Click(uiCSS("#save-config")),
 		chromedp.WaitVisible(uiCSS(`tr[data-config="yt"]`)),
-		// The stream is live, so the config's task exists at once (pending
-		// until a concierge takes it).
+		// The stream is live, so the config's task exists at once.
 		chromedp.WaitVisible(uiCSS(`#stream-tasks tr[data-config="yt"]`)),
 	)
-	state := uiGet(t, b, "task state", 5*time.Second, chromedp.AttributeValue(uiCSS(`#stream-tasks tr[data-config="yt"]`), "data-state"))
-	if state.Value == "" {
-		t.Fatal("the task row has no state")
+	// A concierge runs it: the task turns running on the page (htmx
+	// refresh) and the copy goes live on the relay.
+	b.do(t, "task reaches running", 60*time.Second,
+		chromedp.WaitVisible(uiCSS(`#stream-tasks tr[data-config="yt"][data-state="running"]`)))
+	uiWaitUntil(t, 30*time.Second, "the restream target goes live", func() (bool, error) {
+		st, err := s.Store.StreamByName(ctx, "live", "e2e-copy")
+		return err == nil && st.Live, err
+	})
+	if node := uiGet(t, b, "task node", 5*time.Second, chromedp.Text(uiCSS(`#stream-tasks tr[data-config="yt"] td:nth-of-type(4)`))); node != "worker-e2e" {
+		t.Fatalf("task node %q", node)
 	}
-	t.Logf("restream task state: %s", state.Value)
 	b.screenshot(t, "stream-tasks")
 
 	// Rotate the key (with confirmation); the old key is refused at once.
