@@ -220,3 +220,35 @@ func TestCloseEndsEverything(t *testing.T) {
 		t.Fatal("Start after Close succeeded")
 	}
 }
+
+// TestManyPlayersOneHubReader: twenty players over TCP and UDP share one
+// hub reader and all receive the stream.
+func TestManyPlayersOneHubReader(t *testing.T) {
+	s, hub := startServer(t, nil)
+	stop, _, err := fakePublisher(t, s, "live/many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waitLive(t, hub, "live/many", nil)
+	var counts []*atomic.Int64
+	for i := 0; i < 20; i++ {
+		tr := gortsplib.TransportTCP
+		if i%2 == 1 {
+			tr = gortsplib.TransportUDP
+		}
+		_, n := player(t, s, "live/many", tr)
+		counts = append(counts, n)
+	}
+	waitFor(t, 10*time.Second, "every player receives", func() bool {
+		for _, n := range counts {
+			if n.Load() < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	if si, _ := hub.Stream("live/many"); si.Readers != 1 {
+		t.Fatalf("hub readers %d for 20 RTSP players", si.Readers)
+	}
+}

@@ -138,6 +138,10 @@ func (s *Server) Start() error {
 		Handler:     &handler{s: s},
 		RTSPAddress: s.p.Addr,
 		ReadTimeout: s.p.ReadTimeout,
+		// Per-player packet queue: room for a large keyframe (a 1080p
+		// IDR is a few hundred packets) plus audio, so a player is not
+		// cut short by one burst; a player that stays behind loses packets.
+		WriteQueueSize: 1024,
 		Listen: func(network, address string) (net.Listener, error) {
 			ln, err := net.Listen(network, address)
 			if err == nil {
