@@ -577,3 +577,86 @@ func TestUIDashboardClusterAndTasks(t *testing.T) {
 		t.Error("op2's dashboard shows op1's stream")
 	}
 }
+
+func TestUIConfigEditDeleteAndStreamToggle(t *testing.T) {
+	e := newUIEnv(t)
+	ctx := context.Background()
+	st := e.stream("op1", "edit")
+	c := e.login("op1")
+	base := "/streams/" + uiID(st.ID)
+	if res, _ := c.submit(base+"/configs", url.Values{"type": {"hls"}, "name": {"ladder"}, "enabled": {"true"},
+		"renditions": {"720p 1280x720 2500 128\n360p 640x360 800 96"}, "hls_segment_seconds": {"2"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create hls: %d", res.StatusCode)
+	}
+	cfgs, _ := e.store.ListTaskConfigs(ctx, st.ID)
+	if len(cfgs) != 1 {
+		t.Fatalf("%d configs", len(cfgs))
+	}
+	cfgURL := base + "/configs/" + uiID(cfgs[0].ID)
+	_, doc := c.get(cfgURL, http.StatusOK)
+	if got := doc.Find("#cfg-renditions").Text(); got != "720p 1280x720 2500 128\n360p 640x360 800 96" {
+		t.Fatalf("edit form renditions %q", got)
+	}
+	if _, ok := doc.Find("#cfg-enabled").Attr("checked"); !ok {
+		t.Fatal("edit form lost enabled")
+	}
+	// An invalid edit keeps the old config; a valid one bumps the version.
+	res, doc := c.submit(cfgURL, url.Values{"name": {"ladder"}, "renditions": {"1080p 1920x1080 6000"}, "hls_segment_seconds": {"99"}})
+	if res.StatusCode != http.StatusBadRequest || doc.Find("#cfg-hlsseg-error").Length() != 1 {
+		t.Fatalf("bad segment length: status %d, %q", res.StatusCode, doc.Find("main").Text())
+	}
+	if res, _ := c.submit(cfgURL, url.Values{"name": {"ladder2"}, "renditions": {"1080p 1920x1080 6000 160"}, "hls_segment_seconds": {"4"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("valid edit: %d", res.StatusCode)
+	}
+	got, _ := e.store.TaskConfigByID(ctx, st.ID, cfgs[0].ID)
+	hls, _ := got.HLS()
+	if got.Name != "ladder2" || got.Enabled || got.Version != 2 || hls.SegmentSeconds != 4 || hls.Renditions[0].Width != 1920 {
+		t.Fatalf("after edit: %+v %+v", got, hls)
+	}
+	// Delete goes through a confirmation page.
+	_, doc = c.get(cfgURL+"/delete", http.StatusOK)
+	if doc.Find(`form[action="`+cfgURL+`/delete"] #confirm`).Length() != 1 {
+		t.Fatal("no delete confirmation")
+	}
+	if res, _ := c.submit(cfgURL+"/delete", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete: %d", res.StatusCode)
+	}
+	if _, err := e.store.TaskConfigByID(ctx, st.ID, cfgs[0].ID); err == nil {
+		t.Fatal("config survived delete")
+	}
+	// Disable and enable the stream.
+	if res, _ := c.submit(base+"/enabled", url.Values{"enabled": {"false"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %d", res.StatusCode)
+	}
+	_, doc = c.get("/streams", http.StatusOK)
+	if doc.Find(`tr[data-stream="edit"] .badge.off`).Length() != 1 {
+		t.Fatal("disabled stream not shown as disabled")
+	}
+	if after, _ := e.store.StreamByID(ctx, st.ID); after.Enabled {
+		t.Fatal("stream still enabled")
+	}
+	// Delete the stream.
+	if res, _ := c.submit(base+"/delete", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete stream: %d", res.StatusCode)
+	}
+	c.get(base, http.StatusNotFound)
+}
+
+func TestUIPasswordChange(t *testing.T) {
+	e := newUIEnv(t)
+	c := e.login("op1")
+	other := e.login("op1")
+	res, doc := c.submit("/account/password", url.Values{"current": {"nope"}, "new": {"new-password-1"}, "confirm": {"different"}})
+	if res.StatusCode != http.StatusBadRequest || doc.Find("#current-error").Length() != 1 || doc.Find("#confirm-password-error").Length() != 1 {
+		t.Fatalf("bad change: status %d", res.StatusCode)
+	}
+	res, _ = c.submit("/account/password", url.Values{"current": {"password-op1"}, "new": {"new-password-1"}, "confirm": {"new-password-1"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change: %d", res.StatusCode)
+	}
+	c.get("/account", http.StatusOK)
+	other.get("/account", http.StatusSeeOther) // the other session was signed out
+	if _, err := e.store.Authenticate(context.Background(), "op1", "new-password-1"); err != nil {
+		t.Fatalf("new password does not work: %v", err)
+	}
+}
