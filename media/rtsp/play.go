@@ -48,7 +48,11 @@ type outStream struct {
 	aconv     aacEgress
 	abase     uint32
 	audioRate int64
-	ntpStart  time.Time
+	// ntpStart is the wall-clock time of hub time ntpBase (ms), both set
+	// by the first unit written, for the NTP times of RTCP sender reports.
+	ntpStart time.Time
+	ntpBase  int64
+	ntpSet   bool
 
 	// Guarded by Server.mu.
 	sessions map[*gortsplib.ServerSession]struct{}
@@ -207,7 +211,6 @@ func (o *outStream) build(haveVideo bool, asc []byte) error {
 		return fmt.Errorf("RTSP stream: %w", err)
 	}
 	o.st = st
-	o.ntpStart = time.Now()
 	return nil
 }
 
@@ -262,7 +265,7 @@ func (o *outStream) writeVideo(u *stream.Unit) error {
 		return nil
 	}
 	ts := o.vbase + uint32(pts*90)
-	ntp := o.ntpStart.Add(time.Duration(pts) * time.Millisecond)
+	ntp := o.ntp(pts)
 	for _, pkt := range pkts {
 		pkt.Timestamp = ts
 		if err := o.st.WritePacketRTPWithNTP(o.video, pkt, ntp); err != nil {
@@ -294,7 +297,7 @@ func (o *outStream) writeAudio(u *stream.Unit) error {
 		return nil
 	}
 	base := o.abase + uint32(u.DTS*o.audioRate/1000)
-	ntp := o.ntpStart.Add(time.Duration(u.DTS) * time.Millisecond)
+	ntp := o.ntp(u.DTS)
 	for _, pkt := range pkts {
 		pkt.Timestamp += base
 		if err := o.st.WritePacketRTPWithNTP(o.audio, pkt, ntp); err != nil {
@@ -302,6 +305,14 @@ func (o *outStream) writeAudio(u *stream.Unit) error {
 		}
 	}
 	return nil
+}
+
+// ntp maps a hub time (ms) to wall-clock time.
+func (o *outStream) ntp(ms int64) time.Time {
+	if !o.ntpSet {
+		o.ntpSet, o.ntpStart, o.ntpBase = true, time.Now(), ms
+	}
+	return o.ntpStart.Add(time.Duration(ms-o.ntpBase) * time.Millisecond)
 }
 
 // acquirePlayer counts ss as a player of o; false if o is closing.
