@@ -6,6 +6,7 @@ want=()
 need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
 need ffmpeg ffmpeg
 need ffprobe ffmpeg
+need npm npm # web UI assets (make assets)
 case "${1:-run}" in
 test|bench)
 	need nginx nginx

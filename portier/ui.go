@@ -24,6 +24,9 @@ import (
 // (Principal, loadStream rules); sessions and CSRF live in session.go.
 func (s *Server) registerUI(r *gin.Engine) {
 	s.SetSessionAuthenticator(s.sessionPrincipal)
+	if missing := web.VendorMissing(); len(missing) > 0 {
+		s.log.Warn("web UI: front-end libraries were not built into this binary; live updates and the preview player will not work (build with make)", "missing", missing)
+	}
 	r.GET("/static/*path", s.uiSecurityHeaders, s.uiStatic)
 
 	g := r.Group("/", s.uiSecurityHeaders, s.uiSession, s.uiCSRF)

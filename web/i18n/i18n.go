@@ -82,12 +82,18 @@ func (l Lang) T(msg string, args ...any) string {
 		if tr, ok := german[msg]; ok {
 			msg = tr
 		}
+	} else if d, ok := englishDisplay[msg]; ok {
+		msg = d
 	}
 	if len(args) == 0 {
 		return msg
 	}
 	return fmt.Sprintf(msg, args...)
 }
+
+// englishDisplay spells values that the code uses in lower case (task
+// types) as English text shows them.
+var englishDisplay = map[string]string{"hls": "HLS", "restream": "Restream", "record": "Recording", "pull": "Pull"}
 
 // Has reports whether the catalogue translates msg into l (English always).
 func (l Lang) Has(msg string) bool {
