@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,8 +169,14 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 		}
 	}
 
+	// RELAY_FAILOVER_KILLS raises the number of kills (the benchmark's
+	// figure is the median and worst of 10); each round takes a few seconds.
+	kills := 2
+	if v, err := strconv.Atoi(os.Getenv("RELAY_FAILOVER_KILLS")); err == nil && v > 0 {
+		kills = v
+	}
 	var gaps []time.Duration
-	for round := range 2 {
+	for round := range kills {
 		up, _ := edge.Edge().Upstream("live/foo")
 		victim := byAddr[up.Origin]
 		if victim == nil {
@@ -211,9 +219,9 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 		if worst >= time.Second {
 			t.Errorf("round %d: media gap %v, want < 1 s", round, worst)
 		}
-		if round == 0 {
+		if round < kills-1 {
 			// Bring the killed origin back with the encoder, so the
-			// second round kills the other one.
+			// next round kills the other one.
 			nv := startRelayProc(t, victim.name+"-restarted", "origin", cp.URL)
 			delete(byAddr, victim.rtmpAddr)
 			byAddr[nv.rtmpAddr] = nv
@@ -228,9 +236,10 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 		}
 	}
 	sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
-	fmt.Printf("relay failover: media gap per kill (worst player) %v\n", gaps)
-	if f := edge.Edge().Stats().Failovers; f != 2 {
-		t.Errorf("edge counted %d failovers, want 2", f)
+	fmt.Printf("relay failover: %d SIGKILLs, media gap (worst player per kill) median %d ms, worst %d ms, all %v\n",
+		kills, gaps[len(gaps)/2].Milliseconds(), gaps[len(gaps)-1].Milliseconds(), gaps)
+	if f := edge.Edge().Stats().Failovers; f != uint64(kills) {
+		t.Errorf("edge counted %d failovers, want %d", f, kills)
 	}
 }
 
