@@ -410,3 +410,60 @@ func TestRelayEdgeNoOriginEndsPlayers(t *testing.T) {
 		t.Errorf("ended_no_origin = %v, want 1", v)
 	}
 }
+
+// (h) the origin in use loses its encoder (the stream is dropped there, the
+// process lives on): the edge switches to the other origin that still has
+// the stream, players stay connected with a gap under one second.
+func TestRelayFailoverOriginDropsStream(t *testing.T) {
+	cp := startControlPlane(t)
+	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
+	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
+	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	encoders := map[string]*peers.Proc{}
+	for _, o := range []*relay.Relay{o1, o2} {
+		p := peers.Publish(t, ctx, "rtmp://"+o.RTMPAddr().String()+"/live/foo?key="+cp.Stream.PublishKey, peers.PublishOpts{})
+		if err := p.WaitFrames(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		encoders[o.RTMPAddr().String()] = p
+	}
+	var ps []*rtmpPlayer
+	for range 5 {
+		p, err := startRTMPPlayer(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.waitMessages(ctx, 50); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	up, _ := edge.Edge().Upstream("live/foo")
+	before := make([]int, len(ps))
+	for i, p := range ps {
+		p.resetGap()
+		before[i], _, _, _ = p.stats()
+	}
+	encoders[up.Origin].Kill()
+	eventually(t, 10*time.Second, "edge switched origin", func() bool {
+		u, _ := edge.Edge().Upstream("live/foo")
+		return u.Origin != "" && u.Origin != up.Origin
+	})
+	var worst time.Duration
+	for i, p := range ps {
+		if err := p.waitMessages(ctx, before[i]+150); err != nil {
+			t.Fatalf("player %d: %v", i, err)
+		}
+		_, gap, back, err := p.stats()
+		if err != nil || back != 0 {
+			t.Errorf("player %d: err %v, %d backwards timestamps", i, err, back)
+		}
+		worst = max(worst, gap)
+	}
+	t.Logf("origin lost its encoder: media gap (worst of %d players) = %d ms", len(ps), worst.Milliseconds())
+	if worst >= time.Second {
+		t.Errorf("media gap %v, want < 1 s", worst)
+	}
+}
