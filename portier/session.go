@@ -18,15 +18,14 @@ import (
 // _csrf or header X-CSRF-Token). Before sign-in, the login form is protected
 // by a double-submit cookie.
 const (
-	sessionCookie    = "portier_session"
-	loginCSRFCookie  = "portier_login_csrf"
-	csrfField        = "_csrf"
-	csrfHeader       = "X-CSRF-Token"
-	sessionTTL       = 12 * time.Hour
-	uiMaxFormBytes   = 64 << 10
-	sessionKey       = "portier.session"
-	loginCSRFMaxAge  = 3600
-	sessionSweepTime = 10 * time.Minute
+	sessionCookie   = "portier_session"
+	loginCSRFCookie = "portier_login_csrf"
+	csrfField       = "_csrf"
+	csrfHeader      = "X-CSRF-Token"
+	sessionTTL      = 12 * time.Hour
+	uiMaxFormBytes  = 64 << 10
+	sessionKey      = "portier.session"
+	loginCSRFMaxAge = 3600
 )
 
 // errCSRF is the refusal of an unsafe request without a valid CSRF token.
