@@ -85,19 +85,22 @@ func (pl *puller) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			began := time.Now()
 			n, err := pl.session(ctx, addr, st)
 			if errors.Is(err, errPublisherGone) || errors.Is(err, stream.ErrAlreadyPublishing) {
 				pl.log.Info("edge pull stops", "reason", err)
 				return
 			}
 			if n > 0 {
-				// Lost an upstream that worked: look again at once,
-				// trying every other origin before this one.
+				// Lost an upstream that worked: try every other origin
+				// before this one.
 				st.lostAt = time.Now()
 				st.avoid = addr
-				progressed = true
+				// Look again at once, unless the session was so short
+				// that the origin is flapping: then pause as usual.
+				progressed = st.lostAt.Sub(began) > time.Second
 				if ctx.Err() == nil {
-					pl.log.Warn("upstream lost", "origin", addr, "err", err, "units", n)
+					pl.log.Warn("upstream lost", "origin", addr, "err", err, "units", n, "lasted", st.lostAt.Sub(began).Round(time.Millisecond))
 				}
 				break
 			}
