@@ -2,7 +2,205 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portier/portier/concierge"
+	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/portier"
+	"github.com/portier/portier/portier/compile"
 )
 
-func runAll(ctx context.Context, args []string) error { return errors.New("not built yet") }
+// runAll is `portier run`: the control plane, an origin relay and a concierge
+// in one process, on SQLite in --data-dir. Node and hook calls stay on
+// loopback, authenticated by a cluster token made for this process.
+func runAll(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "./data", "directory for the SQLite database, recordings and the concierge's supervisord")
+	httpAddr := fs.String("http-addr", ":8080", "address of the web UI, REST API, hooks and HTTP-FLV playback")
+	rtmpAddr := fs.String("rtmp-addr", ":1935", "RTMP address for encoders and players")
+	rtspAddr := fs.String("rtsp-addr", ":8554", "RTSP address for encoders and players (empty: no RTSP)")
+	name := fs.String("name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
+	publicHost := fs.String("public-host", "", "host name in ingest and play URLs (default: the host of each request)")
+	capacity := fs.Int("capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
+	noConcierge := fs.Bool("no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
+		return fmt.Errorf("create --data-dir: %w", err)
+	}
+	dataAbs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+
+	store, release, err := openControlStore(ctx, filepath.Join(dataAbs, "portier.db"), 1)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer store.Close()
+	adminPW := os.Getenv("PORTIER_ADMIN_PASSWORD")
+	pw, created, err := store.EnsureAdmin(ctx, adminPW)
+	if err != nil {
+		return fmt.Errorf("create first admin: %w", err)
+	}
+
+	httpLn, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --http-addr %s: %w", *httpAddr, err)
+	}
+	defer httpLn.Close()
+	httpPort := httpLn.Addr().(*net.TCPAddr).Port
+	control := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+	rtmpPort, err := portOf(*rtmpAddr)
+	if err != nil {
+		return fmt.Errorf("--rtmp-addr: %w", err)
+	}
+	token := randomToken()
+
+	srv, err := portier.New(portier.Params{
+		Store: store, ClusterToken: token, TrustLoopback: true, Logger: logger,
+		PublicHost: *publicHost, RTMPPort: rtmpPort,
+		Live: portier.LiveParams{Compile: compile.Env{
+			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
+			RecordDir:    filepath.Join(dataAbs, "recordings"),
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	srv.StartBackground(ctx)
+
+	rel, err := relay.New(relay.Params{
+		Role: relay.RoleOrigin, Name: *name + "-origin", RTMPAddr: *rtmpAddr, RTSPAddr: *rtspAddr,
+		ControlURL: control, ClusterToken: token, Logger: logger,
+		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+	})
+	if err != nil {
+		return err
+	}
+	if err := rel.Start(ctx); err != nil {
+		return err
+	}
+	defer rel.Close()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if !*noConcierge {
+		c, err := concierge.New(concierge.Params{
+			Control: control, ClusterToken: token, Name: *name + "-concierge", Capacity: *capacity,
+			RelayRTMP: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
+			DataDir:   filepath.Join(dataAbs, "concierge"), Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("embedded concierge stopped", "err", err)
+			}
+		}()
+	}
+
+	hs := &http.Server{Handler: allInOneHandler(srv.Handler(), rel.HTTPHandler()), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(httpLn) }()
+
+	host := *publicHost
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	web := "http://" + net.JoinHostPort(host, strconv.Itoa(httpPort))
+	fmt.Printf("Portier is running (all roles, SQLite in %s)\n", dataAbs)
+	fmt.Printf("  web UI and API  %s/  (API under /api/v1, OpenAPI at /api/v1/openapi.json)\n", web)
+	fmt.Printf("  RTMP            rtmp://%s/live/NAME?key=KEY (publish), rtmp://%s/live/NAME (play)\n",
+		net.JoinHostPort(host, strconv.Itoa(rtmpPort)), net.JoinHostPort(host, strconv.Itoa(rtmpPort)))
+	if *rtspAddr != "" {
+		if p, err := portOf(*rtspAddr); err == nil {
+			fmt.Printf("  RTSP            rtsp://%s/live/NAME\n", net.JoinHostPort(host, strconv.Itoa(p)))
+		}
+	}
+	fmt.Printf("  HTTP-FLV        %s/live/NAME.flv\n", web)
+	switch {
+	case created && adminPW == "":
+		fmt.Printf("  first login     admin / %s   (shown once: change it in the UI)\n", pw)
+	case created:
+		fmt.Printf("  first login     admin / the password in PORTIER_ADMIN_PASSWORD\n")
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	return nil
+}
+
+// allInOneHandler serves the control plane and, on the same address, the
+// relay's HTTP-FLV playback (*.flv) and its own API, metrics and probes under
+// /relay/.
+func allInOneHandler(control, relayHTTP http.Handler) http.Handler {
+	relayAPI := http.StripPrefix("/relay", relayHTTP)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/relay/"):
+			relayAPI.ServeHTTP(w, r)
+		case strings.HasSuffix(r.URL.Path, ".flv") && strings.Count(r.URL.Path, "/") == 2:
+			relayHTTP.ServeHTTP(w, r)
+		default:
+			control.ServeHTTP(w, r)
+		}
+	})
+}
+
+func portOf(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want [host]:port", addr)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n <= 0 || n > 65535 {
+		return 0, fmt.Errorf("%q: port must be 1-65535 (port 0 is not supported here: URLs need the real port)", addr)
+	}
+	return n, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
