@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/portier/portier/concierge"
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
@@ -273,7 +274,23 @@ func TestUIEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newUIBrowser(t)
-	uiSignIn(t, b, s.URL, "alice", "alice-password")
+	// Keyboard only: the user name field has focus, Tab moves to the
+	// password, Enter submits; on the next page Tab reaches the skip link.
+	b.do(t, "sign in with the keyboard", 20*time.Second,
+		chromedp.Navigate(s.URL+"/login"),
+		chromedp.WaitVisible(uiCSS("#username")),
+	)
+	if id := uiGet(t, b, "focus", 5*time.Second, chromedp.Evaluate[string](`document.activeElement.id`)); id != "username" {
+		t.Fatalf("focus on %q, want the user name field", id)
+	}
+	b.do(t, "type credentials", 20*time.Second,
+		chromedp.KeyEvent("alice"), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent("alice-password"), chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(uiCSS("form.logout")),
+		chromedp.KeyEvent(kb.Tab),
+	)
+	if cls := uiGet(t, b, "skip link", 5*time.Second, chromedp.Evaluate[string](`document.activeElement.className`)); cls != "skip" {
+		t.Fatalf("first Tab focuses %q, want the skip link", cls)
+	}
 	b.screenshot(t, "dashboard")
 
 	// Create a stream through the form.
