@@ -108,6 +108,13 @@ func TestRelayEdgeFanout50(t *testing.T) {
 	if est.Players != players {
 		t.Errorf("edge players = %d, want %d", est.Players, players)
 	}
+	if est.Resolution != "640x360" || est.Codec.VideoCodec != "h264" || est.Codec.AudioCodec != "aac" {
+		t.Errorf("edge stream codec %+v resolution %q, want h264 640x360 + aac", est.Codec, est.Resolution)
+	}
+	eventually(t, 5*time.Second, "edge stream bitrate measured", func() bool {
+		st, _ := findStream(relayStreams(t, edge.HTTPAddr().String()), "live/foo")
+		return st.BitrateIn > 0
+	})
 	if ost.Players != 1 {
 		t.Errorf("origin players = %d, want exactly 1 (the edge's upstream session)", ost.Players)
 	}
