@@ -68,6 +68,9 @@ type Reader struct {
 	extraBytes int
 	joining    bool
 	waitKey    bool
+	// joinSeq is the seq of the snapshot the reader joined from: a unit
+	// pushed after join but already in that snapshot is not queued twice.
+	joinSeq uint64
 	err        error
 	skipTimes  []time.Time
 
@@ -137,7 +140,7 @@ func (r *Reader) join() {
 	snap := r.s.snap.Load()
 	r.mu.Lock()
 	pending := r.q
-	r.q, r.qBytes, r.joining = nil, 0, false
+	r.q, r.qBytes, r.joining, r.joinSeq = nil, 0, false, snap.seq
 	if snap.gopOK && len(snap.gop) > 0 {
 		r.appendHeaders(snap, snap.gop[0].DTS)
 		for _, u := range snap.gop {
@@ -178,6 +181,12 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 		if len(r.q) < r.p.MaxUnits {
 			r.q = append(r.q, u)
 		}
+		r.mu.Unlock()
+		return
+	}
+	if u.seq <= r.joinSeq {
+		// Written before the snapshot join seeded the queue from, but
+		// pushed after join: already queued.
 		r.mu.Unlock()
 		return
 	}
