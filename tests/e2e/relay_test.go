@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -472,5 +473,29 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 	t.Logf("origin lost its encoder: media gap (worst of %d players) = %d ms", len(ps), worst.Milliseconds())
 	if worst >= time.Second {
 		t.Errorf("media gap %v, want < 1 s", worst)
+	}
+}
+
+// `portier relay` explains bad options instead of starting half-configured,
+// and reads PORTIER_<FLAG> from the environment.
+func TestRelayCommandOptions(t *testing.T) {
+	bin := portierBinary(t)
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"relay", "--role", "bogus"}, nil, `--role "bogus": want origin or edge`},
+		{[]string{"relay", "--role", "origin", "--rtsp-addr", ""}, nil, "an origin needs --control"},
+		{[]string{"relay", "--rtsp-addr", ""}, []string{"PORTIER_ROLE=edge", "PORTIER_ORIGINS=nohost"}, `--origins entry "nohost": want host:port`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, bin, tc.args...)
+		cmd.Env = append(os.Environ(), tc.env...)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("portier %v (env %v): err %v, output %q; want a failure saying %q", tc.args, tc.env, err, out, tc.want)
+		}
 	}
 }
