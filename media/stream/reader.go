@@ -29,7 +29,17 @@ type ReaderParams struct {
 	// dropped with ErrDropped.
 	MaxSkips   int
 	SkipWindow time.Duration
+	// Coalesce holds back the wake-up for audio and data units of a stream
+	// with video until the next video unit arrives, or until the queued
+	// units span CoalesceSpan of media time, so that a waiting reader runs
+	// (and writes to its client) about once per video frame instead of once
+	// per unit. Audio is delayed by at most one video frame interval
+	// (CoalesceSpan at most). Streams without video are not affected.
+	Coalesce bool
 }
+
+// CoalesceSpan bounds how much media time ReaderParams.Coalesce holds back.
+const CoalesceSpan = 100 // milliseconds of DTS
 
 func (p *ReaderParams) setDefaults() {
 	if p.MaxUnits < 8 {
@@ -68,11 +78,12 @@ type Reader struct {
 	extraBytes int
 	joining    bool
 	waitKey    bool
+	woken      bool // a wake-up is pending: the reader has not looked at q since
 	// joinSeq is the seq of the snapshot the reader joined from: a unit
 	// pushed after join but already in that snapshot is not queued twice.
-	joinSeq uint64
-	err        error
-	skipTimes  []time.Time
+	joinSeq   uint64
+	err       error
+	skipTimes []time.Time
 
 	bytesOut atomic.Uint64
 	skips    atomic.Uint64
@@ -96,8 +107,16 @@ func (r *Reader) Skips() uint64 { return r.skips.Load() }
 // (ErrEnded) or the reader is dropped (ErrDropped), Next first returns what is
 // still queued, then the error.
 func (r *Reader) Next(ctx context.Context) ([]*Unit, error) {
+	return r.NextUntil(ctx, nil)
+}
+
+// NextUntil is Next that also gives up, with ErrClosed, when stop is closed
+// (for example when the client's connection is gone), so that callers need
+// no goroutine to tie the two together. A nil stop never fires.
+func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, error) {
 	for {
 		r.mu.Lock()
+		r.woken = false
 		if len(r.q) > 0 {
 			batch := r.q
 			clear(r.spare)
@@ -123,6 +142,8 @@ func (r *Reader) Next(ctx context.Context) ([]*Unit, error) {
 		case <-r.signal:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-stop:
+			return nil, ErrClosed
 		}
 	}
 }
@@ -159,6 +180,7 @@ func (r *Reader) join() {
 		}
 	}
 	notify := len(r.q) > 0
+	r.woken = r.woken || notify
 	r.mu.Unlock()
 	if notify {
 		r.notify()
@@ -190,9 +212,11 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 		r.mu.Unlock()
 		return
 	}
-	wasEmpty := len(r.q) == 0
 	dropped := r.admit(u, snap)
-	notify := (wasEmpty && len(r.q) > 0) || dropped
+	notify := dropped
+	if !r.woken && len(r.q) > 0 && r.wakeFor(u, snap) {
+		r.woken, notify = true, true
+	}
 	r.mu.Unlock()
 	if notify {
 		r.notify()
@@ -205,6 +229,12 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 			r.s.hub.detach(r)
 		}()
 	}
+}
+
+// wakeFor reports whether queuing u should wake a waiting reader (under
+// r.mu, with r.q non-empty).
+func (r *Reader) wakeFor(u *Unit, snap *snapshot) bool {
+	return !r.p.Coalesce || u.Kind == KindVideo || !snap.hasVideo || u.DTS-r.q[0].DTS >= CoalesceSpan
 }
 
 // admit queues u under r.mu and reports whether the reader was dropped.
