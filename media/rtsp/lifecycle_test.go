@@ -252,3 +252,34 @@ func TestManyPlayersOneHubReader(t *testing.T) {
 		t.Fatalf("hub readers %d for 20 RTSP players", si.Readers)
 	}
 }
+
+// TestAnnounceWithoutRecordDropped: a client that announces and then sends
+// nothing loses the stream after ReadTimeout.
+func TestAnnounceWithoutRecordDropped(t *testing.T) {
+	var done atomic.Int32
+	s, hub := startServer(t, func(p *Params) {
+		p.ReadTimeout = time.Second
+		p.PublishDone = func(string, string) { done.Add(1) }
+	})
+	u, err := base.ParseURL(rtspURL(s, "live/idler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := gortsplib.TransportTCP
+	c := gortsplib.Client{Transport: &tr}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc := &description.Session{Medias: []*description.Media{{
+		Type:    description.MediaTypeVideo,
+		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}},
+	}}}
+	if _, err := c.Announce(u, desc); err != nil {
+		t.Fatal(err)
+	}
+	if got := hub.Published(); len(got) != 1 {
+		t.Fatalf("published %v after ANNOUNCE", got)
+	}
+	waitFor(t, 5*time.Second, "idle announcer dropped", func() bool { return len(hub.Published()) == 0 && done.Load() == 1 })
+}

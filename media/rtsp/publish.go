@@ -99,6 +99,8 @@ type publishSession struct {
 	decodeErrs   atomic.Uint64
 	lastDecodeLg atomic.Int64 // unix nanos of the last decode-error log line
 	closeOnce    sync.Once
+	recordTimer  *time.Timer // closes a session that never sends RECORD
+	recording    atomic.Bool
 }
 
 // flow is the statistics of one incoming track. One Stats per SSRC; a
@@ -193,12 +195,22 @@ func (s *Server) newPublishSession(ss *gortsplib.ServerSession, pub *stream.Publ
 	}
 	s.pubs[p] = struct{}{}
 	s.mu.Unlock()
+	// gortsplib sets no read deadline before RECORD: a client that
+	// announces and then idles would hold the stream. Give it ReadTimeout.
+	p.recordTimer = time.AfterFunc(s.p.ReadTimeout, func() {
+		if !p.recording.Load() {
+			s.log.Info("rtsp publish dropped: no RECORD after ANNOUNCE", "path", p.path, "addr", p.addr, "after", s.p.ReadTimeout)
+			p.ss.Close()
+		}
+	})
 	return p, nil
 }
 
 // record writes the codec headers known from the SDP and starts taking
 // packets.
 func (p *publishSession) record() error {
+	p.recording.Store(true)
+	p.recordTimer.Stop()
 	p.mu.Lock()
 	var units []*stream.Unit
 	if p.video != nil {
@@ -341,6 +353,7 @@ func (p *publishSession) decodeError(err error) {
 // control plane's live state.
 func (p *publishSession) close(reason error) {
 	p.closeOnce.Do(func() {
+		p.recordTimer.Stop()
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
