@@ -52,7 +52,10 @@ func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Dura
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	br := bufio.NewReaderSize(nc, 32<<10)
+	// 4 KB: a player only sends small control messages, and with one
+	// buffer per connection a larger one dominates a relay's memory per
+	// player; reads of whole chunk bodies bypass the buffer anyway.
+	br := bufio.NewReaderSize(nc, 4<<10)
 	c := &conn{
 		nc:           nc,
 		br:           br,
