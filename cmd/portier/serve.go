@@ -15,6 +15,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
+	"github.com/portier/portier/portier/compile"
 )
 
 // runServe is `portier serve`: the control plane alone, for clusters on
@@ -28,6 +29,11 @@ func runServe(ctx context.Context, args []string) error {
 	rtmpPort := fs.Int("rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
 	playBase := fs.String("play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default http://PUBLIC-HOST:8080)")
 	replicas := fs.Int("replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
+	hookAllow := fs.String("hook-allow", "", "per-dialect source networks whose hook calls need no cluster token, e.g. \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx)")
+	hookTTL := fs.String("hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
+	relayURL := fs.String("relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to")
+	recordDir := fs.String("record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
+	hlsOrigin := fs.String("hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,9 +56,21 @@ func runServe(ctx context.Context, args []string) error {
 	} else if created && os.Getenv("PORTIER_ADMIN_PASSWORD") == "" {
 		fmt.Fprintf(os.Stderr, "created user admin with password %s (shown once; change it in the UI)\n", pw)
 	}
+	allow, err := portier.ParseHookAllow(*hookAllow)
+	if err != nil {
+		return fmt.Errorf("--hook-allow: %w", err)
+	}
+	ttl, err := portier.ParseOriginTTL(*hookTTL)
+	if err != nil {
+		return fmt.Errorf("--hook-origin-ttl: %w", err)
+	}
 	srv, err := portier.New(portier.Params{
 		Store: store, ClusterToken: *clusterToken, Logger: log,
 		PublicHost: *publicHost, RTMPPort: *rtmpPort, PlayHTTPBase: *playBase,
+		Hooks: portier.HookParams{Allow: allow, OriginTTL: ttl},
+		Live: portier.LiveParams{Compile: compile.Env{
+			RelayRTMPURL: *relayURL, RecordDir: *recordDir, HLSOriginURL: *hlsOrigin,
+		}},
 	})
 	if err != nil {
 		return err
