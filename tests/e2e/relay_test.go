@@ -257,6 +257,7 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	cp := startControlPlane(t)
 	// Streams are created before the relays heartbeat into the database.
 	keys := map[string]string{"bar": cp.createStream(t, "bar"), "baz": cp.createStream(t, "baz")}
+	cp.createStream(t, "qux") // only ever published with a wrong key
 	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
 	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
 	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
@@ -298,16 +299,32 @@ func TestRelayPublishAtEdge(t *testing.T) {
 		pub.Stop()
 	}
 
+	// The key as the name (OBS style) through an edge: the origin publishes
+	// it under the public name, and the key shows nowhere on the edge.
+	pub := peers.Publish(t, ctx, "rtmp://"+edges[0].RTMPAddr().String()+"/live/"+cp.Stream.PublishKey, peers.PublishOpts{})
+	res, err := peers.ProbeUntil(t, ctx, "rtmp://"+edges[1].RTMPAddr().String()+"/live/foo")
+	if err != nil || !res.HasCodec("h264") {
+		t.Fatalf("key-as-name publish at an edge, played as live/foo: %v %v\n%s", res.Codecs(), err, pub.Stderr())
+	}
+	for _, e := range edges {
+		for _, st := range e.Streams() {
+			if strings.Contains(st.Path, cp.Stream.PublishKey) {
+				t.Errorf("the stream key shows on an edge as %q", st.Path)
+			}
+		}
+	}
+	pub.Stop()
+
 	// A wrong key at the edge is refused by the origin, and ffmpeg is told.
-	bad := peers.Publish(t, ctx, "rtmp://"+edges[0].RTMPAddr().String()+"/live/foo?key=wrong", peers.PublishOpts{})
+	bad := peers.Publish(t, ctx, "rtmp://"+edges[0].RTMPAddr().String()+"/live/qux?key=wrong", peers.PublishOpts{})
 	select {
 	case <-bad.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("ffmpeg kept publishing with a wrong key through the edge")
 	}
 	for _, o := range origins {
-		if st, ok := findStream(o.Streams(), "live/foo"); ok && st.Live {
-			t.Fatal("a refused publish went live at an origin")
+		if _, ok := findStream(o.Streams(), "live/qux"); ok {
+			t.Fatal("a refused publish reached an origin's hub")
 		}
 	}
 	if v, _ := metricValue(t, edges[0].HTTPAddr().String(), "portier_relay_publish_refusals_total"); v < 1 {
