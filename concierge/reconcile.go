@@ -110,7 +110,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 		if draining && !cut && (r == nil || !r.fenced) && progs[name].State.Alive() {
 			continue
 		}
-		if err := c.drv.Remove(ctx, name); err != nil {
+		if err := c.removeProgram(ctx, name, progs[name].State.Alive()); err != nil {
 			c.log.Warn("remove program", "program", name, "err", err)
 			continue
 		}
@@ -272,7 +272,7 @@ func (c *Concierge) report(ctx context.Context, r *run, st wire.StatusReport) bo
 		c.log.Warn("control plane refused the report: stopping the task", "task", r.task.ID, "epoch", r.task.Epoch, "err", err)
 		r.fenced = true
 		c.m.fenced.Inc()
-		if err := c.drv.Remove(ctx, r.name); err != nil {
+		if err := c.removeProgram(ctx, r.name, true); err != nil {
 			c.log.Warn("remove fenced program", "program", r.name, "err", err)
 		}
 		return false
@@ -329,6 +329,21 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 	return p, nil
 }
 
+// removeProgram stops a program and removes it. A running ffmpeg gets two
+// SIGTERMs first: ffmpeg interrupts a blocked read or write (a source that
+// went silent, a stalled target) only on the second signal, and still
+// finishes its outputs cleanly; supervisord's own TERM-then-KILL after
+// stopwaitsecs remains the bound.
+func (c *Concierge) removeProgram(ctx context.Context, name string, running bool) error {
+	if running {
+		if err := c.drv.Signal(ctx, name, "TERM"); err == nil {
+			time.Sleep(100 * time.Millisecond)
+			_ = c.drv.Signal(ctx, name, "TERM")
+		}
+	}
+	return c.drv.Remove(ctx, name)
+}
+
 // stopAll stops and removes every task program (shutdown).
 func (c *Concierge) stopAll() {
 	c.reconMu.Lock()
@@ -341,7 +356,7 @@ func (c *Concierge) stopAll() {
 	}
 	for name := range progs {
 		if strings.HasPrefix(name, progPrefix) {
-			if err := c.drv.Remove(ctx, name); err != nil {
+			if err := c.removeProgram(ctx, name, progs[name].State.Alive()); err != nil {
 				c.log.Warn("stop at shutdown", "program", name, "err", err)
 			}
 		}

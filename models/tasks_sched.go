@@ -374,7 +374,10 @@ func (s *Store) ReportTaskStatus(ctx context.Context, node string, id int64, r S
 			return fmt.Errorf("task %d: %w", id, ErrNotFound)
 		}
 		t := rows[0]
-		if t.NodeName != node || t.Epoch != r.Epoch || t.State == TaskStopped {
+		if t.State == TaskStopped && t.NodeName == node && t.Epoch == r.Epoch {
+			return fmt.Errorf("task %d is already stopped: %w", id, ErrStaleEpoch)
+		}
+		if t.NodeName != node || t.Epoch != r.Epoch {
 			return fmt.Errorf("task %d epoch %d on %s (now epoch %d on %q): %w", id, r.Epoch, node, t.Epoch, t.NodeName, ErrStaleEpoch)
 		}
 		cols := map[string]any{

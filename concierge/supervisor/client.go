@@ -236,6 +236,12 @@ func (c *Client) StopProcess(ctx context.Context, name string, wait bool) error 
 	return err
 }
 
+// SignalProcess sends a signal ("TERM", "INT", "HUP"…) to a running program.
+func (c *Client) SignalProcess(ctx context.Context, name, signal string) error {
+	_, err := c.call1(ctx, "supervisor.signalProcess", name, signal)
+	return err
+}
+
 // ReloadConfig rereads the configuration. Python supervisor only computes the
 // difference (apply it with AddProcessGroup/RemoveProcessGroup); ochinchina
 // also applies it (creates new programs, stops and drops removed ones).

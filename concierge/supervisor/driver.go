@@ -141,6 +141,16 @@ func (d *Driver) Stop(ctx context.Context, name string) error {
 	return nil
 }
 
+// Signal sends a signal to a running program; a program that is not
+// running is not an error.
+func (d *Driver) Signal(ctx context.Context, name, signal string) error {
+	err := d.c.SignalProcess(ctx, name, signal)
+	if err != nil && !isNotRunning(err) && !isBadName(err) {
+		return fmt.Errorf("signal %s %s: %w", signal, name, err)
+	}
+	return nil
+}
+
 // List returns every loaded program with its info, by name.
 func (d *Driver) List(ctx context.Context) (map[string]ProcessInfo, error) {
 	all, err := d.c.AllProcessInfo(ctx)
