@@ -61,7 +61,7 @@ type failoverResult struct {
 	Switch        []time.Duration // kill to the edge reporting another upstream
 	Median, Worst time.Duration
 	Steady        time.Duration // worst gap over 50 frames without a kill
-	Backwards     int // timestamps that went backwards, all players
+	Backwards     int           // timestamps that went backwards, all players
 }
 
 func (r failoverResult) format() string {
