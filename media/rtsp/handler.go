@@ -40,9 +40,10 @@ const maxPlayedPerConn = 16
 // sessionState is a session's role: a publisher or a player of one path.
 type sessionState struct {
 	pub       *publishSession
-	out       *outStream // player: the fan-out it was counted in
-	path      string     // the hub path published or played
-	requested string     // player: the path of its SETUP URLs
+	out       *outStream  // player: the fan-out it was counted in
+	path      string      // the hub path published or played
+	requested string      // player: the path of its SETUP URLs
+	playTimer *time.Timer // player: closes a session that never sends PLAY
 }
 
 func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
@@ -59,6 +60,7 @@ func (h *handler) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) 
 		st.pub.close(ctx.Error)
 	}
 	if st.out != nil {
+		st.playTimer.Stop()
 		h.s.releasePlayer(st.out, ctx.Session)
 		h.s.log.Info("rtsp player left", "path", st.path, "bytes_out", ctx.Session.BytesSent(), "reason", ctx.Error)
 	}
@@ -207,11 +209,21 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	if !h.s.acquirePlayer(out, ctx.Session) {
 		return refusal(base.StatusNotFound, "stream ended"), nil, nil
 	}
-	ctx.Session.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/")})
+	// gortsplib sets no read deadline before PLAY: a client that sets up
+	// and idles would hold the fan-out (and its hub reader) open.
+	ss := ctx.Session
+	timer := time.AfterFunc(h.s.p.ReadTimeout, func() {
+		h.s.log.Info("rtsp player dropped: no PLAY after SETUP", "path", out.path, "after", h.s.p.ReadTimeout)
+		ss.Close()
+	})
+	ss.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/"), playTimer: timer})
 	return res, out.st, nil
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.playTimer != nil {
+		st.playTimer.Stop()
+	}
 	h.s.log.Info("rtsp player joined", "path", ctx.Path, "addr", ctx.Conn.NetConn().RemoteAddr().String(),
 		"transport", transportName(ctx.Session.SetuppedTransport()))
 	return &base.Response{StatusCode: base.StatusOK}, nil

@@ -283,3 +283,46 @@ func TestAnnounceWithoutRecordDropped(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "idle announcer dropped", func() bool { return len(hub.Published()) == 0 && done.Load() == 1 })
 }
+
+// TestSetupWithoutPlayDropped: a player that sets up and never plays is
+// dropped after ReadTimeout and the fan-out is released.
+func TestSetupWithoutPlayDropped(t *testing.T) {
+	s, hub := startServer(t, func(p *Params) {
+		p.ReadTimeout = time.Second
+		p.PlayIdle = 200 * time.Millisecond
+	})
+	stop, _, err := fakePublisher(t, s, "live/lazy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waitLive(t, hub, "live/lazy", nil)
+	u, err := base.ParseURL(rtspURL(s, "live/lazy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := gortsplib.TransportTCP
+	c := gortsplib.Client{Transport: &tr}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc, _, err := c.Describe(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- c.Wait() }()
+	select {
+	case <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle player kept")
+	}
+	waitFor(t, 5*time.Second, "fan-out released", func() bool {
+		si, _ := hub.Stream("live/lazy")
+		return fanOuts(s) == 0 && si.Readers == 0
+	})
+}
