@@ -71,7 +71,8 @@ func (s *Store) PublishTargetByKey(ctx context.Context, key string) (*PublishTar
 func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
 	now = now.UTC()
 	err = s.hot().Tx(ctx, func(tx *Store) error {
-		if err := tx.lockStream(ctx, streamID); err != nil {
+		wasLive, err := tx.lockStreamLive(ctx, streamID)
+		if err != nil {
 			return err
 		}
 		o := StreamOrigin{StreamID: streamID, NodeName: node, Since: now}
@@ -88,18 +89,17 @@ func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now 
 		if err := tx.db(ctx).Clauses(onConflict).Create(&o).Error; err != nil {
 			return fmt.Errorf("add origin: %w", err)
 		}
-		res := tx.db(ctx).Model(&Stream{}).Where("id = ? AND live = ?", streamID, false).
-			Updates(map[string]any{"live": true, "updated_at": now})
-		if res.Error != nil {
-			return fmt.Errorf("mark live: %w", res.Error)
+		wentLive = !wasLive
+		cols := map[string]any{}
+		if wentLive {
+			cols["live"], cols["updated_at"] = true, now
 		}
-		wentLive = res.RowsAffected == 1
 		if countPublish {
-			res := tx.db(ctx).Model(&Stream{}).Where("id = ?", streamID).Updates(map[string]any{
-				"publish_count": gorm.Expr("publish_count + 1"), "last_publish_at": now,
-			})
-			if res.Error != nil {
-				return fmt.Errorf("count publish: %w", res.Error)
+			cols["publish_count"], cols["last_publish_at"] = gorm.Expr("publish_count + 1"), now
+		}
+		if len(cols) > 0 {
+			if err := tx.db(ctx).Model(&Stream{}).Where("id = ?", streamID).Updates(cols).Error; err != nil {
+				return fmt.Errorf("mark live: %w", err)
 			}
 		}
 		if ev != nil {
@@ -148,6 +148,24 @@ func (s *Store) lockStream(ctx context.Context, streamID int64) error {
 		return fmt.Errorf("lock stream %d: %w", streamID, err)
 	}
 	return nil
+}
+
+// lockStreamLive locks the stream like lockStream and reads its live flag
+// (ErrNotFound when the stream is gone). Inside the transaction nobody else
+// changes it until commit, so "was it live" decides the transition.
+func (s *Store) lockStreamLive(ctx context.Context, streamID int64) (bool, error) {
+	q := "SELECT live FROM streams WHERE id = ?"
+	if s.dialect == DialectPostgres {
+		q += " FOR UPDATE"
+	}
+	var live []bool
+	if err := s.db(ctx).Raw(q, streamID).Scan(&live).Error; err != nil {
+		return false, fmt.Errorf("lock stream %d: %w", streamID, err)
+	}
+	if len(live) == 0 {
+		return false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+	}
+	return live[0], nil
 }
 
 func (s *Store) markOfflineIfOrphan(ctx context.Context, streamID int64) (bool, error) {
