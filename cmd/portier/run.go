@@ -108,7 +108,7 @@ func runAll(ctx context.Context, args []string) error {
 	if !*noConcierge {
 		c, err := concierge.New(concierge.Params{
 			Control: control, ClusterToken: token, Name: *name + "-concierge", Capacity: *capacity,
-			RelayRTMP: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
+			RelayRTMP: net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)), // host:port: announced as the node's rtmp_address
 			DataDir:   filepath.Join(dataAbs, "concierge"), Logger: logger,
 		})
 		if err != nil {
