@@ -575,3 +575,84 @@ func TestUIPreviewHLS(t *testing.T) {
 		}
 	}
 }
+
+// TestUIPortierRun drives the UI of a real `portier run` process: the first
+// admin signs in, creates a stream, publishes with ffmpeg to the URL the page
+// shows, sees it turn live and plays the preview from the same address, and
+// adds a restream that the embedded concierge runs.
+func TestUIPortierRun(t *testing.T) {
+	peers.RequireTool(t, "ffmpeg")
+	a := startAllInOne(t)
+	base := "http://" + a.http
+	b := newUIBrowser(t)
+	uiSignIn(t, b, base, "admin", "e2e-admin-password")
+
+	b.do(t, "create stream", 20*time.Second,
+		chromedp.Navigate(base+"/streams"),
+		chromedp.WaitVisible(uiCSS("#stream-name")),
+		chromedp.SendKeys(uiCSS("#stream-name"), "runui"),
+		chromedp.Click(uiCSS("#create-stream")),
+		chromedp.WaitVisible(uiCSS("#reveal-key")),
+		chromedp.Click(uiCSS("#reveal-key")),
+		chromedp.WaitVisible(uiCSS("#ingest-url")),
+	)
+	streamPage := uiGet(t, b, "location", 5*time.Second, chromedp.Location())
+	streamPage = strings.SplitN(streamPage, "?", 2)[0]
+	ingest := uiGet(t, b, "read ingest URL", 5*time.Second, chromedp.Text(uiCSS("#ingest-url")))
+	_, rtmpPort, _ := net.SplitHostPort(a.rtmp)
+	if !strings.HasPrefix(ingest, "rtmp://127.0.0.1:"+rtmpPort+"/live/runui?key=") {
+		t.Fatalf("ingest URL %q does not point at the relay on port %s", ingest, rtmpPort)
+	}
+
+	b.do(t, "open list", 20*time.Second,
+		chromedp.Navigate(base+"/streams"),
+		chromedp.WaitVisible(uiCSS(`tr[data-stream="runui"][data-live="false"]`)),
+	)
+	pub := peers.Publish(t, context.Background(), ingest, peers.PublishOpts{})
+	started := time.Now()
+	b.do(t, "list shows live without reload", 15*time.Second,
+		chromedp.WaitVisible(uiCSS(`tr[data-stream="runui"][data-live="true"]`)))
+	if pub.Exited() {
+		t.Fatalf("ffmpeg exited: %s", pub.Stderr())
+	}
+	t.Logf("live on the list %v after ffmpeg started", time.Since(started).Round(time.Millisecond))
+
+	b.do(t, "preview plays", 30*time.Second,
+		chromedp.Navigate(streamPage),
+		chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`)),
+	)
+	const curTime = `document.getElementById('preview').currentTime`
+	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
+	uiWaitUntil(t, 10*time.Second, "preview currentTime advances", func() (bool, error) {
+		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
+		return err == nil && t2 > t1+1, err
+	})
+	b.screenshot(t, "run-preview")
+
+	// A restream to a second stream on the same relay, run by the embedded concierge.
+	var target apiStream
+	if code := a.api(t, "POST", "/api/v1/streams", map[string]any{"name": "runui-copy"}, &target); code != http.StatusCreated {
+		t.Fatalf("create target stream: HTTP %d", code)
+	}
+	b.do(t, "add restream", 20*time.Second,
+		chromedp.Navigate(streamPage+"/configs/new?type=restream"),
+		chromedp.WaitVisible(uiCSS("#cfg-target")),
+		chromedp.SendKeys(uiCSS("#cfg-name"), "copy"),
+		chromedp.SendKeys(uiCSS("#cfg-target"), "rtmp://127.0.0.1:"+rtmpPort+"/live"),
+		chromedp.SendKeys(uiCSS("#cfg-key"), "runui-copy?key="+target.Key),
+		chromedp.Click(uiCSS("#save-config")),
+		chromedp.WaitVisible(uiCSS(`#stream-tasks tr[data-config="copy"]`)),
+	)
+	b.do(t, "task reaches running", 60*time.Second,
+		chromedp.WaitVisible(uiCSS(`#stream-tasks tr[data-config="copy"][data-state="running"]`)))
+	uiWaitUntil(t, 30*time.Second, "the restream target goes live", func() (bool, error) {
+		return a.live(t, target.ID), nil
+	})
+	b.screenshot(t, "run-tasks")
+	pub.Stop()
+	for _, e := range b.errors() {
+		if strings.Contains(e, "Content Security Policy") || strings.Contains(e, "Uncaught") {
+			t.Errorf("browser console: %s", e)
+		}
+	}
+}
