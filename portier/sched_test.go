@@ -299,3 +299,83 @@ func TestConciergeAPIAuth(t *testing.T) {
 		t.Fatalf("wrong token: %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestSchedulerScale places 3,000 tasks on 20 concierges with two
+// control-plane schedulers racing on the same database (two replicas on
+// Postgres): every task is assigned exactly once, capacity holds, and the
+// load spreads evenly. It logs the time to place everything.
+func TestSchedulerScale(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newSchedEnv(t, n.Store, 2*time.Second)
+			replica, err := New(Params{Store: n.Store, ClusterToken: "cluster-secret", Logger: slog.New(slog.DiscardHandler), Live: LiveParams{HeartbeatInterval: 2 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Name == "postgres" {
+				rctx, cancel := context.WithCancel(ctx)
+				t.Cleanup(cancel)
+				replica.startScheduler(rctx)
+			}
+			// SQLite is the single-replica, small-install store: 1,000 tasks.
+			nodes, tasks, capacity := 20, 3000, 160
+			if n.Name == "sqlite" {
+				tasks, capacity = 1000, 60
+			}
+			for i := range nodes {
+				e.node(t, fmt.Sprintf("c%02d", i), capacity)
+			}
+			// The concierges heartbeat on their own, as real ones do.
+			hbCtx, stopHB := context.WithCancel(ctx)
+			defer stopHB()
+			go func() {
+				for hbCtx.Err() == nil {
+					for i := range nodes {
+						e.st.NodeHeartbeat(hbCtx, fmt.Sprintf("c%02d", i), models.NodeLoad{}, time.Now())
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}()
+			// Insert the tasks in one statement, as a burst of streams going live would.
+			rows := make([]models.Task, tasks)
+			for i := range rows {
+				rows[i] = models.Task{StreamID: e.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
+					Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: 1}}
+			}
+			t0 := time.Now()
+			if err := n.Store.DB.CreateInBatches(rows, 500).Error; err != nil {
+				t.Fatal(err)
+			}
+			inserted := time.Since(t0)
+			var per map[string]int
+			waitUntil(t, "all tasks assigned", 120*time.Second, func() bool {
+				per = map[string]int{}
+				total := 0
+				for i := range nodes {
+					mine, _ := e.st.AssignedTasks(ctx, fmt.Sprintf("c%02d", i))
+					per[fmt.Sprintf("c%02d", i)] = len(mine)
+					total += len(mine)
+				}
+				return total == tasks
+			})
+			took := time.Since(t0)
+			lo, hi := tasks, 0
+			for _, v := range per {
+				lo, hi = min(lo, v), max(hi, v)
+				if v > capacity {
+					t.Fatalf("a concierge holds %d tasks over capacity %d", v, capacity)
+				}
+			}
+			var epochs []int64
+			if err := n.Store.DB.Table("tasks").Where("epoch <> 1").Pluck("id", &epochs).Error; err != nil || len(epochs) != 0 {
+				t.Fatalf("%d tasks assigned more than once (epoch ≠ 1): %v", len(epochs), err)
+			}
+			t.Logf("%s: %d tasks on %d concierges: inserted in %v, all assigned %v after insert start; per concierge min %d max %d",
+				n.Name, tasks, nodes, inserted.Round(time.Millisecond), took.Round(time.Millisecond), lo, hi)
+			if hi-lo > 1 {
+				t.Fatalf("uneven spread: min %d max %d", lo, hi)
+			}
+		})
+	}
+}
