@@ -78,7 +78,15 @@ func (s *Server) viewStream(c *gin.Context, st *models.Stream, showKey bool) str
 	rtmpBase := "rtmp://" + net.JoinHostPort(host, strconv.Itoa(s.p.RTMPPort)) + "/" + st.Application.Name
 	flvBase := s.p.PlayHTTPBase
 	if flvBase == "" {
-		flvBase = "http://" + net.JoinHostPort(host, "8080")
+		// Without a configured base, HTTP-FLV is served where the API is
+		// (`portier run` mounts the relay on the control plane's address).
+		flvBase = "http://" + c.Request.Host
+		if s.p.PublicHost != "" {
+			flvBase = "http://" + s.p.PublicHost
+			if _, port, err := net.SplitHostPort(c.Request.Host); err == nil {
+				flvBase = "http://" + net.JoinHostPort(s.p.PublicHost, port)
+			}
+		}
 	}
 	v := streamView{
 		ID: st.ID, Name: st.Name, App: st.Application.Name, Owner: st.Owner.Username, OwnerID: st.OwnerID,

@@ -33,7 +33,8 @@ type Params struct {
 	// RTMPPort is the public RTMP port of the relays (default 1935).
 	RTMPPort int
 	// PlayHTTPBase is the base URL of HTTP-FLV playback, e.g.
-	// "http://example.com:8081". Empty: http://PublicHost:8080.
+	// "http://example.com:8081". Empty: the address the API was reached at
+	// (right for `portier run`, which serves HTTP-FLV there).
 	PlayHTTPBase string
 }
 

@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string) error {
 	clusterToken := fs.String("cluster-token", "", "shared secret that relays, concierges and media-server hooks present (required)")
 	publicHost := fs.String("public-host", "", "host name in ingest and play URLs (default: the host of each API request)")
 	rtmpPort := fs.Int("rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
-	playBase := fs.String("play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default http://PUBLIC-HOST:8080)")
+	playBase := fs.String("play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
 	replicas := fs.Int("replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
 	hookAllow := fs.String("hook-allow", "", "per-dialect source networks whose hook calls need no cluster token, e.g. \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx)")
 	hookTTL := fs.String("hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
