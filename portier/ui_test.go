@@ -457,6 +457,21 @@ func TestUIGermanAndAdmin(t *testing.T) {
 	if strings.Contains(doc.Text(), tok) {
 		t.Fatal("the token is shown again")
 	}
+	rows, _ := e.store.ListTokens(context.Background(), e.users["admin"].ID)
+	if len(rows) != 1 || doc.Find(`tr[data-token="`+rows[0].Prefix+`"] button`).Length() != 1 {
+		t.Fatal("token row with a revoke button missing")
+	}
+	if res, _ := a.submit("/tokens/"+uiID(rows[0].ID)+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", res.StatusCode)
+	}
+	if _, _, err := e.store.TokenAuth(context.Background(), tok); err == nil {
+		t.Fatal("a revoked token still works")
+	}
+	// An operator cannot mint admin-scoped tokens.
+	res, doc = e.login("op1").submit("/tokens", url.Values{"name": {"x"}, "scopes": {"admin"}})
+	if res.StatusCode != http.StatusBadRequest || doc.Find("#token-scopes-error").Length() != 1 {
+		t.Fatalf("operator admin token: status %d", res.StatusCode)
+	}
 	_, doc = a.get("/admin/audit?action=user.create", http.StatusOK)
 	if !strings.Contains(doc.Find("tbody").Text(), "user/newop") {
 		t.Fatalf("audit filter: %q", doc.Find("tbody").Text())
@@ -658,5 +673,28 @@ func TestUIPasswordChange(t *testing.T) {
 	other.get("/account", http.StatusSeeOther) // the other session was signed out
 	if _, err := e.store.Authenticate(context.Background(), "op1", "new-password-1"); err != nil {
 		t.Fatalf("new password does not work: %v", err)
+	}
+}
+
+func TestUISecureCookieBehindTLS(t *testing.T) {
+	e := newUIEnv(t)
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/login", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var found bool
+	for _, ck := range res.Cookies() {
+		if ck.Name == loginCSRFCookie {
+			found = true
+			if !ck.Secure || !ck.HttpOnly {
+				t.Fatalf("cookie over TLS: %+v", ck)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no login CSRF cookie")
 	}
 }
