@@ -12,6 +12,11 @@ import (
 	"github.com/portier/portier/media/stream"
 )
 
+// flapThreshold: an upstream session that delivered media but ended sooner
+// than this is flapping; the puller pauses RetryInterval before the next
+// attempt instead of re-dialling at once.
+const flapThreshold = 250 * time.Millisecond
+
 // errPublisherGone: the hub closed the edge's publisher (hub shutdown or a
 // local publisher took the path over); the puller stops.
 var errPublisherGone = errors.New("edge publisher closed")
@@ -98,7 +103,7 @@ func (pl *puller) run(ctx context.Context) {
 				st.avoid = addr
 				// Look again at once, unless the session was so short
 				// that the origin is flapping: then pause as usual.
-				progressed = st.lostAt.Sub(began) > time.Second
+				progressed = st.lostAt.Sub(began) > flapThreshold
 				if ctx.Err() == nil {
 					pl.log.Warn("upstream lost", "origin", addr, "err", err, "units", n, "lasted", st.lostAt.Sub(began).Round(time.Millisecond))
 				}

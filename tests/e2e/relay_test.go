@@ -443,6 +443,9 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 	cp := startControlPlane(t)
 	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
 	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
+	// An origin that lost its publisher keeps its players waiting (for the
+	// encoder to come back) without a word: the edge notices the silence
+	// after UpstreamReadTimeout (default 500 ms).
 	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
