@@ -1,14 +1,18 @@
 package concierge_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,4 +131,172 @@ func testFailingTaskBacksOff(t *testing.T, supervisord string, wantExitCode bool
 		}
 	}
 	t.Logf("%v: %d restarts, state %s, error %q, exit %v", time.Since(t0).Round(time.Millisecond), cur.Restarts, cur.State, cur.LastError, cur.LastExitCode)
+}
+
+type stack struct {
+	store  *models.Store
+	stream int64
+	hs     *httptest.Server
+	c      *concierge.Concierge
+}
+
+// startStack runs a control plane (SQLite, lease 1 s) and one in-process
+// concierge with an embedded supervisord.
+func startStack(t *testing.T, supervisord string) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := portier.New(portier.Params{Store: store, ClusterToken: "tok", Logger: slog.New(slog.DiscardHandler),
+		Live: portier.LiveParams{HeartbeatInterval: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.StartBackground(ctx)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	u, _ := store.CreateUser(ctx, "u", "password-123", models.RoleOperator)
+	st, err := store.CreateStream(ctx, "live", "s", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := concierge.New(concierge.Params{Control: hs.URL, ClusterToken: "tok", Name: "c1", Capacity: 4,
+		DataDir: t.TempDir(), SupervisorBinary: supervisord, DrainTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &stack{store: store, stream: st.ID, hs: hs, c: c}
+}
+
+func (s *stack) task(t *testing.T, args ...string) int64 {
+	t.Helper()
+	tk, _, err := s.store.CreateCompiledTask(context.Background(), &models.Task{StreamID: s.stream, Type: models.TypeRestream,
+		DesiredState: models.DesiredRunning, State: models.TaskPending, Description: models.TaskDescription{Command: "sleep", Args: args, Cost: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk.ID
+}
+
+func (s *stack) waitTask(t *testing.T, id int64, what string, cond func(*models.Task) bool) *models.Task {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cur, err := s.store.TaskByID(context.Background(), id)
+		if err == nil && cond(cur) {
+			return cur
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v", what, cur)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// taskPIDs finds the live processes of a task by their PORTIER_TASK_ID.
+func taskPIDs(id int64) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	needle := []byte("PORTIER_TASK_ID=" + strconv.FormatInt(id, 10) + "\x00")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		st, err2 := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil || err2 != nil || !bytes.Contains(env, needle) {
+			continue
+		}
+		if f := strings.Fields(string(st)); len(f) > 2 && f[2] != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestSupervisordDeathAndBadArguments: a task whose argument cannot pass
+// through supervisord fails with a reason (never a shell); when the
+// embedded supervisord is killed, the running task comes back with exactly
+// one process.
+func TestSupervisordDeathAndBadArguments(t *testing.T) {
+	for _, sv := range []struct {
+		name   string
+		binary func(testing.TB) string
+	}{{"ochinchina", supervisortest.Ochinchina}, {"python", supervisortest.Python}} {
+		t.Run(sv.name, func(t *testing.T) {
+			s := startStack(t, sv.binary(t))
+			bad := s.task(t, "30", "x\ny")
+			good := s.task(t, "300")
+			cur := s.waitTask(t, bad, "bad task failed", func(tk *models.Task) bool { return tk.State == models.TaskFailed })
+			if !strings.Contains(cur.LastError, "cannot be passed safely") {
+				t.Fatalf("bad task error %q", cur.LastError)
+			}
+			s.waitTask(t, good, "good task running", func(tk *models.Task) bool { return tk.State == models.TaskRunning })
+			before := taskPIDs(good)
+			if len(before) != 1 {
+				t.Fatalf("%d processes for the task, want 1", len(before))
+			}
+			t0 := time.Now()
+			if err := syscall.Kill(s.c.SupervisorPID(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				pids := taskPIDs(good)
+				if len(pids) > 1 {
+					t.Fatalf("%d processes for the task after the supervisord kill", len(pids))
+				}
+				if len(pids) == 1 && pids[0] != before[0] {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("task not restarted after the supervisord kill (processes %v, before %v)", pids, before)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Logf("%s: task process back %v after supervisord was killed", sv.name, time.Since(t0).Round(time.Millisecond))
+			s.waitTask(t, good, "running again", func(tk *models.Task) bool { return tk.State == models.TaskRunning })
+		})
+	}
+}
+
+// TestCutOffStopsTasks: a concierge that cannot reach the control plane for
+// most of a lease stops its tasks (the control plane will give them to
+// another concierge), and runs them again when the control plane returns
+// before reassigning them.
+func TestCutOffStopsTasks(t *testing.T) {
+	s := startStack(t, supervisortest.Python(t))
+	id := s.task(t, "300")
+	s.waitTask(t, id, "running", func(tk *models.Task) bool { return tk.State == models.TaskRunning })
+	// Cut the concierge off: its connections to the control plane fail.
+	s.hs.Config.SetKeepAlivesEnabled(false)
+	s.hs.CloseClientConnections()
+	l := s.hs.Listener
+	addr := l.Addr().String()
+	l.Close()
+	t0 := time.Now()
+	for len(taskPIDs(id)) != 0 {
+		if time.Since(t0) > 10*time.Second {
+			t.Fatal("task still running 10 s after the control plane became unreachable")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("cut off: task stopped %v after the control plane went away (lease 1 s)", time.Since(t0).Round(time.Millisecond))
+	// Bring the control plane back on the same address.
+	nl, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("re-listen on %s: %v", addr, err)
+	}
+	go http.Serve(nl, s.hs.Config.Handler)
+	t.Cleanup(func() { nl.Close() })
+	s.waitTask(t, id, "running again after the control plane returned", func(tk *models.Task) bool {
+		return tk.State == models.TaskRunning && len(taskPIDs(id)) == 1
+	})
 }
