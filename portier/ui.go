@@ -78,6 +78,21 @@ func (s *Server) registerUI(r *gin.Engine) {
 	ad.POST("/users/:id/role", s.uiSetRole)
 	ad.POST("/users/:id/disabled", s.uiSetDisabled)
 	ad.GET("/audit", s.uiAudit)
+
+	r.NoRoute(s.uiSecurityHeaders, s.uiSession, s.uiNotFound)
+}
+
+// uiNotFound answers unknown paths: JSON (the API's error shape) under the
+// machine prefixes, the HTML error page elsewhere.
+func (s *Server) uiNotFound(c *gin.Context) {
+	p := c.Request.URL.Path
+	for _, prefix := range []string{"/api/", "/internal/", "/hooks/"} {
+		if strings.HasPrefix(p, prefix) {
+			s.fail(c, apiErr(http.StatusNotFound, codeNotFound, "", "no such endpoint: "+c.Request.Method+" "+p))
+			return
+		}
+	}
+	s.uiError(c, http.StatusNotFound, errors.New("this page does not exist"))
 }
 
 // contentSecurityPolicy allows only this origin's scripts, styles and

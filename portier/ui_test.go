@@ -287,6 +287,14 @@ func TestUISecurityHeadersAndNoInlineScript(t *testing.T) {
 	if res.Header.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(res.Header.Get("Content-Type"), "javascript") {
 		t.Fatalf("static headers %v", res.Header)
 	}
+	res, doc := c.get("/no-such-page", http.StatusNotFound)
+	if res.Header.Get("Content-Security-Policy") == "" || !strings.Contains(doc.Find(".error-status").Text(), "404") {
+		t.Fatal("unknown pages do not get the HTML error page with security headers")
+	}
+	res, _ = c.get("/api/v1/no-such-endpoint", http.StatusNotFound)
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("unknown API path answered %s", res.Header.Get("Content-Type"))
+	}
 	c.get("/static/", http.StatusNotFound)
 	c.get("/static/../ui.go", http.StatusNotFound)
 }

@@ -95,6 +95,7 @@ var german = map[string]string{
 	// Refusals
 	"this stream belongs to another operator":                                      "Dieser Stream gehört einem anderen Operator.",
 	"this task belongs to another operator's stream":                               "Diese Aufgabe gehört zum Stream eines anderen Operators.",
+	"this page does not exist":                                                     "Diese Seite gibt es nicht.",
 	"viewers have read-only access":                                                "Betrachter haben nur Lesezugriff.",
 	"this page is for administrators":                                              "Diese Seite ist Administratoren vorbehalten.",
 	"the form's security token is missing or stale: reload the page and try again": "Das Sicherheitstoken des Formulars fehlt oder ist veraltet: Laden Sie die Seite neu und versuchen Sie es noch einmal.",
