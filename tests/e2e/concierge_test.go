@@ -3,13 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,46 +16,42 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/concierge"
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
 )
 
-// A concierge in these tests is a separate process (so kill -9 is real):
-// this test binary re-executed with cgChildEnv set runs concierge.Run, the
-// same code `portier concierge` runs, with its own embedded supervisord.
-const cgChildEnv = "PORTIER_E2E_CONCIERGE_CHILD"
+// A concierge in these tests is a real `portier concierge` process (so
+// kill -9 is real) with its own embedded supervisord.
+var (
+	cgBinOnce sync.Once
+	cgBinPath string
+	cgBinErr  error
+)
+
+func cgPortierBinary(t *testing.T) string {
+	t.Helper()
+	cgBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portier-cg-bin-")
+		if err != nil {
+			cgBinErr = err
+			return
+		}
+		cgBinPath = filepath.Join(dir, "portier")
+		out, err := exec.Command("go", "build", "-o", cgBinPath, "github.com/portier/portier/cmd/portier").CombinedOutput()
+		if err != nil {
+			cgBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if cgBinErr != nil {
+		t.Fatalf("build portier: %v", cgBinErr)
+	}
+	return cgBinPath
+}
 
 type cgChildParams struct {
 	Control, Token, Name, DataDir, Supervisord string
 	Capacity                                   int
-}
-
-func init() {
-	raw := os.Getenv(cgChildEnv)
-	if raw == "" {
-		return
-	}
-	var p cgChildParams
-	if err := json.Unmarshal([]byte(raw), &p); err != nil {
-		fmt.Fprintln(os.Stderr, "bad child params:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	c, err := concierge.New(concierge.Params{Control: p.Control, ClusterToken: p.Token, Name: p.Name, Capacity: p.Capacity,
-		DataDir: p.DataDir, SupervisorBinary: p.Supervisord, DrainTimeout: 15 * time.Second, BackoffMin: 500 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "concierge:", err)
-		os.Exit(1)
-	}
-	if err := c.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "concierge:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 // cgLogger sends the control plane's warnings to the test log.
@@ -103,10 +97,10 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func cgStart(t *testing.T, p cgChildParams) *cgProc {
 	t.Helper()
-	raw, _ := json.Marshal(p)
 	cp := &cgProc{p: p, done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	cp.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	cp.cmd.Env = append(os.Environ(), cgChildEnv+"="+string(raw))
+	cp.cmd = exec.Command(cgPortierBinary(t), "concierge", "--control", p.Control, "--cluster-token", p.Token,
+		"--name", p.Name, "--data-dir", p.DataDir, "--supervisord", p.Supervisord, "--capacity", strconv.Itoa(p.Capacity),
+		"--http-addr", "127.0.0.1:0", "--drain-timeout", "15s")
 	w := lockedWriter{cp.mu, cp.log}
 	cp.cmd.Stdout, cp.cmd.Stderr = w, w
 	if err := cp.cmd.Start(); err != nil {
@@ -225,8 +219,8 @@ func cgWait(t *testing.T, what string, timeout time.Duration, cond func() bool) 
 	return time.Since(t0)
 }
 
-// TestConciergeFailover runs a real control plane (SQLite) and two concierge
-// processes, one with ochinchina's supervisord and one with Python's. A task
+// TestConciergeFailover runs a real control plane (SQLite) and two
+// `portier concierge` processes, one with ochinchina's supervisord and one with Python's. A task
 // runs `sleep`; kill -9 of the concierge running it moves it to the other
 // within 10 s with never two runners; the killed concierge comes back and
 // runs nothing stale; SIGTERM drains the task over to the other concierge;
@@ -238,7 +232,7 @@ func TestConciergeFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hb := 500 * time.Millisecond // lease 2.5 s
+	hb := time.Second // the default: lease 5 s
 	srv, err := portier.New(portier.Params{Store: store, ClusterToken: "cg-token", Logger: cgLogger(t),
 		Live: portier.LiveParams{HeartbeatInterval: hb}})
 	if err != nil {
