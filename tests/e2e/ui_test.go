@@ -608,14 +608,27 @@ func TestUIPortierRun(t *testing.T) {
 		chromedp.Navigate(base+"/streams"),
 		chromedp.WaitVisible(uiCSS(`tr[data-stream="runui"][data-live="false"]`)),
 	)
+	uiGet(t, b, "mark the page", 5*time.Second, chromedp.Evaluate[bool](`window.__noReload = true`))
+	var id uint
+	if _, err := fmt.Sscanf(streamPage[strings.LastIndex(streamPage, "/")+1:], "%d", &id); err != nil {
+		t.Fatalf("stream id from %s: %v", streamPage, err)
+	}
 	pub := peers.Publish(t, context.Background(), ingest, peers.PublishOpts{})
 	started := time.Now()
-	b.do(t, "list shows live without reload", 15*time.Second,
+	uiWaitUntil(t, 15*time.Second, "the API reports the stream live", func() (bool, error) {
+		if pub.Exited() {
+			t.Fatalf("ffmpeg exited: %s", pub.Stderr())
+		}
+		return a.live(t, id), nil
+	})
+	liveAt := time.Now()
+	b.do(t, "list shows live within 5 s without reload", 5*time.Second,
 		chromedp.WaitVisible(uiCSS(`tr[data-stream="runui"][data-live="true"]`)))
-	if pub.Exited() {
-		t.Fatalf("ffmpeg exited: %s", pub.Stderr())
+	if !uiGet(t, b, "check no reload", 5*time.Second, chromedp.Evaluate[bool](`window.__noReload === true`)) {
+		t.Fatal("the page was reloaded")
 	}
-	t.Logf("live on the list %v after ffmpeg started", time.Since(started).Round(time.Millisecond))
+	t.Logf("live on the list %v after the API, %v after ffmpeg started",
+		time.Since(liveAt).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 
 	b.do(t, "preview plays", 30*time.Second,
 		chromedp.Navigate(streamPage),
