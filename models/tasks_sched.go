@@ -483,3 +483,20 @@ func (s *Store) TasksChangeStamp(ctx context.Context) (string, error) {
 	}
 	return fmt.Sprintf("%d/%d/%d/%s", r.N, r.E, r.R, u), nil
 }
+
+// TaskStateCount is how many tasks are in a state with a desired state.
+type TaskStateCount struct {
+	State        string `gorm:"column:state"`
+	DesiredState string `gorm:"column:desired_state"`
+	N            int64  `gorm:"column:n"`
+}
+
+// TaskStateCounts counts tasks by state and desired state (for metrics).
+func (s *Store) TaskStateCounts(ctx context.Context) ([]TaskStateCount, error) {
+	var out []TaskStateCount
+	if err := s.db(ctx).Table("tasks").Select("state, desired_state, COUNT(*) AS n").
+		Group("state, desired_state").Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("task state counts: %w", err)
+	}
+	return out, nil
+}

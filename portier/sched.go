@@ -47,6 +47,7 @@ type scheduler struct {
 	kick  chan struct{}
 	stamp string
 	once  sync.Once
+	m     schedMetrics
 }
 
 // schedulers maps a *Server to its scheduler (the Server struct is shared
@@ -61,8 +62,11 @@ func (s *Server) sched() *scheduler {
 	if hb <= 0 {
 		hb = time.Second
 	}
-	sc := &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1)}
-	v, _ := schedulers.LoadOrStore(s, sc)
+	sc := &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1), m: newSchedMetrics()}
+	v, loaded := schedulers.LoadOrStore(s, sc)
+	if !loaded {
+		s.registerSchedMetrics(sc)
+	}
 	return v.(*scheduler)
 }
 
@@ -155,6 +159,7 @@ func (sc *scheduler) placeRound(ctx context.Context, log interface {
 		if len(got) == 0 {
 			return
 		}
+		sc.m.assigned.Add(float64(len(got)))
 		log.Info("tasks assigned", "count", len(got), "first", got[0].TaskID, "node", got[0].Node)
 		sc.broadcast()
 		if len(got) < placeBatch {
@@ -176,6 +181,7 @@ func (sc *scheduler) reapAndPoll(ctx context.Context, log interface {
 		return
 	}
 	if len(r.Reassigned) > 0 || r.Stopped > 0 {
+		sc.m.expired.Add(float64(len(r.Reassigned) + r.Stopped))
 		log.Info("leases expired", "reassigned", len(r.Reassigned), "stopped", r.Stopped)
 		sc.placeRound(ctx, log)
 		sc.broadcast()

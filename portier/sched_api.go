@@ -132,6 +132,7 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.schedNow(), s.schedLease())
 	switch {
 	case errors.Is(err, models.ErrStaleEpoch):
+		s.sched().m.staleEpoch.Inc()
 		schedErr(c, http.StatusConflict, wire.CodeStaleEpoch, err.Error()+": stop it")
 		return
 	case errors.Is(err, models.ErrNotFound):

@@ -221,6 +221,11 @@ func TestScheduler(t *testing.T) {
 			if code != 400 {
 				t.Fatalf("bad state: %d", code)
 			}
+			code, b = e.do(t, "GET", "/metrics", nil)
+			if code != 200 || !strings.Contains(string(b), `portier_tasks{desired="running",state="running"} 1`) ||
+				!strings.Contains(string(b), "portier_scheduler_stale_reports_total 1") || !strings.Contains(string(b), "portier_scheduler_assignments_total 5") {
+				t.Fatalf("metrics: %d\n%s", code, grepLines(string(b), "portier_tasks", "portier_scheduler"))
+			}
 			code, _ = e.do(t, "GET", fmt.Sprintf(wire.PathAssignments, "nobody"), nil)
 			if code != 404 {
 				t.Fatalf("unknown concierge: %d", code)
@@ -378,4 +383,16 @@ func TestSchedulerScale(t *testing.T) {
 			}
 		})
 	}
+}
+
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
