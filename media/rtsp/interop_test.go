@@ -313,3 +313,23 @@ func TestRTMPBFramesPlayRTSP(t *testing.T) {
 		t.Fatalf("ffmpeg decoded %d frames over RTSP: %v", frames, err)
 	}
 }
+
+// TestRTMPWithMP3AudioPlaysVideoOverRTSP: audio RTSP play does not carry
+// (MP3 from an RTMP publisher) is left out of the SDP; the video plays.
+func TestRTMPWithMP3AudioPlaysVideoOverRTSP(t *testing.T) {
+	s, hub := startServer(t, nil)
+	rs := startRTMP(t, hub)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := peers.Publish(t, ctx, "rtmp://"+rs.Addr().String()+"/live/mp3",
+		peers.PublishOpts{ExtraOutputArgs: []string{"-c:a", "libmp3lame", "-b:a", "64k"}})
+	waitLive(t, hub, "live/mp3", pub)
+	r, err := peers.Probe(t, context.Background(), rtspURL(s, "live/mp3"))
+	if err != nil || len(r.Streams) != 1 || r.Streams[0].CodecName != "h264" {
+		t.Fatalf("probe %v: %v", r.Codecs(), err)
+	}
+	frames, err := peers.PlayFrames(context.Background(), rtspURL(s, "live/mp3"), 3*time.Second)
+	if err != nil || frames < 35 {
+		t.Fatalf("ffmpeg decoded %d frames over RTSP: %v", frames, err)
+	}
+}

@@ -48,6 +48,7 @@ type outStream struct {
 	aconv     aacEgress
 	abase     uint32
 	audioRate int64
+	skipAudio bool // the stream's audio is not AAC: left out of the SDP
 	// ntpStart is the wall-clock time of hub time ntpBase (ms), both set
 	// by the first unit written, for the NTP times of RTCP sender reports.
 	ntpStart time.Time
@@ -78,7 +79,7 @@ func (s *Server) playOut(path string) (*outStream, error) {
 		s.mu.Unlock()
 		select {
 		case <-o.ready:
-		case <-time.After(s.p.PlayWait + time.Second):
+		case <-time.After(s.p.PlayWait + stream.DefaultOnDemandWait + time.Second):
 			return nil, fmt.Errorf("%s: %w", path, errNoMedia)
 		}
 		if o.err != nil {
@@ -159,11 +160,9 @@ func (o *outStream) prepare() error {
 				haveVideo = true
 			case stream.KindAudio:
 				a, err := flv.ParseAudioTag(u.Payload)
-				if err != nil || a.SoundFormat != flv.SoundAAC {
-					r.Close()
-					return fmt.Errorf("audio of %s is not AAC: %w", o.path, errUnsupported)
+				if err == nil && a.SoundFormat == flv.SoundAAC {
+					asc = append([]byte(nil), a.Data...)
 				}
-				asc = append([]byte(nil), a.Data...)
 			}
 		}
 	}
@@ -171,6 +170,9 @@ func (o *outStream) prepare() error {
 		r.Close()
 		return fmt.Errorf("%s has neither H.264 nor AAC headers: %w", o.path, errUnsupported)
 	}
+	// Audio RTSP cannot carry here (MP3, Speex, ...) is left out; the
+	// video still plays.
+	o.skipAudio = asc == nil
 	if err := o.build(haveVideo, asc); err != nil {
 		r.Close()
 		return err
@@ -276,6 +278,9 @@ func (o *outStream) writeVideo(u *stream.Unit) error {
 }
 
 func (o *outStream) writeAudio(u *stream.Unit) error {
+	if o.skipAudio && !(u.Header && isAAC(u.Payload)) {
+		return nil
+	}
 	if o.audio == nil {
 		if u.Header {
 			return fmt.Errorf("audio appeared: %w", errConfigChanged)
@@ -305,6 +310,11 @@ func (o *outStream) writeAudio(u *stream.Unit) error {
 		}
 	}
 	return nil
+}
+
+func isAAC(payload []byte) bool {
+	a, err := flv.ParseAudioTag(payload)
+	return err == nil && a.SoundFormat == flv.SoundAAC
 }
 
 // ntp maps a hub time (ms) to wall-clock time.
