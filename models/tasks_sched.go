@@ -460,9 +460,11 @@ func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) 
 	return ids, err
 }
 
-// TasksChangeStamp is a cheap fingerprint of the tasks table that changes
-// whenever a task is created, deleted, reassigned (epoch), stopped or
-// started (desired state), or updated (every writer sets updated_at). The scheduler polls it to notice changes made by other code
+// TasksChangeStamp is a cheap fingerprint of the tasks that are not
+// stopped (read through the state index, so finished tasks piling up do not
+// make it slower): it changes whenever such a task is created, deleted,
+// reassigned (epoch), asked to stop (desired state), finishes, or is
+// updated (every writer sets updated_at). The scheduler polls it to notice changes made by other code
 // paths and other replicas.
 func (s *Store) TasksChangeStamp(ctx context.Context) (string, error) {
 	var r struct {
@@ -473,8 +475,9 @@ func (s *Store) TasksChangeStamp(ctx context.Context) (string, error) {
 	}
 	q := "SELECT COUNT(*) AS n, COALESCE(SUM(epoch), 0) AS e, " +
 		"COALESCE(SUM(CASE WHEN desired_state = 'running' THEN 1 ELSE 0 END), 0) AS r, " +
-		"CAST(MAX(updated_at) AS TEXT) AS u FROM tasks"
-	if err := s.db(ctx).Raw(q).Scan(&r).Error; err != nil {
+		"CAST(MAX(updated_at) AS TEXT) AS u FROM tasks WHERE state IN ?"
+	active := []string{TaskPending, TaskAssigned, TaskStarting, TaskRunning, TaskBackoff, TaskFailed, TaskStopping}
+	if err := s.db(ctx).Raw(q, active).Scan(&r).Error; err != nil {
 		return "", fmt.Errorf("tasks change stamp: %w", err)
 	}
 	u := ""
