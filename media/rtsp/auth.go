@@ -80,12 +80,12 @@ func refusal(code base.StatusCode, reason string) *base.Response {
 		if msg == "" {
 			msg = "Error"
 		}
-		res.StatusMessage = msg + ": " + sanitizeHeader(reason)
+		res.StatusMessage = msg + ": " + sanitizeReason(reason)
 	}
 	return res
 }
 
-func sanitizeHeader(s string) string {
+func sanitizeReason(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '

@@ -95,7 +95,7 @@ type publishSession struct {
 
 	flows        []*flow // fixed after newPublishSession
 	transport    atomic.Pointer[string]
-	lostReported atomic.Uint64
+	lostReported atomic.Uint64 // losses gortsplib reports (its UDP reorder buffer gave up)
 	decodeErrs   atomic.Uint64
 	lastDecodeLg atomic.Int64 // unix nanos of the last decode-error log line
 	closeOnce    sync.Once
@@ -369,7 +369,8 @@ func (p *publishSession) close(reason error) {
 			}
 		}
 		p.s.log.Info("rtsp publish ended", "path", p.path, "addr", p.addr, "bytes_in", p.ss.BytesReceived(),
-			"rtp_packets", packets, "rtp_lost", lost, "decode_errors", p.decodeErrs.Load(), "reason", reason)
+			"rtp_packets", packets, "rtp_lost", lost, "rtp_lost_reported_by_rtsp_stack", p.lostReported.Load(),
+			"decode_errors", p.decodeErrs.Load(), "reason", reason)
 		p.s.publishDone(p.app, p.name)
 	})
 }
