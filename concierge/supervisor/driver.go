@@ -61,7 +61,7 @@ func (d *Driver) Add(ctx context.Context, p Program) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write program %s: %w", p.Name, err)
 	}
-	return d.apply(ctx, f, p.Name)
+	return d.apply(ctx, f, p.Name, "")
 }
 
 // Remove stops p (TERM, then KILL after stopwaitsecs), deletes its section
@@ -79,12 +79,15 @@ func (d *Driver) Remove(ctx context.Context, name string) error {
 	if err := os.Remove(d.file(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove program %s: %w", name, err)
 	}
-	return d.apply(ctx, f, "")
+	return d.apply(ctx, f, "", name)
 }
 
 // apply rereads the config; on Python supervisor it then adds new groups and
-// removes dropped ones (ochinchina applies the reread by itself).
-func (d *Driver) apply(ctx context.Context, f Flavor, want string) error {
+// removes dropped ones (ochinchina applies the reread by itself). Only this
+// driver's groups are touched (a file in the include dir, or the one just
+// removed), so programs of a shared supervisord that the operator edits are
+// left to the operator.
+func (d *Driver) apply(ctx context.Context, f Flavor, want, gone string) error {
 	added, changed, removed, err := d.c.ReloadConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("reloadConfig: %w", err)
@@ -92,6 +95,16 @@ func (d *Driver) apply(ctx context.Context, f Flavor, want string) error {
 	if f != FlavorPython {
 		return nil
 	}
+	mine := func(gs []string) []string {
+		var out []string
+		for _, g := range gs {
+			if _, err := os.Stat(d.file(g)); err == nil || g == gone {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+	added, changed, removed = mine(added), mine(changed), mine(removed)
 	for _, g := range removed {
 		if err := d.c.StopProcess(ctx, g, true); err != nil && !isNotRunning(err) && !isBadName(err) {
 			return fmt.Errorf("stop removed %s: %w", g, err)
