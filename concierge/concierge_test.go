@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge"
+	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
@@ -144,6 +146,12 @@ type stack struct {
 // concierge with an embedded supervisord.
 func startStack(t *testing.T, supervisord string) *stack {
 	t.Helper()
+	return startStackWith(t, concierge.Params{SupervisorBinary: supervisord})
+}
+
+// startStackWith is startStack with the concierge's supervisord options from p.
+func startStackWith(t *testing.T, p concierge.Params) *stack {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
@@ -163,8 +171,9 @@ func startStack(t *testing.T, supervisord string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := concierge.New(concierge.Params{Control: hs.URL, ClusterToken: "tok", Name: "c1", Capacity: 4,
-		DataDir: t.TempDir(), SupervisorBinary: supervisord, DrainTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	p.Control, p.ClusterToken, p.Name, p.Capacity = hs.URL, "tok", "c1", 4
+	p.DataDir, p.DrainTimeout, p.Logger = t.TempDir(), time.Second, slog.New(slog.DiscardHandler)
+	c, err := concierge.New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,4 +308,58 @@ func TestCutOffStopsTasks(t *testing.T) {
 	s.waitTask(t, id, "running again after the control plane returned", func(tk *models.Task) bool {
 		return tk.State == models.TaskRunning && len(taskPIDs(id)) == 1
 	})
+}
+
+// TestExternalSupervisord drives an operator's Python supervisord over
+// inet_http_server (--supervisor-url with --supervisor-include-dir) and
+// leaves the operator's own program alone.
+func TestExternalSupervisord(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	include := filepath.Join(dir, "conf.d")
+	os.MkdirAll(include, 0o755)
+	conf := "[inet_http_server]\nport=" + addr + "\n[supervisord]\nnodaemon=true\nlogfile=" + dir + "/sv.log\npidfile=" + dir + "/sv.pid\n" +
+		"[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n" +
+		"[program:operator-job]\ncommand=/bin/sleep 300\nautostart=true\nstopsignal=TERM\n" +
+		"[include]\nfiles=" + include + "/*.conf\n"
+	if err := os.WriteFile(filepath.Join(dir, "sv.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sv := exec.Command(supervisortest.Python(t), "-c", filepath.Join(dir, "sv.conf"))
+	if err := sv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sv.Process.Signal(syscall.SIGTERM); sv.Wait() })
+	cl, _ := supervisor.Dial("http://" + addr)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if pi, err := cl.ProcessInfo(context.Background(), "operator-job"); err == nil && pi.State == supervisor.StateRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("operator's supervisord did not come up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	opPID := func() int { pi, _ := cl.ProcessInfo(context.Background(), "operator-job"); return pi.PID }
+	before := opPID()
+
+	s := startStackWith(t, concierge.Params{SupervisorURL: "http://" + addr, SupervisorIncludeDir: include})
+	id := s.task(t, "300")
+	s.waitTask(t, id, "running under the operator's supervisord", func(tk *models.Task) bool { return tk.State == models.TaskRunning })
+	if err := s.store.StopCompiledTask(context.Background(), id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	s.waitTask(t, id, "stopped", func(tk *models.Task) bool { return tk.State == models.TaskStopped && len(taskPIDs(id)) == 0 })
+	if after := opPID(); after != before || after == 0 {
+		t.Fatalf("operator's program pid %d → %d: it was touched", before, after)
+	}
+	if files, _ := os.ReadDir(include); len(files) != 0 {
+		t.Fatalf("program files left in the include dir: %v", files)
+	}
 }
