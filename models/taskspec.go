@@ -55,6 +55,9 @@ type HLSSpec struct {
 	SegmentSeconds int         `json:"segment_seconds,omitempty"`
 }
 
+// hostRE accepts DNS names and IPv4/IPv6 literals.
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,253}$`)
+
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9_.~=+/?&:-]{1,512}$`)
 
 // checkURL parses u and checks its scheme against allowed, and that it has no
@@ -70,6 +73,9 @@ func checkURL(field, u string, allowed ...string) (*url.URL, error) {
 	for _, r := range u {
 		if r <= ' ' || r == 0x7f || r > 0x7e {
 			return nil, specErr(field, "must not contain spaces, control or non-ASCII characters (percent-encode them)")
+		}
+		if strings.ContainsRune("<>\"'`\\{}|^", r) {
+			return nil, specErr(field, "must not contain %q (percent-encode it)", r)
 		}
 	}
 	p, err := url.Parse(u)
@@ -88,6 +94,9 @@ func checkURL(field, u string, allowed ...string) (*url.URL, error) {
 	}
 	if p.Host == "" || p.Hostname() == "" {
 		return nil, specErr(field, "needs a host, like %s://host:port/path", allowed[0])
+	}
+	if !hostRE.MatchString(p.Hostname()) {
+		return nil, specErr(field, "host %q is not a valid host name or IP address", p.Hostname())
 	}
 	return p, nil
 }
