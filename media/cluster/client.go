@@ -121,10 +121,36 @@ type Load struct {
 }
 
 // Heartbeat is one heartbeat body. Published is the full set of app/name
-// streams whose publish this node holds (origins only).
+// streams whose publish this node holds (origins only). Streams (optional;
+// older relays leave it out) has the statistics of every stream the relay
+// has: on origins the published ones, on edges the pulled ones.
 type Heartbeat struct {
-	Load      Load     `json:"load"`
-	Published []string `json:"published"`
+	Load      Load           `json:"load"`
+	Published []string       `json:"published"`
+	Streams   []StreamReport `json:"streams,omitempty"`
+}
+
+// StreamReport is one stream's statistics on one relay.
+type StreamReport struct {
+	// Path is "app/name".
+	Path string `json:"path"`
+	// Publisher: the stream has a publisher on this relay now (on an edge,
+	// the upstream pull from an origin, or a client whose publish the edge
+	// forwards to an origin).
+	Publisher  bool    `json:"publisher"`
+	VideoCodec string  `json:"video_codec,omitempty"`
+	Width      int     `json:"width,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	FPS        float64 `json:"fps,omitempty"`
+	AudioCodec string  `json:"audio_codec,omitempty"`
+	SampleRate int     `json:"sample_rate,omitempty"`
+	Channels   int     `json:"channels,omitempty"`
+	// BitrateIn is the publisher's bitrate in bits per second.
+	BitrateIn int64 `json:"bitrate_in"`
+	// Players are the stream's readers on this relay, every protocol,
+	// including relay-internal ones (an edge's upstream pull is a player at
+	// the origin; a forwarded publish is a player at the edge).
+	Players int `json:"players"`
 }
 
 // PublishRequest asks whether a publish may start.

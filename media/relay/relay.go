@@ -348,8 +348,8 @@ func (r *Relay) Ready() (bool, string) {
 	return true, ""
 }
 
-// report builds a heartbeat: load, and for origins the streams whose
-// publish this relay holds.
+// report builds a heartbeat: load, every stream's statistics, and for
+// origins the streams whose publish this relay holds.
 func (r *Relay) report() cluster.Heartbeat {
 	t := r.hub.Totals()
 	in, out := r.rates.get()
@@ -360,7 +360,27 @@ func (r *Relay) report() cluster.Heartbeat {
 	if r.p.Role == RoleOrigin {
 		hb.Published = r.hub.Published()
 	}
+	hb.Streams = streamReports(r.hub.Streams())
 	return hb
+}
+
+// streamReports turns hub snapshots into heartbeat stream reports. Streams
+// with neither a publisher nor players (an edge waiting for an origin, a
+// publisher in its grace time) are left out.
+func streamReports(infos []stream.StreamInfo) []cluster.StreamReport {
+	out := make([]cluster.StreamReport, 0, len(infos))
+	for _, si := range infos {
+		if !si.Live && si.Readers == 0 {
+			continue
+		}
+		c := si.Codec
+		out = append(out, cluster.StreamReport{
+			Path: si.Path, Publisher: si.Live, VideoCodec: c.VideoCodec, Width: c.Width, Height: c.Height,
+			FPS: si.FPS, AudioCodec: c.AudioCodec, SampleRate: c.SampleRate, Channels: c.Channels,
+			BitrateIn: int64(si.BitrateIn), Players: si.Readers,
+		})
+	}
+	return out
 }
 
 func (r *Relay) sampleRates(ctx context.Context) {

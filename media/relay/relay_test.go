@@ -183,8 +183,14 @@ func TestOriginEdgeStaticFallback(t *testing.T) {
 		cp.mu.Lock()
 		var found bool
 		for _, hb := range cp.heartbeats {
-			if pubs, _ := hb["published"].([]any); len(pubs) == 1 && pubs[0] == "live/foo" {
-				found = true
+			pubs, _ := hb["published"].([]any)
+			streams, _ := hb["streams"].([]any)
+			if len(pubs) == 1 && pubs[0] == "live/foo" && len(streams) == 1 {
+				// The stream's statistics: publisher, codecs as sent by
+				// publishSynthetic, and the edge's upstream as one player.
+				st, _ := streams[0].(map[string]any)
+				found = st["path"] == "live/foo" && st["publisher"] == true && st["players"] == float64(1) &&
+					st["video_codec"] == "h264"
 			}
 		}
 		cp.mu.Unlock()
@@ -192,7 +198,7 @@ func TestOriginEdgeStaticFallback(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no heartbeat with published [live/foo]")
+			t.Fatal("no heartbeat with published [live/foo] and its statistics (1 player, h264)")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

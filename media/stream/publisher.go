@@ -39,6 +39,7 @@ type stream struct {
 	lastDTS int64
 	haveDTS bool
 	rate    rateMeter
+	fps     fpsMeter
 
 	snap    atomic.Pointer[snapshot]
 	readers atomic.Pointer[[]*Reader] // copy-on-write under Hub.mu
@@ -194,6 +195,9 @@ func (p *Publisher) Write(u *Unit) error {
 	s.bytesIn.Add(n)
 	s.hub.totals.bytesIn.Add(n)
 	s.rate.add(n, time.Now())
+	if u.Kind == KindVideo && !u.Header {
+		s.fps.add(u.DTS)
+	}
 	return nil
 }
 
@@ -270,3 +274,29 @@ func (m *rateMeter) add(n uint64, now time.Time) {
 	m.bps.Store(inst)
 	m.start, m.bytes = now, 0
 }
+
+// fpsMeter measures the video frame rate from the frames' DTS (media time,
+// so a publisher that sends in bursts still reads right), updated by the
+// single writer over windows of at least one second.
+type fpsMeter struct {
+	first  int64
+	frames int
+	centi  atomic.Uint64 // frames per second × 100
+}
+
+func (m *fpsMeter) add(dts int64) {
+	if m.frames == 0 || dts < m.first {
+		m.first, m.frames = dts, 1
+		return
+	}
+	m.frames++
+	span := dts - m.first
+	if span < 1000 {
+		return
+	}
+	m.centi.Store(uint64((m.frames-1)*100_000) / uint64(span))
+	m.first, m.frames = dts, 1
+}
+
+// get returns the last measured rate, rounded to 0.01 fps.
+func (m *fpsMeter) get() float64 { return float64(m.centi.Load()) / 100 }

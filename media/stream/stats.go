@@ -11,12 +11,15 @@ type StreamInfo struct {
 	Live      bool          `json:"live"` // a publisher is attached
 	Publisher PublisherInfo `json:"publisher"`
 	Codec     CodecInfo     `json:"codec"`
-	BytesIn   uint64        `json:"bytes_in"`
-	BitrateIn uint64        `json:"bitrate_in"` // bits per second, moving average
-	Readers   int           `json:"readers"`
-	BytesOut  uint64        `json:"bytes_out"`
-	Skips     uint64        `json:"skips"`
-	Drops     uint64        `json:"drops"`
+	// FPS is the video frame rate measured from the frames' timestamps
+	// (0 until a second of video went through, and without a publisher).
+	FPS       float64 `json:"fps,omitempty"`
+	BytesIn   uint64  `json:"bytes_in"`
+	BitrateIn uint64  `json:"bitrate_in"` // bits per second, moving average
+	Readers   int     `json:"readers"`
+	BytesOut  uint64  `json:"bytes_out"`
+	Skips     uint64  `json:"skips"`
+	Drops     uint64  `json:"drops"`
 }
 
 // Totals are hub-wide figures for metrics; the counters only grow.
@@ -102,6 +105,7 @@ func (s *stream) infoLocked() StreamInfo {
 	if s.pub != nil {
 		si.Publisher = s.info
 		si.BitrateIn = s.rate.bps.Load()
+		si.FPS = s.fps.get()
 	}
 	if c := s.codec.Load(); c != nil {
 		si.Codec = *c
