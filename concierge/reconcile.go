@@ -114,7 +114,9 @@ func (c *Concierge) reconcile(ctx context.Context) {
 			c.log.Warn("remove program", "program", name, "err", err)
 			continue
 		}
-		delete(c.runs, name)
+		if r == nil || !r.fenced {
+			delete(c.runs, name) // a fenced run stays, so it is not started again
+		}
 		if t, ok := stopWanted[name]; ok && !cut && (r == nil || !r.fenced) {
 			c.report(ctx, &run{task: t, name: name}, wire.StatusReport{State: "stopped"})
 		}
