@@ -25,7 +25,7 @@ type PublishTarget struct {
 // runs the same few statements thousands of times a second (SQLite spends
 // a fifth of a decision re-parsing them otherwise).
 func (s *Store) hot() *Store {
-	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider}
+	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers}
 }
 
 func (s *Store) publishTargetQuery(ctx context.Context) *gorm.DB {

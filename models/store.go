@@ -49,6 +49,12 @@ type Store struct {
 	DB       *gorm.DB
 	dialect  Dialect
 	provider *goose.Provider
+	// writers (SQLite only; capacity 1) queues this process's write
+	// transactions in Go. SQLite has one writer at a time, and a
+	// connection that finds the write lock taken polls for it with
+	// sleeps of up to 100 ms (the busy handler); waiting here instead
+	// hands the lock over at once. Nil inside a transaction.
+	writers chan struct{}
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -95,6 +101,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	s := &Store{DB: db, dialect: dialect}
+	if dialect == DialectSQLite {
+		s.writers = make(chan struct{}, 1)
+	}
 	if err := s.migrate(ctx, sqlDB); err != nil {
 		sqlDB.Close()
 		return nil, err
@@ -182,7 +191,18 @@ func (s *Store) MigrationStatus(ctx context.Context) (current, latest int64, err
 // _txlock=immediate when _time_format is also set, and a deferred
 // transaction that reads and then writes after another connection's commit
 // fails at once with SQLITE_BUSY_SNAPSHOT instead of waiting.
+//
+// On SQLite, write transactions of this process also queue in Go (see
+// Store.writers) rather than in SQLite's busy handler.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
+	if s.writers != nil {
+		select {
+		case s.writers <- struct{}{}:
+			defer func() { <-s.writers }()
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the database write lock: %w", ctx.Err())
+		}
+	}
 	return s.DB.WithContext(ctx).Transaction(func(db *gorm.DB) error {
 		if s.dialect == DialectSQLite {
 			if err := db.Exec("UPDATE nodes SET id = id WHERE 1 = 0").Error; err != nil {
