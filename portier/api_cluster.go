@@ -189,18 +189,13 @@ func (s *Server) apiRestartTask(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var out *models.Task
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		out, err = tx.RequestTaskRestart(c.Request.Context(), t.ID, "restart requested by "+s.principal(c).User.Username)
-		if errors.Is(err, models.ErrInUse) {
-			return apiErr(http.StatusConflict, codeConflict, "", "the task is not meant to run now (stream offline or config disabled), so it cannot be restarted")
-		}
-		if err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "task.restart", "task/"+strconv.FormatInt(t.ID, 10), gin.H{"epoch": out.Epoch}))
+	ctx := c.Request.Context()
+	out, err := s.restartTask(ctx, t.ID, "restart requested by "+s.principal(c).User.Username, func(tx *models.Store, out *models.Task) error {
+		return tx.Audit(ctx, s.auditEvent(c, "task.restart", "task/"+strconv.FormatInt(t.ID, 10), gin.H{"epoch": out.Epoch}))
 	})
+	if errors.Is(err, models.ErrInUse) {
+		err = apiErr(http.StatusConflict, codeConflict, "", "the task is not meant to run now (stream offline or config disabled), so it cannot be restarted")
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -50,24 +50,16 @@ type scheduler struct {
 	m     schedMetrics
 }
 
-// schedulers maps a *Server to its scheduler (the Server struct is shared
-// by several files; this keeps the scheduler's state in this one).
-var schedulers sync.Map
-
 func (s *Server) sched() *scheduler {
-	if v, ok := schedulers.Load(s); ok {
-		return v.(*scheduler)
-	}
-	hb := s.p.Live.HeartbeatInterval
-	if hb <= 0 {
-		hb = time.Second
-	}
-	sc := &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1), m: newSchedMetrics()}
-	v, loaded := schedulers.LoadOrStore(s, sc)
-	if !loaded {
-		s.registerSchedMetrics(sc)
-	}
-	return v.(*scheduler)
+	s.schedOnce.Do(func() {
+		hb := s.p.Live.HeartbeatInterval
+		if hb <= 0 {
+			hb = time.Second
+		}
+		s.schedState = &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1), m: newSchedMetrics()}
+		s.registerSchedMetrics(s.schedState)
+	})
+	return s.schedState
 }
 
 // schedLease is how long an assignment lives without a heartbeat.
@@ -92,14 +84,26 @@ func (s *Server) kickScheduler() {
 }
 
 // restartTask restarts a task: back to pending with epoch+1 (fencing its
-// current runner), placed again at once. For the REST API and the UI.
-func (s *Server) restartTask(ctx context.Context, id int64, reason string) (*models.Task, error) {
-	t, err := s.p.Store.RequestTaskRestart(ctx, id, reason)
+// current runner), placed again at once. For the REST API and the UI; audit
+// (if not nil) runs in the same transaction as the restart.
+func (s *Server) restartTask(ctx context.Context, id int64, reason string, audit func(tx *models.Store, t *models.Task) error) (*models.Task, error) {
+	var out *models.Task
+	err := s.p.Store.Tx(ctx, func(tx *models.Store) error {
+		t, err := tx.RequestTaskRestart(ctx, id, reason)
+		if err != nil {
+			return err
+		}
+		out = t
+		if audit != nil {
+			return audit(tx, t)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	s.kickScheduler()
-	return t, nil
+	return out, nil
 }
 
 func (sc *scheduler) broadcast() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -46,6 +47,8 @@ type Server struct {
 	lv          *liveState
 	metrics     *Metrics
 	sessionAuth SessionAuthenticator
+	schedOnce   sync.Once
+	schedState  *scheduler // see sched.go; built on first use by sched()
 }
 
 // New builds a Server and registers every route.

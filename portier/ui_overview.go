@@ -126,11 +126,7 @@ func (s *Server) uiRestartTask(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		out, err := tx.RequestTaskRestart(rctx(c), t.ID, "restart requested by "+s.principal(c).User.Username)
-		if err != nil {
-			return err
-		}
+	_, err = s.restartTask(rctx(c), t.ID, "restart requested by "+s.principal(c).User.Username, func(tx *models.Store, out *models.Task) error {
 		return tx.Audit(rctx(c), s.auditEvent(c, "task.restart", "task/"+strconv.FormatInt(t.ID, 10), gin.H{"epoch": out.Epoch}))
 	})
 	if errors.Is(err, models.ErrInUse) {
