@@ -67,7 +67,7 @@ type Params struct {
 	// PublishDone is called once a publish that was allowed has ended.
 	PublishDone func(app, name string)
 
-	MaxConns         int           // default 1000; further connections are closed at once
+	MaxConns         int           // default 10000; further connections are closed at once
 	HandshakeTimeout time.Duration // default 10s (handshake through publish/play)
 	ReadTimeout      time.Duration // idle publisher read deadline, default 30s
 	WriteTimeout     time.Duration // default 10s: a player that takes no data is closed
@@ -107,7 +107,10 @@ func New(p Params) (*Server, error) {
 		return nil, errors.New("rtmpserver: Params.Addr is required (for example 127.0.0.1:1935)")
 	}
 	if p.MaxConns <= 0 {
-		p.MaxConns = 1000
+		// A player costs about 40 KB and its share of a 2 Mbps stream's
+		// CPU; 1000 refused the 1000th player of a stream (the publisher
+		// holds a connection too).
+		p.MaxConns = 10000
 	}
 	if p.HandshakeTimeout <= 0 {
 		p.HandshakeTimeout = 10 * time.Second
