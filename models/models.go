@@ -133,6 +133,7 @@ type TaskDescription struct {
 	Env     map[string]string `json:"env,omitempty"`
 	Dirs    []string          `json:"dirs,omitempty"` // local directories the runner creates first
 	Cost    int               `json:"cost"`
+	Labels  map[string]string `json:"labels,omitempty"` // concierge labels the task requires (see PlacementOf)
 }
 
 // Value stores the description as JSON text.

@@ -22,8 +22,41 @@ func specErr(field, format string, args ...any) error {
 	return &SpecError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// NodeLabels are the concierge labels a config's task requires (placement:
+// the task runs only on a concierge started with every one of them). Every
+// spec embeds it, so any task config accepts "labels": {"k": "v"}.
+type NodeLabels struct {
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// validateLabels checks at most 16 labels of 1-63 characters of A-Z a-z 0-9 _ . - each.
+func (l NodeLabels) validateLabels() error {
+	if len(l.Labels) > 16 {
+		return specErr("labels", "at most 16 labels")
+	}
+	for k, v := range l.Labels {
+		if !labelRE.MatchString(k) {
+			return specErr("labels", "label name %q: use 1-63 of A-Z a-z 0-9 _ . - starting with a letter or digit", k)
+		}
+		if !labelRE.MatchString(v) {
+			return specErr("labels."+k, "label value %q: use 1-63 of A-Z a-z 0-9 _ . - starting with a letter or digit", v)
+		}
+	}
+	return nil
+}
+
+// RequiredLabels decodes the labels a config's task requires (nil if none).
+func (c *TaskConfig) RequiredLabels() map[string]string {
+	var l NodeLabels
+	_ = json.Unmarshal(c.Spec, &l)
+	return l.Labels
+}
+
 // RestreamSpec sends the stream to another RTMP/RTMPS/SRT server.
 type RestreamSpec struct {
+	NodeLabels
 	Target string `json:"target"`
 	Key    string `json:"key,omitempty"`
 	Format string `json:"format,omitempty"` // "flv" (default for rtmp/rtmps) or "mpegts" (default for srt)
@@ -31,12 +64,14 @@ type RestreamSpec struct {
 
 // RecordSpec records the stream into segments.
 type RecordSpec struct {
+	NodeLabels
 	SegmentSeconds int    `json:"segment_seconds"`
 	Format         string `json:"format"` // mp4, flv or ts
 }
 
 // PullSpec pulls a remote source into the stream.
 type PullSpec struct {
+	NodeLabels
 	Source string `json:"source"`
 }
 
@@ -51,6 +86,7 @@ type Rendition struct {
 
 // HLSSpec transcodes the stream into a multi-variant HLS ladder.
 type HLSSpec struct {
+	NodeLabels
 	Renditions     []Rendition `json:"renditions"`
 	SegmentSeconds int         `json:"segment_seconds,omitempty"`
 }
@@ -218,7 +254,7 @@ func ParseSpec(typ string, raw []byte) (RawJSON, error) {
 	if err := dec.Decode(v); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) && ute.Field != "" {
-			return nil, specErr(ute.Field, "has the wrong type (a JSON %s)", ute.Value)
+			return nil, specErr(strings.TrimPrefix(ute.Field, "NodeLabels."), "has the wrong type (a JSON %s)", ute.Value)
 		}
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return nil, specErr(strings.Trim(f, `"`), "is not a field of a %s config", typ)
@@ -227,6 +263,11 @@ func ParseSpec(typ string, raw []byte) (RawJSON, error) {
 	}
 	if err := v.Validate(); err != nil {
 		return nil, err
+	}
+	if l, ok := v.(interface{ validateLabels() error }); ok {
+		if err := l.validateLabels(); err != nil {
+			return nil, err
+		}
 	}
 	out, err := json.Marshal(v)
 	if err != nil {

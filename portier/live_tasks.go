@@ -81,7 +81,7 @@ func (l *liveState) compileTask(cfg *models.TaskConfig, st *models.Stream) *mode
 
 // compileConfig maps a stored task config onto the pure compiler.
 func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (compile.Description, error) {
-	in := compile.TaskConfigInput{ID: cfg.ID, Type: cfg.Type, Name: cfg.Name}
+	in := compile.TaskConfigInput{ID: cfg.ID, Type: cfg.Type, Name: cfg.Name, Labels: cfg.RequiredLabels()}
 	switch cfg.Type {
 	case models.TypeRestream:
 		sp, err := cfg.Restream()
@@ -123,13 +123,13 @@ func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (
 // are on the Task and recomputed from the rest).
 func toModelDescription(d compile.Description) models.TaskDescription {
 	return models.TaskDescription{
-		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost,
+		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
 	}
 }
 
 func fromModelDescription(typ string, d models.TaskDescription) compile.Description {
 	return compile.Description{
-		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost,
+		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
 	}
 }
 

@@ -41,6 +41,9 @@ type TaskConfigInput struct {
 	Type string
 	Name string // a label; it never changes the command
 
+	// Labels are the concierge labels the task requires (placement only).
+	Labels map[string]string
+
 	// restream
 	Target string // rtmp://, rtmps:// or srt:// URL
 	Key    string // appended as the last path element (rtmp/rtmps) or as streamid (srt)
@@ -86,6 +89,8 @@ type Description struct {
 	// Dirs are local directories the runner creates before starting.
 	Dirs []string `json:"dirs,omitempty"`
 	Cost int      `json:"cost"`
+	// Labels are the concierge labels the task must run on (placement).
+	Labels map[string]string `json:"labels,omitempty"`
 	// Version is the hash of everything that affects the running process
 	// (see Hash); a config edit that keeps it unchanged needs no restart.
 	Version string `json:"version"`
@@ -110,6 +115,16 @@ func (d Description) Hash() string {
 		D       []string
 		Cost    int
 	}{d.Type, d.Command, d.Args, env, d.Outputs, d.Input, d.Dirs, d.Cost})
+	if len(d.Labels) > 0 {
+		// Required labels move the task, so they are part of the version;
+		// without labels the hash is what it was before labels existed.
+		lk := make([]string, 0, len(d.Labels))
+		for k, v := range d.Labels {
+			lk = append(lk, k+"="+v)
+		}
+		sort.Strings(lk)
+		b = append(b, []byte("\nlabels:"+strings.Join(lk, ","))...)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
@@ -151,6 +166,15 @@ func Compile(cfg TaskConfigInput, st StreamState, env Env) (Description, error) 
 	}
 	d.Type = cfg.Type
 	d.Command = env.FFmpeg
+	if len(cfg.Labels) > 0 {
+		d.Labels = make(map[string]string, len(cfg.Labels))
+		for k, v := range cfg.Labels {
+			if hasControl(k) || hasControl(v) {
+				return Description{}, fmt.Errorf("%w: a label contains a control character", ErrInvalid)
+			}
+			d.Labels[k] = v
+		}
+	}
 	for i, a := range d.Args {
 		// The value of -headers is built here from a checked token and
 		// must end in CR LF; everything else must be free of control bytes.

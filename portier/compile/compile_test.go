@@ -175,6 +175,17 @@ func TestNeedsReplace(t *testing.T) {
 	if !NeedsReplace(old, d) {
 		t.Error("a different input must replace the running task")
 	}
+	// Required labels move the task: a label edit replaces it, and the
+	// labels reach the description (the scheduler reads them from there).
+	labelled := base
+	labelled.Labels = map[string]string{"region": "eu"}
+	d, _ = Compile(labelled, testStream, testEnv)
+	if !NeedsReplace(old, d) || d.Labels["region"] != "eu" {
+		t.Errorf("labels: replace %v, description labels %v", NeedsReplace(old, d), d.Labels)
+	}
+	if _, err := Compile(TaskConfigInput{Type: TypeRestream, Target: "rtmp://a.example.com/x", Labels: map[string]string{"a": "b\n"}}, testStream, testEnv); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a label with a control character: %v", err)
+	}
 	// Round trip through JSON (how descriptions are stored) keeps the hash.
 	b, _ := json.Marshal(old)
 	var back Description
