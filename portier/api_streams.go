@@ -36,8 +36,10 @@ type streamView struct {
 	Ingest        *ingestView    `json:"ingest,omitempty"`
 	Play          playView       `json:"play"`
 	Origins       []originView   `json:"origins,omitempty"` // GET of one stream only
-	CreatedAt     time.Time      `json:"created_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
+	// Stats are the live statistics (portier/stats.go); null while offline.
+	Stats     *streamStatsView `json:"stats"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
 }
 
 type ingestView struct {
@@ -185,8 +187,14 @@ func (s *Server) apiListStreams(c *gin.Context) {
 		return
 	}
 	out := make([]streamView, len(list))
+	ptrs := make([]*streamView, len(list))
 	for i := range list {
 		out[i] = s.viewStream(c, &list[i], false)
+		ptrs[i] = &out[i]
+	}
+	if err := s.attachStats(c.Request.Context(), ptrs...); err != nil {
+		s.fail(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, listOf(out, total, pg, len(out)))
 }
@@ -248,6 +256,10 @@ func (s *Server) apiGetStream(c *gin.Context) {
 	for _, o := range origins {
 		v.Origins = append(v.Origins, originView{Node: o.NodeName, Since: o.Since})
 	}
+	if err := s.attachStats(c.Request.Context(), &v); err != nil {
+		s.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusOK, v)
 }
 
@@ -289,7 +301,12 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		return
 	}
 	s.afterStreamChange(c.Request.Context(), st.ID)
-	c.JSON(http.StatusOK, s.viewStream(c, up, s.principal(c).Owns(up)))
+	v := s.viewStream(c, up, s.principal(c).Owns(up))
+	if err := s.attachStats(c.Request.Context(), &v); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 // afterStreamChange brings the stream's tasks in line after a committed
@@ -320,7 +337,12 @@ func (s *Server) apiRotateKey(c *gin.Context) {
 		return
 	}
 	s.afterStreamChange(c.Request.Context(), st.ID)
-	c.JSON(http.StatusOK, s.viewStream(c, up, true))
+	v := s.viewStream(c, up, true)
+	if err := s.attachStats(c.Request.Context(), &v); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 func (s *Server) apiDeleteStream(c *gin.Context) {

@@ -67,6 +67,10 @@ func (l *liveState) reap(ctx context.Context) error {
 			l.streamOffline(ctx, id, dialect+" publish not confirmed within "+ttl.String())
 		}
 	}
+	// Statistics of relays that stopped heartbeating (3 intervals).
+	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-3*l.hb)); err != nil {
+		return err
+	}
 	l.sweepTombs()
 	return nil
 }

@@ -112,6 +112,9 @@ type heartbeatReq struct {
 	// Published is absent for nodes that publish nothing (concierges,
 	// CDN edges); [] or null from a relay means it holds no publish.
 	Published json.RawMessage `json:"published"`
+	// Streams has per-stream statistics (relays; see portier/stats.go).
+	// Absent or null: the node reports none (older relays, other roles).
+	Streams json.RawMessage `json:"streams"`
 }
 
 func (s *Server) nodeHeartbeat(c *gin.Context) {
@@ -131,6 +134,11 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "at most 100000 published streams", "published"))
 		return
 	}
+	reports, field, msg := parseStreamReports(r.Streams)
+	if field != "" {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
+		return
+	}
 	ctx := c.Request.Context()
 	err := s.p.Store.NodeHeartbeat(ctx, name, r.Load, s.lv.now())
 	if errors.Is(err, models.ErrNotFound) {
@@ -145,6 +153,11 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 	if len(r.Published) > 0 {
 		if err := s.lv.reconcile(ctx, name, published); err != nil {
 			s.lv.log.Error("reconcile live state", "err", err, "node", name)
+		}
+	}
+	if reports != nil {
+		if err := s.lv.storeStreamStats(ctx, name, reports); err != nil {
+			s.lv.log.Error("store stream statistics", "err", err, "node", name)
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()})

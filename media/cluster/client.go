@@ -127,7 +127,7 @@ type Load struct {
 type Heartbeat struct {
 	Load      Load           `json:"load"`
 	Published []string       `json:"published"`
-	Streams   []StreamReport `json:"streams,omitempty"`
+	Streams   []StreamReport `json:"streams"`
 }
 
 // StreamReport is one stream's statistics on one relay.

@@ -1,0 +1,136 @@
+package portier
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/portier/portier/models"
+)
+
+// Live statistics of streams. Relays report every stream they have with
+// each heartbeat (media/cluster.StreamReport); the control plane keeps one
+// row per relay and stream (stream_stats), and the origin holding a
+// stream's publish writes the stream's codecs, bitrate and viewers into
+// streams.codec_info and streams.bitrate, which the API and the UI read.
+//
+// Viewers: every relay counts its readers, relay-internal ones included.
+// The origin cannot tell an edge's upstream pull from a player (both are
+// RTMP plays), so the count is the players of every relay minus one per
+// edge that has the stream's publisher: an edge that pulls the stream is
+// one player at the origin, and an edge that forwards a client's publish
+// has the forwarding session as one player of its own. Concierge tasks
+// that pull a stream (restreams, HLS transcodes) count as viewers.
+
+// maxStreamReports bounds the streams of one heartbeat.
+const maxStreamReports = 100_000
+
+// streamReportReq is one element of a heartbeat's "streams".
+type streamReportReq struct {
+	Path       string  `json:"path"`
+	Publisher  bool    `json:"publisher"`
+	VideoCodec string  `json:"video_codec"`
+	Width      int     `json:"width"`
+	Height     int     `json:"height"`
+	FPS        float64 `json:"fps"`
+	AudioCodec string  `json:"audio_codec"`
+	SampleRate int     `json:"sample_rate"`
+	Channels   int     `json:"channels"`
+	BitrateIn  int64   `json:"bitrate_in"`
+	Players    int     `json:"players"`
+}
+
+// parseStreamReports decodes and checks a heartbeat's "streams". It
+// returns nil (and no error) when the field is absent or null; on bad
+// input it returns the field and a message saying what is wrong.
+func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, field, msg string) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, "", ""
+	}
+	var list []streamReportReq
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, "streams", "streams must be a list of {\"path\":\"app/name\",\"publisher\":bool,\"players\":N,...} objects"
+	}
+	if len(list) > maxStreamReports {
+		return nil, "streams", fmt.Sprintf("at most %d streams", maxStreamReports)
+	}
+	out = make([]models.StreamStatReport, 0, len(list))
+	for i, r := range list {
+		f := fmt.Sprintf("streams[%d]", i)
+		app, name, ok := strings.Cut(r.Path, "/")
+		if !ok || checkAppName(app, name) != nil {
+			return nil, f + ".path", "path must be \"app/name\" (letters, digits and _ . -)"
+		}
+		if r.Players < 0 || r.BitrateIn < 0 || r.Width < 0 || r.Height < 0 || r.SampleRate < 0 || r.Channels < 0 ||
+			r.FPS < 0 || math.IsNaN(r.FPS) || r.FPS > 1000 {
+			return nil, f, "players, bitrate_in, width, height, fps, sample_rate and channels must not be negative (fps at most 1000)"
+		}
+		if len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 {
+			return nil, f, "codec names are at most 32 characters"
+		}
+		out = append(out, models.StreamStatReport{App: app, Name: name, Publisher: r.Publisher, Players: r.Players,
+			BitrateIn: r.BitrateIn, Codec: models.StreamCodec{VideoCodec: r.VideoCodec, Width: r.Width, Height: r.Height,
+				FPS: math.Round(r.FPS*100) / 100, AudioCodec: r.AudioCodec, SampleRate: r.SampleRate, Channels: r.Channels}})
+	}
+	return out, "", ""
+}
+
+// storeStreamStats replaces node's stream statistics with reports.
+func (l *liveState) storeStreamStats(ctx context.Context, node string, reports []models.StreamStatReport) error {
+	n, err := l.s.p.Store.NodeByName(ctx, node)
+	if err != nil {
+		return err
+	}
+	now := l.now()
+	return l.s.p.Store.UpdateNodeStreamStats(ctx, node, n.Role, reports, now, now.Add(-3*l.hb))
+}
+
+// streamStatsView is a live stream's statistics in the API (null while the
+// stream is offline).
+type streamStatsView struct {
+	VideoCodec    string  `json:"video_codec"`
+	Width         int     `json:"width"`
+	Height        int     `json:"height"`
+	FPS           float64 `json:"fps"`
+	AudioCodec    string  `json:"audio_codec"`
+	SampleRate    int     `json:"sample_rate"`
+	Channels      int     `json:"channels"`
+	Bitrate       int64   `json:"bitrate"`
+	Viewers       int     `json:"viewers"`
+	UptimeSeconds int64   `json:"uptime_seconds"`
+}
+
+// attachStats fills the Stats of the live streams among views (one query
+// for all of them).
+func (s *Server) attachStats(ctx context.Context, views ...*streamView) error {
+	var ids []int64
+	for _, v := range views {
+		if v.Live {
+			ids = append(ids, v.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	since, err := s.p.Store.LiveSince(ctx, ids)
+	if err != nil {
+		return err
+	}
+	now := s.lv.now()
+	for _, v := range views {
+		if !v.Live {
+			continue
+		}
+		ci := models.ParseLiveCodecInfo(v.CodecInfo)
+		st := &streamStatsView{VideoCodec: ci.VideoCodec, Width: ci.Width, Height: ci.Height, FPS: ci.FPS,
+			AudioCodec: ci.AudioCodec, SampleRate: ci.SampleRate, Channels: ci.Channels, Bitrate: v.Bitrate, Viewers: ci.Viewers}
+		if t, ok := since[v.ID]; ok {
+			st.UptimeSeconds = int64(max(now.Sub(t), 0) / time.Second)
+		}
+		v.Stats = st
+	}
+	return nil
+}
