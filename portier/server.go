@@ -48,7 +48,8 @@ type Server struct {
 	metrics     *Metrics
 	sessionAuth SessionAuthenticator
 	schedOnce   sync.Once
-	schedState  *scheduler // see sched.go; built on first use by sched()
+	schedState  *scheduler   // see sched.go; built on first use by sched()
+	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
 }
 
 // New builds a Server and registers every route.
@@ -65,6 +66,7 @@ func New(p Params) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.lv = newLiveState(s)
+	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.engine = gin.New()
 	// ContextWithFallback stays false on purpose: then a *gin.Context passed

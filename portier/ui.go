@@ -48,6 +48,8 @@ func (s *Server) registerUI(r *gin.Engine) {
 	a.GET("/streams/:id/live", s.uiStreamLive)
 	a.GET("/streams/:id/ingest", s.uiStreamIngest)
 	a.GET("/streams/:id/tasks", s.uiStreamTasks)
+	a.GET("/streams/:id/thumbnail", s.uiStreamThumbnailBlock)
+	a.GET("/streams/:id/thumbnail.jpg", s.uiStreamThumbnail)
 	a.POST("/streams/:id/enabled", s.uiStreamEnabled)
 	a.GET("/streams/:id/rotate-key", s.uiRotateKeyConfirm)
 	a.POST("/streams/:id/rotate-key", s.uiRotateKey)

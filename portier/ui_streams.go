@@ -262,6 +262,7 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 		OBSServer: "rtmp://" + hostPort(s.publicHost(c), s.p.RTMPPort) + "/" + st.Application.Name,
 		PlayRTMP:  v.Play.RTMP,
 		PlayFLV:   s.uiFLVURL(st),
+		Thumbnail: thumbnailURL(st),
 	}
 	if reveal && v.Ingest != nil {
 		d.Key, d.OBSKey, d.IngestURL, d.FFmpeg = v.Key, v.Ingest.OBSStreamKey, v.Ingest.RTMPURL, v.Ingest.FFmpeg

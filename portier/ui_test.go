@@ -23,6 +23,7 @@ import (
 type uiEnv struct {
 	t     *testing.T
 	srv   *httptest.Server
+	ctl   *Server
 	store *models.Store
 	users map[string]*models.User
 }
@@ -36,7 +37,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	e := &uiEnv{t: t, srv: hs, store: st, users: map[string]*models.User{}}
+	e := &uiEnv{t: t, srv: hs, ctl: srv, store: st, users: map[string]*models.User{}}
 	for _, u := range []struct{ name, role string }{{"admin", models.RoleAdmin}, {"op1", models.RoleOperator}, {"op2", models.RoleOperator}, {"viewer", models.RoleViewer}} {
 		usr, err := st.CreateUser(context.Background(), u.name, "password-"+u.name, u.role)
 		if err != nil {

@@ -30,6 +30,8 @@ var german = map[string]string{
 	"Video": "Video", "Audio": "Audio", "Bitrate": "Bitrate", "Uptime": "Laufzeit", "Viewers": "Zuschauer",
 	"Origins": "Origins", "Publishes": "Veröffentlichungen", "disabled": "gesperrt", "live": "live", "offline": "offline",
 	"Ingest": "Einspeisung", "Preview": "Vorschau", "Preview of %s": "Vorschau von %s", "Play preview": "Vorschau abspielen",
+	"Recent frame of %s": "Aktuelles Bild von %s", "Recent frame, refreshed every 10 seconds": "Aktuelles Bild, alle 10 Sekunden erneuert",
+	"No thumbnail while the stream is offline.": "Kein Vorschaubild, solange der Stream offline ist.",
 	"Play URLs": "Wiedergabe-URLs", "Task configs": "Aufgabenkonfigurationen", "Add %s": "%s hinzufügen",
 	"Manage": "Verwalten", "Disable stream": "Stream sperren", "Enable stream": "Stream freigeben", "Live": "Live",
 	"The key was rotated. The old key no longer works: update your encoder.": "Der Schlüssel wurde erneuert. Der alte Schlüssel gilt nicht mehr: Aktualisieren Sie Ihren Encoder.",

@@ -89,6 +89,7 @@ type StreamDetail struct {
 	PlayRTMP   string
 	PlayFLV    string
 	PlayHLS    string // empty when the stream has no HLS
+	Thumbnail  string // URL of a recent frame (JPEG); empty while offline
 	Configs    []TaskConfigRow
 	Tasks      []TaskRow
 	NewKeyNote bool // the key was just rotated
