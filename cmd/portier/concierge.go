@@ -25,7 +25,7 @@ func runConcierge(ctx context.Context, args []string) error {
 	capacity := fs.Int("capacity", 0, "task-cost budget of this host (default: number of CPUs)")
 	labels := fs.String("labels", "", "node labels k=v,k2=v2 that tasks can require")
 	dataDir := fs.String("data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
-	relayRTMP := fs.String("relay-rtmp", "", "RTMP base URL of the relay near this host (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
+	relayRTMP := fs.String("relay-rtmp", "", "relay near this host, host:port or rtmp://host:port (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
 	ffmpeg := fs.String("ffmpeg", "ffmpeg", "ffmpeg binary (name on PATH or path)")
 	httpAddr := fs.String("http-addr", ":8082", "HTTP listen address for /healthz, /readyz and /metrics (empty: none)")
 	drain := fs.Duration("drain-timeout", 20*time.Second, "on SIGTERM, how long to wait for handed-back tasks to run elsewhere before stopping them")
@@ -47,7 +47,7 @@ func runConcierge(ctx context.Context, args []string) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	c, err := concierge.New(concierge.Params{
 		Control: *control, ClusterToken: *token, Name: *name, Capacity: *capacity, Labels: lab,
-		RelayRTMP: *relayRTMP, SupervisorURL: *supURL, SupervisorIncludeDir: *supInclude, SupervisorBinary: *supBinary,
+		RelayRTMP: strings.TrimSuffix(strings.TrimPrefix(*relayRTMP, "rtmp://"), "/"), SupervisorURL: *supURL, SupervisorIncludeDir: *supInclude, SupervisorBinary: *supBinary,
 		DataDir: *dataDir, FFmpeg: *ffmpeg, DrainTimeout: *drain, HTTPAddr: *httpAddr, Logger: logger,
 	})
 	if err != nil {
