@@ -72,3 +72,25 @@ func lastLine(s string) string {
 	}
 	return ""
 }
+
+// atSource rewrites a reason that blames the target when the failing line
+// of the log is about the task's input: ffmpeg prefixes the errors of an
+// input with its URL ("rtsp://cam:554/x: Connection refused"), so a pull
+// whose camera is down says "source refused connection".
+func atSource(reason, logTail, input string) string {
+	if input == "" || !strings.Contains(reason, "target") {
+		return reason
+	}
+	lines := strings.Split(strings.TrimSpace(logTail), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" {
+			continue
+		}
+		if strings.HasPrefix(l, input+":") {
+			return strings.ReplaceAll(reason, "target", "source")
+		}
+		return reason
+	}
+	return reason
+}

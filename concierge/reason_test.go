@@ -26,3 +26,18 @@ func TestFailureReason(t *testing.T) {
 		}
 	}
 }
+
+func TestAtSource(t *testing.T) {
+	log := "[tcp @ 0x55] Connection to tcp://10.1.1.1:554?timeout=0 failed: Connection refused\nrtsp://10.1.1.1:554/cam: Connection refused\n"
+	in := "rtsp://10.1.1.1:554/cam"
+	if got := atSource(failureReason(log, 1, ""), log, in); got != "source refused connection" {
+		t.Errorf("input refused: %q", got)
+	}
+	out := "[tcp @ 0x55] Connection to tcp://127.0.0.1:1935 failed: Connection refused\nrtmp://127.0.0.1/live/x: Connection refused\n"
+	if got := atSource(failureReason(out, 1, ""), out, in); got != "target refused connection" {
+		t.Errorf("output refused: %q", got)
+	}
+	if got := atSource("target refused connection", log, ""); got != "target refused connection" {
+		t.Errorf("no input known: %q", got)
+	}
+}

@@ -250,7 +250,7 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 	if code != 0 || pi.State != supervisor.StateFatal {
 		exit = &code
 	}
-	reason := failureReason(tail, code, pi.SpawnErr)
+	reason := atSource(failureReason(tail, code, pi.SpawnErr), tail, r.desc.Input)
 	c.m.failures.Inc()
 	c.log.Warn("task failed", "task", r.task.ID, "epoch", r.task.Epoch, "exit", code, "reason", reason, "retry_in", delay)
 	c.report(ctx, r, wire.StatusReport{State: "backoff", ExitCode: exit,
@@ -331,20 +331,36 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 	return p, nil
 }
 
-// removeProgram stops a program and removes it. A running ffmpeg gets two
-// SIGTERMs first: ffmpeg interrupts a blocked read or write (a source that
-// went silent, a stalled target) only on the second signal, and still
-// finishes its outputs cleanly; supervisord's own TERM-then-KILL after
-// stopwaitsecs remains the bound.
+// removeProgram stops a program and removes it. A running ffmpeg gets a
+// SIGTERM and a moment to finish its outputs; one still running after
+// that gets a second SIGTERM: ffmpeg interrupts a blocked read or write (a
+// source that went silent, a stalled target) only on the second signal. The
+// second signal must not come early: it also aborts the writing of file
+// trailers (a record task's last segment would have no index).
+// supervisord's own TERM-then-KILL after stopwaitsecs remains the bound.
 func (c *Concierge) removeProgram(ctx context.Context, name string, running bool) error {
 	if running {
 		if err := c.drv.Signal(ctx, name, "TERM"); err == nil {
-			time.Sleep(100 * time.Millisecond)
-			_ = c.drv.Signal(ctx, name, "TERM")
+			deadline := time.Now().Add(secondTermAfter)
+			for {
+				time.Sleep(50 * time.Millisecond)
+				pi, err := c.drv.Client().ProcessInfo(ctx, name)
+				if err != nil || !pi.State.Alive() {
+					break
+				}
+				if time.Now().After(deadline) {
+					_ = c.drv.Signal(ctx, name, "TERM")
+					break
+				}
+			}
 		}
 	}
 	return c.drv.Remove(ctx, name)
 }
+
+// secondTermAfter is how long a task's ffmpeg has after the first SIGTERM
+// before the second one interrupts blocked I/O.
+const secondTermAfter = time.Second
 
 // stopAll stops and removes every task program (shutdown).
 func (c *Concierge) stopAll() {

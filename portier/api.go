@@ -43,6 +43,7 @@ func (s *Server) registerAPI(g *gin.RouterGroup) {
 	g.DELETE("/streams/:id", s.requireWriter, s.apiDeleteStream)
 	g.POST("/streams/:id/rotate-key", s.requireWriter, s.apiRotateKey)
 
+	g.GET("/streams/:id/recordings", s.apiListRecordings)
 	g.GET("/streams/:id/task-configs", s.apiListTaskConfigs)
 	g.POST("/streams/:id/task-configs", s.requireWriter, s.apiCreateTaskConfig)
 	g.GET("/streams/:id/task-configs/:cid", s.apiGetTaskConfig)

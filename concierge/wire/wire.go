@@ -58,6 +58,7 @@ type Description struct {
 	Env     map[string]string `json:"env,omitempty"`
 	Dirs    []string          `json:"dirs,omitempty"`
 	Cost    int               `json:"cost"`
+	Input   string            `json:"input,omitempty"` // the URL the task reads (for failure reasons)
 }
 
 // StatusReport is one state change of a task on a concierge.

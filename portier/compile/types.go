@@ -73,12 +73,20 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	default:
 		return Description{}, fmt.Errorf("%w: record format %q: want mp4, flv or ts", ErrInvalid, cfg.Format)
 	}
+	var muxOpts []string
+	if muxer == "mp4" {
+		// Fragmented MP4, flushed per packet: every segment plays without a
+		// trailer, so a killed or interrupted recorder leaves no file
+		// without an index (a plain MP4 needs its moov written at the end).
+		muxOpts = []string{"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1"}
+	}
 	dir := filepath.Join(env.RecordDir, st.App, st.Name)
 	out := filepath.Join(dir, "%Y%m%d-%H%M%S."+ext)
 	in := relayURL(env, st)
-	args := append(commonInput(in), "-c", "copy", "-map", "0",
-		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", muxer,
-		"-strftime", "1", "-reset_timestamps", "1", out)
+	args := append(commonInput(in), "-c", "copy", "-map", "0:v?", "-map", "0:a?",
+		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", muxer)
+	args = append(args, muxOpts...)
+	args = append(args, "-strftime", "1", "-reset_timestamps", "1", out)
 	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: 1}, nil
 }
 
