@@ -50,6 +50,7 @@ func (l *liveState) streamOffline(ctx context.Context, streamID int64, why strin
 		return
 	}
 	if n > 0 {
+		l.s.kickScheduler() // wake the concierges' long polls now
 		l.log.Info("stream offline, tasks stopped", "stream", streamID, "tasks", n, "why", why)
 	}
 }
@@ -60,6 +61,9 @@ func (l *liveState) streamOffline(ctx context.Context, streamID int64, why strin
 func (l *liveState) startConfig(ctx context.Context, cfg *models.TaskConfig, st *models.Stream) (*models.Task, error) {
 	t := l.compileTask(cfg, st)
 	out, _, err := l.s.p.Store.CreateCompiledTask(ctx, t)
+	if err == nil {
+		l.s.kickScheduler() // place it now, not at the next tick
+	}
 	return out, err
 }
 

@@ -2,11 +2,13 @@ package portier
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portier/portier/concierge/wire"
@@ -19,11 +21,12 @@ import (
 // so any replica may run it; on Postgres several replicas serialise
 // placement with an advisory lock and claim rows with SKIP LOCKED.
 //
-// Changes made elsewhere (a stream going live or stopping, a restart from
-// the API, another replica's placement) are noticed by polling a cheap
-// change stamp of the tasks table every pollInterval, so a long poll wakes
-// within that time however the change was made; changes made by this
-// process wake it at once.
+// Changes made by this process (placement, lease expiry, a restart, a
+// stream going live or offline) wake its long polls at once and, on
+// Postgres, NOTIFY the other replicas, whose listeners wake theirs at once
+// too. As the fallback for a lost notification or a change made outside
+// any replica, a cheap change stamp of the tasks table is polled every
+// pollInterval, so a long poll wakes within that time in any case.
 
 const (
 	placeInterval  = 250 * time.Millisecond
@@ -48,6 +51,15 @@ type scheduler struct {
 	stamp string
 	once  sync.Once
 	m     schedMetrics
+
+	// Multi-replica wake-ups (Postgres LISTEN/NOTIFY): id tells this
+	// replica's notifications apart, notify asks the notifier goroutine to
+	// send one (coalesced), pollEvery is the change-stamp poll, the fallback
+	// when a notification is lost.
+	id        string
+	notify    chan struct{}
+	pollEvery time.Duration
+	listening atomic.Bool
 }
 
 func (s *Server) sched() *scheduler {
@@ -56,7 +68,10 @@ func (s *Server) sched() *scheduler {
 		if hb <= 0 {
 			hb = time.Second
 		}
-		s.schedState = &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1), m: newSchedMetrics()}
+		var id [8]byte
+		_, _ = rand.Read(id[:])
+		s.schedState = &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1), m: newSchedMetrics(),
+			id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: pollInterval}
 		s.registerSchedMetrics(s.schedState)
 	})
 	return s.schedState
@@ -80,7 +95,17 @@ func (s *Server) kickScheduler() {
 	case sc.kick <- struct{}{}:
 	default:
 	}
+	sc.changed()
+}
+
+// changed wakes this replica's long polls and, on Postgres, the other
+// replicas' (NOTIFY). For changes made by this process.
+func (sc *scheduler) changed() {
 	sc.broadcast()
+	select {
+	case sc.notify <- struct{}{}:
+	default:
+	}
 }
 
 // restartTask restarts a task: back to pending with epoch+1 (fencing its
@@ -123,7 +148,49 @@ func (sc *scheduler) waitCh() <-chan struct{} {
 // ends. Calling it more than once starts one loop.
 func (s *Server) startScheduler(ctx context.Context) {
 	sc := s.sched()
-	sc.once.Do(func() { go sc.run(ctx) })
+	sc.once.Do(func() {
+		go sc.run(ctx)
+		if s.p.Store.Dialect() == models.DialectPostgres {
+			go sc.notifier(ctx)
+			go sc.listener(ctx)
+		}
+	})
+}
+
+// notifier sends one NOTIFY per burst of local changes.
+func (sc *scheduler) notifier(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sc.notify:
+			if err := sc.s.p.Store.NotifyTasksChanged(ctx, sc.id); err != nil && ctx.Err() == nil {
+				sc.s.log.Warn("task change notification failed (other replicas notice within the poll interval)", "component", "scheduler", "err", err)
+			}
+		}
+	}
+}
+
+// listener wakes this replica's long polls when another replica notifies;
+// it reconnects after a second if the listening connection fails.
+func (sc *scheduler) listener(ctx context.Context) {
+	log := sc.s.log.With("component", "scheduler")
+	for ctx.Err() == nil {
+		err := sc.s.p.Store.ListenTasksChanged(ctx, func() { sc.listening.Store(true) }, func(from string) {
+			if from != sc.id {
+				sc.broadcast()
+			}
+		})
+		sc.listening.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("task change listener stopped; long polls fall back to the change-stamp poll until it reconnects", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func (sc *scheduler) run(ctx context.Context) {
@@ -131,7 +198,7 @@ func (sc *scheduler) run(ctx context.Context) {
 	log.Info("scheduler started", "lease", sc.lease, "dialect", sc.s.p.Store.Dialect())
 	place := time.NewTicker(placeInterval)
 	defer place.Stop()
-	poll := time.NewTicker(pollInterval)
+	poll := time.NewTicker(sc.pollEvery)
 	defer poll.Stop()
 	for {
 		select {
@@ -165,7 +232,7 @@ func (sc *scheduler) placeRound(ctx context.Context, log interface {
 		}
 		sc.m.assigned.Add(float64(len(got)))
 		log.Info("tasks assigned", "count", len(got), "first", got[0].TaskID, "node", got[0].Node)
-		sc.broadcast()
+		sc.changed()
 		if len(got) < placeBatch {
 			return
 		}
@@ -188,7 +255,7 @@ func (sc *scheduler) reapAndPoll(ctx context.Context, log interface {
 		sc.m.expired.Add(float64(len(r.Reassigned) + r.Stopped))
 		log.Info("leases expired", "reassigned", len(r.Reassigned), "stopped", r.Stopped)
 		sc.placeRound(ctx, log)
-		sc.broadcast()
+		sc.changed()
 	}
 	stamp, err := sc.s.p.Store.TasksChangeStamp(ctx)
 	if err != nil {
