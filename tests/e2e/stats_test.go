@@ -64,7 +64,8 @@ func (a *allInOne) signIn(t *testing.T, user, password string) *http.Client {
 
 // TestRunStreamStatistics: ffmpeg publishes 640x360 H.264+AAC to `portier
 // run`, two ffmpeg players play it; the API shows the codecs, resolution,
-// bitrate and at least 2 viewers from the relay's heartbeats, and the UI
+// bitrate and at least 2 viewers from the relay's heartbeats; an edge relay
+// with three players adds 3 viewers (its upstream pull is not one); the UI
 // serves a JPEG thumbnail of the stream.
 func TestRunStreamStatistics(t *testing.T) {
 	peers.RequireTool(t, "ffmpeg")
@@ -119,6 +120,21 @@ func TestRunStreamStatistics(t *testing.T) {
 		t.Errorf("fps = %v, want about 25", s.FPS)
 	}
 	t.Logf("stats: %+v", *s)
+
+	// An edge relay pulls the stream (one player at the origin) for three
+	// players of its own: 2 + 3 viewers, the edge's pull not counted.
+	edge := startRelayProc(t, "stats-edge", "edge", "http://"+a.http)
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = peers.PlayFrames(pctx, "rtmp://"+edge.rtmpAddr+"/live/statcam", 40*time.Second)
+		}()
+	}
+	eventually(t, 20*time.Second, "5 viewers with the edge's players", func() bool {
+		last = get()
+		return last.Stats != nil && last.Stats.Viewers == 5
+	})
 
 	// The UI: a JPEG thumbnail for the signed-in admin, and the detail
 	// page shows the figures and the thumbnail.
