@@ -220,3 +220,26 @@ func ParseLiveCodecInfo(raw RawJSON) LiveCodecInfo {
 	}
 	return ci
 }
+
+// NodeStreamPlayers is one stream a relay reported, with its players there.
+type NodeStreamPlayers struct {
+	App     string
+	Name    string
+	Players int
+}
+
+// NodeStreamStats lists the streams node reported since aliveSince, by
+// app and name.
+func (s *Store) NodeStreamStats(ctx context.Context, node string, aliveSince time.Time) ([]NodeStreamPlayers, error) {
+	var out []NodeStreamPlayers
+	err := s.db(ctx).Table("stream_stats").
+		Select("applications.name AS app, streams.name AS name, stream_stats.players").
+		Joins("JOIN streams ON streams.id = stream_stats.stream_id").
+		Joins("JOIN applications ON applications.id = streams.application_id").
+		Where("stream_stats.node_name = ? AND stream_stats.updated_at >= ?", node, aliveSince.UTC()).
+		Order("applications.name").Order("streams.name").Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("streams of node %s: %w", node, err)
+	}
+	return out, nil
+}

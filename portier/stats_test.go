@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/portier/portier/models"
 )
 
 // streamReport is one element of a heartbeat's "streams" as a relay sends it.
@@ -125,4 +128,24 @@ func TestHeartbeatStreamStatsInAPI(t *testing.T) {
 			t.Fatalf("heartbeat without streams changed the rows: %+v", rows)
 		}
 	})
+}
+
+func TestUIClusterShowsPlayersPerEdge(t *testing.T) {
+	e := newUIEnv(t)
+	ctx := context.Background()
+	st := e.stream("op1", "onair")
+	now := time.Now()
+	if _, err := e.store.RegisterNode(ctx, models.Node{Name: "edge-a", Role: models.NodeRoleEdge, RTMPAddress: "10.0.0.2:1935"}, now); err != nil {
+		t.Fatal(err)
+	}
+	err := e.store.UpdateNodeStreamStats(ctx, "edge-a", models.NodeRoleEdge, []models.StreamStatReport{
+		{App: "live", Name: st.Name, Publisher: true, Players: 3},
+	}, now, now.Add(-3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, doc := e.login("admin").get("/cluster", http.StatusOK)
+	if row := doc.Find(`tr[data-node="edge-a"]`).Text(); !strings.Contains(row, "live/onair 3 players") {
+		t.Fatalf("edge row does not show its players: %q", row)
+	}
 }

@@ -167,6 +167,17 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 			r.Held = append(r.Held, h.App+"/"+h.Name)
 		}
 	}
+	if n.Role == models.NodeRoleEdge {
+		// Players per stream on this edge, from its last heartbeat.
+		list, err := s.p.Store.NodeStreamStats(rctx(c), n.Name, s.lv.now().Add(-3*s.lv.hb))
+		if err != nil {
+			s.log.Error("ui: edge streams", "node", n.Name, "err", err)
+		}
+		l := s.lang(c)
+		for _, st := range list {
+			r.Held = append(r.Held, st.App+"/"+st.Name+" "+l.T("%d players", st.Players))
+		}
+	}
 	return r
 }
 

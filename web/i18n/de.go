@@ -31,7 +31,7 @@ var german = map[string]string{
 	"Origins": "Origins", "Publishes": "Veröffentlichungen", "disabled": "gesperrt", "live": "live", "offline": "offline",
 	"Ingest": "Einspeisung", "Preview": "Vorschau", "Preview of %s": "Vorschau von %s", "Play preview": "Vorschau abspielen",
 	"Recent frame of %s": "Aktuelles Bild von %s", "Recent frame, refreshed every 10 seconds": "Aktuelles Bild, alle 10 Sekunden erneuert",
-	"No thumbnail while the stream is offline.": "Kein Vorschaubild, solange der Stream offline ist.",
+	"No thumbnail while the stream is offline.": "Kein Vorschaubild, solange der Stream offline ist.", "%d players": "%d Zuschauer",
 	"Play URLs": "Wiedergabe-URLs", "Task configs": "Aufgabenkonfigurationen", "Add %s": "%s hinzufügen",
 	"Manage": "Verwalten", "Disable stream": "Stream sperren", "Enable stream": "Stream freigeben", "Live": "Live",
 	"The key was rotated. The old key no longer works: update your encoder.": "Der Schlüssel wurde erneuert. Der alte Schlüssel gilt nicht mehr: Aktualisieren Sie Ihren Encoder.",

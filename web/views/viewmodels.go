@@ -176,7 +176,7 @@ type NodeRow struct {
 	CostUsed      int
 	Capacity      int
 	LoadPercent   int
-	Held          []string // streams this origin holds
+	Held          []string // streams this origin holds; an edge's streams with their players
 	Version       string
 }
 
