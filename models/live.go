@@ -171,7 +171,8 @@ func (s *Store) lockStreamLive(ctx context.Context, streamID int64) (bool, error
 func (s *Store) markOfflineIfOrphan(ctx context.Context, streamID int64) (bool, error) {
 	res := s.db(ctx).Model(&Stream{}).
 		Where("id = ? AND live = ? AND NOT EXISTS (SELECT 1 FROM stream_origins WHERE stream_origins.stream_id = ?)", streamID, true, streamID).
-		Updates(map[string]any{"live": false, "updated_at": time.Now().UTC()})
+		// The live statistics end with the stream (see UpdateNodeStreamStats).
+		Updates(map[string]any{"live": false, "updated_at": time.Now().UTC(), "codec_info": RawJSON("{}"), "bitrate": 0})
 	if res.Error != nil {
 		return false, fmt.Errorf("mark offline: %w", res.Error)
 	}

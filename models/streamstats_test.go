@@ -105,3 +105,32 @@ func TestStreamStatsViewersAndCodecInfo(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamOfflineClearsCodecInfo(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			s, ctx := n.Store, context.Background()
+			st := liveFixture(t, s)
+			now := time.Now().UTC()
+			if _, err := s.AddOrigin(ctx, st.ID, "o1", now, true, nil); err != nil {
+				t.Fatal(err)
+			}
+			err := s.UpdateNodeStreamStats(ctx, "o1", models.NodeRoleOrigin, []models.StreamStatReport{
+				{App: "live", Name: "show", Publisher: true, Players: 1, BitrateIn: 500_000, Codec: models.StreamCodec{VideoCodec: "h264"}},
+			}, now, now.Add(-3*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if off, err := s.RemoveOrigin(ctx, st.ID, "o1", nil); err != nil || !off {
+				t.Fatalf("remove origin: offline=%v %v", off, err)
+			}
+			got, err := s.StreamByID(ctx, st.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ci := models.ParseLiveCodecInfo(got.CodecInfo); ci.VideoCodec != "" || ci.Viewers != 0 || got.Bitrate != 0 {
+				t.Fatalf("offline stream keeps codec info %s, bitrate %d", got.CodecInfo, got.Bitrate)
+			}
+		})
+	}
+}
