@@ -240,9 +240,10 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	ss.name = res.Name
 	rp := s.p.Reader
 	rp.WaitTimeout = s.p.PlayWait
-	// Wake the player once per video frame (audio rides along) rather
-	// than once per unit: fewer wake-ups and fewer, larger writev calls.
-	rp.Coalesce = true
+	// Wake the player once per two video frames (audio rides along)
+	// rather than once per unit: fewer wake-ups and fewer, larger writev
+	// calls, for at most one frame interval of added delay.
+	rp.CoalesceFrames = playerCoalesceFrames
 	r, err := s.p.Hub.Read(s.ctx, req.App+"/"+res.Name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
@@ -262,6 +263,11 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	log.Debug("rtmp play started", "remote", c.RemoteAddr().String(), "app", req.App, "name", res.Name)
 	ss.reason, ss.err = pumpPlay(s.ctx, c, r)
 }
+
+// playerCoalesceFrames is how many video frames a player's writes carry
+// (see stream.ReaderParams.CoalesceFrames). One 300-player, 2 Mbps run:
+// per unit 1.39 CPU s per 10 s, per frame 0.97, per two frames 0.70.
+const playerCoalesceFrames = 2
 
 // pumpPlay writes the reader's units to the player until the stream ends,
 // the player leaves or falls too far behind.

@@ -22,7 +22,7 @@ func TestReaderCoalesceWakesOncePerVideoFrame(t *testing.T) {
 	defer h.Close()
 	p := mustPublish(t, h, "live/co", PublisherInfo{})
 	mustWrite(t, p, vhdr(0), ahdr(0), key(0))
-	r, err := h.Read(ctxT(t, 5*time.Second), "live/co", ReaderParams{Coalesce: true})
+	r, err := h.Read(ctxT(t, 5*time.Second), "live/co", ReaderParams{CoalesceFrames: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestReaderCoalesceBlockedNextReturnsOnVideo(t *testing.T) {
 	defer h.Close()
 	p := mustPublish(t, h, "live/co", PublisherInfo{})
 	mustWrite(t, p, vhdr(0), key(0))
-	r, err := h.Read(ctxT(t, 5*time.Second), "live/co", ReaderParams{Coalesce: true})
+	r, err := h.Read(ctxT(t, 5*time.Second), "live/co", ReaderParams{CoalesceFrames: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestReaderCoalesceBlockedNextReturnsOnVideo(t *testing.T) {
 func TestReaderWithoutCoalesceOrVideoWakesOnEveryFirstUnit(t *testing.T) {
 	h := NewHub(HubParams{})
 	defer h.Close()
-	// No Coalesce: audio wakes.
+	// No CoalesceFrames: audio wakes.
 	p := mustPublish(t, h, "live/av", PublisherInfo{})
 	mustWrite(t, p, vhdr(0), key(0))
 	r, err := h.Read(ctxT(t, 5*time.Second), "live/av", ReaderParams{})
@@ -105,14 +105,14 @@ func TestReaderWithoutCoalesceOrVideoWakesOnEveryFirstUnit(t *testing.T) {
 	pendingWake(r)
 	mustWrite(t, p, audio(10))
 	if !pendingWake(r) {
-		t.Fatal("audio did not wake a reader without Coalesce")
+		t.Fatal("audio did not wake a reader without CoalesceFrames")
 	}
 	readN(t, r, 1)
 
-	// Coalesce on an audio-only stream: audio wakes.
+	// CoalesceFrames on an audio-only stream: audio wakes.
 	pa := mustPublish(t, h, "live/a", PublisherInfo{})
 	mustWrite(t, pa, ahdr(0), audio(0))
-	ra, err := h.Read(ctxT(t, 5*time.Second), "live/a", ReaderParams{Coalesce: true})
+	ra, err := h.Read(ctxT(t, 5*time.Second), "live/a", ReaderParams{CoalesceFrames: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +162,37 @@ func TestReaderNextUntilStops(t *testing.T) {
 	b, err := r.NextUntil(ctxT(t, 5*time.Second), stop)
 	if err != nil || len(b) != 1 {
 		t.Fatalf("NextUntil with a queued unit = %d units, %v", len(b), err)
+	}
+}
+
+func TestReaderCoalesceTwoFrames(t *testing.T) {
+	h := NewHub(HubParams{})
+	defer h.Close()
+	p := mustPublish(t, h, "live/co2", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	r, err := h.Read(ctxT(t, 5*time.Second), "live/co2", ReaderParams{CoalesceFrames: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	readN(t, r, 2)
+	pendingWake(r)
+	mustWrite(t, p, audio(10), inter(40), audio(50))
+	if pendingWake(r) {
+		t.Fatal("woken after one of two frames")
+	}
+	mustWrite(t, p, inter(80))
+	if !pendingWake(r) {
+		t.Fatal("not woken after the second frame")
+	}
+	if got := describe(readN(t, r, 4)); got != describe([]*Unit{audio(10), inter(40), audio(50), inter(80)}) {
+		t.Fatalf("batch = %s", got)
+	}
+	// The count starts again once the reader has looked: one frame is
+	// not enough.
+	pendingWake(r)
+	mustWrite(t, p, inter(120))
+	if pendingWake(r) {
+		t.Fatal("woken by the first frame after a batch")
 	}
 }

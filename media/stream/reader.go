@@ -29,16 +29,19 @@ type ReaderParams struct {
 	// dropped with ErrDropped.
 	MaxSkips   int
 	SkipWindow time.Duration
-	// Coalesce holds back the wake-up for audio and data units of a stream
-	// with video until the next video unit arrives, or until the queued
-	// units span CoalesceSpan of media time, so that a waiting reader runs
-	// (and writes to its client) about once per video frame instead of once
-	// per unit. Audio is delayed by at most one video frame interval
-	// (CoalesceSpan at most). Streams without video are not affected.
-	Coalesce bool
+	// CoalesceFrames, when positive, holds back a waiting reader's wake-up
+	// until that many video units have been queued since it last looked,
+	// or until the queued units span CoalesceSpan of media time, so that
+	// the reader runs (and writes to its client) once per CoalesceFrames
+	// video frames instead of once per unit; audio and data ride along.
+	// Media is delayed by at most CoalesceFrames-1 frame intervals plus
+	// one audio interval, never more than CoalesceSpan. Streams without
+	// video are not affected. Zero: every unit wakes a waiting reader.
+	CoalesceFrames int
 }
 
-// CoalesceSpan bounds how much media time ReaderParams.Coalesce holds back.
+// CoalesceSpan bounds how much media time ReaderParams.CoalesceFrames holds
+// back.
 const CoalesceSpan = 100 // milliseconds of DTS
 
 func (p *ReaderParams) setDefaults() {
@@ -79,6 +82,7 @@ type Reader struct {
 	joining    bool
 	waitKey    bool
 	woken      bool // a wake-up is pending: the reader has not looked at q since
+	frames     int  // video units pushed since the reader last looked at q
 	// joinSeq is the seq of the snapshot the reader joined from: a unit
 	// pushed after join but already in that snapshot is not queued twice.
 	joinSeq   uint64
@@ -116,7 +120,7 @@ func (r *Reader) Next(ctx context.Context) ([]*Unit, error) {
 func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, error) {
 	for {
 		r.mu.Lock()
-		r.woken = false
+		r.woken, r.frames = false, 0
 		if len(r.q) > 0 {
 			batch := r.q
 			clear(r.spare)
@@ -214,6 +218,9 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 	}
 	dropped := r.admit(u, snap)
 	notify := dropped
+	if u.Kind == KindVideo {
+		r.frames++
+	}
 	if !r.woken && len(r.q) > 0 && r.wakeFor(u, snap) {
 		r.woken, notify = true, true
 	}
@@ -234,7 +241,7 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 // wakeFor reports whether queuing u should wake a waiting reader (under
 // r.mu, with r.q non-empty).
 func (r *Reader) wakeFor(u *Unit, snap *snapshot) bool {
-	return !r.p.Coalesce || u.Kind == KindVideo || !snap.hasVideo || u.DTS-r.q[0].DTS >= CoalesceSpan
+	return r.p.CoalesceFrames <= 0 || r.frames >= r.p.CoalesceFrames || !snap.hasVideo || u.DTS-r.q[0].DTS >= CoalesceSpan
 }
 
 // admit queues u under r.mu and reports whether the reader was dropped.
