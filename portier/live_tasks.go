@@ -62,7 +62,7 @@ func (l *liveState) startConfig(ctx context.Context, cfg *models.TaskConfig, st 
 	t := l.compileTask(cfg, st)
 	out, _, err := l.s.p.Store.CreateCompiledTask(ctx, t)
 	if err == nil {
-		l.s.kickScheduler() // place it now, not at the next tick
+		l.s.kickPlacement() // place it now, not at the next tick
 	}
 	return out, err
 }

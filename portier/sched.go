@@ -87,15 +87,22 @@ func (s *Server) schedNow() time.Time {
 	return time.Now().UTC()
 }
 
-// kickScheduler asks for a placement round now (e.g. after creating or
-// restarting tasks) and wakes waiting concierges. It never blocks.
+// kickScheduler asks for a placement round now and wakes waiting
+// concierges (after a restart, a stop, a drain: changes to assigned tasks).
+// It never blocks.
 func (s *Server) kickScheduler() {
-	sc := s.sched()
+	s.kickPlacement()
+	s.sched().changed()
+}
+
+// kickPlacement asks for a placement round now without waking anyone: for
+// new pending tasks, which are in no concierge's assignment until placed
+// (placement then wakes the concierges that got them). It never blocks.
+func (s *Server) kickPlacement() {
 	select {
-	case sc.kick <- struct{}{}:
+	case s.sched().kick <- struct{}{}:
 	default:
 	}
-	sc.changed()
 }
 
 // changed wakes this replica's long polls and, on Postgres, the other
@@ -299,6 +306,14 @@ func (s *Server) waitAssignment(ctx context.Context, node, after string, wait ti
 		}
 		select {
 		case <-ch:
+			// Settle: changes come in bursts (placement batches, many
+			// streams going live); re-reading once per burst instead of
+			// once per change keeps N concierges from re-reading N times.
+			select {
+			case <-time.After(wakeSettle):
+			case <-ctx.Done():
+				return a, ctx.Err()
+			}
 		case <-timer.C:
 			return a, nil
 		case <-ctx.Done():
@@ -306,6 +321,10 @@ func (s *Server) waitAssignment(ctx context.Context, node, after string, wait ti
 		}
 	}
 }
+
+// wakeSettle is how long a woken long poll waits for more changes before it
+// re-reads its assignment.
+const wakeSettle = 20 * time.Millisecond
 
 // parseIDs parses "1,2,3" (at most 10,000 ids).
 func parseIDs(s string) ([]int64, error) {
