@@ -44,8 +44,12 @@ type streamReportReq struct {
 }
 
 // parseStreamReports decodes and checks a heartbeat's "streams". It
-// returns nil (and no error) when the field is absent or null; on bad
-// input it returns the field and a message saying what is wrong.
+// returns nil (and no error) when the field is absent or null. A body that
+// is not a list of objects is refused (the field and a message say what is
+// wrong); single entries that make no sense (a path that is not app/name,
+// negative figures) are left out, like invalid "published" entries, so
+// that one odd stream never stops a relay's heartbeats (which would make
+// it look dead).
 func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, field, msg string) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, "", ""
@@ -58,18 +62,12 @@ func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, fie
 		return nil, "streams", fmt.Sprintf("at most %d streams", maxStreamReports)
 	}
 	out = make([]models.StreamStatReport, 0, len(list))
-	for i, r := range list {
-		f := fmt.Sprintf("streams[%d]", i)
+	for _, r := range list {
 		app, name, ok := strings.Cut(r.Path, "/")
-		if !ok || checkAppName(app, name) != nil {
-			return nil, f + ".path", "path must be \"app/name\" (letters, digits and _ . -)"
-		}
-		if r.Players < 0 || r.BitrateIn < 0 || r.Width < 0 || r.Height < 0 || r.SampleRate < 0 || r.Channels < 0 ||
-			r.FPS < 0 || math.IsNaN(r.FPS) || r.FPS > 1000 {
-			return nil, f, "players, bitrate_in, width, height, fps, sample_rate and channels must not be negative (fps at most 1000)"
-		}
-		if len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 {
-			return nil, f, "codec names are at most 32 characters"
+		if !ok || checkAppName(app, name) != nil ||
+			r.Players < 0 || r.BitrateIn < 0 || r.Width < 0 || r.Height < 0 || r.SampleRate < 0 || r.Channels < 0 ||
+			r.FPS < 0 || r.FPS > 1000 || len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 {
+			continue
 		}
 		out = append(out, models.StreamStatReport{App: app, Name: name, Publisher: r.Publisher, Players: r.Players,
 			BitrateIn: r.BitrateIn, Codec: models.StreamCodec{VideoCodec: r.VideoCodec, Width: r.Width, Height: r.Height,

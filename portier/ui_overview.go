@@ -168,8 +168,9 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 		}
 	}
 	if n.Role == models.NodeRoleEdge {
-		// Players per stream on this edge, from its last heartbeat.
-		list, err := s.p.Store.NodeStreamStats(rctx(c), n.Name, s.lv.now().Add(-3*s.lv.hb))
+		// Players per stream on this edge, from its last heartbeat (the
+		// reaper removes them once the edge misses 3 heartbeats).
+		list, err := s.p.Store.NodeStreamStats(rctx(c), n.Name, time.Time{})
 		if err != nil {
 			s.log.Error("ui: edge streams", "node", n.Name, "err", err)
 		}
