@@ -22,6 +22,7 @@ type StreamStatus struct {
 	Live       bool             `json:"live"`
 	Codec      stream.CodecInfo `json:"codec"`
 	Resolution string           `json:"resolution,omitempty"` // "640x360"
+	FPS        float64          `json:"fps,omitempty"`        // measured from the video timestamps
 	BitrateIn  uint64           `json:"bitrate"`              // bits per second
 	Publisher  string           `json:"publisher_address,omitempty"`
 	Protocol   string           `json:"publisher_protocol,omitempty"`
@@ -49,7 +50,7 @@ func (r *Relay) Streams() []StreamStatus {
 	for _, si := range infos {
 		app, name, _ := strings.Cut(si.Path, "/")
 		st := StreamStatus{Path: si.Path, App: app, Name: name, Live: si.Live, Codec: si.Codec,
-			BitrateIn: si.BitrateIn, Players: si.Readers, BytesIn: si.BytesIn, BytesOut: si.BytesOut,
+			BitrateIn: si.BitrateIn, FPS: si.FPS, Players: si.Readers, BytesIn: si.BytesIn, BytesOut: si.BytesOut,
 			Skips: si.Skips, Drops: si.Drops}
 		if si.Live {
 			st.Publisher, st.Protocol, st.Since = si.Publisher.RemoteAddr, si.Publisher.Protocol, si.Publisher.Start
