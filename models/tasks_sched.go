@@ -124,19 +124,26 @@ func (s *Store) liveConcierges(ctx context.Context, aliveSince time.Time) ([]Sch
 	return out, nil
 }
 
-// usedCost sums, per node, the cost of every task it holds that is not stopped.
+// usedCost sums, per node, the cost of every task it holds that is not
+// stopped, in SQL (the descriptions stay in the database): a missing, zero
+// or negative cost counts as 1, as in PlacementOf.
 func (s *Store) usedCost(ctx context.Context) (map[string]int, error) {
-	var rows []struct {
-		NodeName    string  `gorm:"column:node_name"`
-		Description RawJSON `gorm:"column:description"`
+	costExpr := "json_extract(description, '$.cost')"
+	if s.dialect == DialectPostgres {
+		costExpr = "(description::jsonb->>'cost')::numeric"
 	}
-	if err := s.db(ctx).Table("tasks").Select("node_name, description").
-		Where("node_name <> '' AND state IN ?", activeStates).Scan(&rows).Error; err != nil {
+	var rows []struct {
+		NodeName string `gorm:"column:node_name"`
+		Used     int    `gorm:"column:used"`
+	}
+	if err := s.db(ctx).Table("tasks").
+		Select("node_name, SUM(CASE WHEN COALESCE("+costExpr+", 0) < 1 THEN 1 ELSE CAST("+costExpr+" AS INTEGER) END) AS used").
+		Where("node_name <> '' AND state IN ?", activeStates).Group("node_name").Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("used capacity: %w", err)
 	}
-	used := map[string]int{}
+	used := make(map[string]int, len(rows))
 	for _, r := range rows {
-		used[r.NodeName] += PlacementOf(r.Description).Cost
+		used[r.NodeName] = r.Used
 	}
 	return used, nil
 }
