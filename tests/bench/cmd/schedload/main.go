@@ -35,7 +35,7 @@ func main() {
 	name := flag.String("name", "", "concierge name")
 	capacity := flag.Int("capacity", 100, "task-cost budget")
 	sleepFor := flag.Int("sleep", 3600, "seconds each task's sleep runs")
-	reporters := flag.Int("reporters", 4, "concurrent status reports")
+	reporters := flag.Int("reporters", 1, "concurrent status reports")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", *name)
 	if *control == "" || *name == "" {
