@@ -212,6 +212,13 @@ func (sc *scheduler) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sc.kick:
+			// Kicks come in bursts (every task of 1,000 streams going live):
+			// gather a burst for a moment so one round places it.
+			select {
+			case <-time.After(kickGather):
+			case <-ctx.Done():
+				return
+			}
 			sc.placeRound(ctx, log)
 		case <-place.C:
 			sc.placeRound(ctx, log)
@@ -321,6 +328,9 @@ func (s *Server) waitAssignment(ctx context.Context, node, after string, wait ti
 		}
 	}
 }
+
+// kickGather is how long a kicked placement round waits for more kicks.
+const kickGather = 25 * time.Millisecond
 
 // wakeSettle is how long a woken long poll waits for more changes before it
 // re-reads its assignment.
