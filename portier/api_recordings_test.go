@@ -87,3 +87,15 @@ func TestAPIRecordings(t *testing.T) {
 	e.mustDo("op2", "GET", path, "", 404)
 	e.mustDo("", "GET", path, "", 401)
 }
+
+func TestOpenAPITaskConfigLabels(t *testing.T) {
+	doc := buildOpenAPI()
+	schemas := doc["components"].(obj)["schemas"].(obj)
+	p := schemas["TaskConfig"].(obj)["properties"].(obj)
+	if _, ok := p["labels"]; !ok {
+		t.Fatal("TaskConfig schema has no labels")
+	}
+	if _, ok := schemas["Recording"]; !ok {
+		t.Fatal("no Recording schema")
+	}
+}
