@@ -244,13 +244,13 @@ func drawPanel(b *strings.Builder, p panel, x0, y0 float64) {
 	}
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+// niceCeil rounds v up to 1, 2, 2.5, 4 or 5 times a power of ten.
 func niceCeil(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	e := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 2, 2.5, 4, 5, 10} {
 		if m*e >= v {
 			return m * e
 		}
