@@ -332,16 +332,20 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 }
 
 // removeProgram stops a program and removes it. A running ffmpeg gets a
-// SIGTERM and a moment to finish its outputs; one still running after
-// that gets a second SIGTERM: ffmpeg interrupts a blocked read or write (a
-// source that went silent, a stalled target) only on the second signal. The
-// second signal must not come early: it also aborts the writing of file
-// trailers (a record task's last segment would have no index).
+// SIGTERM and then a second one: ffmpeg interrupts a blocked read or write
+// (a source that went silent, a stalled target) only on the second signal.
+// The second signal also aborts the writing of trailers, so tasks that
+// finish files (record segments, the last HLS playlist) get up to
+// secondTermAfter to exit on the first one; others get 100 ms.
 // supervisord's own TERM-then-KILL after stopwaitsecs remains the bound.
 func (c *Concierge) removeProgram(ctx context.Context, name string, running bool) error {
 	if running {
+		grace := 100 * time.Millisecond
+		if r := c.runs[name]; r != nil && (r.task.Type == "record" || r.task.Type == "hls") {
+			grace = secondTermAfter
+		}
 		if err := c.drv.Signal(ctx, name, "TERM"); err == nil {
-			deadline := time.Now().Add(secondTermAfter)
+			deadline := time.Now().Add(grace)
 			for {
 				time.Sleep(50 * time.Millisecond)
 				pi, err := c.drv.Client().ProcessInfo(ctx, name)
@@ -358,8 +362,8 @@ func (c *Concierge) removeProgram(ctx context.Context, name string, running bool
 	return c.drv.Remove(ctx, name)
 }
 
-// secondTermAfter is how long a task's ffmpeg has after the first SIGTERM
-// before the second one interrupts blocked I/O.
+// secondTermAfter is how long a file-writing task's ffmpeg has after the
+// first SIGTERM before the second one interrupts blocked I/O.
 const secondTermAfter = time.Second
 
 // stopAll stops and removes every task program (shutdown).
