@@ -27,6 +27,26 @@ func (s *Store) Audit(ctx context.Context, e *AuditEvent) error {
 	return nil
 }
 
+// auditMany records events in one multi-row INSERT (defaults as Audit).
+func (s *Store) auditMany(ctx context.Context, evs []*AuditEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	for _, e := range evs {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		if e.Result == "" {
+			e.Result = ResultOK
+		}
+	}
+	if err := s.db(ctx).Create(evs).Error; err != nil {
+		return fmt.Errorf("write %d audit events: %w", len(evs), err)
+	}
+	return nil
+}
+
 // AuditFilter selects audit events. Zero values select everything.
 type AuditFilter struct {
 	Action string

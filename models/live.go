@@ -25,7 +25,7 @@ type PublishTarget struct {
 // runs the same few statements thousands of times a second (SQLite spends
 // a fifth of a decision re-parsing them otherwise).
 func (s *Store) hot() *Store {
-	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers}
+	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers, group: s.group}
 }
 
 func (s *Store) publishTargetQuery(ctx context.Context) *gorm.DB {
@@ -69,38 +69,19 @@ func (s *Store) PublishTargetByKey(ctx context.Context, key string) (*PublishTar
 // transaction. wentLive is true only for the call that turned the stream
 // from offline to live, however many replicas race.
 func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
-	now = now.UTC()
+	if s.group != nil {
+		return s.group.add(ctx, &originOp{streamID: streamID, node: node, now: now, countPublish: countPublish, ev: ev})
+	}
+	return s.addOriginAlone(ctx, streamID, node, now, countPublish, ev)
+}
+
+// addOriginAlone is AddOrigin in a transaction of its own (or, inside a
+// transaction, in that one).
+func (s *Store) addOriginAlone(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
 	err = s.hot().Tx(ctx, func(tx *Store) error {
-		wasLive, err := tx.lockStreamLive(ctx, streamID)
+		wentLive, err = tx.addOriginTx(ctx, streamID, node, now, countPublish)
 		if err != nil {
 			return err
-		}
-		o := StreamOrigin{StreamID: streamID, NodeName: node, Since: now}
-		// A new publish on a node that already holds the stream (a
-		// reconnect whose done was lost) restarts Since: heartbeats taken
-		// before it must not remove it, and the directory lists it first.
-		onConflict := clause.OnConflict{DoNothing: true}
-		if countPublish {
-			onConflict = clause.OnConflict{
-				Columns:   []clause.Column{{Name: "stream_id"}, {Name: "node_name"}},
-				DoUpdates: clause.AssignmentColumns([]string{"since"}),
-			}
-		}
-		if err := tx.db(ctx).Clauses(onConflict).Create(&o).Error; err != nil {
-			return fmt.Errorf("add origin: %w", err)
-		}
-		wentLive = !wasLive
-		cols := map[string]any{}
-		if wentLive {
-			cols["live"], cols["updated_at"] = true, now
-		}
-		if countPublish {
-			cols["publish_count"], cols["last_publish_at"] = gorm.Expr("publish_count + 1"), now
-		}
-		if len(cols) > 0 {
-			if err := tx.db(ctx).Model(&Stream{}).Where("id = ?", streamID).Updates(cols).Error; err != nil {
-				return fmt.Errorf("mark live: %w", err)
-			}
 		}
 		if ev != nil {
 			return tx.Audit(ctx, ev)
@@ -108,6 +89,43 @@ func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now 
 		return nil
 	})
 	return wentLive, err
+}
+
+// addOriginTx is the body of AddOrigin inside a transaction.
+func (s *Store) addOriginTx(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool) (wentLive bool, err error) {
+	now = now.UTC()
+	wasLive, err := s.lockStreamLive(ctx, streamID)
+	if err != nil {
+		return false, err
+	}
+	o := StreamOrigin{StreamID: streamID, NodeName: node, Since: now}
+	// A new publish on a node that already holds the stream (a
+	// reconnect whose done was lost) restarts Since: heartbeats taken
+	// before it must not remove it, and the directory lists it first.
+	onConflict := clause.OnConflict{DoNothing: true}
+	if countPublish {
+		onConflict = clause.OnConflict{
+			Columns:   []clause.Column{{Name: "stream_id"}, {Name: "node_name"}},
+			DoUpdates: clause.AssignmentColumns([]string{"since"}),
+		}
+	}
+	if err := s.db(ctx).Clauses(onConflict).Create(&o).Error; err != nil {
+		return false, fmt.Errorf("add origin: %w", err)
+	}
+	wentLive = !wasLive
+	cols := map[string]any{}
+	if wentLive {
+		cols["live"], cols["updated_at"] = true, now
+	}
+	if countPublish {
+		cols["publish_count"], cols["last_publish_at"] = gorm.Expr("publish_count + 1"), now
+	}
+	if len(cols) > 0 {
+		if err := s.db(ctx).Model(&Stream{}).Where("id = ?", streamID).Updates(cols).Error; err != nil {
+			return false, fmt.Errorf("mark live: %w", err)
+		}
+	}
+	return wentLive, nil
 }
 
 // RemoveOrigin records that node no longer holds a stream's publish

@@ -55,6 +55,9 @@ type Store struct {
 	// sleeps of up to 100 ms (the busy handler); waiting here instead
 	// hands the lock over at once. Nil inside a transaction.
 	writers chan struct{}
+	// group (nil inside a transaction) batches AddOrigin calls into shared
+	// transactions (live_group.go).
+	group *originGroup
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -104,6 +107,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if dialect == DialectSQLite {
 		s.writers = make(chan struct{}, 1)
 	}
+	s.group = &originGroup{s: s}
 	if err := s.migrate(ctx, sqlDB); err != nil {
 		sqlDB.Close()
 		return nil, err
