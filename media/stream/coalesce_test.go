@@ -196,3 +196,53 @@ func TestReaderCoalesceTwoFrames(t *testing.T) {
 		t.Fatal("woken by the first frame after a batch")
 	}
 }
+
+// A publisher that stalls after an odd frame does not strand it: a waiting
+// reader gets it within CoalesceWait, and once idle the next unit wakes it
+// at once.
+func TestReaderCoalesceReleasesStalledFrame(t *testing.T) {
+	h := NewHub(HubParams{})
+	defer h.Close()
+	p := mustPublish(t, h, "live/stall", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	r, err := h.Read(ctxT(t, 5*time.Second), "live/stall", ReaderParams{CoalesceFrames: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	readN(t, r, 2)
+	got := make(chan time.Duration, 2)
+	go func() {
+		for i := 0; i < 2; i++ {
+			start := time.Now()
+			if _, err := r.Next(ctxT(t, 5*time.Second)); err != nil {
+				t.Error(err)
+				return
+			}
+			got <- time.Since(start)
+		}
+	}()
+	time.Sleep(10 * time.Millisecond) // let Next wait
+	mustWrite(t, p, inter(40))        // one of two frames, then silence
+	select {
+	case d := <-got:
+		if d < CoalesceWait/2 {
+			t.Fatalf("the held frame came after %v: not held at all", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a frame held for coalescing was never released after the publisher stalled")
+	}
+	// The reader is now waiting; after a quiet CoalesceWait it is idle and
+	// a single frame wakes it at once.
+	time.Sleep(CoalesceWait + 50*time.Millisecond)
+	start := time.Now()
+	mustWrite(t, p, inter(80))
+	select {
+	case <-got:
+		if d := time.Since(start); d > CoalesceWait/2 {
+			t.Fatalf("an idle reader took %v to wake for a frame", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("an idle reader was not woken by a frame")
+	}
+}

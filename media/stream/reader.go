@@ -35,14 +35,22 @@ type ReaderParams struct {
 	// the reader runs (and writes to its client) once per CoalesceFrames
 	// video frames instead of once per unit; audio and data ride along.
 	// Media is delayed by at most CoalesceFrames-1 frame intervals plus
-	// one audio interval, never more than CoalesceSpan. Streams without
-	// video are not affected. Zero: every unit wakes a waiting reader.
+	// one audio interval, never more than CoalesceSpan of media time nor
+	// CoalesceWait of wall time (a stalled publisher's last frame still
+	// goes out). Streams without video are not affected. Zero: every unit
+	// wakes a waiting reader.
 	CoalesceFrames int
 }
 
 // CoalesceSpan bounds how much media time ReaderParams.CoalesceFrames holds
 // back.
 const CoalesceSpan = 100 // milliseconds of DTS
+
+// CoalesceWait bounds how long ReaderParams.CoalesceFrames holds units back
+// in wall time. A waiting reader re-checks its queue this often; once a wait
+// ends with the queue still empty the reader is idle, and the next unit wakes
+// it at once, so idle readers do not tick.
+const CoalesceWait = 100 * time.Millisecond
 
 func (p *ReaderParams) setDefaults() {
 	if p.MaxUnits < 8 {
@@ -83,6 +91,8 @@ type Reader struct {
 	waitKey    bool
 	woken      bool // a wake-up is pending: the reader has not looked at q since
 	frames     int  // video units pushed since the reader last looked at q
+	idle       bool // a CoalesceWait passed with q empty: the next unit wakes
+	hold       *time.Timer
 	// joinSeq is the seq of the snapshot the reader joined from: a unit
 	// pushed after join but already in that snapshot is not queued twice.
 	joinSeq   uint64
@@ -122,6 +132,7 @@ func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, 
 		r.mu.Lock()
 		r.woken, r.frames = false, 0
 		if len(r.q) > 0 {
+			r.idle = false
 			batch := r.q
 			clear(r.spare)
 			r.q = r.spare[:0]
@@ -137,13 +148,26 @@ func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, 
 			r.s.hub.totals.bytesOut.Add(n)
 			return batch, nil
 		}
-		err := r.err
+		err, idle := r.err, r.idle
 		r.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
+		var held <-chan time.Time
+		if r.p.CoalesceFrames > 0 && !idle {
+			if r.hold == nil {
+				r.hold = time.NewTimer(CoalesceWait)
+			} else {
+				r.hold.Reset(CoalesceWait)
+			}
+			held = r.hold.C
+		}
 		select {
 		case <-r.signal:
+		case <-held:
+			r.mu.Lock()
+			r.idle = len(r.q) == 0
+			r.mu.Unlock()
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-stop:
@@ -241,7 +265,7 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 // wakeFor reports whether queuing u should wake a waiting reader (under
 // r.mu, with r.q non-empty).
 func (r *Reader) wakeFor(u *Unit, snap *snapshot) bool {
-	return r.p.CoalesceFrames <= 0 || r.frames >= r.p.CoalesceFrames || !snap.hasVideo || u.DTS-r.q[0].DTS >= CoalesceSpan
+	return r.p.CoalesceFrames <= 0 || r.idle || r.frames >= r.p.CoalesceFrames || !snap.hasVideo || u.DTS-r.q[0].DTS >= CoalesceSpan
 }
 
 // admit queues u under r.mu and reports whether the reader was dropped.
