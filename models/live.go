@@ -1,8 +1,11 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -25,7 +28,7 @@ type PublishTarget struct {
 // runs the same few statements thousands of times a second (SQLite spends
 // a fifth of a decision re-parsing them otherwise).
 func (s *Store) hot() *Store {
-	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers, group: s.group}
+	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers, group: s.group, targets: s.targets}
 }
 
 func (s *Store) publishTargetQuery(ctx context.Context) *gorm.DB {
@@ -69,63 +72,152 @@ func (s *Store) PublishTargetByKey(ctx context.Context, key string) (*PublishTar
 // transaction. wentLive is true only for the call that turned the stream
 // from offline to live, however many replicas race.
 func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
+	op := &originOp{streamID: streamID, node: node, now: now, countPublish: countPublish, ev: ev}
 	if s.group != nil {
-		return s.group.add(ctx, &originOp{streamID: streamID, node: node, now: now, countPublish: countPublish, ev: ev})
+		if err := s.group.Do(ctx, op); err != nil {
+			return false, fmt.Errorf("add origin of stream %d: %w", streamID, err)
+		}
+		return op.wentLive, op.err
 	}
-	return s.addOriginAlone(ctx, streamID, node, now, countPublish, ev)
+	return s.addOriginAlone(ctx, op)
 }
 
 // addOriginAlone is AddOrigin in a transaction of its own (or, inside a
 // transaction, in that one).
-func (s *Store) addOriginAlone(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
+func (s *Store) addOriginAlone(ctx context.Context, op *originOp) (wentLive bool, err error) {
 	err = s.hot().Tx(ctx, func(tx *Store) error {
-		wentLive, err = tx.addOriginTx(ctx, streamID, node, now, countPublish)
-		if err != nil {
+		if err := tx.addOriginsTx(ctx, []*originOp{op}); err != nil {
 			return err
 		}
-		if ev != nil {
-			return tx.Audit(ctx, ev)
-		}
-		return nil
+		return op.err
 	})
-	return wentLive, err
-}
-
-// addOriginTx is the body of AddOrigin inside a transaction.
-func (s *Store) addOriginTx(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool) (wentLive bool, err error) {
-	now = now.UTC()
-	wasLive, err := s.lockStreamLive(ctx, streamID)
 	if err != nil {
 		return false, err
 	}
-	o := StreamOrigin{StreamID: streamID, NodeName: node, Since: now}
-	// A new publish on a node that already holds the stream (a
-	// reconnect whose done was lost) restarts Since: heartbeats taken
-	// before it must not remove it, and the directory lists it first.
-	onConflict := clause.OnConflict{DoNothing: true}
-	if countPublish {
-		onConflict = clause.OnConflict{
-			Columns:   []clause.Column{{Name: "stream_id"}, {Name: "node_name"}},
-			DoUpdates: clause.AssignmentColumns([]string{"since"}),
+	return op.wentLive, nil
+}
+
+// addOriginsTx writes a batch of AddOrigin calls inside a transaction with a
+// fixed number of statements whatever the batch size: one locking read of
+// the streams' live flags, one upsert of the origins per conflict rule, one
+// update per distinct publish count, one multi-row insert of the audit
+// events. A call for a stream that is gone gets ErrNotFound in op.err and
+// writes nothing; the others proceed. Each op's wentLive is set.
+func (s *Store) addOriginsTx(ctx context.Context, ops []*originOp) error {
+	ids := make([]int64, 0, len(ops))
+	for _, op := range ops {
+		ids = append(ids, op.streamID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	live, err := s.lockStreamsLive(ctx, ids)
+	if err != nil {
+		return err
+	}
+
+	type originKey struct {
+		stream int64
+		node   string
+	}
+	var (
+		now     time.Time
+		origins = map[originKey]*StreamOrigin{}
+		upsert  = map[originKey]bool{} // a counted publish restarts Since
+		counts  = map[int64]int{}      // stream -> publishes counted
+		wentOn  []int64
+		evs     = make([]*AuditEvent, 0, len(ops))
+	)
+	for _, op := range ops {
+		was, ok := live[op.streamID]
+		if !ok {
+			op.err = fmt.Errorf("stream %d: %w", op.streamID, ErrNotFound)
+			continue
+		}
+		t := op.now.UTC()
+		now = later(now, t)
+		if !was {
+			op.wentLive = true
+			live[op.streamID] = true
+			wentOn = append(wentOn, op.streamID)
+		}
+		k := originKey{op.streamID, op.node}
+		if o := origins[k]; o == nil {
+			origins[k] = &StreamOrigin{StreamID: op.streamID, NodeName: op.node, Since: t}
+		} else if op.countPublish {
+			o.Since = later(o.Since, t)
+		}
+		if op.countPublish {
+			upsert[k] = true
+			counts[op.streamID]++
+		}
+		if op.ev != nil {
+			evs = append(evs, op.ev)
 		}
 	}
-	if err := s.db(ctx).Clauses(onConflict).Create(&o).Error; err != nil {
-		return false, fmt.Errorf("add origin: %w", err)
+	if len(origins) == 0 {
+		return nil
 	}
-	wentLive = !wasLive
-	cols := map[string]any{}
-	if wentLive {
-		cols["live"], cols["updated_at"] = true, now
-	}
-	if countPublish {
-		cols["publish_count"], cols["last_publish_at"] = gorm.Expr("publish_count + 1"), now
-	}
-	if len(cols) > 0 {
-		if err := s.db(ctx).Model(&Stream{}).Where("id = ?", streamID).Updates(cols).Error; err != nil {
-			return false, fmt.Errorf("mark live: %w", err)
+
+	// A new publish on a node that already holds the stream (a reconnect
+	// whose done was lost) restarts Since: heartbeats taken before it must
+	// not remove it, and the directory lists it first. Rows in ascending
+	// order, so concurrent batches meet in the same order.
+	var restart, keep []*StreamOrigin
+	for k, o := range origins {
+		if upsert[k] {
+			restart = append(restart, o)
+		} else {
+			keep = append(keep, o)
 		}
 	}
-	return wentLive, nil
+	for _, rows := range [][]*StreamOrigin{restart, keep} {
+		if len(rows) == 0 {
+			continue
+		}
+		slices.SortFunc(rows, func(a, b *StreamOrigin) int {
+			if c := cmp.Compare(a.StreamID, b.StreamID); c != 0 {
+				return c
+			}
+			return strings.Compare(a.NodeName, b.NodeName)
+		})
+		onConflict := clause.OnConflict{DoNothing: true}
+		if upsert[originKey{rows[0].StreamID, rows[0].NodeName}] {
+			onConflict = clause.OnConflict{
+				Columns:   []clause.Column{{Name: "stream_id"}, {Name: "node_name"}},
+				DoUpdates: clause.AssignmentColumns([]string{"since"}),
+			}
+		}
+		if err := s.db(ctx).Clauses(onConflict).Create(&rows).Error; err != nil {
+			return fmt.Errorf("add %d origins: %w", len(rows), err)
+		}
+	}
+
+	if len(wentOn) > 0 {
+		if err := s.db(ctx).Model(&Stream{}).Where("id IN ?", wentOn).
+			Updates(map[string]any{"live": true, "updated_at": now}).Error; err != nil {
+			return fmt.Errorf("mark %d streams live: %w", len(wentOn), err)
+		}
+	}
+	byCount := map[int][]int64{} // publishes counted -> streams
+	for id, n := range counts {
+		byCount[n] = append(byCount[n], id)
+	}
+	for n, ids := range byCount {
+		slices.Sort(ids)
+		if err := s.db(ctx).Model(&Stream{}).Where("id IN ?", ids).Updates(map[string]any{
+			"publish_count": gorm.Expr("publish_count + ?", n), "last_publish_at": now,
+		}).Error; err != nil {
+			return fmt.Errorf("count publishes: %w", err)
+		}
+	}
+	return s.auditMany(ctx, evs)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // RemoveOrigin records that node no longer holds a stream's publish
@@ -168,22 +260,27 @@ func (s *Store) lockStream(ctx context.Context, streamID int64) error {
 	return nil
 }
 
-// lockStreamLive locks the stream like lockStream and reads its live flag
-// (ErrNotFound when the stream is gone). Inside the transaction nobody else
-// changes it until commit, so "was it live" decides the transition.
-func (s *Store) lockStreamLive(ctx context.Context, streamID int64) (bool, error) {
-	q := "SELECT live FROM streams WHERE id = ?"
+// lockStreamsLive locks the streams ids (ascending) like lockStream and
+// reads their live flags; a stream that is gone is missing from the map.
+// Inside the transaction nobody else changes them until commit, so "was it
+// live" decides the transition.
+func (s *Store) lockStreamsLive(ctx context.Context, ids []int64) (map[int64]bool, error) {
+	q := "SELECT id, live FROM streams WHERE id IN ? ORDER BY id"
 	if s.dialect == DialectPostgres {
 		q += " FOR UPDATE"
 	}
-	var live []bool
-	if err := s.db(ctx).Raw(q, streamID).Scan(&live).Error; err != nil {
-		return false, fmt.Errorf("lock stream %d: %w", streamID, err)
+	var rows []struct {
+		ID   int64
+		Live bool
 	}
-	if len(live) == 0 {
-		return false, fmt.Errorf("stream %d: %w", streamID, ErrNotFound)
+	if err := s.db(ctx).Raw(q, ids).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("lock %d streams: %w", len(ids), err)
 	}
-	return live[0], nil
+	out := make(map[int64]bool, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Live
+	}
+	return out, nil
 }
 
 func (s *Store) markOfflineIfOrphan(ctx context.Context, streamID int64) (bool, error) {

@@ -88,9 +88,35 @@ func TestAddOriginGroupCommit(t *testing.T) {
 					t.Errorf("stream %d: %d origins, want %d", id, len(origins), nodes)
 				}
 			}
+			// Repeated publishes from a node that holds the stream (the
+			// same origin row several times in one batch) count each
+			// publish and keep one origin per node.
+			const again = 3
+			for _, id := range ids {
+				for range again {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						ev := &models.AuditEvent{Action: "publish.authorize", Object: fmt.Sprintf("stream:%d", id)}
+						if went, err := s.AddOrigin(ctx, id, "n0", time.Now(), true, ev); err != nil || went {
+							t.Errorf("stream %d again: went live %v, %v", id, went, err)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			for _, id := range ids {
+				got, err := s.StreamByID(ctx, id)
+				if err != nil || got.PublishCount != nodes+again {
+					t.Errorf("stream %d: publish count %d (%v), want %d", id, got.PublishCount, err, nodes+again)
+				}
+				if origins, _ := s.StreamOrigins(ctx, id); len(origins) != nodes {
+					t.Errorf("stream %d: %d origins after repeats, want %d", id, len(origins), nodes)
+				}
+			}
 			_, total, err := s.ListAudit(ctx, models.AuditFilter{Action: "publish.authorize"})
-			if err != nil || total != streams*nodes {
-				t.Fatalf("audit events %d (%v), want %d", total, err, streams*nodes)
+			if want := int64(streams * (nodes + again)); err != nil || total != want {
+				t.Fatalf("audit events %d (%v), want %d", total, err, want)
 			}
 		})
 	}

@@ -4,19 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
 )
-
-// CompileConfigs lists a stream's enabled task configs, by id.
-func (s *Store) CompileConfigs(ctx context.Context, streamID int64) ([]TaskConfig, error) {
-	var out []TaskConfig
-	if err := s.db(ctx).Where("stream_id = ? AND enabled = ?", streamID, true).Order("id").Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("task configs of stream %d: %w", streamID, err)
-	}
-	return out, nil
-}
 
 // CompileConfig loads one task config (ErrNotFound when deleted).
 func (s *Store) CompileConfig(ctx context.Context, id int64) (*TaskConfig, error) {
@@ -25,6 +17,101 @@ func (s *Store) CompileConfig(ctx context.Context, id int64) (*TaskConfig, error
 		return nil, notFound(err, "task config")
 	}
 	return &c, nil
+}
+
+// LiveCompileInputs loads, for the streams ids, their enabled task configs
+// other than exceptType, by config id, and the streams that have any (with
+// their application): what compiling the tasks of streams that went live
+// needs, in at most two queries whatever the number of streams, and one
+// when none of them has a config.
+func (s *Store) LiveCompileInputs(ctx context.Context, ids []int64, exceptType string) (map[int64]*Stream, []TaskConfig, error) {
+	var cfgs []TaskConfig
+	if err := s.db(ctx).Where("stream_id IN ? AND enabled = ? AND type <> ?", ids, true, exceptType).Order("id").Find(&cfgs).Error; err != nil {
+		return nil, nil, fmt.Errorf("task configs of %d streams: %w", len(ids), err)
+	}
+	if len(cfgs) == 0 {
+		return nil, nil, nil
+	}
+	withCfg := make([]int64, 0, len(cfgs))
+	for _, c := range cfgs {
+		withCfg = append(withCfg, c.StreamID)
+	}
+	slices.Sort(withCfg)
+	var sts []Stream
+	if err := s.db(ctx).Preload("Application").Where("id IN ?", slices.Compact(withCfg)).Find(&sts).Error; err != nil {
+		return nil, nil, fmt.Errorf("load %d streams: %w", len(withCfg), err)
+	}
+	byID := make(map[int64]*Stream, len(sts))
+	for i := range sts {
+		byID[sts[i].ID] = &sts[i]
+	}
+	return byID, cfgs, nil
+}
+
+// CreateLiveTasks inserts tasks compiled because their streams went live,
+// in one transaction: those of streams that are live at commit and whose
+// config has no active task (desired state running). A stream that went
+// offline meanwhile gets none (on Postgres its row is share-locked, so an
+// offline transition waits for this one and then stops what it inserted).
+// It returns the tasks it inserted.
+func (s *Store) CreateLiveTasks(ctx context.Context, tasks []*Task) ([]*Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	var out []*Task
+	err := s.Tx(ctx, func(tx *Store) error {
+		var streamIDs, cfgIDs []int64
+		for _, t := range tasks {
+			streamIDs = append(streamIDs, t.StreamID)
+			if t.ConfigID != nil {
+				cfgIDs = append(cfgIDs, *t.ConfigID)
+			}
+		}
+		slices.Sort(streamIDs)
+		streamIDs = slices.Compact(streamIDs)
+		q := "SELECT id FROM streams WHERE id IN ? AND live = ? ORDER BY id"
+		if tx.dialect == DialectPostgres {
+			q += " FOR SHARE"
+		}
+		var liveIDs []int64
+		if err := tx.db(ctx).Raw(q, streamIDs, true).Scan(&liveIDs).Error; err != nil {
+			return fmt.Errorf("lock %d streams: %w", len(streamIDs), err)
+		}
+		var running []int64
+		if len(cfgIDs) > 0 {
+			if err := tx.db(ctx).Model(&Task{}).Where("config_id IN ? AND desired_state = ?", cfgIDs, DesiredRunning).
+				Pluck("config_id", &running).Error; err != nil {
+				return fmt.Errorf("active tasks of %d configs: %w", len(cfgIDs), err)
+			}
+		}
+		active := make(map[int64]bool, len(running))
+		for _, id := range running {
+			active[id] = true
+		}
+		for _, t := range tasks {
+			if _, live := slices.BinarySearch(liveIDs, t.StreamID); !live {
+				continue
+			}
+			if t.ConfigID != nil {
+				if active[*t.ConfigID] {
+					continue
+				}
+				active[*t.ConfigID] = true // once per batch too
+			}
+			out = append(out, t)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		if err := tx.db(ctx).CreateInBatches(out, 200).Error; err != nil {
+			return fmt.Errorf("create %d tasks: %w", len(out), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ActiveConfigTask returns the task of a config that should be running now

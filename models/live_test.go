@@ -214,15 +214,41 @@ func TestCompiledTasks(t *testing.T) {
 			if err := s.CreateTaskConfig(ctx, cfg); err != nil {
 				t.Fatal(err)
 			}
-			cfgs, err := s.CompileConfigs(ctx, st.ID)
-			if err != nil || len(cfgs) != 1 {
-				t.Fatalf("configs: %v %v", cfgs, err)
+			pull := &models.TaskConfig{StreamID: st.ID, Type: models.TypePull, Name: "cam", Enabled: true, Spec: models.RawJSON(`{"source":"rtsp://cam.example.com/s1"}`)}
+			if err := s.CreateTaskConfig(ctx, pull); err != nil {
+				t.Fatal(err)
+			}
+			sts, cfgs, err := s.LiveCompileInputs(ctx, []int64{st.ID}, models.TypePull)
+			if err != nil || len(cfgs) != 1 || cfgs[0].ID != cfg.ID || sts[st.ID] == nil || sts[st.ID].Application.Name != "live" {
+				t.Fatalf("compile inputs: %v %v %v", sts, cfgs, err)
 			}
 			mk := func() *models.Task {
 				id := cfg.ID
 				return &models.Task{ConfigID: &id, StreamID: st.ID, Type: cfg.Type, DesiredState: models.DesiredRunning, State: models.TaskPending,
 					Description: models.TaskDescription{Command: "ffmpeg", Args: []string{"-i", "x"}, Cost: 1}}
 			}
+			// Tasks of a stream that went live: none while it is offline
+			// (it went offline before the batch ran), one per config once.
+			if out, err := s.CreateLiveTasks(ctx, []*models.Task{mk()}); err != nil || len(out) != 0 {
+				t.Fatalf("offline stream: %d tasks created (%v), want 0", len(out), err)
+			}
+			if _, err := s.AddOrigin(ctx, st.ID, "origin-1", time.Now(), true, nil); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := s.CreateLiveTasks(ctx, []*models.Task{mk(), mk()}); err != nil || len(out) != 1 {
+				t.Fatalf("live stream: %d tasks created (%v), want 1", len(out), err)
+			}
+			if out, err := s.CreateLiveTasks(ctx, []*models.Task{mk()}); err != nil || len(out) != 0 {
+				t.Fatalf("again: %d tasks created (%v), want 0", len(out), err)
+			}
+			live, err := s.ActiveConfigTask(ctx, cfg.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.StopCompiledTask(ctx, live.ID, "test"); err != nil {
+				t.Fatal(err)
+			}
+
 			t1, created, err := s.CreateCompiledTask(ctx, mk())
 			if err != nil || !created {
 				t.Fatalf("first: %v %v", created, err)

@@ -57,7 +57,11 @@ type Store struct {
 	writers chan struct{}
 	// group (nil inside a transaction) batches AddOrigin calls into shared
 	// transactions (live_group.go).
-	group *originGroup
+	group *Group[*originOp]
+	// targets caches publish targets for the hook path (targets_cache.go);
+	// shared with the stores of Tx, nil in copies made elsewhere (their
+	// cached lookups read the database).
+	targets *targetCache
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -107,8 +111,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if dialect == DialectSQLite {
 		s.writers = make(chan struct{}, 1)
 	}
-	s.group = &originGroup{s: s}
+	s.group = newOriginGroup(s)
 	if err := s.migrate(ctx, sqlDB); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	s.targets = newTargetCache(s)
+	if err := s.targets.registerCallbacks(db); err != nil {
 		sqlDB.Close()
 		return nil, err
 	}
@@ -165,8 +174,11 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // database (true for SQLite).
 func (s *Store) SingleReplica() bool { return s.dialect == DialectSQLite }
 
-// Close closes the connection pool.
+// Close stops the target cache's listener and closes the connection pool.
 func (s *Store) Close() error {
+	if s.targets != nil {
+		s.targets.close()
+	}
 	sqlDB, err := s.DB.DB()
 	if err != nil {
 		return err
@@ -198,6 +210,10 @@ func (s *Store) MigrationStatus(ctx context.Context) (current, latest int64, err
 //
 // On SQLite, write transactions of this process also queue in Go (see
 // Store.writers) rather than in SQLite's busy handler.
+//
+// A write inside the transaction that changes a publish target clears the
+// target cache at once (targets_cache.go); Tx clears it again once the
+// transaction has ended, so that nothing read before the commit survives.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	if s.writers != nil {
 		select {
@@ -207,13 +223,23 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 			return fmt.Errorf("wait for the database write lock: %w", ctx.Err())
 		}
 	}
+	if s.targets != nil {
+		// Any bump during the transaction (its own writes, or others')
+		// earns one more after it: rare, and never wrong.
+		gen := s.targets.gen.Load()
+		defer func() {
+			if s.targets.gen.Load() != gen {
+				s.targets.invalidate()
+			}
+		}()
+	}
 	return s.DB.WithContext(ctx).Transaction(func(db *gorm.DB) error {
 		if s.dialect == DialectSQLite {
 			if err := db.Exec("UPDATE nodes SET id = id WHERE 1 = 0").Error; err != nil {
 				return fmt.Errorf("take the write lock: %w", err)
 			}
 		}
-		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider})
+		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider, targets: s.targets})
 	})
 }
 

@@ -41,6 +41,14 @@ var ErrNoListen = errors.New("the database has no LISTEN/NOTIFY")
 // the connection fails (the error says which; callers retry). ready, if not
 // nil, is called once the LISTEN is in effect. fn must not block for long.
 func (s *Store) ListenTasksChanged(ctx context.Context, ready func(), fn func(payload string)) error {
+	return s.listen(ctx, tasksChannelPrefix, ready, fn)
+}
+
+// listen holds one connection of the pool LISTENing on prefix +
+// current_schema() and calls fn with each notification's payload until ctx
+// ends or the connection fails. ready, if not nil, is called once the
+// LISTEN is in effect.
+func (s *Store) listen(ctx context.Context, prefix string, ready func(), fn func(payload string)) error {
 	if s.dialect != DialectPostgres {
 		return ErrNoListen
 	}
@@ -63,7 +71,7 @@ func (s *Store) ListenTasksChanged(ctx context.Context, ready func(), fn func(pa
 		if err := pc.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 			return fmt.Errorf("listen: current schema: %w", err)
 		}
-		channel := `"` + strings.ReplaceAll(tasksChannelPrefix+schema, `"`, `""`) + `"`
+		channel := `"` + strings.ReplaceAll(prefix+schema, `"`, `""`) + `"`
 		if _, err := pc.Exec(ctx, "LISTEN "+channel); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
