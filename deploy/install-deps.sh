@@ -16,6 +16,10 @@ test|bench)
 	need rtmpdump rtmpdump
 	need gst-launch-1.0 gstreamer1.0-tools
 	[ -e /usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstflv.so ] || [ ! -d /usr/lib/x86_64-linux-gnu ] || want+=(gstreamer1.0-plugins-good)
+	# h264parse and avdec_h264 / avdec_aac: GStreamer parses and decodes what it plays in the
+	# RTSP and RTMP interop tests
+	[ -e /usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideoparsersbad.so ] || [ ! -d /usr/lib/x86_64-linux-gnu ] || want+=(gstreamer1.0-plugins-bad)
+	[ -e /usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstlibav.so ] || [ ! -d /usr/lib/x86_64-linux-gnu ] || want+=(gstreamer1.0-libav)
 	;;
 esac
 [ "${1:-run}" = bench ] && { need wrk wrk; }

@@ -4,51 +4,117 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
-	"os"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/portier/portier/concierge"
 )
 
+// conciergeConfig is the configuration of `portier concierge`, the worker
+// daemon that runs the control plane's ffmpeg tasks under supervisord (an
+// embedded one, or an existing one at SupervisorURL).
+type conciergeConfig struct {
+	Control              string
+	ClusterToken         string
+	Name                 string // empty: the host name
+	SupervisorURL        string // empty: start an embedded supervisord
+	SupervisorIncludeDir string // required with SupervisorURL
+	Supervisord          string // binary of the embedded one
+	Capacity             int    // 0: the number of CPUs
+	Labels               string // k=v,k2=v2 (see labels)
+	DataDir              string // empty: ./concierge-data
+	RelayRTMP            string // host:port or rtmp://host:port (see relayAddr)
+	FFmpeg               string // the concierge refuses to start without it
+	HTTPAddr             string // empty: no health and metrics server
+	DrainTimeout         time.Duration
+	LogLevel             string
+}
+
+func (c *conciergeConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://control:8080 (required)")
+	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token for the control plane's node API")
+	fs.StringVar(&c.Name, "name", defaultNodeName(), "node name shown by the control plane")
+	fs.StringVar(&c.SupervisorURL, "supervisor-url", "", "drive an existing supervisord at http://HOST:PORT or unix:///path.sock instead of starting an embedded one")
+	fs.StringVar(&c.SupervisorIncludeDir, "supervisor-include-dir", "", "with --supervisor-url: the directory its [include] files= glob reads (*.conf); one file per task goes there")
+	fs.StringVar(&c.Supervisord, "supervisord", "", "supervisord binary for the embedded one (default: bin/supervisord next to portier, else supervisord on PATH)")
+	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of this host (default: number of CPUs)")
+	fs.StringVar(&c.Labels, "labels", "", "node labels k=v,k2=v2 that tasks can require")
+	fs.StringVar(&c.DataDir, "data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
+	fs.StringVar(&c.RelayRTMP, "relay-rtmp", "", "relay near this host, host:port or rtmp://host:port (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
+	fs.StringVar(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary (name on PATH or path)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8082", "HTTP listen address for /healthz, /readyz and /metrics (empty: none)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long to wait for handed-back tasks to run elsewhere before stopping them")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (c *conciergeConfig) validate() error {
+	var p problems
+	if c.Control == "" {
+		p.add(missing("control", "the control plane's base URL, e.g. http://127.0.0.1:8080"))
+	} else {
+		p.add(checkURL("control", c.Control, "http://control:8080", "http", "https"))
+	}
+	if c.SupervisorURL != "" {
+		p.add(checkSupervisorURL(c.SupervisorURL))
+		p.add(checkRequired("supervisor-include-dir", c.SupervisorIncludeDir, "with --supervisor-url, the directory that supervisord's [include] section reads, where the concierge writes one program file per task"))
+	}
+	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
+	if _, err := parseLabels(c.Labels); err != nil {
+		p.add(invalid("labels", "%v", err))
+	}
+	if c.RelayRTMP != "" && !isDialAddr(c.relayAddr()) {
+		p.add(badValue("relay-rtmp", c.RelayRTMP, "want host:port or rtmp://host:port of the relay near this host, e.g. rtmp://edge-1:1935"))
+	}
+	if c.HTTPAddr != "" {
+		p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8082 (or empty for none)"))
+	}
+	p.add(checkPositive("drain-timeout", c.DrainTimeout, "20s"))
+	p.add(checkLogLevel(c.LogLevel))
+	return p.err()
+}
+
+// checkSupervisorURL checks --supervisor-url the way the supervisor client
+// reads it: http://host:port[/RPC2] or unix:///path.sock.
+func checkSupervisorURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err == nil && u.Scheme == "http" && u.Host != "":
+		return nil
+	case err == nil && u.Scheme == "unix" && u.Path != "":
+		return nil
+	}
+	shown := raw
+	if strings.Contains(raw, "@") {
+		shown = "(not shown: it may hold a password)"
+	}
+	return badValue("supervisor-url", shown, "want http://HOST:PORT or unix:///path/to/supervisor.sock, e.g. unix:///run/supervisor.sock")
+}
+
+// relayAddr is --relay-rtmp as host:port, the form nodes announce.
+func (c *conciergeConfig) relayAddr() string {
+	return strings.TrimSuffix(strings.TrimPrefix(c.RelayRTMP, "rtmp://"), "/")
+}
+
 // runConcierge runs `portier concierge`: the worker daemon that runs the
 // control plane's ffmpeg tasks under supervisord.
 func runConcierge(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("concierge", flag.ContinueOnError)
-	control := fs.String("control", "", "control plane base URL, e.g. http://control:8080 (required)")
-	token := fs.String("cluster-token", "", "cluster token for the control plane's node API")
-	name := fs.String("name", defaultNodeName(), "node name shown by the control plane")
-	supURL := fs.String("supervisor-url", "", "drive an existing supervisord at http://HOST:PORT or unix:///path.sock instead of starting an embedded one")
-	supInclude := fs.String("supervisor-include-dir", "", "with --supervisor-url: the directory its [include] files= glob reads (*.conf); one file per task goes there")
-	supBinary := fs.String("supervisord", "", "supervisord binary for the embedded one (default: bin/supervisord next to portier, else supervisord on PATH)")
-	capacity := fs.Int("capacity", 0, "task-cost budget of this host (default: number of CPUs)")
-	labels := fs.String("labels", "", "node labels k=v,k2=v2 that tasks can require")
-	dataDir := fs.String("data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
-	relayRTMP := fs.String("relay-rtmp", "", "relay near this host, host:port or rtmp://host:port (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
-	ffmpeg := fs.String("ffmpeg", "ffmpeg", "ffmpeg binary (name on PATH or path)")
-	httpAddr := fs.String("http-addr", ":8082", "HTTP listen address for /healthz, /readyz and /metrics (empty: none)")
-	drain := fs.Duration("drain-timeout", 20*time.Second, "on SIGTERM, how long to wait for handed-back tasks to run elsewhere before stopping them")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
-	}
-	if *control == "" {
-		return fmt.Errorf("--control is required: the control plane's base URL, e.g. http://127.0.0.1:8080")
-	}
-	lab, err := parseLabels(*labels)
+	cfg, err := loadConfig[conciergeConfig]("concierge", args)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	lab, err := parseLabels(cfg.Labels)
+	if err != nil {
+		return err
+	}
 	c, err := concierge.New(concierge.Params{
-		Control: *control, ClusterToken: *token, Name: *name, Capacity: *capacity, Labels: lab,
-		RelayRTMP: strings.TrimSuffix(strings.TrimPrefix(*relayRTMP, "rtmp://"), "/"), SupervisorURL: *supURL, SupervisorIncludeDir: *supInclude, SupervisorBinary: *supBinary,
-		DataDir: *dataDir, FFmpeg: *ffmpeg, DrainTimeout: *drain, HTTPAddr: *httpAddr, Logger: logger,
+		Control: cfg.Control, ClusterToken: cfg.ClusterToken, Name: cfg.Name, Capacity: cfg.Capacity, Labels: lab,
+		RelayRTMP: cfg.relayAddr(), SupervisorURL: cfg.SupervisorURL, SupervisorIncludeDir: cfg.SupervisorIncludeDir, SupervisorBinary: cfg.Supervisord,
+		DataDir: cfg.DataDir, FFmpeg: cfg.FFmpeg, DrainTimeout: cfg.DrainTimeout, HTTPAddr: cfg.HTTPAddr, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -3,7 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -30,9 +32,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if err := yaml.Unmarshal(b, &file); err != nil {
 			return fmt.Errorf("config file %s: %w", *configPath, err)
 		}
-		for k := range file {
-			if fs.Lookup(k) == nil {
-				return fmt.Errorf("config file %s: unknown option %q (options are the flag names of `portier %s -h`)", *configPath, k, fs.Name())
+		for _, k := range slices.Sorted(maps.Keys(file)) {
+			if err := checkFileKey(fs, k, file[k]); err != nil {
+				return fmt.Errorf("config file %s: %w", *configPath, err)
 			}
 		}
 	}
@@ -56,6 +58,25 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	})
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid options: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// checkFileKey checks one key of a --config file: a flag name other than
+// config, with one scalar value. A null value (`key:` with nothing after it)
+// is refused rather than guessed at: it could mean empty or default.
+func checkFileKey(fs *flag.FlagSet, key string, v any) error {
+	if fs.Lookup(key) == nil {
+		return fmt.Errorf("unknown option %q (options are the flag names of `portier %s -h`)", key, fs.Name())
+	}
+	if key == "config" {
+		return fmt.Errorf("option \"config\" cannot be set inside a config file: give --config or PORTIER_CONFIG")
+	}
+	switch v.(type) {
+	case nil:
+		return fmt.Errorf("option %q has no value: write %s: \"\" for an empty value, or remove the line for the default", key, key)
+	case map[string]any, []any:
+		return fmt.Errorf("option %q: want a single value; lists are one comma-separated string, e.g. origins: \"origin-1:1935,origin-2:1935\"", key)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,7 +45,6 @@ func main() {
 			return
 		}
 		if err != nil {
-			slog.Error("portier "+c.name+" failed", "err", err)
 			fmt.Fprintf(os.Stderr, "portier %s: %v\n", c.name, err)
 			os.Exit(1)
 		}

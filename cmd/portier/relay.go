@@ -4,62 +4,148 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"os"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portier/portier/media/relay"
 )
 
-// runRelay runs `portier relay --role origin|edge`.
-func runRelay(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	role := fs.String("role", "", "origin (accepts publishes, serves edges) or edge (serves players, pulls from origins, forwards publishes)")
-	control := fs.String("control", "", "control plane base URL, e.g. http://127.0.0.1:8080 (required for origins)")
-	token := fs.String("cluster-token", "", "cluster token for the control plane's node API")
-	rtmpAddr := fs.String("rtmp-addr", ":1935", "RTMP listen address")
-	rtspAddr := fs.String("rtsp-addr", ":8554", "RTSP listen address (empty: no RTSP)")
-	rtspUDP := fs.String("rtsp-udp-addr", "", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
-	httpAddr := fs.String("http-addr", ":8081", "HTTP listen address (HTTP-FLV, /api/v1/streams, /metrics, /healthz, /readyz)")
-	origins := fs.String("origins", "", "static origin list HOST:PORT,... used by edges when the control plane is unreachable")
-	name := fs.String("name", defaultNodeName(), "node name shown by the control plane")
-	advertise := fs.String("advertise-addr", "", "RTMP host:port other nodes use to reach this relay (default: the listen address, with 127.0.0.1 for an unspecified host)")
-	advertiseHTTP := fs.String("advertise-http-addr", "", "HTTP host:port other nodes use to reach this relay (default: derived like --advertise-addr)")
-	noOrigin := fs.Duration("no-origin-timeout", 10*time.Second, "edges: how long players wait when no origin has their stream before they are told it ended")
-	idle := fs.Duration("idle-timeout", 5*time.Second, "edges: how long an upstream session stays open after its last player left")
-	capacity := fs.Int("capacity", 0, "capacity reported at registration (0: unspecified)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// relayConfig is the configuration of `portier relay`: an origin (accepts
+// publishes, serves edges and players) or an edge (serves players, pulls
+// from origins, forwards publishes).
+type relayConfig struct {
+	Role            string // relay.RoleOrigin or relay.RoleEdge
+	Control         string // control plane base URL; required for origins
+	ClusterToken    string
+	RTMPAddr        string
+	RTSPAddr        string // empty: no RTSP
+	RTSPUDPAddr     string // empty: RTSP over TCP only
+	HTTPAddr        string
+	Origins         string // HOST:PORT,... (see staticOrigins)
+	Name            string
+	AdvertiseAddr   string
+	AdvertiseHTTP   string
+	NoOriginTimeout time.Duration
+	IdleTimeout     time.Duration
+	Capacity        int
+	LogLevel        string
+}
+
+func (c *relayConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Role, "role", "", "origin (accepts publishes, serves edges) or edge (serves players, pulls from origins, forwards publishes)")
+	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://127.0.0.1:8080 (required for origins)")
+	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token for the control plane's node API")
+	fs.StringVar(&c.RTMPAddr, "rtmp-addr", ":1935", "RTMP listen address")
+	fs.StringVar(&c.RTSPAddr, "rtsp-addr", ":8554", "RTSP listen address (empty: no RTSP)")
+	fs.StringVar(&c.RTSPUDPAddr, "rtsp-udp-addr", "", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "HTTP listen address (HTTP-FLV, /api/v1/streams, /metrics, /healthz, /readyz)")
+	fs.StringVar(&c.Origins, "origins", "", "static origin list HOST:PORT,... used by edges when the control plane is unreachable")
+	fs.StringVar(&c.Name, "name", defaultNodeName(), "node name shown by the control plane")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "RTMP host:port other nodes use to reach this relay (default: the listen address, with 127.0.0.1 for an unspecified host)")
+	fs.StringVar(&c.AdvertiseHTTP, "advertise-http-addr", "", "HTTP host:port other nodes use to reach this relay (default: derived like --advertise-addr)")
+	fs.DurationVar(&c.NoOriginTimeout, "no-origin-timeout", 10*time.Second, "edges: how long players wait when no origin has their stream before they are told it ended")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Second, "edges: how long an upstream session stays open after its last player left")
+	fs.IntVar(&c.Capacity, "capacity", 0, "capacity reported at registration (0: unspecified)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (c *relayConfig) validate() error {
+	var p problems
+	switch c.Role {
+	case relay.RoleOrigin, relay.RoleEdge:
+	case "":
+		p.add(missing("role", "origin or edge"))
+	default:
+		p.add(badValue("role", c.Role, "want origin or edge"))
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	switch {
+	case c.Control != "":
+		p.add(checkURL("control", c.Control, "http://control:8080", "http", "https"))
+	case c.Role == relay.RoleOrigin:
+		p.add(invalid("control", "an origin needs --control (publishes are authorised by the control plane), e.g. --control http://control:8080"))
+	case c.Role == relay.RoleEdge && len(c.staticOrigins()) == 0:
+		p.add(invalid("control", "an edge needs --control or --origins to find origins, e.g. --control http://control:8080"))
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	var static []string
-	for _, o := range strings.Split(*origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			static = append(static, o)
+	for _, o := range c.staticOrigins() {
+		if !isDialAddr(o) {
+			p.add(invalid("origins", "--origins entry %q: want host:port, e.g. origin-1:1935", o))
 		}
 	}
+	p.add(checkRequired("name", c.Name, "the node name shown by the control plane, e.g. edge-1"))
+	p.add(checkListenAddr("rtmp-addr", c.RTMPAddr, ":1935"))
+	if c.RTSPAddr != "" {
+		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
+	}
+	if c.RTSPUDPAddr != "" {
+		p.add(checkRTSPUDPAddr(c.RTSPUDPAddr))
+	}
+	if c.HTTPAddr != "" {
+		p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8081"))
+	}
+	if c.AdvertiseAddr != "" {
+		p.add(checkDialAddr("advertise-addr", c.AdvertiseAddr, "origin-1.example:1935"))
+	}
+	if c.AdvertiseHTTP != "" {
+		p.add(checkDialAddr("advertise-http-addr", c.AdvertiseHTTP, "origin-1.example:8081"))
+	}
+	p.add(checkPositive("no-origin-timeout", c.NoOriginTimeout, "10s"))
+	p.add(checkPositive("idle-timeout", c.IdleTimeout, "5s"))
+	p.add(checkCapacity(c.Capacity, "unspecified"))
+	p.add(checkLogLevel(c.LogLevel))
+	return p.err()
+}
+
+// checkRTSPUDPAddr checks --rtsp-udp-addr: RTSP wants an even RTP port and
+// takes the next one for RTCP; port 0 picks a free pair.
+func checkRTSPUDPAddr(addr string) error {
+	if err := checkListenAddr("rtsp-udp-addr", addr, ":8000"); err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if n, _ := strconv.Atoi(port); n%2 != 0 || n == 65534 {
+		return badValue("rtsp-udp-addr", addr, "want an even RTP port below 65534 (RTCP takes the next one) or 0 for a free pair, e.g. :8000")
+	}
+	return nil
+}
+
+// staticOrigins is --origins as a list, without empty entries.
+func (c *relayConfig) staticOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.Origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// runRelay runs `portier relay --role origin|edge`.
+func runRelay(ctx context.Context, args []string) error {
+	cfg, err := loadConfig[relayConfig]("relay", args)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
 	r, err := relay.New(relay.Params{
-		Role:            *role,
-		Name:            *name,
-		RTMPAddr:        *rtmpAddr,
-		RTSPAddr:        *rtspAddr,
-		RTSPUDPAddr:     *rtspUDP,
-		HTTPAddr:        *httpAddr,
-		AdvertiseAddr:   *advertise,
-		AdvertiseHTTP:   *advertiseHTTP,
-		ControlURL:      *control,
-		ClusterToken:    *token,
-		StaticOrigins:   static,
-		NoOriginTimeout: *noOrigin,
-		IdleTimeout:     *idle,
-		Capacity:        *capacity,
+		Role:            cfg.Role,
+		Name:            cfg.Name,
+		RTMPAddr:        cfg.RTMPAddr,
+		RTSPAddr:        cfg.RTSPAddr,
+		RTSPUDPAddr:     cfg.RTSPUDPAddr,
+		HTTPAddr:        cfg.HTTPAddr,
+		AdvertiseAddr:   cfg.AdvertiseAddr,
+		AdvertiseHTTP:   cfg.AdvertiseHTTP,
+		ControlURL:      cfg.Control,
+		ClusterToken:    cfg.ClusterToken,
+		StaticOrigins:   cfg.staticOrigins(),
+		NoOriginTimeout: cfg.NoOriginTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+		Capacity:        cfg.Capacity,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -68,7 +154,7 @@ func runRelay(ctx context.Context, args []string) error {
 	if err := r.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("relay started", "role", *role, "name", *name, "rtmp", r.RTMPAddr().String(), "http", r.HTTPAddr().String())
+	logger.Info("relay started", "role", cfg.Role, "name", cfg.Name, "rtmp", r.RTMPAddr().String(), "http", r.HTTPAddr().String())
 	<-ctx.Done()
 	logger.Info("relay stopping")
 	if err := r.Close(); err != nil && !errors.Is(err, context.Canceled) {

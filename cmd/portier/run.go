@@ -23,31 +23,65 @@ import (
 	"github.com/portier/portier/portier/compile"
 )
 
+// runConfig is the configuration of `portier run`: the control plane, an
+// origin relay and a concierge in one process, on SQLite in DataDir.
+type runConfig struct {
+	DataDir     string
+	HTTPAddr    string
+	RTMPAddr    string
+	RTSPAddr    string // empty: no RTSP
+	Name        string // base name: NAME-origin, NAME-concierge
+	PublicHost  string
+	Capacity    int // 0: the number of CPUs
+	NoConcierge bool
+	LogLevel    string
+}
+
+func (c *runConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the SQLite database, recordings and the concierge's supervisord")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "address of the web UI, REST API, hooks and HTTP-FLV playback")
+	fs.StringVar(&c.RTMPAddr, "rtmp-addr", ":1935", "RTMP address for encoders and players")
+	fs.StringVar(&c.RTSPAddr, "rtsp-addr", ":8554", "RTSP address for encoders and players (empty: no RTSP)")
+	fs.StringVar(&c.Name, "name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
+	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
+	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
+	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (c *runConfig) validate() error {
+	var p problems
+	p.add(checkRequired("data-dir", c.DataDir, "the directory for the SQLite database and recordings, e.g. ./data"))
+	p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8080"))
+	if _, err := portOf(c.RTMPAddr); err != nil {
+		p.add(invalid("rtmp-addr", "--rtmp-addr %v", err))
+	}
+	if c.RTSPAddr != "" {
+		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
+	}
+	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
+	p.add(checkPublicHost(c.PublicHost))
+	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
+	p.add(checkLogLevel(c.LogLevel))
+	return p.err()
+}
+
 // runAll is `portier run`: the control plane, an origin relay and a concierge
 // in one process, on SQLite in --data-dir. Node and hook calls stay on
 // loopback, authenticated by a cluster token made for this process.
 func runAll(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "./data", "directory for the SQLite database, recordings and the concierge's supervisord")
-	httpAddr := fs.String("http-addr", ":8080", "address of the web UI, REST API, hooks and HTTP-FLV playback")
-	rtmpAddr := fs.String("rtmp-addr", ":1935", "RTMP address for encoders and players")
-	rtspAddr := fs.String("rtsp-addr", ":8554", "RTSP address for encoders and players (empty: no RTSP)")
-	name := fs.String("name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
-	publicHost := fs.String("public-host", "", "host name in ingest and play URLs (default: the host of each request)")
-	capacity := fs.Int("capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
-	noConcierge := fs.Bool("no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	logger, err := newLogger(*logLevel)
+	cfg, err := loadConfig[runConfig]("run", args)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
+	logger, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create --data-dir: %w", err)
 	}
-	dataAbs, err := filepath.Abs(*dataDir)
+	dataAbs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -64,14 +98,14 @@ func runAll(ctx context.Context, args []string) error {
 		return fmt.Errorf("create first admin: %w", err)
 	}
 
-	httpLn, err := net.Listen("tcp", *httpAddr)
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on --http-addr %s: %w", *httpAddr, err)
+		return fmt.Errorf("listen on --http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	defer httpLn.Close()
 	httpPort := httpLn.Addr().(*net.TCPAddr).Port
 	control := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
-	rtmpPort, err := portOf(*rtmpAddr)
+	rtmpPort, err := portOf(cfg.RTMPAddr)
 	if err != nil {
 		return fmt.Errorf("--rtmp-addr: %w", err)
 	}
@@ -79,7 +113,7 @@ func runAll(ctx context.Context, args []string) error {
 
 	srv, err := portier.New(portier.Params{
 		Store: store, ClusterToken: token, TrustLoopback: true, Logger: logger,
-		PublicHost: *publicHost, RTMPPort: rtmpPort,
+		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort,
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
 			RecordDir:    filepath.Join(dataAbs, "recordings"),
@@ -91,7 +125,7 @@ func runAll(ctx context.Context, args []string) error {
 	srv.StartBackground(ctx)
 
 	rel, err := relay.New(relay.Params{
-		Role: relay.RoleOrigin, Name: *name + "-origin", RTMPAddr: *rtmpAddr, RTSPAddr: *rtspAddr,
+		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		ControlURL: control, ClusterToken: token, Logger: logger,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 	})
@@ -105,11 +139,12 @@ func runAll(ctx context.Context, args []string) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if !*noConcierge {
+	if !cfg.NoConcierge {
 		c, err := concierge.New(concierge.Params{
-			Control: control, ClusterToken: token, Name: *name + "-concierge", Capacity: *capacity,
+			Control: control, ClusterToken: token, Name: cfg.Name + "-concierge", Capacity: cfg.Capacity,
 			RelayRTMP: net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)), // host:port: announced as the node's rtmp_address
 			DataDir:   filepath.Join(dataAbs, "concierge"), Logger: logger,
+			NoHandoff: true, // the only concierge: nobody to hand tasks to
 		})
 		if err != nil {
 			return err
@@ -127,7 +162,7 @@ func runAll(ctx context.Context, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
-	host := *publicHost
+	host := cfg.PublicHost
 	if host == "" {
 		host = "127.0.0.1"
 	}
@@ -136,8 +171,8 @@ func runAll(ctx context.Context, args []string) error {
 	fmt.Printf("  web UI and API  %s/  (API under /api/v1, OpenAPI at /api/v1/openapi.json)\n", web)
 	fmt.Printf("  RTMP            rtmp://%s/live/NAME?key=KEY (publish), rtmp://%s/live/NAME (play)\n",
 		net.JoinHostPort(host, strconv.Itoa(rtmpPort)), net.JoinHostPort(host, strconv.Itoa(rtmpPort)))
-	if *rtspAddr != "" {
-		if p, err := portOf(*rtspAddr); err == nil {
+	if cfg.RTSPAddr != "" {
+		if p, err := portOf(cfg.RTSPAddr); err == nil {
 			fmt.Printf("  RTSP            rtsp://%s/live/NAME\n", net.JoinHostPort(host, strconv.Itoa(p)))
 		}
 	}
@@ -177,10 +212,12 @@ func allInOneHandler(control, relayHTTP http.Handler) http.Handler {
 	})
 }
 
+// portOf is the port of addr ([host]:port), for URLs: they need the real
+// port, so 0 (any free port) is refused.
 func portOf(addr string) (int, error) {
 	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
-		return 0, fmt.Errorf("%q: want [host]:port", addr)
+		return 0, fmt.Errorf("%q: want [host]:port, e.g. :1935", addr)
 	}
 	n, err := strconv.Atoi(p)
 	if err != nil || n <= 0 || n > 65535 {

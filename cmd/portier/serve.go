@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -18,32 +20,104 @@ import (
 	"github.com/portier/portier/portier/compile"
 )
 
+// serveConfig is the configuration of `portier serve`, the control plane
+// alone: on Postgres for clusters (Replicas may share it) or on SQLite for
+// one replica.
+type serveConfig struct {
+	DatabaseURL   string
+	HTTPAddr      string
+	ClusterToken  string
+	PublicHost    string
+	RTMPPort      int
+	PlayHTTPBase  string
+	Replicas      int
+	HookAllow     string // per dialect, parsed by portier.ParseHookAllow
+	HookOriginTTL string // per dialect, parsed by portier.ParseOriginTTL
+	RelayRTMPURL  string
+	RecordDir     string
+	HLSOriginURL  string
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres://user:pass@host/db (several replicas may share it) or a SQLite file path (one replica only)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "address of the web UI, REST API, hooks and node API")
+	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret that relays, concierges and media-server hooks present (required)")
+	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each API request)")
+	fs.IntVar(&c.RTMPPort, "rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
+	fs.StringVar(&c.PlayHTTPBase, "play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
+	fs.IntVar(&c.Replicas, "replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
+	fs.StringVar(&c.HookAllow, "hook-allow", "", "per-dialect source networks whose hook calls need no cluster token, e.g. \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx)")
+	fs.StringVar(&c.HookOriginTTL, "hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
+	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to")
+	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
+	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
+}
+
+func (c *serveConfig) validate() error {
+	var p problems
+	p.add(checkDatabaseURL(c.DatabaseURL))
+	p.add(checkReplicas(c.DatabaseURL, c.Replicas))
+	p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8080"))
+	p.add(checkRequired("cluster-token", c.ClusterToken, "relays, concierges and hooks authenticate with it; generate one with `openssl rand -hex 24`"))
+	p.add(checkPublicHost(c.PublicHost))
+	if c.RTMPPort < 1 || c.RTMPPort > 65535 {
+		p.add(badValue("rtmp-port", strconv.Itoa(c.RTMPPort), "want the relays' public RTMP port, 1-65535, e.g. 1935"))
+	}
+	if c.PlayHTTPBase != "" {
+		p.add(checkURL("play-http-base", c.PlayHTTPBase, "http://edge.example:8081", "http", "https"))
+	}
+	if _, err := portier.ParseHookAllow(c.HookAllow); err != nil {
+		p.add(invalid("hook-allow", "--hook-allow: %v", err))
+	}
+	if _, err := portier.ParseOriginTTL(c.HookOriginTTL); err != nil {
+		p.add(invalid("hook-origin-ttl", "--hook-origin-ttl: %v", err))
+	}
+	p.add(checkURL("relay-rtmp-url", c.RelayRTMPURL, "rtmp://127.0.0.1:1935", "rtmp", "rtmps"))
+	if c.RecordDir != "" && !filepath.IsAbs(c.RecordDir) {
+		p.add(badValue("record-dir", c.RecordDir, "want an absolute path, the same on the workers and the control plane, e.g. /srv/portier/recordings"))
+	}
+	if c.HLSOriginURL != "" {
+		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
+	}
+	return p.err()
+}
+
+// checkDatabaseURL checks a --database-url without ever showing it: a
+// Postgres URL carries a password.
+func checkDatabaseURL(dsn string) error {
+	if dsn == "" {
+		return missing("database-url", "postgres://user:pass@host/db for clusters, or a SQLite file path for one replica")
+	}
+	if models.IsPostgres(dsn) {
+		if _, err := url.Parse(dsn); err != nil {
+			return invalid("database-url", "--database-url is not a valid postgres:// URL (not shown: it may hold a password): "+
+				"percent-encode special characters in the user name and password, e.g. @ as %%40")
+		}
+	}
+	return nil
+}
+
+// checkReplicas checks --replicas against the database: SQLite allows one
+// control-plane replica only.
+func checkReplicas(dsn string, replicas int) error {
+	if replicas < 1 {
+		return badValue("replicas", strconv.Itoa(replicas), "want at least 1, the number of control-plane replicas sharing the database")
+	}
+	if replicas > 1 && !models.IsPostgres(dsn) {
+		return invalid("replicas", "SQLite supports one control-plane replica only, but --replicas/PORTIER_REPLICAS is %d: "+
+			"use a Postgres --database-url (postgres://…) to run several replicas", replicas)
+	}
+	return nil
+}
+
 // runServe is `portier serve`: the control plane alone, for clusters on
 // Postgres (several replicas may share it) or for one replica on SQLite.
 func runServe(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	dbURL := fs.String("database-url", "", "postgres://user:pass@host/db (several replicas may share it) or a SQLite file path (one replica only)")
-	httpAddr := fs.String("http-addr", ":8080", "address of the web UI, REST API, hooks and node API")
-	clusterToken := fs.String("cluster-token", "", "shared secret that relays, concierges and media-server hooks present (required)")
-	publicHost := fs.String("public-host", "", "host name in ingest and play URLs (default: the host of each API request)")
-	rtmpPort := fs.Int("rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
-	playBase := fs.String("play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
-	replicas := fs.Int("replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
-	hookAllow := fs.String("hook-allow", "", "per-dialect source networks whose hook calls need no cluster token, e.g. \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx)")
-	hookTTL := fs.String("hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
-	relayURL := fs.String("relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to")
-	recordDir := fs.String("record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
-	hlsOrigin := fs.String("hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
-	if err := parseFlags(fs, args); err != nil {
+	cfg, err := loadConfig[serveConfig]("serve", args)
+	if err != nil {
 		return err
 	}
-	if *dbURL == "" {
-		return errors.New("--database-url is required (postgres://… for clusters, or a SQLite file path)")
-	}
-	if *clusterToken == "" {
-		return errors.New("--cluster-token is required: relays, concierges and hooks authenticate with it")
-	}
-	store, release, err := openControlStore(ctx, *dbURL, *replicas)
+	store, release, err := openControlStore(ctx, cfg.DatabaseURL, cfg.Replicas)
 	if err != nil {
 		return err
 	}
@@ -56,27 +130,27 @@ func runServe(ctx context.Context, args []string) error {
 	} else if created && os.Getenv("PORTIER_ADMIN_PASSWORD") == "" {
 		fmt.Fprintf(os.Stderr, "created user admin with password %s (shown once; change it in the UI)\n", pw)
 	}
-	allow, err := portier.ParseHookAllow(*hookAllow)
+	allow, err := portier.ParseHookAllow(cfg.HookAllow)
 	if err != nil {
 		return fmt.Errorf("--hook-allow: %w", err)
 	}
-	ttl, err := portier.ParseOriginTTL(*hookTTL)
+	ttl, err := portier.ParseOriginTTL(cfg.HookOriginTTL)
 	if err != nil {
 		return fmt.Errorf("--hook-origin-ttl: %w", err)
 	}
 	srv, err := portier.New(portier.Params{
-		Store: store, ClusterToken: *clusterToken, Logger: log,
-		PublicHost: *publicHost, RTMPPort: *rtmpPort, PlayHTTPBase: *playBase,
+		Store: store, ClusterToken: cfg.ClusterToken, Logger: log,
+		PublicHost: cfg.PublicHost, RTMPPort: cfg.RTMPPort, PlayHTTPBase: cfg.PlayHTTPBase,
 		Hooks: portier.HookParams{Allow: allow, OriginTTL: ttl},
 		Live: portier.LiveParams{Compile: compile.Env{
-			RelayRTMPURL: *relayURL, RecordDir: *recordDir, HLSOriginURL: *hlsOrigin,
+			RelayRTMPURL: cfg.RelayRTMPURL, RecordDir: cfg.RecordDir, HLSOriginURL: cfg.HLSOriginURL,
 		}},
 	})
 	if err != nil {
 		return err
 	}
 	srv.StartBackground(ctx)
-	return serveHTTP(ctx, *httpAddr, srv.Handler(), log)
+	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), log)
 }
 
 // openControlStore opens the control plane's database. On SQLite it refuses
@@ -84,15 +158,11 @@ func runServe(ctx context.Context, args []string) error {
 // database, so a second `portier serve` on the same file stops with a clear
 // message instead of corrupting live state. release drops the lock.
 func openControlStore(ctx context.Context, dsn string, replicas int) (*models.Store, func(), error) {
-	if replicas < 1 {
-		return nil, nil, fmt.Errorf("--replicas must be at least 1, not %d", replicas)
+	if err := checkReplicas(dsn, replicas); err != nil {
+		return nil, nil, err
 	}
 	release := func() {}
 	if !models.IsPostgres(dsn) {
-		if replicas > 1 {
-			return nil, nil, fmt.Errorf("SQLite supports one control-plane replica only, but --replicas/PORTIER_REPLICAS is %d: "+
-				"use a Postgres --database-url (postgres://…) to run several replicas", replicas)
-		}
 		if dir := filepath.Dir(dsn); dir != "" {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return nil, nil, fmt.Errorf("create database directory: %w", err)

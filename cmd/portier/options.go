@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portier/portier/media/cluster"
+)
+
+// roleConfig is the typed configuration of one command (run, serve, relay,
+// concierge). flags registers its options with their defaults and help;
+// validate checks every value that can be checked without side effects (no
+// listening, no connecting, no files) and reports every bad option at once.
+type roleConfig interface {
+	flags(fs *flag.FlagSet)
+	validate() error
+}
+
+// loadConfig is the configuration T of command from args, the environment
+// and --config (see parseFlags for the precedence), validated. Every
+// command loads its configuration through here, and so do the tests of the
+// sample configs. -h returns flag.ErrHelp unwrapped, so main exits 0.
+func loadConfig[T any, P interface {
+	*T
+	roleConfig
+}](command string, args []string) (*T, error) {
+	c := P(new(T))
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	c.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// optionError is one invalid option. Option is the flag name without
+// dashes; the message names it as --option, says what was given (never a
+// secret) and what would be accepted.
+type optionError struct {
+	Option string
+	msg    string
+}
+
+func (e *optionError) Error() string { return e.msg }
+
+// badValue is `--OPTION "VALUE": WANT`.
+func badValue(option, value, want string) *optionError {
+	return &optionError{option, fmt.Sprintf("--%s %q: %s", option, value, want)}
+}
+
+// missing is `--OPTION is required: WHY`.
+func missing(option, why string) *optionError {
+	return &optionError{option, fmt.Sprintf("--%s is required: %s", option, why)}
+}
+
+// invalid is any other message about option; it must name --option.
+func invalid(option, format string, args ...any) *optionError {
+	return &optionError{option, fmt.Sprintf(format, args...)}
+}
+
+// problems collects the invalid options of one configuration, so that one
+// failed start lists them all instead of one per attempt.
+type problems []error
+
+func (p *problems) add(err error) {
+	if err != nil {
+		*p = append(*p, err)
+	}
+}
+
+func (p problems) err() error { return errors.Join(p...) }
+
+// checkListenAddr checks an address to listen on: [host]:port with a port
+// of 0-65535 (0 picks a free port).
+func checkListenAddr(option, addr, example string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return badValue(option, addr, "want [host]:port to listen on, e.g. "+example)
+	}
+	return nil
+}
+
+// checkDialAddr checks an address other nodes or this one connect to:
+// host:port with a host and a port of 1-65535.
+func checkDialAddr(option, addr, example string) error {
+	if !isDialAddr(addr) {
+		return badValue(option, addr, "want host:port that other hosts can reach, e.g. "+example)
+	}
+	return nil
+}
+
+func isDialAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	return err == nil && host != "" && perr == nil && n > 0 && n <= 65535
+}
+
+// checkURL checks a base URL: one of schemes, with a host. The message
+// shows the URL without user info or query, which may hold secrets.
+func checkURL(option, raw, example string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err == nil && slices.Contains(schemes, u.Scheme) && u.Host != "" {
+		return nil
+	}
+	shown := cluster.RedactURL(raw)
+	if err != nil && strings.Contains(raw, "@") {
+		shown = "(not shown: it may hold a password)"
+	}
+	return badValue(option, shown, fmt.Sprintf("want a URL (%s://) with a host, e.g. %s", strings.Join(schemes, ":// or "), example))
+}
+
+// checkPositive checks a duration option that must be above zero.
+func checkPositive(option string, d time.Duration, example string) error {
+	if d <= 0 {
+		return badValue(option, d.String(), "want a duration above zero, e.g. "+example)
+	}
+	return nil
+}
+
+// maxCapacity is the largest capacity the control plane accepts at
+// registration (portier/nodeapi.go); a larger one would fail every
+// registration attempt instead of failing at start.
+const maxCapacity = 1_000_000
+
+// checkCapacity checks a --capacity: 0 means the default (zeroMeans).
+func checkCapacity(capacity int, zeroMeans string) error {
+	if capacity < 0 || capacity > maxCapacity {
+		return badValue("capacity", strconv.Itoa(capacity), fmt.Sprintf("want 0 (%s) or a task-cost budget up to %d, e.g. 8", zeroMeans, maxCapacity))
+	}
+	return nil
+}
+
+// checkLogLevel checks a --log-level.
+func checkLogLevel(level string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return badValue("log-level", level, "want debug, info, warn or error")
+	}
+	return nil
+}
+
+// checkPublicHost checks a --public-host: a bare host name or IP address,
+// because ingest and play URLs are built as scheme://HOST:PORT.
+func checkPublicHost(host string) error {
+	if host == "" {
+		return nil
+	}
+	if strings.ContainsAny(host, "/@ ") || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
+		return badValue("public-host", host, "want a host name or IP address without scheme or port, e.g. stream.example.com")
+	}
+	return nil
+}
+
+// checkRequired checks that a string option is set.
+func checkRequired(option, value, why string) error {
+	if value == "" {
+		return missing(option, why)
+	}
+	return nil
+}
