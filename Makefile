@@ -35,7 +35,7 @@ lint:
 	@git diff --exit-code -- '*_templ.go' || { echo "generated templ code is stale: run make generate and commit"; exit 1; }
 
 test: deps-test build lint
-	PATH="$(BIN):$$PATH" $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 bench: deps-test build
 	PATH="$(BIN):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/ | tee docs/bench-latest.txt

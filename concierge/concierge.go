@@ -49,6 +49,12 @@ type Params struct {
 	FFmpeg string
 	// DrainTimeout bounds how long shutdown waits for tasks to run elsewhere (default 20s).
 	DrainTimeout time.Duration
+	// NoHandoff stops the tasks at shutdown without handing them to other
+	// concierges first: for a concierge alone in its cluster (portier run),
+	// where nobody could take them over and the handoff would only hold
+	// shutdown for DrainTimeout. The scheduler places them again when the
+	// concierge is back.
+	NoHandoff bool
 	// BackoffMin and BackoffMax bound the restart delay of failing tasks (default 1s, 60s).
 	BackoffMin, BackoffMax time.Duration
 	// HTTPAddr serves /healthz, /readyz and /metrics ("" for none).
@@ -369,6 +375,9 @@ func (c *Concierge) drain() {
 	c.mu.Lock()
 	c.draining = true
 	c.mu.Unlock()
+	if c.p.NoHandoff {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.p.DrainTimeout)
 	defer cancel()
 	ids, err := c.ctl.drain(ctx, c.p.Name)

@@ -48,41 +48,14 @@ func TestFailingTaskBacksOff(t *testing.T) {
 }
 
 func testFailingTaskBacksOff(t *testing.T, supervisord string, wantExitCode bool) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: "tok", Logger: slog.New(slog.DiscardHandler),
-		Live: portier.LiveParams{HeartbeatInterval: 200 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartBackground(ctx)
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-	u, _ := store.CreateUser(ctx, "u", "password-123", models.RoleOperator)
-	st, err := store.CreateStream(ctx, "live", "s", u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := l.Addr().String()
 	l.Close()
+	s := startStackWith(t, concierge.Params{SupervisorBinary: supervisord, BackoffMin: 300 * time.Millisecond, HTTPAddr: "127.0.0.1:0"})
+	store, c := s.store, s.c
 
-	c, err := concierge.New(concierge.Params{Control: hs.URL, ClusterToken: "tok", Name: "c1", Capacity: 2,
-		DataDir: t.TempDir(), SupervisorBinary: supervisord, BackoffMin: 300 * time.Millisecond,
-		DrainTimeout: time.Second, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- c.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-
-	tk, _, err := store.CreateCompiledTask(ctx, &models.Task{StreamID: st.ID, Type: models.TypeRestream, DesiredState: models.DesiredRunning,
+	tk, _, err := store.CreateCompiledTask(ctx, &models.Task{StreamID: s.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning,
 		State: models.TaskPending, Description: models.TaskDescription{Command: "ffmpeg", Cost: 1, Args: []string{
 			"-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
 			"-c:v", "libx264", "-preset", "ultrafast", "-f", "flv", "rtmp://" + closed + "/live/target"}}})

@@ -57,6 +57,8 @@ type liveState struct {
 	env     compile.Env
 	metrics *liveMetrics
 	log     *slog.Logger
+	// compiles batches the compilation of streams that go live together.
+	compiles *models.Group[int64]
 
 	mu sync.Mutex
 	// tomb remembers recent publish-done events per node and stream, so a
@@ -75,11 +77,13 @@ func newLiveState(s *Server) *liveState {
 	if p.Compile.RelayRTMPURL == "" {
 		p.Compile.RelayRTMPURL = "rtmp://127.0.0.1:1935"
 	}
-	return &liveState{
+	l := &liveState{
 		s: s, hb: p.HeartbeatInterval, now: p.Now, env: p.Compile,
 		metrics: newLiveMetrics(), log: s.log.With("part", "live"),
 		tomb: map[string]time.Time{},
 	}
+	l.compiles = newCompileGroup(l, s.p.Store.Dialect())
+	return l
 }
 
 // hookReq is one publish, play or done event, whatever dialect it came in.
@@ -149,14 +153,14 @@ func keysEqual(a, b string) bool {
 // name. renamed reports the second case.
 func (l *liveState) findStream(ctx context.Context, app, name string) (t *models.PublishTarget, renamed bool, err error) {
 	st := l.s.p.Store
-	t, err = st.PublishTargetByName(ctx, app, name)
+	t, err = st.CachedPublishTargetByName(ctx, app, name)
 	if err == nil {
 		return t, false, nil
 	}
 	if !errors.Is(err, models.ErrNotFound) {
 		return nil, false, err
 	}
-	t, err = st.PublishTargetByKey(ctx, name)
+	t, err = st.CachedPublishTargetByKey(ctx, name)
 	if err != nil {
 		return nil, false, err
 	}
@@ -225,7 +229,7 @@ func (l *liveState) authorizePlay(ctx context.Context, req hookReq) (d decision)
 	defer func() { l.metrics.observe(req.Dialect, "play", d, time.Since(start)) }()
 	if err := checkAppName(req.App, req.Name); err != nil {
 		d = deny(http.StatusBadRequest, codeBadRequest, err.Error())
-	} else if t, err := l.s.p.Store.PublishTargetByName(ctx, req.App, req.Name); errors.Is(err, models.ErrNotFound) {
+	} else if t, err := l.s.p.Store.CachedPublishTargetByName(ctx, req.App, req.Name); errors.Is(err, models.ErrNotFound) {
 		d = deny(http.StatusNotFound, codeUnknownStream, "unknown stream "+req.App+"/"+redact(req.Name))
 	} else if err != nil {
 		l.log.Error("play lookup failed", "err", err, "dialect", req.Dialect)

@@ -2,8 +2,10 @@ package portier
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/portier/portier/models"
@@ -181,6 +183,67 @@ func TestTaskCompileFailureIsVisible(t *testing.T) {
 		}
 		if failed == nil || failed.State != models.TaskFailed || failed.DesiredState != models.DesiredStopped || !strings.Contains(failed.LastError, "absolute") {
 			t.Fatalf("failed compile: %+v", failed)
+		}
+	})
+}
+
+// TestBurstOfStreamsGoingLive: streams that go live at once are compiled in
+// shared batches, yet every publish is answered only after its stream's
+// tasks exist, and each config gets exactly one task.
+func TestBurstOfStreamsGoingLive(t *testing.T) {
+	forEachLiveStore(t, func(t *testing.T, e *liveEnv) {
+		ctx := context.Background()
+		const streams = 24
+		keys := make([]string, streams)
+		ids := make([]int64, streams)
+		for i := range streams {
+			st, err := e.store.CreateStream(ctx, "live", fmt.Sprintf("burst%d", i), e.stream.OwnerID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[i], ids[i] = st.PublishKey, st.ID
+			for _, name := range []string{"a", "b"} {
+				c := &models.TaskConfig{StreamID: st.ID, Type: models.TypeRestream, Name: name, Enabled: true,
+					Spec: models.RawJSON(`{"target":"rtmp://` + name + `.example.com/live2","key":"k"}`)}
+				if err := e.store.CreateTaskConfig(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range streams {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Two origins at once: the one that turns the stream live
+				// waits for its compilation, so once both are answered
+				// the tasks exist.
+				var both sync.WaitGroup
+				for _, node := range []string{"origin-1", "origin-2"} {
+					both.Add(1)
+					go func() {
+						defer both.Done()
+						code, out := e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{
+							"node": node, "app": "live", "name": fmt.Sprintf("burst%d", i), "query": "key=" + keys[i],
+						})
+						if code != 200 {
+							t.Errorf("publish burst%d on %s: %d %v", i, node, code, out)
+						}
+					}()
+				}
+				both.Wait()
+				tasks, _, err := e.store.ListTasks(ctx, models.TaskFilter{StreamID: ids[i], Limit: 10})
+				if err != nil || len(tasks) != 2 {
+					t.Errorf("burst%d answered with %d tasks (%v), want 2", i, len(tasks), err)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, id := range ids {
+			tasks, _, err := e.store.ListTasks(ctx, models.TaskFilter{StreamID: id, Limit: 10})
+			if err != nil || len(tasks) != 2 || tasks[0].ConfigID == nil || tasks[1].ConfigID == nil || *tasks[0].ConfigID == *tasks[1].ConfigID {
+				t.Errorf("burst%d: %d tasks (%v), want one per config", i, len(tasks), err)
+			}
 		}
 	})
 }

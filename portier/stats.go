@@ -30,17 +30,11 @@ const maxStreamReports = 100_000
 
 // streamReportReq is one element of a heartbeat's "streams".
 type streamReportReq struct {
-	Path       string  `json:"path"`
-	Publisher  bool    `json:"publisher"`
-	VideoCodec string  `json:"video_codec"`
-	Width      int     `json:"width"`
-	Height     int     `json:"height"`
-	FPS        float64 `json:"fps"`
-	AudioCodec string  `json:"audio_codec"`
-	SampleRate int     `json:"sample_rate"`
-	Channels   int     `json:"channels"`
-	BitrateIn  int64   `json:"bitrate_in"`
-	Players    int     `json:"players"`
+	Path      string `json:"path"`
+	Publisher bool   `json:"publisher"`
+	models.StreamCodec
+	BitrateIn int64 `json:"bitrate_in"`
+	Players   int   `json:"players"`
 }
 
 // parseStreamReports decodes and checks a heartbeat's "streams". It
@@ -69,9 +63,10 @@ func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, fie
 			r.FPS < 0 || r.FPS > 1000 || len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 {
 			continue
 		}
+		codec := r.StreamCodec
+		codec.FPS = math.Round(codec.FPS*100) / 100
 		out = append(out, models.StreamStatReport{App: app, Name: name, Publisher: r.Publisher, Players: r.Players,
-			BitrateIn: r.BitrateIn, Codec: models.StreamCodec{VideoCodec: r.VideoCodec, Width: r.Width, Height: r.Height,
-				FPS: math.Round(r.FPS*100) / 100, AudioCodec: r.AudioCodec, SampleRate: r.SampleRate, Channels: r.Channels}})
+			BitrateIn: r.BitrateIn, Codec: codec})
 	}
 	return out, "", ""
 }

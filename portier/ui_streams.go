@@ -61,18 +61,11 @@ func (s *Server) uiEditableStream(c *gin.Context) *models.Stream {
 	return st
 }
 
-// codecFacts is what the relay reports about a stream's tracks (see
-// media/stream.CodecInfo); unknown fields are ignored.
+// codecFacts is a live stream's stored codec document (models.LiveCodecInfo),
+// with Viewers nil until the first heartbeat has counted them.
 type codecFacts struct {
-	VideoCodec string  `json:"video_codec"`
-	Width      int     `json:"width"`
-	Height     int     `json:"height"`
-	FPS        float64 `json:"fps"`
-	AudioCodec string  `json:"audio_codec"`
-	SampleRate int     `json:"sample_rate"`
-	Channels   int     `json:"channels"`
-	Viewers    *int    `json:"viewers"`
-	Players    *int    `json:"players"`
+	models.StreamCodec
+	Viewers *int `json:"viewers"`
 }
 
 func formatBitrate(bps int64) string {
@@ -139,11 +132,8 @@ func (s *Server) streamRow(c *gin.Context, st *models.Stream) views.StreamRow {
 			a = append(a, fmt.Sprintf("%dch", cf.Channels))
 		}
 		r.Audio = strings.Join(a, " ")
-		switch {
-		case cf.Viewers != nil:
+		if cf.Viewers != nil {
 			r.Viewers = strconv.Itoa(*cf.Viewers)
-		case cf.Players != nil:
-			r.Viewers = strconv.Itoa(*cf.Players)
 		}
 	}
 	origins, err := s.p.Store.StreamOrigins(rctx(c), st.ID)

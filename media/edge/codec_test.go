@@ -1,37 +1,20 @@
 package edge
 
 import (
-	"errors"
-	"io"
-	"os"
 	"testing"
 
-	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/flv/flvtest"
 	"github.com/portier/portier/media/rtmp"
 	"github.com/portier/portier/media/stream"
 )
 
-// sampleMessages reads media/flv's ffmpeg sample (0.4 s of 160x120 H.264
-// with B-frames and mono 44.1 kHz AAC) as RTMP messages.
+// sampleMessages is media/flv's ffmpeg sample as RTMP messages.
 func sampleMessages(t *testing.T) []rtmp.Message {
-	t.Helper()
-	f, err := os.Open("../flv/testdata/sample.flv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := flv.NewReader(f, 0)
 	var msgs []rtmp.Message
-	for {
-		tag, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return msgs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, tag := range flvtest.SampleTags(t) {
 		msgs = append(msgs, rtmp.Message{Type: tag.Type, Timestamp: tag.Timestamp, Payload: tag.Payload})
 	}
+	return msgs
 }
 
 func TestCodecInfoFromSample(t *testing.T) {

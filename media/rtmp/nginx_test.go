@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/flv/flvtest"
 )
 
 // Our publish and play clients against a real server, nginx-rtmp, which
@@ -83,24 +84,15 @@ rtmp {
 	}
 }
 
+// sampleTags is the audio and video of media/flv's ffmpeg sample.
 func sampleTags(t *testing.T) []flv.Tag {
-	t.Helper()
-	f, err := os.Open("../flv/testdata/sample.flv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := flv.NewReader(f, 0)
 	var tags []flv.Tag
-	for {
-		tag, err := r.Next()
-		if err != nil {
-			return tags
-		}
+	for _, tag := range flvtest.SampleTags(t) {
 		if tag.Type == flv.TagAudio || tag.Type == flv.TagVideo {
 			tags = append(tags, tag)
 		}
 	}
+	return tags
 }
 
 func TestClientsWithNginxRTMP(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,4 +132,10 @@ func waitLive(t *testing.T, hub *stream.Hub, path string) stream.StreamInfo {
 		return ok && si.Live && si.Codec.VideoCodec != "" && si.Codec.AudioCodec != "" && si.BytesIn > 20000
 	})
 	return si
+}
+
+// lastLines returns the last n lines of s (a tool's output in a failure).
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

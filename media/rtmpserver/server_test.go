@@ -132,6 +132,25 @@ func TestFFmpegPublishAndRealPlayers(t *testing.T) {
 		t.Logf("frames per player: %v", frames)
 	})
 
+	t.Run("gstreamer", func(t *testing.T) {
+		// GStreamer's own RTMP client (rtmp2src), a third implementation
+		// besides ffmpeg's and librtmp's: it plays, demuxes our FLV and
+		// decodes H.264 and AAC.
+		out, _ := runTool(t, 5*time.Second, "gst-launch-1.0", "-v", "rtmp2src", "location="+env.url+"/live/x",
+			"!", "flvdemux", "name=d",
+			"d.video", "!", "queue", "!", "h264parse", "!", "avdec_h264", "!", "fakesink", "name=v", "silent=false",
+			"d.audio", "!", "queue", "!", "aacparse", "!", "avdec_aac", "!", "fakesink", "name=a", "silent=false")
+		if strings.Contains(out, "erroneous pipeline") {
+			t.Fatalf("GStreamer lacks an element (install gstreamer1.0-plugins-good, -bad and -libav: make deps-test):\n%s", out)
+		}
+		video := strings.Count(out, "GstFakeSink:v: last-message = chain")
+		audio := strings.Count(out, "GstFakeSink:a: last-message = chain")
+		t.Logf("gstreamer decoded %d video and %d audio buffers", video, audio)
+		if video < 25 || audio < 25 {
+			t.Fatalf("gstreamer decoded %d video and %d audio buffers in 5 s, want ≥ 25 each:\n%s", video, audio, lastLines(out, 20))
+		}
+	})
+
 	t.Run("rtmpdump", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "dump.flv")
 		out, err := runTool(t, 3*time.Second, "rtmpdump", "--live", "-r", env.url+"/live/x", "-o", file)

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/stream"
 	"github.com/portier/portier/tests/peers"
@@ -214,4 +218,29 @@ func checkProbe(t *testing.T, how string, r peers.ProbeResult, err error) {
 			t.Fatalf("%s: audio %+v", how, st)
 		}
 	}
+}
+
+// dialRTSP connects a gortsplib client to url over tr; the client is
+// closed at cleanup.
+func dialRTSP(t *testing.T, url string, tr gortsplib.Transport) (*gortsplib.Client, *base.URL) {
+	t.Helper()
+	u, err := base.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &gortsplib.Client{Transport: &tr}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, u
+}
+
+// h264Session is a session of one H.264 track (payload type 96) with the
+// given parameter sets (nil: none in the SDP).
+func h264Session(sps, pps []byte) *description.Session {
+	return &description.Session{Medias: []*description.Media{{
+		Type:    description.MediaTypeVideo,
+		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: sps, PPS: pps}},
+	}}}
 }

@@ -1,6 +1,7 @@
 package rtsp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os/exec"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -86,15 +86,8 @@ type rtspRead struct {
 // access units.
 func readRTSP(t *testing.T, url string, tr gortsplib.Transport, d time.Duration) rtspRead {
 	t.Helper()
-	u, err := base.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := gortsplib.Client{Transport: &tr}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, u := dialRTSP(t, url, tr)
+	defer c.Close() // before the next read, not at the end of the test
 	desc, _, err := c.Describe(u)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +264,12 @@ func gstDecode(t *testing.T, bin, url, proto string, d time.Duration) (video, au
 		"s.", "!", "rtph264depay", "!", "h264parse", "!", "avdec_h264", "!", "fakesink", "name=v", "silent=false",
 		"s.", "!", "rtpmp4gdepay", "!", "aacparse", "!", "avdec_aac", "!", "fakesink", "name=a", "silent=false")
 	cmd.WaitDelay = peers.StopGrace
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, _ := cmd.Output() // killed at the deadline by design
+	if strings.Contains(stderr.String(), "erroneous pipeline") {
+		t.Fatalf("GStreamer lacks an element (install gstreamer1.0-plugins-good, -bad and -libav: make deps-test): %s", stderr.String())
+	}
 	for _, line := range strings.Split(string(out), "\n") {
 		switch {
 		case strings.Contains(line, "GstFakeSink:v: last-message = chain"):

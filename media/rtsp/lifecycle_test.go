@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	pionrtp "github.com/pion/rtp"
@@ -21,10 +20,7 @@ import (
 // closed when it has stopped.
 func fakePublisher(t *testing.T, s *Server, path string) (stop func(), done <-chan struct{}, startErr error) {
 	t.Helper()
-	desc := &description.Session{Medias: []*description.Media{{
-		Type:    description.MediaTypeVideo,
-		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}},
-	}}}
+	desc := h264Session(testSPS, testPPS)
 	tr := gortsplib.TransportTCP
 	c := &gortsplib.Client{Transport: &tr}
 	if err := c.StartRecording(rtspURL(s, path), desc); err != nil {
@@ -66,15 +62,7 @@ func fakePublisher(t *testing.T, s *Server, path string) (stop func(), done <-ch
 // Wait returns when the server ends the session.
 func player(t *testing.T, s *Server, path string, tr gortsplib.Transport) (*gortsplib.Client, *atomic.Int64) {
 	t.Helper()
-	u, err := base.ParseURL(rtspURL(s, path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &gortsplib.Client{Transport: &tr}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, u := dialRTSP(t, rtspURL(s, path), tr)
 	desc, _, err := c.Describe(u)
 	if err != nil {
 		t.Fatal(err)
@@ -261,20 +249,8 @@ func TestAnnounceWithoutRecordDropped(t *testing.T) {
 		p.ReadTimeout = time.Second
 		p.PublishDone = func(string, string) { done.Add(1) }
 	})
-	u, err := base.ParseURL(rtspURL(s, "live/idler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := gortsplib.TransportTCP
-	c := gortsplib.Client{Transport: &tr}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	desc := &description.Session{Medias: []*description.Media{{
-		Type:    description.MediaTypeVideo,
-		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}},
-	}}}
+	c, u := dialRTSP(t, rtspURL(s, "live/idler"), gortsplib.TransportTCP)
+	desc := h264Session(testSPS, testPPS)
 	if _, err := c.Announce(u, desc); err != nil {
 		t.Fatal(err)
 	}
@@ -297,16 +273,7 @@ func TestSetupWithoutPlayDropped(t *testing.T) {
 	}
 	defer stop()
 	waitLive(t, hub, "live/lazy", nil)
-	u, err := base.ParseURL(rtspURL(s, "live/lazy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := gortsplib.TransportTCP
-	c := gortsplib.Client{Transport: &tr}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, u := dialRTSP(t, rtspURL(s, "live/lazy"), gortsplib.TransportTCP)
 	desc, _, err := c.Describe(u)
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	pionrtp "github.com/pion/rtp"
 
 	"github.com/portier/portier/media/flv"
@@ -28,10 +26,7 @@ var (
 // statistics once every packet was counted (before the session closes).
 func sendHandMade(t *testing.T, s *Server, hub *stream.Hub, path string, tr gortsplib.Transport, seqs []uint16) rtp.Flow {
 	t.Helper()
-	desc := &description.Session{Medias: []*description.Media{{
-		Type:    description.MediaTypeVideo,
-		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1, SPS: testSPS, PPS: testPPS}},
-	}}}
+	desc := h264Session(testSPS, testPPS)
 	c := gortsplib.Client{Transport: &tr}
 	if err := c.StartRecording(rtspURL(s, path), desc); err != nil {
 		t.Fatal(err)
@@ -134,10 +129,7 @@ func TestRTPReorderDuplicateOverTCP(t *testing.T) {
 // not given the next frame's time).
 func TestInBandParamsAndNoMarker(t *testing.T) {
 	s, hub := startServer(t, nil)
-	desc := &description.Session{Medias: []*description.Media{{
-		Type:    description.MediaTypeVideo,
-		Formats: []format.Format{&format.H264{PayloadTyp: 96, PacketizationMode: 1}},
-	}}}
+	desc := h264Session(nil, nil)
 	tr := gortsplib.TransportTCP
 	c := gortsplib.Client{Transport: &tr}
 	if err := c.StartRecording(rtspURL(s, "live/camera"), desc); err != nil {

@@ -21,8 +21,8 @@ import (
 
 // Hook benchmark shape and the issue's targets.
 const (
-	hookDuration     = 10 * time.Second
-	hookClients      = 64
+	hookDuration     = 5 * time.Second
+	hookMaxClients   = 64
 	hookStreams      = 64
 	hookTargetRate   = 5000 // decisions/s
 	hookTargetP99    = 5 * time.Millisecond
@@ -32,6 +32,7 @@ const (
 // hookRow is one line of the hook table.
 type hookRow struct {
 	DB, Endpoint  string
+	Clients       int
 	Streams       int
 	Decisions     int
 	Errors        int
@@ -41,8 +42,8 @@ type hookRow struct {
 }
 
 // BenchmarkHooks measures publish-authorisation decisions per second and
-// their p50/p99 latency over HTTP on loopback: 64 concurrent keep-alive
-// clients in this process for 10 s against a `portier serve` process, on
+// their p50/p99 latency over HTTP on loopback: 16 and 64 concurrent keep-alive
+// clients in this process for 5 s each against a `portier serve` process, on
 // SQLite (a file in a temporary directory) and on Postgres
 // (PORTIER_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test,
 // in a fresh schema), through the native node API
@@ -77,25 +78,27 @@ func BenchmarkHooks(b *testing.B) {
 				keys[i] = cp.createStream(b, "live", fmt.Sprintf("bench%d", i))
 			}
 			for _, ep := range hookEndpoints(cp, keys) {
-				b.Run(ep.name, func(b *testing.B) {
-					row := runHookLoad(b, cp, ep)
-					row.DB = db
-					b.ReportMetric(row.Rate, "decisions/s")
-					b.ReportMetric(float64(row.P50.Microseconds())/1000, "p50-ms")
-					b.ReportMetric(float64(row.P99.Microseconds())/1000, "p99-ms")
-					b.ReportMetric(0, "ns/op")
-					mu.Lock()
-					rows = append(rows, row)
-					mu.Unlock()
-					if row.Errors > 0 {
-						b.Errorf("%s %s: %d of %d requests failed (first: %s)", db, ep.name, row.Errors, row.Errors+row.Decisions, row.FirstError)
-					}
-				})
+				for _, clients := range hookConcurrency {
+					b.Run(fmt.Sprintf("%s/c%d", ep.name, clients), func(b *testing.B) {
+						row := runHookLoad(b, cp, ep, clients)
+						row.DB = db
+						b.ReportMetric(row.Rate, "decisions/s")
+						b.ReportMetric(float64(row.P50.Microseconds())/1000, "p50-ms")
+						b.ReportMetric(float64(row.P99.Microseconds())/1000, "p99-ms")
+						b.ReportMetric(0, "ns/op")
+						mu.Lock()
+						rows = append(rows, row)
+						mu.Unlock()
+						if row.Errors > 0 {
+							b.Errorf("%s %s: %d of %d requests failed (first: %s)", db, ep.name, row.Errors, row.Errors+row.Decisions, row.FirstError)
+						}
+					})
+				}
 			}
 		})
 	}
-	fmt.Fprintf(os.Stdout, "\nPublish-authorisation hooks, %d clients for %s over loopback HTTP against `portier serve`:\n%s\n",
-		hookClients, hookDuration, formatHookTable(rows))
+	fmt.Fprintf(os.Stdout, "\nPublish-authorisation hooks, %v concurrent clients, %s per row, over loopback HTTP against `portier serve`:\n%s\n",
+		hookConcurrency, hookDuration, formatHookTable(rows))
 }
 
 // hookEndpoint builds one request of a dialect.
@@ -145,10 +148,14 @@ func hookEndpoints(cp *controlPlane, keys []string) []hookEndpoint {
 	}
 }
 
+// hookConcurrency are the numbers of concurrent clients each endpoint is
+// measured with.
+var hookConcurrency = []int{4, 8, 16, hookMaxClients}
+
 // runHookLoad runs hookClients clients against ep for hookDuration.
-func runHookLoad(tb testing.TB, cp *controlPlane, ep hookEndpoint) hookRow {
+func runHookLoad(tb testing.TB, cp *controlPlane, ep hookEndpoint, hookClients int) hookRow {
 	tb.Helper()
-	row := hookRow{Endpoint: ep.name, Streams: ep.streams}
+	row := hookRow{Endpoint: ep.name, Clients: hookClients, Streams: ep.streams}
 	client := &http.Client{
 		Transport: &http.Transport{MaxIdleConns: hookClients, MaxIdleConnsPerHost: hookClients, IdleConnTimeout: time.Minute},
 		Timeout:   10 * time.Second,
@@ -226,9 +233,9 @@ func doHook(client *http.Client, req *http.Request) (int, error) {
 func formatHookTable(rows []hookRow) string {
 	var sb strings.Builder
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "database\tendpoint\tstreams\tdecisions\terrors\tdecisions/s\tvs 5000/s\tp50 ms\tp99 ms\tp99 vs 5 ms\tmax ms\t")
+	fmt.Fprintln(w, "database\tendpoint\tclients\tstreams\tdecisions\terrors\tdecisions/s\tvs 5000/s\tp50 ms\tp99 ms\tp99 vs 5 ms\tmax ms\t")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", r.DB, r.Endpoint, r.Streams, r.Decisions, r.Errors,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", r.DB, r.Endpoint, r.Clients, r.Streams, r.Decisions, r.Errors,
 			r.Rate, r.Rate/hookTargetRate, ms(r.P50), ms(r.P99), ms(r.P99)/ms(hookTargetP99), ms(r.Max))
 	}
 	w.Flush()

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,41 +41,8 @@ func init() {
 // TestMain removes the portier binary built for the benchmarks.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	peers.RemovePortierBinary()
 	os.Exit(code)
-}
-
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
-
-// portierBinary builds cmd/portier from the working tree once per test
-// binary (so it is never stale; the Go build cache makes it quick) into a
-// temporary directory that TestMain removes.
-func portierBinary(tb testing.TB) string {
-	tb.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "portier-bench-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "portier")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/portier/portier/cmd/portier").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build ./cmd/portier: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		tb.Fatalf("build portier: %v", binErr)
-	}
-	return binPath
 }
 
 // portierProc is one `portier …` process started by a benchmark. Its
@@ -96,7 +62,7 @@ func startPortier(tb testing.TB, name string, env []string, args ...string) *por
 	if err != nil {
 		tb.Fatalf("log for %s: %v", name, err)
 	}
-	cmd := exec.Command(portierBinary(tb), args...)
+	cmd := exec.Command(peers.PortierBinary(tb), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	// If the benchmark binary dies without cleanups, take the process along.
@@ -167,7 +133,7 @@ func startControlPlane(tb testing.TB, dsn string) *controlPlane {
 	if dsn == "" {
 		dsn = filepath.Join(tb.TempDir(), "portier.db")
 	}
-	bin := portierBinary(tb)
+	bin := peers.PortierBinary(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	add := exec.CommandContext(ctx, bin, "user", "add", "--database-url", dsn, "--username", "bench", "--role", "operator")

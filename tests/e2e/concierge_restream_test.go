@@ -24,6 +24,7 @@ import (
 // supervisord runs ffmpeg from the relay to nginx-rtmp; ffprobe on nginx
 // sees the stream. Stopping the publish stops the task and its process.
 func TestConciergeRestream(t *testing.T) {
+	killOrphanTasks(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nginx := peers.NginxRTMP(t, peers.NginxOpts{})

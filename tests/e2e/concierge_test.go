@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -19,36 +18,11 @@ import (
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
+	"github.com/portier/portier/tests/peers"
 )
 
 // A concierge in these tests is a real `portier concierge` process (so
 // kill -9 is real) with its own embedded supervisord.
-var (
-	cgBinOnce sync.Once
-	cgBinPath string
-	cgBinErr  error
-)
-
-func cgPortierBinary(t *testing.T) string {
-	t.Helper()
-	cgBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portier-cg-bin-")
-		if err != nil {
-			cgBinErr = err
-			return
-		}
-		cgBinPath = filepath.Join(dir, "portier")
-		out, err := exec.Command("go", "build", "-o", cgBinPath, "github.com/portier/portier/cmd/portier").CombinedOutput()
-		if err != nil {
-			cgBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if cgBinErr != nil {
-		t.Fatalf("build portier: %v", cgBinErr)
-	}
-	return cgBinPath
-}
-
 type cgChildParams struct {
 	Control, Token, Name, DataDir, Supervisord string
 	Capacity                                   int
@@ -98,7 +72,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 func cgStart(t *testing.T, p cgChildParams) *cgProc {
 	t.Helper()
 	cp := &cgProc{p: p, done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	cp.cmd = exec.Command(cgPortierBinary(t), "concierge", "--control", p.Control, "--cluster-token", p.Token,
+	cp.cmd = exec.Command(peers.PortierBinary(t), "concierge", "--control", p.Control, "--cluster-token", p.Token,
 		"--name", p.Name, "--data-dir", p.DataDir, "--supervisord", p.Supervisord, "--capacity", strconv.Itoa(p.Capacity),
 		"--http-addr", "127.0.0.1:0", "--drain-timeout", "15s")
 	w := lockedWriter{cp.mu, cp.log}
@@ -164,6 +138,36 @@ func taskProcs(id int64) []int {
 	return out
 }
 
+// killOrphanTasks ends task processes left by an earlier, failed run of
+// these tests: processes carrying PORTIER_TASK_ID whose parent is gone
+// (reparented to PID 1). Task ids restart at 1 in every run's database, so
+// such a leftover would be counted as a runner of this run's task. A task
+// process of a live concierge always has its supervisord as parent.
+func killOrphanTasks(t *testing.T) {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, []byte("\x00PORTIER_TASK_ID=")) && !bytes.HasPrefix(env, []byte("PORTIER_TASK_ID=")) {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command may contain spaces: fields after the last ')'.
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		if len(f) > 1 && f[1] == "1" {
+			t.Logf("ending task process %d left by an earlier run", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
 // procCounter samples taskProcs until stopped and records the most runners
 // seen at once and for how long more than one ran.
 type procCounter struct {
@@ -226,6 +230,7 @@ func cgWait(t *testing.T, what string, timeout time.Duration, cond func() bool) 
 // runs nothing stale; SIGTERM drains the task over to the other concierge;
 // a stop request stops it everywhere.
 func TestConciergeFailover(t *testing.T) {
+	killOrphanTasks(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "control.db"))

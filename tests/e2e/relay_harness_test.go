@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,35 +23,6 @@ import (
 )
 
 const relayClusterToken = "e2e-cluster-token"
-
-// portierBin is bin/portier built once for the tests that need relay
-// processes (a process kill is the only honest origin failure).
-var (
-	portierBinOnce sync.Once
-	portierBinPath string
-	portierBinErr  error
-)
-
-func portierBinary(t *testing.T) string {
-	t.Helper()
-	portierBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portier-e2e-bin-")
-		if err != nil {
-			portierBinErr = err
-			return
-		}
-		portierBinPath = filepath.Join(dir, "portier")
-		cmd := exec.Command("go", "build", "-o", portierBinPath, "github.com/portier/portier/cmd/portier")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			portierBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if portierBinErr != nil {
-		t.Fatalf("build portier: %v", portierBinErr)
-	}
-	return portierBinPath
-}
 
 // controlPlane is a real control plane (portier.New on SQLite) served by
 // httptest, with one user and one stream.
@@ -153,7 +123,7 @@ type relayProc struct {
 
 func startRelayProc(t *testing.T, name, role, control string, extra ...string) *relayProc {
 	t.Helper()
-	bin := portierBinary(t)
+	bin := peers.PortierBinary(t)
 	rp := &relayProc{name: name, rtmpAddr: peers.FreeAddr(t), httpAddr: peers.FreeAddr(t), done: make(chan struct{})}
 	args := append([]string{"relay", "--role", role, "--name", name, "--control", control,
 		"--cluster-token", relayClusterToken, "--rtmp-addr", rp.rtmpAddr, "--http-addr", rp.httpAddr,

@@ -499,7 +499,7 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 // `portier relay` explains bad options instead of starting half-configured,
 // and reads PORTIER_<FLAG> from the environment.
 func TestRelayCommandOptions(t *testing.T) {
-	bin := portierBinary(t)
+	bin := peers.PortierBinary(t)
 	for _, tc := range []struct {
 		args []string
 		env  []string

@@ -31,7 +31,7 @@ type allInOne struct {
 // `portier token add`.
 func startAllInOne(t *testing.T) *allInOne {
 	t.Helper()
-	bin := portierBinary(t)
+	bin := peers.PortierBinary(t)
 	a := &allInOne{
 		dir:  t.TempDir(),
 		http: peers.FreeAddr(t), rtmp: peers.FreeAddr(t), rtsp: peers.FreeAddr(t),

@@ -242,6 +242,18 @@ func uiSignIn(t *testing.T, b *uiBrowser, base, user, pw string) {
 }
 
 // waitUntil polls cond until it holds or d passes.
+// previewAdvances waits until the preview video's currentTime has moved on
+// by more than a second: the player really plays, not just loaded.
+func previewAdvances(t *testing.T, b *uiBrowser) {
+	t.Helper()
+	const curTime = `document.getElementById('preview').currentTime`
+	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
+	uiWaitUntil(t, 10*time.Second, "preview currentTime advances", func() (bool, error) {
+		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
+		return err == nil && t2 > t1+1, err
+	})
+}
+
 func uiWaitUntil(t *testing.T, d time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -352,12 +364,7 @@ func TestUIEndToEnd(t *testing.T) {
 		chromedp.Navigate(streamPage),
 		chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`)),
 	)
-	const curTime = `document.getElementById('preview').currentTime`
-	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
-	uiWaitUntil(t, 10*time.Second, "preview currentTime advances", func() (bool, error) {
-		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
-		return err == nil && t2 > t1+1, err
-	})
+	previewAdvances(t, b)
 	b.screenshot(t, "stream-preview")
 
 	// A restream config: an invalid URL shows the error at the field, a valid one saves.
@@ -562,12 +569,7 @@ func TestUIPreviewHLS(t *testing.T) {
 	if !uiGet(t, b, "hls.js loaded", 5*time.Second, chromedp.Evaluate[bool](`typeof window.Hls === "function" && typeof window.mpegts === "undefined"`)) {
 		t.Fatal("the preview did not play through hls.js (or fell back to HTTP-FLV)")
 	}
-	const curTime = `document.getElementById('preview').currentTime`
-	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
-	uiWaitUntil(t, 10*time.Second, "HLS preview currentTime advances", func() (bool, error) {
-		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
-		return err == nil && t2 > t1+1, err
-	})
+	previewAdvances(t, b)
 	b.screenshot(t, "stream-preview-hls")
 	for _, e := range b.errors() {
 		if strings.Contains(e, "Content Security Policy") || strings.Contains(e, "Uncaught") {
@@ -634,12 +636,7 @@ func TestUIPortierRun(t *testing.T) {
 		chromedp.Navigate(streamPage),
 		chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`)),
 	)
-	const curTime = `document.getElementById('preview').currentTime`
-	t1 := uiGet(t, b, "read currentTime", 5*time.Second, chromedp.Evaluate[float64](curTime))
-	uiWaitUntil(t, 10*time.Second, "preview currentTime advances", func() (bool, error) {
-		t2, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](curTime))
-		return err == nil && t2 > t1+1, err
-	})
+	previewAdvances(t, b)
 	b.screenshot(t, "run-preview")
 
 	// A restream to a second stream on the same relay, run by the embedded concierge.
