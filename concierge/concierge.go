@@ -91,6 +91,7 @@ type Concierge struct {
 	costUsed  atomic.Int64
 	nRunning  atomic.Int64
 	runs      map[string]*run // by program name; reconcile goroutine only
+	queue     []pendingReport // reports of the current reconcile pass
 	reconMu   sync.Mutex      // one reconcile at a time (loop and drain)
 	fencedLog bool
 	// svRestarted is set when the embedded supervisord was restarted.

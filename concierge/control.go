@@ -144,8 +144,10 @@ func (c *control) assignments(ctx context.Context, name, after string, wait time
 	return a, err
 }
 
-func (c *control) status(ctx context.Context, name string, id int64, r wire.StatusReport) error {
-	return c.do(ctx, http.MethodPost, fmt.Sprintf(wire.PathStatus, url.PathEscape(name), id), r, nil)
+func (c *control) statusBatch(ctx context.Context, name string, b wire.StatusBatch) (wire.StatusBatchAnswer, error) {
+	var a wire.StatusBatchAnswer
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf(wire.PathStatusBatch, url.PathEscape(name)), b, &a)
+	return a, err
 }
 
 func (c *control) drain(ctx context.Context, name string) ([]int64, error) {

@@ -57,6 +57,7 @@ func newRun(t wire.Task) *run {
 func (c *Concierge) reconcile(ctx context.Context) {
 	c.reconMu.Lock()
 	defer c.reconMu.Unlock()
+	defer c.flushReports(ctx)
 	c.mu.Lock()
 	a, have, draining := c.assign, c.haveAsg, c.draining
 	c.mu.Unlock()
@@ -118,7 +119,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 			delete(c.runs, name) // a fenced run stays, so it is not started again
 		}
 		if t, ok := stopWanted[name]; ok && !cut && (r == nil || !r.fenced) {
-			c.report(ctx, &run{task: t, name: name}, wire.StatusReport{State: "stopped"})
+			c.report(&run{task: t, name: name}, wire.StatusReport{State: "stopped"}, nil)
 		}
 	}
 	// Tasks to stop that this concierge never ran (or ran before a restart).
@@ -130,9 +131,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 			continue
 		}
 		r := &run{task: t, name: name}
-		if c.report(ctx, r, wire.StatusReport{State: "stopped"}) {
-			c.runs[name] = r
-		}
+		c.report(r, wire.StatusReport{State: "stopped"}, func() { c.runs[name] = r })
 	}
 	if c.svRestarted.Swap(false) {
 		for _, r := range c.runs {
@@ -182,12 +181,12 @@ func (c *Concierge) step(ctx context.Context, r *run, pi supervisor.ProcessInfo,
 		}
 		prog, err := c.program(ctx, r)
 		if err != nil {
-			c.report(ctx, r, wire.StatusReport{State: "failed", Error: err.Error()})
+			c.report(r, wire.StatusReport{State: "failed", Error: err.Error()}, nil)
 			return
 		}
 		for _, d := range r.desc.Dirs {
 			if err := os.MkdirAll(d, 0o755); err != nil {
-				c.report(ctx, r, wire.StatusReport{State: "failed", Error: "create directory: " + err.Error()})
+				c.report(r, wire.StatusReport{State: "failed", Error: "create directory: " + err.Error()}, nil)
 				return
 			}
 		}
@@ -202,7 +201,7 @@ func (c *Concierge) step(ctx context.Context, r *run, pi supervisor.ProcessInfo,
 	case supervisor.StateRunning:
 		// Running counts once the process has stayed up for startedAfter.
 		if r.reported != "running" && now.Sub(r.startedAt) >= startedAfter {
-			c.report(ctx, r, wire.StatusReport{State: "running"})
+			c.report(r, wire.StatusReport{State: "running"}, nil)
 		}
 		if now.Sub(r.startedAt) > stableAfter {
 			r.failures = 0
@@ -229,7 +228,7 @@ func (c *Concierge) start(ctx context.Context, r *run) {
 		return
 	}
 	r.startedAt = time.Now()
-	c.report(ctx, r, wire.StatusReport{State: "starting"})
+	c.report(r, wire.StatusReport{State: "starting"}, nil)
 }
 
 // failed records an exit and schedules the next start with exponential backoff.
@@ -253,36 +252,76 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 	reason := atSource(failureReason(tail, code, pi.SpawnErr), tail, r.desc.Input)
 	c.m.failures.Inc()
 	c.log.Warn("task failed", "task", r.task.ID, "epoch", r.task.Epoch, "exit", code, "reason", reason, "retry_in", delay)
-	c.report(ctx, r, wire.StatusReport{State: "backoff", ExitCode: exit,
-		Error: fmt.Sprintf("%s (retry %d in %s)", reason, r.failures, delay.Round(100*time.Millisecond)), LogTail: tail})
+	c.report(r, wire.StatusReport{State: "backoff", ExitCode: exit,
+		Error: fmt.Sprintf("%s (retry %d in %s)", reason, r.failures, delay.Round(100*time.Millisecond)), LogTail: tail}, nil)
 }
 
-// report sends a state change; true when the control plane accepted it. A
-// refusal (stale epoch, unknown task) fences the task: it is stopped now and
-// never started again by this run.
-func (c *Concierge) report(ctx context.Context, r *run, st wire.StatusReport) bool {
+// pendingReport is a state change waiting for the end of the reconcile pass.
+type pendingReport struct {
+	r    *run
+	st   wire.StatusReport
+	onOK func()
+}
+
+// report queues a state change; the pass sends its changes together
+// (flushReports). Until the control plane accepts it, r.reported keeps the
+// previous state, so a lost report is made again by a later pass.
+func (c *Concierge) report(r *run, st wire.StatusReport, onOK func()) {
 	st.Epoch = r.task.Epoch
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := c.ctl.status(rctx, c.p.Name, r.task.ID, st)
-	cancel()
-	if err == nil {
-		r.reported = st.State
-		c.m.reports.WithLabelValues(st.State).Inc()
-		return true
-	}
-	if isCode(err, wire.CodeStaleEpoch) || isCode(err, wire.CodeUnknownTask) {
-		c.log.Warn("control plane refused the report: stopping the task", "task", r.task.ID, "epoch", r.task.Epoch, "err", err)
-		r.fenced = true
-		c.m.fenced.Inc()
-		if err := c.removeProgram(ctx, r.name, true); err != nil {
-			c.log.Warn("remove fenced program", "program", r.name, "err", err)
+	c.queue = append(c.queue, pendingReport{r: r, st: st, onOK: onOK})
+}
+
+// flushReports sends the pass's state changes in batches and applies each
+// answer. A refusal (stale epoch, unknown task) fences the task: it is
+// stopped now and never started again by this run.
+func (c *Concierge) flushReports(ctx context.Context) {
+	for len(c.queue) > 0 {
+		n := min(len(c.queue), wire.MaxStatusBatch)
+		batch := c.queue[:n]
+		b := wire.StatusBatch{Reports: make([]wire.TaskStatusReport, n)}
+		for i, p := range batch {
+			b.Reports[i] = wire.TaskStatusReport{TaskID: p.r.task.ID, StatusReport: p.st}
 		}
-		return false
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ans, err := c.ctl.statusBatch(rctx, c.p.Name, b)
+		cancel()
+		if err == nil && len(ans.Results) != n {
+			err = fmt.Errorf("control plane answered %d results for %d reports", len(ans.Results), n)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("status reports failed; will report again", "reports", n, "err", err)
+			}
+			c.queue = c.queue[:0]
+			return
+		}
+		for i, p := range batch {
+			res := ans.Results[i]
+			switch {
+			case res.Error == nil:
+				p.r.reported = p.st.State
+				c.m.reports.WithLabelValues(p.st.State).Inc()
+				if p.onOK != nil {
+					p.onOK()
+				}
+			case res.Error.Code == wire.CodeStaleEpoch || res.Error.Code == wire.CodeUnknownTask:
+				if p.r.fenced {
+					continue
+				}
+				c.log.Warn("control plane refused the report: stopping the task", "task", p.r.task.ID, "epoch", p.r.task.Epoch, "reason", res.Error.Message)
+				p.r.fenced = true
+				c.m.fenced.Inc()
+				if err := c.removeProgram(ctx, p.r.name, true); err != nil {
+					c.log.Warn("remove fenced program", "program", p.r.name, "err", err)
+				}
+			default:
+				c.log.Warn("status report failed; will report again", "task", p.r.task.ID, "state", p.st.State, "err", res.Error.Message)
+			}
+		}
+		clear(batch)
+		c.queue = c.queue[n:]
 	}
-	if ctx.Err() == nil {
-		c.log.Warn("status report failed; will retry", "task", r.task.ID, "state", st.State, "err", err)
-	}
-	return false
+	c.queue = c.queue[:0]
 }
 
 // program builds the supervisord program of a run and checks that this

@@ -28,7 +28,7 @@ type PublishTarget struct {
 // runs the same few statements thousands of times a second (SQLite spends
 // a fifth of a decision re-parsing them otherwise).
 func (s *Store) hot() *Store {
-	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers, group: s.group, targets: s.targets}
+	return &Store{DB: s.DB.Session(&gorm.Session{PrepareStmt: true}), dialect: s.dialect, provider: s.provider, writers: s.writers, group: s.group, targets: s.targets, live: s.live}
 }
 
 func (s *Store) publishTargetQuery(ctx context.Context) *gorm.DB {
@@ -70,7 +70,9 @@ func (s *Store) PublishTargetByKey(ctx context.Context, key string) (*PublishTar
 // marks the stream live. With countPublish it also counts a new publish
 // (publish_count, last_publish_at). ev, when not nil, is stored in the same
 // transaction. wentLive is true only for the call that turned the stream
-// from offline to live, however many replicas race.
+// from offline to live, however many replicas race. A stream that goes live
+// gets its tasks (SetLiveCompiler) in the same transaction: no moment
+// exists where it is live without them, and going live costs one commit.
 func (s *Store) AddOrigin(ctx context.Context, streamID int64, node string, now time.Time, countPublish bool, ev *AuditEvent) (wentLive bool, err error) {
 	op := &originOp{streamID: streamID, node: node, now: now, countPublish: countPublish, ev: ev}
 	if s.group != nil {
@@ -196,6 +198,9 @@ func (s *Store) addOriginsTx(ctx context.Context, ops []*originOp) error {
 		if err := s.db(ctx).Model(&Stream{}).Where("id IN ?", wentOn).
 			Updates(map[string]any{"live": true, "updated_at": now}).Error; err != nil {
 			return fmt.Errorf("mark %d streams live: %w", len(wentOn), err)
+		}
+		if err := s.compileLiveTx(ctx, wentOn); err != nil {
+			return err
 		}
 	}
 	byCount := map[int][]int64{} // publishes counted -> streams

@@ -39,7 +39,7 @@ type originOp struct {
 func newOriginGroup(s *Store) *Group[*originOp] {
 	workers := 1
 	if s.dialect == DialectPostgres {
-		workers = 8
+		workers = 2
 	}
 	return &Group[*originOp]{Run: s.runOriginBatch, Workers: workers, MaxBatch: maxOriginBatch, MaxPending: maxOriginPending}
 }

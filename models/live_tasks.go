@@ -48,6 +48,37 @@ func (s *Store) LiveCompileInputs(ctx context.Context, ids []int64, exceptType s
 	return byID, cfgs, nil
 }
 
+// LiveCompiler compiles the tasks of streams that just went live from
+// their enabled task configs (pull configs excepted: they run whether the
+// stream is live or not) and the streams with their applications. It is
+// pure: it runs inside the transaction that marks the streams live.
+type LiveCompiler func(streams map[int64]*Stream, cfgs []TaskConfig) []*Task
+
+// SetLiveCompiler makes AddOrigin create, with fn, the tasks of a stream
+// that goes live, in the transaction that marks it live. Without one,
+// going live creates no tasks.
+func (s *Store) SetLiveCompiler(fn LiveCompiler) {
+	s.live.Store(&fn)
+}
+
+// compileLiveTx creates, inside the caller's transaction, the tasks of the
+// streams ids, which it has just marked live.
+func (s *Store) compileLiveTx(ctx context.Context, ids []int64) error {
+	if s.live == nil {
+		return nil
+	}
+	fn := s.live.Load()
+	if fn == nil {
+		return nil
+	}
+	sts, cfgs, err := s.LiveCompileInputs(ctx, ids, TypePull)
+	if err != nil || len(cfgs) == 0 {
+		return err
+	}
+	_, err = s.createLiveTasksTx(ctx, (*fn)(sts, cfgs))
+	return err
+}
+
 // CreateLiveTasks inserts tasks compiled because their streams went live,
 // in one transaction: those of streams that are live at commit and whose
 // config has no active task (desired state running). A stream that went
@@ -60,56 +91,67 @@ func (s *Store) CreateLiveTasks(ctx context.Context, tasks []*Task) ([]*Task, er
 	}
 	var out []*Task
 	err := s.Tx(ctx, func(tx *Store) error {
-		var streamIDs, cfgIDs []int64
-		for _, t := range tasks {
-			streamIDs = append(streamIDs, t.StreamID)
-			if t.ConfigID != nil {
-				cfgIDs = append(cfgIDs, *t.ConfigID)
-			}
-		}
-		slices.Sort(streamIDs)
-		streamIDs = slices.Compact(streamIDs)
-		q := "SELECT id FROM streams WHERE id IN ? AND live = ? ORDER BY id"
-		if tx.dialect == DialectPostgres {
-			q += " FOR SHARE"
-		}
-		var liveIDs []int64
-		if err := tx.db(ctx).Raw(q, streamIDs, true).Scan(&liveIDs).Error; err != nil {
-			return fmt.Errorf("lock %d streams: %w", len(streamIDs), err)
-		}
-		var running []int64
-		if len(cfgIDs) > 0 {
-			if err := tx.db(ctx).Model(&Task{}).Where("config_id IN ? AND desired_state = ?", cfgIDs, DesiredRunning).
-				Pluck("config_id", &running).Error; err != nil {
-				return fmt.Errorf("active tasks of %d configs: %w", len(cfgIDs), err)
-			}
-		}
-		active := make(map[int64]bool, len(running))
-		for _, id := range running {
-			active[id] = true
-		}
-		for _, t := range tasks {
-			if _, live := slices.BinarySearch(liveIDs, t.StreamID); !live {
-				continue
-			}
-			if t.ConfigID != nil {
-				if active[*t.ConfigID] {
-					continue
-				}
-				active[*t.ConfigID] = true // once per batch too
-			}
-			out = append(out, t)
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		if err := tx.db(ctx).CreateInBatches(out, 200).Error; err != nil {
-			return fmt.Errorf("create %d tasks: %w", len(out), err)
-		}
-		return nil
+		var err error
+		out, err = tx.createLiveTasksTx(ctx, tasks)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// createLiveTasksTx is CreateLiveTasks inside the caller's transaction.
+func (s *Store) createLiveTasksTx(ctx context.Context, tasks []*Task) ([]*Task, error) {
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	var streamIDs, cfgIDs []int64
+	for _, t := range tasks {
+		streamIDs = append(streamIDs, t.StreamID)
+		if t.ConfigID != nil {
+			cfgIDs = append(cfgIDs, *t.ConfigID)
+		}
+	}
+	slices.Sort(streamIDs)
+	streamIDs = slices.Compact(streamIDs)
+	q := "SELECT id FROM streams WHERE id IN ? AND live = ? ORDER BY id"
+	if s.dialect == DialectPostgres {
+		q += " FOR SHARE"
+	}
+	var liveIDs []int64
+	if err := s.db(ctx).Raw(q, streamIDs, true).Scan(&liveIDs).Error; err != nil {
+		return nil, fmt.Errorf("lock %d streams: %w", len(streamIDs), err)
+	}
+	var running []int64
+	if len(cfgIDs) > 0 {
+		if err := s.db(ctx).Model(&Task{}).Where("config_id IN ? AND desired_state = ?", cfgIDs, DesiredRunning).
+			Pluck("config_id", &running).Error; err != nil {
+			return nil, fmt.Errorf("active tasks of %d configs: %w", len(cfgIDs), err)
+		}
+	}
+	active := make(map[int64]bool, len(running))
+	for _, id := range running {
+		active[id] = true
+	}
+	var out []*Task
+	for _, t := range tasks {
+		if _, live := slices.BinarySearch(liveIDs, t.StreamID); !live {
+			continue
+		}
+		if t.ConfigID != nil {
+			if active[*t.ConfigID] {
+				continue
+			}
+			active[*t.ConfigID] = true // once per batch too
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if err := s.db(ctx).CreateInBatches(out, 200).Error; err != nil {
+		return nil, fmt.Errorf("create %d tasks: %w", len(out), err)
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"hash/crc64"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -62,6 +63,9 @@ type Store struct {
 	// shared with the stores of Tx, nil in copies made elsewhere (their
 	// cached lookups read the database).
 	targets *targetCache
+	// live (shared with the stores of Tx) compiles the tasks of streams
+	// that go live, inside AddOrigin's transaction (SetLiveCompiler).
+	live *atomic.Pointer[LiveCompiler]
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -104,10 +108,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if dialect == DialectSQLite {
 		sqlDB.SetMaxOpenConns(4)
 	} else {
+		// Idle connections are kept up to the open limit: database/sql
+		// keeps 2 by default, and under bursts of hooks the pool then
+		// closed and reopened a Postgres backend hundreds of times a second.
 		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(20)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{DB: db, dialect: dialect}
+	s := &Store{DB: db, dialect: dialect, live: new(atomic.Pointer[LiveCompiler])}
 	if dialect == DialectSQLite {
 		s.writers = make(chan struct{}, 1)
 	}
@@ -239,7 +247,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 				return fmt.Errorf("take the write lock: %w", err)
 			}
 		}
-		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider, targets: s.targets})
+		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider, targets: s.targets, live: s.live})
 	})
 }
 

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -365,69 +368,171 @@ func ConciergeReportable(st string) bool {
 	return false
 }
 
-// ReportTaskStatus applies a concierge's report if node and epoch are the
-// task's current assignment (else ErrStaleEpoch), renewing the lease. A
-// start after a failure counts as a restart; the first RUNNING of a start
-// sets started_at.
+// ReportTaskStatus applies one report: ReportTaskStatuses with one entry.
 func (s *Store) ReportTaskStatus(ctx context.Context, node string, id int64, r StatusReport, now time.Time, lease time.Duration) (*SchedTask, error) {
+	res, err := s.ReportTaskStatuses(ctx, node, []TaskReport{{TaskID: id, StatusReport: r}}, now, lease)
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Task, res[0].Err
+}
+
+// TaskReport is a StatusReport for one task.
+type TaskReport struct {
+	TaskID int64
+	StatusReport
+}
+
+// ReportResult is the outcome of one TaskReport: the task as it is now, or
+// why the report was refused (ErrStaleEpoch, ErrNotFound).
+type ReportResult struct {
+	Task *SchedTask
+	Err  error
+}
+
+// MaxReportBatch bounds the reports of one ReportTaskStatuses call.
+const MaxReportBatch = 1000
+
+// ReportTaskStatuses applies a concierge's reports, in order, in one
+// transaction. A report is accepted if node and epoch are the task's current
+// assignment (else ErrStaleEpoch) and renews the lease. A start after a
+// failure counts as a restart; the first RUNNING of a start sets started_at.
+// Tasks whose changes are alike (the usual burst of "running") are updated
+// by one statement, so a batch costs a few statements and one commit rather
+// than a transaction per report.
+func (s *Store) ReportTaskStatuses(ctx context.Context, node string, reports []TaskReport, now time.Time, lease time.Duration) ([]ReportResult, error) {
+	if len(reports) > MaxReportBatch {
+		return nil, fmt.Errorf("%d reports in one batch, at most %d", len(reports), MaxReportBatch)
+	}
 	now = now.UTC()
-	var out *SchedTask
+	out := make([]ReportResult, len(reports))
 	err := s.writeTx(ctx, func(tx *Store) error {
+		ids := make([]int64, 0, len(reports))
+		for _, r := range reports {
+			ids = append(ids, r.TaskID)
+		}
 		var rows []SchedTask
-		q := tx.db(ctx).Table("tasks").Select(taskCols).Where("id = ?", id)
+		q := tx.db(ctx).Table("tasks").Select(taskCols).Where("id IN ?", ids).Order("id")
 		if tx.dialect == DialectPostgres {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 		}
 		if err := q.Scan(&rows).Error; err != nil {
-			return fmt.Errorf("load task %d: %w", id, err)
+			return fmt.Errorf("load reported tasks: %w", err)
 		}
-		if len(rows) == 0 {
-			return fmt.Errorf("task %d: %w", id, ErrNotFound)
+		tasks := make(map[int64]*SchedTask, len(rows))
+		for i := range rows {
+			tasks[rows[i].ID] = &rows[i]
 		}
-		t := rows[0]
-		if t.State == TaskStopped && t.NodeName == node && t.Epoch == r.Epoch {
-			return fmt.Errorf("task %d is already stopped: %w", id, ErrStaleEpoch)
+		// Each task's reports fold into one set of column changes.
+		changes := map[int64]map[string]any{}
+		var order []int64
+		for i, r := range reports {
+			t := tasks[r.TaskID]
+			if t == nil {
+				out[i].Err = fmt.Errorf("task %d: %w", r.TaskID, ErrNotFound)
+				continue
+			}
+			cols, err := applyReport(t, node, r.StatusReport, now, lease)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			if changes[t.ID] == nil {
+				changes[t.ID] = map[string]any{}
+				order = append(order, t.ID)
+			}
+			maps.Copy(changes[t.ID], cols)
+			snap := *t
+			out[i].Task = &snap
 		}
-		if t.NodeName != node || t.Epoch != r.Epoch {
-			return fmt.Errorf("task %d epoch %d on %s (now epoch %d on %q): %w", id, r.Epoch, node, t.Epoch, t.NodeName, ErrStaleEpoch)
+		// Alike changes share a statement. The rows are locked (Postgres)
+		// or the transaction is the only writer (SQLite), so the epochs read
+		// above still hold.
+		groups := map[string][]int64{}
+		var keys []string
+		for _, id := range order {
+			k := colsKey(changes[id])
+			if groups[k] == nil {
+				keys = append(keys, k)
+			}
+			groups[k] = append(groups[k], id)
 		}
-		cols := map[string]any{
-			"state": r.State, "lease_until": now.Add(lease), "updated_at": now,
-		}
-		if r.State == TaskStopped && t.DesiredState == DesiredRunning {
-			// The runner gave the task up although it should run: place it again.
-			cols = map[string]any{
-				"state": TaskPending, "node_name": "", "lease_until": nil,
-				"reason": "stopped by concierge " + node, "updated_at": now,
+		for _, k := range keys {
+			ids := groups[k]
+			if err := tx.db(ctx).Table("tasks").Where("id IN ?", ids).Updates(changes[ids[0]]).Error; err != nil {
+				return fmt.Errorf("report tasks %v: %w", ids, err)
 			}
 		}
-		if r.ExitCode != nil {
-			cols["last_exit_code"] = *r.ExitCode
-		}
-		if r.Error != "" || r.State == TaskRunning {
-			cols["last_error"] = r.Error
-		}
-		if r.LogTail != "" {
-			cols["log_tail"] = r.LogTail
-		}
-		if r.State == TaskRunning && t.State != TaskRunning {
-			cols["started_at"] = now
-		}
-		if r.State == TaskStarting && (t.State == TaskBackoff || t.State == TaskFailed) {
-			cols["restarts"] = gorm.Expr("restarts + 1")
-			t.Restarts++
-		}
-		if r.State == TaskRunning || r.State == TaskStarting {
-			cols["reason"] = ""
-		}
-		if err := tx.db(ctx).Table("tasks").Where("id = ? AND epoch = ?", id, t.Epoch).Updates(cols).Error; err != nil {
-			return fmt.Errorf("report task %d: %w", id, err)
-		}
-		t.State = schedString(cols["state"])
-		out = &t
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// applyReport checks one report against t (the task as the batch has left
+// it so far), advances t and returns the columns to write.
+func applyReport(t *SchedTask, node string, r StatusReport, now time.Time, lease time.Duration) (map[string]any, error) {
+	if t.State == TaskStopped && t.NodeName == node && t.Epoch == r.Epoch {
+		return nil, fmt.Errorf("task %d is already stopped: %w", t.ID, ErrStaleEpoch)
+	}
+	if t.NodeName != node || t.Epoch != r.Epoch {
+		return nil, fmt.Errorf("task %d epoch %d on %s (now epoch %d on %q): %w", t.ID, r.Epoch, node, t.Epoch, t.NodeName, ErrStaleEpoch)
+	}
+	until := now.Add(lease)
+	cols := map[string]any{
+		"state": r.State, "lease_until": until, "updated_at": now,
+	}
+	if r.State == TaskStopped && t.DesiredState == DesiredRunning {
+		// The runner gave the task up although it should run: place it again.
+		cols = map[string]any{
+			"state": TaskPending, "node_name": "", "lease_until": nil,
+			"reason": "stopped by concierge " + node, "updated_at": now,
+		}
+		t.NodeName, t.LeaseUntil = "", nil
+	} else {
+		t.LeaseUntil = &until
+	}
+	if r.ExitCode != nil {
+		cols["last_exit_code"] = *r.ExitCode
+	}
+	if r.Error != "" || r.State == TaskRunning {
+		cols["last_error"] = r.Error
+	}
+	if r.LogTail != "" {
+		cols["log_tail"] = r.LogTail
+	}
+	if r.State == TaskRunning && t.State != TaskRunning {
+		cols["started_at"] = now
+	}
+	if r.State == TaskStarting && (t.State == TaskBackoff || t.State == TaskFailed) {
+		t.Restarts++
+		cols["restarts"] = t.Restarts
+	}
+	if r.State == TaskRunning || r.State == TaskStarting {
+		cols["reason"] = ""
+	}
+	t.State = schedString(cols["state"])
+	if v, ok := cols["reason"]; ok {
+		t.Reason = schedString(v)
+	}
+	return cols, nil
+}
+
+// colsKey is a canonical spelling of a set of column changes, so that alike
+// changes can share an UPDATE.
+func colsKey(cols map[string]any) string {
+	keys := slices.Sorted(maps.Keys(cols))
+	var b strings.Builder
+	for _, k := range keys {
+		v := cols[k]
+		if tm, ok := v.(time.Time); ok {
+			v = tm.UnixNano()
+		}
+		fmt.Fprintf(&b, "%s=%T:%v;", k, v, v)
+	}
+	return b.String()
 }
 
 // DrainConcierge marks a concierge draining (the scheduler places nothing
@@ -473,28 +578,27 @@ func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) 
 
 // TasksChangeStamp is a cheap fingerprint of the tasks that are not
 // stopped (read through the state index, so finished tasks piling up do not
-// make it slower): it changes whenever such a task is created, deleted,
-// reassigned (epoch), asked to stop (desired state), finishes, or is
-// updated (every writer sets updated_at). The scheduler polls it to notice changes made by other code
+// make it slower) as far as concierges' assignments go: it changes whenever
+// such a task is created, deleted, assigned or reassigned (epoch), loses
+// its node, is asked to stop (desired state) or finishes. State reports do
+// not change it: they change no assignment, and a stamp that moved with
+// every report woke every long poll several times a second while tasks
+// started. The scheduler polls it to notice changes made by other code
 // paths and other replicas.
 func (s *Store) TasksChangeStamp(ctx context.Context) (string, error) {
 	var r struct {
-		N int64   `gorm:"column:n"`
-		E int64   `gorm:"column:e"`
-		R int64   `gorm:"column:r"`
-		U *string `gorm:"column:u"`
+		N int64 `gorm:"column:n"`
+		E int64 `gorm:"column:e"`
+		R int64 `gorm:"column:r"`
+		A int64 `gorm:"column:a"`
 	}
 	q := "SELECT COUNT(*) AS n, COALESCE(SUM(epoch), 0) AS e, " +
 		"COALESCE(SUM(CASE WHEN desired_state = 'running' THEN 1 ELSE 0 END), 0) AS r, " +
-		"CAST(MAX(updated_at) AS TEXT) AS u FROM tasks WHERE state IN ?"
+		"COALESCE(SUM(CASE WHEN node_name <> '' THEN 1 ELSE 0 END), 0) AS a FROM tasks WHERE state IN ?"
 	if err := s.db(ctx).Raw(q, activeStates).Scan(&r).Error; err != nil {
 		return "", fmt.Errorf("tasks change stamp: %w", err)
 	}
-	u := ""
-	if r.U != nil {
-		u = *r.U
-	}
-	return fmt.Sprintf("%d/%d/%d/%s", r.N, r.E, r.R, u), nil
+	return fmt.Sprintf("%d/%d/%d/%d", r.N, r.E, r.R, r.A), nil
 }
 
 // TaskStateCount is how many tasks are in a state with a desired state.

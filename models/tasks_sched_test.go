@@ -207,3 +207,86 @@ func TestSchedConcurrentPlacement(t *testing.T) {
 		})
 	}
 }
+
+// TestReportTaskStatusesBatch applies a concierge's batch: alike reports
+// share a statement, a task's reports apply in order, and each report is
+// judged on its own (a stale or unknown one does not spoil the others).
+func TestReportTaskStatusesBatch(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newSchedFixture(t, n.Store)
+			s := f.s
+			now := time.Now().UTC()
+			lease := 5 * time.Second
+			f.node(t, "c1", 10, now)
+			a, b, c, d := f.task(t, 1), f.task(t, 1), f.task(t, 1), f.task(t, 1)
+			if _, err := s.PlaceTasks(ctx, now, lease, now.Add(-lease), 0, firstFit); err != nil {
+				t.Fatal(err)
+			}
+			exit := 1
+			res, err := s.ReportTaskStatuses(ctx, "c1", []models.TaskReport{
+				{TaskID: a, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskRunning}},
+				{TaskID: b, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskRunning}},
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskStarting}},
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskBackoff, ExitCode: &exit, Error: "target refused connection"}},
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskStarting}},
+				{TaskID: d, StatusReport: models.StatusReport{Epoch: 7, State: models.TaskRunning}},
+				{TaskID: 1 << 40, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskRunning}},
+			}, now, lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 7 {
+				t.Fatalf("%d results for 7 reports", len(res))
+			}
+			for i := 0; i < 5; i++ {
+				if res[i].Err != nil {
+					t.Fatalf("report %d refused: %v", i, res[i].Err)
+				}
+			}
+			if !errors.Is(res[5].Err, models.ErrStaleEpoch) || !errors.Is(res[6].Err, models.ErrNotFound) {
+				t.Fatalf("stale and unknown reports: %v, %v", res[5].Err, res[6].Err)
+			}
+			if res[2].Task.State != models.TaskStarting || res[3].Task.State != models.TaskBackoff || res[4].Task.Restarts != 1 {
+				t.Fatalf("results of task %d's reports: %+v %+v %+v", c, res[2].Task, res[3].Task, res[4].Task)
+			}
+			all, _, err := s.ListTasks(ctx, models.TaskFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[int64]models.Task{}
+			for _, tk := range all {
+				got[tk.ID] = tk
+			}
+			for _, id := range []int64{a, b} {
+				if got[id].State != models.TaskRunning || got[id].StartedAt == nil || got[id].LeaseUntil == nil || !got[id].LeaseUntil.After(now) {
+					t.Fatalf("task %d after running report: %+v", id, got[id])
+				}
+			}
+			tc := got[c]
+			if tc.State != models.TaskStarting || tc.Restarts != 1 || tc.LastExitCode == nil || *tc.LastExitCode != 1 || tc.LastError != "target refused connection" {
+				t.Fatalf("task %d after starting, backoff, starting: %+v", c, tc)
+			}
+			if got[d].State != models.TaskAssigned {
+				t.Fatalf("a stale report changed task %d: %+v", d, got[d])
+			}
+
+			// A stopped task the runner gives up while it should run goes
+			// back to pending; the next report of that epoch is refused.
+			res, err = s.ReportTaskStatuses(ctx, "c1", []models.TaskReport{
+				{TaskID: a, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskStopped}},
+				{TaskID: a, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskRunning}},
+			}, now, lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res[0].Err != nil || res[0].Task.State != models.TaskPending || !errors.Is(res[1].Err, models.ErrStaleEpoch) {
+				t.Fatalf("stop then run: %+v / %v, %v", res[0].Task, res[0].Err, res[1].Err)
+			}
+			if _, err := s.ReportTaskStatuses(ctx, "c1", make([]models.TaskReport, models.MaxReportBatch+1), now, lease); err == nil {
+				t.Fatal("an oversized batch was accepted")
+			}
+		})
+	}
+}

@@ -57,8 +57,6 @@ type liveState struct {
 	env     compile.Env
 	metrics *liveMetrics
 	log     *slog.Logger
-	// compiles batches the compilation of streams that go live together.
-	compiles *models.Group[int64]
 
 	mu sync.Mutex
 	// tomb remembers recent publish-done events per node and stream, so a
@@ -82,7 +80,7 @@ func newLiveState(s *Server) *liveState {
 		metrics: newLiveMetrics(), log: s.log.With("part", "live"),
 		tomb: map[string]time.Time{},
 	}
-	l.compiles = newCompileGroup(l, s.p.Store.Dialect())
+	s.p.Store.SetLiveCompiler(l.compileOnLive)
 	return l
 }
 
@@ -217,7 +215,7 @@ func (l *liveState) authorizePublish(ctx context.Context, req hookReq) (d decisi
 		return deny(http.StatusServiceUnavailable, codeUnavailable, "the control plane cannot write its database; retry")
 	}
 	if wentLive {
-		l.streamLive(ctx, t.StreamID)
+		l.streamLive()
 	}
 	return d
 }
@@ -293,7 +291,7 @@ func (l *liveState) confirmPublish(ctx context.Context, req hookReq, restore boo
 		var wentLive bool
 		wentLive, err = l.s.p.Store.AddOrigin(ctx, t.StreamID, req.Node, l.now(), false, nil)
 		if wentLive {
-			l.streamLive(ctx, t.StreamID)
+			l.streamLive()
 		}
 	}
 	if err != nil {

@@ -131,7 +131,7 @@ func (l *liveState) reconcile(ctx context.Context, node string, published []stri
 			return err
 		}
 		if wentLive {
-			l.streamLive(ctx, t.StreamID)
+			l.streamLive()
 		}
 	}
 	return nil

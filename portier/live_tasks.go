@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/compile"
@@ -22,52 +20,24 @@ import (
 // Every step is idempotent (models.Store.CreateCompiledTask never starts a
 // config twice), so repeated or racing live events are harmless.
 
-// streamLive compiles the tasks of a stream that just went live. Streams
-// that go live together (a burst of publishes) are compiled in one batch:
-// two reads and one transaction for the lot. The caller waits for its
-// batch, so the tasks exist when the publish is answered.
-func (l *liveState) streamLive(ctx context.Context, streamID int64) {
-	if err := l.compiles.Do(ctx, streamID); err != nil {
-		l.log.Error("compile on live", "err", err, "stream", streamID)
-	}
-}
-
-// newCompileGroup batches streamLive: one batch at a time on SQLite (one
-// writer), a few on Postgres.
-func newCompileGroup(l *liveState, dialect models.Dialect) *models.Group[int64] {
-	workers := 1
-	if dialect == models.DialectPostgres {
-		workers = 4
-	}
-	return &models.Group[int64]{Run: l.compileLive, Workers: workers, MaxBatch: 256, MaxPending: 4096}
-}
-
-// compileLive compiles and inserts the tasks of the streams ids (pull
-// configs excepted: they run whether the stream is live or not).
-func (l *liveState) compileLive(ids []int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	sts, cfgs, err := l.s.p.Store.LiveCompileInputs(ctx, ids, models.TypePull)
-	if err != nil {
-		l.log.Error("compile on live: load", "err", err, "streams", len(ids))
-		return
-	}
+// compileOnLive is the store's LiveCompiler (models.Store.SetLiveCompiler):
+// AddOrigin calls it inside the transaction that marks streams live, so a
+// burst of publishes gets its tasks in the same shared transactions as
+// its live flags. A config that does not compile becomes a failed task.
+func (l *liveState) compileOnLive(sts map[int64]*models.Stream, cfgs []models.TaskConfig) []*models.Task {
 	tasks := make([]*models.Task, 0, len(cfgs))
 	for i := range cfgs {
 		if st := sts[cfgs[i].StreamID]; st != nil { // nil: deleted meanwhile
 			tasks = append(tasks, l.compileTask(&cfgs[i], st))
 		}
 	}
-	created, err := l.s.p.Store.CreateLiveTasks(ctx, tasks)
-	if err != nil {
-		l.log.Error("compile on live", "err", err, "streams", len(ids), "tasks", len(tasks))
-		return
-	}
-	if len(created) > 0 {
-		l.s.kickPlacement() // place them now, not at the next tick
-	}
+	return tasks
+}
+
+// streamLive follows a stream going live: its tasks were created with it
+// (compileOnLive); place them now, not at the next tick.
+func (l *liveState) streamLive() {
+	l.s.kickPlacement()
 }
 
 // streamOffline stops the tasks of a stream that went offline.

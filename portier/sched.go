@@ -45,7 +45,11 @@ type scheduler struct {
 	lease time.Duration
 
 	mu   sync.Mutex
-	wake chan struct{} // closed (and replaced) whenever assignments may have changed
+	wake chan struct{} // closed (and replaced) whenever any assignment may have changed
+	// nodeWake holds a channel per concierge waiting in a long poll, closed
+	// (and removed) when that concierge's assignment changed: placement
+	// wakes only the concierges it gave tasks to.
+	nodeWake map[string]chan struct{}
 
 	kick  chan struct{}
 	stamp string
@@ -70,7 +74,7 @@ func (s *Server) sched() *scheduler {
 		}
 		var id [8]byte
 		_, _ = rand.Read(id[:])
-		s.schedState = &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), kick: make(chan struct{}, 1), m: newSchedMetrics(),
+		s.schedState = &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1), m: newSchedMetrics(),
 			id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: pollInterval}
 		s.registerSchedMetrics(s.schedState)
 	})
@@ -109,6 +113,24 @@ func (s *Server) kickPlacement() {
 // replicas' (NOTIFY). For changes made by this process.
 func (sc *scheduler) changed() {
 	sc.broadcast()
+	sc.notifyReplicas()
+}
+
+// changedNodes is changed for changes to the assignments of nodes only:
+// here only their long polls wake; other replicas wake all of theirs.
+func (sc *scheduler) changedNodes(nodes []string) {
+	sc.mu.Lock()
+	for _, n := range nodes {
+		if ch, ok := sc.nodeWake[n]; ok {
+			close(ch)
+			delete(sc.nodeWake, n)
+		}
+	}
+	sc.mu.Unlock()
+	sc.notifyReplicas()
+}
+
+func (sc *scheduler) notifyReplicas() {
 	select {
 	case sc.notify <- struct{}{}:
 	default:
@@ -145,10 +167,17 @@ func (sc *scheduler) broadcast() {
 	sc.mu.Unlock()
 }
 
-func (sc *scheduler) waitCh() <-chan struct{} {
+// waitCh returns the channels a long poll of node waits on: one closed on
+// any change, one closed on a change to node's assignment.
+func (sc *scheduler) waitCh(node string) (all, mine <-chan struct{}) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	return sc.wake
+	ch, ok := sc.nodeWake[node]
+	if !ok {
+		ch = make(chan struct{})
+		sc.nodeWake[node] = ch
+	}
+	return sc.wake, ch
 }
 
 // startScheduler runs placement, lease expiry and change polling until ctx
@@ -246,7 +275,13 @@ func (sc *scheduler) placeRound(ctx context.Context, log interface {
 		}
 		sc.m.assigned.Add(float64(len(got)))
 		log.Info("tasks assigned", "count", len(got), "first", got[0].TaskID, "node", got[0].Node)
-		sc.changed()
+		nodes := make([]string, 0, len(got))
+		for _, a := range got {
+			if len(nodes) == 0 || nodes[len(nodes)-1] != a.Node {
+				nodes = append(nodes, a.Node)
+			}
+		}
+		sc.changedNodes(nodes)
 		if len(got) < placeBatch {
 			return
 		}
@@ -302,7 +337,7 @@ func (s *Server) waitAssignment(ctx context.Context, node, after string, wait ti
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		ch := sc.waitCh() // before reading, so no change is missed
+		all, mine := sc.waitCh(node) // before reading, so no change is missed
 		tasks, err := s.p.Store.AssignedTasks(ctx, node)
 		if err != nil {
 			return wire.Assignment{}, err
@@ -312,17 +347,18 @@ func (s *Server) waitAssignment(ctx context.Context, node, after string, wait ti
 			return a, nil
 		}
 		select {
-		case <-ch:
-			// Settle: changes come in bursts (placement batches, many
-			// streams going live); re-reading once per burst instead of
-			// once per change keeps N concierges from re-reading N times.
-			select {
-			case <-time.After(wakeSettle):
-			case <-ctx.Done():
-				return a, ctx.Err()
-			}
+		case <-all:
+		case <-mine:
 		case <-timer.C:
 			return a, nil
+		case <-ctx.Done():
+			return a, ctx.Err()
+		}
+		// Settle: changes come in bursts (placement batches, many streams
+		// going live); re-reading once per burst instead of once per
+		// change keeps N concierges from re-reading N times.
+		select {
+		case <-time.After(wakeSettle):
 		case <-ctx.Done():
 			return a, ctx.Err()
 		}

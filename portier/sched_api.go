@@ -21,6 +21,8 @@ import (
 
 const (
 	maxStatusBody = 64 << 10
+	// maxBatchBody fits wire.MaxStatusBatch reports with log tails.
+	maxBatchBody = 8 << 20
 	maxLogTail    = 4096
 	maxErrorText  = 500
 )
@@ -31,6 +33,7 @@ func (s *Server) registerConciergeAPI(g *gin.RouterGroup) {
 	c := g.Group("/concierge/:name", s.conciergeAuth)
 	c.GET("/assignments", s.conciergeAssignments)
 	c.POST("/tasks/:id/status", s.conciergeStatus)
+	c.POST("/status", s.conciergeStatusBatch)
 	c.POST("/drain", s.conciergeDrain)
 	c.GET("/handoff", s.conciergeHandoff)
 }
@@ -148,6 +151,71 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 		s.kickScheduler()
 	}
 	c.JSON(http.StatusOK, wire.StatusAnswer{State: t.State})
+}
+
+// conciergeStatusBatch applies a concierge's batch of reports in one
+// transaction and answers each one.
+func (s *Server) conciergeStatusBatch(c *gin.Context) {
+	name, ok := s.knownConcierge(c)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBatchBody))
+	if err != nil {
+		schedErr(c, http.StatusRequestEntityTooLarge, "body_too_large", "status batch over 8 MiB: send fewer reports at a time")
+		return
+	}
+	var b wire.StatusBatch
+	if err := json.Unmarshal(body, &b); err != nil {
+		schedErr(c, http.StatusBadRequest, "malformed_json", "status batch: "+err.Error())
+		return
+	}
+	if len(b.Reports) == 0 || len(b.Reports) > wire.MaxStatusBatch {
+		schedErr(c, http.StatusBadRequest, "invalid", "reports: send 1 to "+strconv.Itoa(wire.MaxStatusBatch)+" reports")
+		return
+	}
+	reps := make([]models.TaskReport, len(b.Reports))
+	for i, r := range b.Reports {
+		if r.TaskID <= 0 {
+			schedErr(c, http.StatusBadRequest, "invalid", "reports["+strconv.Itoa(i)+"].task_id must be a positive integer")
+			return
+		}
+		if !models.ConciergeReportable(r.State) {
+			schedErr(c, http.StatusBadRequest, "invalid", "reports["+strconv.Itoa(i)+"].state must be one of starting, running, backoff, failed, stopping, stopped")
+			return
+		}
+		reps[i] = models.TaskReport{TaskID: r.TaskID, StatusReport: models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
+			Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}}
+	}
+	res, err := s.p.Store.ReportTaskStatuses(c.Request.Context(), name, reps, s.schedNow(), s.schedLease())
+	if err != nil {
+		s.log.Error("task status batch", "node", name, "reports", len(reps), "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the reports")
+		return
+	}
+	out := wire.StatusBatchAnswer{Results: make([]wire.StatusResult, len(res))}
+	kick := false
+	for i, r := range res {
+		id := reps[i].TaskID
+		out.Results[i].TaskID = id
+		switch {
+		case errors.Is(r.Err, models.ErrStaleEpoch):
+			s.sched().m.staleEpoch.Inc()
+			out.Results[i].Error = &wire.Error{Code: wire.CodeStaleEpoch, Message: r.Err.Error() + ": stop it"}
+		case errors.Is(r.Err, models.ErrNotFound):
+			out.Results[i].Error = &wire.Error{Code: wire.CodeUnknownTask, Message: "no task " + strconv.FormatInt(id, 10) + ": stop it"}
+		case r.Err != nil:
+			out.Results[i].Error = &wire.Error{Code: "internal", Message: "cannot record the report"}
+		default:
+			out.Results[i].State = r.Task.State
+			kick = kick || r.Task.State == models.TaskPending
+			s.log.Info("task state", "task", id, "node", name, "epoch", reps[i].Epoch, "state", r.Task.State, "error", reps[i].Error)
+		}
+	}
+	if kick {
+		s.kickScheduler()
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) conciergeDrain(c *gin.Context) {

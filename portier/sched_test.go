@@ -226,6 +226,34 @@ func TestScheduler(t *testing.T) {
 				!strings.Contains(string(b), "portier_scheduler_stale_reports_total 1") || !strings.Contains(string(b), "portier_scheduler_assignments_total 5") {
 				t.Fatalf("metrics: %d\n%s", code, grepLines(string(b), "portier_tasks", "portier_scheduler"))
 			}
+			// A batch: each report is answered on its own.
+			var onC1 models.SchedTask
+			for _, tk := range tasks[:5] {
+				if tk.NodeName == "c1" {
+					onC1 = tk
+				}
+			}
+			code, b = e.do(t, "POST", fmt.Sprintf(wire.PathStatusBatch, "c1"), wire.StatusBatch{Reports: []wire.TaskStatusReport{
+				{TaskID: onC1.ID, StatusReport: wire.StatusReport{Epoch: onC1.Epoch, State: "starting"}},
+				{TaskID: onC1.ID, StatusReport: wire.StatusReport{Epoch: onC1.Epoch, State: "running"}},
+				{TaskID: onC2.ID, StatusReport: wire.StatusReport{Epoch: onC2.Epoch, State: "running"}},
+				{TaskID: 999999, StatusReport: wire.StatusReport{Epoch: 1, State: "running"}},
+			}})
+			var ans wire.StatusBatchAnswer
+			if code != 200 || json.Unmarshal(b, &ans) != nil || len(ans.Results) != 4 {
+				t.Fatalf("batch: %d %s", code, b)
+			}
+			if ans.Results[0].State != "starting" || ans.Results[1].State != "running" ||
+				ans.Results[2].Error == nil || ans.Results[2].Error.Code != wire.CodeStaleEpoch ||
+				ans.Results[3].Error == nil || ans.Results[3].Error.Code != wire.CodeUnknownTask {
+				t.Fatalf("batch results: %s", b)
+			}
+			for _, bad := range []string{`{"reports":[]}`, `{"reports":[{"task_id":1,"epoch":1,"state":"exploded"}]}`, `{"reports":[{"task_id":0,"state":"running"}]}`, `{"reports":`} {
+				code, b = e.do(t, "POST", fmt.Sprintf(wire.PathStatusBatch, "c1"), json.RawMessage(bad))
+				if code != 400 || !strings.Contains(string(b), `"code"`) {
+					t.Fatalf("bad batch %s: %d %s", bad, code, b)
+				}
+			}
 			code, _ = e.do(t, "GET", fmt.Sprintf(wire.PathAssignments, "nobody"), nil)
 			if code != 404 {
 				t.Fatalf("unknown concierge: %d", code)

@@ -15,6 +15,10 @@ const (
 	// POST StatusReport: 200 StatusAnswer; 409 code "stale_epoch" (stop the
 	// task: it was reassigned); 404 code "unknown_task".
 	PathStatus = "/internal/v1/concierge/%s/tasks/%d/status"
+	// POST StatusBatch: 200 StatusBatchAnswer with one result per report,
+	// in order; each result is judged alone (stale_epoch, unknown_task).
+	// Up to MaxStatusBatch reports, applied in one transaction.
+	PathStatusBatch = "/internal/v1/concierge/%s/status"
 	// POST: marks the concierge draining and hands its tasks back (DrainAnswer).
 	PathDrain = "/internal/v1/concierge/%s/drain"
 	// GET ?tasks=1,2,3: which of these handed-back tasks are not yet running
@@ -68,6 +72,40 @@ type StatusReport struct {
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Error    string `json:"error,omitempty"`
 	LogTail  string `json:"log_tail,omitempty"`
+}
+
+// TaskStatusReport is a StatusReport of one task, in a StatusBatch.
+type TaskStatusReport struct {
+	TaskID int64 `json:"task_id"`
+	StatusReport
+}
+
+// MaxStatusBatch bounds the reports of one StatusBatch.
+const MaxStatusBatch = 1000
+
+// StatusBatch is every state change a concierge has to report, in the order
+// they happened (a task may appear more than once).
+type StatusBatch struct {
+	Reports []TaskStatusReport `json:"reports"`
+}
+
+// StatusBatchAnswer has one result per report of a StatusBatch.
+type StatusBatchAnswer struct {
+	Results []StatusResult `json:"results"`
+}
+
+// StatusResult is the answer to one report: the task's state now, or an
+// error (Code CodeStaleEpoch or CodeUnknownTask: stop the task).
+type StatusResult struct {
+	TaskID int64  `json:"task_id"`
+	State  string `json:"state,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
+// Error is an error of one result.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // StatusAnswer acknowledges a report.

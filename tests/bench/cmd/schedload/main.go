@@ -216,31 +216,50 @@ func (l *loader) killAll() {
 	}
 }
 
-// reporter sends status reports; a stale epoch or unknown task stops it.
+// reporter sends status reports as the concierge does: whatever has
+// queued up goes in one batch (wire.PathStatusBatch); a stale epoch or
+// unknown task stops that task.
 func (l *loader) reporter(ctx context.Context) {
 	for {
-		var r report
+		var batch []report
 		select {
 		case <-ctx.Done():
 			return
-		case r = <-l.reports:
+		case r := <-l.reports:
+			batch = append(batch, r)
 		}
-		path := fmt.Sprintf(wire.PathStatus, url.PathEscape(l.name), r.id)
-		code, err := l.call(ctx, "POST", path, wire.StatusReport{Epoch: r.epoch, State: r.state}, nil)
-		switch {
-		case err != nil:
-			if ctx.Err() == nil {
-				l.log.Warn("report failed", "task", r.id, "err", err)
+	more:
+		for len(batch) < wire.MaxStatusBatch {
+			select {
+			case r := <-l.reports:
+				batch = append(batch, r)
+			default:
+				break more
 			}
-		case code == http.StatusConflict || code == http.StatusNotFound:
+		}
+		b := wire.StatusBatch{Reports: make([]wire.TaskStatusReport, len(batch))}
+		for i, r := range batch {
+			b.Reports[i] = wire.TaskStatusReport{TaskID: r.id, StatusReport: wire.StatusReport{Epoch: r.epoch, State: r.state}}
+		}
+		var ans wire.StatusBatchAnswer
+		code, err := l.call(ctx, "POST", fmt.Sprintf(wire.PathStatusBatch, url.PathEscape(l.name)), b, &ans)
+		if err != nil || code != 200 || len(ans.Results) != len(batch) {
+			if ctx.Err() == nil {
+				l.log.Warn("reports failed", "reports", len(batch), "code", code, "err", err)
+			}
+			continue
+		}
+		for i, res := range ans.Results {
+			if res.Error == nil || (res.Error.Code != wire.CodeStaleEpoch && res.Error.Code != wire.CodeUnknownTask) {
+				continue
+			}
+			r := batch[i]
 			l.mu.Lock()
 			if p, ok := l.procs[r.id]; ok && p.epoch == r.epoch {
 				l.kill(p)
 				delete(l.procs, r.id)
 			}
 			l.mu.Unlock()
-		case code != 200:
-			l.log.Warn("report refused", "task", r.id, "code", code)
 		}
 	}
 }
