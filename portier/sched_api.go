@@ -23,8 +23,8 @@ const (
 	maxStatusBody = 64 << 10
 	// maxBatchBody fits wire.MaxStatusBatch reports with log tails.
 	maxBatchBody = 8 << 20
-	maxLogTail    = 4096
-	maxErrorText  = 500
+	maxLogTail   = 4096
+	maxErrorText = 500
 )
 
 // registerConciergeAPI registers the concierge endpoints under g
