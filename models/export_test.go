@@ -1,5 +1,7 @@
 package models
 
+import "context"
+
 // TargetsGeneration is the target cache's generation (it moves on every
 // invalidation).
 func TargetsGeneration(s *Store) uint64 { return s.targets.gen.Load() }
@@ -11,3 +13,15 @@ func TargetsUsable(s *Store) bool { return s.targets.usable.Load() }
 // SetTargetsAfterRead makes fn run between a cached lookup's database read
 // and storing its answer (nil: nothing).
 func SetTargetsAfterRead(s *Store, fn func()) { s.targets.afterRead = fn }
+
+// MigrateDownTo rolls s's schema back to version v.
+func MigrateDownTo(s *Store, v int64) error {
+	_, err := s.provider.DownTo(context.Background(), v)
+	return err
+}
+
+// MigrateUp applies every pending migration to s's schema.
+func MigrateUp(s *Store) error {
+	_, err := s.provider.Up(context.Background())
+	return err
+}

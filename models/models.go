@@ -151,19 +151,22 @@ type Task struct {
 	StreamID      int64
 	Type          string
 	Description   TaskDescription
-	DesiredState  string
-	State         string
-	NodeName      string
-	LeaseUntil    *time.Time
-	Epoch         int64
-	Restarts      int
-	LastExitCode  *int
-	LastError     string
-	LogTail       string
-	StartedAt     *time.Time
-	Reason        string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Cost is Description.Cost, at least 1 (set on create): placement
+	// sums it without reading descriptions.
+	Cost         int
+	DesiredState string
+	State        string
+	NodeName     string
+	LeaseUntil   *time.Time
+	Epoch        int64
+	Restarts     int
+	LastExitCode *int
+	LastError    string
+	LogTail      string
+	StartedAt    *time.Time
+	Reason       string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // NodeLoad is what a node reports in its heartbeat.

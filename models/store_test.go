@@ -227,3 +227,33 @@ func TestStreams(t *testing.T) {
 		})
 	}
 }
+
+// Migration 4 copies each task's cost out of its description (at least 1),
+// and rolls back cleanly.
+func TestMigrationTaskCostBackfill(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			s, ctx := n.Store, context.Background()
+			f := newSchedFixture(t, s)
+			costs := map[int64]int{f.task(t, 3): 3, f.task(t, 0): 1, f.task(t, -2): 1}
+			if err := models.MigrateDownTo(s, 3); err != nil {
+				t.Fatal(err)
+			}
+			if err := models.MigrateUp(s); err != nil {
+				t.Fatal(err)
+			}
+			for id, want := range costs {
+				var got int
+				if err := s.DB.Raw("SELECT cost FROM tasks WHERE id = ?", id).Scan(&got).Error; err != nil || got != want {
+					t.Fatalf("task %d: cost %d after migration (%v), want %d", id, got, err, want)
+				}
+			}
+			// New tasks get it on create.
+			id := f.task(t, 5)
+			var got int
+			if err := s.DB.WithContext(ctx).Raw("SELECT cost FROM tasks WHERE id = ?", id).Scan(&got).Error; err != nil || got != 5 {
+				t.Fatalf("new task cost %d (%v), want 5", got, err)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // TaskFilter selects tasks for ListTasks. Zero values select everything.
@@ -40,6 +42,13 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int64, err
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	return out, total, nil
+}
+
+// BeforeCreate sets Cost from the description: a missing, zero or negative
+// cost counts as 1, as in PlacementOf.
+func (t *Task) BeforeCreate(*gorm.DB) error {
+	t.Cost = max(t.Description.Cost, 1)
+	return nil
 }
 
 // TaskByID loads a task.

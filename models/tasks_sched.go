@@ -128,19 +128,13 @@ func (s *Store) liveConcierges(ctx context.Context, aliveSince time.Time) ([]Sch
 }
 
 // usedCost sums, per node, the cost of every task it holds that is not
-// stopped, in SQL (the descriptions stay in the database): a missing, zero
-// or negative cost counts as 1, as in PlacementOf.
+// stopped.
 func (s *Store) usedCost(ctx context.Context) (map[string]int, error) {
-	costExpr := "json_extract(description, '$.cost')"
-	if s.dialect == DialectPostgres {
-		costExpr = "(description::jsonb->>'cost')::numeric"
-	}
 	var rows []struct {
 		NodeName string `gorm:"column:node_name"`
 		Used     int    `gorm:"column:used"`
 	}
-	if err := s.db(ctx).Table("tasks").
-		Select("node_name, SUM(CASE WHEN COALESCE("+costExpr+", 0) < 1 THEN 1 ELSE CAST("+costExpr+" AS INTEGER) END) AS used").
+	if err := s.db(ctx).Table("tasks").Select("node_name, SUM(cost) AS used").
 		Where("node_name <> '' AND state IN ?", activeStates).Group("node_name").Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("used capacity: %w", err)
 	}
