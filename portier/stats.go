@@ -23,7 +23,9 @@ import (
 // edge that has the stream's publisher: an edge that pulls the stream is
 // one player at the origin, and an edge that forwards a client's publish
 // has the forwarding session as one player of its own. Concierge tasks
-// that pull a stream (restreams, HLS transcodes) count as viewers.
+// that pull a stream (restreams, records, HLS transcodes) and thumbnail
+// grabs are not viewers: they play with cluster.InternalPlayQuery, and
+// relays leave them out of the players they report.
 
 // maxStreamReports bounds the streams of one heartbeat.
 const maxStreamReports = 100_000

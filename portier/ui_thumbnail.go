@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/web/views"
 )
@@ -177,7 +178,7 @@ func (s *Server) thumbnailSource(ctx context.Context, st *models.Stream) (string
 	}
 	for _, n := range nodes {
 		if n.RTMPAddress != "" {
-			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name, nil
+			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + cluster.InternalPlayQuery + "=thumbnail", nil
 		}
 	}
 	return "", errNoThumbnail

@@ -149,9 +149,16 @@ type StreamReport struct {
 	BitrateIn int64 `json:"bitrate_in"`
 	// Players are the stream's readers on this relay, every protocol,
 	// including relay-internal ones (an edge's upstream pull is a player at
-	// the origin; a forwarded publish is a player at the edge).
+	// the origin; a forwarded publish is a player at the edge) but not the
+	// system's own (InternalPlayQuery: task inputs, thumbnail grabs).
 	Players int `json:"players"`
 }
+
+// InternalPlayQuery is the query parameter of a play URL by which the
+// system's own players (concierge task inputs, the control plane's
+// thumbnail grabs) tell a relay that they are not viewers, e.g.
+// rtmp://edge/live/NAME?portier_internal=restream. Any value counts.
+const InternalPlayQuery = "portier_internal"
 
 // PublishRequest asks whether a publish may start.
 type PublishRequest struct {

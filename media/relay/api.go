@@ -28,12 +28,15 @@ type StreamStatus struct {
 	Protocol   string           `json:"publisher_protocol,omitempty"`
 	Since      time.Time        `json:"since,omitzero"`
 	Players    int              `json:"players"`
-	Upstream   string           `json:"upstream_origin,omitempty"` // edges: origin pulled now
-	Failovers  uint64           `json:"failovers,omitempty"`
-	BytesIn    uint64           `json:"bytes_in"`
-	BytesOut   uint64           `json:"bytes_out"`
-	Skips      uint64           `json:"player_skips"`
-	Drops      uint64           `json:"player_drops"`
+	// InternalPlayers of Players are the system's own (task inputs,
+	// thumbnail grabs: see rtmpserver.InternalQuery).
+	InternalPlayers int    `json:"internal_players"`
+	Upstream        string `json:"upstream_origin,omitempty"` // edges: origin pulled now
+	Failovers       uint64 `json:"failovers,omitempty"`
+	BytesIn         uint64 `json:"bytes_in"`
+	BytesOut        uint64 `json:"bytes_out"`
+	Skips           uint64 `json:"player_skips"`
+	Drops           uint64 `json:"player_drops"`
 	// RTP lists the RTP flows of an RTSP publish with their statistics
 	// (packets, loss, duplicates, reordering, jitter).
 	RTP []rtp.Flow `json:"rtp,omitempty"`
@@ -50,7 +53,7 @@ func (r *Relay) Streams() []StreamStatus {
 	for _, si := range infos {
 		app, name, _ := strings.Cut(si.Path, "/")
 		st := StreamStatus{Path: si.Path, App: app, Name: name, Live: si.Live, Codec: si.Codec,
-			BitrateIn: si.BitrateIn, FPS: si.FPS, Players: si.Readers, BytesIn: si.BytesIn, BytesOut: si.BytesOut,
+			BitrateIn: si.BitrateIn, FPS: si.FPS, Players: si.Readers, InternalPlayers: si.InternalReaders, BytesIn: si.BytesIn, BytesOut: si.BytesOut,
 			Skips: si.Skips, Drops: si.Drops}
 		if si.Live {
 			st.Publisher, st.Protocol, st.Since = si.Publisher.RemoteAddr, si.Publisher.Protocol, si.Publisher.Start

@@ -377,7 +377,7 @@ func streamReports(infos []stream.StreamInfo) []cluster.StreamReport {
 		out = append(out, cluster.StreamReport{
 			Path: si.Path, Publisher: si.Live, VideoCodec: c.VideoCodec, Width: c.Width, Height: c.Height,
 			FPS: si.FPS, AudioCodec: c.AudioCodec, SampleRate: c.SampleRate, Channels: c.Channels,
-			BitrateIn: int64(si.BitrateIn), Players: si.Readers,
+			BitrateIn: int64(si.BitrateIn), Players: si.Readers - si.InternalReaders,
 		})
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/rtmpserver"
 	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/rtsp"
@@ -27,6 +28,7 @@ func (s *servers) start(_ context.Context, r *Relay) error {
 		Hub:           r.hub,
 		AuthorizePlay: r.rtmpAuthorizePlay,
 		Logger:        r.p.Logger,
+		InternalQuery: cluster.InternalPlayQuery,
 	}
 	if r.p.Role == RoleOrigin {
 		p.Authorize = r.rtmpAuthorizePublish

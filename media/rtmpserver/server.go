@@ -78,7 +78,11 @@ type Params struct {
 	PlayWait time.Duration
 	// Reader bounds each player's queue (see stream.ReaderParams).
 	Reader stream.ReaderParams
-	Logger *slog.Logger
+	// InternalQuery, when set, is the query parameter by which the
+	// system's own players (task inputs, thumbnail grabs) say they are not
+	// viewers; their readers are marked stream.ReaderParams.Internal.
+	InternalQuery string
+	Logger        *slog.Logger
 }
 
 // Server is an RTMP server. Its lifecycle is New, Start, Close.

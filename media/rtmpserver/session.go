@@ -244,6 +244,9 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	// rather than once per unit: fewer wake-ups and fewer, larger writev
 	// calls, for at most one frame interval of added delay.
 	rp.CoalesceFrames = playerCoalesceFrames
+	// Task inputs and thumbnail grabs say so (Params.InternalQuery): they
+	// are players of the relay but not viewers of the stream.
+	rp.Internal = s.p.InternalQuery != "" && req.Query.Get(s.p.InternalQuery) != ""
 	r, err := s.p.Hub.Read(s.ctx, req.App+"/"+res.Name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {

@@ -74,6 +74,16 @@ type snapshot struct {
 
 func (s *stream) readerCount() int { return len(*s.readers.Load()) }
 
+func (s *stream) internalReaderCount() int {
+	n := 0
+	for _, r := range *s.readers.Load() {
+		if r.p.Internal {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *stream) addReaderLocked(r *Reader) {
 	old := *s.readers.Load()
 	list := make([]*Reader, len(old), len(old)+1)

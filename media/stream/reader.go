@@ -40,6 +40,10 @@ type ReaderParams struct {
 	// goes out). Streams without video are not affected. Zero: every unit
 	// wakes a waiting reader.
 	CoalesceFrames int
+	// Internal marks a reader that is part of the system rather than a
+	// viewer (a task's input, a thumbnail grab): it counts in
+	// StreamInfo.InternalReaders as well as in Readers.
+	Internal bool
 }
 
 // CoalesceSpan bounds how much media time ReaderParams.CoalesceFrames holds

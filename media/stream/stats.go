@@ -17,9 +17,11 @@ type StreamInfo struct {
 	BytesIn   uint64  `json:"bytes_in"`
 	BitrateIn uint64  `json:"bitrate_in"` // bits per second, moving average
 	Readers   int     `json:"readers"`
-	BytesOut  uint64  `json:"bytes_out"`
-	Skips     uint64  `json:"skips"`
-	Drops     uint64  `json:"drops"`
+	// InternalReaders are the Readers marked ReaderParams.Internal.
+	InternalReaders int    `json:"internal_readers"`
+	BytesOut        uint64 `json:"bytes_out"`
+	Skips           uint64 `json:"skips"`
+	Drops           uint64 `json:"drops"`
 }
 
 // Totals are hub-wide figures for metrics; the counters only grow.
@@ -94,13 +96,14 @@ func (h *Hub) Totals() Totals {
 
 func (s *stream) infoLocked() StreamInfo {
 	si := StreamInfo{
-		Path:     s.path,
-		Live:     s.pub != nil,
-		BytesIn:  s.bytesIn.Load(),
-		Readers:  s.readerCount(),
-		BytesOut: s.bytesOut.Load(),
-		Skips:    s.skips.Load(),
-		Drops:    s.drops.Load(),
+		Path:            s.path,
+		Live:            s.pub != nil,
+		BytesIn:         s.bytesIn.Load(),
+		Readers:         s.readerCount(),
+		InternalReaders: s.internalReaderCount(),
+		BytesOut:        s.bytesOut.Load(),
+		Skips:           s.skips.Load(),
+		Drops:           s.drops.Load(),
 	}
 	if s.pub != nil {
 		si.Publisher = s.info

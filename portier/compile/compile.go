@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/portier/portier/media/cluster"
 )
 
 // Task config types.
@@ -202,7 +204,14 @@ func commonInput(url string) []string {
 	return append(a, "-i", url)
 }
 
-// relayURL is the relay URL of the stream st (what tasks read from).
+// relayURL is the relay URL of the stream st (where pulls publish).
 func relayURL(env Env, st StreamState) string {
 	return strings.TrimRight(env.RelayRTMPURL, "/") + "/" + st.App + "/" + st.Name
+}
+
+// relayInput is the URL a task of type typ reads st from: the relay URL
+// marked as the system's own player, so the relay does not count the task
+// as a viewer (cluster.InternalPlayQuery).
+func relayInput(env Env, st StreamState, typ string) string {
+	return relayURL(env, st) + "?" + cluster.InternalPlayQuery + "=" + typ
 }

@@ -46,7 +46,7 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 			out = strings.TrimRight(cfg.Target, "/") + "/" + cfg.Key
 		}
 	}
-	in := relayURL(env, st)
+	in := relayInput(env, st, "restream")
 	args := append(commonInput(in), "-c", "copy", "-f", format, out)
 	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1}, nil
 }
@@ -82,7 +82,7 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	}
 	dir := filepath.Join(env.RecordDir, st.App, st.Name)
 	out := filepath.Join(dir, "%Y%m%d-%H%M%S."+ext)
-	in := relayURL(env, st)
+	in := relayInput(env, st, "record")
 	args := append(commonInput(in), "-c", "copy", "-map", "0:v?", "-map", "0:a?",
 		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", muxer)
 	args = append(args, muxOpts...)
@@ -145,7 +145,7 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	}
 	prefix := st.App + "/" + st.Name
 	base := strings.TrimRight(env.HLSOriginURL, "/") + "/" + prefix
-	in := relayURL(env, st)
+	in := relayInput(env, st, "hls")
 	args := commonInput(in)
 	args = append(args, "-filter_complex", split.String()+";"+strings.Join(scales, ";"))
 	var varMap []string

@@ -65,8 +65,9 @@ func (a *allInOne) signIn(t *testing.T, user, password string) *http.Client {
 // TestRunStreamStatistics: ffmpeg publishes 640x360 H.264+AAC to `portier
 // run`, two ffmpeg players play it; the API shows the codecs, resolution,
 // bitrate and at least 2 viewers from the relay's heartbeats; an edge relay
-// with three players adds 3 viewers (its upstream pull is not one); the UI
-// serves a JPEG thumbnail of the stream.
+// with three players adds 3 viewers (its upstream pull is not one), a
+// record task adds none (it is the system's own player); the UI serves a
+// JPEG thumbnail of the stream.
 func TestRunStreamStatistics(t *testing.T) {
 	peers.RequireTool(t, "ffmpeg")
 	a := startAllInOne(t)
@@ -135,6 +136,40 @@ func TestRunStreamStatistics(t *testing.T) {
 		last = get()
 		return last.Stats != nil && last.Stats.Viewers == 5
 	})
+
+	// A record task pulls the stream from the relay: a player of the
+	// relay (internal_players) but not a viewer.
+	var cfg map[string]any
+	if code := a.api(t, "POST", fmt.Sprintf("/api/v1/streams/%d/task-configs", st.ID),
+		map[string]any{"type": "record", "name": "archive", "segment_seconds": 2, "format": "ts", "enabled": true}, &cfg); code != http.StatusCreated {
+		t.Fatalf("create record config: HTTP %d %v", code, cfg)
+	}
+	eventually(t, 30*time.Second, "record task running", func() bool {
+		ts := a.tasks(t, st.ID)
+		return len(ts) == 1 && ts[0].State == "running"
+	})
+	var relayStreams struct {
+		Streams []struct {
+			Path     string `json:"path"`
+			Players  int    `json:"players"`
+			Internal int    `json:"internal_players"`
+		} `json:"streams"`
+	}
+	eventually(t, 10*time.Second, "the task counted as the relay's internal player", func() bool {
+		if code := a.api(t, "GET", "/relay/api/v1/streams", nil, &relayStreams); code != 200 {
+			return false
+		}
+		for _, it := range relayStreams.Streams {
+			if it.Path == "live/statcam" {
+				return it.Internal == 1 && it.Players == 4 // 2 players, the edge's pull, the task
+			}
+		}
+		return false
+	})
+	time.Sleep(2500 * time.Millisecond) // two heartbeats with the task
+	if v := get(); v.Stats == nil || v.Stats.Viewers != 5 {
+		t.Fatalf("viewers with a record task running = %+v, want 5 (the task is not a viewer)", v.Stats)
+	}
 
 	// The UI: a JPEG thumbnail for the signed-in admin, and the detail
 	// page shows the figures and the thumbnail.
