@@ -86,7 +86,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 		}
 		yTask := run[yt.ID]
 		if yTask.State != models.TaskPending || yTask.Description.Command != "ffmpeg" || yTask.Description.Cost != 1 ||
-			yTask.Description.Outputs[0] != "rtmp://a.example.com/live2/k1" || yTask.Description.Input != "rtmp://127.0.0.1:1935/live/show" {
+			yTask.Description.Outputs[0] != "rtmp://a.example.com/live2/k1" || yTask.Description.Input != "rtmp://127.0.0.1:1935/live/show?portier_internal=restream" {
 			t.Fatalf("restream task: %+v", yTask)
 		}
 		if rd := run[rec.ID].Description; !strings.Contains(strings.Join(rd.Args, " "), "-segment_time 30") ||
