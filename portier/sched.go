@@ -275,9 +275,11 @@ func (sc *scheduler) placeRound(ctx context.Context, log interface {
 		}
 		sc.m.assigned.Add(float64(len(got)))
 		log.Info("tasks assigned", "count", len(got), "first", got[0].TaskID, "node", got[0].Node)
-		nodes := make([]string, 0, len(got))
+		var nodes []string
+		seen := map[string]bool{}
 		for _, a := range got {
-			if len(nodes) == 0 || nodes[len(nodes)-1] != a.Node {
+			if !seen[a.Node] {
+				seen[a.Node] = true
 				nodes = append(nodes, a.Node)
 			}
 		}
