@@ -66,6 +66,10 @@ type Store struct {
 	// live (shared with the stores of Tx) compiles the tasks of streams
 	// that go live, inside AddOrigin's transaction (SetLiveCompiler).
 	live *atomic.Pointer[LiveCompiler]
+	// listener is the store's one LISTEN connection (Postgres; listen.go),
+	// shared by the scheduler's and the target cache's notifications. Nil
+	// in the stores of Tx and on SQLite.
+	listener *listener
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -123,6 +127,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err := s.migrate(ctx, sqlDB); err != nil {
 		sqlDB.Close()
 		return nil, err
+	}
+	if dialect == DialectPostgres {
+		s.listener = newListener(s)
 	}
 	s.targets = newTargetCache(s)
 	if err := s.targets.registerCallbacks(db); err != nil {
@@ -186,6 +193,9 @@ func (s *Store) SingleReplica() bool { return s.dialect == DialectSQLite }
 func (s *Store) Close() error {
 	if s.targets != nil {
 		s.targets.close()
+	}
+	if s.listener != nil {
+		s.listener.close()
 	}
 	sqlDB, err := s.DB.DB()
 	if err != nil {

@@ -47,9 +47,6 @@ const (
 	targetMaxEntries = 1 << 16
 	// targetsChannelPrefix + current_schema() is the notification channel.
 	targetsChannelPrefix = "portier_targets."
-
-	targetListenBackoffMin = 100 * time.Millisecond
-	targetListenBackoffMax = 5 * time.Second
 )
 
 // liveStateColumns are the streams columns that no lookup's answer
@@ -79,11 +76,10 @@ type targetCache struct {
 	// read and storing its answer.
 	afterRead func()
 
-	listening atomic.Bool // the listener goroutine was started
-	lmu       sync.Mutex
+	listening atomic.Bool // subscribed to the store's listener
+	lmu       sync.Mutex  // guards closed and subID
 	closed    bool
-	cancel    context.CancelFunc
-	done      chan struct{}
+	subID     int
 }
 
 type targetName struct{ app, name string }
@@ -228,10 +224,11 @@ func withoutLive(t *PublishTarget, err error) (*PublishTarget, error) {
 	return t, err
 }
 
-// startListener starts the Postgres listener on the first cached lookup
-// (commands that never look up a target hold no LISTEN connection).
+// startListener subscribes to the targets channel on the store's LISTEN
+// connection (listen.go) on the first cached lookup, so commands that never
+// look up a target hold no LISTEN connection.
 func (c *targetCache) startListener() {
-	if c.root.dialect != DialectPostgres || c.listening.Load() {
+	if c.root.listener == nil || c.listening.Load() {
 		return
 	}
 	c.lmu.Lock()
@@ -239,54 +236,27 @@ func (c *targetCache) startListener() {
 	if c.closed || c.listening.Load() {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel, c.done = cancel, make(chan struct{})
 	c.listening.Store(true)
-	go c.listen(ctx)
+	c.subID = c.root.listener.subscribe(&listenSub{
+		prefix: targetsChannelPrefix,
+		// Changes committed before LISTEN took effect are read by lookups
+		// that start after the bump; later ones are notified.
+		ready:  func() { c.invalidate(); c.usable.Store(true) },
+		notify: func(string) { c.invalidate() },
+		// Notifications may have been lost: read the database until the
+		// connection is back, and serve nothing cached before.
+		down: func(error) { c.usable.Store(false); c.invalidate() },
+	})
 }
 
-// listen keeps a LISTEN on the targets channel until ctx ends, bumping the
-// generation on every notification, reconnecting with backoff.
-func (c *targetCache) listen(ctx context.Context) {
-	defer close(c.done)
-	log := slog.Default().With("component", "models", "part", "target-cache")
-	backoff := targetListenBackoffMin
-	for {
-		var since time.Time
-		err := c.root.listen(ctx, targetsChannelPrefix, func() {
-			// Changes committed before this point are read by lookups
-			// that start after the bump; later ones are notified.
-			c.invalidate()
-			c.usable.Store(true)
-			since = time.Now()
-		}, func(string) { c.invalidate() })
-		c.usable.Store(false)
-		c.invalidate()
-		if ctx.Err() != nil {
-			return
-		}
-		if !since.IsZero() && time.Since(since) > time.Minute {
-			backoff = targetListenBackoffMin
-		}
-		log.Warn("publish-target listener stopped; lookups read the database until it is back", "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, targetListenBackoffMax)
-	}
-}
-
-// close stops the listener and waits for it.
+// close ends the subscription.
 func (c *targetCache) close() {
 	c.lmu.Lock()
+	defer c.lmu.Unlock()
 	c.closed = true
-	cancel, done := c.cancel, c.done
-	c.lmu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if c.listening.Load() && c.subID >= 0 {
+		c.root.listener.unsubscribe(c.subID)
+		c.usable.Store(false)
 	}
 }
 

@@ -536,7 +536,7 @@ func TestCachedTargetsListenerLoss(t *testing.T) {
 	schema := u.Query().Get("search_path")
 	gen := models.TargetsGeneration(b)
 	var killed int
-	if err := conn.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
+	if err := conn.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE strpos(query, $1) > 0 AND pid <> pg_backend_pid()",
 		`LISTEN "portier_targets.`+schema+`"`).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminate B's listener: %d backends, %v", killed, err)
 	}
@@ -583,5 +583,66 @@ func TestCachedTargetsReadRacingWrite(t *testing.T) {
 				t.Fatalf("the answer read before the rotation was stored: %v", err)
 			}
 		})
+	}
+}
+
+// TestOneListenConnection: the target cache and the scheduler's task
+// channel share one LISTEN connection per store, and each gets its own
+// channel's notifications.
+func TestOneListenConnection(t *testing.T) {
+	a, b, dsn := openSecondReplica(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := liveFixture(t, a)
+	waitTargetsUsable(t, b) // B's cache subscribed
+	ready := make(chan struct{})
+	got := make(chan string, 4)
+	go func() {
+		_ = b.ListenTasksChanged(ctx, func() { close(ready) }, func(p string) { got <- p })
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("task channel subscription never ready")
+	}
+
+	u, _ := url.Parse(dsn)
+	schema := u.Query().Get("search_path")
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var listeners, both int
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE strpos(query, $2) > 0)
+		FROM pg_stat_activity WHERE strpos(query, $1) > 0 AND pid <> pg_backend_pid()`,
+		`LISTEN "portier_targets.`+schema+`"`, `LISTEN "portier_tasks.`+schema+`"`).Scan(&listeners, &both); err != nil {
+		t.Fatal(err)
+	}
+	if listeners != 1 || both != 1 {
+		t.Fatalf("%d connections LISTEN on the targets channel, %d of them on the task channel too; want one for both", listeners, both)
+	}
+
+	// Each channel reaches its own subscriber.
+	if err := a.NotifyTasksChanged(ctx, "from-a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != "from-a" {
+			t.Fatalf("task notification payload %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("task notification not delivered")
+	}
+	gen := models.TargetsGeneration(b)
+	if _, err := a.RotateStreamKey(ctx, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 2*time.Second, "B's cache notified of the rotation", func() bool { return models.TargetsGeneration(b) != gen })
+	select {
+	case p := <-got:
+		t.Fatalf("the task subscriber got a targets notification: %q", p)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
