@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -380,6 +381,42 @@ func TestHeartbeatReconcileAndReaper(t *testing.T) {
 		}
 		if code, _ := e.call(t, "GET", "/internal/v1/nodes?role=king", nil); code != 400 {
 			t.Errorf("bad role filter: %d", code)
+		}
+	})
+}
+
+// TestPublishResolve: an edge learns the public name of the stream a publish
+// is for, whichever form the encoder used, before hashing it to an origin.
+func TestPublishResolve(t *testing.T) {
+	forEachLiveStore(t, func(t *testing.T, e *liveEnv) {
+		for _, c := range []struct {
+			app, name string
+			status    int
+			want      string
+		}{
+			{"live", "show", 200, "show"},
+			{"live", e.stream.PublishKey, 200, "show"},
+			{"other", e.stream.PublishKey, 404, ""}, // a key only names a stream of its own app
+			{"live", "nope", 404, ""},
+			{"live", "bad/name", 400, ""},
+			{"", "show", 400, ""},
+		} {
+			code, out := e.call(t, "POST", "/internal/v1/publish/resolve", map[string]any{"app": c.app, "name": c.name})
+			if code != c.status || (c.want != "" && out["name"] != c.want) {
+				t.Errorf("resolve %s/%s: %d %v, want %d %q", c.app, c.name, code, out, c.status, c.want)
+			}
+			if c.status != 200 {
+				if errBody, _ := out["error"].(map[string]any); errBody == nil || errBody["message"] == "" {
+					t.Errorf("resolve %s/%s: error body %v", c.app, c.name, out)
+				}
+				if b, _ := json.Marshal(out); strings.Contains(string(b), e.stream.PublishKey) {
+					t.Errorf("resolve %s/...: the key is echoed in %s", c.app, b)
+				}
+			}
+		}
+		code, _ := e.call(t, "POST", "/internal/v1/publish/resolve", json.RawMessage(`{"app":`))
+		if code != 400 {
+			t.Errorf("malformed body: %d", code)
 		}
 	})
 }

@@ -25,6 +25,7 @@ func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
 	g.POST("/publish/done", s.nodePublishDone)
 	g.POST("/play/authorize", s.nodePlayAuthorize)
 	g.GET("/directory/:app/:name", s.directoryLookup)
+	g.POST("/publish/resolve", s.nodePublishResolve)
 	s.registerConciergeAPI(g) // concierge endpoints (portier/sched_api.go)
 }
 
@@ -250,6 +251,35 @@ func (s *Server) nodePublishDone(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"ok": true})
+}
+
+// nodePublishResolve answers the public name of the stream an edge is
+// about to forward a publish of: name itself, or (OBS style) the name of the
+// stream whose key name is. Edges hash the public name, so a stream lands on
+// the same origin whichever form its encoder uses. POST, so that a key never
+// appears in a URL or an access log. 404 for an unknown stream.
+func (s *Server) nodePublishResolve(c *gin.Context) {
+	var r struct {
+		App  string `json:"app"`
+		Name string `json:"name"`
+	}
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	if err := checkAppName(r.App, r.Name); err != nil {
+		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, err.Error(), ""))
+		return
+	}
+	t, _, err := s.lv.findStream(c.Request.Context(), r.App, r.Name)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		c.JSON(http.StatusNotFound, hookErrBody(codeUnknownStream, "unknown stream "+r.App+"/"+redact(r.Name), ""))
+	case err != nil:
+		s.lv.log.Error("resolve publish name", "err", err)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
+	default:
+		c.JSON(http.StatusOK, gin.H{"app": t.App, "name": t.Name})
+	}
 }
 
 func (s *Server) nodePlayAuthorize(c *gin.Context) {

@@ -280,6 +280,24 @@ func (c *Client) AuthorizePlay(ctx context.Context, req PlayRequest) (PlayDecisi
 	return d, nil
 }
 
+// ResolvePublishName returns the public name of the stream a publish of
+// app/name is for: name itself, or the name of the stream whose key name is
+// (OBS style). ErrNotFound for an unknown stream.
+func (c *Client) ResolvePublishName(ctx context.Context, app, name string) (string, error) {
+	var r struct {
+		Name string `json:"name"`
+	}
+	status, err := c.do(ctx, "publish_resolve", http.MethodPost, "/internal/v1/publish/resolve",
+		map[string]string{"app": app, "name": name}, &r, map[int]bool{http.StatusNotFound: true})
+	if err != nil {
+		return "", err
+	}
+	if status == http.StatusNotFound || r.Name == "" {
+		return "", ErrNotFound
+	}
+	return r.Name, nil
+}
+
 // Directory lists the live origins holding app/name, most recent first.
 // ErrNotFound when nobody holds it.
 func (c *Client) Directory(ctx context.Context, app, name string) ([]Origin, error) {

@@ -16,11 +16,23 @@ type OriginLister interface {
 	LiveOrigins(ctx context.Context) ([]cluster.Node, error)
 }
 
+// NameResolver maps the name a publish arrived with to its stream's public
+// name (the key used as the name, OBS style, to the stream's name);
+// cluster.Client implements it.
+type NameResolver interface {
+	ResolvePublishName(ctx context.Context, app, name string) (string, error)
+}
+
 // ForwarderParams configures a Forwarder. Zero durations select defaults.
 type ForwarderParams struct {
 	// Origins, if set, lists the live origins; when it fails the static
 	// list is used.
-	Origins       OriginLister
+	Origins OriginLister
+	// Names, if set, resolves a publish's name to the public name that is
+	// hashed, so that a stream goes to the same origin whether its
+	// encoder uses NAME?key=KEY or the key as the name. When it fails, the
+	// name as given is hashed.
+	Names         NameResolver
 	StaticOrigins []string
 	// LookupTimeout bounds the origin lookup (default 1 s); DialTimeout
 	// bounds connecting and the origin's answer to publish (default 5 s).
@@ -77,7 +89,25 @@ func (f *Forwarder) Choose(ctx context.Context, app, name string) ([]string, err
 	if len(addrs) == 0 {
 		return nil, ErrNoOrigin
 	}
-	return cluster.Rank(app+"/"+name, addrs), nil
+	return cluster.Rank(app+"/"+f.publicName(ctx, app, name), addrs), nil
+}
+
+// publicName is the name Choose hashes: Names' answer, else name. The
+// name may be a key, so it is never logged.
+func (f *Forwarder) publicName(ctx context.Context, app, name string) string {
+	if f.p.Names == nil {
+		return name
+	}
+	lctx, cancel := context.WithTimeout(ctx, f.p.LookupTimeout)
+	defer cancel()
+	pub, err := f.p.Names.ResolvePublishName(lctx, app, name)
+	if err != nil {
+		if !errors.Is(err, cluster.ErrNotFound) {
+			f.log.Warn("publish name not resolved; hashing it as given", "app", app, "err", err)
+		}
+		return name
+	}
+	return pub
 }
 
 // Forward is one publish forwarded to an origin.

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -112,5 +113,40 @@ func TestForwarderHashesAndRelaysRefusal(t *testing.T) {
 	}
 	if _, err := NewForwarder(ForwarderParams{}).Open(ctx, "live", "foo", ""); !errors.Is(err, ErrNoOrigin) {
 		t.Fatalf("no origins: %v", err)
+	}
+}
+
+type keyNames map[string]string // key -> public name
+
+func (k keyNames) ResolvePublishName(_ context.Context, _, name string) (string, error) {
+	if pub, ok := k[name]; ok {
+		return pub, nil
+	}
+	if name == "unreachable" {
+		return "", errors.New("control plane down")
+	}
+	return name, nil
+}
+
+// A key used as the name is hashed as its stream's public name; when the
+// name cannot be resolved it is hashed as given.
+func TestForwarderHashesPublicName(t *testing.T) {
+	var addrs []string
+	var nodes staticLister
+	for i := range 8 {
+		a := fmt.Sprintf("10.0.0.%d:1935", i+1)
+		addrs = append(addrs, a)
+		nodes = append(nodes, cluster.Node{Name: fmt.Sprint(i), RTMPAddress: a, Alive: true})
+	}
+	f := NewForwarder(ForwarderParams{Origins: nodes, Names: keyNames{"k-secret": "show"}})
+	ctx := context.Background()
+	byKey, _ := f.Choose(ctx, "live", "k-secret")
+	byName, _ := f.Choose(ctx, "live", "show")
+	if byKey[0] != byName[0] || byKey[0] != cluster.Pick("live/show", addrs) {
+		t.Fatalf("key form -> %s, name form -> %s, want both %s", byKey[0], byName[0], cluster.Pick("live/show", addrs))
+	}
+	down, _ := f.Choose(ctx, "live", "unreachable")
+	if down[0] != cluster.Pick("live/unreachable", addrs) {
+		t.Fatalf("unresolved name hashed to %s, want the name as given", down[0])
 	}
 }

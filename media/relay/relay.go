@@ -173,7 +173,7 @@ func New(p Params) (*Relay, error) {
 		fp := edge.ForwarderParams{StaticOrigins: p.StaticOrigins, Logger: p.Logger}
 		if r.client != nil {
 			ep.Directory = r.client
-			fp.Origins = r.client
+			fp.Origins, fp.Names = r.client, r.client
 		}
 		r.edge = edge.New(ep)
 		r.forward = edge.NewForwarder(fp)

@@ -251,8 +251,9 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 	}
 }
 
-// (d) a publish at an edge reaches the origin chosen by consistent hashing,
-// and a refusal at the origin reaches the encoder.
+// (d) a publish at an edge reaches the origin chosen by consistent hashing
+// of the stream's public name (also when the key is used as the name), and
+// a refusal at the origin reaches the encoder.
 func TestRelayPublishAtEdge(t *testing.T) {
 	cp := startControlPlane(t)
 	// Streams are created before the relays heartbeat into the database.
@@ -311,6 +312,18 @@ func TestRelayPublishAtEdge(t *testing.T) {
 			if strings.Contains(st.Path, cp.Stream.PublishKey) {
 				t.Errorf("the stream key shows on an edge as %q", st.Path)
 			}
+		}
+	}
+	// It went to the origin live/foo hashes to, as a NAME?key= publish would
+	// (the edge resolved the key to the public name before hashing).
+	want := cluster.Pick("live/foo", []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
+	eventually(t, 15*time.Second, "key-as-name publish live at the origin live/foo hashes to", func() bool {
+		st, ok := findStream(origins[want].Streams(), "live/foo")
+		return ok && st.Live
+	})
+	for addr, o := range origins {
+		if st, ok := findStream(o.Streams(), "live/foo"); ok && st.Live && addr != want {
+			t.Errorf("key-as-name publish live at %s, not at the hashed origin %s", addr, want)
 		}
 	}
 	pub.Stop()
