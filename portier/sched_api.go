@@ -126,12 +126,11 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 		schedErr(c, http.StatusBadRequest, "malformed_json", "status report: "+err.Error())
 		return
 	}
-	if !models.ConciergeReportable(r.State) {
-		schedErr(c, http.StatusBadRequest, "invalid", "state must be one of starting, running, backoff, failed, stopping, stopped")
+	rep, bad := toStoreReport(r)
+	if bad != "" {
+		schedErr(c, http.StatusBadRequest, "invalid", bad)
 		return
 	}
-	rep := models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
-		Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}
 	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.schedNow(), s.schedLease())
 	switch {
 	case errors.Is(err, models.ErrStaleEpoch):
@@ -180,12 +179,12 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 			schedErr(c, http.StatusBadRequest, "invalid", "reports["+strconv.Itoa(i)+"].task_id must be a positive integer")
 			return
 		}
-		if !models.ConciergeReportable(r.State) {
-			schedErr(c, http.StatusBadRequest, "invalid", "reports["+strconv.Itoa(i)+"].state must be one of starting, running, backoff, failed, stopping, stopped")
+		rep, bad := toStoreReport(r.StatusReport)
+		if bad != "" {
+			schedErr(c, http.StatusBadRequest, "invalid", "reports["+strconv.Itoa(i)+"]."+bad)
 			return
 		}
-		reps[i] = models.TaskReport{TaskID: r.TaskID, StatusReport: models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
-			Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}}
+		reps[i] = models.TaskReport{TaskID: r.TaskID, StatusReport: rep}
 	}
 	res, err := s.p.Store.ReportTaskStatuses(c.Request.Context(), name, reps, s.schedNow(), s.schedLease())
 	if err != nil {
@@ -258,6 +257,16 @@ func (s *Server) conciergeHandoff(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, wire.HandoffAnswer{Waiting: waiting})
+}
+
+// toStoreReport checks a concierge's report and converts it for the store,
+// keeping the end of its error text and log tail; bad says what is wrong.
+func toStoreReport(r wire.StatusReport) (rep models.StatusReport, bad string) {
+	if !models.ConciergeReportable(r.State) {
+		return rep, "state must be one of starting, running, backoff, failed, stopping, stopped"
+	}
+	return models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
+		Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}, ""
 }
 
 // truncateTail keeps the last max bytes of s, on a UTF-8 boundary.

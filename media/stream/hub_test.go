@@ -668,3 +668,28 @@ func TestJoinDuringWritesHasNoGapsOrDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// Internal readers count in Readers and, apart, in InternalReaders.
+func TestInternalReadersCounted(t *testing.T) {
+	h := NewHub(HubParams{})
+	defer h.Close()
+	p := mustPublish(t, h, "live/in", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	viewer, err := h.Read(ctxT(t, 5*time.Second), "live/in", ReaderParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	task, err := h.Read(ctxT(t, 5*time.Second), "live/in", ReaderParams{Internal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, _ := h.Stream("live/in")
+	if si.Readers != 2 || si.InternalReaders != 1 {
+		t.Fatalf("readers %d, internal %d; want 2 and 1", si.Readers, si.InternalReaders)
+	}
+	task.Close()
+	if si, _ = h.Stream("live/in"); si.Readers != 1 || si.InternalReaders != 0 {
+		t.Fatalf("after the internal reader left: readers %d, internal %d", si.Readers, si.InternalReaders)
+	}
+}
