@@ -166,9 +166,16 @@ func TestRunStreamStatistics(t *testing.T) {
 		}
 		return false
 	})
-	time.Sleep(2500 * time.Millisecond) // two heartbeats with the task
-	if v := get(); v.Stats == nil || v.Stats.Viewers != 5 {
-		t.Fatalf("viewers with a record task running = %+v, want 5 (the task is not a viewer)", v.Stats)
+	// Over the next heartbeats (every second) the count stays at 5.
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); {
+		if v := get(); v.Stats == nil || v.Stats.Viewers != 5 {
+			t.Fatalf("viewers with a record task running = %+v, want 5 (the task is not a viewer)", v.Stats)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 
 	// The UI: a JPEG thumbnail for the signed-in admin, and the detail
