@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // CompileConfig loads one task config (ErrNotFound when deleted).
@@ -206,15 +207,34 @@ func stopCols(reason string) map[string]any {
 // stream except those of the given types (pull tasks feed the stream and
 // outlive its publishes). It returns how many tasks it stopped.
 func (s *Store) StopStreamTasks(ctx context.Context, streamID int64, reason string, exceptTypes ...string) (int64, error) {
-	q := s.db(ctx).Model(&Task{}).Where("stream_id = ? AND desired_state = ?", streamID, DesiredRunning)
-	if len(exceptTypes) > 0 {
-		q = q.Where("type NOT IN ?", exceptTypes)
-	}
-	res := q.Updates(stopCols(reason))
-	if res.Error != nil {
-		return 0, fmt.Errorf("stop tasks of stream %d: %w", streamID, res.Error)
-	}
-	return res.RowsAffected, nil
+	var n int64
+	err := s.Tx(ctx, func(tx *Store) error {
+		q := tx.db(ctx).Model(&Task{}).Where("stream_id = ? AND desired_state = ?", streamID, DesiredRunning)
+		if len(exceptTypes) > 0 {
+			q = q.Where("type NOT IN ?", exceptTypes)
+		}
+		var ids []int64
+		q = q.Order("id")
+		if tx.dialect == DialectPostgres {
+			// Lock in ascending ids, as every locker of several task
+			// rows does (a concierge's report batch, a drain), so that
+			// they never deadlock.
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Pluck("id", &ids).Error; err != nil {
+			return fmt.Errorf("tasks of stream %d: %w", streamID, err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		res := tx.db(ctx).Model(&Task{}).Where("id IN ? AND desired_state = ?", ids, DesiredRunning).Updates(stopCols(reason))
+		if res.Error != nil {
+			return fmt.Errorf("stop tasks of stream %d: %w", streamID, res.Error)
+		}
+		n = res.RowsAffected
+		return nil
+	})
+	return n, err
 }
 
 // StopCompiledTask sets one task's desired state to stopped.

@@ -545,8 +545,10 @@ func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) 
 			return fmt.Errorf("concierge %s: %w", node, ErrNotFound)
 		}
 		var rows []SchedTask
+		// Ascending ids, like every other locker of several task rows
+		// (ReportTaskStatuses, StopStreamTasks), so that they never deadlock.
 		q := tx.db(ctx).Table("tasks").Select(taskCols).
-			Where("node_name = ? AND desired_state = ? AND state IN ?", node, DesiredRunning, activeStates)
+			Where("node_name = ? AND desired_state = ? AND state IN ?", node, DesiredRunning, activeStates).Order("id")
 		if tx.dialect == DialectPostgres {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 		}
