@@ -56,9 +56,13 @@ func (s *Store) LiveCompileInputs(ctx context.Context, ids []int64, exceptType s
 type LiveCompiler func(streams map[int64]*Stream, cfgs []TaskConfig) []*Task
 
 // SetLiveCompiler makes AddOrigin create, with fn, the tasks of a stream
-// that goes live, in the transaction that marks it live. Without one,
-// going live creates no tasks.
+// that goes live, in the transaction that marks it live. Without one (or
+// after SetLiveCompiler(nil)), going live creates no tasks.
 func (s *Store) SetLiveCompiler(fn LiveCompiler) {
+	if fn == nil {
+		s.live.Store(nil)
+		return
+	}
 	s.live.Store(&fn)
 }
 
@@ -80,29 +84,11 @@ func (s *Store) compileLiveTx(ctx context.Context, ids []int64) error {
 	return err
 }
 
-// CreateLiveTasks inserts tasks compiled because their streams went live,
-// in one transaction: those of streams that are live at commit and whose
-// config has no active task (desired state running). A stream that went
-// offline meanwhile gets none (on Postgres its row is share-locked, so an
-// offline transition waits for this one and then stops what it inserted).
-// It returns the tasks it inserted.
-func (s *Store) CreateLiveTasks(ctx context.Context, tasks []*Task) ([]*Task, error) {
-	if len(tasks) == 0 {
-		return nil, nil
-	}
-	var out []*Task
-	err := s.Tx(ctx, func(tx *Store) error {
-		var err error
-		out, err = tx.createLiveTasksTx(ctx, tasks)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// createLiveTasksTx is CreateLiveTasks inside the caller's transaction.
+// createLiveTasksTx inserts, inside the caller's transaction, the tasks of
+// streams that are live and whose config has no active task (desired state
+// running), each config at most once; it returns the tasks it inserted. On
+// Postgres the streams' rows are share-locked, so an offline transition
+// waits for this transaction and then stops what it inserted.
 func (s *Store) createLiveTasksTx(ctx context.Context, tasks []*Task) ([]*Task, error) {
 	if len(tasks) == 0 {
 		return nil, nil

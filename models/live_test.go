@@ -227,19 +227,37 @@ func TestCompiledTasks(t *testing.T) {
 				return &models.Task{ConfigID: &id, StreamID: st.ID, Type: cfg.Type, DesiredState: models.DesiredRunning, State: models.TaskPending,
 					Description: models.TaskDescription{Command: "ffmpeg", Args: []string{"-i", "x"}, Cost: 1}}
 			}
-			// Tasks of a stream that went live: none while it is offline
-			// (it went offline before the batch ran), one per config once.
-			if out, err := s.CreateLiveTasks(ctx, []*models.Task{mk()}); err != nil || len(out) != 0 {
-				t.Fatalf("offline stream: %d tasks created (%v), want 0", len(out), err)
+			// Going live creates the tasks in AddOrigin's transaction: one
+			// per config, even when the compiler returns it twice, and none
+			// again while a task of the config is active.
+			calls := 0
+			s.SetLiveCompiler(func(sts map[int64]*models.Stream, cfgs []models.TaskConfig) []*models.Task {
+				calls++
+				if len(cfgs) != 1 || cfgs[0].ID != cfg.ID || sts[st.ID] == nil {
+					t.Errorf("compiler got %d configs, streams %v", len(cfgs), sts)
+				}
+				return []*models.Task{mk(), mk()}
+			})
+			defer s.SetLiveCompiler(nil)
+			countTasks := func() int {
+				all, _, err := s.ListTasks(ctx, models.TaskFilter{StreamID: st.ID})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(all)
 			}
-			if _, err := s.AddOrigin(ctx, st.ID, "origin-1", time.Now(), true, nil); err != nil {
-				t.Fatal(err)
+			if went, err := s.AddOrigin(ctx, st.ID, "origin-1", time.Now(), true, nil); err != nil || !went {
+				t.Fatalf("went live %v, %v", went, err)
 			}
-			if out, err := s.CreateLiveTasks(ctx, []*models.Task{mk(), mk()}); err != nil || len(out) != 1 {
-				t.Fatalf("live stream: %d tasks created (%v), want 1", len(out), err)
+			if n := countTasks(); n != 1 || calls != 1 {
+				t.Fatalf("after going live: %d tasks from %d compiler calls, want 1 and 1", n, calls)
 			}
-			if out, err := s.CreateLiveTasks(ctx, []*models.Task{mk()}); err != nil || len(out) != 0 {
-				t.Fatalf("again: %d tasks created (%v), want 0", len(out), err)
+			// A second origin: the stream was live already, nothing compiled.
+			if went, err := s.AddOrigin(ctx, st.ID, "origin-2", time.Now(), true, nil); err != nil || went {
+				t.Fatalf("second origin: went live %v, %v", went, err)
+			}
+			if n := countTasks(); n != 1 || calls != 1 {
+				t.Fatalf("after a second origin: %d tasks from %d compiler calls", n, calls)
 			}
 			live, err := s.ActiveConfigTask(ctx, cfg.ID)
 			if err != nil {
