@@ -22,6 +22,7 @@ import (
 
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/dirlock"
 )
 
 // Params configures a concierge.
@@ -169,18 +170,36 @@ func (c *Concierge) wake() {
 // ends; then it drains: hands its tasks back, waits (bounded) until they run
 // elsewhere, stops its processes and returns.
 func (c *Concierge) Run(ctx context.Context) error {
+	// The data dir holds the embedded supervisord, its program files (task
+	// command lines with their keys) and the task logs: private, and one
+	// concierge's alone (two would share one supervisord).
+	if err := supervisor.PrivateDir(c.p.DataDir); err != nil {
+		return fmt.Errorf("--data-dir %s: %w", c.p.DataDir, err)
+	}
+	release, err := dirlock.Lock(c.p.DataDir, "concierge")
+	if err != nil {
+		return err
+	}
+	defer release()
+	// Listen before supervisord starts, so that a taken --http-addr stops
+	// the concierge before it has anything to clean up.
+	var ln net.Listener
+	if c.p.HTTPAddr != "" {
+		if ln, err = net.Listen("tcp", c.p.HTTPAddr); err != nil {
+			return fmt.Errorf("--http-addr %s: %w", c.p.HTTPAddr, err)
+		}
+	}
 	if err := c.startSupervisor(ctx); err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	defer c.closeSupervisor()
-	if c.p.HTTPAddr != "" {
+	if ln != nil {
 		hctx, stopHTTP := context.WithCancel(context.Background())
 		defer stopHTTP()
-		addr, err := c.serveHTTP(hctx)
-		if err != nil {
-			return fmt.Errorf("--http-addr %s: %w", c.p.HTTPAddr, err)
-		}
-		c.httpAddr.Store(addr)
+		c.httpAddr.Store(c.serveHTTP(hctx, ln))
 	}
 	if err := c.registerLoop(ctx); err != nil {
 		return nil // cancelled before registering: nothing to hand back

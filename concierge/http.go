@@ -54,8 +54,8 @@ func newMetrics(c *Concierge) *metrics {
 	return m
 }
 
-// serveHTTP serves /healthz, /readyz and /metrics on p.HTTPAddr until ctx ends.
-func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
+// serveHTTP serves /healthz, /readyz and /metrics on l until ctx ends.
+func (c *Concierge) serveHTTP(ctx context.Context, l net.Listener) net.Addr {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -75,10 +75,6 @@ func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
 		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(c.m.reg, promhttp.HandlerOpts{}))
-	l, err := net.Listen("tcp", c.p.HTTPAddr)
-	if err != nil {
-		return nil, err
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -91,5 +87,5 @@ func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	return l.Addr(), nil
+	return l.Addr()
 }

@@ -131,6 +131,13 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 		schedErr(c, http.StatusBadRequest, "invalid", bad)
 		return
 	}
+	one := []models.TaskReport{{TaskID: id, StatusReport: rep}}
+	if err := s.redactReports(c.Request.Context(), one); err != nil {
+		s.log.Error("task status", "node", name, "task", id, "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the report")
+		return
+	}
+	rep = one[0].StatusReport
 	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.schedNow(), s.schedLease())
 	switch {
 	case errors.Is(err, models.ErrStaleEpoch):
@@ -185,6 +192,11 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 			return
 		}
 		reps[i] = models.TaskReport{TaskID: r.TaskID, StatusReport: rep}
+	}
+	if err := s.redactReports(c.Request.Context(), reps); err != nil {
+		s.log.Error("task status batch", "node", name, "reports", len(reps), "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the reports")
+		return
 	}
 	res, err := s.p.Store.ReportTaskStatuses(c.Request.Context(), name, reps, s.schedNow(), s.schedLease())
 	if err != nil {

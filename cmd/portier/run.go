@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge"
+	"github.com/portier/portier/internal/dirlock"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -78,13 +79,20 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	// The data dir holds the database (keys, password hashes) and the
+	// concierge's task files: this user's alone, and one process's.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create --data-dir: %w", err)
 	}
 	dataAbs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
+	unlock, err := dirlock.Lock(dataAbs, "portier run")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	store, release, err := openControlStore(ctx, filepath.Join(dataAbs, "portier.db"), 1)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -172,6 +173,10 @@ func openControlStore(ctx context.Context, dsn string, replicas int) (*models.St
 		if release, err = lockFile(dsn + ".lock"); err != nil {
 			return nil, nil, err
 		}
+		if err := privateSQLite(dsn); err != nil {
+			release()
+			return nil, nil, err
+		}
 	}
 	store, err := models.Open(ctx, dsn)
 	if err != nil {
@@ -179,6 +184,27 @@ func openControlStore(ctx context.Context, dsn string, replicas int) (*models.St
 		return nil, nil, err
 	}
 	return store, release, nil
+}
+
+// privateSQLite makes the SQLite database (stream keys, password and token
+// hashes) readable by this user only: it creates the file 0600 before
+// SQLite opens it (SQLite gives its -wal and -shm files the database's
+// mode) and narrows the mode of existing files.
+func privateSQLite(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("database file mode: %w", err)
+		}
+	}
+	return nil
 }
 
 // lockFile takes an exclusive, non-blocking flock on path. The kernel drops
