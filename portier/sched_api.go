@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -42,23 +40,15 @@ func schedErr(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
 }
 
-// conciergeAuth accepts the cluster token, or a loopback caller when the
-// server trusts loopback (portier run).
+// conciergeAuth accepts the cluster token only: assignments carry full task
+// command lines with their keys, so no source address is trusted for them
+// (not loopback, not a --hook-allow network).
 func (s *Server) conciergeAuth(c *gin.Context) {
 	if tok := s.p.ClusterToken; tok != "" {
 		if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") &&
 			subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, "Bearer ")), []byte(tok)) == 1 {
 			c.Next()
 			return
-		}
-	}
-	if s.p.TrustLoopback {
-		host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
-		if err == nil {
-			if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
-				c.Next()
-				return
-			}
 		}
 	}
 	schedErr(c, http.StatusUnauthorized, "unauthenticated", "concierge endpoints need the cluster token: send Authorization: Bearer TOKEN")

@@ -35,6 +35,7 @@ type runConfig struct {
 	PublicHost  string
 	Capacity    int // 0: the number of CPUs
 	NoConcierge bool
+	HookAllow   string // parsed by portier.ParseHookAllow
 	LogLevel    string
 }
 
@@ -47,6 +48,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
+	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 }
 
@@ -63,13 +65,15 @@ func (c *runConfig) validate() error {
 	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
 	p.add(checkPublicHost(c.PublicHost))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
+	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
 	return p.err()
 }
 
 // runAll is `portier run`: the control plane, an origin relay and a concierge
-// in one process, on SQLite in --data-dir. Node and hook calls stay on
-// loopback, authenticated by a cluster token made for this process.
+// in one process, on SQLite in --data-dir. Its roles call the control plane
+// on loopback with a cluster token made for this process; loopback alone
+// is trusted for nothing (media-server hooks: --hook-allow).
 func runAll(ctx context.Context, args []string) error {
 	cfg, err := loadConfig[runConfig]("run", args)
 	if err != nil {
@@ -118,10 +122,15 @@ func runAll(ctx context.Context, args []string) error {
 		return fmt.Errorf("--rtmp-addr: %w", err)
 	}
 	token := randomToken()
+	allow, err := portier.ParseHookAllow(cfg.HookAllow)
+	if err != nil {
+		return fmt.Errorf("--hook-allow: %w", err)
+	}
 
 	srv, err := portier.New(portier.Params{
-		Store: store, ClusterToken: token, TrustLoopback: true, Logger: logger,
+		Store: store, ClusterToken: token, Logger: logger,
 		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort,
+		Hooks: portier.HookParams{Allow: allow},
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
 			RecordDir:    filepath.Join(dataAbs, "recordings"),

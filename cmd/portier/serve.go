@@ -47,7 +47,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RTMPPort, "rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
 	fs.StringVar(&c.PlayHTTPBase, "play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
 	fs.IntVar(&c.Replicas, "replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
-	fs.StringVar(&c.HookAllow, "hook-allow", "", "per-dialect source networks whose hook calls need no cluster token, e.g. \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx)")
+	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.HookOriginTTL, "hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
 	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
@@ -67,9 +67,7 @@ func (c *serveConfig) validate() error {
 	if c.PlayHTTPBase != "" {
 		p.add(checkURL("play-http-base", c.PlayHTTPBase, "http://edge.example:8081", "http", "https"))
 	}
-	if _, err := portier.ParseHookAllow(c.HookAllow); err != nil {
-		p.add(invalid("hook-allow", "--hook-allow: %v", err))
-	}
+	p.add(checkHookAllow(c.HookAllow))
 	if _, err := portier.ParseOriginTTL(c.HookOriginTTL); err != nil {
 		p.add(invalid("hook-origin-ttl", "--hook-origin-ttl: %v", err))
 	}
@@ -81,6 +79,18 @@ func (c *serveConfig) validate() error {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
 	return p.err()
+}
+
+// hookAllowHelp is the help of --hook-allow (serve and run).
+const hookAllowHelp = "source networks whose media-server hook calls (/hooks/*) need no cluster token, e.g. \"127.0.0.1/32,10.0.0.0/8\", " +
+	"or per dialect \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx); default none: every call presents the token"
+
+// checkHookAllow checks a --hook-allow.
+func checkHookAllow(s string) error {
+	if _, err := portier.ParseHookAllow(s); err != nil {
+		return invalid("hook-allow", "--hook-allow: %v", err)
+	}
+	return nil
 }
 
 // checkDatabaseURL checks a --database-url without ever showing it: a
