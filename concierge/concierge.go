@@ -35,8 +35,11 @@ type Params struct {
 	// Capacity is the task-cost budget (default: the number of CPUs).
 	Capacity int
 	Labels   map[string]string
-	// RelayRTMP is the relay this host's tasks use (announced as the node's
-	// rtmp_address, and given to tasks as PORTIER_RELAY_RTMP).
+	// RelayRTMP is the relay this host's tasks use, host:port or a base URL:
+	// their relay arguments (the stream they read, the stream a pull
+	// publishes) are rebased onto it (wire.Description.Rebase); empty keeps
+	// the control plane's relay. Announced as the node's rtmp_address, and
+	// given to tasks as PORTIER_RELAY_RTMP.
 	RelayRTMP string
 	// SupervisorURL drives an existing supervisord (http://… or unix://…),
 	// writing program sections into SupervisorIncludeDir. Empty starts an

@@ -45,12 +45,25 @@ type run struct {
 	red       *redact.Redactor
 }
 
-func newRun(t wire.Task) *run {
+// newRun is the run of t; relay is the base URL of the relay near this host
+// ("" for none): the task reads its stream from there (and a pull publishes
+// there), not from the control plane's fallback relay.
+func newRun(t wire.Task, relay string) *run {
 	r := &run{task: t, name: progName(t.ID, t.Epoch)}
 	if err := json.Unmarshal(t.Description, &r.desc); err != nil {
 		r.descErr = fmt.Errorf("task description: %w", err)
 	} else if r.desc.Command == "" {
 		r.descErr = errors.New("task description has no command")
+	}
+	r.desc = r.desc.Rebase(relay)
+	return r
+}
+
+// relayBase is Params.RelayRTMP as a base URL (it may be host:port).
+func (c *Concierge) relayBase() string {
+	r := strings.TrimRight(c.p.RelayRTMP, "/")
+	if r != "" && !strings.Contains(r, "://") {
+		r = "rtmp://" + r
 	}
 	return r
 }
@@ -165,7 +178,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 	for name, t := range desired {
 		r := c.runs[name]
 		if r == nil {
-			r = newRun(t)
+			r = newRun(t, c.relayBase())
 			c.runs[name] = r
 		}
 		if r.fenced {

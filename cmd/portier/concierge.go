@@ -41,7 +41,7 @@ func (c *conciergeConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of this host (default: number of CPUs)")
 	fs.StringVar(&c.Labels, "labels", "", "node labels k=v,k2=v2 that tasks can require")
 	fs.StringVar(&c.DataDir, "data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
-	fs.StringVar(&c.RelayRTMP, "relay-rtmp", "", "relay near this host, host:port or rtmp://host:port (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
+	fs.StringVar(&c.RelayRTMP, "relay-rtmp", "", "relay near this host, host:port or rtmp://host:port: tasks read their stream from it and pulls publish to it (default: the control plane's --relay-rtmp-url); announced to the control plane, given to tasks as PORTIER_RELAY_RTMP")
 	fs.StringVar(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary (name on PATH or path)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8082", "HTTP listen address for /healthz, /readyz and /metrics (empty: none)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long to wait for handed-back tasks to run elsewhere before stopping them")

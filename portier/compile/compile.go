@@ -96,6 +96,15 @@ type Description struct {
 	// Version is the hash of everything that affects the running process
 	// (see Hash); a config edit that keeps it unchanged needs no restart.
 	Version string `json:"version"`
+	// Relay is the relay base URL the description was compiled against
+	// (Env.RelayRTMPURL), and RelayArgs the indexes of the arguments that
+	// are URLs on it: the input of restream, record and HLS tasks, the
+	// output of pulls. A concierge that names the relay near its host
+	// (portier concierge --relay-rtmp) puts its own base in their place, so
+	// Relay is only the fallback. Both follow from Args, so Hash leaves
+	// them out.
+	Relay     string `json:"relay,omitempty"`
+	RelayArgs []int  `json:"relay_args,omitempty"`
 }
 
 // Hash is a stable digest of the parts of d that affect the running process:
@@ -168,6 +177,7 @@ func Compile(cfg TaskConfigInput, st StreamState, env Env) (Description, error) 
 	}
 	d.Type = cfg.Type
 	d.Command = env.FFmpeg
+	d.Relay = strings.TrimRight(env.RelayRTMPURL, "/")
 	if len(cfg.Labels) > 0 {
 		d.Labels = make(map[string]string, len(cfg.Labels))
 		for k, v := range cfg.Labels {
@@ -202,6 +212,16 @@ func commonInput(url string) []string {
 		a = append(a, "-rw_timeout", "10000000")
 	}
 	return append(a, "-i", url)
+}
+
+// inputArg is the index of the input URL in args (after commonInput's "-i").
+func inputArg(args []string) int {
+	for i, a := range args {
+		if a == "-i" {
+			return i + 1
+		}
+	}
+	return -1
 }
 
 // relayURL is the relay URL of the stream st (where pulls publish).
