@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,5 +219,57 @@ func TestRunDataDirLock(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("error does not say %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestRunNoLoopbackTrust: `portier run` trusts no caller for being on
+// loopback (behind a reverse proxy on the same host, everyone is): the
+// concierge API (task command lines with keys) and the node API answer 401
+// without the cluster token, and so do the media-server hooks unless
+// --hook-allow lists the caller's network.
+func TestRunNoLoopbackTrust(t *testing.T) {
+	nginxPublish := func(a *allInOne, key string) int {
+		t.Helper()
+		form := url.Values{"call": {"publish"}, "app": {"live"}, "name": {"lo1"}, "addr": {"127.0.0.1"}, "key": {key}}
+		resp, err := http.Post("http://"+a.http+"/hooks/nginx-rtmp", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	anonymous := func(a *allInOne) {
+		t.Helper()
+		for _, p := range []string{"/internal/v1/concierge/e2e-concierge/assignments?wait_ms=0", "/internal/v1/nodes", "/internal/v1/directory/live/lo1"} {
+			resp, err := http.Get("http://" + a.http + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("anonymous GET %s from loopback: HTTP %d %s, want 401", p, resp.StatusCode, body)
+			}
+		}
+	}
+	createStream := func(a *allInOne) string {
+		t.Helper()
+		var st apiStream
+		if code := a.api(t, "POST", "/api/v1/streams", map[string]any{"name": "lo1"}, &st); code != http.StatusCreated {
+			t.Fatalf("create stream: HTTP %d", code)
+		}
+		return st.Key
+	}
+
+	a := startAllInOne(t)
+	anonymous(a)
+	if code := nginxPublish(a, createStream(a)); code != http.StatusUnauthorized {
+		t.Errorf("nginx-rtmp hook from loopback without token or --hook-allow: HTTP %d, want 401", code)
+	}
+
+	b := startAllInOne(t, "--hook-allow", "127.0.0.1/32")
+	anonymous(b) // --hook-allow opens the hooks only
+	if code := nginxPublish(b, createStream(b)); code != http.StatusOK {
+		t.Errorf("nginx-rtmp hook from loopback with --hook-allow 127.0.0.1/32: HTTP %d, want 200", code)
 	}
 }
