@@ -156,6 +156,10 @@ func runAll(ctx context.Context, args []string) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The concierge stops when run returns for any reason (not only on a
+	// signal), so the wait above never hangs with its supervisord running.
+	cctx, stopConcierge := context.WithCancel(ctx)
+	defer stopConcierge()
 	if !cfg.NoConcierge {
 		c, err := concierge.New(concierge.Params{
 			Control: control, ClusterToken: token, Name: cfg.Name + "-concierge", Capacity: cfg.Capacity,
@@ -169,7 +173,7 @@ func runAll(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := c.Run(cctx); err != nil && !errors.Is(err, context.Canceled) {
 				logger.Error("embedded concierge stopped", "err", err)
 			}
 		}()
