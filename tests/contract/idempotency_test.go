@@ -175,8 +175,14 @@ func TestNoImplicitLoopbackTrust(t *testing.T) {
 				t.Errorf("anonymous loopback GET %s: %d %s, want 401", p, r.status, r.body)
 			}
 		}
-		if r := e.do("POST", "/internal/v1/concierge/c1/status", "application/json", `{"reports":[{"task_id":1,"epoch":1,"state":"running"}]}`); r.status != 401 {
-			t.Errorf("anonymous loopback status report: %d, want 401", r.status)
+		for p, body := range map[string]string{
+			"/internal/v1/concierge/c1/status":      `{"reports":[{"task_id":1,"epoch":1,"state":"running"}]}`,
+			"/internal/v1/nodes/register":           `{"name":"intruder","role":"concierge","capacity":1}`,
+			"/internal/v1/nodes/origin-1/heartbeat": `{"load":{}}`,
+		} {
+			if r := e.do("POST", p, "application/json", body); r.status != 401 {
+				t.Errorf("anonymous loopback POST %s: %d, want 401", p, r.status)
+			}
 		}
 	}
 	forEachStore(t, envOpts{}, func(t *testing.T, e *env) {
