@@ -269,6 +269,13 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 	}
 	r.nextStart = now.Add(delay)
 	tail, _ := c.drv.Tail(ctx, r.name, logTailBytes)
+	if len(tail) >= logTailBytes {
+		// The tail starts inside a line, maybe inside a key that the
+		// redaction below would no longer recognise: drop that line.
+		if i := strings.IndexByte(tail, '\n'); i >= 0 {
+			tail = tail[i+1:]
+		}
+	}
 	code := pi.ExitStatus
 	var exit *int
 	// ochinchina reports no exit status for FATAL (died within startsecs).

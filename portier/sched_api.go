@@ -261,14 +261,28 @@ func (s *Server) conciergeHandoff(c *gin.Context) {
 	c.JSON(http.StatusOK, wire.HandoffAnswer{Waiting: waiting})
 }
 
-// toStoreReport checks a concierge's report and converts it for the store,
-// keeping the end of its error text and log tail; bad says what is wrong.
+// toStoreReport checks a concierge's report and converts it for the store;
+// bad says what is wrong. Its error text and log tail are shortened by
+// redactReports, after redaction: a cut through a key would leave a piece
+// of it that no longer matches.
 func toStoreReport(r wire.StatusReport) (rep models.StatusReport, bad string) {
 	if !models.ConciergeReportable(r.State) {
 		return rep, "state must be one of starting, running, backoff, failed, stopping, stopped"
 	}
-	return models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
-		Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}, ""
+	return models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode, Error: r.Error, LogTail: r.LogTail}, ""
+}
+
+// truncateLog keeps the last max bytes of a log, from the start of a line:
+// a line cut at its start may begin inside a key.
+func truncateLog(s string, max int) string {
+	if len(s) <= max {
+		return strings.ToValidUTF8(s, "?")
+	}
+	s = truncateTail(s, max)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
 
 // truncateTail keeps the last max bytes of s, on a UTF-8 boundary.

@@ -10,10 +10,17 @@ import (
 // redactReports removes the secrets the control plane knows of each
 // reported task (its command line, its stream's publish key, its config's
 // target, key and source) from the reports' error texts and log tails,
-// before they are stored and shown to anyone who may read the task. The
-// concierge redacted them already; this is the second line, for concierges
-// of older versions and for secrets the concierge cannot know.
+// before they are stored and shown to anyone who may read the task, and
+// then shortens them to what is stored. The concierge redacted them
+// already; this is the second line, for concierges of older versions and
+// for secrets the concierge cannot know.
 func (s *Server) redactReports(ctx context.Context, reps []models.TaskReport) error {
+	defer func() {
+		for i := range reps {
+			reps[i].Error = truncateTail(reps[i].Error, maxErrorText)
+			reps[i].LogTail = truncateLog(reps[i].LogTail, maxLogTail)
+		}
+	}()
 	var ids []int64
 	for _, r := range reps {
 		if r.Error != "" || r.LogTail != "" {
