@@ -49,7 +49,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.HookOriginTTL, "hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
-	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to")
+	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to, unless their concierge names its own (concierge --relay-rtmp)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
 }
