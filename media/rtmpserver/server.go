@@ -273,6 +273,9 @@ func (s *Server) serve(nc net.Conn) {
 	req, err := c.Accept(s.ctx)
 	if err != nil {
 		ss.reason, ss.err = "handshake or connect failed", err
+		if errors.Is(err, rtmp.ErrChunkLimit) {
+			ss.reason = "chunk limits exceeded before authorisation"
+		}
 	} else {
 		ss.kind, ss.app = req.Kind.String(), req.App
 		switch req.Kind {

@@ -110,6 +110,9 @@ func pumpPublish(c *rtmp.ServerConn, pub *stream.Publisher) (string, error) {
 			if errors.Is(err, io.EOF) {
 				return "unpublished", nil
 			}
+			if errors.Is(err, rtmp.ErrChunkLimit) {
+				return "publisher exceeded chunk limits", err
+			}
 			return "publisher connection failed", err
 		}
 		u := toUnit(msg, ts.Unwrap(msg.Timestamp))
