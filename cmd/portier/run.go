@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -158,7 +159,7 @@ func runAll(ctx context.Context, args []string) error {
 		}()
 	}
 
-	hs := &http.Server{Handler: allInOneHandler(srv.Handler(), rel.HTTPHandler()), ReadHeaderTimeout: 10 * time.Second}
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), httpserve.Timeouts{})
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -210,7 +211,7 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := httpserve.NewServer(h, httpserve.Timeouts{})
 	log.Info("control plane listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

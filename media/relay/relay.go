@@ -17,6 +17,7 @@ import (
 
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/edge"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -69,10 +70,14 @@ type Params struct {
 	// come back before they are told the stream ended (default 5 s on
 	// origins, 1 s on edges, whose own wait is NoOriginTimeout).
 	PublisherGrace time.Duration
-	Capacity       int
-	Version        string
-	Labels         map[string]string
-	Logger         *slog.Logger
+	// HTTPTimeouts bound slow and idle HTTP clients of HTTPAddr (zero
+	// fields: httpserve.DefaultTimeouts); HTTP-FLV streams are exempt
+	// from the read and write timeouts and bound each write instead.
+	HTTPTimeouts httpserve.Timeouts
+	Capacity     int
+	Version      string
+	Labels       map[string]string
+	Logger       *slog.Logger
 }
 
 func (p *Params) validate() error {
@@ -226,7 +231,7 @@ func (r *Relay) Start(ctx context.Context) error {
 		return err
 	}
 	if r.httpLn != nil {
-		r.httpSrv = &http.Server{Handler: r.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		r.httpSrv = httpserve.NewServer(r.HTTPHandler(), r.p.HTTPTimeouts)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
