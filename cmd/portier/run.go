@@ -129,6 +129,9 @@ func runAll(ctx context.Context, args []string) error {
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		ControlURL: control, ClusterToken: token, Logger: logger,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+		// The relay API is served only through the control plane, which
+		// checks for an admin or the cluster token (MountRelay).
+		APIAuth: func(h http.Handler) http.Handler { return h },
 	})
 	if err != nil {
 		return err
@@ -159,6 +162,7 @@ func runAll(ctx context.Context, args []string) error {
 		}()
 	}
 
+	srv.MountRelay(rel.HTTPHandler())
 	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), httpserve.Timeouts{})
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
@@ -197,14 +201,12 @@ func runAll(ctx context.Context, args []string) error {
 }
 
 // allInOneHandler serves the control plane and, on the same address, the
-// relay's HTTP-FLV playback (*.flv) and its own API, metrics and probes under
-// /relay/.
+// relay's HTTP-FLV playback (*.flv). The relay's own API, metrics and probes
+// are under /relay/, served by the control plane (portier.Server.MountRelay)
+// so that its authentication guards the relay API.
 func allInOneHandler(control, relayHTTP http.Handler) http.Handler {
-	relayAPI := http.StripPrefix("/relay", relayHTTP)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasPrefix(r.URL.Path, "/relay/"):
-			relayAPI.ServeHTTP(w, r)
 		case strings.HasSuffix(r.URL.Path, ".flv") && strings.Count(r.URL.Path, "/") == 2:
 			relayHTTP.ServeHTTP(w, r)
 		default:

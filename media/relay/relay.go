@@ -74,10 +74,16 @@ type Params struct {
 	// fields: httpserve.DefaultTimeouts); HTTP-FLV streams are exempt
 	// from the read and write timeouts and bound each write instead.
 	HTTPTimeouts httpserve.Timeouts
-	Capacity     int
-	Version      string
-	Labels       map[string]string
-	Logger       *slog.Logger
+	// APIAuth guards the relay API (/api/v1/...), which shows publishers'
+	// addresses. Nil: Authorization: Bearer ClusterToken is required (a
+	// relay without a cluster token serves its API to nobody). `portier
+	// run` passes requests through because it serves the API only behind
+	// the control plane's own check (portier.Server.MountRelay).
+	APIAuth  func(http.Handler) http.Handler
+	Capacity int
+	Version  string
+	Labels   map[string]string
+	Logger   *slog.Logger
 }
 
 func (p *Params) validate() error {

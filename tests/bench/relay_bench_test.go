@@ -193,6 +193,7 @@ type relayProc struct {
 	role     string
 	rtmpAddr string
 	httpAddr string
+	token    string // the cluster token: the relay API needs it
 }
 
 // startRelayProc starts `portier relay --role role` on free loopback ports
@@ -209,7 +210,7 @@ func startRelayProcAt(tb testing.TB, cp *controlPlane, name, role, rtmpAddr, htt
 	args := append([]string{"relay", "--role", role, "--name", name, "--control", cp.URL,
 		"--cluster-token", cp.ClusterToken, "--rtmp-addr", rtmpAddr, "--http-addr", httpAddr,
 		"--rtsp-addr", "", "--log-level", "warn"}, extra...)
-	rp := &relayProc{portierProc: startPortier(tb, name, nil, args...), role: role, rtmpAddr: rtmpAddr, httpAddr: httpAddr}
+	rp := &relayProc{portierProc: startPortier(tb, name, nil, args...), role: role, rtmpAddr: rtmpAddr, httpAddr: httpAddr, token: cp.ClusterToken}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := waitHTTPOK(ctx, "http://"+httpAddr+"/readyz", rp.portierProc); err != nil {
