@@ -157,7 +157,8 @@ type StreamReport struct {
 // InternalPlayQuery is the query parameter of a play URL by which the
 // system's own players (concierge task inputs, the control plane's
 // thumbnail grabs) tell a relay that they are not viewers, e.g.
-// rtmp://edge/live/NAME?portier_internal=restream. Any value counts.
+// rtmp://edge/live/NAME?portier_internal=restream&portier_sig=…. It is
+// honoured only with a valid InternalPlaySigQuery (see IsInternalPlay).
 const InternalPlayQuery = "portier_internal"
 
 // PublishRequest asks whether a publish may start.

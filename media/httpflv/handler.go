@@ -198,5 +198,6 @@ func tag(u *stream.Unit) []byte {
 	case stream.KindAudio:
 		typ = flv.TagAudio
 	}
-	return flv.AppendTag(make([]byte, 0, len(u.Payload)+15), typ, uint32(u.DTS), u.Payload)
+	ts := flv.TagTimestamp(u.Kind == stream.KindData && u.Header, u.DTS)
+	return flv.AppendTag(make([]byte, 0, len(u.Payload)+15), typ, ts, u.Payload)
 }
