@@ -202,7 +202,13 @@ type PlayDecision struct {
 type Origin struct {
 	Name        string `json:"name"`
 	RTMPAddress string `json:"rtmp_address"`
+	// Role, when the directory says it, must be RoleOrigin: edges refuse
+	// to pull from anything else.
+	Role string `json:"role,omitempty"`
 }
+
+// RoleOrigin is the role of nodes that take publishes and serve edges.
+const RoleOrigin = "origin"
 
 // Node is one registered node, as listed by the control plane.
 type Node struct {

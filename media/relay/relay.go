@@ -187,6 +187,7 @@ func New(p Params) (*Relay, error) {
 			fp.Origins, fp.Names = r.client, r.client
 		}
 		r.edge = edge.New(ep)
+		fp.IsSelf = r.edge.IsSelf
 		r.forward = edge.NewForwarder(fp)
 		hp.OnDemand = r.edge.OnDemand
 		// Players may wait for an origin for up to NoOriginTimeout.
@@ -226,6 +227,10 @@ func (r *Relay) Start(ctx context.Context) error {
 			r.rtmpLn.Close()
 			return fmt.Errorf("relay: listen HTTP %s: %w", r.p.HTTPAddr, err)
 		}
+	}
+	if r.edge != nil {
+		// Before anything can pull: an edge never pulls from itself.
+		r.edge.SetSelf(r.rtmpLn.Addr().String(), r.AdvertisedRTMP(), r.p.AdvertiseAddr)
 	}
 	ctx, r.cancel = context.WithCancel(ctx)
 	if err := r.servers.start(ctx, r); err != nil {
