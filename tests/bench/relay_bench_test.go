@@ -62,7 +62,11 @@ func startPortier(tb testing.TB, name string, env []string, args ...string) *por
 	if err != nil {
 		tb.Fatalf("log for %s: %v", name, err)
 	}
-	cmd := exec.Command(peers.PortierBinary(tb), args...)
+	bin := os.Getenv("PORTIER_BENCH_BIN") // another build to measure, e.g. main's for a before/after comparison
+	if bin == "" {
+		bin = peers.PortierBinary(tb)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	// If the benchmark binary dies without cleanups, take the process along.
