@@ -14,7 +14,7 @@ import (
 // MountRelay serves an embedded relay's HTTP handler under /relay/
 // (`portier run`). Its API (/relay/api/...), which shows publishers'
 // addresses, needs the cluster token as Authorization: Bearer, or an
-// admin: a UI session or an API token with the admin scope. Its metrics and
+// admin: a UI session or an admin's API token with the read scope. Its metrics and
 // probes are open like every role's. Loopback is not trusted here: a
 // browser on the same machine is not the cluster.
 func (s *Server) MountRelay(h http.Handler) {
@@ -42,8 +42,10 @@ func (s *Server) serveRelay(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		if !p.IsAdmin() || !p.HasScope(models.ScopeAdmin) {
-			s.fail(c, errForbidden("the relay API needs the admin role (and, for tokens, the admin scope) or the cluster token"))
+		// A read of operational data: the admin role and the read scope
+		// (the admin scope guards user administration).
+		if !p.IsAdmin() || !p.HasScope(models.ScopeRead) {
+			s.fail(c, errForbidden("the relay API needs the admin role or the cluster token"))
 			return
 		}
 	}
