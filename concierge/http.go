@@ -81,7 +81,7 @@ func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := httpserve.NewServer(mux, httpserve.Timeouts{})
+	srv := httpserve.NewServer(mux, c.p.HTTPTimeouts)
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("http server", "err", err)

@@ -36,6 +36,7 @@ type runConfig struct {
 	Capacity    int // 0: the number of CPUs
 	NoConcierge bool
 	LogLevel    string
+	HTTP        httpTimeoutConfig
 }
 
 func (c *runConfig) flags(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.HTTP.flags(fs)
 }
 
 func (c *runConfig) validate() error {
@@ -64,6 +66,7 @@ func (c *runConfig) validate() error {
 	p.add(checkPublicHost(c.PublicHost))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	p.add(checkLogLevel(c.LogLevel))
+	c.HTTP.validate(&p)
 	return p.err()
 }
 
@@ -163,7 +166,7 @@ func runAll(ctx context.Context, args []string) error {
 	}
 
 	srv.MountRelay(rel.HTTPHandler())
-	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), httpserve.Timeouts{})
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
