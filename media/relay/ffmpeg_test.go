@@ -81,14 +81,19 @@ func TestInternalPlayNeedsProof(t *testing.T) {
 }
 
 // ffprobe lists exactly the published video and audio (h264, aac) on RTMP
-// and HTTP-FLV play: no data or subtitle stream.
+// and HTTP-FLV play, at an origin and through an edge: no data or subtitle
+// stream.
 func TestFFprobeSeesOnlyVideoAndAudio(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	r := originWithFFmpeg(t, ctx, "tok", "probe")
+	// An edge pulling from the origin serves the same.
+	e := start(t, Params{Role: RoleEdge, Name: "edge-1", StaticOrigins: []string{r.RTMPAddr().String()}})
 	for _, url := range []string{
 		"rtmp://" + r.RTMPAddr().String() + "/live/probe",
 		"http://" + r.HTTPAddr().String() + "/live/probe.flv",
+		"rtmp://" + e.RTMPAddr().String() + "/live/probe",
+		"http://" + e.HTTPAddr().String() + "/live/probe.flv",
 	} {
 		res, err := peers.Probe(t, ctx, url)
 		if err != nil {
