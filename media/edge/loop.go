@@ -129,44 +129,57 @@ func (e *Edge) refuse(path, addr, why string) {
 	e.log.Warn("upstream refused: would close a loop", "path", path, "origin", addr, "reason", why)
 }
 
+// maxStep is the largest timestamp step (ms) between two units that counts
+// as media progress; a larger one is a discontinuity (an encoder restart, a
+// timestamp jump), not speed.
+const maxStep = 1000
+
 // rateGuard measures how fast an upstream's media timestamps advance
 // against the wall clock. One session's goroutine owns it.
 type rateGuard struct {
 	max           float64
 	window, grace time.Duration
 
-	start      time.Time
-	anchorWall time.Time
-	anchorDTS  int64
-	started    bool
+	start       time.Time
+	anchorWall  time.Time
+	anchorMedia int64 // media at the anchor
+	media       int64 // ms of media progress: the sum of forward steps
+	last        int64
+	started     bool
 }
 
 func newRateGuard(max float64, window, grace time.Duration) rateGuard {
 	return rateGuard{max: max, window: window, grace: grace}
 }
 
-// observe records a media unit's DTS (ms) at wall time now and returns an
-// error once the media advanced more than max times faster than the wall
-// clock over a whole window. Until grace has passed the anchor follows the
-// units (the GOP cache burst does not count).
+// observe records the DTS (ms) of a unit of one kind (video, or audio for
+// a stream without video) at wall time now, and returns an error once the
+// media advanced more than max times faster than the wall clock over a
+// whole window. Until grace has passed the anchor follows the units (the
+// GOP cache burst does not count). Backward steps and steps over maxStep
+// add nothing.
 func (g *rateGuard) observe(now time.Time, dts int64) error {
 	if !g.started {
-		g.start, g.anchorWall, g.anchorDTS, g.started = now, now, dts, true
+		g.start, g.anchorWall, g.last, g.started = now, now, dts, true
 		return nil
 	}
+	if d := dts - g.last; d > 0 && d <= maxStep {
+		g.media += d
+	}
+	g.last = dts
 	if now.Sub(g.start) < g.grace {
-		g.anchorWall, g.anchorDTS = now, dts
+		g.anchorWall, g.anchorMedia = now, g.media
 		return nil
 	}
 	elapsed := now.Sub(g.anchorWall)
 	if elapsed < g.window {
 		return nil
 	}
-	media := time.Duration(dts-g.anchorDTS) * time.Millisecond
+	media := time.Duration(g.media-g.anchorMedia) * time.Millisecond
 	rate := float64(media) / float64(elapsed)
 	if rate > g.max {
 		return fmt.Errorf("%w: %.1fx real time for %v (limit %.0fx)", errLoop, rate, elapsed.Round(time.Millisecond), g.max)
 	}
-	g.anchorWall, g.anchorDTS = now, dts
+	g.anchorWall, g.anchorMedia = now, g.media
 	return nil
 }

@@ -40,6 +40,7 @@ func TestRateGuard(t *testing.T) {
 		{"3x real time (catching up)", feed(0, 10*time.Second, 0, 3), false},
 		{"5x for one second only", cat(feed(0, 3*time.Second, 0, 1), feed(3*time.Second, 4*time.Second, 3000, 5), feed(4*time.Second, 10*time.Second, 8000, 1)), false},
 		{"5x sustained", feed(0, 10*time.Second, 0, 5), true},
+		{"timestamp jumps (encoder restarts)", cat(feed(0, 3*time.Second, 0, 1), feed(3*time.Second, 6*time.Second, 3_600_000, 1), feed(6*time.Second, 10*time.Second, 100, 1)), false},
 		{"burst, then 10x", cat(burst, feed(50*time.Millisecond, 10*time.Second, 4000, 10)), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

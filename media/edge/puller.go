@@ -173,6 +173,7 @@ func (pl *puller) session(ctx context.Context, addr string, st *pullState) (int,
 	defer pl.setOrigin("")
 	st.reb.newSession()
 	guard := newRateGuard(pl.e.p.MaxRate, pl.e.p.RateWindow, pl.e.p.RateGrace)
+	sawVideo := false
 	n := 0
 	for {
 		msg, err := cc.ReadMessage()
@@ -196,7 +197,11 @@ func (pl *puller) session(ctx context.Context, addr string, st *pullState) (int,
 		if u.Header && codecInfo(&st.codec, u) {
 			st.pub.SetCodecInfo(st.codec)
 		}
-		if !u.Header && u.Kind != stream.KindData {
+		// The pace of the media: video frames, or audio without video.
+		if u.Kind == stream.KindVideo {
+			sawVideo = true
+		}
+		if !u.Header && (u.Kind == stream.KindVideo || (u.Kind == stream.KindAudio && !sawVideo)) {
 			if err := guard.observe(time.Now(), u.DTS); err != nil {
 				return n, err
 			}
