@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -213,7 +214,7 @@ func (e *Edge) candidates(ctx context.Context, app, name string, last []string, 
 					// from an edge can close a loop.
 					if !refused[o.RTMPAddress] {
 						refused[o.RTMPAddress] = true
-						e.refuse(app+"/"+name, o.RTMPAddress, "the directory names a "+o.Role+", not an origin")
+						e.refuse(app+"/"+name, o.RTMPAddress, "the directory names a node of role "+strconv.Quote(o.Role)+", not an origin")
 					}
 					continue
 				}

@@ -170,3 +170,46 @@ func TestEdgeEndsFastPullAsLoop(t *testing.T) {
 		t.Errorf("metrics lack the loop count")
 	}
 }
+
+// directoryNaming answers the stream directory with one node of the given
+// role at addr; everything else as allowAll.
+type directoryNaming struct {
+	allowAll
+	addr, role string
+}
+
+func (d *directoryNaming) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/internal/v1/directory/") {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"origins":[{"name":"other","rtmp_address":"`+d.addr+`","role":"`+d.role+`"}]}`)
+		return
+	}
+	d.allowAll.ServeHTTP(w, r)
+}
+
+// Two edges that would pull from each other: when the directory names
+// another edge, the edge refuses it and never dials.
+func TestEdgeRefusesAnotherEdgeFromTheDirectory(t *testing.T) {
+	other := start(t, Params{Role: RoleEdge, Name: "edge-2", StaticOrigins: []string{"127.0.0.1:9"}})
+	dir := &directoryNaming{addr: other.RTMPAddr().String(), role: RoleEdge}
+	hs := httptest.NewServer(dir)
+	defer hs.Close()
+	e := start(t, Params{Role: RoleEdge, Name: "edge-1", ControlURL: hs.URL, NoOriginTimeout: 3 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() {
+		cc, err := rtmp.Dial(ctx, "rtmp://"+e.RTMPAddr().String()+"/live", rtmp.ClientConfig{})
+		if err != nil {
+			return
+		}
+		defer cc.Close()
+		_ = cc.Play(ctx, "x")
+	}()
+	waitFor(t, 5*time.Second, "the other edge refused", func() bool { return e.Edge().Stats().LoopsRefused >= 1 })
+	if st := e.Edge().Stats(); st.SessionsStarted != 0 {
+		t.Fatalf("the edge pulled from another edge: %+v", st)
+	}
+	if st := other.Edge().Stats(); st.SessionsStarted != 0 {
+		t.Fatalf("the other edge was asked to pull: %+v", st)
+	}
+}
