@@ -23,6 +23,7 @@ import (
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/media/httpserve"
 )
 
 // Params configures a concierge.
@@ -63,6 +64,9 @@ type Params struct {
 	BackoffMin, BackoffMax time.Duration
 	// HTTPAddr serves /healthz, /readyz and /metrics ("" for none).
 	HTTPAddr string
+	// HTTPTimeouts bound slow and idle clients of HTTPAddr (zero fields:
+	// httpserve.DefaultTimeouts).
+	HTTPTimeouts httpserve.Timeouts
 	// Version is reported at registration.
 	Version    string
 	HTTPClient *http.Client

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portier/portier/media/httpserve"
 )
 
 // metrics are the concierge's Prometheus metrics (its own registry).
@@ -75,7 +77,7 @@ func (c *Concierge) serveHTTP(ctx context.Context, l net.Listener) net.Addr {
 		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(c.m.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpserve.NewServer(mux, c.p.HTTPTimeouts)
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("http server", "err", err)

@@ -50,6 +50,7 @@ type Server struct {
 	schedOnce   sync.Once
 	schedState  *scheduler   // see sched.go; built on first use by sched()
 	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
+	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
 }
 
 // New builds a Server and registers every route.
@@ -80,6 +81,7 @@ func New(p Params) (*Server, error) {
 	s.registerHooks(s.engine)
 	s.registerNodeAPI(s.engine.Group("/internal/v1"))
 	s.registerUI(s.engine)
+	s.registerRelayMount(s.engine)
 	return s, nil
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portier/portier/concierge"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -37,6 +38,7 @@ type runConfig struct {
 	NoConcierge bool
 	HookAllow   string // parsed by portier.ParseHookAllow
 	LogLevel    string
+	HTTP        httpTimeoutConfig
 }
 
 func (c *runConfig) flags(fs *flag.FlagSet) {
@@ -50,6 +52,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.HTTP.flags(fs)
 }
 
 func (c *runConfig) validate() error {
@@ -67,6 +70,7 @@ func (c *runConfig) validate() error {
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
+	c.HTTP.validate(&p)
 	return p.err()
 }
 
@@ -145,6 +149,9 @@ func runAll(ctx context.Context, args []string) error {
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		ControlURL: control, ClusterToken: token, Logger: logger,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+		// The relay API is served only through the control plane, which
+		// checks for an admin or the cluster token (MountRelay).
+		APIAuth: func(h http.Handler) http.Handler { return h },
 	})
 	if err != nil {
 		return err
@@ -179,7 +186,8 @@ func runAll(ctx context.Context, args []string) error {
 		}()
 	}
 
-	hs := &http.Server{Handler: allInOneHandler(srv.Handler(), rel.HTTPHandler()), ReadHeaderTimeout: 10 * time.Second}
+	srv.MountRelay(rel.HTTPHandler())
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
@@ -217,14 +225,12 @@ func runAll(ctx context.Context, args []string) error {
 }
 
 // allInOneHandler serves the control plane and, on the same address, the
-// relay's HTTP-FLV playback (*.flv) and its own API, metrics and probes under
-// /relay/.
+// relay's HTTP-FLV playback (*.flv). The relay's own API, metrics and probes
+// are under /relay/, served by the control plane (portier.Server.MountRelay)
+// so that its authentication guards the relay API.
 func allInOneHandler(control, relayHTTP http.Handler) http.Handler {
-	relayAPI := http.StripPrefix("/relay", relayHTTP)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasPrefix(r.URL.Path, "/relay/"):
-			relayAPI.ServeHTTP(w, r)
 		case strings.HasSuffix(r.URL.Path, ".flv") && strings.Count(r.URL.Path, "/") == 2:
 			relayHTTP.ServeHTTP(w, r)
 		default:

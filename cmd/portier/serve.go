@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -37,6 +38,7 @@ type serveConfig struct {
 	RelayRTMPURL  string
 	RecordDir     string
 	HLSOriginURL  string
+	HTTP          httpTimeoutConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -52,6 +54,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to, unless their concierge names its own (concierge --relay-rtmp)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
+	c.HTTP.flags(fs)
 }
 
 func (c *serveConfig) validate() error {
@@ -78,6 +81,7 @@ func (c *serveConfig) validate() error {
 	if c.HLSOriginURL != "" {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
+	c.HTTP.validate(&p)
 	return p.err()
 }
 
@@ -161,7 +165,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	srv.StartBackground(ctx)
-	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), log)
+	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), cfg.HTTP.timeouts(), log)
 }
 
 // openControlStore opens the control plane's database. On SQLite it refuses
@@ -241,12 +245,12 @@ func lockFile(path string) (func(), error) {
 }
 
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, addr string, h http.Handler, to httpserve.Timeouts, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := httpserve.NewServer(h, to)
 	log.Info("control plane listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -78,6 +78,12 @@ type Env struct {
 	// HLSToken returns the bearer token a task presents to the HLS origin for
 	// the given path prefix (per-task authorisation). Nil means no auth header.
 	HLSToken func(prefix string) string
+	// InternalSig returns the proof (cluster.InternalPlaySig) that lets a
+	// task's relay input count as the system's own player rather than a
+	// viewer. A credential derived from the cluster token: the token
+	// itself never goes into a command line. The control plane sets it
+	// from its cluster token when unset.
+	InternalSig func(path, typ string) string
 }
 
 // Description is a fully resolved task: what a concierge runs.
@@ -231,7 +237,14 @@ func relayURL(env Env, st StreamState) string {
 
 // relayInput is the URL a task of type typ reads st from: the relay URL
 // marked as the system's own player, so the relay does not count the task
-// as a viewer (cluster.InternalPlayQuery).
+// as a viewer (cluster.InternalPlayQuery), with the proof env.InternalSig
+// gives (the relay ignores the mark without it).
 func relayInput(env Env, st StreamState, typ string) string {
-	return relayURL(env, st) + "?" + cluster.InternalPlayQuery + "=" + typ
+	q := cluster.InternalPlayQuery + "=" + typ
+	if env.InternalSig != nil {
+		if sig := env.InternalSig(st.App+"/"+st.Name, typ); sig != "" {
+			q += "&" + cluster.InternalPlaySigQuery + "=" + sig
+		}
+	}
+	return relayURL(env, st) + "?" + q
 }
