@@ -396,13 +396,16 @@ func (s *Store) removeOrigins(ctx context.Context, ev *AuditEvent, where string,
 
 // DirectoryOrigins lists the registered, alive (heartbeat at or after
 // aliveSince) origin nodes that hold app/name, most recent publish first.
+// Only nodes registered as origins count: a stream whose recorded holder
+// registered with another role (an edge that took a name, a stale row) is
+// never answered with it, so an edge is never sent to pull from an edge.
 func (s *Store) DirectoryOrigins(ctx context.Context, app, name string, aliveSince time.Time) ([]Node, error) {
 	var out []Node
 	err := s.db(ctx).Model(&Node{}).
 		Joins("JOIN stream_origins ON stream_origins.node_name = nodes.name").
 		Joins("JOIN streams ON streams.id = stream_origins.stream_id").
 		Joins("JOIN applications ON applications.id = streams.application_id").
-		Where("applications.name = ? AND streams.name = ? AND nodes.last_heartbeat >= ?", app, name, aliveSince.UTC()).
+		Where("applications.name = ? AND streams.name = ? AND nodes.role = ? AND nodes.last_heartbeat >= ?", app, name, NodeRoleOrigin, aliveSince.UTC()).
 		Order("stream_origins.since DESC").Order("nodes.name").Find(&out).Error
 	if err != nil {
 		return nil, fmt.Errorf("directory %s/%s: %w", app, name, err)

@@ -20,7 +20,7 @@ func (s *Server) directoryLookup(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", err.Error(), ""))
 		return
 	}
-	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.now().Add(-3*s.lv.hb))
+	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.aliveSince())
 	if err != nil {
 		s.lv.log.Error("directory", "err", err)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))

@@ -46,6 +46,7 @@ const (
 	codeWrongKey      = "wrong_key"
 	codeDisabled      = "disabled"
 	codeUnavailable   = "unavailable"
+	codeNameTaken     = "name_taken"
 )
 
 // liveState holds what the live-state machinery keeps in memory. Its one
@@ -334,6 +335,14 @@ func (l *liveState) storeAudit(ctx context.Context, ev *models.AuditEvent) {
 		l.log.Error("audit event lost", "err", err, "action", ev.Action, "object", ev.Object)
 	}
 }
+
+// aliveWindow is how long after its last heartbeat a node counts as alive
+// (models.AliveHeartbeats intervals): the one definition behind name claims,
+// the stream directory, the reaper and the node lists.
+func (l *liveState) aliveWindow() time.Duration { return models.AliveHeartbeats * l.hb }
+
+// aliveSince is the oldest last heartbeat of a node alive now.
+func (l *liveState) aliveSince() time.Time { return l.now().Add(-l.aliveWindow()) }
 
 func (l *liveState) tombstone(node, path string) {
 	l.mu.Lock()

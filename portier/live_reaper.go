@@ -37,7 +37,7 @@ func (s *Server) StartBackground(ctx context.Context) {
 func (l *liveState) reap(ctx context.Context) error {
 	st := l.s.p.Store
 	now := l.now()
-	dead, err := st.DeadOriginNodes(ctx, now.Add(-3*l.hb))
+	dead, err := st.DeadOriginNodes(ctx, now.Add(-l.aliveWindow()))
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (l *liveState) reap(ctx context.Context) error {
 		}
 	}
 	// Statistics of relays that stopped heartbeating (3 intervals).
-	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-3*l.hb)); err != nil {
+	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-l.aliveWindow())); err != nil {
 		return err
 	}
 	l.sweepTombs()

@@ -51,6 +51,9 @@ type registerReq struct {
 	Capacity    int               `json:"capacity"`
 	Labels      map[string]string `json:"labels"`
 	Version     string            `json:"version"`
+	// Host is the host name the node runs on (newer nodes send it): with
+	// the role and addresses it tells a restart from another node.
+	Host string `json:"host"`
 }
 
 func (r *registerReq) validate() (field, msg string) {
@@ -65,6 +68,8 @@ func (r *registerReq) validate() (field, msg string) {
 		return "labels", "at most 64 labels"
 	case len(r.Version) > 128:
 		return "version", "version is longer than 128 characters"
+	case len(r.Host) > 256:
+		return "host", "host is longer than 256 characters"
 	}
 	for f, a := range map[string]string{"rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress} {
 		if a == "" {
@@ -91,10 +96,15 @@ func (s *Server) nodeRegister(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
 		return
 	}
-	n, err := s.p.Store.RegisterNode(c.Request.Context(), models.Node{
-		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress,
+	n, err := s.p.Store.ClaimNode(c.Request.Context(), models.Node{
+		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host,
 		Capacity: r.Capacity, Labels: r.Labels, Version: r.Version,
-	}, s.lv.now())
+	}, s.lv.now(), s.lv.aliveSince())
+	var taken *models.NameTakenError
+	if errors.As(err, &taken) {
+		s.nameTaken(c, r, taken)
+		return
+	}
 	if err != nil {
 		s.lv.log.Error("register node", "err", err, "node", r.Name)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
@@ -106,6 +116,25 @@ func (s *Server) nodeRegister(c *gin.Context) {
 		"heartbeat_interval_ms": s.lv.hb.Milliseconds(),
 		"lease_ms":              5 * s.lv.hb.Milliseconds(),
 	})
+}
+
+// nameTaken answers 409 to a registration under a live node's name, with
+// the clash in the message (name, the holder's role and addresses) and in
+// "holder", and audits the refusal.
+func (s *Server) nameTaken(c *gin.Context, r registerReq, e *models.NameTakenError) {
+	h := e.Holder
+	s.lv.log.Warn("node registration refused: name taken", "node", r.Name, "role", r.Role, "rtmp", r.RTMPAddress,
+		"http", r.HTTPAddress, "host", r.Host, "holder_role", h.Role, "holder_rtmp", h.RTMPAddress, "holder_http", h.HTTPAddress, "holder_host", h.Host)
+	s.lv.storeAudit(c.Request.Context(), &models.AuditEvent{
+		Time: s.lv.now().UTC(), Actor: "node:" + r.Name, Action: "node.register", Object: "node:" + r.Name,
+		Result: models.ResultDenied, Reason: e.Error(), Node: r.Name, Addr: c.ClientIP(),
+		Details: models.MustJSON(gin.H{"role": r.Role, "rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress, "host": r.Host,
+			"holder": gin.H{"role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress, "host": h.Host}}),
+	})
+	body := hookErrBody(codeNameTaken, e.Error(), "name")
+	body["holder"] = gin.H{"name": h.Name, "role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress,
+		"host": h.Host, "last_heartbeat": h.LastHeartbeat}
+	c.JSON(http.StatusConflict, body)
 }
 
 type heartbeatReq struct {
@@ -172,9 +201,9 @@ type nodeView struct {
 	Alive       bool   `json:"alive"`
 }
 
-// nodeAlive reports whether n heartbeat within the last 3 intervals.
+// nodeAlive reports whether n heartbeat within the alive window and is not draining.
 func (s *Server) nodeAlive(n *models.Node) bool {
-	return n.LastHeartbeat != nil && !n.Draining && s.lv.now().Sub(*n.LastHeartbeat) < 3*s.lv.hb
+	return n.LastHeartbeat != nil && !n.Draining && !n.LastHeartbeat.Before(s.lv.aliveSince())
 }
 
 func (s *Server) nodeList(c *gin.Context) {

@@ -19,12 +19,15 @@ type AgentParams struct {
 	Logger          *slog.Logger
 }
 
-// Agent keeps a node registered and heartbeating. Its only mutable state is
-// the registered flag, read by Registered from any goroutine.
+// Agent keeps a node registered and heartbeating. Its mutable state is the
+// registered flag, read by Registered from any goroutine, and fatal, closed
+// once by Run when the control plane refuses the node for good.
 type Agent struct {
 	p          AgentParams
 	log        *slog.Logger
 	registered atomic.Bool
+	fatal      chan struct{}
+	fatalErr   error // written before fatal is closed
 }
 
 // NewAgent builds an Agent; Run starts it.
@@ -35,15 +38,32 @@ func NewAgent(p AgentParams) *Agent {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name)}
+	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name), fatal: make(chan struct{})}
 }
 
 // Registered reports whether the last registration or heartbeat succeeded.
 func (a *Agent) Registered() bool { return a.registered.Load() }
 
+// Fatal is closed when the control plane refused the node for good (its
+// name is taken by another live node); Err then says why. The node cannot
+// serve as part of the cluster and should exit.
+func (a *Agent) Fatal() <-chan struct{} { return a.fatal }
+
+// Err is the reason Fatal was closed (nil before).
+func (a *Agent) Err() error {
+	select {
+	case <-a.fatal:
+		return a.fatalErr
+	default:
+		return nil
+	}
+}
+
 // Run registers, then heartbeats at the interval the control plane asks for,
 // registering again when the control plane answers 404 (it forgot the node)
-// and retrying with backoff while it is unreachable. It returns when ctx ends.
+// and retrying with backoff while it is unreachable. It returns when ctx
+// ends, or at once when a registration is refused because another live
+// node holds the name (Fatal).
 func (a *Agent) Run(ctx context.Context) {
 	interval := a.p.DefaultInterval
 	backoff := 200 * time.Millisecond
@@ -54,6 +74,15 @@ func (a *Agent) Run(ctx context.Context) {
 		if needRegister {
 			var r RegisterReply
 			r, err = a.p.Client.Register(ctx, a.p.Node)
+			var taken *NameTakenError
+			if errors.As(err, &taken) {
+				a.registered.Store(false)
+				a.log.Error("registration refused: node name taken", "err", taken.Message,
+					"holder_role", taken.Holder.Role, "holder_rtmp", taken.Holder.RTMPAddress, "holder_http", taken.Holder.HTTPAddress)
+				a.fatalErr = err
+				close(a.fatal)
+				return
+			}
 			if err == nil {
 				needRegister = false
 				if r.HeartbeatIntervalMS > 0 {

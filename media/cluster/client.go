@@ -30,6 +30,20 @@ var (
 	ErrUnreachable = errors.New("control plane unreachable")
 )
 
+// NameTakenError is the control plane's refusal (409 name_taken) of a
+// registration under a name that a live node of another role or address
+// holds. It is final: the node must be given another name.
+type NameTakenError struct {
+	// Message names the clash and the fix, as the control plane wrote it.
+	Message string
+	// Holder is the live node that holds the name.
+	Holder Node
+}
+
+func (e *NameTakenError) Error() string {
+	return "control plane refused the registration: " + e.Message
+}
+
 // ClientParams configures a Client.
 type ClientParams struct {
 	// BaseURL of the control plane, e.g. http://127.0.0.1:8080.
@@ -102,6 +116,9 @@ type NodeInfo struct {
 	Capacity    int               `json:"capacity,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Version     string            `json:"version,omitempty"`
+	// Host is the host name the node runs on: with the role and addresses
+	// it tells the control plane a restart from another node of the name.
+	Host string `json:"host,omitempty"`
 }
 
 // RegisterReply is the control plane's answer to a registration.
@@ -212,11 +229,29 @@ type Node struct {
 	Alive       bool   `json:"alive"`
 }
 
-// Register registers (or re-registers) the node.
+// Register registers (or re-registers) the node. A *NameTakenError means
+// a live node of another role or address holds the name.
 func (c *Client) Register(ctx context.Context, n NodeInfo) (RegisterReply, error) {
-	var r RegisterReply
-	_, err := c.do(ctx, "register", http.MethodPost, "/internal/v1/nodes/register", n, &r, nil)
-	return r, err
+	var r struct {
+		RegisterReply
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+		Holder Node `json:"holder"`
+	}
+	status, err := c.do(ctx, "register", http.MethodPost, "/internal/v1/nodes/register", n, &r, map[int]bool{http.StatusConflict: true})
+	if err != nil {
+		return RegisterReply{}, err
+	}
+	if status == http.StatusConflict {
+		msg := r.Error.Message
+		if msg == "" {
+			msg = fmt.Sprintf("node name %q is taken by another live node: give this node its own --name", n.Name)
+		}
+		return RegisterReply{}, &NameTakenError{Message: msg, Holder: r.Holder}
+	}
+	return r.RegisterReply, nil
 }
 
 // SendHeartbeat reports the node's load; it returns the next heartbeat

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -238,15 +239,35 @@ func (r *Relay) Start(ctx context.Context) error {
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
+		host, _ := os.Hostname()
 		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report,
 			Node: cluster.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
-				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version}})
+				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.agent.Run(ctx) }()
 	}
 	r.log.Info("relay listening", "rtmp", r.rtmpLn.Addr().String(), "http", r.HTTPAddr().String(),
 		"control", controlForLog(r.client), "static_origins", strings.Join(r.p.StaticOrigins, ","))
 	return nil
+}
+
+// Fatal is closed when the relay cannot go on as part of the cluster: the
+// control plane refused its registration because a live node of another
+// role or address holds its name. Err says why. Nil-safe before Start (a
+// nil channel: never closed).
+func (r *Relay) Fatal() <-chan struct{} {
+	if r.agent == nil {
+		return nil
+	}
+	return r.agent.Fatal()
+}
+
+// Err is why Fatal was closed (nil before).
+func (r *Relay) Err() error {
+	if r.agent == nil {
+		return nil
+	}
+	return r.agent.Err()
 }
 
 func controlForLog(c *cluster.Client) string {
