@@ -183,7 +183,7 @@ func (c *Concierge) Run(ctx context.Context) error {
 		c.httpAddr.Store(addr)
 	}
 	if err := c.registerLoop(ctx); err != nil {
-		if errors.Is(err, errNameTaken) {
+		if errors.Is(err, ErrNameTaken) {
 			return err // another live node holds the name: exit non-zero
 		}
 		return nil // cancelled before registering: nothing to hand back
@@ -253,9 +253,10 @@ func (c *Concierge) SupervisorPID() int {
 	return c.emb.PID()
 }
 
-// errNameTaken: the control plane refused the registration because another
-// live node (another role or address) holds the concierge's name.
-var errNameTaken = errors.New("node name taken")
+// ErrNameTaken (from Run): the control plane refused the registration
+// because another live node (another role or address) holds the
+// concierge's name. The error's text names the clash and the fix.
+var ErrNameTaken = errors.New("node name taken")
 
 func (c *Concierge) register(ctx context.Context) error {
 	labels := c.p.Labels
@@ -296,7 +297,7 @@ func (c *Concierge) registerLoop(ctx context.Context) error {
 			var ae *apiError
 			errors.As(err, &ae)
 			c.log.Error("registration refused: node name taken", "err", ae.Message)
-			return fmt.Errorf("%w: %s", errNameTaken, ae.Message)
+			return fmt.Errorf("%w: %s", ErrNameTaken, ae.Message)
 		}
 		c.log.Warn("register failed; retrying", "err", err, "in", delay)
 		select {

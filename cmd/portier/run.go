@@ -162,9 +162,8 @@ func runAll(ctx context.Context, args []string) error {
 			defer wg.Done()
 			if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				logger.Error("embedded concierge stopped", "err", err)
-				select {
-				case fatal <- fmt.Errorf("embedded concierge: %w", err):
-				default:
+				if errors.Is(err, concierge.ErrNameTaken) {
+					fatal <- fmt.Errorf("embedded concierge: %w", err)
 				}
 			}
 		}()
