@@ -107,6 +107,10 @@ type decision struct {
 	Target   *models.PublishTarget
 	Renamed  bool // the key was given as the stream name; Target.Name is the public name
 	Takeover bool
+	// PublishID is the stream's number of an allowed publish: the relay
+	// reports it in heartbeats and publish-done, so the control plane
+	// attaches the publish only to the stream that authorised it.
+	PublishID int64
 }
 
 func deny(status int, code, reason string) decision {
@@ -210,7 +214,32 @@ func (l *liveState) authorizePublish(ctx context.Context, req hookReq) (d decisi
 		return d
 	}
 	l.untomb(req.Node, t.App+"/"+t.Name)
-	wentLive, err := l.s.p.Store.AddOrigin(ctx, t.StreamID, req.Node, l.now(), true, ev)
+	l.untomb(req.Node, streamTomb(t.StreamID))
+	authKey := key
+	if renamed {
+		authKey = req.Name // the key given as the stream name
+	}
+	// The key and the enabled flag are checked again inside the
+	// transaction, under the stream's lock: a rotation or a disable that
+	// committed since the lookup above wins.
+	wentLive, publishID, err := l.s.p.Store.AddPublish(ctx, models.Publish{StreamID: t.StreamID, Node: req.Node, Now: l.now(),
+		New: true, Key: authKey, RequireEnabled: true, Event: ev})
+	var rv *models.RevokedError
+	if errors.As(err, &rv) {
+		d = deny(http.StatusForbidden, codeWrongKey, "wrong key")
+		if rv.Reason == models.RevokeDisabled {
+			d = deny(http.StatusForbidden, codeDisabled, "stream "+t.App+"/"+t.Name+" is disabled")
+		}
+		d.Target = t
+		l.audit(ctx, "publish.authorize", req, d)
+		return d
+	}
+	if errors.Is(err, models.ErrNotFound) {
+		d = deny(http.StatusNotFound, codeUnknownStream, "unknown stream "+req.App+"/"+redact(req.Name))
+		l.audit(ctx, "publish.authorize", req, d)
+		return d
+	}
+	d.PublishID = publishID
 	if err != nil {
 		l.log.Error("mark live failed", "err", err, "stream", t.StreamID, "node", req.Node)
 		return deny(http.StatusServiceUnavailable, codeUnavailable, "the control plane cannot write its database; retry")
@@ -258,6 +287,7 @@ func (l *liveState) publishDone(ctx context.Context, req hookReq) error {
 		return err
 	}
 	l.tombstone(req.Node, t.App+"/"+t.Name)
+	l.tombstone(req.Node, streamTomb(t.StreamID))
 	ev := l.auditEvent("publish.done", req, decision{Allow: true, Target: t})
 	wentOffline, err := l.s.p.Store.RemoveOrigin(ctx, t.StreamID, req.Node, ev)
 	if err != nil {
@@ -268,6 +298,28 @@ func (l *liveState) publishDone(ctx context.Context, req hookReq) error {
 	}
 	return nil
 }
+
+// publishDoneByID ends the publish publishID of stream streamID on
+// req.Node, as relays that know which stream authorised their publish
+// report it: never by name, so the end of a publish of a deleted stream
+// cannot touch a newer stream that reuses the name, and the late end of an
+// older publish never removes a newer one on the same node.
+func (l *liveState) publishDoneByID(ctx context.Context, req hookReq, streamID, publishID int64) error {
+	l.tombstone(req.Node, streamTomb(streamID))
+	ev := l.auditEvent("publish.done", req, decision{Allow: true, Target: &models.PublishTarget{StreamID: streamID}})
+	ev.Details = models.MustJSON(map[string]any{"dialect": req.Dialect, "protocol": req.Protocol, "publish_id": publishID})
+	wentOffline, err := l.s.p.Store.RemovePublishOrigin(ctx, streamID, req.Node, publishID, ev)
+	if err != nil {
+		return err
+	}
+	if wentOffline {
+		l.streamOffline(ctx, streamID, "publish ended")
+	}
+	return nil
+}
+
+// streamTomb is the tombstone key of a stream reported by id.
+func streamTomb(id int64) string { return fmt.Sprintf("#%d", id) }
 
 // confirmPublish refreshes the origin of a publish a hook-only node reports
 // as still running (nginx-rtmp's update, MediaMTX's runOnReady); with

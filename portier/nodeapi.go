@@ -141,7 +141,11 @@ type heartbeatReq struct {
 	Load models.NodeLoad `json:"load"`
 	// Published is absent for nodes that publish nothing (concierges,
 	// CDN edges); [] or null from a relay means it holds no publish.
+	// "app/name" strings: the form of older relays.
 	Published json.RawMessage `json:"published"`
+	// Publishes (newer relays; when present it replaces Published) lists
+	// each publish with the stream and publish number that authorised it.
+	Publishes json.RawMessage `json:"publishes"`
 	// Streams has per-stream statistics (relays; see portier/stats.go).
 	// Absent or null: the node reports none (older relays, other roles).
 	Streams json.RawMessage `json:"streams"`
@@ -153,15 +157,9 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	var published []string
-	if len(r.Published) > 0 && string(r.Published) != "null" {
-		if err := json.Unmarshal(r.Published, &published); err != nil {
-			c.JSON(http.StatusBadRequest, hookErrBody("invalid", "published must be a list of \"app/name\" strings", "published"))
-			return
-		}
-	}
-	if len(published) > 100_000 {
-		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "at most 100000 published streams", "published"))
+	published, field, msg := parsePublished(r.Published, r.Publishes)
+	if field != "" {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
 		return
 	}
 	reports, field, msg := parseStreamReports(r.Streams)
@@ -180,8 +178,9 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
-	if len(r.Published) > 0 {
-		if err := s.lv.reconcile(ctx, name, published); err != nil {
+	var ends []endOrder
+	if len(r.Published) > 0 || len(r.Publishes) > 0 {
+		if ends, err = s.lv.reconcile(ctx, name, published); err != nil {
 			s.lv.log.Error("reconcile live state", "err", err, "node", name)
 		}
 	}
@@ -190,7 +189,41 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 			s.lv.log.Error("store stream statistics", "err", err, "node", name)
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()})
+	out := gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()}
+	if len(ends) > 0 {
+		out["end"] = ends // publishes the relay must end now
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// parsePublished reads a heartbeat's publishes: the "publishes" objects of
+// newer relays, else the "published" "app/name" strings of older ones.
+func parsePublished(published, publishes json.RawMessage) (out []reportedPublish, field, msg string) {
+	if len(publishes) > 0 && string(publishes) != "null" {
+		if err := json.Unmarshal(publishes, &out); err != nil {
+			return nil, "publishes", `publishes must be a list of {"path","stream_id","publish_id"}`
+		}
+		field = "publishes"
+	} else if len(published) > 0 && string(published) != "null" {
+		var paths []string
+		if err := json.Unmarshal(published, &paths); err != nil {
+			return nil, "published", `published must be a list of "app/name" strings`
+		}
+		out = make([]reportedPublish, len(paths))
+		for i, p := range paths {
+			out[i] = reportedPublish{Path: p}
+		}
+		field = "published"
+	}
+	if len(out) > 100_000 {
+		return nil, field, "at most 100000 published streams"
+	}
+	for _, p := range out {
+		if p.StreamID < 0 || p.PublishID < 0 || len(p.Path) > 1024 {
+			return nil, field, "a publish has a path of at most 1024 characters and non-negative ids"
+		}
+	}
+	return out, "", ""
 }
 
 type nodeView struct {
@@ -232,6 +265,10 @@ type nodePublishReq struct {
 	Query    string `json:"query"`
 	Addr     string `json:"addr"`
 	Protocol string `json:"protocol"`
+	// StreamID and PublishID (publish done from newer relays) identify the
+	// publish that ended, as its authorisation answered them.
+	StreamID  int64 `json:"stream_id"`
+	PublishID int64 `json:"publish_id"`
 }
 
 func (r *nodePublishReq) hookReq(c *gin.Context, action string) (hookReq, bool) {
@@ -261,7 +298,7 @@ func (s *Server) nodePublishAuthorize(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{
 		"allow": true, "app": d.Target.App, "name": d.Target.Name,
-		"stream_id": d.Target.StreamID, "takeover": d.Takeover,
+		"stream_id": d.Target.StreamID, "publish_id": d.PublishID, "takeover": d.Takeover,
 	})
 }
 
@@ -274,7 +311,13 @@ func (s *Server) nodePublishDone(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.lv.publishDone(c.Request.Context(), req); err != nil {
+	var err error
+	if r.StreamID > 0 && r.PublishID >= 0 {
+		err = s.lv.publishDoneByID(c.Request.Context(), req, r.StreamID, r.PublishID)
+	} else {
+		err = s.lv.publishDone(c.Request.Context(), req)
+	}
+	if err != nil {
 		s.lv.log.Error("publish done", "err", err, "node", req.Node)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
 		return

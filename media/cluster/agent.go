@@ -14,6 +14,9 @@ type AgentParams struct {
 	Node   NodeInfo
 	// Report builds the next heartbeat; called from the agent's goroutine.
 	Report func() Heartbeat
+	// OnEnd, if set, gets the publishes a heartbeat answer says to end
+	// (called from the agent's goroutine; it must not block for long).
+	OnEnd func([]EndOrder)
 	// DefaultInterval is used until the control plane states one (1 s).
 	DefaultInterval time.Duration
 	Logger          *slog.Logger
@@ -92,14 +95,17 @@ func (a *Agent) Run(ctx context.Context) {
 			}
 		}
 		if err == nil {
-			var next time.Duration
-			next, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.p.Report())
+			var rep HeartbeatReply
+			rep, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.p.Report())
 			switch {
 			case errors.Is(err, ErrUnknownNode):
 				a.log.Warn("control plane forgot this node; registering again")
 				needRegister = true
-			case err == nil && next > 0:
-				interval = next
+			case err == nil && rep.Interval > 0:
+				interval = rep.Interval
+			}
+			if err == nil && len(rep.End) > 0 && a.p.OnEnd != nil {
+				a.p.OnEnd(rep.End)
 			}
 		}
 		wait := interval

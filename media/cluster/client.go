@@ -142,9 +142,38 @@ type Load struct {
 // older relays leave it out) has the statistics of every stream the relay
 // has: on origins the published ones, on edges the pulled ones.
 type Heartbeat struct {
-	Load      Load           `json:"load"`
-	Published []string       `json:"published"`
-	Streams   []StreamReport `json:"streams"`
+	Load      Load     `json:"load"`
+	Published []string `json:"published"`
+	// Publishes is Published with the identity of each publish (the
+	// stream and publish ids its authorisation answered): a control plane
+	// that knows it attaches a publish only to the stream that authorised
+	// it, and ignores Published. Older control planes read Published.
+	Publishes []PublishedStream `json:"publishes"`
+	Streams   []StreamReport    `json:"streams"`
+}
+
+// PublishedStream is one publish an origin holds.
+type PublishedStream struct {
+	Path      string `json:"path"`
+	StreamID  int64  `json:"stream_id"`
+	PublishID int64  `json:"publish_id"`
+}
+
+// HeartbeatReply is the control plane's answer to a heartbeat.
+type HeartbeatReply struct {
+	// Interval is the next heartbeat interval (0: unchanged).
+	Interval time.Duration
+	// End lists publishes the relay must end now: their stream was
+	// deleted or disabled, or its key rotated, since they started.
+	End []EndOrder
+}
+
+// EndOrder tells a relay to end one publish.
+type EndOrder struct {
+	Path      string `json:"path"`
+	StreamID  int64  `json:"stream_id"`
+	PublishID int64  `json:"publish_id"`
+	Reason    string `json:"reason"` // deleted, disabled, key_rotated
 }
 
 // StreamReport is one stream's statistics on one relay.
@@ -195,8 +224,12 @@ type PublishDecision struct {
 	App      string `json:"app"`
 	Name     string `json:"name"`
 	StreamID int64  `json:"stream_id"`
-	Takeover bool   `json:"takeover"`
-	Reason   string `json:"reason"`
+	// PublishID is the stream's number of this publish (0 from older
+	// control planes). With StreamID it identifies the publish in
+	// heartbeats, publish-done and end orders.
+	PublishID int64  `json:"publish_id"`
+	Takeover  bool   `json:"takeover"`
+	Reason    string `json:"reason"`
 }
 
 // PlayRequest asks whether a player may play.
@@ -254,24 +287,25 @@ func (c *Client) Register(ctx context.Context, n NodeInfo) (RegisterReply, error
 	return r.RegisterReply, nil
 }
 
-// SendHeartbeat reports the node's load; it returns the next heartbeat
-// interval (0 if the control plane did not say). ErrUnknownNode means
-// register again.
-func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (time.Duration, error) {
+// SendHeartbeat reports the node's load and publishes; it returns the next
+// heartbeat interval (0 if the control plane did not say) and the
+// publishes to end. ErrUnknownNode means register again.
+func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (HeartbeatReply, error) {
 	if hb.Published == nil {
 		hb.Published = []string{}
 	}
 	var r struct {
-		HeartbeatIntervalMS int `json:"heartbeat_interval_ms"`
+		HeartbeatIntervalMS int        `json:"heartbeat_interval_ms"`
+		End                 []EndOrder `json:"end"`
 	}
 	status, err := c.do(ctx, "heartbeat", http.MethodPost, "/internal/v1/nodes/"+url.PathEscape(name)+"/heartbeat", hb, &r, map[int]bool{http.StatusNotFound: true})
 	if err != nil {
-		return 0, err
+		return HeartbeatReply{}, err
 	}
 	if status == http.StatusNotFound {
-		return 0, ErrUnknownNode
+		return HeartbeatReply{}, ErrUnknownNode
 	}
-	return time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, nil
+	return HeartbeatReply{Interval: time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, End: r.End}, nil
 }
 
 // AuthorizePublish asks the control plane whether a publish may start. A
@@ -296,8 +330,13 @@ func (c *Client) AuthorizePublish(ctx context.Context, req PublishRequest) (Publ
 }
 
 // PublishDone tells the control plane a publish ended (idempotent).
-func (c *Client) PublishDone(ctx context.Context, node, app, name string) error {
-	body := map[string]string{"node": node, "app": app, "name": name}
+// streamID and publishID, when known (non-zero), are those its
+// authorisation answered: the control plane then ends exactly that publish.
+func (c *Client) PublishDone(ctx context.Context, node, app, name string, streamID, publishID int64) error {
+	body := map[string]any{"node": node, "app": app, "name": name}
+	if streamID > 0 {
+		body["stream_id"], body["publish_id"] = streamID, publishID
+	}
 	_, err := c.do(ctx, "publish_done", http.MethodPost, "/internal/v1/publish/done", body, nil, nil)
 	return err
 }

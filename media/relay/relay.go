@@ -240,7 +240,7 @@ func (r *Relay) Start(ctx context.Context) error {
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
 		host, _ := os.Hostname()
-		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report,
+		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
 			Node: cluster.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
 				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
 		r.wg.Add(1)
@@ -378,11 +378,33 @@ func (r *Relay) report() cluster.Heartbeat {
 	// sessions are publishers and its forwarded publishes readers.
 	conns := t.Readers + t.Publishers
 	hb := cluster.Heartbeat{Load: cluster.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
+	infos := r.hub.Streams()
 	if r.p.Role == RoleOrigin {
 		hb.Published = r.hub.Published()
+		hb.Publishes = make([]cluster.PublishedStream, 0, len(hb.Published))
+		for _, si := range infos {
+			if !si.Live {
+				continue
+			}
+			// A publish without a tag (none in practice: every publish
+			// here was authorised) is reported with its path only.
+			sid, pid, _ := parsePublishTag(si.Publisher.Tag)
+			hb.Publishes = append(hb.Publishes, cluster.PublishedStream{Path: si.Path, StreamID: sid, PublishID: pid})
+		}
 	}
-	hb.Streams = streamReports(r.hub.Streams())
+	hb.Streams = streamReports(infos)
 	return hb
+}
+
+// endPublishes ends the publishes the control plane revoked (their stream
+// was deleted or disabled, or its key rotated). Only the publish the order
+// names is ended: a newer publish of the same path is left alone.
+func (r *Relay) endPublishes(orders []cluster.EndOrder) {
+	for _, o := range orders {
+		if r.hub.EndPublish(o.Path, publishTag(o.StreamID, o.PublishID)) {
+			r.log.Info("publish ended by the control plane", "path", o.Path, "stream", o.StreamID, "publish", o.PublishID, "reason", o.Reason)
+		}
+	}
 }
 
 // streamReports turns hub snapshots into heartbeat stream reports. Streams
