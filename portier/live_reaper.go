@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/models"
 )
 
@@ -78,23 +79,16 @@ func (l *liveState) reap(ctx context.Context) error {
 	return nil
 }
 
-// reportedPublish is one publish a relay holds, as its heartbeat reports
-// it. StreamID and PublishID are what the publish's authorisation
-// answered; older relays report the path only (StreamID 0).
-type reportedPublish struct {
-	Path      string `json:"path"`
-	StreamID  int64  `json:"stream_id"`
-	PublishID int64  `json:"publish_id"`
-}
-
-// endOrder tells a relay, in the heartbeat answer, to end one publish:
-// its stream was deleted or disabled, or its key rotated since.
-type endOrder struct {
-	Path      string `json:"path"`
-	StreamID  int64  `json:"stream_id"`
-	PublishID int64  `json:"publish_id"`
-	Reason    string `json:"reason"` // deleted, disabled, key_rotated
-}
+// The heartbeat's publishes and end orders are the relay's wire types
+// (media/cluster), defined once for both sides.
+type (
+	// reportedPublish is one publish a relay holds, as its heartbeat
+	// reports it: StreamID and PublishID are what the publish's
+	// authorisation answered; older relays report the path only.
+	reportedPublish = cluster.PublishedStream
+	// endOrder tells a relay, in the heartbeat answer, to end one publish.
+	endOrder = cluster.EndOrder
+)
 
 // reconcile makes the origin set of node equal to the publishes it
 // reports, the full list of publishes it holds now, and returns the
