@@ -329,7 +329,7 @@ func (l *liveState) confirmPublish(ctx context.Context, req hookReq, restore boo
 	if err := checkAppName(req.App, req.Name); err != nil {
 		return deny(http.StatusBadRequest, codeBadRequest, err.Error())
 	}
-	t, _, err := l.findStream(ctx, req.App, req.Name)
+	t, renamed, err := l.findStream(ctx, req.App, req.Name)
 	if errors.Is(err, models.ErrNotFound) {
 		return deny(http.StatusNotFound, codeUnknownStream, "unknown stream "+req.App+"/"+redact(req.Name))
 	}
@@ -338,6 +338,11 @@ func (l *liveState) confirmPublish(ctx context.Context, req hookReq, restore boo
 	}
 	if !t.Enabled {
 		return deny(http.StatusForbidden, codeDisabled, "stream "+t.App+"/"+t.Name+" is disabled")
+	}
+	// A publish that shows the key it was authorised with (nginx-rtmp's
+	// update repeats the client's arguments) ends once the key rotated.
+	if key := keyFromQuery(req.Query); !renamed && key != "" && !keysEqual(key, t.PublishKey) {
+		return deny(http.StatusForbidden, codeWrongKey, "the stream's key was rotated")
 	}
 	ok, err := l.s.p.Store.RefreshOrigin(ctx, t.StreamID, req.Node, l.now())
 	if err == nil && !ok && restore {
