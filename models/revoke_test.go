@@ -82,3 +82,68 @@ func TestPublishIdentityAndRevocation(t *testing.T) {
 		})
 	}
 }
+
+// Authorisations with the old key racing a key rotation: every publish
+// that got in is either revoked by the rotation or was checked against the
+// new key; none with the old key survives it (both databases).
+func TestRevocationRacesAuthorisation(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			s, ctx := n.Store, context.Background()
+			st := liveFixture(t, s)
+			oldKey := st.PublishKey
+			const publishers = 8
+			type result struct{ in, refused int }
+			results := make(chan result, publishers)
+			firstIn := make(chan struct{}, 1)
+			for i := range publishers {
+				go func() {
+					var r result
+					defer func() { results <- r }()
+					// Publish again and again with the old key until refused.
+					for range 500 {
+						_, _, err := s.AddPublish(ctx, models.Publish{StreamID: st.ID, Node: "o" + string(rune('a'+i)), Now: time.Now(),
+							New: true, Key: oldKey, RequireEnabled: true})
+						switch {
+						case err == nil:
+							r.in++
+							select {
+							case firstIn <- struct{}{}:
+							default:
+							}
+						case errors.Is(err, models.ErrRevoked):
+							r.refused++
+							return
+						default:
+							t.Errorf("publish: %v", err)
+							return
+						}
+					}
+				}()
+			}
+			<-firstIn // rotate while the publishers run
+			err := s.Tx(ctx, func(tx *models.Store) error {
+				if _, err := tx.RotateStreamKey(ctx, st.ID); err != nil {
+					return err
+				}
+				_, _, err := tx.RevokePublishes(ctx, st.ID, models.RevokeKeyRotated, nil)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var total result
+			for range publishers {
+				r := <-results
+				total.in += r.in
+				total.refused += r.refused
+			}
+			got, _ := s.StreamByID(ctx, st.ID)
+			origins, _ := s.StreamOrigins(ctx, st.ID)
+			if len(origins) != 0 || got.Live || total.refused != publishers {
+				t.Fatalf("old-key publishes after the rotation: origins %+v, live %v, %d refused (want %d)", origins, got.Live, total.refused, publishers)
+			}
+			t.Logf("%d old-key publishes got in before the rotation (all revoked), %d refused after it", total.in, total.refused)
+		})
+	}
+}
