@@ -111,6 +111,20 @@ func (s *Store) ClaimNode(ctx context.Context, n Node, now, aliveSince time.Time
 	return got, nil
 }
 
+// ReleaseNode marks the node n.Name dead at once (a clean shutdown), if it
+// is still the node n (same role, addresses and host): its name is free for
+// another node, and the reaper clears the streams it held. It reports
+// whether it released the name.
+func (s *Store) ReleaseNode(ctx context.Context, n Node) (bool, error) {
+	res := s.db(ctx).Model(&Node{}).
+		Where("name = ? AND role = ? AND rtmp_address = ? AND http_address = ? AND host = ?", n.Name, n.Role, n.RTMPAddress, n.HTTPAddress, n.Host).
+		Update("last_heartbeat", nil)
+	if res.Error != nil {
+		return false, fmt.Errorf("release node %s: %w", n.Name, res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
+
 // NodeByName loads a node.
 func (s *Store) NodeByName(ctx context.Context, name string) (*Node, error) {
 	var n Node

@@ -64,10 +64,24 @@ func TestClaimNodeName(t *testing.T) {
 				t.Fatalf("restart: %+v %v", got, err)
 			}
 
+			// A release by another identity does nothing; the node's own
+			// release (a clean shutdown) frees the name at once.
+			if ok, err := s.ReleaseNode(ctx, edge); err != nil || ok {
+				t.Fatalf("release by another node: %v %v", ok, err)
+			}
+			if ok, err := s.ReleaseNode(ctx, origin); err != nil || !ok {
+				t.Fatalf("release: %v %v", ok, err)
+			}
+			if _, err := s.ClaimNode(ctx, edge, now.Add(2*time.Second), alive(now.Add(2*time.Second))); err != nil {
+				t.Fatalf("claim of a released name: %v", err)
+			}
+			if _, err := s.ClaimNode(ctx, re, now.Add(2*time.Second), alive(now.Add(2*time.Second))); !errors.As(err, &nt) {
+				t.Fatalf("the released node claims its name back from the live edge: %v", err)
+			}
 			// Once the holder missed its heartbeats, its name can be taken over.
 			later := now.Add(2*time.Second + 3*time.Second + time.Millisecond)
-			got, err = s.ClaimNode(ctx, edge, later, alive(later))
-			if err != nil || got.Role != models.NodeRoleEdge || got.RTMPAddress != "127.0.0.1:1936" {
+			got, err = s.ClaimNode(ctx, origin, later, alive(later))
+			if err != nil || got.Role != models.NodeRoleOrigin || got.RTMPAddress != "127.0.0.1:1935" {
 				t.Fatalf("takeover of a dead node's name: %+v %v", got, err)
 			}
 

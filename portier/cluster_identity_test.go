@@ -54,9 +54,22 @@ func TestNodeRegisterNameClash(t *testing.T) {
 		if code, out := e.call(t, "POST", "/internal/v1/nodes/register", origin); code != 200 {
 			t.Fatalf("origin restart: %d %v", code, out)
 		}
-		// Once the origin stopped heartbeating for the alive window, the name is free.
-		e.clock.add(3*time.Second + time.Millisecond)
+		// A clean shutdown (leave) frees the name at once; only the node itself can leave.
+		if code, out := e.call(t, "POST", "/internal/v1/nodes/leave", edge); code != 200 || out["released"] != false {
+			t.Fatalf("leave by another node: %d %v", code, out)
+		}
+		if code, out := e.call(t, "POST", "/internal/v1/nodes/leave", origin); code != 200 || out["released"] != true {
+			t.Fatalf("leave: %d %v", code, out)
+		}
 		if code, out := e.call(t, "POST", "/internal/v1/nodes/register", edge); code != 200 {
+			t.Fatalf("claim after the holder left: %d %v", code, out)
+		}
+		if code, out := e.call(t, "POST", "/internal/v1/nodes/register", origin); code != 409 {
+			t.Fatalf("the origin back under the edge's name: %d %v", code, out)
+		}
+		// Once the edge stopped heartbeating for the alive window, the name is free.
+		e.clock.add(3*time.Second + time.Millisecond)
+		if code, out := e.call(t, "POST", "/internal/v1/nodes/register", origin); code != 200 {
 			t.Fatalf("claim of a dead node's name: %d %v", code, out)
 		}
 	})

@@ -20,6 +20,7 @@ func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
 	g.Use(s.hookAuth(dialectNative, false))
 	g.POST("/nodes/register", s.nodeRegister)
 	g.POST("/nodes/:name/heartbeat", s.nodeHeartbeat)
+	g.POST("/nodes/leave", s.nodeLeave)
 	g.GET("/nodes", s.nodeList)
 	g.POST("/publish/authorize", s.nodePublishAuthorize)
 	g.POST("/publish/done", s.nodePublishDone)
@@ -116,6 +117,30 @@ func (s *Server) nodeRegister(c *gin.Context) {
 		"heartbeat_interval_ms": s.lv.hb.Milliseconds(),
 		"lease_ms":              5 * s.lv.hb.Milliseconds(),
 	})
+}
+
+// nodeLeave is a clean shutdown: the node (the same identity as its
+// registration) is dead at once, so its name is free and its streams are
+// cleared at the reaper's next pass instead of after the alive window.
+func (s *Server) nodeLeave(c *gin.Context) {
+	var r registerReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	if !nodeNameRE.MatchString(r.Name) {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "a node name is 1-128 of letters, digits and _ . : - starting with a letter or digit", "name"))
+		return
+	}
+	ok, err := s.p.Store.ReleaseNode(c.Request.Context(), models.Node{Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host})
+	if err != nil {
+		s.lv.log.Error("node leave", "err", err, "node", r.Name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		return
+	}
+	if ok {
+		s.lv.log.Info("node left", "node", r.Name, "role", r.Role)
+	}
+	c.JSON(http.StatusOK, gin.H{"released": ok})
 }
 
 // nameTaken answers 409 to a registration under a live node's name, with

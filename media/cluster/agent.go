@@ -62,6 +62,20 @@ func (a *Agent) Err() error {
 	}
 }
 
+// leave tells the control plane, briefly, that the node stops (a restart
+// on other addresses may then take the name at once). Best effort: an
+// unreachable control plane lets the name expire with the alive window.
+func (a *Agent) leave() {
+	if !a.registered.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := a.p.Client.Leave(ctx, a.p.Node); err != nil {
+		a.log.Debug("leave not delivered; the name frees when the node's heartbeats lapse", "err", err)
+	}
+}
+
 // Run registers, then heartbeats at the interval the control plane asks for,
 // registering again when the control plane answers 404 (it forgot the node)
 // and retrying with backoff while it is unreachable. It returns when ctx
@@ -133,6 +147,7 @@ func (a *Agent) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			a.leave()
 			return
 		case <-t.C:
 		}

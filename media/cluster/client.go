@@ -287,6 +287,13 @@ func (c *Client) Register(ctx context.Context, n NodeInfo) (RegisterReply, error
 	return r.RegisterReply, nil
 }
 
+// Leave tells the control plane the node shuts down cleanly: if n is still
+// the node registered under its name, the name is free at once.
+func (c *Client) Leave(ctx context.Context, n NodeInfo) error {
+	_, err := c.do(ctx, "leave", http.MethodPost, "/internal/v1/nodes/leave", n, nil, nil)
+	return err
+}
+
 // SendHeartbeat reports the node's load and publishes; it returns the next
 // heartbeat interval (0 if the control plane did not say) and the
 // publishes to end. ErrUnknownNode means register again.

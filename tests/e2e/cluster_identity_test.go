@@ -129,4 +129,19 @@ func TestClusterDefaultNamesAndNameClash(t *testing.T) {
 	if res, err := peers.Probe(t, ctx, "rtmp://"+edge.rtmpAddr+"/live/foo"); err != nil || !res.HasCodec("h264") {
 		t.Fatalf("ffprobe through the edge after the clash: %v %v", res.Codecs(), err)
 	}
+
+	// A clean shutdown frees the name at once: a node of another role may
+	// take it right away.
+	pub.Stop()
+	origin.kill(syscall.SIGTERM)
+	taker := startUnnamedRelay(t, "taker", "edge", cp.URL, "--name", o.Name)
+	eventually(t, 10*time.Second, "the name taken over after the origin left", func() bool {
+		n, err := cp.Store.NodeByName(ctx, o.Name)
+		return err == nil && n.Role == models.NodeRoleEdge && n.RTMPAddress == taker.rtmpAddr
+	})
+	select {
+	case <-taker.done:
+		t.Fatalf("the relay taking a released name exited:\n%s", taker.logText())
+	default:
+	}
 }
