@@ -91,7 +91,7 @@ func TestDirectoryAnswersOnlyOrigins(t *testing.T) {
 		e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{"node": "origin-1", "app": "live", "name": "show", "query": "key=" + e.stream.PublishKey})
 		code, out = e.call(t, "GET", "/internal/v1/directory/live/show", nil)
 		origins, _ := out["origins"].([]any)
-		if code != 200 || len(origins) != 1 || origins[0].(map[string]any)["name"] != "origin-1" {
+		if code != 200 || len(origins) != 1 || origins[0].(map[string]any)["name"] != "origin-1" || origins[0].(map[string]any)["role"] != "origin" {
 			t.Fatalf("directory: %d %v, want only origin-1", code, out)
 		}
 	})

@@ -9,6 +9,9 @@ import (
 type directoryOrigin struct {
 	Name        string `json:"name"`
 	RTMPAddress string `json:"rtmp_address"`
+	// Role is always "origin" (only origins are answered); edges that
+	// check it refuse any other.
+	Role string `json:"role"`
 }
 
 // directoryLookup answers which alive origins hold app/name now, most recent
@@ -31,7 +34,7 @@ func (s *Server) directoryLookup(c *gin.Context) {
 		if n.Draining {
 			continue
 		}
-		out = append(out, directoryOrigin{Name: n.Name, RTMPAddress: n.RTMPAddress})
+		out = append(out, directoryOrigin{Name: n.Name, RTMPAddress: n.RTMPAddress, Role: n.Role})
 	}
 	if len(out) == 0 {
 		c.JSON(http.StatusNotFound, hookErrBody("not_live", "no alive origin holds "+app+"/"+name, ""))
