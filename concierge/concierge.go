@@ -209,6 +209,9 @@ func (c *Concierge) Run(ctx context.Context) error {
 		c.httpAddr.Store(c.serveHTTP(hctx, ln))
 	}
 	if err := c.registerLoop(ctx); err != nil {
+		if errors.Is(err, ErrNameTaken) {
+			return err // another live node holds the name: exit non-zero
+		}
 		return nil // cancelled before registering: nothing to hand back
 	}
 	c.m.registered.Store(true)
@@ -276,13 +279,25 @@ func (c *Concierge) SupervisorPID() int {
 	return c.emb.PID()
 }
 
+// ErrNameTaken (from Run): the control plane refused the registration
+// because another live node (another role or address) holds the
+// concierge's name. The error's text names the clash and the fix.
+var ErrNameTaken = errors.New("node name taken")
+
 func (c *Concierge) register(ctx context.Context) error {
 	labels := c.p.Labels
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	// The host name and the health address tell the control plane a
+	// restart of this concierge from another one that claims its name.
+	host, _ := os.Hostname()
+	httpAddr := ""
+	if a, ok := c.httpAddr.Load().(net.Addr); ok {
+		httpAddr = a.String()
+	}
 	rep, err := c.ctl.register(ctx, registerReq{Name: c.p.Name, Role: "concierge", RTMPAddress: c.p.RelayRTMP,
-		Capacity: c.p.Capacity, Labels: labels, Version: c.p.Version})
+		HTTPAddress: httpAddr, Host: host, Capacity: c.p.Capacity, Labels: labels, Version: c.p.Version})
 	if err != nil {
 		return err
 	}
@@ -301,6 +316,14 @@ func (c *Concierge) registerLoop(ctx context.Context) error {
 		err := c.register(ctx)
 		if err == nil {
 			return nil
+		}
+		if isStatus(err, http.StatusConflict) {
+			// Final: another live node (another role or address) holds
+			// the name. Its message names the clash and the fix.
+			var ae *apiError
+			errors.As(err, &ae)
+			c.log.Error("registration refused: node name taken", "err", ae.Message)
+			return fmt.Errorf("%w: %s", ErrNameTaken, ae.Message)
 		}
 		c.log.Warn("register failed; retrying", "err", err, "in", delay)
 		select {

@@ -108,6 +108,8 @@ type registerReq struct {
 	Name        string            `json:"name"`
 	Role        string            `json:"role"`
 	RTMPAddress string            `json:"rtmp_address,omitempty"`
+	HTTPAddress string            `json:"http_address,omitempty"`
+	Host        string            `json:"host,omitempty"`
 	Capacity    int               `json:"capacity"`
 	Labels      map[string]string `json:"labels"`
 	Version     string            `json:"version"`

@@ -3,6 +3,7 @@ package models
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -66,6 +67,67 @@ func (s *Store) PublishTargetByKey(ctx context.Context, key string) (*PublishTar
 	return &t, nil
 }
 
+// Revocation reasons (Stream.RevokeReason, RevokedError.Reason).
+const (
+	RevokeDeleted    = "deleted"
+	RevokeDisabled   = "disabled"
+	RevokeKeyRotated = "key_rotated"
+)
+
+// ErrRevoked: the publish was revoked (its stream was disabled, deleted or
+// got a new key since the publish was authorised).
+var ErrRevoked = errors.New("publish revoked")
+
+// RevokedError says why a publish was revoked; it is an ErrRevoked.
+type RevokedError struct {
+	StreamID int64
+	Reason   string // RevokeDeleted, RevokeDisabled or RevokeKeyRotated
+}
+
+func (e *RevokedError) Error() string {
+	return fmt.Sprintf("publish of stream %d revoked: %s", e.StreamID, e.Reason)
+}
+
+// Is makes a RevokedError an ErrRevoked.
+func (e *RevokedError) Is(target error) bool { return target == ErrRevoked }
+
+// Publish is one publish to record with AddPublish.
+type Publish struct {
+	StreamID int64
+	Node     string
+	Now      time.Time
+	// New: a new publish (authorised now). It is counted and gets the next
+	// publish number of the stream, which it keeps as long as it runs.
+	New bool
+	// Key, when set, must still be the stream's publish key inside the
+	// transaction: an authorisation that checked the key before a rotation
+	// committed is refused (RevokedError key_rotated).
+	Key string
+	// RequireEnabled refuses a disabled stream (RevokedError disabled).
+	RequireEnabled bool
+	// PublishID (not New) is the number of a publish a node reports: a
+	// revoked one (at or below the stream's RevokedThrough) is refused.
+	PublishID int64
+	Event     *AuditEvent
+}
+
+// AddPublish is AddOrigin with the publish's identity: it returns the
+// publish number (for a new publish, the next one of the stream; else
+// p.PublishID), refuses revoked publishes with a *RevokedError, and records
+// the number on the origin.
+func (s *Store) AddPublish(ctx context.Context, p Publish) (wentLive bool, publishID int64, err error) {
+	op := &originOp{streamID: p.StreamID, node: p.Node, now: p.Now, countPublish: p.New, ev: p.Event,
+		key: p.Key, requireEnabled: p.RequireEnabled, publishID: p.PublishID}
+	if s.group != nil {
+		if err := s.group.Do(ctx, op); err != nil {
+			return false, 0, fmt.Errorf("add origin of stream %d: %w", p.StreamID, err)
+		}
+	} else if _, err := s.addOriginAlone(ctx, op); err != nil {
+		return false, 0, err
+	}
+	return op.wentLive, op.publishID, op.err
+}
+
 // AddOrigin records that node holds the publish of a stream (idempotent) and
 // marks the stream live. With countPublish it also counts a new publish
 // (publish_count, last_publish_at). ev, when not nil, is stored in the same
@@ -112,9 +174,13 @@ func (s *Store) addOriginsTx(ctx context.Context, ops []*originOp) error {
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	live, err := s.lockStreamsLive(ctx, ids)
+	locked, err := s.lockStreamsLive(ctx, ids)
 	if err != nil {
 		return err
+	}
+	live := make(map[int64]bool, len(locked))
+	for id, l := range locked {
+		live[id] = l.Live
 	}
 
 	type originKey struct {
@@ -135,6 +201,14 @@ func (s *Store) addOriginsTx(ctx context.Context, ops []*originOp) error {
 			op.err = fmt.Errorf("stream %d: %w", op.streamID, ErrNotFound)
 			continue
 		}
+		if reason := locked[op.streamID].refuses(op); reason != "" {
+			op.err = &RevokedError{StreamID: op.streamID, Reason: reason}
+			continue
+		}
+		if op.countPublish {
+			counts[op.streamID]++
+			op.publishID = locked[op.streamID].PublishCount + int64(counts[op.streamID])
+		}
 		t := op.now.UTC()
 		now = later(now, t)
 		if !was {
@@ -144,13 +218,13 @@ func (s *Store) addOriginsTx(ctx context.Context, ops []*originOp) error {
 		}
 		k := originKey{op.streamID, op.node}
 		if o := origins[k]; o == nil {
-			origins[k] = &StreamOrigin{StreamID: op.streamID, NodeName: op.node, Since: t}
+			origins[k] = &StreamOrigin{StreamID: op.streamID, NodeName: op.node, Since: t, PublishID: op.publishID}
 		} else if op.countPublish {
 			o.Since = later(o.Since, t)
+			o.PublishID = max(o.PublishID, op.publishID)
 		}
 		if op.countPublish {
 			upsert[k] = true
-			counts[op.streamID]++
 		}
 		if op.ev != nil {
 			evs = append(evs, op.ev)
@@ -186,7 +260,7 @@ func (s *Store) addOriginsTx(ctx context.Context, ops []*originOp) error {
 		if upsert[originKey{rows[0].StreamID, rows[0].NodeName}] {
 			onConflict = clause.OnConflict{
 				Columns:   []clause.Column{{Name: "stream_id"}, {Name: "node_name"}},
-				DoUpdates: clause.AssignmentColumns([]string{"since"}),
+				DoUpdates: clause.AssignmentColumns([]string{"since", "publish_id"}),
 			}
 		}
 		if err := s.db(ctx).Clauses(onConflict).Create(&rows).Error; err != nil {
@@ -265,25 +339,51 @@ func (s *Store) lockStream(ctx context.Context, streamID int64) error {
 	return nil
 }
 
+// lockedStream is what an origin change reads of a locked stream.
+type lockedStream struct {
+	ID             int64
+	Live           bool
+	Enabled        bool
+	PublishKey     string
+	PublishCount   int64
+	RevokedThrough int64
+	RevokeReason   string
+}
+
+// refuses says why op may not attach to the stream ("" when it may).
+func (l lockedStream) refuses(op *originOp) string {
+	switch {
+	case op.key != "" && op.key != l.PublishKey:
+		return RevokeKeyRotated
+	case op.requireEnabled && !l.Enabled:
+		return RevokeDisabled
+	case !op.countPublish && op.publishID > 0 && op.publishID <= l.RevokedThrough:
+		if l.RevokeReason != "" {
+			return l.RevokeReason
+		}
+		return RevokeKeyRotated
+	}
+	return ""
+}
+
 // lockStreamsLive locks the streams ids (ascending) like lockStream and
-// reads their live flags; a stream that is gone is missing from the map.
-// Inside the transaction nobody else changes them until commit, so "was it
-// live" decides the transition.
-func (s *Store) lockStreamsLive(ctx context.Context, ids []int64) (map[int64]bool, error) {
-	q := "SELECT id, live FROM streams WHERE id IN ? ORDER BY id"
+// reads their live flags, keys and publish numbers; a stream that is gone
+// is missing from the map. Inside the transaction nobody else changes them
+// until commit, so "was it live" decides the transition, and a rotation or
+// a disable is either before (refused here) or after (it revokes the new
+// publish) an authorisation, never in between.
+func (s *Store) lockStreamsLive(ctx context.Context, ids []int64) (map[int64]lockedStream, error) {
+	q := "SELECT id, live, enabled, publish_key, publish_count, revoked_through, revoke_reason FROM streams WHERE id IN ? ORDER BY id"
 	if s.dialect == DialectPostgres {
 		q += " FOR UPDATE"
 	}
-	var rows []struct {
-		ID   int64
-		Live bool
-	}
+	var rows []lockedStream
 	if err := s.db(ctx).Raw(q, ids).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("lock %d streams: %w", len(ids), err)
 	}
-	out := make(map[int64]bool, len(rows))
+	out := make(map[int64]lockedStream, len(rows))
 	for _, r := range rows {
-		out[r.ID] = r.Live
+		out[r.ID] = r
 	}
 	return out, nil
 }
@@ -311,17 +411,18 @@ func (s *Store) RefreshOrigin(ctx context.Context, streamID int64, node string, 
 
 // NodeOrigin is one stream whose publish a node holds.
 type NodeOrigin struct {
-	StreamID int64
-	App      string
-	Name     string
-	Since    time.Time
+	StreamID  int64
+	App       string
+	Name      string
+	Since     time.Time
+	PublishID int64
 }
 
 // NodeOrigins lists the streams node holds.
 func (s *Store) NodeOrigins(ctx context.Context, node string) ([]NodeOrigin, error) {
 	var out []NodeOrigin
 	err := s.db(ctx).Table("stream_origins").
-		Select("stream_origins.stream_id, applications.name AS app, streams.name AS name, stream_origins.since").
+		Select("stream_origins.stream_id, applications.name AS app, streams.name AS name, stream_origins.since, stream_origins.publish_id").
 		Joins("JOIN streams ON streams.id = stream_origins.stream_id").
 		Joins("JOIN applications ON applications.id = streams.application_id").
 		Where("stream_origins.node_name = ?", node).Order("stream_origins.stream_id").Scan(&out).Error
@@ -396,13 +497,16 @@ func (s *Store) removeOrigins(ctx context.Context, ev *AuditEvent, where string,
 
 // DirectoryOrigins lists the registered, alive (heartbeat at or after
 // aliveSince) origin nodes that hold app/name, most recent publish first.
+// Only nodes registered as origins count: a stream whose recorded holder
+// registered with another role (an edge that took a name, a stale row) is
+// never answered with it, so an edge is never sent to pull from an edge.
 func (s *Store) DirectoryOrigins(ctx context.Context, app, name string, aliveSince time.Time) ([]Node, error) {
 	var out []Node
 	err := s.db(ctx).Model(&Node{}).
 		Joins("JOIN stream_origins ON stream_origins.node_name = nodes.name").
 		Joins("JOIN streams ON streams.id = stream_origins.stream_id").
 		Joins("JOIN applications ON applications.id = streams.application_id").
-		Where("applications.name = ? AND streams.name = ? AND nodes.last_heartbeat >= ?", app, name, aliveSince.UTC()).
+		Where("applications.name = ? AND streams.name = ? AND nodes.role = ? AND nodes.last_heartbeat >= ?", app, name, NodeRoleOrigin, aliveSince.UTC()).
 		Order("stream_origins.since DESC").Order("nodes.name").Find(&out).Error
 	if err != nil {
 		return nil, fmt.Errorf("directory %s/%s: %w", app, name, err)

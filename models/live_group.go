@@ -28,6 +28,12 @@ type originOp struct {
 	now          time.Time
 	countPublish bool
 	ev           *AuditEvent
+	// key, when set, must still be the stream's key (a rotation that
+	// committed since the key was checked wins); requireEnabled refuses a
+	// disabled stream; publishID (a reported publish) must not be revoked.
+	key            string
+	requireEnabled bool
+	publishID      int64
 
 	wentLive bool
 	err      error

@@ -159,9 +159,10 @@ func TestNodesAndDirectory(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Re-register updates in place.
-			nd, err := s.RegisterNode(ctx, models.Node{Name: "origin-1", Role: models.NodeRoleOrigin, RTMPAddress: "127.0.0.1:19350", Labels: models.Labels{"zone": "a"}}, now)
-			if err != nil || nd.RTMPAddress != "127.0.0.1:19350" || nd.Labels["zone"] != "a" {
+			// Re-register (the same node: same role and address) updates in
+			// place; another address is another node (TestClaimNodeName).
+			nd, err := s.RegisterNode(ctx, models.Node{Name: "origin-1", Role: models.NodeRoleOrigin, RTMPAddress: "127.0.0.1:1935", Labels: models.Labels{"zone": "a"}}, now)
+			if err != nil || nd.Capacity != 0 || nd.Labels["zone"] != "a" {
 				t.Fatalf("re-register: %+v %v", nd, err)
 			}
 			all, _ := s.ListNodes(ctx, models.NodeRoleOrigin)

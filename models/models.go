@@ -93,11 +93,17 @@ type Stream struct {
 	AllowTakeover bool
 	Live          bool
 	PublishCount  int64
-	LastPublishAt *time.Time
-	CodecInfo     RawJSON
-	Bitrate       int64
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// RevokedThrough: publishes numbered up to it (publish numbers are the
+	// PublishCount after each publish) were revoked, by RevokeReason
+	// (key_rotated, disabled): relays must end them and they are never
+	// attached again.
+	RevokedThrough int64
+	RevokeReason   string
+	LastPublishAt  *time.Time
+	CodecInfo      RawJSON
+	Bitrate        int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // StreamOrigin records that an origin node holds a stream's publish now. A
@@ -107,6 +113,9 @@ type StreamOrigin struct {
 	StreamID int64
 	NodeName string
 	Since    time.Time
+	// PublishID is the stream's publish number of the publish the node
+	// holds (AddOrigin); 0 when unknown (hook-reported publishes).
+	PublishID int64
 }
 
 // TaskConfig is the user's configuration of work on a stream (a restream, a
@@ -204,11 +213,14 @@ func (l *Labels) Scan(src any) error { return jsonScan(src, (*map[string]string)
 
 // Node is a registered relay, concierge, HLS origin or CDN edge.
 type Node struct {
-	ID            int64 `gorm:"primaryKey"`
-	Name          string
-	Role          string
-	RTMPAddress   string `gorm:"column:rtmp_address"`
-	HTTPAddress   string `gorm:"column:http_address"`
+	ID          int64 `gorm:"primaryKey"`
+	Name        string
+	Role        string
+	RTMPAddress string `gorm:"column:rtmp_address"`
+	HTTPAddress string `gorm:"column:http_address"`
+	// Host is the host name the node runs on, as it reported it; with Role
+	// and the addresses it tells a restart from another node of that name.
+	Host          string
 	Capacity      int
 	Labels        Labels
 	Load          NodeLoad

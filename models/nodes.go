@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -26,10 +27,59 @@ func ValidNodeRole(r string) bool {
 	return false
 }
 
-// RegisterNode inserts or updates the node named n.Name (registration is
-// idempotent: a re-register updates role, addresses, capacity, labels and
-// version, clears Draining and counts as a heartbeat).
+// AliveHeartbeats is how many heartbeat intervals a node counts as alive
+// after its last heartbeat: the one definition of "alive" that name claims,
+// the stream directory, the reaper and the node lists use.
+const AliveHeartbeats = 3
+
+// NameTakenError refuses a registration under a name that a live node of
+// another identity (role, addresses, host) holds.
+type NameTakenError struct {
+	Name   string
+	Holder Node // the live node that holds the name
+	// Now is the time of the refused registration (for the age of Holder's
+	// last heartbeat).
+	Now time.Time
+}
+
+func (e *NameTakenError) Error() string {
+	h := e.Holder
+	where := h.RTMPAddress
+	if where == "" {
+		where = h.HTTPAddress
+	}
+	if where == "" {
+		where = "no address"
+	}
+	if h.Host != "" {
+		where += " on host " + h.Host
+	}
+	ago := ""
+	if h.LastHeartbeat != nil {
+		ago = fmt.Sprintf(", last heartbeat %s ago", e.Now.Sub(*h.LastHeartbeat).Round(time.Millisecond))
+	}
+	return fmt.Sprintf("node name %q is taken by a live %s at %s%s: give this node its own --name "+
+		"(names must be unique among live nodes), or stop the other node", e.Name, h.Role, where, ago)
+}
+
+// Is makes a NameTakenError an ErrConflict.
+func (e *NameTakenError) Is(target error) bool { return target == ErrConflict }
+
+// RegisterNode is ClaimNode with the alive window of the default 1 s
+// heartbeat interval.
 func (s *Store) RegisterNode(ctx context.Context, n Node, now time.Time) (*Node, error) {
+	return s.ClaimNode(ctx, n, now, now.Add(-AliveHeartbeats*time.Second))
+}
+
+// ClaimNode registers the node named n.Name. A node is identified by its
+// name: the registration succeeds when nobody holds the name, when the
+// holder is the same node (same role, addresses and host: a restart, which
+// updates capacity, labels and version, clears Draining and counts as a
+// heartbeat), or when the holder is dead (no heartbeat at or after
+// aliveSince). Otherwise it fails with a *NameTakenError. One statement
+// (an upsert whose update is conditional) decides, so of two concurrent
+// claims of a free name exactly one wins, on both databases.
+func (s *Store) ClaimNode(ctx context.Context, n Node, now, aliveSince time.Time) (*Node, error) {
 	now = now.UTC()
 	n.ID = 0
 	n.LastHeartbeat = &now
@@ -38,16 +88,41 @@ func (s *Store) RegisterNode(ctx context.Context, n Node, now time.Time) (*Node,
 	if n.Labels == nil {
 		n.Labels = Labels{}
 	}
-	err := s.db(ctx).Clauses(clause.OnConflict{
+	res := s.db(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "name"}},
 		DoUpdates: clause.AssignmentColumns([]string{
-			"role", "rtmp_address", "http_address", "capacity", "labels", "version", "last_heartbeat", "draining",
+			"role", "rtmp_address", "http_address", "host", "capacity", "labels", "version", "last_heartbeat", "draining", "registered_at",
 		}),
-	}).Create(&n).Error
-	if err != nil {
-		return nil, fmt.Errorf("register node %s: %w", n.Name, err)
+		Where: clause.Where{Exprs: []clause.Expression{gorm.Expr(
+			"(nodes.role = excluded.role AND nodes.rtmp_address = excluded.rtmp_address AND "+
+				"nodes.http_address = excluded.http_address AND nodes.host = excluded.host) OR "+
+				"nodes.last_heartbeat IS NULL OR nodes.last_heartbeat < ?", aliveSince.UTC())}},
+	}).Create(&n)
+	if res.Error != nil {
+		return nil, fmt.Errorf("register node %s: %w", n.Name, res.Error)
 	}
-	return s.NodeByName(ctx, n.Name)
+	got, err := s.NodeByName(ctx, n.Name)
+	if err != nil {
+		return nil, err
+	}
+	if res.RowsAffected == 0 {
+		return nil, &NameTakenError{Name: n.Name, Holder: *got, Now: now}
+	}
+	return got, nil
+}
+
+// ReleaseNode marks the node n.Name dead at once (a clean shutdown), if it
+// is still the node n (same role, addresses and host): its name is free for
+// another node, and the reaper clears the streams it held. It reports
+// whether it released the name.
+func (s *Store) ReleaseNode(ctx context.Context, n Node) (bool, error) {
+	res := s.db(ctx).Model(&Node{}).
+		Where("name = ? AND role = ? AND rtmp_address = ? AND http_address = ? AND host = ?", n.Name, n.Role, n.RTMPAddress, n.HTTPAddress, n.Host).
+		Update("last_heartbeat", nil)
+	if res.Error != nil {
+		return false, fmt.Errorf("release node %s: %w", n.Name, res.Error)
+	}
+	return res.RowsAffected > 0, nil
 }
 
 // NodeByName loads a node.

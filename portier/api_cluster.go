@@ -220,8 +220,8 @@ type apiNodeView struct {
 }
 
 // nodeAliveWindow is how long after its last heartbeat a node counts as
-// alive: three heartbeat intervals, as the live-state reaper counts.
-func (s *Server) nodeAliveWindow() time.Duration { return 3 * s.lv.hb }
+// alive (liveState.aliveWindow).
+func (s *Server) nodeAliveWindow() time.Duration { return s.lv.aliveWindow() }
 
 // nodeState is "alive", "draining" or "dead".
 func (s *Server) nodeState(n *models.Node, now time.Time) string {

@@ -284,23 +284,15 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
 		return
 	}
-	var up *models.Stream
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		up, err = tx.UpdateStream(c.Request.Context(), st.ID, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover})
-		if errors.Is(err, models.ErrConflict) {
-			return apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", st.Application.Name, *req.Name))
-		}
-		if err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.update", streamObject(st.ID), req))
-	})
+	up, err := s.updateStream(c.Request.Context(), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover},
+		s.auditEvent(c, "stream.update", streamObject(st.ID), req))
+	if errors.Is(err, models.ErrConflict) && req.Name != nil {
+		err = apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", st.Application.Name, *req.Name))
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.afterStreamChange(c.Request.Context(), st.ID)
 	v := s.viewStream(c, up, s.principal(c).Owns(up))
 	if err := s.attachStats(c.Request.Context(), &v); err != nil {
 		s.fail(c, err)
@@ -324,19 +316,11 @@ func (s *Server) apiRotateKey(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var up *models.Stream
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if up, err = tx.RotateStreamKey(c.Request.Context(), st.ID); err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
-	})
+	up, err := s.rotateStreamKey(c.Request.Context(), st, s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.afterStreamChange(c.Request.Context(), st.ID)
 	v := s.viewStream(c, up, true)
 	if err := s.attachStats(c.Request.Context(), &v); err != nil {
 		s.fail(c, err)
@@ -351,12 +335,7 @@ func (s *Server) apiDeleteStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		if err := tx.DeleteStream(c.Request.Context(), st.ID); err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
-	})
+	err = s.deleteStream(c.Request.Context(), st, s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
 	if err != nil {
 		s.fail(c, err)
 		return

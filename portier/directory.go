@@ -9,6 +9,9 @@ import (
 type directoryOrigin struct {
 	Name        string `json:"name"`
 	RTMPAddress string `json:"rtmp_address"`
+	// Role is always "origin" (only origins are answered); edges that
+	// check it refuse any other.
+	Role string `json:"role"`
 }
 
 // directoryLookup answers which alive origins hold app/name now, most recent
@@ -20,7 +23,7 @@ func (s *Server) directoryLookup(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", err.Error(), ""))
 		return
 	}
-	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.now().Add(-3*s.lv.hb))
+	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.aliveSince())
 	if err != nil {
 		s.lv.log.Error("directory", "err", err)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
@@ -31,7 +34,7 @@ func (s *Server) directoryLookup(c *gin.Context) {
 		if n.Draining {
 			continue
 		}
-		out = append(out, directoryOrigin{Name: n.Name, RTMPAddress: n.RTMPAddress})
+		out = append(out, directoryOrigin{Name: n.Name, RTMPAddress: n.RTMPAddress, Role: n.Role})
 	}
 	if len(out) == 0 {
 		c.JSON(http.StatusNotFound, hookErrBody("not_live", "no alive origin holds "+app+"/"+name, ""))

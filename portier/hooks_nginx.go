@@ -74,10 +74,11 @@ func (s *Server) hookNginx(c *gin.Context) {
 		c.String(http.StatusOK, "OK")
 	case "update":
 		// Sent every notify_update_timeout for each session. A publish it
-		// confirms stays live under OriginTTL; a disabled stream is refused,
-		// which makes nginx-rtmp drop the session.
+		// confirms stays live under OriginTTL; a disabled stream, or a
+		// publish whose key was rotated since, is refused, which makes
+		// nginx-rtmp drop the session.
 		d := s.lv.confirmPublish(ctx, req, false)
-		if !d.Allow && d.Code == codeDisabled {
+		if !d.Allow && (d.Code == codeDisabled || d.Code == codeWrongKey) {
 			c.String(d.Status, "%s", d.Reason)
 			return
 		}

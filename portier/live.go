@@ -47,6 +47,7 @@ const (
 	codeWrongKey      = "wrong_key"
 	codeDisabled      = "disabled"
 	codeUnavailable   = "unavailable"
+	codeNameTaken     = "name_taken"
 )
 
 // liveState holds what the live-state machinery keeps in memory. Its one
@@ -111,6 +112,10 @@ type decision struct {
 	Target   *models.PublishTarget
 	Renamed  bool // the key was given as the stream name; Target.Name is the public name
 	Takeover bool
+	// PublishID is the stream's number of an allowed publish: the relay
+	// reports it in heartbeats and publish-done, so the control plane
+	// attaches the publish only to the stream that authorised it.
+	PublishID int64
 }
 
 func deny(status int, code, reason string) decision {
@@ -214,7 +219,32 @@ func (l *liveState) authorizePublish(ctx context.Context, req hookReq) (d decisi
 		return d
 	}
 	l.untomb(req.Node, t.App+"/"+t.Name)
-	wentLive, err := l.s.p.Store.AddOrigin(ctx, t.StreamID, req.Node, l.now(), true, ev)
+	l.untomb(req.Node, streamTomb(t.StreamID))
+	authKey := key
+	if renamed {
+		authKey = req.Name // the key given as the stream name
+	}
+	// The key and the enabled flag are checked again inside the
+	// transaction, under the stream's lock: a rotation or a disable that
+	// committed since the lookup above wins.
+	wentLive, publishID, err := l.s.p.Store.AddPublish(ctx, models.Publish{StreamID: t.StreamID, Node: req.Node, Now: l.now(),
+		New: true, Key: authKey, RequireEnabled: true, Event: ev})
+	var rv *models.RevokedError
+	if errors.As(err, &rv) {
+		d = deny(http.StatusForbidden, codeWrongKey, "wrong key")
+		if rv.Reason == models.RevokeDisabled {
+			d = deny(http.StatusForbidden, codeDisabled, "stream "+t.App+"/"+t.Name+" is disabled")
+		}
+		d.Target = t
+		l.audit(ctx, "publish.authorize", req, d)
+		return d
+	}
+	if errors.Is(err, models.ErrNotFound) {
+		d = deny(http.StatusNotFound, codeUnknownStream, "unknown stream "+req.App+"/"+redact(req.Name))
+		l.audit(ctx, "publish.authorize", req, d)
+		return d
+	}
+	d.PublishID = publishID
 	if err != nil {
 		l.log.Error("mark live failed", "err", err, "stream", t.StreamID, "node", req.Node)
 		return deny(http.StatusServiceUnavailable, codeUnavailable, "the control plane cannot write its database; retry")
@@ -262,6 +292,7 @@ func (l *liveState) publishDone(ctx context.Context, req hookReq) error {
 		return err
 	}
 	l.tombstone(req.Node, t.App+"/"+t.Name)
+	l.tombstone(req.Node, streamTomb(t.StreamID))
 	ev := l.auditEvent("publish.done", req, decision{Allow: true, Target: t})
 	wentOffline, err := l.s.p.Store.RemoveOrigin(ctx, t.StreamID, req.Node, ev)
 	if err != nil {
@@ -273,6 +304,28 @@ func (l *liveState) publishDone(ctx context.Context, req hookReq) error {
 	return nil
 }
 
+// publishDoneByID ends the publish publishID of stream streamID on
+// req.Node, as relays that know which stream authorised their publish
+// report it: never by name, so the end of a publish of a deleted stream
+// cannot touch a newer stream that reuses the name, and the late end of an
+// older publish never removes a newer one on the same node.
+func (l *liveState) publishDoneByID(ctx context.Context, req hookReq, streamID, publishID int64) error {
+	l.tombstone(req.Node, streamTomb(streamID))
+	ev := l.auditEvent("publish.done", req, decision{Allow: true, Target: &models.PublishTarget{StreamID: streamID}})
+	ev.Details = models.MustJSON(map[string]any{"dialect": req.Dialect, "protocol": req.Protocol, "publish_id": publishID})
+	wentOffline, err := l.s.p.Store.RemovePublishOrigin(ctx, streamID, req.Node, publishID, ev)
+	if err != nil {
+		return err
+	}
+	if wentOffline {
+		l.streamOffline(ctx, streamID, "publish ended")
+	}
+	return nil
+}
+
+// streamTomb is the tombstone key of a stream reported by id.
+func streamTomb(id int64) string { return fmt.Sprintf("#%d", id) }
+
 // confirmPublish refreshes the origin of a publish a hook-only node reports
 // as still running (nginx-rtmp's update, MediaMTX's runOnReady); with
 // restore it also re-adds an origin that expired or was lost. A disabled
@@ -281,7 +334,7 @@ func (l *liveState) confirmPublish(ctx context.Context, req hookReq, restore boo
 	if err := checkAppName(req.App, req.Name); err != nil {
 		return deny(http.StatusBadRequest, codeBadRequest, err.Error())
 	}
-	t, _, err := l.findStream(ctx, req.App, req.Name)
+	t, renamed, err := l.findStream(ctx, req.App, req.Name)
 	if errors.Is(err, models.ErrNotFound) {
 		return deny(http.StatusNotFound, codeUnknownStream, "unknown stream "+req.App+"/"+redact(req.Name))
 	}
@@ -290,6 +343,11 @@ func (l *liveState) confirmPublish(ctx context.Context, req hookReq, restore boo
 	}
 	if !t.Enabled {
 		return deny(http.StatusForbidden, codeDisabled, "stream "+t.App+"/"+t.Name+" is disabled")
+	}
+	// A publish that shows the key it was authorised with (nginx-rtmp's
+	// update repeats the client's arguments) ends once the key rotated.
+	if key := keyFromQuery(req.Query); !renamed && key != "" && !keysEqual(key, t.PublishKey) {
+		return deny(http.StatusForbidden, codeWrongKey, "the stream's key was rotated")
 	}
 	ok, err := l.s.p.Store.RefreshOrigin(ctx, t.StreamID, req.Node, l.now())
 	if err == nil && !ok && restore {
@@ -339,6 +397,14 @@ func (l *liveState) storeAudit(ctx context.Context, ev *models.AuditEvent) {
 		l.log.Error("audit event lost", "err", err, "action", ev.Action, "object", ev.Object)
 	}
 }
+
+// aliveWindow is how long after its last heartbeat a node counts as alive
+// (models.AliveHeartbeats intervals): the one definition behind name claims,
+// the stream directory, the reaper and the node lists.
+func (l *liveState) aliveWindow() time.Duration { return models.AliveHeartbeats * l.hb }
+
+// aliveSince is the oldest last heartbeat of a node alive now.
+func (l *liveState) aliveSince() time.Time { return l.now().Add(-l.aliveWindow()) }
 
 func (l *liveState) tombstone(node, path string) {
 	l.mu.Lock()

@@ -2,10 +2,14 @@ package portier
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/models"
 )
 
@@ -37,7 +41,7 @@ func (s *Server) StartBackground(ctx context.Context) {
 func (l *liveState) reap(ctx context.Context) error {
 	st := l.s.p.Store
 	now := l.now()
-	dead, err := st.DeadOriginNodes(ctx, now.Add(-3*l.hb))
+	dead, err := st.DeadOriginNodes(ctx, now.Add(-l.aliveWindow()))
 	if err != nil {
 		return err
 	}
@@ -68,34 +72,47 @@ func (l *liveState) reap(ctx context.Context) error {
 		}
 	}
 	// Statistics of relays that stopped heartbeating (3 intervals).
-	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-3*l.hb)); err != nil {
+	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-l.aliveWindow())); err != nil {
 		return err
 	}
 	l.sweepTombs()
 	return nil
 }
 
-// reconcile makes the origin set of node equal to published (app/name
-// strings), the full list of publishes the node holds now. Origins added in
-// the last 3 heartbeat intervals are kept even if missing (the heartbeat
-// may predate the publish), and publishes ended in that window are not
-// re-added (the heartbeat may predate the done).
-func (l *liveState) reconcile(ctx context.Context, node string, published []string) error {
+// The heartbeat's publishes and end orders are the relay's wire types
+// (media/cluster), defined once for both sides.
+type (
+	// reportedPublish is one publish a relay holds, as its heartbeat
+	// reports it: StreamID and PublishID are what the publish's
+	// authorisation answered; older relays report the path only.
+	reportedPublish = cluster.PublishedStream
+	// endOrder tells a relay, in the heartbeat answer, to end one publish.
+	endOrder = cluster.EndOrder
+)
+
+// reconcile makes the origin set of node equal to the publishes it
+// reports, the full list of publishes it holds now, and returns the
+// publishes it must end. A publish is attached only to the stream that
+// authorised it (StreamID), never to another that took its name since,
+// and never when revoked. Origins added in the last 3 heartbeat
+// intervals are kept even if missing (the heartbeat may predate the
+// publish), and publishes ended in that window are not re-added (the
+// heartbeat may predate the done).
+func (l *liveState) reconcile(ctx context.Context, node string, reported []reportedPublish) ([]endOrder, error) {
 	st := l.s.p.Store
+	now := l.now()
+	want, ends, err := l.reportedStreams(ctx, node, reported)
+	if err != nil {
+		return nil, err
+	}
 	cur, err := st.NodeOrigins(ctx, node)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	want := make(map[string]bool, len(published))
-	for _, p := range published {
-		want[p] = true
-	}
-	have := make(map[string]bool, len(cur))
-	now := l.now()
+	have := make(map[int64]bool, len(cur))
 	for _, o := range cur {
-		path := o.App + "/" + o.Name
-		have[path] = true
-		if want[path] || now.Sub(o.Since) < 3*l.hb {
+		have[o.StreamID] = true
+		if _, ok := want[o.StreamID]; ok || now.Sub(o.Since) < 3*l.hb {
 			continue
 		}
 		ev := &models.AuditEvent{
@@ -104,35 +121,139 @@ func (l *liveState) reconcile(ctx context.Context, node string, published []stri
 		}
 		off, err := st.RemoveOrigin(ctx, o.StreamID, node, ev)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if off {
 			l.streamOffline(ctx, o.StreamID, "origin "+node+" no longer holds it")
 		}
 	}
-	for path := range want {
-		if have[path] || l.tombstoned(node, path) {
+	ids := slices.Sorted(maps.Keys(want))
+	for _, id := range ids {
+		r := want[id]
+		if have[id] || l.tombstoned(node, r.Path) || l.tombstoned(node, streamTomb(id)) {
 			continue
-		}
-		app, name, ok := strings.Cut(path, "/")
-		if !ok || checkAppName(app, name) != nil {
-			continue
-		}
-		t, err := st.PublishTargetByName(ctx, app, name)
-		if err != nil || !t.Enabled {
-			continue // unknown or disabled: the relay will be refused at its next authorize
 		}
 		ev := &models.AuditEvent{
-			Time: now.UTC(), Actor: "control", Action: "publish.reconcile", Object: fmt.Sprintf("stream:%d", t.StreamID),
+			Time: now.UTC(), Actor: "control", Action: "publish.reconcile", Object: fmt.Sprintf("stream:%d", id),
 			Result: models.ResultOK, Reason: "the node reports a publish the control plane had lost", Node: node,
 		}
-		wentLive, err := st.AddOrigin(ctx, t.StreamID, node, now, false, ev)
-		if err != nil {
-			return err
+		// Enabled and not revoked, checked again under the stream's lock.
+		wentLive, _, err := st.AddPublish(ctx, models.Publish{StreamID: id, Node: node, Now: now,
+			RequireEnabled: true, PublishID: r.PublishID, Event: ev})
+		var rv *models.RevokedError
+		switch {
+		case errors.As(err, &rv):
+			if r.StreamID > 0 {
+				ends = append(ends, endOrder{Path: r.Path, StreamID: id, PublishID: r.PublishID, Reason: rv.Reason})
+			}
+			continue
+		case errors.Is(err, models.ErrNotFound):
+			if r.StreamID > 0 {
+				ends = append(ends, endOrder{Path: r.Path, StreamID: id, PublishID: r.PublishID, Reason: models.RevokeDeleted})
+			}
+			continue
+		case err != nil:
+			return nil, err
 		}
 		if wentLive {
 			l.streamLive()
 		}
 	}
-	return nil
+	l.auditEnds(ctx, node, ends)
+	return ends, nil
+}
+
+// reportedStreams resolves a heartbeat's publishes to the streams they
+// belong to (want), and lists those that must end. A report with a stream
+// id belongs to that stream or to none (deleted). An "app/name" report of
+// an older relay is resolved by name, but only to a stream created before
+// the node registered: every publish the node holds started after that,
+// so such a stream existed when the publish was authorised and is the
+// stream that authorised it; a newer stream may have taken the name of a
+// deleted one, and is left alone.
+func (l *liveState) reportedStreams(ctx context.Context, node string, reported []reportedPublish) (map[int64]reportedPublish, []endOrder, error) {
+	st := l.s.p.Store
+	var ids []int64
+	for _, r := range reported {
+		if r.StreamID > 0 {
+			ids = append(ids, r.StreamID)
+		}
+	}
+	revs, err := st.StreamRevocations(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := make(map[int64]reportedPublish, len(reported))
+	var ends []endOrder
+	var legacy []string
+	for _, r := range reported {
+		if r.StreamID <= 0 {
+			legacy = append(legacy, r.Path)
+			continue
+		}
+		reason := models.RevokeDeleted
+		if rev := revs[r.StreamID]; rev != nil {
+			reason = rev.Revoked(r.PublishID)
+		}
+		if reason != "" {
+			ends = append(ends, endOrder{Path: r.Path, StreamID: r.StreamID, PublishID: r.PublishID, Reason: reason})
+			continue
+		}
+		want[r.StreamID] = r
+	}
+	if len(legacy) == 0 {
+		return want, ends, nil
+	}
+	n, err := st.NodeByName(ctx, node)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, path := range legacy {
+		app, name, ok := strings.Cut(path, "/")
+		if !ok || checkAppName(app, name) != nil {
+			continue
+		}
+		t, err := st.StreamByName(ctx, app, name)
+		if err != nil || !t.Enabled {
+			continue // unknown or disabled: the relay will be refused at its next authorize
+		}
+		if !t.CreatedAt.Before(n.RegisteredAt) {
+			l.log.Debug("not attaching a reported publish to a stream newer than the node", "node", node, "stream", t.ID)
+			continue
+		}
+		if _, dup := want[t.ID]; !dup {
+			want[t.ID] = reportedPublish{Path: path}
+		}
+	}
+	return want, ends, nil
+}
+
+// auditEnds records, once per publish, that node was told to end it.
+func (l *liveState) auditEnds(ctx context.Context, node string, ends []endOrder) {
+	for _, e := range ends {
+		key := fmt.Sprintf("end\x00%s\x00%d\x00%d", node, e.StreamID, e.PublishID)
+		if l.tombstoned(node, key) {
+			continue // told already; the relay ends it at once
+		}
+		l.tombstone(node, key)
+		l.log.Info("relay told to end a publish", "node", node, "stream", e.StreamID, "publish", e.PublishID, "reason", e.Reason)
+		l.storeAudit(ctx, &models.AuditEvent{
+			Time: l.now().UTC(), Actor: "control", Action: "publish.end", Object: fmt.Sprintf("stream:%d", e.StreamID),
+			Result: models.ResultOK, Reason: "stream " + revokeText(e.Reason) + ": the relay ends the publish", Node: node,
+			Details: models.MustJSON(map[string]any{"reason": e.Reason, "publish_id": e.PublishID, "path": e.Path}),
+		})
+	}
+}
+
+// revokeText is a revocation reason in words.
+func revokeText(reason string) string {
+	switch reason {
+	case models.RevokeDeleted:
+		return "deleted"
+	case models.RevokeDisabled:
+		return "disabled"
+	case models.RevokeKeyRotated:
+		return "key rotated"
+	}
+	return reason
 }

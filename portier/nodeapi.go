@@ -20,6 +20,7 @@ func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
 	g.Use(s.hookAuth(dialectNative, false))
 	g.POST("/nodes/register", s.nodeRegister)
 	g.POST("/nodes/:name/heartbeat", s.nodeHeartbeat)
+	g.POST("/nodes/leave", s.nodeLeave)
 	g.GET("/nodes", s.nodeList)
 	g.POST("/publish/authorize", s.nodePublishAuthorize)
 	g.POST("/publish/done", s.nodePublishDone)
@@ -51,6 +52,9 @@ type registerReq struct {
 	Capacity    int               `json:"capacity"`
 	Labels      map[string]string `json:"labels"`
 	Version     string            `json:"version"`
+	// Host is the host name the node runs on (newer nodes send it): with
+	// the role and addresses it tells a restart from another node.
+	Host string `json:"host"`
 }
 
 func (r *registerReq) validate() (field, msg string) {
@@ -65,6 +69,8 @@ func (r *registerReq) validate() (field, msg string) {
 		return "labels", "at most 64 labels"
 	case len(r.Version) > 128:
 		return "version", "version is longer than 128 characters"
+	case len(r.Host) > 256:
+		return "host", "host is longer than 256 characters"
 	}
 	for f, a := range map[string]string{"rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress} {
 		if a == "" {
@@ -91,10 +97,15 @@ func (s *Server) nodeRegister(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
 		return
 	}
-	n, err := s.p.Store.RegisterNode(c.Request.Context(), models.Node{
-		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress,
+	n, err := s.p.Store.ClaimNode(c.Request.Context(), models.Node{
+		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host,
 		Capacity: r.Capacity, Labels: r.Labels, Version: r.Version,
-	}, s.lv.now())
+	}, s.lv.now(), s.lv.aliveSince())
+	var taken *models.NameTakenError
+	if errors.As(err, &taken) {
+		s.nameTaken(c, r, taken)
+		return
+	}
 	if err != nil {
 		s.lv.log.Error("register node", "err", err, "node", r.Name)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
@@ -108,11 +119,58 @@ func (s *Server) nodeRegister(c *gin.Context) {
 	})
 }
 
+// nodeLeave is a clean shutdown: the node (the same identity as its
+// registration) is dead at once, so its name is free and its streams are
+// cleared at the reaper's next pass instead of after the alive window.
+func (s *Server) nodeLeave(c *gin.Context) {
+	var r registerReq
+	if !bindNodeJSON(c, &r) {
+		return
+	}
+	if !nodeNameRE.MatchString(r.Name) {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "a node name is 1-128 of letters, digits and _ . : - starting with a letter or digit", "name"))
+		return
+	}
+	ok, err := s.p.Store.ReleaseNode(c.Request.Context(), models.Node{Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host})
+	if err != nil {
+		s.lv.log.Error("node leave", "err", err, "node", r.Name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		return
+	}
+	if ok {
+		s.lv.log.Info("node left", "node", r.Name, "role", r.Role)
+	}
+	c.JSON(http.StatusOK, gin.H{"released": ok})
+}
+
+// nameTaken answers 409 to a registration under a live node's name, with
+// the clash in the message (name, the holder's role and addresses) and in
+// "holder", and audits the refusal.
+func (s *Server) nameTaken(c *gin.Context, r registerReq, e *models.NameTakenError) {
+	h := e.Holder
+	s.lv.log.Warn("node registration refused: name taken", "node", r.Name, "role", r.Role, "rtmp", r.RTMPAddress,
+		"http", r.HTTPAddress, "host", r.Host, "holder_role", h.Role, "holder_rtmp", h.RTMPAddress, "holder_http", h.HTTPAddress, "holder_host", h.Host)
+	s.lv.storeAudit(c.Request.Context(), &models.AuditEvent{
+		Time: s.lv.now().UTC(), Actor: "node:" + r.Name, Action: "node.register", Object: "node:" + r.Name,
+		Result: models.ResultDenied, Reason: e.Error(), Node: r.Name, Addr: c.ClientIP(),
+		Details: models.MustJSON(gin.H{"role": r.Role, "rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress, "host": r.Host,
+			"holder": gin.H{"role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress, "host": h.Host}}),
+	})
+	body := hookErrBody(codeNameTaken, e.Error(), "name")
+	body["holder"] = gin.H{"name": h.Name, "role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress,
+		"host": h.Host, "last_heartbeat": h.LastHeartbeat}
+	c.JSON(http.StatusConflict, body)
+}
+
 type heartbeatReq struct {
 	Load models.NodeLoad `json:"load"`
 	// Published is absent for nodes that publish nothing (concierges,
 	// CDN edges); [] or null from a relay means it holds no publish.
+	// "app/name" strings: the form of older relays.
 	Published json.RawMessage `json:"published"`
+	// Publishes (newer relays; when present it replaces Published) lists
+	// each publish with the stream and publish number that authorised it.
+	Publishes json.RawMessage `json:"publishes"`
 	// Streams has per-stream statistics (relays; see portier/stats.go).
 	// Absent or null: the node reports none (older relays, other roles).
 	Streams json.RawMessage `json:"streams"`
@@ -124,15 +182,9 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	var published []string
-	if len(r.Published) > 0 && string(r.Published) != "null" {
-		if err := json.Unmarshal(r.Published, &published); err != nil {
-			c.JSON(http.StatusBadRequest, hookErrBody("invalid", "published must be a list of \"app/name\" strings", "published"))
-			return
-		}
-	}
-	if len(published) > 100_000 {
-		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "at most 100000 published streams", "published"))
+	published, field, msg := parsePublished(r.Published, r.Publishes)
+	if field != "" {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
 		return
 	}
 	reports, field, msg := parseStreamReports(r.Streams)
@@ -151,8 +203,9 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
-	if len(r.Published) > 0 {
-		if err := s.lv.reconcile(ctx, name, published); err != nil {
+	var ends []endOrder
+	if len(r.Published) > 0 || len(r.Publishes) > 0 {
+		if ends, err = s.lv.reconcile(ctx, name, published); err != nil {
 			s.lv.log.Error("reconcile live state", "err", err, "node", name)
 		}
 	}
@@ -161,7 +214,41 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 			s.lv.log.Error("store stream statistics", "err", err, "node", name)
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()})
+	out := gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()}
+	if len(ends) > 0 {
+		out["end"] = ends // publishes the relay must end now
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// parsePublished reads a heartbeat's publishes: the "publishes" objects of
+// newer relays, else the "published" "app/name" strings of older ones.
+func parsePublished(published, publishes json.RawMessage) (out []reportedPublish, field, msg string) {
+	if len(publishes) > 0 && string(publishes) != "null" {
+		if err := json.Unmarshal(publishes, &out); err != nil {
+			return nil, "publishes", `publishes must be a list of {"path","stream_id","publish_id"}`
+		}
+		field = "publishes"
+	} else if len(published) > 0 && string(published) != "null" {
+		var paths []string
+		if err := json.Unmarshal(published, &paths); err != nil {
+			return nil, "published", `published must be a list of "app/name" strings`
+		}
+		out = make([]reportedPublish, len(paths))
+		for i, p := range paths {
+			out[i] = reportedPublish{Path: p}
+		}
+		field = "published"
+	}
+	if len(out) > 100_000 {
+		return nil, field, "at most 100000 published streams"
+	}
+	for _, p := range out {
+		if p.StreamID < 0 || p.PublishID < 0 || len(p.Path) > 1024 {
+			return nil, field, "a publish has a path of at most 1024 characters and non-negative ids"
+		}
+	}
+	return out, "", ""
 }
 
 type nodeView struct {
@@ -172,9 +259,9 @@ type nodeView struct {
 	Alive       bool   `json:"alive"`
 }
 
-// nodeAlive reports whether n heartbeat within the last 3 intervals.
+// nodeAlive reports whether n heartbeat within the alive window and is not draining.
 func (s *Server) nodeAlive(n *models.Node) bool {
-	return n.LastHeartbeat != nil && !n.Draining && s.lv.now().Sub(*n.LastHeartbeat) < 3*s.lv.hb
+	return n.LastHeartbeat != nil && !n.Draining && !n.LastHeartbeat.Before(s.lv.aliveSince())
 }
 
 func (s *Server) nodeList(c *gin.Context) {
@@ -203,6 +290,10 @@ type nodePublishReq struct {
 	Query    string `json:"query"`
 	Addr     string `json:"addr"`
 	Protocol string `json:"protocol"`
+	// StreamID and PublishID (publish done from newer relays) identify the
+	// publish that ended, as its authorisation answered them.
+	StreamID  int64 `json:"stream_id"`
+	PublishID int64 `json:"publish_id"`
 }
 
 func (r *nodePublishReq) hookReq(c *gin.Context, action string) (hookReq, bool) {
@@ -232,7 +323,7 @@ func (s *Server) nodePublishAuthorize(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{
 		"allow": true, "app": d.Target.App, "name": d.Target.Name,
-		"stream_id": d.Target.StreamID, "takeover": d.Takeover,
+		"stream_id": d.Target.StreamID, "publish_id": d.PublishID, "takeover": d.Takeover,
 	})
 }
 
@@ -245,7 +336,13 @@ func (s *Server) nodePublishDone(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.lv.publishDone(c.Request.Context(), req); err != nil {
+	var err error
+	if r.StreamID > 0 && r.PublishID >= 0 {
+		err = s.lv.publishDoneByID(c.Request.Context(), req, r.StreamID, r.PublishID)
+	} else {
+		err = s.lv.publishDone(c.Request.Context(), req)
+	}
+	if err != nil {
 		s.lv.log.Error("publish done", "err", err, "node", req.Node)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
 		return

@@ -376,17 +376,12 @@ func (s *Server) uiStreamEnabled(c *gin.Context) {
 		return
 	}
 	enabled := c.PostForm("enabled") == "true"
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if _, err := tx.UpdateStream(rctx(c), st.ID, models.StreamUpdate{Enabled: &enabled}); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "stream.update", streamObject(st.ID), gin.H{"enabled": enabled}))
-	})
+	_, err := s.updateStream(rctx(c), st, models.StreamUpdate{Enabled: &enabled},
+		s.auditEvent(c, "stream.update", streamObject(st.ID), gin.H{"enabled": enabled}))
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
-	s.afterStreamChange(rctx(c), st.ID)
 	redirect(c, fmt.Sprintf("/streams/%d?done=stream-updated", st.ID))
 }
 
@@ -409,17 +404,11 @@ func (s *Server) uiRotateKey(c *gin.Context) {
 	if st == nil {
 		return
 	}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if _, err := tx.RotateStreamKey(rctx(c), st.ID); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
-	})
+	_, err := s.rotateStreamKey(rctx(c), st, s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
-	s.afterStreamChange(rctx(c), st.ID)
 	target := fmt.Sprintf("/streams/%d?done=key-rotated", st.ID)
 	if s.principal(c).Owns(st) {
 		target += "&reveal=1"
@@ -446,12 +435,7 @@ func (s *Server) uiDeleteStream(c *gin.Context) {
 	if st == nil {
 		return
 	}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if err := tx.DeleteStream(rctx(c), st.ID); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
-	})
+	err := s.deleteStream(rctx(c), st, s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
 	if err != nil {
 		s.uiError(c, 0, err)
 		return

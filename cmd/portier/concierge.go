@@ -17,7 +17,7 @@ import (
 type conciergeConfig struct {
 	Control              string
 	ClusterToken         string
-	Name                 string // empty: the host name
+	Name                 string // empty: HOST-concierge[-PORT] (roleNodeName)
 	SupervisorURL        string // empty: start an embedded supervisord
 	SupervisorIncludeDir string // required with SupervisorURL
 	Supervisord          string // binary of the embedded one
@@ -35,7 +35,7 @@ type conciergeConfig struct {
 func (c *conciergeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://control:8080 (required)")
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token for the control plane's node API")
-	fs.StringVar(&c.Name, "name", defaultNodeName(), "node name shown by the control plane")
+	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-concierge, plus -PORT when the --http-addr port is not 8082)")
 	fs.StringVar(&c.SupervisorURL, "supervisor-url", "", "drive an existing supervisord at http://HOST:PORT or unix:///path.sock instead of starting an embedded one")
 	fs.StringVar(&c.SupervisorIncludeDir, "supervisor-include-dir", "", "with --supervisor-url: the directory its [include] files= glob reads (*.conf); one file per task goes there")
 	fs.StringVar(&c.Supervisord, "supervisord", "", "supervisord binary for the embedded one (default: bin/supervisord next to portier, else supervisord on PATH)")
@@ -61,6 +61,10 @@ func (c *conciergeConfig) validate() error {
 		p.add(checkSupervisorURL(c.SupervisorURL))
 		p.add(checkRequired("supervisor-include-dir", c.SupervisorIncludeDir, "with --supervisor-url, the directory that supervisord's [include] section reads, where the concierge writes one program file per task"))
 	}
+	if c.Name == "" {
+		c.Name = roleNodeName("concierge", c.HTTPAddr, "8082")
+	}
+	p.add(checkNodeName(c.Name, "worker-1"))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	if _, err := parseLabels(c.Labels); err != nil {
 		p.add(invalid("labels", "%v", err))

@@ -4,7 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -81,11 +83,37 @@ func checkFileKey(fs *flag.FlagSet, key string, v any) error {
 	return nil
 }
 
-// defaultNodeName is the host name, the default --name of every node.
+// defaultNodeName is the host name: the default --name of `portier run`,
+// which names its nodes NAME-origin and NAME-concierge.
 func defaultNodeName() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
 		return "node"
 	}
 	return h
+}
+
+// roleNodeName is the default --name of a node of role listening on
+// listenAddr: HOST-ROLE, plus -PORT when the port is not the role's
+// default. Node names must be unique among live nodes (the control plane
+// refuses a second one); this default is unique on one host (an origin and
+// an edge differ by role, two of one role by port) and stable across
+// restarts of the same process.
+func roleNodeName(role, listenAddr, defaultPort string) string {
+	name := defaultNodeName() + "-" + role
+	if _, port, err := net.SplitHostPort(listenAddr); err == nil && port != "" && port != defaultPort {
+		name += "-" + port
+	}
+	return name
+}
+
+// nodeNameRE is what the control plane accepts as a node name.
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$`)
+
+// checkNodeName checks a --name.
+func checkNodeName(name, example string) error {
+	if !nodeNameRE.MatchString(name) {
+		return badValue("name", name, "want 1-128 letters, digits and _ . : - starting with a letter or digit, unique among live nodes, e.g. "+example)
+	}
+	return nil
 }

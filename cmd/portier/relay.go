@@ -43,7 +43,7 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTSPUDPAddr, "rtsp-udp-addr", "", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "HTTP listen address (HTTP-FLV, /api/v1/streams, /metrics, /healthz, /readyz)")
 	fs.StringVar(&c.Origins, "origins", "", "static origin list HOST:PORT,... used by edges when the control plane is unreachable")
-	fs.StringVar(&c.Name, "name", defaultNodeName(), "node name shown by the control plane")
+	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-ROLE, plus -PORT when the --rtmp-addr port is not 1935, e.g. studio-1-edge)")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "RTMP host:port other nodes use to reach this relay (default: the listen address, with 127.0.0.1 for an unspecified host)")
 	fs.StringVar(&c.AdvertiseHTTP, "advertise-http-addr", "", "HTTP host:port other nodes use to reach this relay (default: derived like --advertise-addr)")
 	fs.DurationVar(&c.NoOriginTimeout, "no-origin-timeout", 10*time.Second, "edges: how long players wait when no origin has their stream before they are told it ended")
@@ -75,7 +75,12 @@ func (c *relayConfig) validate() error {
 			p.add(invalid("origins", "--origins entry %q: want host:port, e.g. origin-1:1935", o))
 		}
 	}
-	p.add(checkRequired("name", c.Name, "the node name shown by the control plane, e.g. edge-1"))
+	if c.Name == "" && (c.Role == relay.RoleOrigin || c.Role == relay.RoleEdge) {
+		c.Name = roleNodeName(c.Role, c.RTMPAddr, "1935")
+	}
+	if c.Name != "" { // empty only when --role is bad, which is reported
+		p.add(checkNodeName(c.Name, "edge-1"))
+	}
 	p.add(checkListenAddr("rtmp-addr", c.RTMPAddr, ":1935"))
 	if c.RTSPAddr != "" {
 		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
@@ -159,7 +164,12 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	logger.Info("relay started", "role", cfg.Role, "name", cfg.Name, "rtmp", r.RTMPAddr().String(), "http", r.HTTPAddr().String())
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-r.Fatal():
+		_ = r.Close()
+		return r.Err()
+	}
 	logger.Info("relay stopping")
 	if err := r.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return err

@@ -66,6 +66,9 @@ func (c *runConfig) validate() error {
 		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
 	}
 	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
+	if c.Name != "" {
+		p.add(checkNodeName(c.Name, "studio-1"))
+	}
 	p.add(checkPublicHost(c.PublicHost))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	p.add(checkHookAllow(c.HookAllow))
@@ -83,6 +86,11 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A part that cannot go on (a node name taken by another live node)
+	// ends the whole process: stopRun ends the others before runAll returns.
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	fatal := make(chan error, 1)
 	logger, err := newLogger(cfg.LogLevel)
 	if err != nil {
 		return err
@@ -182,6 +190,9 @@ func runAll(ctx context.Context, args []string) error {
 			defer wg.Done()
 			if err := c.Run(cctx); err != nil && !errors.Is(err, context.Canceled) {
 				logger.Error("embedded concierge stopped", "err", err)
+				if errors.Is(err, concierge.ErrNameTaken) {
+					fatal <- fmt.Errorf("embedded concierge: %w", err)
+				}
 			}
 		}()
 	}
@@ -216,6 +227,14 @@ func runAll(ctx context.Context, args []string) error {
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
+	case <-rel.Fatal():
+		stopRun()
+		_ = hs.Close()
+		return fmt.Errorf("embedded origin: %w", rel.Err())
+	case err := <-fatal:
+		stopRun()
+		_ = hs.Close()
+		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

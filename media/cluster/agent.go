@@ -14,17 +14,23 @@ type AgentParams struct {
 	Node   NodeInfo
 	// Report builds the next heartbeat; called from the agent's goroutine.
 	Report func() Heartbeat
+	// OnEnd, if set, gets the publishes a heartbeat answer says to end
+	// (called from the agent's goroutine; it must not block for long).
+	OnEnd func([]EndOrder)
 	// DefaultInterval is used until the control plane states one (1 s).
 	DefaultInterval time.Duration
 	Logger          *slog.Logger
 }
 
-// Agent keeps a node registered and heartbeating. Its only mutable state is
-// the registered flag, read by Registered from any goroutine.
+// Agent keeps a node registered and heartbeating. Its mutable state is the
+// registered flag, read by Registered from any goroutine, and fatal, closed
+// once by Run when the control plane refuses the node for good.
 type Agent struct {
 	p          AgentParams
 	log        *slog.Logger
 	registered atomic.Bool
+	fatal      chan struct{}
+	fatalErr   error // written before fatal is closed
 }
 
 // NewAgent builds an Agent; Run starts it.
@@ -35,15 +41,46 @@ func NewAgent(p AgentParams) *Agent {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name)}
+	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name), fatal: make(chan struct{})}
 }
 
 // Registered reports whether the last registration or heartbeat succeeded.
 func (a *Agent) Registered() bool { return a.registered.Load() }
 
+// Fatal is closed when the control plane refused the node for good (its
+// name is taken by another live node); Err then says why. The node cannot
+// serve as part of the cluster and should exit.
+func (a *Agent) Fatal() <-chan struct{} { return a.fatal }
+
+// Err is the reason Fatal was closed (nil before).
+func (a *Agent) Err() error {
+	select {
+	case <-a.fatal:
+		return a.fatalErr
+	default:
+		return nil
+	}
+}
+
+// leave tells the control plane, briefly, that the node stops (a restart
+// on other addresses may then take the name at once). Best effort: an
+// unreachable control plane lets the name expire with the alive window.
+func (a *Agent) leave() {
+	if !a.registered.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := a.p.Client.Leave(ctx, a.p.Node); err != nil {
+		a.log.Debug("leave not delivered; the name frees when the node's heartbeats lapse", "err", err)
+	}
+}
+
 // Run registers, then heartbeats at the interval the control plane asks for,
 // registering again when the control plane answers 404 (it forgot the node)
-// and retrying with backoff while it is unreachable. It returns when ctx ends.
+// and retrying with backoff while it is unreachable. It returns when ctx
+// ends, or at once when a registration is refused because another live
+// node holds the name (Fatal).
 func (a *Agent) Run(ctx context.Context) {
 	interval := a.p.DefaultInterval
 	backoff := 200 * time.Millisecond
@@ -54,6 +91,15 @@ func (a *Agent) Run(ctx context.Context) {
 		if needRegister {
 			var r RegisterReply
 			r, err = a.p.Client.Register(ctx, a.p.Node)
+			var taken *NameTakenError
+			if errors.As(err, &taken) {
+				a.registered.Store(false)
+				a.log.Error("registration refused: node name taken", "err", taken.Message,
+					"holder_role", taken.Holder.Role, "holder_rtmp", taken.Holder.RTMPAddress, "holder_http", taken.Holder.HTTPAddress)
+				a.fatalErr = err
+				close(a.fatal)
+				return
+			}
 			if err == nil {
 				needRegister = false
 				if r.HeartbeatIntervalMS > 0 {
@@ -63,14 +109,17 @@ func (a *Agent) Run(ctx context.Context) {
 			}
 		}
 		if err == nil {
-			var next time.Duration
-			next, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.p.Report())
+			var rep HeartbeatReply
+			rep, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.p.Report())
 			switch {
 			case errors.Is(err, ErrUnknownNode):
 				a.log.Warn("control plane forgot this node; registering again")
 				needRegister = true
-			case err == nil && next > 0:
-				interval = next
+			case err == nil && rep.Interval > 0:
+				interval = rep.Interval
+			}
+			if err == nil && len(rep.End) > 0 && a.p.OnEnd != nil {
+				a.p.OnEnd(rep.End)
 			}
 		}
 		wait := interval
@@ -98,6 +147,7 @@ func (a *Agent) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			a.leave()
 			return
 		case <-t.C:
 		}

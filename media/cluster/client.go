@@ -30,6 +30,20 @@ var (
 	ErrUnreachable = errors.New("control plane unreachable")
 )
 
+// NameTakenError is the control plane's refusal (409 name_taken) of a
+// registration under a name that a live node of another role or address
+// holds. It is final: the node must be given another name.
+type NameTakenError struct {
+	// Message names the clash and the fix, as the control plane wrote it.
+	Message string
+	// Holder is the live node that holds the name.
+	Holder Node
+}
+
+func (e *NameTakenError) Error() string {
+	return "control plane refused the registration: " + e.Message
+}
+
 // ClientParams configures a Client.
 type ClientParams struct {
 	// BaseURL of the control plane, e.g. http://127.0.0.1:8080.
@@ -102,6 +116,9 @@ type NodeInfo struct {
 	Capacity    int               `json:"capacity,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Version     string            `json:"version,omitempty"`
+	// Host is the host name the node runs on: with the role and addresses
+	// it tells the control plane a restart from another node of the name.
+	Host string `json:"host,omitempty"`
 }
 
 // RegisterReply is the control plane's answer to a registration.
@@ -125,9 +142,38 @@ type Load struct {
 // older relays leave it out) has the statistics of every stream the relay
 // has: on origins the published ones, on edges the pulled ones.
 type Heartbeat struct {
-	Load      Load           `json:"load"`
-	Published []string       `json:"published"`
-	Streams   []StreamReport `json:"streams"`
+	Load      Load     `json:"load"`
+	Published []string `json:"published"`
+	// Publishes is Published with the identity of each publish (the
+	// stream and publish ids its authorisation answered): a control plane
+	// that knows it attaches a publish only to the stream that authorised
+	// it, and ignores Published. Older control planes read Published.
+	Publishes []PublishedStream `json:"publishes"`
+	Streams   []StreamReport    `json:"streams"`
+}
+
+// PublishedStream is one publish an origin holds.
+type PublishedStream struct {
+	Path      string `json:"path"`
+	StreamID  int64  `json:"stream_id"`
+	PublishID int64  `json:"publish_id"`
+}
+
+// HeartbeatReply is the control plane's answer to a heartbeat.
+type HeartbeatReply struct {
+	// Interval is the next heartbeat interval (0: unchanged).
+	Interval time.Duration
+	// End lists publishes the relay must end now: their stream was
+	// deleted or disabled, or its key rotated, since they started.
+	End []EndOrder
+}
+
+// EndOrder tells a relay to end one publish.
+type EndOrder struct {
+	Path      string `json:"path"`
+	StreamID  int64  `json:"stream_id"`
+	PublishID int64  `json:"publish_id"`
+	Reason    string `json:"reason"` // deleted, disabled, key_rotated
 }
 
 // StreamReport is one stream's statistics on one relay.
@@ -179,8 +225,12 @@ type PublishDecision struct {
 	App      string `json:"app"`
 	Name     string `json:"name"`
 	StreamID int64  `json:"stream_id"`
-	Takeover bool   `json:"takeover"`
-	Reason   string `json:"reason"`
+	// PublishID is the stream's number of this publish (0 from older
+	// control planes). With StreamID it identifies the publish in
+	// heartbeats, publish-done and end orders.
+	PublishID int64  `json:"publish_id"`
+	Takeover  bool   `json:"takeover"`
+	Reason    string `json:"reason"`
 }
 
 // PlayRequest asks whether a player may play.
@@ -219,31 +269,57 @@ type Node struct {
 	Alive       bool   `json:"alive"`
 }
 
-// Register registers (or re-registers) the node.
+// Register registers (or re-registers) the node. A *NameTakenError means
+// a live node of another role or address holds the name.
 func (c *Client) Register(ctx context.Context, n NodeInfo) (RegisterReply, error) {
-	var r RegisterReply
-	_, err := c.do(ctx, "register", http.MethodPost, "/internal/v1/nodes/register", n, &r, nil)
-	return r, err
+	var r struct {
+		RegisterReply
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+		Holder Node `json:"holder"`
+	}
+	status, err := c.do(ctx, "register", http.MethodPost, "/internal/v1/nodes/register", n, &r, map[int]bool{http.StatusConflict: true})
+	if err != nil {
+		return RegisterReply{}, err
+	}
+	if status == http.StatusConflict {
+		msg := r.Error.Message
+		if msg == "" {
+			msg = fmt.Sprintf("node name %q is taken by another live node: give this node its own --name", n.Name)
+		}
+		return RegisterReply{}, &NameTakenError{Message: msg, Holder: r.Holder}
+	}
+	return r.RegisterReply, nil
 }
 
-// SendHeartbeat reports the node's load; it returns the next heartbeat
-// interval (0 if the control plane did not say). ErrUnknownNode means
-// register again.
-func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (time.Duration, error) {
+// Leave tells the control plane the node shuts down cleanly: if n is still
+// the node registered under its name, the name is free at once.
+func (c *Client) Leave(ctx context.Context, n NodeInfo) error {
+	_, err := c.do(ctx, "leave", http.MethodPost, "/internal/v1/nodes/leave", n, nil, nil)
+	return err
+}
+
+// SendHeartbeat reports the node's load and publishes; it returns the next
+// heartbeat interval (0 if the control plane did not say) and the
+// publishes to end. ErrUnknownNode means register again.
+func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (HeartbeatReply, error) {
 	if hb.Published == nil {
 		hb.Published = []string{}
 	}
 	var r struct {
-		HeartbeatIntervalMS int `json:"heartbeat_interval_ms"`
+		HeartbeatIntervalMS int        `json:"heartbeat_interval_ms"`
+		End                 []EndOrder `json:"end"`
 	}
 	status, err := c.do(ctx, "heartbeat", http.MethodPost, "/internal/v1/nodes/"+url.PathEscape(name)+"/heartbeat", hb, &r, map[int]bool{http.StatusNotFound: true})
 	if err != nil {
-		return 0, err
+		return HeartbeatReply{}, err
 	}
 	if status == http.StatusNotFound {
-		return 0, ErrUnknownNode
+		return HeartbeatReply{}, ErrUnknownNode
 	}
-	return time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, nil
+	return HeartbeatReply{Interval: time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, End: r.End}, nil
 }
 
 // AuthorizePublish asks the control plane whether a publish may start. A
@@ -268,8 +344,13 @@ func (c *Client) AuthorizePublish(ctx context.Context, req PublishRequest) (Publ
 }
 
 // PublishDone tells the control plane a publish ended (idempotent).
-func (c *Client) PublishDone(ctx context.Context, node, app, name string) error {
-	body := map[string]string{"node": node, "app": app, "name": name}
+// streamID and publishID, when known (non-zero), are those its
+// authorisation answered: the control plane then ends exactly that publish.
+func (c *Client) PublishDone(ctx context.Context, node, app, name string, streamID, publishID int64) error {
+	body := map[string]any{"node": node, "app": app, "name": name}
+	if streamID > 0 {
+		body["stream_id"], body["publish_id"] = streamID, publishID
+	}
 	_, err := c.do(ctx, "publish_done", http.MethodPost, "/internal/v1/publish/done", body, nil, nil)
 	return err
 }

@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portier/portier/media/cluster"
@@ -20,6 +22,32 @@ type publishVerdict struct {
 	Name     string // public stream name to publish under
 	Takeover bool
 	Reason   string
+	// Tag names the publish in the hub (publishTag): the stream and publish
+	// ids the control plane answered.
+	Tag string
+}
+
+// publishTag is the hub tag of the publish publishID of stream streamID,
+// as the control plane numbered them; reports and end orders use them.
+func publishTag(streamID, publishID int64) string {
+	if streamID <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(streamID, 10) + "/" + strconv.FormatInt(publishID, 10)
+}
+
+// parsePublishTag is the inverse of publishTag (ok false for no tag).
+func parsePublishTag(tag string) (streamID, publishID int64, ok bool) {
+	a, b, found := strings.Cut(tag, "/")
+	if !found {
+		return 0, 0, false
+	}
+	s, err1 := strconv.ParseInt(a, 10, 64)
+	p, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || s <= 0 || p < 0 {
+		return 0, 0, false
+	}
+	return s, p, true
 }
 
 // authorizePublish asks the control plane whether app/name may be published
@@ -52,21 +80,23 @@ func (r *Relay) authorizePublish(ctx context.Context, app, name, rawQuery, addr,
 		r.metrics.refusals.Add(1)
 		return publishVerdict{Reason: reason}
 	}
-	return publishVerdict{Allow: true, App: d.App, Name: d.Name, Takeover: d.Takeover}
+	return publishVerdict{Allow: true, App: d.App, Name: d.Name, Takeover: d.Takeover, Tag: publishTag(d.StreamID, d.PublishID)}
 }
 
 // publishDone tells the control plane a publish ended, in the background
-// with retries (the heartbeat's published list reconciles it anyway).
-func (r *Relay) publishDone(app, name string) {
+// with retries (the heartbeat's published list reconciles it anyway), with
+// the stream and publish ids its authorisation answered (tag).
+func (r *Relay) publishDone(app, name, tag string) {
 	if r.client == nil {
 		return
 	}
+	sid, pid, _ := parsePublishTag(tag)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := r.client.PublishDone(ctx, r.p.Name, app, name); err != nil {
+		if err := r.client.PublishDone(ctx, r.p.Name, app, name, sid, pid); err != nil {
 			r.log.Warn("publish done not delivered; the next heartbeat reconciles it", "path", app+"/"+name, "err", err)
 		}
 	}()

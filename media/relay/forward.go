@@ -65,7 +65,7 @@ func (r *Relay) forwardAuthorize(ctx context.Context, req rtmpserver.AuthRequest
 }
 
 // forwardDone ends the forward when the client's publish ended.
-func (r *Relay) forwardDone(app, name string) {
+func (r *Relay) forwardDone(app, name, _ string) {
 	r.fwdMu.Lock()
 	fs := r.forwards[app+"/"+name]
 	r.fwdMu.Unlock()

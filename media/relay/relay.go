@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -254,15 +255,35 @@ func (r *Relay) Start(ctx context.Context) error {
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
-		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report,
+		host, _ := os.Hostname()
+		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
 			Node: cluster.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
-				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version}})
+				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.agent.Run(ctx) }()
 	}
 	r.log.Info("relay listening", "rtmp", r.rtmpLn.Addr().String(), "http", r.HTTPAddr().String(),
 		"control", controlForLog(r.client), "static_origins", strings.Join(r.p.StaticOrigins, ","))
 	return nil
+}
+
+// Fatal is closed when the relay cannot go on as part of the cluster: the
+// control plane refused its registration because a live node of another
+// role or address holds its name. Err says why. Nil-safe before Start (a
+// nil channel: never closed).
+func (r *Relay) Fatal() <-chan struct{} {
+	if r.agent == nil {
+		return nil
+	}
+	return r.agent.Fatal()
+}
+
+// Err is why Fatal was closed (nil before).
+func (r *Relay) Err() error {
+	if r.agent == nil {
+		return nil
+	}
+	return r.agent.Err()
 }
 
 func controlForLog(c *cluster.Client) string {
@@ -373,11 +394,33 @@ func (r *Relay) report() cluster.Heartbeat {
 	// sessions are publishers and its forwarded publishes readers.
 	conns := t.Readers + t.Publishers
 	hb := cluster.Heartbeat{Load: cluster.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
+	infos := r.hub.Streams()
 	if r.p.Role == RoleOrigin {
 		hb.Published = r.hub.Published()
+		hb.Publishes = make([]cluster.PublishedStream, 0, len(hb.Published))
+		for _, si := range infos {
+			if !si.Live {
+				continue
+			}
+			// A publish without a tag (none in practice: every publish
+			// here was authorised) is reported with its path only.
+			sid, pid, _ := parsePublishTag(si.Publisher.Tag)
+			hb.Publishes = append(hb.Publishes, cluster.PublishedStream{Path: si.Path, StreamID: sid, PublishID: pid})
+		}
 	}
-	hb.Streams = streamReports(r.hub.Streams())
+	hb.Streams = streamReports(infos)
 	return hb
+}
+
+// endPublishes ends the publishes the control plane revoked (their stream
+// was deleted or disabled, or its key rotated). Only the publish the order
+// names is ended: a newer publish of the same path is left alone.
+func (r *Relay) endPublishes(orders []cluster.EndOrder) {
+	for _, o := range orders {
+		if r.hub.EndPublish(o.Path, publishTag(o.StreamID, o.PublishID)) {
+			r.log.Info("publish ended by the control plane", "path", o.Path, "stream", o.StreamID, "publish", o.PublishID, "reason", o.Reason)
+		}
+	}
 }
 
 // streamReports turns hub snapshots into heartbeat stream reports. Streams

@@ -114,7 +114,7 @@ func (r *Relay) rtmpAuthorizePublish(ctx context.Context, req rtmpserver.AuthReq
 		// server publishes under the client's app, so refuse clearly.
 		return rtmpserver.AuthResult{Reason: fmt.Sprintf("stream belongs to application %q", v.App)}, nil
 	}
-	return rtmpserver.AuthResult{Allow: v.Allow, Name: v.Name, Reason: v.Reason, Takeover: v.Takeover}, nil
+	return rtmpserver.AuthResult{Allow: v.Allow, Name: v.Name, Reason: v.Reason, Takeover: v.Takeover, Tag: v.Tag}, nil
 }
 
 func (r *Relay) rtmpAuthorizePlay(ctx context.Context, req rtmpserver.AuthRequest) (rtmpserver.AuthResult, error) {

@@ -47,6 +47,9 @@ type AuthResult struct {
 	Reason string
 	// Takeover lets a publish replace a live publisher of the same stream.
 	Takeover bool
+	// Tag (publishes) is the authoriser's name for this publish: stored in
+	// the hub's PublisherInfo and passed back to PublishDone.
+	Tag string
 }
 
 // AuthorizeFunc decides on a publish or play. An error means the decision
@@ -65,8 +68,9 @@ type Params struct {
 	Authorize AuthorizeFunc
 	// AuthorizePlay decides on plays; nil allows every play.
 	AuthorizePlay AuthorizeFunc
-	// PublishDone is called once a publish that was allowed has ended.
-	PublishDone func(app, name string)
+	// PublishDone is called once a publish that was allowed has ended,
+	// with the Tag its authorisation gave.
+	PublishDone func(app, name, tag string)
 
 	MaxConns         int           // default 10000; further connections are closed at once
 	HandshakeTimeout time.Duration // default 10s (handshake through publish/play)

@@ -75,7 +75,7 @@ func TestFFmpegPublishAndRealPlayers(t *testing.T) {
 			authMu.Unlock()
 			return authByKey(ctx, req)
 		},
-		PublishDone: func(app, name string) {
+		PublishDone: func(app, name, _ string) {
 			if app == "live" && name == "x" {
 				done.Add(1)
 			}

@@ -46,13 +46,14 @@ func (s *Server) publish(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log
 	if !stream.ValidPath(path) {
 		ss.reason = "bad stream name"
 		_ = c.Reject(codePublishBadName, "invalid stream name")
-		s.publishDone(req.App, res.Name)
+		s.publishDone(req.App, res.Name, res.Tag)
 		return
 	}
 	pub, err := s.p.Hub.Publish(path, stream.PublisherInfo{
 		RemoteAddr: c.RemoteAddr().String(),
 		Protocol:   "rtmp",
 		Takeover:   res.Takeover,
+		Tag:        res.Tag,
 	})
 	if err != nil {
 		ss.reason, ss.err = "publish refused by hub", err
@@ -60,12 +61,12 @@ func (s *Server) publish(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log
 		if !errors.Is(err, stream.ErrAlreadyPublishing) {
 			reason = "publish failed"
 			// The authorisation marked the stream live; undo it.
-			s.publishDone(req.App, res.Name)
+			s.publishDone(req.App, res.Name, res.Tag)
 		}
 		_ = c.Reject(codePublishBadName, reason)
 		return
 	}
-	defer s.publishDone(req.App, res.Name)
+	defer s.publishDone(req.App, res.Name, res.Tag)
 	defer pub.Close()
 	if err := c.AcceptPublish(); err != nil {
 		ss.reason, ss.err = "publish start failed", err
@@ -88,9 +89,9 @@ func (s *Server) publish(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log
 	ss.reason, ss.err = pumpPublish(c, pub)
 }
 
-func (s *Server) publishDone(app, name string) {
+func (s *Server) publishDone(app, name, tag string) {
 	if s.p.PublishDone != nil {
-		s.p.PublishDone(app, name)
+		s.p.PublishDone(app, name, tag)
 	}
 }
 

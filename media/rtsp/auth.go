@@ -34,6 +34,9 @@ type AuthResult struct {
 	Reason string
 	// Takeover lets a publish replace a live publisher of the stream.
 	Takeover bool
+	// Tag (publishes) is the authoriser's name for this publish: stored in
+	// the hub's PublisherInfo and passed back to PublishDone.
+	Tag string
 }
 
 // AuthorizeFunc decides on a publish or a play. It runs on the connection's

@@ -166,22 +166,22 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		name = ar.Name
 	}
 	path := app + "/" + name
-	pub, err := h.s.p.Hub.Publish(path, stream.PublisherInfo{RemoteAddr: addr, Protocol: "rtsp", Takeover: ar.Takeover})
+	pub, err := h.s.p.Hub.Publish(path, stream.PublisherInfo{RemoteAddr: addr, Protocol: "rtsp", Takeover: ar.Takeover, Tag: ar.Tag})
 	if err != nil {
 		h.s.log.Info("rtsp publish refused by the hub", "path", path, "addr", addr, "err", err)
 		if errors.Is(err, stream.ErrAlreadyPublishing) {
 			return refusal(base.StatusForbidden, "stream is already being published"), nil
 		}
-		h.s.publishDone(app, name)
+		h.s.publishDone(app, name, ar.Tag)
 		if errors.Is(err, stream.ErrBadPath) {
 			return refusal(base.StatusBadRequest, "bad stream path"), nil
 		}
 		return refusal(base.StatusServiceUnavailable, "server shutting down"), nil
 	}
-	ps, err := h.s.newPublishSession(ctx.Session, pub, app, name, addr, tracks)
+	ps, err := h.s.newPublishSession(ctx.Session, pub, app, name, ar.Tag, addr, tracks)
 	if err != nil {
 		pub.Close()
-		h.s.publishDone(app, name)
+		h.s.publishDone(app, name, ar.Tag)
 		h.s.log.Info("rtsp publish refused: bad codec parameters", "path", path, "addr", addr, "err", err)
 		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}

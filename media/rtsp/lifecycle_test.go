@@ -247,7 +247,7 @@ func TestAnnounceWithoutRecordDropped(t *testing.T) {
 	var done atomic.Int32
 	s, hub := startServer(t, func(p *Params) {
 		p.ReadTimeout = time.Second
-		p.PublishDone = func(string, string) { done.Add(1) }
+		p.PublishDone = func(string, string, string) { done.Add(1) }
 	})
 	c, u := dialRTSP(t, rtspURL(s, "live/idler"), gortsplib.TransportTCP)
 	desc := h264Session(testSPS, testPPS)

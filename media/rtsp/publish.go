@@ -73,6 +73,7 @@ type publishSession struct {
 	s         *Server
 	ss        *gortsplib.ServerSession
 	app, name string
+	tag       string // the authorisation's Tag, for PublishDone
 	path      string
 	addr      string
 	pub       *stream.Publisher
@@ -147,8 +148,8 @@ func (f *flow) snapshots() []rtp.Snapshot {
 	return out
 }
 
-func (s *Server) newPublishSession(ss *gortsplib.ServerSession, pub *stream.Publisher, app, name, addr string, tracks []publishTrack) (*publishSession, error) {
-	p := &publishSession{s: s, ss: ss, app: app, name: name, path: app + "/" + name, addr: addr, pub: pub, tracks: tracks}
+func (s *Server) newPublishSession(ss *gortsplib.ServerSession, pub *stream.Publisher, app, name, tag, addr string, tracks []publishTrack) (*publishSession, error) {
+	p := &publishSession{s: s, ss: ss, app: app, name: name, tag: tag, path: app + "/" + name, addr: addr, pub: pub, tracks: tracks}
 	var ci stream.CodecInfo
 	for _, t := range tracks {
 		switch {
@@ -371,18 +372,18 @@ func (p *publishSession) close(reason error) {
 		p.s.log.Info("rtsp publish ended", "path", p.path, "addr", p.addr, "bytes_in", p.ss.BytesReceived(),
 			"rtp_packets", packets, "rtp_lost", lost, "rtp_lost_reported_by_rtsp_stack", p.lostReported.Load(),
 			"decode_errors", p.decodeErrs.Load(), "reason", reason)
-		p.s.publishDone(p.app, p.name)
+		p.s.publishDone(p.app, p.name, p.tag)
 	})
 }
 
 // publishDone tells the PublishDone callback, off the caller's goroutine.
-func (s *Server) publishDone(app, name string) {
+func (s *Server) publishDone(app, name, tag string) {
 	if s.p.PublishDone == nil {
 		return
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.p.PublishDone(app, name)
+		s.p.PublishDone(app, name, tag)
 	}()
 }

@@ -57,8 +57,9 @@ type Params struct {
 	// AuthorizePlay decides on plays; nil allows every play.
 	AuthorizePlay AuthorizeFunc
 	// PublishDone, if set, is called (on its own goroutine) when an
-	// authorised publish ends, with the app and public name it ran under.
-	PublishDone func(app, name string)
+	// authorised publish ends, with the app and public name it ran under
+	// and the Tag its authorisation gave.
+	PublishDone func(app, name, tag string)
 	// PlayWait bounds how long DESCRIBE waits for a stream's first
 	// keyframe (which carries the codec headers the SDP is made of).
 	PlayWait time.Duration

@@ -36,7 +36,7 @@ func TestFFmpegPublishRTSP(t *testing.T) {
 					mu.Unlock()
 					return AuthResult{Allow: true}, nil
 				}
-				p.PublishDone = func(app, name string) {
+				p.PublishDone = func(app, name, _ string) {
 					mu.Lock()
 					done = append(done, app+"/"+name)
 					mu.Unlock()

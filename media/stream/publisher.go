@@ -13,6 +13,10 @@ type PublisherInfo struct {
 	Start      time.Time // set by Publish when zero
 	// Takeover asks Publish to replace a live publisher instead of failing.
 	Takeover bool
+	// Tag is opaque to the hub: whoever authorised the publish names it
+	// here (a relay puts the control plane's stream and publish ids), to
+	// end exactly this publish later (EndPublish).
+	Tag string
 }
 
 // CodecInfo is what the publisher side learned from the codec headers.

@@ -73,6 +73,24 @@ func (h *Hub) Published() []string {
 	return paths
 }
 
+// EndPublish closes the publisher of path if its PublisherInfo.Tag is tag
+// (a newer publisher of the path is left alone) and reports whether it
+// did. The publisher's owner sees Done closed, as on a takeover.
+func (h *Hub) EndPublish(path, tag string) bool {
+	h.mu.Lock()
+	s := h.streams[path]
+	var p *Publisher
+	if s != nil && s.pub != nil && s.info.Tag == tag {
+		p = s.pub
+	}
+	h.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.Close()
+	return true
+}
+
 // Totals returns hub-wide figures.
 func (h *Hub) Totals() Totals {
 	t := Totals{
