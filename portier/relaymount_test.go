@@ -14,7 +14,6 @@ import (
 func TestRelayMountAuth(t *testing.T) {
 	e := newAPIEnv(t, modelstest.Stores(t)[0].Store)
 	e.srv.p.ClusterToken = "cluster-secret"
-	e.srv.p.TrustLoopback = true // as in `portier run`: must not open the relay API
 	rel, err := relay.New(relay.Params{Role: relay.RoleEdge, Name: "edge", RTMPAddr: "127.0.0.1:0",
 		StaticOrigins: []string{"127.0.0.1:1"}, APIAuth: func(h http.Handler) http.Handler { return h }})
 	if err != nil {
