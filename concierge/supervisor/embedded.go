@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,21 +255,58 @@ func (e *Embedded) monitor() {
 }
 
 // killLeftovers kills any supervisord of an earlier run (pid file) and every
-// process carrying this instance's marker.
+// process of this instance: those carrying its marker, and forks of a dead
+// supervisord that had not yet exec'd their program (Python supervisord
+// with startsecs=0 reports RUNNING right after fork; such a child still has
+// supervisord's command line and environment, not the marker, and would
+// exec the program after the scan and outlive the restart).
 func (e *Embedded) killLeftovers() {
+	conf := filepath.Join(e.p.Dir, "supervisord.conf")
 	pidFile := filepath.Join(e.p.Dir, "supervisord.pid")
 	if b, err := os.ReadFile(pidFile); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 && pid != os.Getpid() {
 			if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil &&
-				bytes.Contains(cmdline, []byte(filepath.Join(e.p.Dir, "supervisord.conf"))) {
+				bytes.Contains(cmdline, []byte(conf)) {
 				e.log.Warn("killing a supervisord left by an earlier run", "pid", pid)
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	}
-	if n := KillMarked(MarkerEnv, e.marker); n > 0 {
+	if n := killInstance(MarkerEnv+"="+e.marker, conf); n > 0 {
 		e.log.Warn("killed programs left by a dead supervisord", "count", n)
 	}
+}
+
+// killInstance SIGKILLs every process (but this one) whose environment holds
+// marker ("KEY=VALUE") or whose command line mentions conf. It is called
+// only while no supervisord of this instance runs, so nothing it matches
+// may live.
+func killInstance(marker, conf string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	needle, confB := []byte(marker), []byte(conf)
+	self := os.Getpid()
+	n := 0
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		match := false
+		// The command line first: a fork that execs between the two reads
+		// is caught by one or the other.
+		if cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, confB) {
+			match = true
+		} else if env, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ")); err == nil {
+			match = slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool { return bytes.Equal(kv, needle) })
+		}
+		if match && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Close stops supervisord (which stops its programs with their stop signal),
@@ -296,38 +334,6 @@ func (e *Embedded) Close(timeout time.Duration) error {
 	e.killLeftovers()
 	_ = os.Remove(e.sock)
 	return nil
-}
-
-// KillMarked SIGKILLs every process whose environment has key=value and
-// returns how many it killed (Linux /proc; processes of other users are
-// unreadable and skipped).
-func KillMarked(key, value string) int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	needle := []byte(key + "=" + value)
-	self := os.Getpid()
-	n := 0
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, needle) {
-				if syscall.Kill(pid, syscall.SIGKILL) == nil {
-					n++
-				}
-				break
-			}
-		}
-	}
-	return n
 }
 
 // limitedBuffer keeps the first max bytes written (supervisord's early output).
