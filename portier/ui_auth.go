@@ -3,8 +3,11 @@ package portier
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,11 +16,28 @@ import (
 	"github.com/portier/portier/web/views"
 )
 
-// safeNext keeps a post-login redirect on this site (a path, never a
-// scheme-relative or absolute URL).
+// safeNext keeps a post-login redirect on this site. Only a clean
+// same-site path is accepted: one leading slash, no second slash or
+// backslash right after it (browsers read "//host", "/\\host" and, after
+// dropping tabs and newlines, "/\t/host" as another site), no backslash,
+// control character or whitespace anywhere, no "//" anywhere, and a parse
+// with neither scheme nor host. Anything else becomes "/".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
+	if next == "" || len(next) > 2048 || next[0] != '/' || strings.Contains(next, "//") || strings.ContainsRune(next, '\\') {
+		return "/"
+	}
+	for _, r := range next {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	// A percent-encoded slash or backslash right after the first one is
+	// harmless to Go but some proxies decode it before the browser sees it.
+	if p := strings.ToLower(next); strings.HasPrefix(p, "/%2f") || strings.HasPrefix(p, "/%5c") {
 		return "/"
 	}
 	return next
