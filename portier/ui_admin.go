@@ -213,8 +213,15 @@ func (s *Server) uiRevokeToken(c *gin.Context) {
 const auditPageSize = 50
 
 func (s *Server) uiAudit(c *gin.Context) {
-	offset, _ := strconv.Atoi(c.Query("offset"))
-	offset = max(offset, 0)
+	offset := 0
+	if v, ok := c.GetQuery("offset"); ok {
+		n, err := parseOffset(v)
+		if err != nil {
+			s.uiError(c, http.StatusBadRequest, err)
+			return
+		}
+		offset = n
+	}
 	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
 		Object: strings.TrimSpace(c.Query("object")), Offset: offset, PrevOffset: -1, NextOffset: -1}
 	list, total, err := s.p.Store.ListAudit(rctx(c), models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object,
