@@ -139,13 +139,22 @@ func (s *Server) loadStream(c *gin.Context) (*models.Stream, error) {
 	return st, nil
 }
 
+// actor is who makes the request, for the audit events of models' write paths.
+func (s *Server) actor(c *gin.Context) models.Actor {
+	a := models.Actor{Addr: s.clientAddr(c)}
+	if p := s.principal(c); p != nil {
+		a.Name, a.ID = p.User.Username, p.User.ID
+	}
+	return a
+}
+
 // audit builds an audit event of the principal's request.
 func (s *Server) auditEvent(c *gin.Context, action, object string, details any) *models.AuditEvent {
 	actor := ""
 	if p := s.principal(c); p != nil {
 		actor = p.User.Username
 	}
-	ev := &models.AuditEvent{Actor: actor, Action: action, Object: object, Addr: c.ClientIP()}
+	ev := &models.AuditEvent{Actor: actor, Action: action, Object: object, Addr: s.clientAddr(c)}
 	if details != nil {
 		ev.Details = models.MustJSON(details)
 	}

@@ -84,7 +84,7 @@ func (s *Server) uiLogin(c *gin.Context) {
 }
 
 func (s *Server) auditLogin(c *gin.Context, username, result string) {
-	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: c.ClientIP()}
+	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: s.clientAddr(c)}
 	if err := s.p.Store.Audit(rctx(c), ev); err != nil {
 		s.log.Error("audit login", "err", err)
 	}
@@ -122,15 +122,8 @@ func (s *Server) uiChangePassword(c *gin.Context) {
 		s.render(c, http.StatusBadRequest, views.AccountView(s.page(c, "Account", "account"), vm))
 		return
 	}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if _, err := tx.UpdateUser(rctx(c), pr.User.ID, models.UserUpdate{Password: &nw}); err != nil {
-			return err
-		}
-		if err := tx.DeleteUserSessions(rctx(c), pr.User.ID, currentSession(c).ID); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "user.password", "user/"+pr.User.Username, nil))
-	})
+	_, err := s.p.Store.ChangeUser(rctx(c), pr.User.ID, models.UserChange{
+		UserUpdate: models.UserUpdate{Password: &nw}, KeepSessionID: currentSession(c).ID}, s.actor(c))
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -148,7 +141,7 @@ func (s *Server) uiSetLanguage(c *gin.Context) {
 		}
 		lang = string(l)
 	}
-	if _, err := s.p.Store.UpdateUser(rctx(c), s.principal(c).User.ID, models.UserUpdate{Language: &lang}); err != nil {
+	if _, err := s.p.Store.ChangeUser(rctx(c), s.principal(c).User.ID, models.UserChange{UserUpdate: models.UserUpdate{Language: &lang}}, s.actor(c)); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
