@@ -15,6 +15,9 @@ func (s *Store) CreateTaskConfig(ctx context.Context, c *TaskConfig) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkTaskURLs(c.Type, spec); err != nil {
+		return err
+	}
 	c.Spec, c.Version = spec, 1
 	if err := s.db(ctx).Create(c).Error; err != nil {
 		return conflict(err, "create task config "+c.Name)
@@ -66,6 +69,9 @@ func (s *Store) UpdateTaskConfig(ctx context.Context, streamID, id int64, up Tas
 	if up.Spec != nil {
 		spec, err := ParseSpec(c.Type, up.Spec)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.checkTaskURLs(c.Type, spec); err != nil {
 			return nil, err
 		}
 		c.Spec = spec

@@ -37,6 +37,10 @@ type Params struct {
 	// "http://example.com:8081". Empty: the address the API was reached at
 	// (right for `portier run`, which serves HTTP-FLV there).
 	PlayHTTPBase string
+
+	// Security holds the account and input hardening settings (trusted
+	// proxies, login throttling, task URL networks); see security.go.
+	Security SecurityParams
 }
 
 // Server is the control plane's HTTP server.
@@ -63,6 +67,7 @@ func New(p Params) (*Server, error) {
 	if p.RTMPPort == 0 {
 		p.RTMPPort = 1935
 	}
+	p.Store.SetTaskURLPolicy(p.Security.TaskURLs)
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.lv = newLiveState(s)
@@ -74,6 +79,9 @@ func New(p Params) (*Server, error) {
 	// watcher goroutine that could outlive the pooled gin.Context (a data
 	// race). Handlers that want cancellation pass c.Request.Context().
 	s.engine.ContextWithFallback = false
+	if err := s.configureProxies(); err != nil {
+		return nil, err
+	}
 	s.engine.Use(gin.Recovery(), s.metrics.middleware)
 	s.registerOps(s.engine)
 	s.registerAPI(s.engine.Group("/api/v1"))

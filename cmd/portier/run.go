@@ -35,6 +35,7 @@ type runConfig struct {
 	Capacity    int // 0: the number of CPUs
 	NoConcierge bool
 	LogLevel    string
+	securityConfig
 }
 
 func (c *runConfig) flags(fs *flag.FlagSet) {
@@ -47,6 +48,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.securityConfig.flags(fs)
 }
 
 func (c *runConfig) validate() error {
@@ -63,6 +65,7 @@ func (c *runConfig) validate() error {
 	p.add(checkPublicHost(c.PublicHost))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	p.add(checkLogLevel(c.LogLevel))
+	c.securityConfig.validate(&p)
 	return p.err()
 }
 
@@ -111,8 +114,12 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	token := randomToken()
 
+	sec, err := cfg.securityConfig.params()
+	if err != nil {
+		return err
+	}
 	srv, err := portier.New(portier.Params{
-		Store: store, ClusterToken: token, TrustLoopback: true, Logger: logger,
+		Store: store, ClusterToken: token, TrustLoopback: true, Logger: logger, Security: sec,
 		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort,
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
