@@ -54,6 +54,7 @@ type Server struct {
 	schedOnce   sync.Once
 	schedState  *scheduler   // see sched.go; built on first use by sched()
 	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
+	throttle    *loginThrottle
 }
 
 // New builds a Server and registers every route.
@@ -70,6 +71,7 @@ func New(p Params) (*Server, error) {
 	p.Store.SetTaskURLPolicy(p.Security.TaskURLs)
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
+	s.throttle = newLoginThrottle(p.Security.Now)
 	s.lv = newLiveState(s)
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -56,6 +57,13 @@ func (s *Server) uiLoginForm(c *gin.Context) {
 func (s *Server) uiLogin(c *gin.Context) {
 	username, password := strings.TrimSpace(c.PostForm("username")), c.PostForm("password")
 	next := safeNext(c.PostForm("next"))
+	addr := s.clientAddr(c)
+	if wait := s.throttle.Wait(username, addr); wait > 0 {
+		s.refuseThrottled(c, wait, func(p views.Page, msg string) {
+			s.render(c, http.StatusTooManyRequests, views.LoginView(p, views.Login{Username: username, Next: next, Error: msg}))
+		})
+		return
+	}
 	u, err := s.p.Store.Authenticate(rctx(c), username, password)
 	if err != nil {
 		if !errors.Is(err, models.ErrNoSecret) {
@@ -63,6 +71,7 @@ func (s *Server) uiLogin(c *gin.Context) {
 			return
 		}
 		s.auditLogin(c, username, models.ResultDenied)
+		s.passwordFailed(c, username, addr)
 		p := s.page(c, "Sign in", "")
 		p.CSRF = s.loginCSRF(c)
 		s.render(c, http.StatusUnauthorized, views.LoginView(p, views.Login{
@@ -74,6 +83,7 @@ func (s *Server) uiLogin(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
+	s.throttle.Succeed(username, addr)
 	s.auditLogin(c, username, models.ResultOK)
 	if n, err := s.p.Store.DeleteExpiredSessions(rctx(c), time.Now()); err != nil {
 		s.log.Error("sweep expired sessions", "err", err)
@@ -81,6 +91,39 @@ func (s *Server) uiLogin(c *gin.Context) {
 		s.log.Debug("swept expired sessions", "count", n)
 	}
 	redirect(c, next)
+}
+
+// refuseThrottled answers a throttled password attempt: 429 with
+// Retry-After (whole seconds, rounded up) and the page render draws with a
+// message saying how long to wait.
+func (s *Server) refuseThrottled(c *gin.Context, wait time.Duration, render func(p views.Page, msg string)) {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	p := s.page(c, "Sign in", "")
+	p.CSRF = s.loginCSRF(c)
+	render(p, p.T("Too many failed sign-ins. Try again in %d seconds.", secs))
+}
+
+// passwordFailed counts a wrong password against the account and the
+// address, and audits the start of throttling.
+func (s *Server) passwordFailed(c *gin.Context, username, addr string) {
+	th := s.throttle.Fail(username, addr)
+	if !th.Account && !th.Addr {
+		return
+	}
+	var on []string
+	if th.Account {
+		on = append(on, "account")
+	}
+	if th.Addr {
+		on = append(on, "address")
+	}
+	ev := &models.AuditEvent{Actor: username, Action: "ui.login.throttled", Object: "user/" + acctKey(username), Result: models.ResultDenied,
+		Reason: "too many failed sign-ins: further attempts wait", Addr: addr, Details: models.MustJSON(gin.H{"throttled": on})}
+	if err := s.p.Store.Audit(rctx(c), ev); err != nil {
+		s.log.Error("audit login throttling", "err", err)
+	}
+	s.log.Warn("login throttling started", "user", acctKey(username), "addr", addr, "on", on)
 }
 
 func (s *Server) auditLogin(c *gin.Context, username, result string) {
@@ -109,8 +152,19 @@ func (s *Server) uiChangePassword(c *gin.Context) {
 	l := s.lang(c)
 	vm := s.accountVM(c)
 	cur, nw, confirm := c.PostForm("current"), c.PostForm("new"), c.PostForm("confirm")
+	addr := s.clientAddr(c)
+	if wait := s.throttle.Wait(pr.User.Username, addr); wait > 0 {
+		s.refuseThrottled(c, wait, func(_ views.Page, msg string) {
+			vm.Errors["current"] = msg
+			s.render(c, http.StatusTooManyRequests, views.AccountView(s.page(c, "Account", "account"), vm))
+		})
+		return
+	}
 	if _, err := s.p.Store.Authenticate(rctx(c), pr.User.Username, cur); err != nil {
 		vm.Errors["current"] = l.T("The current password is wrong.")
+		s.passwordFailed(c, pr.User.Username, addr)
+	} else {
+		s.throttle.Succeed(pr.User.Username, addr)
 	}
 	if nw != confirm {
 		vm.Errors["confirm"] = l.T("The two new passwords differ.")

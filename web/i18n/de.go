@@ -16,6 +16,7 @@ var german = map[string]string{
 	// Sign-in and account
 	"Username": "Benutzername", "Password": "Passwort",
 	"Wrong username or password, or the account is disabled.": "Benutzername oder Passwort falsch, oder das Konto ist gesperrt.",
+	"Too many failed sign-ins. Try again in %d seconds.":      "Zu viele fehlgeschlagene Anmeldungen. Versuchen Sie es in %d Sekunden erneut.",
 	"Signed in as %s (%s).":                                   "Angemeldet als %s (%s).", "Language": "Sprache", "From the browser": "Wie im Browser",
 	"Save": "Speichern", "Change password": "Passwort ändern", "Current password": "Aktuelles Passwort",
 	"New password": "Neues Passwort", "Repeat the new password": "Neues Passwort wiederholen",
