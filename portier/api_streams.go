@@ -171,7 +171,7 @@ func (s *Server) apiListStreams(c *gin.Context) {
 	}
 	f := models.StreamFilter{Limit: pg.Limit, Offset: pg.Offset, App: c.Query("app")}
 	if f.App != "" && !models.ValidName(f.App) {
-		s.fail(c, errInvalid("app", "app must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("app", "app must be "+models.NameRule))
 		return
 	}
 	switch c.Query("live") {
@@ -223,11 +223,11 @@ func (s *Server) apiCreateStream(c *gin.Context) {
 		req.App = models.DefaultApp
 	}
 	if !models.ValidName(req.Name) {
-		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
 		return
 	}
 	if !models.ValidName(req.App) {
-		s.fail(c, errInvalid("app", "app must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("app", "app must be "+models.NameRule))
 		return
 	}
 	p := s.principal(c)
@@ -290,7 +290,7 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		return
 	}
 	if req.Name != nil && !models.ValidName(*req.Name) {
-		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
 		return
 	}
 	var up *models.Stream

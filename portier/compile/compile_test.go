@@ -121,7 +121,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"relative record dir", TaskConfigInput{Type: TypeRecord}, testStream, Env{RelayRTMPURL: "rtmp://r", RecordDir: "rec"}, "absolute"},
 		{"record segment", TaskConfigInput{Type: TypeRecord, SegmentSeconds: -1}, testStream, testEnv, "segment_seconds"},
 		{"empty ladder", TaskConfigInput{Type: TypeHLS}, testStream, testEnv, "renditions"},
-		{"odd size", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a", Width: 641, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "even sizes"},
+		{"odd size", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a", Width: 641, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "even number"},
 		{"dup rendition", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[0], ladder[0]}}, testStream, testEnv, "twice"},
 		{"rendition name", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a b", Width: 640, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "name"},
 		{"no hls origin", TaskConfigInput{Type: TypeHLS, Renditions: ladder}, testStream, Env{RelayRTMPURL: "rtmp://r"}, "HLS origin"},

@@ -19,21 +19,9 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 			return Description{}, err
 		}
 	}
-	format := cfg.Format
-	if format == "" {
-		format = "flv"
-		if u.Scheme == "srt" {
-			format = "mpegts"
-		}
-	}
-	if format != "flv" && format != "mpegts" {
-		return Description{}, fmt.Errorf("%w: format %q: want flv or mpegts", ErrInvalid, format)
-	}
-	if format == "flv" && u.Scheme == "srt" {
-		return Description{}, fmt.Errorf("%w: format flv cannot be sent over srt: use mpegts", ErrInvalid)
-	}
-	if format == "mpegts" && u.Scheme != "srt" {
-		return Description{}, fmt.Errorf("%w: format mpegts needs an srt:// target", ErrInvalid)
+	format, err := RestreamFormat(u.Scheme, cfg.Format)
+	if err != nil {
+		return Description{}, err
 	}
 	out := cfg.Target
 	if cfg.Key != "" {
@@ -161,7 +149,7 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		is := strconv.Itoa(i)
 		ab := r.AudioBitrate
 		if ab == 0 {
-			ab = 128
+			ab = DefaultAudioBitrate
 		}
 		args = append(args, "-map", "0:a:0", "-c:a:"+is, "aac", "-b:a:"+is, strconv.Itoa(ab)+"k")
 	}
