@@ -49,7 +49,7 @@ func TestAPIRefusesWhatTheCompilerRefuses(t *testing.T) {
 		// What the API accepts, the compiler accepts.
 		for _, n := range []string{"cam-2", "Cam_3", "9x"} {
 			e.mustDo("op1", "POST", "/streams", `{"name":"`+n+`"}`, 201)
-			if _, err := compile.Compile(compile.TaskConfigInput{Type: compile.TypeRecord}, compile.StreamState{App: "live", Name: n},
+			if _, err := compile.Compile(compile.TaskConfigInput{Type: compile.TypeRecord}, compile.StreamState{ID: 1, App: "live", Name: n},
 				compile.Env{RelayRTMPURL: "rtmp://127.0.0.1:1935", RecordDir: "/rec"}); err != nil {
 				t.Errorf("compile %s: %v", n, err)
 			}

@@ -39,6 +39,17 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1}, nil
 }
 
+// RecordingDir is where the record tasks of stream id write its segments,
+// and where the control plane lists them: RECORD_DIR/stream.ID. The
+// directory is named by the stream's id, never by its name, so that a new
+// stream that reuses a deleted stream's name (perhaps of another owner)
+// never sees the old stream's files; ids are never reused (AUTOINCREMENT,
+// BIGSERIAL). The '.' keeps it apart from the APP/NAME directories that
+// earlier versions wrote (names never contain a dot).
+func RecordingDir(recordDir string, id int64) string {
+	return filepath.Join(recordDir, "stream."+strconv.FormatInt(id, 10))
+}
+
 func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	if env.RecordDir == "" || !filepath.IsAbs(env.RecordDir) {
 		return Description{}, fmt.Errorf("%w: the record directory must be an absolute path (got %q)", ErrInvalid, env.RecordDir)
@@ -68,7 +79,10 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		// without an index (a plain MP4 needs its moov written at the end).
 		muxOpts = []string{"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1"}
 	}
-	dir := filepath.Join(env.RecordDir, st.App, st.Name)
+	if st.ID <= 0 {
+		return Description{}, fmt.Errorf("%w: a record task needs the stream's id", ErrInvalid)
+	}
+	dir := RecordingDir(env.RecordDir, st.ID)
 	out := filepath.Join(dir, "%Y%m%d-%H%M%S."+ext)
 	in := relayInput(env, st, "record")
 	args := append(commonInput(in), "-c", "copy", "-map", "0:v?", "-map", "0:a?",
