@@ -1,6 +1,7 @@
 package portier
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -113,4 +114,30 @@ func TestAPITaskURLOptions(t *testing.T) {
 	if p, err := models.ParseNetworks(" 10.0.0.1 , ::1 "); err != nil || len(p) != 2 || p[0] != netip.MustParsePrefix("10.0.0.1/32") {
 		t.Errorf("single addresses: %v %v", p, err)
 	}
+}
+
+// TestStoredTaskURLRefusedAtCompile: a config saved before the rule (here
+// written behind the API's back) still cannot reach a link-local address:
+// its task fails to compile with the reason.
+func TestStoredTaskURLRefusedAtCompile(t *testing.T) {
+	forEachLiveStore(t, func(t *testing.T, e *liveEnv) {
+		ctx := context.Background()
+		pull := e.addConfig(t, models.TypePull, "cam", `{"source":"rtsp://10.0.0.1/s1"}`, true)
+		if err := e.store.DB.Exec("UPDATE task_configs SET spec = ?, version = version + 1 WHERE id = ?",
+			`{"source":"rtsp://169.254.169.254/s1"}`, pull.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := e.srv.onTaskConfigChanged(ctx, pull.ID); err != nil {
+			t.Fatal(err)
+		}
+		var failed bool
+		for _, tk := range e.tasks(t) {
+			if tk.ConfigID != nil && *tk.ConfigID == pull.ID && tk.State == models.TaskFailed && strings.Contains(tk.LastError, "link-local") {
+				failed = true
+			}
+		}
+		if !failed {
+			t.Fatalf("tasks: %+v", e.tasks(t))
+		}
+	})
 }

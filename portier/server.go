@@ -73,6 +73,7 @@ func New(p Params) (*Server, error) {
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.throttle = newLoginThrottle(p.Security.Now)
 	s.lv = newLiveState(s)
+	s.lv.env.CheckURL = p.Security.TaskURLs.Check
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.engine = gin.New()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,5 +195,35 @@ func TestNeedsReplace(t *testing.T) {
 	}
 	if NeedsReplace(old, back) || back.Hash() != old.Version {
 		t.Error("hash changed through a JSON round trip")
+	}
+}
+
+// TestCompileURLPolicy: Env.CheckURL vets pull sources and restream targets.
+func TestCompileURLPolicy(t *testing.T) {
+	env := testEnv
+	var seen []string
+	env.CheckURL = func(field string, u *url.URL) error {
+		seen = append(seen, field+"="+u.Host)
+		if u.Hostname() == "169.254.169.254" {
+			return errors.New(field + " is link-local")
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		cfg TaskConfigInput
+		bad bool
+	}{
+		{TaskConfigInput{Type: TypePull, Source: "rtsp://169.254.169.254/x"}, true},
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://169.254.169.254/live"}, true},
+		{TaskConfigInput{Type: TypePull, Source: "rtsp://10.0.0.1/x"}, false},
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://10.0.0.1/live"}, false},
+	} {
+		_, err := Compile(tc.cfg, testStream, env)
+		if tc.bad != (err != nil) || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%+v: %v", tc.cfg, err)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("CheckURL calls: %v", seen)
 	}
 }

@@ -14,6 +14,9 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 	if err != nil {
 		return Description{}, err
 	}
+	if err := checkPolicy(env, "target", u); err != nil {
+		return Description{}, err
+	}
 	if cfg.Key != "" {
 		if err := checkKey(cfg.Key); err != nil {
 			return Description{}, err
@@ -48,6 +51,17 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 // earlier versions wrote (names never contain a dot).
 func RecordingDir(recordDir string, id int64) string {
 	return filepath.Join(recordDir, "stream."+strconv.FormatInt(id, 10))
+}
+
+// checkPolicy applies env.CheckURL (if any) to a task URL.
+func checkPolicy(env Env, field string, u *url.URL) error {
+	if env.CheckURL == nil {
+		return nil
+	}
+	if err := env.CheckURL(field, u); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
@@ -95,6 +109,9 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	src, err := parseURL("source", cfg.Source, "rtsp", "rtsps", "rtmp", "rtmps", "srt", "http", "https")
 	if err != nil {
+		return Description{}, err
+	}
+	if err := checkPolicy(env, "source", src); err != nil {
 		return Description{}, err
 	}
 	if (src.Scheme == "http" || src.Scheme == "https") && !strings.HasSuffix(src.Path, ".m3u8") {
