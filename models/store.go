@@ -72,7 +72,7 @@ type Store struct {
 	listener *listener
 	// urlPolicy decides which hosts task URLs may name (taskurls.go);
 	// shared with the stores of Tx. Nil is the built-in policy.
-	urlPolicy *TaskURLPolicy
+	urlPolicy *atomic.Pointer[TaskURLPolicy]
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -122,7 +122,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetMaxIdleConns(20)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{DB: db, dialect: dialect, live: new(atomic.Pointer[LiveCompiler])}
+	s := &Store{DB: db, dialect: dialect, live: new(atomic.Pointer[LiveCompiler]), urlPolicy: new(atomic.Pointer[TaskURLPolicy])}
 	if dialect == DialectSQLite {
 		s.writers = make(chan struct{}, 1)
 	}

@@ -159,9 +159,13 @@ func (p *TaskURLPolicy) Check(field string, u *url.URL) error {
 	return nil
 }
 
-// SetTaskURLPolicy sets the networks task URLs may reach (call it before
-// the store is shared between goroutines).
-func (s *Store) SetTaskURLPolicy(p TaskURLPolicy) { s.urlPolicy = &p }
+// SetTaskURLPolicy sets the networks task URLs may reach (for this store
+// and its transactions; safe to call while the store is in use).
+func (s *Store) SetTaskURLPolicy(p TaskURLPolicy) {
+	if s.urlPolicy != nil {
+		s.urlPolicy.Store(&p)
+	}
+}
 
 // checkTaskURLs applies the store's TaskURLPolicy to a parsed spec.
 func (s *Store) checkTaskURLs(typ string, spec RawJSON) error {
@@ -183,7 +187,10 @@ func (s *Store) checkTaskURLs(typ string, spec RawJSON) error {
 	if err != nil {
 		return specErr(field, "is not a URL: %v", err)
 	}
-	p := s.urlPolicy
+	var p *TaskURLPolicy
+	if s.urlPolicy != nil {
+		p = s.urlPolicy.Load()
+	}
 	if p == nil {
 		p = &TaskURLPolicy{}
 	}
