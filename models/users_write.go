@@ -43,7 +43,7 @@ func CheckPassword(pw string) error {
 // transaction. Invalid fields are *SpecError; a taken name wraps ErrConflict.
 func (s *Store) AddUser(ctx context.Context, nu NewUser, by Actor) (*User, error) {
 	if !ValidUsername(nu.Username) {
-		return nil, specErr("username", "must be 1-64 characters of A-Z a-z 0-9 _ . @ -")
+		return nil, specErr("username", "must be %s", UsernameRule)
 	}
 	if !ValidRole(nu.Role) {
 		return nil, specErr("role", "must be admin, operator or viewer")

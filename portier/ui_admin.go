@@ -40,7 +40,7 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 	form := views.NewUser{Username: strings.TrimSpace(c.PostForm("username")), Role: c.PostForm("role"), Errors: views.FieldErrors{}}
 	password := c.PostForm("password")
 	if !models.ValidUsername(form.Username) {
-		form.Errors["username"] = l.T("Use 1-64 of A-Z a-z 0-9 _ . @ -.")
+		form.Errors["username"] = l.T("Use %s.", l.T(models.UsernameRule))
 	}
 	if !models.ValidRole(form.Role) {
 		form.Errors["role"] = l.T("Choose admin, operator or viewer.")
