@@ -22,6 +22,8 @@ import (
 
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/media/httpserve"
 )
 
 // Params configures a concierge.
@@ -34,8 +36,11 @@ type Params struct {
 	// Capacity is the task-cost budget (default: the number of CPUs).
 	Capacity int
 	Labels   map[string]string
-	// RelayRTMP is the relay this host's tasks use (announced as the node's
-	// rtmp_address, and given to tasks as PORTIER_RELAY_RTMP).
+	// RelayRTMP is the relay this host's tasks use, host:port or a base URL:
+	// their relay arguments (the stream they read, the stream a pull
+	// publishes) are rebased onto it (wire.Description.Rebase); empty keeps
+	// the control plane's relay. Announced as the node's rtmp_address, and
+	// given to tasks as PORTIER_RELAY_RTMP.
 	RelayRTMP string
 	// SupervisorURL drives an existing supervisord (http://… or unix://…),
 	// writing program sections into SupervisorIncludeDir. Empty starts an
@@ -59,6 +64,9 @@ type Params struct {
 	BackoffMin, BackoffMax time.Duration
 	// HTTPAddr serves /healthz, /readyz and /metrics ("" for none).
 	HTTPAddr string
+	// HTTPTimeouts bound slow and idle clients of HTTPAddr (zero fields:
+	// httpserve.DefaultTimeouts).
+	HTTPTimeouts httpserve.Timeouts
 	// Version is reported at registration.
 	Version    string
 	HTTPClient *http.Client
@@ -169,18 +177,36 @@ func (c *Concierge) wake() {
 // ends; then it drains: hands its tasks back, waits (bounded) until they run
 // elsewhere, stops its processes and returns.
 func (c *Concierge) Run(ctx context.Context) error {
+	// The data dir holds the embedded supervisord, its program files (task
+	// command lines with their keys) and the task logs: private, and one
+	// concierge's alone (two would share one supervisord).
+	if err := supervisor.PrivateDir(c.p.DataDir); err != nil {
+		return fmt.Errorf("--data-dir %s: %w", c.p.DataDir, err)
+	}
+	release, err := dirlock.Lock(c.p.DataDir, "concierge")
+	if err != nil {
+		return err
+	}
+	defer release()
+	// Listen before supervisord starts, so that a taken --http-addr stops
+	// the concierge before it has anything to clean up.
+	var ln net.Listener
+	if c.p.HTTPAddr != "" {
+		if ln, err = net.Listen("tcp", c.p.HTTPAddr); err != nil {
+			return fmt.Errorf("--http-addr %s: %w", c.p.HTTPAddr, err)
+		}
+	}
 	if err := c.startSupervisor(ctx); err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	defer c.closeSupervisor()
-	if c.p.HTTPAddr != "" {
+	if ln != nil {
 		hctx, stopHTTP := context.WithCancel(context.Background())
 		defer stopHTTP()
-		addr, err := c.serveHTTP(hctx)
-		if err != nil {
-			return fmt.Errorf("--http-addr %s: %w", c.p.HTTPAddr, err)
-		}
-		c.httpAddr.Store(addr)
+		c.httpAddr.Store(c.serveHTTP(hctx, ln))
 	}
 	if err := c.registerLoop(ctx); err != nil {
 		return nil // cancelled before registering: nothing to hand back

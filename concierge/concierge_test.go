@@ -52,7 +52,8 @@ func testFailingTaskBacksOff(t *testing.T, supervisord string, wantExitCode bool
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := l.Addr().String()
 	l.Close()
-	s := startStackWith(t, concierge.Params{SupervisorBinary: supervisord, BackoffMin: 300 * time.Millisecond, HTTPAddr: "127.0.0.1:0"})
+	dataDir := filepath.Join(t.TempDir(), "data")
+	s := startStackWith(t, concierge.Params{SupervisorBinary: supervisord, BackoffMin: 300 * time.Millisecond, HTTPAddr: "127.0.0.1:0", DataDir: dataDir})
 	store, c := s.store, s.c
 
 	tk, _, err := store.CreateCompiledTask(ctx, &models.Task{StreamID: s.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning,
@@ -87,6 +88,31 @@ func testFailingTaskBacksOff(t *testing.T, supervisord string, wantExitCode bool
 	}
 	if !strings.Contains(cur.LogTail, "Connection refused") {
 		t.Fatalf("log tail %q; want ffmpeg's error", cur.LogTail)
+	}
+	// ffmpeg names the target with its key (the last path segment of a
+	// restream target): the reports show it masked.
+	if strings.Contains(cur.LogTail+cur.LastError, "/live/target") || !strings.Contains(cur.LogTail, "/live/***: Connection refused") {
+		t.Fatalf("log tail %q: want the target's key masked", cur.LogTail)
+	}
+	// What holds the command line and ffmpeg's log is private.
+	sv := filepath.Join(dataDir, "supervisord")
+	modes := map[string]os.FileMode{dataDir: 0o700, sv: 0o700, filepath.Join(sv, "programs"): 0o700, filepath.Join(sv, "logs"): 0o700,
+		filepath.Join(sv, "supervisord.conf"): 0o600}
+	files, _ := filepath.Glob(filepath.Join(sv, "programs", "task-*.conf"))
+	logs, _ := filepath.Glob(filepath.Join(sv, "logs", "task-*.log"))
+	if len(files) == 0 || len(logs) == 0 {
+		t.Fatalf("program files %v, task logs %v", files, logs)
+	}
+	for _, f := range append(files, logs...) {
+		modes[f] = 0o600
+	}
+	for path, want := range modes {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+		} else if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o, want %04o", path, fi.Mode().Perm(), want)
+		}
 	}
 	// Delays double: 300ms, 600ms, 1.2s (plus start and detection time).
 	all := strings.Join(errs, "|")
@@ -145,7 +171,10 @@ func startStackWith(t *testing.T, p concierge.Params) *stack {
 		t.Fatal(err)
 	}
 	p.Control, p.ClusterToken, p.Name, p.Capacity = hs.URL, "tok", "c1", 4
-	p.DataDir, p.DrainTimeout, p.Logger = t.TempDir(), time.Second, slog.New(slog.DiscardHandler)
+	if p.DataDir == "" {
+		p.DataDir = t.TempDir()
+	}
+	p.DrainTimeout, p.Logger = time.Second, slog.New(slog.DiscardHandler)
 	c, err := concierge.New(p)
 	if err != nil {
 		t.Fatal(err)

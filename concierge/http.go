@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portier/portier/media/httpserve"
 )
 
 // metrics are the concierge's Prometheus metrics (its own registry).
@@ -54,8 +56,8 @@ func newMetrics(c *Concierge) *metrics {
 	return m
 }
 
-// serveHTTP serves /healthz, /readyz and /metrics on p.HTTPAddr until ctx ends.
-func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
+// serveHTTP serves /healthz, /readyz and /metrics on l until ctx ends.
+func (c *Concierge) serveHTTP(ctx context.Context, l net.Listener) net.Addr {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -75,11 +77,7 @@ func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
 		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(c.m.reg, promhttp.HandlerOpts{}))
-	l, err := net.Listen("tcp", c.p.HTTPAddr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpserve.NewServer(mux, c.p.HTTPTimeouts)
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("http server", "err", err)
@@ -91,5 +89,5 @@ func (c *Concierge) serveHTTP(ctx context.Context) (net.Addr, error) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	return l.Addr(), nil
+	return l.Addr()
 }

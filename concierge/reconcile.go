@@ -14,6 +14,7 @@ import (
 
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/redact"
 )
 
 const (
@@ -41,16 +42,41 @@ type run struct {
 	nextStart time.Time // when a task in backoff starts again
 	startedAt time.Time
 	fenced    bool // the control plane refused a report: never run again
+	red       *redact.Redactor
 }
 
-func newRun(t wire.Task) *run {
+// newRun is the run of t; relay is the base URL of the relay near this host
+// ("" for none): the task reads its stream from there (and a pull publishes
+// there), not from the control plane's fallback relay.
+func newRun(t wire.Task, relay string) *run {
 	r := &run{task: t, name: progName(t.ID, t.Epoch)}
 	if err := json.Unmarshal(t.Description, &r.desc); err != nil {
 		r.descErr = fmt.Errorf("task description: %w", err)
 	} else if r.desc.Command == "" {
 		r.descErr = errors.New("task description has no command")
 	}
+	r.desc = r.desc.Rebase(relay)
 	return r
+}
+
+// relayBase is Params.RelayRTMP as a base URL (it may be host:port).
+func (c *Concierge) relayBase() string {
+	r := strings.TrimRight(c.p.RelayRTMP, "/")
+	if r != "" && !strings.Contains(r, "://") {
+		r = "rtmp://" + r
+	}
+	return r
+}
+
+// redactor knows the secrets of r's command line (keys, tokens, URL
+// credentials): reports and logs carry ffmpeg's lines, which name them.
+func (r *run) redactor() *redact.Redactor {
+	if r.red == nil {
+		var d wire.Description
+		_ = json.Unmarshal(r.task.Description, &d)
+		r.red = redact.New(redact.TaskSecrets(r.task.Type, d.Args)...)
+	}
+	return r.red
 }
 
 // reconcile makes supervisord run exactly the tasks that should run here.
@@ -152,7 +178,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 	for name, t := range desired {
 		r := c.runs[name]
 		if r == nil {
-			r = newRun(t)
+			r = newRun(t, c.relayBase())
 			c.runs[name] = r
 		}
 		if r.fenced {
@@ -191,7 +217,7 @@ func (c *Concierge) step(ctx context.Context, r *run, pi supervisor.ProcessInfo,
 			}
 		}
 		if err := c.drv.Add(ctx, prog); err != nil {
-			c.log.Warn("add program", "program", r.name, "err", err)
+			c.log.Warn("add program", "program", r.name, "err", r.redactor().String(err.Error()))
 			return
 		}
 		r.reported = "" // loaded: start below
@@ -243,6 +269,13 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 	}
 	r.nextStart = now.Add(delay)
 	tail, _ := c.drv.Tail(ctx, r.name, logTailBytes)
+	if len(tail) >= logTailBytes {
+		// The tail starts inside a line, maybe inside a key that the
+		// redaction below would no longer recognise: drop that line.
+		if i := strings.IndexByte(tail, '\n'); i >= 0 {
+			tail = tail[i+1:]
+		}
+	}
 	code := pi.ExitStatus
 	var exit *int
 	// ochinchina reports no exit status for FATAL (died within startsecs).
@@ -250,6 +283,8 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 		exit = &code
 	}
 	reason := atSource(failureReason(tail, code, pi.SpawnErr), tail, r.desc.Input)
+	red := r.redactor()
+	tail, reason = red.String(tail), red.String(reason)
 	c.m.failures.Inc()
 	c.log.Warn("task failed", "task", r.task.ID, "epoch", r.task.Epoch, "exit", code, "reason", reason, "retry_in", delay)
 	c.report(r, wire.StatusReport{State: "backoff", ExitCode: exit,
@@ -268,6 +303,10 @@ type pendingReport struct {
 // previous state, so a lost report is made again by a later pass.
 func (c *Concierge) report(r *run, st wire.StatusReport, onOK func()) {
 	st.Epoch = r.task.Epoch
+	if st.Error != "" || st.LogTail != "" {
+		red := r.redactor()
+		st.Error, st.LogTail = red.String(st.Error), red.String(st.LogTail)
+	}
 	c.queue = append(c.queue, pendingReport{r: r, st: st, onOK: onOK})
 }
 
@@ -353,12 +392,18 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 		env[supervisor.MarkerEnv] = c.emb.Marker()
 		logDir = c.emb.LogDir()
 	}
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	// ffmpeg's log names the task's URLs and keys: a private directory and
+	// a log file made 0600 before supervisord opens it.
+	if err := supervisor.PrivateDir(logDir); err != nil {
 		return supervisor.Program{}, fmt.Errorf("log dir: %w", err)
+	}
+	logFile := filepath.Join(logDir, r.name+".log")
+	if err := supervisor.PrivateFile(logFile); err != nil {
+		return supervisor.Program{}, fmt.Errorf("log file: %w", err)
 	}
 	p := supervisor.Program{
 		Name: r.name, Argv: append([]string{cmd}, r.desc.Args...), Env: env,
-		StopWaitSecs: 5, LogFile: filepath.Join(logDir, r.name+".log"), LogMaxBytes: 1 << 20, LogBackups: 2,
+		StopWaitSecs: 5, LogFile: logFile, LogMaxBytes: 1 << 20, LogBackups: 2,
 	}
 	f, err := c.drv.Client().Flavor(ctx)
 	if err != nil {

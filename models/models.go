@@ -134,6 +134,10 @@ type TaskDescription struct {
 	Dirs    []string          `json:"dirs,omitempty"` // local directories the runner creates first
 	Cost    int               `json:"cost"`
 	Labels  map[string]string `json:"labels,omitempty"` // concierge labels the task requires (see PlacementOf)
+	// Relay and RelayArgs: the relay base compiled in and the arguments
+	// on it, which a concierge with its own relay rebases (compile.Description).
+	Relay     string `json:"relay,omitempty"`
+	RelayArgs []int  `json:"relay_args,omitempty"`
 }
 
 // Value stores the description as JSON text.

@@ -43,8 +43,8 @@ func (s *Server) registerHooks(r *gin.Engine) {
 }
 
 // hookAuth admits a caller that presents the cluster token (Authorization:
-// Bearer, or ?token= when queryToken), comes from an allow-listed network of
-// the dialect, or from loopback when Params.TrustLoopback is set.
+// Bearer, or ?token= when queryToken) or comes from an allow-listed network
+// of the dialect (--hook-allow). Loopback is not trusted by itself.
 func (s *Server) hookAuth(dialect string, queryToken bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxHookBody)
@@ -77,9 +77,6 @@ func (s *Server) callerTrusted(r *http.Request, dialect string, queryToken bool)
 	ip, ok := remoteIP(r)
 	if !ok {
 		return false
-	}
-	if s.p.TrustLoopback && ip.IsLoopback() {
-		return true
 	}
 	for _, p := range s.p.Hooks.Allow[dialect] {
 		if p.Contains(ip) {

@@ -32,13 +32,38 @@ func splitDialectList(s, what string) (map[string][]string, error) {
 	return out, nil
 }
 
-// ParseHookAllow parses the per-dialect allow-lists of a flag such as
-// --hook-allow "srs=10.0.0.0/8,192.168.1.7;nginx-rtmp=127.0.0.1" into
-// HookParams.Allow. A bare address means that address alone.
+// mediaServerDialects are the dialects of /hooks/*: a --hook-allow list
+// without DIALECT= applies to them (not to the native node API).
+var mediaServerDialects = []string{dialectSRS, dialectNginx, dialectMediaMTX}
+
+// ParseHookAllow parses the allow-lists of --hook-allow into
+// HookParams.Allow: "127.0.0.1/32,10.0.0.0/8" allows those networks for
+// every media-server dialect (SRS, nginx-rtmp, MediaMTX: /hooks/*), and
+// "srs=10.0.0.0/8,192.168.1.7;nginx-rtmp=127.0.0.1" per dialect (native
+// is the node API of our own relays). Both forms mix: parts separated by
+// ';'. A bare address means that address alone. The concierge API is never
+// opened by an allow-list.
 func ParseHookAllow(s string) (map[string][]netip.Prefix, error) {
-	lists, err := splitDialectList(s, "hook allow-list")
+	var dialectParts, bare []string
+	for part := range strings.SplitSeq(s, ";") {
+		if strings.Contains(part, "=") {
+			dialectParts = append(dialectParts, part)
+		} else if part = strings.TrimSpace(part); part != "" {
+			bare = append(bare, part)
+		}
+	}
+	lists, err := splitDialectList(strings.Join(dialectParts, ";"), "hook allow-list")
 	if err != nil {
 		return nil, err
+	}
+	for _, b := range bare {
+		for _, d := range mediaServerDialects {
+			for v := range strings.SplitSeq(b, ",") {
+				if v = strings.TrimSpace(v); v != "" {
+					lists[d] = append(lists[d], v)
+				}
+			}
+		}
 	}
 	out := map[string][]netip.Prefix{}
 	for d, vals := range lists {

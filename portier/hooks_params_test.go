@@ -23,6 +23,20 @@ func TestParseHookAllow(t *testing.T) {
 			}
 		}
 	}
+	// Without DIALECT=, a list is for every media-server dialect, not the
+	// native node API; both forms mix.
+	mixed, err := ParseHookAllow("127.0.0.1/32, 10.0.0.0/8;native=192.168.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"srs", "nginx-rtmp", "mediamtx"} {
+		if len(mixed[d]) != 2 || mixed[d][0] != netip.MustParsePrefix("127.0.0.1/32") || mixed[d][1] != netip.MustParsePrefix("10.0.0.0/8") {
+			t.Errorf("bare list for %s: %v", d, mixed[d])
+		}
+	}
+	if len(mixed["native"]) != 1 || mixed["native"][0] != netip.MustParsePrefix("192.168.0.0/16") {
+		t.Errorf("native: %v", mixed["native"])
+	}
 	if m, err := ParseHookAllow(""); err != nil || len(m) != 0 {
 		t.Errorf("empty: %v %v", m, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/compile"
 )
@@ -74,6 +75,10 @@ func newLiveState(s *Server) *liveState {
 	}
 	if p.Compile.RelayRTMPURL == "" {
 		p.Compile.RelayRTMPURL = "rtmp://127.0.0.1:1935"
+	}
+	if p.Compile.InternalSig == nil && s.p.ClusterToken != "" {
+		tok := s.p.ClusterToken
+		p.Compile.InternalSig = func(path, typ string) string { return cluster.InternalPlaySig(tok, path, typ) }
 	}
 	l := &liveState{
 		s: s, hb: p.HeartbeatInterval, now: p.Now, env: p.Compile,

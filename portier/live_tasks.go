@@ -126,12 +126,14 @@ func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (
 func toModelDescription(d compile.Description) models.TaskDescription {
 	return models.TaskDescription{
 		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
+		Relay: d.Relay, RelayArgs: d.RelayArgs,
 	}
 }
 
 func fromModelDescription(typ string, d models.TaskDescription) compile.Description {
 	return compile.Description{
 		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
+		Relay: d.Relay, RelayArgs: d.RelayArgs,
 	}
 }
 

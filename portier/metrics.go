@@ -2,6 +2,7 @@ package portier
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -47,12 +48,34 @@ func newMetrics(s *Server) *Metrics {
 func (m *Metrics) middleware(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	route := c.FullPath()
+	// Labels come from fixed sets only: a client chooses the method and
+	// the path, and each new label value is a series kept for good.
+	route := c.FullPath() // the route template, never the raw path
 	if route == "" {
 		route = "unmatched"
 	}
-	m.HTTPRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	m.HTTPRequests.WithLabelValues(route, methodLabel(c.Request.Method), statusLabel(c.Writer.Status())).Inc()
 	m.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// methodLabel is the method for a metric label: a standard method, or
+// "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel is the status code for a metric label (handlers choose it,
+// but a proxied or hijacked response could carry anything).
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
 
 func (s *Server) serveMetrics(c *gin.Context) {

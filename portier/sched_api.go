@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -42,23 +40,15 @@ func schedErr(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
 }
 
-// conciergeAuth accepts the cluster token, or a loopback caller when the
-// server trusts loopback (portier run).
+// conciergeAuth accepts the cluster token only: assignments carry full task
+// command lines with their keys, so no source address is trusted for them
+// (not loopback, not a --hook-allow network).
 func (s *Server) conciergeAuth(c *gin.Context) {
 	if tok := s.p.ClusterToken; tok != "" {
 		if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") &&
 			subtle.ConstantTimeCompare([]byte(strings.TrimPrefix(h, "Bearer ")), []byte(tok)) == 1 {
 			c.Next()
 			return
-		}
-	}
-	if s.p.TrustLoopback {
-		host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
-		if err == nil {
-			if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
-				c.Next()
-				return
-			}
 		}
 	}
 	schedErr(c, http.StatusUnauthorized, "unauthenticated", "concierge endpoints need the cluster token: send Authorization: Bearer TOKEN")
@@ -132,6 +122,13 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 		schedErr(c, http.StatusBadRequest, "invalid", bad)
 		return
 	}
+	one := []models.TaskReport{{TaskID: id, StatusReport: rep}}
+	if err := s.redactReports(c.Request.Context(), one); err != nil {
+		s.log.Error("task status", "node", name, "task", id, "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the report")
+		return
+	}
+	rep = one[0].StatusReport
 	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.schedNow(), s.schedLease())
 	switch {
 	case errors.Is(err, models.ErrStaleEpoch):
@@ -186,6 +183,11 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 			return
 		}
 		reps[i] = models.TaskReport{TaskID: r.TaskID, StatusReport: rep}
+	}
+	if err := s.redactReports(c.Request.Context(), reps); err != nil {
+		s.log.Error("task status batch", "node", name, "reports", len(reps), "err", err)
+		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the reports")
+		return
 	}
 	res, err := s.p.Store.ReportTaskStatuses(c.Request.Context(), name, reps, s.schedNow(), s.schedLease())
 	if err != nil {
@@ -260,14 +262,28 @@ func (s *Server) conciergeHandoff(c *gin.Context) {
 	c.JSON(http.StatusOK, wire.HandoffAnswer{Waiting: waiting})
 }
 
-// toStoreReport checks a concierge's report and converts it for the store,
-// keeping the end of its error text and log tail; bad says what is wrong.
+// toStoreReport checks a concierge's report and converts it for the store;
+// bad says what is wrong. Its error text and log tail are shortened by
+// redactReports, after redaction: a cut through a key would leave a piece
+// of it that no longer matches.
 func toStoreReport(r wire.StatusReport) (rep models.StatusReport, bad string) {
 	if !models.ConciergeReportable(r.State) {
 		return rep, "state must be one of starting, running, backoff, failed, stopping, stopped"
 	}
-	return models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode,
-		Error: truncateTail(r.Error, maxErrorText), LogTail: truncateTail(r.LogTail, maxLogTail)}, ""
+	return models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode, Error: r.Error, LogTail: r.LogTail}, ""
+}
+
+// truncateLog keeps the last max bytes of a log, from the start of a line:
+// a line cut at its start may begin inside a key.
+func truncateLog(s string, max int) string {
+	if len(s) <= max {
+		return strings.ToValidUTF8(s, "?")
+	}
+	s = truncateTail(s, max)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
 
 // truncateTail keeps the last max bytes of s, on a UTF-8 boundary.

@@ -17,12 +17,12 @@ import (
 // Params configures a control-plane Server.
 type Params struct {
 	Store *models.Store
-	// ClusterToken authenticates nodes (relays, concierges) and media-server hooks.
+	// ClusterToken authenticates nodes (relays, concierges) and media-server
+	// hooks. No caller is trusted for its address alone, loopback included
+	// (behind a reverse proxy on the same host, everyone is loopback): only
+	// the networks of Hooks.Allow are.
 	ClusterToken string
-	// TrustLoopback accepts node and hook calls from 127.0.0.0/8 without the
-	// cluster token (set by `portier run`, where everything is one process).
-	TrustLoopback bool
-	Logger        *slog.Logger
+	Logger       *slog.Logger
 	// Hooks configures the media-server hook endpoints (see hooks.go).
 	Hooks HookParams
 	// Live configures live state, the node registry and task compilation (see live.go).
@@ -54,6 +54,7 @@ type Server struct {
 	schedOnce   sync.Once
 	schedState  *scheduler   // see sched.go; built on first use by sched()
 	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
+	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
 	throttle    *loginThrottle
 }
 
@@ -91,6 +92,7 @@ func New(p Params) (*Server, error) {
 	s.registerHooks(s.engine)
 	s.registerNodeAPI(s.engine.Group("/internal/v1"))
 	s.registerUI(s.engine)
+	s.registerRelayMount(s.engine)
 	return s, nil
 }
 

@@ -178,7 +178,7 @@ func (s *Server) thumbnailSource(ctx context.Context, st *models.Stream) (string
 	}
 	for _, n := range nodes {
 		if n.RTMPAddress != "" {
-			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + cluster.InternalPlayQuery + "=thumbnail", nil
+			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + cluster.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "thumbnail"), nil
 		}
 	}
 	return "", errNoThumbnail

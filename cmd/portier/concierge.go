@@ -29,6 +29,7 @@ type conciergeConfig struct {
 	HTTPAddr             string // empty: no health and metrics server
 	DrainTimeout         time.Duration
 	LogLevel             string
+	HTTP                 httpTimeoutConfig
 }
 
 func (c *conciergeConfig) flags(fs *flag.FlagSet) {
@@ -41,11 +42,12 @@ func (c *conciergeConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of this host (default: number of CPUs)")
 	fs.StringVar(&c.Labels, "labels", "", "node labels k=v,k2=v2 that tasks can require")
 	fs.StringVar(&c.DataDir, "data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
-	fs.StringVar(&c.RelayRTMP, "relay-rtmp", "", "relay near this host, host:port or rtmp://host:port (announced to the control plane; given to tasks as PORTIER_RELAY_RTMP)")
+	fs.StringVar(&c.RelayRTMP, "relay-rtmp", "", "relay near this host, host:port or rtmp://host:port: tasks read their stream from it and pulls publish to it (default: the control plane's --relay-rtmp-url); announced to the control plane, given to tasks as PORTIER_RELAY_RTMP")
 	fs.StringVar(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg binary (name on PATH or path)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8082", "HTTP listen address for /healthz, /readyz and /metrics (empty: none)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long to wait for handed-back tasks to run elsewhere before stopping them")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.HTTP.flags(fs)
 }
 
 func (c *conciergeConfig) validate() error {
@@ -71,6 +73,7 @@ func (c *conciergeConfig) validate() error {
 	}
 	p.add(checkPositive("drain-timeout", c.DrainTimeout, "20s"))
 	p.add(checkLogLevel(c.LogLevel))
+	c.HTTP.validate(&p)
 	return p.err()
 }
 
@@ -114,7 +117,7 @@ func runConcierge(ctx context.Context, args []string) error {
 	c, err := concierge.New(concierge.Params{
 		Control: cfg.Control, ClusterToken: cfg.ClusterToken, Name: cfg.Name, Capacity: cfg.Capacity, Labels: lab,
 		RelayRTMP: cfg.relayAddr(), SupervisorURL: cfg.SupervisorURL, SupervisorIncludeDir: cfg.SupervisorIncludeDir, SupervisorBinary: cfg.Supervisord,
-		DataDir: cfg.DataDir, FFmpeg: cfg.FFmpeg, DrainTimeout: cfg.DrainTimeout, HTTPAddr: cfg.HTTPAddr, Logger: logger,
+		DataDir: cfg.DataDir, FFmpeg: cfg.FFmpeg, DrainTimeout: cfg.DrainTimeout, HTTPAddr: cfg.HTTPAddr, HTTPTimeouts: cfg.HTTP.timeouts(), Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -126,6 +126,8 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"run", []string{"--public-host", "stream.example.com:8080"}, "public-host"},
 		{"run", []string{"--capacity", "-1"}, "capacity"},
 		{"run", []string{"--log-level", "loud"}, "log-level"},
+		{"run", []string{"--hook-allow", "localhost"}, "hook-allow"},
+		{"run", []string{"--hook-allow", "127.0.0.1/33"}, "hook-allow"},
 
 		{"serve", []string{"--database-url", ""}, "database-url"},
 		{"serve", []string{"--database-url", "postgres://portier:p%zz@db/portier"}, "database-url"},

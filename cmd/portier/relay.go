@@ -31,6 +31,7 @@ type relayConfig struct {
 	IdleTimeout     time.Duration
 	Capacity        int
 	LogLevel        string
+	HTTP            httpTimeoutConfig
 }
 
 func (c *relayConfig) flags(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Second, "edges: how long an upstream session stays open after its last player left")
 	fs.IntVar(&c.Capacity, "capacity", 0, "capacity reported at registration (0: unspecified)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.HTTP.flags(fs)
 }
 
 func (c *relayConfig) validate() error {
@@ -94,6 +96,7 @@ func (c *relayConfig) validate() error {
 	p.add(checkPositive("idle-timeout", c.IdleTimeout, "5s"))
 	p.add(checkCapacity(c.Capacity, "unspecified"))
 	p.add(checkLogLevel(c.LogLevel))
+	c.HTTP.validate(&p)
 	return p.err()
 }
 
@@ -146,6 +149,7 @@ func runRelay(ctx context.Context, args []string) error {
 		NoOriginTimeout: cfg.NoOriginTimeout,
 		IdleTimeout:     cfg.IdleTimeout,
 		Capacity:        cfg.Capacity,
+		HTTPTimeouts:    cfg.HTTP.timeouts(),
 		Logger:          logger,
 	})
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge"
+	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -34,7 +36,9 @@ type runConfig struct {
 	PublicHost  string
 	Capacity    int // 0: the number of CPUs
 	NoConcierge bool
+	HookAllow   string // parsed by portier.ParseHookAllow
 	LogLevel    string
+	HTTP        httpTimeoutConfig
 	securityConfig
 }
 
@@ -47,8 +51,10 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
+	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	c.securityConfig.flags(fs)
+	c.HTTP.flags(fs)
 }
 
 func (c *runConfig) validate() error {
@@ -64,14 +70,17 @@ func (c *runConfig) validate() error {
 	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
 	p.add(checkPublicHost(c.PublicHost))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
+	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
 	c.securityConfig.validate(&p)
+	c.HTTP.validate(&p)
 	return p.err()
 }
 
 // runAll is `portier run`: the control plane, an origin relay and a concierge
-// in one process, on SQLite in --data-dir. Node and hook calls stay on
-// loopback, authenticated by a cluster token made for this process.
+// in one process, on SQLite in --data-dir. Its roles call the control plane
+// on loopback with a cluster token made for this process; loopback alone
+// is trusted for nothing (media-server hooks: --hook-allow).
 func runAll(ctx context.Context, args []string) error {
 	cfg, err := loadConfig[runConfig]("run", args)
 	if err != nil {
@@ -81,13 +90,20 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	// The data dir holds the database (keys, password hashes) and the
+	// concierge's task files: this user's alone, and one process's.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create --data-dir: %w", err)
 	}
 	dataAbs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
+	unlock, err := dirlock.Lock(dataAbs, "portier run")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	store, release, err := openControlStore(ctx, filepath.Join(dataAbs, "portier.db"), 1)
 	if err != nil {
@@ -113,14 +129,19 @@ func runAll(ctx context.Context, args []string) error {
 		return fmt.Errorf("--rtmp-addr: %w", err)
 	}
 	token := randomToken()
+	allow, err := portier.ParseHookAllow(cfg.HookAllow)
+	if err != nil {
+		return fmt.Errorf("--hook-allow: %w", err)
+	}
 
 	sec, err := cfg.securityConfig.params()
 	if err != nil {
 		return err
 	}
 	srv, err := portier.New(portier.Params{
-		Store: store, ClusterToken: token, TrustLoopback: true, Logger: logger, Security: sec,
+		Store: store, ClusterToken: token, Logger: logger, Security: sec,
 		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort,
+		Hooks: portier.HookParams{Allow: allow},
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
 			RecordDir:    filepath.Join(dataAbs, "recordings"),
@@ -135,6 +156,9 @@ func runAll(ctx context.Context, args []string) error {
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		ControlURL: control, ClusterToken: token, Logger: logger,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+		// The relay API is served only through the control plane, which
+		// checks for an admin or the cluster token (MountRelay).
+		APIAuth: func(h http.Handler) http.Handler { return h },
 	})
 	if err != nil {
 		return err
@@ -146,6 +170,10 @@ func runAll(ctx context.Context, args []string) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The concierge stops when run returns for any reason (not only on a
+	// signal), so the wait above never hangs with its supervisord running.
+	cctx, stopConcierge := context.WithCancel(ctx)
+	defer stopConcierge()
 	if !cfg.NoConcierge {
 		c, err := concierge.New(concierge.Params{
 			Control: control, ClusterToken: token, Name: cfg.Name + "-concierge", Capacity: cfg.Capacity,
@@ -159,13 +187,14 @@ func runAll(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := c.Run(cctx); err != nil && !errors.Is(err, context.Canceled) {
 				logger.Error("embedded concierge stopped", "err", err)
 			}
 		}()
 	}
 
-	hs := &http.Server{Handler: allInOneHandler(srv.Handler(), rel.HTTPHandler()), ReadHeaderTimeout: 10 * time.Second}
+	srv.MountRelay(rel.HTTPHandler())
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
@@ -203,14 +232,12 @@ func runAll(ctx context.Context, args []string) error {
 }
 
 // allInOneHandler serves the control plane and, on the same address, the
-// relay's HTTP-FLV playback (*.flv) and its own API, metrics and probes under
-// /relay/.
+// relay's HTTP-FLV playback (*.flv). The relay's own API, metrics and probes
+// are under /relay/, served by the control plane (portier.Server.MountRelay)
+// so that its authentication guards the relay API.
 func allInOneHandler(control, relayHTTP http.Handler) http.Handler {
-	relayAPI := http.StripPrefix("/relay", relayHTTP)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case strings.HasPrefix(r.URL.Path, "/relay/"):
-			relayAPI.ServeHTTP(w, r)
 		case strings.HasSuffix(r.URL.Path, ".flv") && strings.Count(r.URL.Path, "/") == 2:
 			relayHTTP.ServeHTTP(w, r)
 		default:

@@ -12,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
@@ -36,6 +38,7 @@ type serveConfig struct {
 	RelayRTMPURL  string
 	RecordDir     string
 	HLSOriginURL  string
+	HTTP          httpTimeoutConfig
 	securityConfig
 }
 
@@ -47,12 +50,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RTMPPort, "rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
 	fs.StringVar(&c.PlayHTTPBase, "play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
 	fs.IntVar(&c.Replicas, "replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
-	fs.StringVar(&c.HookAllow, "hook-allow", "", "per-dialect source networks whose hook calls need no cluster token, e.g. \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx)")
+	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.HookOriginTTL, "hook-origin-ttl", "", "per-dialect time a publish reported by a media-server hook stays live unless confirmed, e.g. \"mediamtx=60s\" (default: until its unpublish hook)")
-	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to")
+	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to, unless their concierge names its own (concierge --relay-rtmp)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
 	c.securityConfig.flags(fs)
+	c.HTTP.flags(fs)
 }
 
 func (c *serveConfig) validate() error {
@@ -68,9 +72,7 @@ func (c *serveConfig) validate() error {
 	if c.PlayHTTPBase != "" {
 		p.add(checkURL("play-http-base", c.PlayHTTPBase, "http://edge.example:8081", "http", "https"))
 	}
-	if _, err := portier.ParseHookAllow(c.HookAllow); err != nil {
-		p.add(invalid("hook-allow", "--hook-allow: %v", err))
-	}
+	p.add(checkHookAllow(c.HookAllow))
 	if _, err := portier.ParseOriginTTL(c.HookOriginTTL); err != nil {
 		p.add(invalid("hook-origin-ttl", "--hook-origin-ttl: %v", err))
 	}
@@ -82,7 +84,20 @@ func (c *serveConfig) validate() error {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
 	c.securityConfig.validate(&p)
+	c.HTTP.validate(&p)
 	return p.err()
+}
+
+// hookAllowHelp is the help of --hook-allow (serve and run).
+const hookAllowHelp = "source networks whose media-server hook calls (/hooks/*) need no cluster token, e.g. \"127.0.0.1/32,10.0.0.0/8\", " +
+	"or per dialect \"srs=10.0.0.0/8;nginx-rtmp=192.168.1.7\" (dialects: native, srs, nginx-rtmp, mediamtx); default none: every call presents the token"
+
+// checkHookAllow checks a --hook-allow.
+func checkHookAllow(s string) error {
+	if _, err := portier.ParseHookAllow(s); err != nil {
+		return invalid("hook-allow", "--hook-allow: %v", err)
+	}
+	return nil
 }
 
 // checkDatabaseURL checks a --database-url without ever showing it: a
@@ -157,7 +172,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	srv.StartBackground(ctx)
-	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), log)
+	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), cfg.HTTP.timeouts(), log)
 }
 
 // openControlStore opens the control plane's database. On SQLite it refuses
@@ -179,6 +194,10 @@ func openControlStore(ctx context.Context, dsn string, replicas int) (*models.St
 		if release, err = lockFile(dsn + ".lock"); err != nil {
 			return nil, nil, err
 		}
+		if err := privateSQLite(dsn); err != nil {
+			release()
+			return nil, nil, err
+		}
 	}
 	store, err := models.Open(ctx, dsn)
 	if err != nil {
@@ -186,6 +205,27 @@ func openControlStore(ctx context.Context, dsn string, replicas int) (*models.St
 		return nil, nil, err
 	}
 	return store, release, nil
+}
+
+// privateSQLite makes the SQLite database (stream keys, password and token
+// hashes) readable by this user only: it creates the file 0600 before
+// SQLite opens it (SQLite gives its -wal and -shm files the database's
+// mode) and narrows the mode of existing files.
+func privateSQLite(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("database file mode: %w", err)
+		}
+	}
+	return nil
 }
 
 // lockFile takes an exclusive, non-blocking flock on path. The kernel drops
@@ -212,12 +252,12 @@ func lockFile(path string) (func(), error) {
 }
 
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+func serveHTTP(ctx context.Context, addr string, h http.Handler, to httpserve.Timeouts, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := httpserve.NewServer(h, to)
 	log.Info("control plane listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

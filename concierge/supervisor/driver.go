@@ -51,11 +51,12 @@ func (d *Driver) Add(ctx context.Context, p Program) error {
 			return nil
 		}
 	}
-	if err := os.MkdirAll(d.includeDir, 0o755); err != nil {
+	if err := os.MkdirAll(d.includeDir, 0o700); err != nil {
 		return fmt.Errorf("include dir: %w", err)
 	}
+	// The section holds the task's command line, keys included: 0600.
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(section), 0o644); err != nil {
+	if err := WritePrivate(tmp, []byte(section)); err != nil {
 		return fmt.Errorf("write program %s: %w", p.Name, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

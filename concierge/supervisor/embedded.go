@@ -86,8 +86,10 @@ func StartEmbedded(ctx context.Context, p EmbeddedParams) (*Embedded, error) {
 		return nil, err
 	}
 	p.Dir = dir
+	// Program files hold task command lines (with their keys) and the logs
+	// hold what ffmpeg prints about them: only this user may read them.
 	for _, d := range []string{dir, filepath.Join(dir, "programs"), filepath.Join(dir, "logs")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := PrivateDir(d); err != nil {
 			return nil, fmt.Errorf("supervisord dir: %w", err)
 		}
 	}
@@ -122,7 +124,7 @@ serverurl=unix://%[1]s
 [include]
 files=%[2]s/programs/*.conf
 `, e.sock, dir)
-	if err := os.WriteFile(filepath.Join(dir, "supervisord.conf"), []byte(conf), 0o644); err != nil {
+	if err := WritePrivate(filepath.Join(dir, "supervisord.conf"), []byte(conf)); err != nil {
 		return nil, fmt.Errorf("write supervisord config: %w", err)
 	}
 	e.killLeftovers()

@@ -3,7 +3,11 @@
 // (portier/sched_api.go) and the concierge daemon.
 package wire
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
 
 // Paths, relative to the control plane's base URL; NAME is the concierge's
 // node name, ID a task id.
@@ -63,6 +67,36 @@ type Description struct {
 	Dirs    []string          `json:"dirs,omitempty"`
 	Cost    int               `json:"cost"`
 	Input   string            `json:"input,omitempty"` // the URL the task reads (for failure reasons)
+	// Relay is the relay base URL the control plane compiled in (its
+	// fallback, serve --relay-rtmp-url) and RelayArgs the indexes of the
+	// arguments on that relay. A concierge with its own relay
+	// (--relay-rtmp) puts its base in their place (Rebase).
+	Relay     string `json:"relay,omitempty"`
+	RelayArgs []int  `json:"relay_args,omitempty"`
+}
+
+// Rebase returns d with the relay base of its relay arguments (and of its
+// input, when that is one of them) replaced by relay, e.g.
+// "rtmp://edge-1:1935". Arguments that do not start with d.Relay + "/" are
+// left alone, and so is everything when relay or d.Relay is empty.
+func (d Description) Rebase(relay string) Description {
+	relay = strings.TrimRight(relay, "/")
+	if relay == "" || d.Relay == "" || relay == d.Relay {
+		return d
+	}
+	prefix := d.Relay + "/"
+	args := slices.Clone(d.Args)
+	for _, i := range d.RelayArgs {
+		if i < 0 || i >= len(args) || !strings.HasPrefix(args[i], prefix) {
+			continue
+		}
+		if args[i] == d.Input {
+			d.Input = relay + "/" + strings.TrimPrefix(d.Input, prefix)
+		}
+		args[i] = relay + "/" + strings.TrimPrefix(args[i], prefix)
+	}
+	d.Args, d.Relay = args, relay
+	return d
 }
 
 // StatusReport is one state change of a task on a concierge.

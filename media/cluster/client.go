@@ -157,7 +157,8 @@ type StreamReport struct {
 // InternalPlayQuery is the query parameter of a play URL by which the
 // system's own players (concierge task inputs, the control plane's
 // thumbnail grabs) tell a relay that they are not viewers, e.g.
-// rtmp://edge/live/NAME?portier_internal=restream. Any value counts.
+// rtmp://edge/live/NAME?portier_internal=restream&portier_sig=…. It is
+// honoured only with a valid InternalPlaySigQuery (see IsInternalPlay).
 const InternalPlayQuery = "portier_internal"
 
 // PublishRequest asks whether a publish may start.
@@ -201,7 +202,13 @@ type PlayDecision struct {
 type Origin struct {
 	Name        string `json:"name"`
 	RTMPAddress string `json:"rtmp_address"`
+	// Role, when the directory says it, must be RoleOrigin: edges refuse
+	// to pull from anything else.
+	Role string `json:"role,omitempty"`
 }
+
+// RoleOrigin is the role of nodes that take publishes and serve edges.
+const RoleOrigin = "origin"
 
 // Node is one registered node, as listed by the control plane.
 type Node struct {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,19 +48,30 @@ type Params struct {
 	DirectoryTimeout time.Duration
 	// RetryInterval is the pause after every origin failed (default 200 ms).
 	RetryInterval time.Duration
-	Logger        *slog.Logger
+	// MaxRate, RateWindow, RateGrace: a session whose media arrives more
+	// than MaxRate times faster than real time for RateWindow, after the
+	// first RateGrace (the origin's GOP cache burst), is ended as a loop
+	// (defaults DefaultMaxRate, DefaultRateWindow, DefaultRateGrace).
+	MaxRate    float64
+	RateWindow time.Duration
+	RateGrace  time.Duration
+	Logger     *slog.Logger
 }
 
 // Edge creates pullers on demand and keeps their statistics.
 //
-// Concurrency rule: mu guards the pullers map only; it is never held while
-// calling into the hub, the directory or the network.
+// Concurrency rule: mu guards the pullers map and self only; it is never
+// held while calling into the hub, the directory or the network.
 type Edge struct {
 	p   Params
 	log *slog.Logger
 
 	mu      sync.Mutex
 	pullers map[string]*puller
+	self    []string // this relay's own RTMP addresses (SetSelf)
+
+	loopsRefused atomic.Uint64 // upstreams refused: own address or not an origin
+	loopsEnded   atomic.Uint64 // sessions ended for running faster than real time
 
 	sessions  atomic.Int64  // upstream sessions open now
 	started   atomic.Uint64 // upstream sessions started
@@ -83,6 +95,15 @@ func New(p Params) *Edge {
 	}
 	if p.RetryInterval <= 0 {
 		p.RetryInterval = 200 * time.Millisecond
+	}
+	if p.MaxRate <= 0 {
+		p.MaxRate = DefaultMaxRate
+	}
+	if p.RateWindow <= 0 {
+		p.RateWindow = DefaultRateWindow
+	}
+	if p.RateGrace <= 0 {
+		p.RateGrace = DefaultRateGrace
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -120,12 +141,18 @@ type Stats struct {
 	SessionsStarted  uint64 `json:"sessions_started"`
 	Failovers        uint64 `json:"failovers"`
 	EndedNoOrigin    uint64 `json:"ended_no_origin"`
+	// LoopsRefused counts upstreams refused before dialling (this relay's
+	// own address, or a node that is not an origin); LoopsEnded counts
+	// sessions ended for delivering media faster than real time.
+	LoopsRefused uint64 `json:"loops_refused"`
+	LoopsEnded   uint64 `json:"loops_ended"`
 }
 
 // Stats returns the edge's counters.
 func (e *Edge) Stats() Stats {
 	return Stats{UpstreamSessions: e.sessions.Load(), SessionsStarted: e.started.Load(),
-		Failovers: e.failovers.Load(), EndedNoOrigin: e.ended.Load()}
+		Failovers: e.failovers.Load(), EndedNoOrigin: e.ended.Load(),
+		LoopsRefused: e.loopsRefused.Load(), LoopsEnded: e.loopsEnded.Load()}
 }
 
 // Upstream is one puller's state, for the relay API.
@@ -169,8 +196,10 @@ func (e *Edge) forget(pl *puller) {
 
 // candidates lists the origins to try for app/name, best first: the
 // directory's answer (or, when it is unreachable, the last answer it gave),
-// then the static list; addresses in avoid go last.
-func (e *Edge) candidates(ctx context.Context, app, name string, last []string, avoid string) (list, fromDir []string) {
+// then the static list; addresses in avoid go last. This relay's own
+// addresses and directory entries of another role are left out, logged
+// once per address in refused.
+func (e *Edge) candidates(ctx context.Context, app, name string, last []string, avoid string, refused map[string]bool) (list, fromDir []string) {
 	fromDir = last
 	if e.p.Directory != nil {
 		dctx, cancel := context.WithTimeout(ctx, e.p.DirectoryTimeout)
@@ -180,6 +209,15 @@ func (e *Edge) candidates(ctx context.Context, app, name string, last []string, 
 		case err == nil:
 			fromDir = fromDir[:0:0]
 			for _, o := range origins {
+				if o.Role != "" && o.Role != cluster.RoleOrigin {
+					// The directory should name only origins; pulling
+					// from an edge can close a loop.
+					if !refused[o.RTMPAddress] {
+						refused[o.RTMPAddress] = true
+						e.refuse(app+"/"+name, o.RTMPAddress, "the directory names a node of role "+strconv.Quote(o.Role)+", not an origin")
+					}
+					continue
+				}
 				if o.RTMPAddress != "" {
 					fromDir = append(fromDir, o.RTMPAddress)
 				}
@@ -195,6 +233,13 @@ func (e *Edge) candidates(ctx context.Context, app, name string, last []string, 
 			continue
 		}
 		seen[a] = true
+		if e.isSelf(a) {
+			if !refused[a] {
+				refused[a] = true
+				e.refuse(app+"/"+name, a, "it is this relay's own address")
+			}
+			continue
+		}
 		if a == avoid {
 			tail = append(tail, a)
 			continue

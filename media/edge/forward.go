@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/portier/portier/media/cluster"
@@ -38,7 +39,10 @@ type ForwarderParams struct {
 	// bounds connecting and the origin's answer to publish (default 5 s).
 	LookupTimeout time.Duration
 	DialTimeout   time.Duration
-	Logger        *slog.Logger
+	// IsSelf, if set, tells this relay's own addresses (Edge.IsSelf): a
+	// publish is never forwarded to them.
+	IsSelf func(addr string) bool
+	Logger *slog.Logger
 }
 
 // Forwarder sends publishes that reach an edge to one origin, chosen by
@@ -85,6 +89,15 @@ func (f *Forwarder) Choose(ctx context.Context, app, name string) ([]string, err
 	}
 	if len(addrs) == 0 {
 		addrs = f.p.StaticOrigins
+	}
+	if f.p.IsSelf != nil {
+		addrs = slices.DeleteFunc(slices.Clone(addrs), func(a string) bool {
+			if f.p.IsSelf(a) {
+				f.log.Warn("origin refused for forwarding: it is this relay's own address", "origin", a)
+				return true
+			}
+			return false
+		})
 	}
 	if len(addrs) == 0 {
 		return nil, ErrNoOrigin

@@ -71,12 +71,14 @@ type pullState struct {
 	avoid      string
 	lastOrigin string
 	codec      stream.CodecInfo
+	refused    map[string]bool      // upstreams refused as loops (logged once)
+	banned     map[string]time.Time // upstreams ended as loops, until when
 }
 
 func (pl *puller) run(ctx context.Context) {
 	defer close(pl.done)
 	defer pl.e.forget(pl)
-	st := &pullState{lostAt: time.Now()}
+	st := &pullState{lostAt: time.Now(), refused: map[string]bool{}, banned: map[string]time.Time{}}
 	defer func() {
 		if st.pub != nil {
 			st.pub.Close()
@@ -84,17 +86,30 @@ func (pl *puller) run(ctx context.Context) {
 	}()
 	for ctx.Err() == nil {
 		var list []string
-		list, st.lastDir = pl.e.candidates(ctx, pl.app, pl.name, st.lastDir, st.avoid)
+		list, st.lastDir = pl.e.candidates(ctx, pl.app, pl.name, st.lastDir, st.avoid, st.refused)
 		progressed := false
 		for _, addr := range list {
 			if ctx.Err() != nil {
 				return
+			}
+			if until, ok := st.banned[addr]; ok {
+				if time.Now().Before(until) {
+					continue
+				}
+				delete(st.banned, addr)
 			}
 			began := time.Now()
 			n, err := pl.session(ctx, addr, st)
 			if errors.Is(err, errPublisherGone) || errors.Is(err, stream.ErrAlreadyPublishing) {
 				pl.log.Info("edge pull stops", "reason", err)
 				return
+			}
+			if errors.Is(err, errLoop) {
+				pl.e.loopsEnded.Add(1)
+				pl.log.Warn("upstream pull ended as a loop; trying another origin", "origin", addr, "err", err, "units", n)
+				st.banned[addr] = time.Now().Add(loopBan)
+				st.lostAt, st.avoid, progressed = time.Now(), addr, true
+				break
 			}
 			if n > 0 {
 				// Lost an upstream that worked: try every other origin
@@ -157,6 +172,8 @@ func (pl *puller) session(ctx context.Context, addr string, st *pullState) (int,
 	pl.setOrigin(addr)
 	defer pl.setOrigin("")
 	st.reb.newSession()
+	guard := newRateGuard(pl.e.p.MaxRate, pl.e.p.RateWindow, pl.e.p.RateGrace)
+	sawVideo := false
 	n := 0
 	for {
 		msg, err := cc.ReadMessage()
@@ -179,6 +196,15 @@ func (pl *puller) session(ctx context.Context, addr string, st *pullState) (int,
 		}
 		if u.Header && codecInfo(&st.codec, u) {
 			st.pub.SetCodecInfo(st.codec)
+		}
+		// The pace of the media: video frames, or audio without video.
+		if u.Kind == stream.KindVideo {
+			sawVideo = true
+		}
+		if !u.Header && (u.Kind == stream.KindVideo || (u.Kind == stream.KindAudio && !sawVideo)) {
+			if err := guard.observe(time.Now(), u.DTS); err != nil {
+				return n, err
+			}
 		}
 		if err := st.pub.Write(u); err != nil {
 			return n, errPublisherGone

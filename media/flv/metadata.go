@@ -47,3 +47,18 @@ func StripSetDataFrame(payload []byte) ([]byte, bool) {
 	}
 	return payload[n:], true
 }
+
+// TagTimestamp is the timestamp to send a tag (or RTMP message) with:
+// dts, except for onMetaData, which always goes out at 0. ffmpeg's flv
+// demuxer (ffprobe, ffplay, mpv and players built on libavformat) treats
+// onMetaData as stream configuration only at timestamp 0; at any other
+// timestamp it makes a "text" subtitle stream of it, listed before the
+// video and audio. nginx-rtmp and SRS send metadata at 0 as well. A hub
+// restamps re-sent headers to a joining player's first keyframe, which is
+// right for the AVC and AAC sequence headers but not for onMetaData.
+func TagTimestamp(onMetaData bool, dts int64) uint32 {
+	if onMetaData {
+		return 0
+	}
+	return uint32(dts)
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -149,6 +150,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, rd *stream.Reader) (int64, string, error) {
+	// A stream outlives the server's read and write timeouts: lift them
+	// and bound each write instead.
+	_ = httpserve.Stream(w)
 	rc := http.NewResponseController(w)
 	var written int64
 	write := func(b []byte) error {
@@ -194,5 +198,6 @@ func tag(u *stream.Unit) []byte {
 	case stream.KindAudio:
 		typ = flv.TagAudio
 	}
-	return flv.AppendTag(make([]byte, 0, len(u.Payload)+15), typ, uint32(u.DTS), u.Payload)
+	ts := flv.TagTimestamp(u.Kind == stream.KindData && u.Header, u.DTS)
+	return flv.AppendTag(make([]byte, 0, len(u.Payload)+15), typ, ts, u.Payload)
 }

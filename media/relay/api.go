@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -90,10 +91,15 @@ func (r *Relay) HTTPHandler() http.Handler {
 		writeJSON(w, status, map[string]any{"ready": ready, "reason": why})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry(), promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/v1/streams", func(w http.ResponseWriter, _ *http.Request) {
+	auth := r.p.APIAuth
+	if auth == nil {
+		auth = r.requireClusterToken
+	}
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, auth(h)) }
+	api("GET /api/v1/streams", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"node": r.p.Name, "role": r.p.Role, "streams": r.Streams()})
 	})
-	mux.HandleFunc("GET /api/v1/streams/{app}/{name}", func(w http.ResponseWriter, req *http.Request) {
+	api("GET /api/v1/streams/{app}/{name}", func(w http.ResponseWriter, req *http.Request) {
 		path := req.PathValue("app") + "/" + req.PathValue("name")
 		for _, st := range r.Streams() {
 			if st.Path == path {
@@ -105,6 +111,25 @@ func (r *Relay) HTTPHandler() http.Handler {
 	})
 	mux.Handle("GET /{app}/{file}", r.flvHandler())
 	return mux
+}
+
+// requireClusterToken lets through requests that carry the cluster token
+// as Authorization: Bearer.
+func (r *Relay) requireClusterToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		scheme, tok, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+		if r.p.ClusterToken != "" && strings.EqualFold(scheme, "Bearer") &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(r.p.ClusterToken)) == 1 {
+			next.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portier-relay"`)
+		msg := "the relay API needs the cluster token: send Authorization: Bearer TOKEN"
+		if r.p.ClusterToken == "" {
+			msg = "the relay API is closed: this relay has no --cluster-token"
+		}
+		writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -60,6 +60,8 @@ func newMetrics(role, node string, hub *stream.Hub, e *edge.Edge, r *rates, flow
 		"upstream_started":  d("upstream_sessions_started_total", "Upstream sessions started by this edge."),
 		"failovers":         d("upstream_failovers_total", "Switches of an upstream to another origin while players stayed connected."),
 		"ended_no_origin":   d("upstream_ended_no_origin_total", "Streams ended for players because no origin had them."),
+		"loops_refused":     d("upstream_loops_refused_total", "Upstreams refused before dialling: this relay's own address, or a node that is not an origin."),
+		"loops_ended":       d("upstream_loops_ended_total", "Upstream sessions ended for delivering media faster than real time (a loop)."),
 		"forwarding":        d("forwarded_publishes", "Publishes forwarded from this edge to an origin, now."),
 		"forwarded":         d("forwarded_publishes_total", "Publishes forwarded from this edge to an origin."),
 		"refusals":          d("publish_refusals_total", "Publishes refused (by the control plane or, for an edge, by the origin)."),
@@ -104,6 +106,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	c("upstream_started", float64(es.SessionsStarted))
 	c("failovers", float64(es.Failovers))
 	c("ended_no_origin", float64(es.EndedNoOrigin))
+	c("loops_refused", float64(es.LoopsRefused))
+	c("loops_ended", float64(es.LoopsEnded))
 	g("forwarding", float64(m.forwarding.Load()))
 	c("forwarded", float64(m.forwarded.Load()))
 	c("refusals", float64(m.refusals.Load()))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/edge"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -69,10 +70,20 @@ type Params struct {
 	// come back before they are told the stream ended (default 5 s on
 	// origins, 1 s on edges, whose own wait is NoOriginTimeout).
 	PublisherGrace time.Duration
-	Capacity       int
-	Version        string
-	Labels         map[string]string
-	Logger         *slog.Logger
+	// HTTPTimeouts bound slow and idle HTTP clients of HTTPAddr (zero
+	// fields: httpserve.DefaultTimeouts); HTTP-FLV streams are exempt
+	// from the read and write timeouts and bound each write instead.
+	HTTPTimeouts httpserve.Timeouts
+	// APIAuth guards the relay API (/api/v1/...), which shows publishers'
+	// addresses. Nil: Authorization: Bearer ClusterToken is required (a
+	// relay without a cluster token serves its API to nobody). `portier
+	// run` passes requests through because it serves the API only behind
+	// the control plane's own check (portier.Server.MountRelay).
+	APIAuth  func(http.Handler) http.Handler
+	Capacity int
+	Version  string
+	Labels   map[string]string
+	Logger   *slog.Logger
 }
 
 func (p *Params) validate() error {
@@ -176,6 +187,7 @@ func New(p Params) (*Relay, error) {
 			fp.Origins, fp.Names = r.client, r.client
 		}
 		r.edge = edge.New(ep)
+		fp.IsSelf = r.edge.IsSelf
 		r.forward = edge.NewForwarder(fp)
 		hp.OnDemand = r.edge.OnDemand
 		// Players may wait for an origin for up to NoOriginTimeout.
@@ -216,6 +228,10 @@ func (r *Relay) Start(ctx context.Context) error {
 			return fmt.Errorf("relay: listen HTTP %s: %w", r.p.HTTPAddr, err)
 		}
 	}
+	if r.edge != nil {
+		// Before anything can pull: an edge never pulls from itself.
+		r.edge.SetSelf(r.rtmpLn.Addr().String(), r.AdvertisedRTMP(), r.p.AdvertiseAddr)
+	}
 	ctx, r.cancel = context.WithCancel(ctx)
 	if err := r.servers.start(ctx, r); err != nil {
 		r.rtmpLn.Close()
@@ -226,7 +242,7 @@ func (r *Relay) Start(ctx context.Context) error {
 		return err
 	}
 	if r.httpLn != nil {
-		r.httpSrv = &http.Server{Handler: r.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		r.httpSrv = httpserve.NewServer(r.HTTPHandler(), r.p.HTTPTimeouts)
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/rtmpserver"
@@ -28,7 +29,9 @@ func (s *servers) start(_ context.Context, r *Relay) error {
 		Hub:           r.hub,
 		AuthorizePlay: r.rtmpAuthorizePlay,
 		Logger:        r.p.Logger,
-		InternalQuery: cluster.InternalPlayQuery,
+		IsInternal: func(path string, q url.Values) bool {
+			return cluster.IsInternalPlay(r.p.ClusterToken, path, q)
+		},
 	}
 	if r.p.Role == RoleOrigin {
 		p.Authorize = r.rtmpAuthorizePublish

@@ -3,6 +3,7 @@ package rtmp
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -18,7 +19,41 @@ type ChunkReader struct {
 	maxMessage uint32
 	streams    map[uint32]*chunkStream
 	n          atomic.Uint64 // bytes consumed; read by other goroutines (stats)
+
+	limits   ChunkLimits
+	open     int // messages started and not yet complete
+	buffered int // capacity held by partially received messages
 }
+
+// ChunkLimits bound what one peer can make a ChunkReader hold: memory
+// follows the bytes actually received, and these caps stop a peer that
+// opens many partial messages (chunk size 1, many chunk streams) or feeds
+// large ones slowly. Zero fields mean no limit.
+type ChunkLimits struct {
+	// MaxOpenMessages is how many messages may be partially received at
+	// once, over all chunk streams. An encoder interleaves audio, video,
+	// data and a command or two: a handful.
+	MaxOpenMessages int
+	// MaxBufferedBytes is how many bytes partially received messages may
+	// hold in total.
+	MaxBufferedBytes int
+}
+
+// Default limits: before a publish is authorised a peer sends only
+// commands (a few hundred bytes each); after it, video keyframes of
+// several MB at high bitrates, next to audio and data.
+var (
+	DefaultPreAuthLimits = ChunkLimits{MaxOpenMessages: 8, MaxBufferedBytes: 64 << 10}
+	DefaultPublishLimits = ChunkLimits{MaxOpenMessages: 16, MaxBufferedBytes: 3 * DefaultMaxMessageSize}
+)
+
+// ErrChunkLimit is returned when a peer exceeds the reader's ChunkLimits.
+var ErrChunkLimit = errors.New("rtmp: chunk limit exceeded")
+
+// maxFirstPiece bounds the first allocation for a message (the rest of a
+// chunk is read in pieces as the buffer doubles): a peer that sets a large
+// chunk size and then sends one byte does not get a large buffer.
+const maxFirstPiece = 64 << 10
 
 // maxChunkStreams bounds the per-connection chunk stream table.
 const maxChunkStreams = 1024
@@ -46,7 +81,8 @@ func NewChunkReader(r io.Reader, maxMessage uint32) *ChunkReader {
 	if !ok {
 		br = bufio.NewReaderSize(r, 16<<10)
 	}
-	return &ChunkReader{r: br, chunkSize: 128, maxMessage: maxMessage, streams: map[uint32]*chunkStream{}}
+	return &ChunkReader{r: br, chunkSize: 128, maxMessage: maxMessage, streams: map[uint32]*chunkStream{},
+		limits: DefaultPublishLimits}
 }
 
 // SetChunkSize applies a SetChunkSize received from the peer.
@@ -59,12 +95,47 @@ func (cr *ChunkReader) SetChunkSize(n uint32) error {
 	return nil
 }
 
+// SetLimits sets the caps on partially received messages. Lowering them
+// does not drop what is already buffered; the next chunk is checked.
+func (cr *ChunkReader) SetLimits(l ChunkLimits) { cr.limits = l }
+
+// Buffered returns how many bytes partially received messages hold and how
+// many messages are open.
+func (cr *ChunkReader) Buffered() (bytes, open int) { return cr.buffered, cr.open }
+
 // Abort discards the partially received message on chunk stream csid.
 func (cr *ChunkReader) Abort(csid uint32) {
-	if cs := cr.streams[csid]; cs != nil {
-		cs.buf = nil
-		cs.inMessage = false
+	if cs := cr.streams[csid]; cs != nil && cs.inMessage {
+		cr.endMessage(cs)
 	}
+}
+
+// endMessage forgets cs's partial message and its accounting.
+func (cr *ChunkReader) endMessage(cs *chunkStream) {
+	cr.buffered -= cap(cs.buf)
+	cr.open--
+	cs.buf = nil
+	cs.inMessage = false
+}
+
+// grow enlarges cs's full buffer before the next piece of a chunk of
+// which remaining bytes are still to be read: capacity doubles with the
+// data received (the first piece is at most maxFirstPiece, and capacity
+// never passes the announced length), within MaxBufferedBytes.
+func (cr *ChunkReader) grow(cs *chunkStream, remaining int) error {
+	old := cap(cs.buf)
+	newCap := min(max(2*old, min(remaining, maxFirstPiece)), int(cs.length))
+	if m := cr.limits.MaxBufferedBytes; m > 0 && cr.buffered-old+newCap > m {
+		if cr.buffered+1 > m {
+			return fmt.Errorf("%w: partial messages hold %d bytes (limit %d)", ErrChunkLimit, cr.buffered, m)
+		}
+		newCap = m - (cr.buffered - old)
+	}
+	b := make([]byte, len(cs.buf), newCap)
+	copy(b, cs.buf)
+	cr.buffered += newCap - old
+	cs.buf = b
+	return nil
 }
 
 // BytesRead returns the number of bytes consumed from the underlying reader.
@@ -119,22 +190,28 @@ func (cr *ChunkReader) ReadMessage() (Message, uint32, error) {
 		}
 		want := cs.length - uint32(len(cs.buf))
 		k := min(want, cr.chunkSize)
-		start := len(cs.buf)
-		if cs.buf == nil {
-			// Grow with the data actually received: a header alone never
-			// makes us allocate the full announced length.
-			cs.buf = make([]byte, 0, min(cs.length, 64<<10))
-		}
-		cs.buf = append(cs.buf, make([]byte, k)...)
-		if err := cr.readFull(cs.buf[start:]); err != nil {
-			return Message{}, 0, err
+		// Read the chunk body in pieces, growing the buffer with the data
+		// actually received: neither a header announcing 8 MB nor a large
+		// chunk size makes us allocate before the bytes arrive.
+		for remaining := int(k); remaining > 0; {
+			if len(cs.buf) == cap(cs.buf) {
+				if err := cr.grow(cs, remaining); err != nil {
+					return Message{}, 0, fmt.Errorf("rtmp: chunk stream %d: %w", csid, err)
+				}
+			}
+			start := len(cs.buf)
+			n := min(remaining, cap(cs.buf)-start)
+			cs.buf = cs.buf[:start+n]
+			if err := cr.readFull(cs.buf[start:]); err != nil {
+				return Message{}, 0, err
+			}
+			remaining -= n
 		}
 		if uint32(len(cs.buf)) < cs.length {
 			continue
 		}
 		msg := Message{Type: cs.typ, StreamID: cs.streamID, Timestamp: cs.timestamp, Payload: cs.buf}
-		cs.buf = nil
-		cs.inMessage = false
+		cr.endMessage(cs)
 		return msg, csid, nil
 	}
 }
@@ -216,7 +293,13 @@ func (cr *ChunkReader) startMessage(cs *chunkStream) error {
 	if cs.length > cr.maxMessage {
 		return fmt.Errorf("%w: %d bytes (limit %d)", ErrMessageTooLarge, cs.length, cr.maxMessage)
 	}
+	if m := cr.limits.MaxOpenMessages; m > 0 && cr.open >= m && cs.length > cr.chunkSize {
+		// Only a message longer than a chunk stays open; one that fits
+		// in this chunk completes before the next chunk is read.
+		return fmt.Errorf("%w: more than %d partially received messages", ErrChunkLimit, m)
+	}
 	cs.inMessage = true
 	cs.buf = nil
+	cr.open++
 	return nil
 }

@@ -23,7 +23,12 @@ type ServerConfig struct {
 	ChunkSize        uint32        // outbound chunk size, default DefaultChunkSize
 	WindowAckSize    uint32        // acknowledgement window asked of the peer, default DefaultWindowAckSize
 	MaxMessageSize   uint32        // largest message accepted, default DefaultMaxMessageSize
-	Logger           *slog.Logger
+	// PreAuthLimits bound partially received messages until a publish is
+	// accepted (and for players throughout), PublishLimits after
+	// AcceptPublish. Defaults: DefaultPreAuthLimits, DefaultPublishLimits.
+	PreAuthLimits ChunkLimits
+	PublishLimits ChunkLimits
+	Logger        *slog.Logger
 }
 
 func (c *ServerConfig) defaults() {
@@ -44,6 +49,12 @@ func (c *ServerConfig) defaults() {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.PreAuthLimits == (ChunkLimits{}) {
+		c.PreAuthLimits = DefaultPreAuthLimits
+	}
+	if c.PublishLimits == (ChunkLimits{}) {
+		c.PublishLimits = DefaultPublishLimits
 	}
 }
 
@@ -94,11 +105,14 @@ type ServerConn struct {
 // NewServerConn wraps an accepted connection.
 func NewServerConn(nc net.Conn, cfg ServerConfig) *ServerConn {
 	cfg.defaults()
-	return &ServerConn{
+	c := &ServerConn{
 		conn: newConn(nc, cfg.MaxMessageSize, cfg.ReadTimeout, cfg.WriteTimeout, cfg.Logger),
 		cfg:  cfg,
 		done: make(chan struct{}),
 	}
+	// Nothing is authorised yet: a peer gets only what commands need.
+	c.cr.SetLimits(cfg.PreAuthLimits)
+	return c
 }
 
 // Accept performs the handshake and answers commands until the client asks
@@ -283,6 +297,9 @@ func (c *ServerConn) AcceptPublish() error {
 	if c.req == nil || c.req.Kind != KindPublish {
 		return errors.New("rtmp: AcceptPublish without a publish request")
 	}
+	// The publish is authorised: room for keyframes. AcceptPublish runs on
+	// the goroutine that reads (the reader is not shared).
+	c.cr.SetLimits(c.cfg.PublishLimits)
 	if err := c.write(appendUserControl(nil, EventStreamBegin, c.streamID)); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,11 +79,12 @@ type Params struct {
 	PlayWait time.Duration
 	// Reader bounds each player's queue (see stream.ReaderParams).
 	Reader stream.ReaderParams
-	// InternalQuery, when set, is the query parameter by which the
-	// system's own players (task inputs, thumbnail grabs) say they are not
+	// IsInternal, when set, tells from the play query whether a player is
+	// the system's own (task inputs, thumbnail grabs): they are not
 	// viewers; their readers are marked stream.ReaderParams.Internal.
-	InternalQuery string
-	Logger        *slog.Logger
+	// Anyone can put a marker in a URL: the function must check a proof.
+	IsInternal func(path string, query url.Values) bool
+	Logger     *slog.Logger
 }
 
 // Server is an RTMP server. Its lifecycle is New, Start, Close.
@@ -273,6 +275,9 @@ func (s *Server) serve(nc net.Conn) {
 	req, err := c.Accept(s.ctx)
 	if err != nil {
 		ss.reason, ss.err = "handshake or connect failed", err
+		if errors.Is(err, rtmp.ErrChunkLimit) {
+			ss.reason = "chunk limits exceeded before authorisation"
+		}
 	} else {
 		ss.kind, ss.app = req.Kind.String(), req.App
 		switch req.Kind {

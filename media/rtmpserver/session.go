@@ -110,6 +110,9 @@ func pumpPublish(c *rtmp.ServerConn, pub *stream.Publisher) (string, error) {
 			if errors.Is(err, io.EOF) {
 				return "unpublished", nil
 			}
+			if errors.Is(err, rtmp.ErrChunkLimit) {
+				return "publisher exceeded chunk limits", err
+			}
 			return "publisher connection failed", err
 		}
 		u := toUnit(msg, ts.Unwrap(msg.Timestamp))
@@ -244,9 +247,9 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	// rather than once per unit: fewer wake-ups and fewer, larger writev
 	// calls, for at most one frame interval of added delay.
 	rp.CoalesceFrames = playerCoalesceFrames
-	// Task inputs and thumbnail grabs say so (Params.InternalQuery): they
-	// are players of the relay but not viewers of the stream.
-	rp.Internal = s.p.InternalQuery != "" && req.Query.Get(s.p.InternalQuery) != ""
+	// Task inputs and thumbnail grabs say so with a proof (Params.IsInternal):
+	// they are players of the relay but not viewers of the stream.
+	rp.Internal = s.p.IsInternal != nil && s.p.IsInternal(req.App+"/"+res.Name, req.Query)
 	r, err := s.p.Hub.Read(s.ctx, req.App+"/"+res.Name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
@@ -324,6 +327,7 @@ func chunk(u *stream.Unit, sid, chunkSize uint32) []byte {
 	default:
 		typ, csid = rtmp.TypeDataAMF0, rtmp.CSIDData
 	}
-	n := rtmp.ChunkedSize(csid, uint32(u.DTS), len(u.Payload), chunkSize)
-	return rtmp.AppendChunks(make([]byte, 0, n), csid, sid, typ, uint32(u.DTS), u.Payload, chunkSize)
+	ts := flv.TagTimestamp(u.Kind == stream.KindData && u.Header, u.DTS)
+	n := rtmp.ChunkedSize(csid, ts, len(u.Payload), chunkSize)
+	return rtmp.AppendChunks(make([]byte, 0, n), csid, sid, typ, ts, u.Payload, chunkSize)
 }

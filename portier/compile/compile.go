@@ -84,6 +84,12 @@ type Env struct {
 	// passes models.TaskURLPolicy.Check), so a config saved before a
 	// policy change cannot reach a refused network either.
 	CheckURL func(field string, u *url.URL) error
+	// InternalSig returns the proof (cluster.InternalPlaySig) that lets a
+	// task's relay input count as the system's own player rather than a
+	// viewer. A credential derived from the cluster token: the token
+	// itself never goes into a command line. The control plane sets it
+	// from its cluster token when unset.
+	InternalSig func(path, typ string) string
 }
 
 // Description is a fully resolved task: what a concierge runs.
@@ -102,6 +108,15 @@ type Description struct {
 	// Version is the hash of everything that affects the running process
 	// (see Hash); a config edit that keeps it unchanged needs no restart.
 	Version string `json:"version"`
+	// Relay is the relay base URL the description was compiled against
+	// (Env.RelayRTMPURL), and RelayArgs the indexes of the arguments that
+	// are URLs on it: the input of restream, record and HLS tasks, the
+	// output of pulls. A concierge that names the relay near its host
+	// (portier concierge --relay-rtmp) puts its own base in their place, so
+	// Relay is only the fallback. Both follow from Args, so Hash leaves
+	// them out.
+	Relay     string `json:"relay,omitempty"`
+	RelayArgs []int  `json:"relay_args,omitempty"`
 }
 
 // Hash is a stable digest of the parts of d that affect the running process:
@@ -174,6 +189,7 @@ func Compile(cfg TaskConfigInput, st StreamState, env Env) (Description, error) 
 	}
 	d.Type = cfg.Type
 	d.Command = env.FFmpeg
+	d.Relay = strings.TrimRight(env.RelayRTMPURL, "/")
 	if len(cfg.Labels) > 0 {
 		d.Labels = make(map[string]string, len(cfg.Labels))
 		for k, v := range cfg.Labels {
@@ -210,6 +226,16 @@ func commonInput(url string) []string {
 	return append(a, "-i", url)
 }
 
+// inputArg is the index of the input URL in args (after commonInput's "-i").
+func inputArg(args []string) int {
+	for i, a := range args {
+		if a == "-i" {
+			return i + 1
+		}
+	}
+	return -1
+}
+
 // relayURL is the relay URL of the stream st (where pulls publish).
 func relayURL(env Env, st StreamState) string {
 	return strings.TrimRight(env.RelayRTMPURL, "/") + "/" + st.App + "/" + st.Name
@@ -217,7 +243,14 @@ func relayURL(env Env, st StreamState) string {
 
 // relayInput is the URL a task of type typ reads st from: the relay URL
 // marked as the system's own player, so the relay does not count the task
-// as a viewer (cluster.InternalPlayQuery).
+// as a viewer (cluster.InternalPlayQuery), with the proof env.InternalSig
+// gives (the relay ignores the mark without it).
 func relayInput(env Env, st StreamState, typ string) string {
-	return relayURL(env, st) + "?" + cluster.InternalPlayQuery + "=" + typ
+	q := cluster.InternalPlayQuery + "=" + typ
+	if env.InternalSig != nil {
+		if sig := env.InternalSig(st.App+"/"+st.Name, typ); sig != "" {
+			q += "&" + cluster.InternalPlaySigQuery + "=" + sig
+		}
+	}
+	return relayURL(env, st) + "?" + q
 }

@@ -7,8 +7,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portier/portier/internal/redact"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -195,6 +198,35 @@ func TestNeedsReplace(t *testing.T) {
 	}
 	if NeedsReplace(old, back) || back.Hash() != old.Version {
 		t.Error("hash changed through a JSON round trip")
+	}
+}
+
+// TestSecretsRedactable: every secret the compiler puts on a command line
+// (restream keys, keys in a target's path, srt stream ids, the stream key a
+// pull publishes with, HLS tokens) is one redact.TaskSecrets finds there,
+// so the concierge and the control plane mask it in task logs.
+func TestSecretsRedactable(t *testing.T) {
+	for _, tc := range []struct {
+		cfg     TaskConfigInput
+		secrets []string
+	}{
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://a.rtmp.youtube.com/live2", Key: "abcd-efgh-ijkl"}, []string{"abcd-efgh-ijkl"}},
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmps://live.example.com:443/app/streamkey"}, []string{"streamkey"}},
+		{TaskConfigInput{Type: TypeRestream, Target: "srt://ingest.example.com:9000?latency=200000", Key: "sk-123"}, []string{"sk-123"}},
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://user:pw@h/app", Key: "k"}, []string{"pw"}},
+		{TaskConfigInput{Type: TypePull, Source: "rtsp://admin:hunter2@cam.local:554/stream1"}, []string{"hunter2", testStream.Key}},
+		{TaskConfigInput{Type: TypeHLS, Renditions: ladder}, []string{"tok-live-show"}},
+	} {
+		d, err := Compile(tc.cfg, testStream, testEnv)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.cfg, err)
+		}
+		found := redact.TaskSecrets(d.Type, d.Args)
+		for _, s := range tc.secrets {
+			if !slices.Contains(found, s) {
+				t.Errorf("%s %q: secret %q not found on the command line (found %q)", tc.cfg.Type, tc.cfg.Target+tc.cfg.Source, s, found)
+			}
+		}
 	}
 }
 

@@ -39,7 +39,7 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 	}
 	in := relayInput(env, st, "restream")
 	args := append(commonInput(in), "-c", "copy", "-f", format, out)
-	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1}, nil
+	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1, RelayArgs: []int{inputArg(args)}}, nil
 }
 
 // RecordingDir is where the record tasks of stream id write its segments,
@@ -103,7 +103,7 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", muxer)
 	args = append(args, muxOpts...)
 	args = append(args, "-strftime", "1", "-reset_timestamps", "1", out)
-	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: 1}, nil
+	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: 1, RelayArgs: []int{inputArg(args)}}, nil
 }
 
 func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
@@ -122,7 +122,7 @@ func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	}
 	out := relayURL(env, st) + "?key=" + url.QueryEscape(st.Key)
 	args := append(commonInput(cfg.Source), "-c", "copy", "-f", "flv", out)
-	return Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1}, nil
+	return Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1, RelayArgs: []int{len(args) - 1}}, nil
 }
 
 // hlsPixelUnit is the pixel count of one cost unit (640x360).
@@ -205,5 +205,6 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	args = append(args, "-hls_segment_filename", segURL, playlist)
 	return Description{
 		Args: args, Input: in, Outputs: []string{base + "/master.m3u8", playlist}, Cost: cost,
+		RelayArgs: []int{inputArg(args)},
 	}, nil
 }

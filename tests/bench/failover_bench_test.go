@@ -189,7 +189,9 @@ func runFailover(b *testing.B) failoverResult {
 // (its /api/v1/streams), or "" when it has none.
 func edgeUpstream(tb testing.TB, edge *relayProc) string {
 	tb.Helper()
-	res, err := http.Get("http://" + edge.httpAddr + "/api/v1/streams")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+edge.httpAddr+"/api/v1/streams", nil)
+	req.Header.Set("Authorization", "Bearer "+edge.token)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatalf("edge API: %v", err)
 	}

@@ -63,7 +63,11 @@ func startPortier(tb testing.TB, name string, env []string, args ...string) *por
 	if err != nil {
 		tb.Fatalf("log for %s: %v", name, err)
 	}
-	cmd := exec.Command(peers.PortierBinary(tb), args...)
+	bin := os.Getenv("PORTIER_BENCH_BIN") // another build to measure, e.g. main's for a before/after comparison
+	if bin == "" {
+		bin = peers.PortierBinary(tb)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	// If the benchmark binary dies without cleanups, take the process along.
@@ -201,6 +205,7 @@ type relayProc struct {
 	role     string
 	rtmpAddr string
 	httpAddr string
+	token    string // the cluster token: the relay API needs it
 }
 
 // startRelayProc starts `portier relay --role role` on free loopback ports
@@ -217,7 +222,7 @@ func startRelayProcAt(tb testing.TB, cp *controlPlane, name, role, rtmpAddr, htt
 	args := append([]string{"relay", "--role", role, "--name", name, "--control", cp.URL,
 		"--cluster-token", cp.ClusterToken, "--rtmp-addr", rtmpAddr, "--http-addr", httpAddr,
 		"--rtsp-addr", "", "--log-level", "warn"}, extra...)
-	rp := &relayProc{portierProc: startPortier(tb, name, nil, args...), role: role, rtmpAddr: rtmpAddr, httpAddr: httpAddr}
+	rp := &relayProc{portierProc: startPortier(tb, name, nil, args...), role: role, rtmpAddr: rtmpAddr, httpAddr: httpAddr, token: cp.ClusterToken}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := waitHTTPOK(ctx, "http://"+httpAddr+"/readyz", rp.portierProc); err != nil {

@@ -38,8 +38,6 @@ type envOpts struct {
 	ttl   map[string]time.Duration
 	hb    time.Duration
 	start bool // start the background reaper
-	// loopback trusts loopback callers without the token (portier run).
-	loopback bool
 }
 
 func newEnv(t *testing.T, st *models.Store, o envOpts) *env {
@@ -47,7 +45,7 @@ func newEnv(t *testing.T, st *models.Store, o envOpts) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv, err := portier.New(portier.Params{
-		Store: st, ClusterToken: token, Logger: slog.New(slog.DiscardHandler), TrustLoopback: o.loopback,
+		Store: st, ClusterToken: token, Logger: slog.New(slog.DiscardHandler),
 		Hooks: portier.HookParams{Allow: o.allow, OriginTTL: o.ttl},
 		Live:  portier.LiveParams{HeartbeatInterval: o.hb},
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier"
 )
 
 func (e *env) native(path string, body any) reply {
@@ -161,14 +162,48 @@ func TestHookAllowListsAndLoopback(t *testing.T) {
 	})
 }
 
-func TestTrustLoopback(t *testing.T) {
-	forEachStore(t, envOpts{loopback: true}, func(t *testing.T, e *env) {
+// TestNoImplicitLoopbackTrust: a caller on loopback is trusted for nothing
+// by its address (behind a reverse proxy on the same host, every caller is
+// loopback). The node and concierge APIs need the cluster token; hooks need
+// it unless --hook-allow lists the caller's network, which never opens the
+// concierge API (assignments carry task command lines with keys).
+func TestNoImplicitLoopbackTrust(t *testing.T) {
+	anon := func(t *testing.T, e *env) {
+		t.Helper()
+		for _, p := range []string{"/internal/v1/concierge/c1/assignments?wait_ms=0", "/internal/v1/nodes", "/internal/v1/directory/live/livestream"} {
+			if r := e.do("GET", p, "", ""); r.status != 401 {
+				t.Errorf("anonymous loopback GET %s: %d %s, want 401", p, r.status, r.body)
+			}
+		}
+		for p, body := range map[string]string{
+			"/internal/v1/concierge/c1/status":      `{"reports":[{"task_id":1,"epoch":1,"state":"running"}]}`,
+			"/internal/v1/nodes/register":           `{"name":"intruder","role":"concierge","capacity":1}`,
+			"/internal/v1/nodes/origin-1/heartbeat": `{"load":{}}`,
+		} {
+			if r := e.do("POST", p, "application/json", body); r.status != 401 {
+				t.Errorf("anonymous loopback POST %s: %d, want 401", p, r.status)
+			}
+		}
+	}
+	forEachStore(t, envOpts{}, func(t *testing.T, e *env) {
+		anon(t, e)
+		if r := e.do("POST", "/hooks/nginx-rtmp", "application/x-www-form-urlencoded", nginxForm("publish", "livestream", "key="+e.key)); r.status != 401 {
+			t.Fatalf("loopback nginx hook without token: %d, want 401", r.status)
+		}
+		if r := e.do("POST", "/hooks/nginx-rtmp?token="+token, "application/x-www-form-urlencoded", nginxForm("publish", "livestream", "key="+e.key)); r.status != 200 {
+			t.Fatalf("nginx hook with ?token=: %d %s", r.status, r.body)
+		}
+		e.wantLive(true, "publish with the token")
+	})
+	allow, err := portier.ParseHookAllow("127.0.0.1/32") // --hook-allow 127.0.0.1/32
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachStore(t, envOpts{allow: allow}, func(t *testing.T, e *env) {
+		anon(t, e)
 		if r := e.do("POST", "/hooks/nginx-rtmp", "application/x-www-form-urlencoded", nginxForm("publish", "livestream", "key="+e.key)); r.status != 200 {
-			t.Fatalf("loopback nginx: %d", r.status)
+			t.Fatalf("--hook-allow 127.0.0.1/32 nginx hook: %d %s", r.status, r.body)
 		}
-		if r := e.do("GET", "/internal/v1/directory/live/livestream", "", ""); r.status != 404 {
-			t.Fatalf("loopback directory (no registered origin holds it): %d %s", r.status, r.body)
-		}
-		e.wantLive(true, "loopback publish")
+		e.wantLive(true, "allow-listed loopback publish")
 	})
 }

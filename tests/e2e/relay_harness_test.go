@@ -200,7 +200,9 @@ func waitHTTP(ctx context.Context, url string) error {
 // relayStreams fetches a relay's /api/v1/streams.
 func relayStreams(t *testing.T, httpAddr string) []relay.StreamStatus {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/api/v1/streams")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/api/v1/streams", nil)
+	req.Header.Set("Authorization", "Bearer "+relayClusterToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("relay API: %v", err)
 	}

@@ -27,9 +27,9 @@ type allInOne struct {
 }
 
 // startAllInOne starts `bin/portier run` on free loopback ports with a fresh
-// data dir, waits until it is ready and makes an admin API token with
-// `portier token add`.
-func startAllInOne(t *testing.T) *allInOne {
+// data dir (and extra options), waits until it is ready and makes an admin
+// API token with `portier token add`.
+func startAllInOne(t *testing.T, extra ...string) *allInOne {
 	t.Helper()
 	bin := peers.PortierBinary(t)
 	a := &allInOne{
@@ -37,8 +37,8 @@ func startAllInOne(t *testing.T) *allInOne {
 		http: peers.FreeAddr(t), rtmp: peers.FreeAddr(t), rtsp: peers.FreeAddr(t),
 		log: &bytes.Buffer{},
 	}
-	cmd := exec.Command(bin, "run", "--data-dir", a.dir, "--http-addr", a.http,
-		"--rtmp-addr", a.rtmp, "--rtsp-addr", a.rtsp, "--name", "e2e")
+	cmd := exec.Command(bin, append([]string{"run", "--data-dir", a.dir, "--http-addr", a.http,
+		"--rtmp-addr", a.rtmp, "--rtsp-addr", a.rtsp, "--name", "e2e"}, extra...)...)
 	cmd.Env = append(os.Environ(), "PORTIER_ADMIN_PASSWORD=e2e-admin-password")
 	logFile, err := os.Create(filepath.Join(a.dir, "portier.log"))
 	if err != nil {

@@ -62,7 +62,7 @@ func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	rl, err := relay.New(relay.Params{Role: relay.RoleOrigin, Name: "origin-e2e", RTMPAddr: "127.0.0.1:0",
-		ControlURL: base, Logger: logger})
+		ControlURL: base, ClusterToken: uiClusterToken, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
 	var rtmpPort int
 	fmt.Sscan(port, &rtmpPort)
 
-	cfg := uiStackConfig{params: portier.Params{Store: st, Logger: logger, TrustLoopback: true, PublicHost: "127.0.0.1", RTMPPort: rtmpPort}}
+	cfg := uiStackConfig{params: portier.Params{Store: st, Logger: logger, ClusterToken: uiClusterToken, PublicHost: "127.0.0.1", RTMPPort: rtmpPort}}
 	cfg.params.Live.Compile.RelayRTMPURL = "rtmp://" + rl.RTMPAddr().String()
 	for _, f := range opts {
 		f(&cfg)
@@ -103,11 +103,15 @@ func startUIStack(t *testing.T, opts ...func(*uiStackConfig)) *uiStack {
 	return &uiStack{URL: front.URL, Store: st, Relay: rl}
 }
 
+// uiClusterToken authenticates the UI stack's relay and concierge (no
+// caller is trusted for being on loopback).
+const uiClusterToken = "ui-e2e-cluster-token"
+
 // startUIConcierge runs a concierge against the control plane at control
 // until the test ends.
 func startUIConcierge(t *testing.T, control, relayRTMP string, logger *slog.Logger) {
 	t.Helper()
-	c, err := concierge.New(concierge.Params{Control: control, Name: "worker-e2e", Capacity: 4, RelayRTMP: relayRTMP,
+	c, err := concierge.New(concierge.Params{Control: control, ClusterToken: uiClusterToken, Name: "worker-e2e", Capacity: 4, RelayRTMP: relayRTMP,
 		DataDir: t.TempDir(), SupervisorBinary: supervisortest.Python(t), DrainTimeout: 2 * time.Second,
 		BackoffMin: 500 * time.Millisecond, Logger: logger})
 	if err != nil {

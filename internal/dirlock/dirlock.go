@@ -1,0 +1,53 @@
+// Package dirlock makes a data directory belong to one process at a time:
+// an exclusive flock on a lock file inside it, which records the holder's
+// PID so that a second process can say who holds it.
+package dirlock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// FileName is the lock file inside a locked directory.
+const FileName = ".lock"
+
+// ErrHeld is wrapped by the error of Lock when another process holds the lock.
+var ErrHeld = errors.New("data directory in use")
+
+// Lock takes the lock of dir (which must exist) for this process, without
+// waiting. what names the program in the error ("concierge", "portier run").
+// The kernel drops the lock when the process dies, so a crash leaves no
+// stale lock. release drops it.
+func Lock(dir, what string) (release func(), err error) {
+	path := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			holder := "another process"
+			if b, rerr := os.ReadFile(path); rerr == nil {
+				if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil && pid > 0 {
+					holder = "process " + strconv.Itoa(pid)
+				}
+			}
+			abs, _ := filepath.Abs(dir)
+			return nil, fmt.Errorf("%w: %s is used by another %s (%s holds %s): give this one another --data-dir, or stop the other one",
+				ErrHeld, abs, what, holder, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
