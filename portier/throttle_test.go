@@ -196,3 +196,34 @@ func TestLoginThrottleBounded(t *testing.T) {
 		t.Fatal("the attacked account was evicted")
 	}
 }
+
+// TestAccountPasswordThrottled: the account page's current-password check
+// is a password check too: after 5 wrong ones from a new address, the next
+// attempt waits (429) even with the right password.
+func TestAccountPasswordThrottled(t *testing.T) {
+	t.Parallel()
+	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
+	e := uiEnvOn(t, modelstest.SQLite(t), Params{Security: SecurityParams{Now: clk.now}})
+	c := e.login("op1")
+	// Signing in made 127.0.0.1 a known address of op1: forget it, as if
+	// the session had been stolen and used elsewhere.
+	e.ctl.throttle.mu.Lock()
+	delete(e.ctl.throttle.accts, "op1")
+	e.ctl.throttle.mu.Unlock()
+	change := func(cur string) int {
+		res, _ := c.submit("/account/password", url.Values{"current": {cur}, "new": {"another-password"}, "confirm": {"another-password"}})
+		return res.StatusCode
+	}
+	for i := range 5 {
+		if code := change("wrong-password"); code != http.StatusBadRequest {
+			t.Fatalf("wrong current password %d: %d", i+1, code)
+		}
+	}
+	if code := change("password-op1"); code != http.StatusTooManyRequests {
+		t.Fatalf("6th attempt: %d, want 429", code)
+	}
+	clk.add(time.Second)
+	if code := change("password-op1"); code != http.StatusSeeOther {
+		t.Fatalf("after the delay: %d, want 303", code)
+	}
+}
