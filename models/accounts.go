@@ -29,6 +29,10 @@ const MinPasswordLen = 8
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 
+// UsernameRule says what a user name may look like, in the words every
+// refusal uses.
+const UsernameRule = "1-64 characters of A-Z a-z 0-9 _ . @ -"
+
 // ValidRole reports whether r is a user role.
 func ValidRole(r string) bool { return r == RoleAdmin || r == RoleOperator || r == RoleViewer }
 
@@ -90,7 +94,7 @@ func HashPassword(pw string) (string, error) {
 // CreateUser adds a user with a bcrypt-hashed password.
 func (s *Store) CreateUser(ctx context.Context, username, password, role string) (*User, error) {
 	if !ValidUsername(username) {
-		return nil, fmt.Errorf("invalid username %q: use 1-64 letters, digits, _ . @ -", username)
+		return nil, fmt.Errorf("invalid username %q: %w", username, specErr("username", "must be %s", UsernameRule))
 	}
 	if !ValidRole(role) {
 		return nil, fmt.Errorf("invalid role %q: use admin, operator or viewer", role)

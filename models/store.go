@@ -70,6 +70,9 @@ type Store struct {
 	// shared by the scheduler's and the target cache's notifications. Nil
 	// in the stores of Tx and on SQLite.
 	listener *listener
+	// urlPolicy decides which hosts task URLs may name (taskurls.go);
+	// shared with the stores of Tx. Nil is the built-in policy.
+	urlPolicy *atomic.Pointer[TaskURLPolicy]
 }
 
 // IsPostgres reports whether dsn names a Postgres database.
@@ -119,7 +122,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetMaxIdleConns(20)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{DB: db, dialect: dialect, live: new(atomic.Pointer[LiveCompiler])}
+	s := &Store{DB: db, dialect: dialect, live: new(atomic.Pointer[LiveCompiler]), urlPolicy: new(atomic.Pointer[TaskURLPolicy])}
 	if dialect == DialectSQLite {
 		s.writers = make(chan struct{}, 1)
 	}
@@ -257,7 +260,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 				return fmt.Errorf("take the write lock: %w", err)
 			}
 		}
-		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider, targets: s.targets, live: s.live})
+		return fn(&Store{DB: db, dialect: s.dialect, provider: s.provider, targets: s.targets, live: s.live, urlPolicy: s.urlPolicy})
 	})
 }
 

@@ -4,20 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/portier/portier/portier/compile"
 )
 
 // DefaultApp is the application streams belong to when none is named.
 const DefaultApp = "live"
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// NameRule says what a stream, application, task config or rendition name
+// may look like (compile.NameRule: the compiler's rule is the only one).
+const NameRule = compile.NameRule
 
-// ValidName reports whether n is a valid stream, application or task config
-// name: 1-64 of A-Z a-z 0-9 _ -.
-func ValidName(n string) bool { return nameRE.MatchString(n) }
+// ValidName reports whether n follows NameRule.
+func ValidName(n string) bool { return compile.ValidName(n) }
+
+// NameError is the refusal of a name in field that breaks NameRule.
+func NameError(field string) error { return specErr(field, "must be %s", NameRule) }
 
 // NewStreamKey returns a random URL-safe publish key.
 func NewStreamKey() string { return RandomSecret(24) }
@@ -34,7 +39,7 @@ func (s *Store) ListApplications(ctx context.Context) ([]Application, error) {
 // CreateApplication adds an application.
 func (s *Store) CreateApplication(ctx context.Context, name string) (*Application, error) {
 	if !ValidName(name) {
-		return nil, fmt.Errorf("invalid application name %q: use 1-64 of A-Z a-z 0-9 _ -", name)
+		return nil, fmt.Errorf("invalid application name %q: %w", name, NameError("app"))
 	}
 	a := &Application{Name: name}
 	if err := s.db(ctx).Create(a).Error; err != nil {
@@ -90,7 +95,7 @@ func (s *Store) DeleteApplication(ctx context.Context, id int64) (*Application, 
 // CreateStream adds a stream under app (created if missing) with a new key.
 func (s *Store) CreateStream(ctx context.Context, app, name string, ownerID int64) (*Stream, error) {
 	if !ValidName(name) {
-		return nil, fmt.Errorf("invalid stream name %q: use 1-64 of A-Z a-z 0-9 _ -", name)
+		return nil, fmt.Errorf("invalid stream name %q: %w", name, NameError("name"))
 	}
 	var st *Stream
 	err := s.Tx(ctx, func(tx *Store) error {
@@ -193,7 +198,7 @@ func (s *Store) UpdateStream(ctx context.Context, id int64, up StreamUpdate) (*S
 	cols := map[string]any{"updated_at": time.Now().UTC()}
 	if up.Name != nil {
 		if !ValidName(*up.Name) {
-			return nil, fmt.Errorf("invalid stream name %q: use 1-64 of A-Z a-z 0-9 _ -", *up.Name)
+			return nil, fmt.Errorf("invalid stream name %q: %w", *up.Name, NameError("name"))
 		}
 		cols["name"] = *up.Name
 	}

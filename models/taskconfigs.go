@@ -9,10 +9,13 @@ import (
 // CreateTaskConfig adds a validated task config to a stream.
 func (s *Store) CreateTaskConfig(ctx context.Context, c *TaskConfig) error {
 	if !ValidName(c.Name) {
-		return specErr("name", "use 1-64 of A-Z a-z 0-9 _ -")
+		return NameError("name")
 	}
 	spec, err := ParseSpec(c.Type, c.Spec)
 	if err != nil {
+		return err
+	}
+	if err := s.checkTaskURLs(c.Type, spec); err != nil {
 		return err
 	}
 	c.Spec, c.Version = spec, 1
@@ -56,7 +59,7 @@ func (s *Store) UpdateTaskConfig(ctx context.Context, streamID, id int64, up Tas
 	}
 	if up.Name != nil {
 		if !ValidName(*up.Name) {
-			return nil, specErr("name", "use 1-64 of A-Z a-z 0-9 _ -")
+			return nil, NameError("name")
 		}
 		c.Name = *up.Name
 	}
@@ -66,6 +69,9 @@ func (s *Store) UpdateTaskConfig(ctx context.Context, streamID, id int64, up Tas
 	if up.Spec != nil {
 		spec, err := ParseSpec(c.Type, up.Spec)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.checkTaskURLs(c.Type, spec); err != nil {
 			return nil, err
 		}
 		c.Spec = spec

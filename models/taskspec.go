@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/portier/portier/portier/compile"
 )
 
 // SpecError says which field of a task config is wrong and how to fix it.
@@ -146,17 +148,15 @@ func (r *RestreamSpec) Validate() error {
 	if r.Key != "" && !keyRE.MatchString(r.Key) {
 		return specErr("key", "may contain only letters, digits and _ . ~ = + / ? & : - (at most 512)")
 	}
-	switch r.Format {
-	case "":
-		if strings.EqualFold(p.Scheme, "srt") {
-			r.Format = "mpegts"
-		} else {
-			r.Format = "flv"
+	format, err := compile.RestreamFormat(strings.ToLower(p.Scheme), r.Format)
+	if err != nil {
+		var re *compile.RuleError
+		if errors.As(err, &re) {
+			return specErr(re.Field, "%s", re.Message)
 		}
-	case "flv", "mpegts":
-	default:
-		return specErr("format", "must be flv or mpegts")
+		return specErr("format", "%v", err)
 	}
+	r.Format = format
 	return nil
 }
 
@@ -207,25 +207,18 @@ func (h *HLSSpec) Validate() error {
 	seen := map[string]bool{}
 	for i, r := range h.Renditions {
 		f := fmt.Sprintf("renditions[%d]", i)
-		if !ValidName(r.Name) {
-			return specErr(f+".name", "use 1-64 of A-Z a-z 0-9 _ -")
+		if err := compile.CheckRendition(compile.Rendition{Name: r.Name, Width: r.Width, Height: r.Height,
+			VideoBitrate: r.VideoBitrateKbps, AudioBitrate: r.AudioBitrateKbps}); err != nil {
+			var re *compile.RuleError
+			if errors.As(err, &re) {
+				return specErr(f+"."+re.Field, "%s", re.Message)
+			}
+			return specErr(f, "%v", err)
 		}
 		if seen[r.Name] {
 			return specErr(f+".name", "duplicate rendition name %q", r.Name)
 		}
 		seen[r.Name] = true
-		if r.Width < 16 || r.Width > 7680 || r.Width%2 != 0 {
-			return specErr(f+".width", "must be an even number between 16 and 7680")
-		}
-		if r.Height < 16 || r.Height > 4320 || r.Height%2 != 0 {
-			return specErr(f+".height", "must be an even number between 16 and 4320")
-		}
-		if r.VideoBitrateKbps < 50 || r.VideoBitrateKbps > 100000 {
-			return specErr(f+".video_bitrate_kbps", "must be between 50 and 100000")
-		}
-		if r.AudioBitrateKbps < 0 || r.AudioBitrateKbps > 1024 {
-			return specErr(f+".audio_bitrate_kbps", "must be between 0 and 1024")
-		}
 	}
 	return nil
 }

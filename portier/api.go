@@ -20,6 +20,10 @@ const MaxBodyBytes = 1 << 20
 const (
 	defaultPageLimit = 50
 	maxPageLimit     = 100
+	// maxPageOffset bounds ?offset= so that offset+limit can never
+	// overflow an int (a 64-bit offset near MaxInt64 once panicked the
+	// recordings list) and the database never sees an absurd OFFSET.
+	maxPageOffset = 1_000_000_000
 )
 
 // registerAPI registers the REST API. Every route needs a principal
@@ -168,24 +172,47 @@ func idParam(c *gin.Context, name string) (int64, error) {
 // page is the pagination of a list request.
 type page struct{ Limit, Offset int }
 
-// pageParams reads ?limit (1-100, default 50) and ?offset (>= 0).
+// pageParams reads ?limit (1-100, default 50) and ?offset (0-1e9): a value
+// out of range or not a decimal integer is the client's mistake (400).
 func pageParams(c *gin.Context) (page, error) {
 	p := page{Limit: defaultPageLimit}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageLimit {
-			return p, errInvalid("limit", fmt.Sprintf("limit must be between 1 and %d", maxPageLimit))
+	if v, ok := c.GetQuery("limit"); ok {
+		n, err := parseBounded(v, 1, maxPageLimit)
+		if err != nil {
+			return p, errInvalid("limit", fmt.Sprintf("limit must be an integer between 1 and %d", maxPageLimit))
 		}
 		p.Limit = n
 	}
-	if v := c.Query("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return p, errInvalid("offset", "offset must be a non-negative integer")
+	if v, ok := c.GetQuery("offset"); ok {
+		n, err := parseOffset(v)
+		if err != nil {
+			return p, errInvalid("offset", err.Error())
 		}
 		p.Offset = n
 	}
 	return p, nil
+}
+
+// parseOffset parses a paging offset (see maxPageOffset).
+func parseOffset(v string) (int, error) {
+	n, err := parseBounded(v, 0, maxPageOffset)
+	if err != nil {
+		return 0, fmt.Errorf("offset must be an integer between 0 and %d", maxPageOffset)
+	}
+	return n, nil
+}
+
+// parseBounded parses a decimal integer in [lo, hi]; signs other than a
+// leading '-' for negatives, spaces and overflow are errors.
+func parseBounded(v string, lo, hi int) (int, error) {
+	if v == "" || len(v) > 20 || v[0] == '+' {
+		return 0, errors.New("not an integer")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < int64(lo) || n > int64(hi) {
+		return 0, errors.New("out of range")
+	}
+	return int(n), nil
 }
 
 // listBody is the shape of every list response. NextOffset is absent on the

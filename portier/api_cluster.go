@@ -31,7 +31,7 @@ func (s *Server) apiCreateApp(c *gin.Context) {
 		return
 	}
 	if !models.ValidName(req.Name) {
-		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
 		return
 	}
 	var app *models.Application

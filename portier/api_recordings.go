@@ -9,10 +9,14 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/portier/compile"
 )
 
 // Recordings are the segment files record tasks write under
-// <record dir>/<app>/<stream>/ (see compile.record), named by their start
+// <record dir>/stream.<id>/ (compile.RecordingDir: by the stream's id, not
+// its name, so a new stream that reuses a deleted stream's name never lists
+// the old one's files), named by their start
 // time (%Y%m%d-%H%M%S in the recorder's local time zone). The control plane
 // lists what it sees in its own --record-dir: in `portier run` that is the
 // directory the embedded concierge writes to; in a cluster the record
@@ -102,7 +106,7 @@ func (s *Server) apiListRecordings(c *gin.Context) {
 		s.fail(c, apiErr(http.StatusConflict, codeConflict, "", "no record directory is configured: start the control plane with --record-dir"))
 		return
 	}
-	all, err := listRecordings(filepath.Join(base, st.Application.Name, st.Name))
+	all, err := listRecordings(compile.RecordingDir(base, st.ID))
 	if err != nil {
 		s.log.Error("list recordings", "err", err, "stream", st.ID)
 		s.fail(c, apiErr(http.StatusInternalServerError, "internal", "", "cannot read the record directory"))

@@ -139,13 +139,22 @@ func (s *Server) loadStream(c *gin.Context) (*models.Stream, error) {
 	return st, nil
 }
 
+// actor is who makes the request, for the audit events of models' write paths.
+func (s *Server) actor(c *gin.Context) models.Actor {
+	a := models.Actor{Addr: s.clientAddr(c)}
+	if p := s.principal(c); p != nil {
+		a.Name, a.ID = p.User.Username, p.User.ID
+	}
+	return a
+}
+
 // audit builds an audit event of the principal's request.
 func (s *Server) auditEvent(c *gin.Context, action, object string, details any) *models.AuditEvent {
 	actor := ""
 	if p := s.principal(c); p != nil {
 		actor = p.User.Username
 	}
-	ev := &models.AuditEvent{Actor: actor, Action: action, Object: object, Addr: c.ClientIP()}
+	ev := &models.AuditEvent{Actor: actor, Action: action, Object: object, Addr: s.clientAddr(c)}
 	if details != nil {
 		ev.Details = models.MustJSON(details)
 	}
@@ -162,7 +171,7 @@ func (s *Server) apiListStreams(c *gin.Context) {
 	}
 	f := models.StreamFilter{Limit: pg.Limit, Offset: pg.Offset, App: c.Query("app")}
 	if f.App != "" && !models.ValidName(f.App) {
-		s.fail(c, errInvalid("app", "app must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("app", "app must be "+models.NameRule))
 		return
 	}
 	switch c.Query("live") {
@@ -214,11 +223,11 @@ func (s *Server) apiCreateStream(c *gin.Context) {
 		req.App = models.DefaultApp
 	}
 	if !models.ValidName(req.Name) {
-		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
 		return
 	}
 	if !models.ValidName(req.App) {
-		s.fail(c, errInvalid("app", "app must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("app", "app must be "+models.NameRule))
 		return
 	}
 	p := s.principal(c)
@@ -281,7 +290,7 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		return
 	}
 	if req.Name != nil && !models.ValidName(*req.Name) {
-		s.fail(c, errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -"))
+		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
 		return
 	}
 	up, err := s.updateStream(c.Request.Context(), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover},

@@ -121,7 +121,7 @@ func (s *Server) apiCreateTaskConfig(c *gin.Context) {
 	}
 	name, err := rawString(common, "name")
 	if err == nil && (name == nil || !models.ValidName(*name)) {
-		err = errInvalid("name", "name is required: 1-64 characters of A-Z a-z 0-9 _ -")
+		err = errInvalid("name", "name is required: "+models.NameRule)
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -193,7 +193,7 @@ func (s *Server) apiPatchTaskConfig(c *gin.Context) {
 	}
 	up := models.TaskConfigUpdate{}
 	if up.Name, err = rawString(common, "name"); err == nil && up.Name != nil && !models.ValidName(*up.Name) {
-		err = errInvalid("name", "name must be 1-64 characters of A-Z a-z 0-9 _ -")
+		err = errInvalid("name", "name must be "+models.NameRule)
 	}
 	if err != nil {
 		s.fail(c, err)

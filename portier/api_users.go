@@ -2,7 +2,6 @@ package portier
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -46,47 +45,16 @@ type createUserReq struct {
 	Language string `json:"language"`
 }
 
-func checkPassword(pw string) error {
-	if len(pw) < models.MinPasswordLen || len(pw) > 72 {
-		return errInvalid("password", fmt.Sprintf("password must have %d to 72 characters", models.MinPasswordLen))
-	}
-	return nil
-}
-
 func (s *Server) apiCreateUser(c *gin.Context) {
 	var req createUserReq
 	if err := bindJSON(c, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
-	switch {
-	case !models.ValidUsername(req.Username):
-		s.fail(c, errInvalid("username", "username must be 1-64 characters of A-Z a-z 0-9 _ . @ -"))
-		return
-	case !models.ValidRole(req.Role):
-		s.fail(c, errInvalid("role", "role must be admin, operator or viewer"))
-		return
+	u, err := s.p.Store.AddUser(c.Request.Context(), models.NewUser{Username: req.Username, Password: req.Password, Role: req.Role, Language: req.Language}, s.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = apiErr(http.StatusConflict, codeConflict, "username", "a user "+req.Username+" already exists")
 	}
-	if err := checkPassword(req.Password); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var u *models.User
-	err := s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if u, err = tx.CreateUser(c.Request.Context(), req.Username, req.Password, req.Role); err != nil {
-			if errors.Is(err, models.ErrConflict) {
-				return apiErr(http.StatusConflict, codeConflict, "username", "a user "+req.Username+" already exists")
-			}
-			return err
-		}
-		if req.Language != "" {
-			if u, err = tx.UpdateUser(c.Request.Context(), u.ID, models.UserUpdate{Language: &req.Language}); err != nil {
-				return err
-			}
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "user.create", "user/"+u.Username, gin.H{"role": u.Role}))
-	})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -122,6 +90,8 @@ type patchUserReq struct {
 	Password *string `json:"password"`
 }
 
+// apiPatchUser changes a user through models.ChangeUser: a new password or
+// disabling ends the user's sessions, as in the UI.
 func (s *Server) apiPatchUser(c *gin.Context) {
 	u, err := s.loadUser(c)
 	if err != nil {
@@ -133,29 +103,8 @@ func (s *Server) apiPatchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if req.Role != nil && !models.ValidRole(*req.Role) {
-		s.fail(c, errInvalid("role", "role must be admin, operator or viewer"))
-		return
-	}
-	if req.Password != nil {
-		if err := checkPassword(*req.Password); err != nil {
-			s.fail(c, err)
-			return
-		}
-	}
-	if u.ID == s.principal(c).User.ID && ((req.Disabled != nil && *req.Disabled) || (req.Role != nil && *req.Role != models.RoleAdmin)) {
-		s.fail(c, errInvalid("role", "you cannot disable yourself or drop your own admin role; ask another admin"))
-		return
-	}
-	var out *models.User
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if out, err = tx.UpdateUser(c.Request.Context(), u.ID, models.UserUpdate{Role: req.Role, Disabled: req.Disabled, Language: req.Language, Password: req.Password}); err != nil {
-			return err
-		}
-		details := gin.H{"role": out.Role, "disabled": out.Disabled, "password_changed": req.Password != nil}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "user.update", "user/"+u.Username, details))
-	})
+	out, err := s.p.Store.ChangeUser(c.Request.Context(), u.ID, models.UserChange{UserUpdate: models.UserUpdate{
+		Role: req.Role, Disabled: req.Disabled, Language: req.Language, Password: req.Password}}, s.actor(c))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -209,29 +158,7 @@ func (s *Server) apiCreateToken(c *gin.Context) {
 			return
 		}
 	}
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(time.Now()) {
-		s.fail(c, errInvalid("expires_at", "expires_at must be in the future"))
-		return
-	}
-	if len(req.Name) > 100 {
-		s.fail(c, errInvalid("name", "name must have at most 100 characters"))
-		return
-	}
-	var (
-		tok string
-		row *models.APIToken
-	)
-	if req.ExpiresAt != nil {
-		t := req.ExpiresAt.UTC()
-		req.ExpiresAt = &t
-	}
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if tok, row, err = tx.CreateToken(c.Request.Context(), p.User.ID, req.Name, scopes, req.ExpiresAt); err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "token.create", "token/"+strconv.FormatInt(row.ID, 10), gin.H{"scopes": scopes, "prefix": row.Prefix}))
-	})
+	tok, row, err := s.p.Store.IssueToken(c.Request.Context(), p.User, req.Name, scopes, req.ExpiresAt, s.actor(c))
 	if err != nil {
 		s.fail(c, err)
 		return

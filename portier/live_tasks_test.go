@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +92,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 			t.Fatalf("restream task: %+v", yTask)
 		}
 		if rd := run[rec.ID].Description; !strings.Contains(strings.Join(rd.Args, " "), "-segment_time 30") ||
-			len(rd.Dirs) != 1 || !strings.HasSuffix(rd.Dirs[0], "/live/show") {
+			len(rd.Dirs) != 1 || !strings.HasSuffix(rd.Dirs[0], "/stream."+strconv.FormatInt(e.stream.ID, 10)) {
 			t.Fatalf("record task: %+v", run[rec.ID].Description.Args)
 		}
 

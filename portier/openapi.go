@@ -149,7 +149,7 @@ var openAPIOps = []op{
 
 var queryDocs = map[string]obj{
 	"limit":  {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
-	"offset": {"type": "integer", "minimum": 0, "default": 0},
+	"offset": {"type": "integer", "minimum": 0, "maximum": maxPageOffset, "default": 0},
 	"live":   {"type": "boolean"},
 	"state":  {"type": "string"},
 	"since":  {"type": "string", "format": "date-time"},

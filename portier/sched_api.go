@@ -82,7 +82,8 @@ func (s *Server) conciergeAssignments(c *gin.Context) {
 			schedErr(c, http.StatusBadRequest, "invalid", "wait_ms must be a non-negative integer")
 			return
 		}
-		wait = min(time.Duration(ms)*time.Millisecond, maxLongPoll)
+		// Cap before converting: a huge wait_ms must not overflow into a negative wait.
+		wait = min(time.Duration(min(ms, int(maxLongPoll/time.Millisecond)))*time.Millisecond, maxLongPoll)
 	}
 	a, err := s.waitAssignment(c.Request.Context(), name, c.Query("after"), wait)
 	if err != nil {

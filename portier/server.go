@@ -37,6 +37,10 @@ type Params struct {
 	// "http://example.com:8081". Empty: the address the API was reached at
 	// (right for `portier run`, which serves HTTP-FLV there).
 	PlayHTTPBase string
+
+	// Security holds the account and input hardening settings (trusted
+	// proxies, login throttling, task URL networks); see security.go.
+	Security SecurityParams
 }
 
 // Server is the control plane's HTTP server.
@@ -51,6 +55,7 @@ type Server struct {
 	schedState  *scheduler   // see sched.go; built on first use by sched()
 	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
 	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
+	throttle    *loginThrottle
 }
 
 // New builds a Server and registers every route.
@@ -64,9 +69,12 @@ func New(p Params) (*Server, error) {
 	if p.RTMPPort == 0 {
 		p.RTMPPort = 1935
 	}
+	p.Store.SetTaskURLPolicy(p.Security.TaskURLs)
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
+	s.throttle = newLoginThrottle(p.Security.Now)
 	s.lv = newLiveState(s)
+	s.lv.env.CheckURL = p.Security.TaskURLs.Check
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.engine = gin.New()
@@ -75,6 +83,9 @@ func New(p Params) (*Server, error) {
 	// watcher goroutine that could outlive the pooled gin.Context (a data
 	// race). Handlers that want cancellation pass c.Request.Context().
 	s.engine.ContextWithFallback = false
+	if err := s.configureProxies(); err != nil {
+		return nil, err
+	}
 	s.engine.Use(gin.Recovery(), s.metrics.middleware)
 	s.registerOps(s.engine)
 	s.registerAPI(s.engine.Group("/api/v1"))

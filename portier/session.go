@@ -31,14 +31,19 @@ const (
 // errCSRF is the refusal of an unsafe request without a valid CSRF token.
 var errCSRF = errors.New("the form's security token is missing or stale: reload the page and try again")
 
-func secureRequest(c *gin.Context) bool {
+// secureRequest reports whether the browser reached us over TLS, directly
+// or through a proxy that says so in X-Forwarded-Proto. Unlike the client
+// address, this header is believed from any peer: it can only make cookies
+// stricter (Secure), so a forged one hurts only its sender, and a TLS proxy
+// left out of --trusted-proxies still gets Secure cookies.
+func (s *Server) secureRequest(c *gin.Context) bool {
 	return c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https"
 }
 
 func (s *Server) setCookie(c *gin.Context, name, value string, maxAge int) {
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: secureRequest(c), SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, Secure: s.secureRequest(c), SameSite: http.SameSiteLaxMode,
 	})
 }
 
@@ -114,7 +119,7 @@ func (s *Server) uiCSRF(c *gin.Context) {
 		want = ck
 	}
 	if !tokenEqual(got, want) {
-		s.log.Info("ui: refused a request without a valid CSRF token", "method", c.Request.Method, "path", c.Request.URL.Path, "addr", c.ClientIP())
+		s.log.Info("ui: refused a request without a valid CSRF token", "method", c.Request.Method, "path", c.Request.URL.Path, "addr", s.clientAddr(c))
 		s.uiError(c, http.StatusForbidden, errCSRF)
 		c.Abort()
 		return
@@ -135,7 +140,7 @@ func (s *Server) loginCSRF(c *gin.Context) string {
 
 // startSession signs a user in: a new session (never a reused id) and its cookie.
 func (s *Server) startSession(c *gin.Context, u *models.User) error {
-	secret, _, err := s.p.Store.CreateSession(rctx(c), u.ID, c.Request.UserAgent(), c.ClientIP(), sessionTTL)
+	secret, _, err := s.p.Store.CreateSession(rctx(c), u.ID, c.Request.UserAgent(), s.clientAddr(c), sessionTTL)
 	if err != nil {
 		return err
 	}

@@ -40,22 +40,16 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 	form := views.NewUser{Username: strings.TrimSpace(c.PostForm("username")), Role: c.PostForm("role"), Errors: views.FieldErrors{}}
 	password := c.PostForm("password")
 	if !models.ValidUsername(form.Username) {
-		form.Errors["username"] = l.T("Use 1-64 of A-Z a-z 0-9 _ . @ -.")
+		form.Errors["username"] = l.T("Use %s.", l.T(models.UsernameRule))
 	}
 	if !models.ValidRole(form.Role) {
 		form.Errors["role"] = l.T("Choose admin, operator or viewer.")
 	}
-	if checkPassword(password) != nil {
+	if models.CheckPassword(password) != nil {
 		form.Errors["password"] = l.T("Use 8 to 72 characters.")
 	}
 	if len(form.Errors) == 0 {
-		err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-			u, err := tx.CreateUser(rctx(c), form.Username, password, form.Role)
-			if err != nil {
-				return err
-			}
-			return tx.Audit(rctx(c), s.auditEvent(c, "user.create", "user/"+u.Username, gin.H{"role": u.Role}))
-		})
+		_, err := s.p.Store.AddUser(rctx(c), models.NewUser{Username: form.Username, Password: password, Role: form.Role}, s.actor(c))
 		switch {
 		case errors.Is(err, models.ErrConflict):
 			form.Errors["username"] = l.T("A user %s already exists.", form.Username)
@@ -75,36 +69,21 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 	s.render(c, http.StatusBadRequest, views.UsersView(s.page(c, "Users", "users"), vm))
 }
 
-// uiUpdateUser applies a role or disabled change to another user (admins
-// cannot demote or disable themselves, as in the API). Disabling ends the
-// user's sessions at once.
+// uiUpdateUser applies a role or disabled change to a user through
+// models.ChangeUser (admins cannot demote or disable themselves, as in the
+// API; disabling ends the user's sessions at once).
 func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		s.uiError(c, 0, errNotFound("user"))
 		return
 	}
-	if id == s.principal(c).User.ID {
-		s.uiError(c, http.StatusBadRequest, errors.New("you cannot disable yourself or change your own role; ask another admin"))
-		return
-	}
-	if up.Role != nil && !models.ValidRole(*up.Role) {
-		s.uiError(c, http.StatusBadRequest, errors.New("role must be admin, operator or viewer"))
-		return
-	}
-	err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		u, err := tx.UpdateUser(rctx(c), id, up)
-		if err != nil {
-			return err
+	if _, err := s.p.Store.ChangeUser(rctx(c), id, models.UserChange{UserUpdate: up}, s.actor(c)); err != nil {
+		var se *models.SpecError
+		if errors.As(err, &se) {
+			s.uiError(c, http.StatusBadRequest, errors.New(se.Field+" "+se.Message))
+			return
 		}
-		if u.Disabled {
-			if err := tx.DeleteUserSessions(rctx(c), u.ID, ""); err != nil {
-				return err
-			}
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "user.update", "user/"+u.Username, gin.H{"role": u.Role, "disabled": u.Disabled}))
-	})
-	if err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
@@ -164,15 +143,7 @@ func (s *Server) uiCreateToken(c *gin.Context) {
 	}
 	var tok string
 	if len(form.Errors) == 0 {
-		err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-			var row *models.APIToken
-			var err error
-			if tok, row, err = tx.CreateToken(rctx(c), p.User.ID, form.Name, scopes, nil); err != nil {
-				return err
-			}
-			return tx.Audit(rctx(c), s.auditEvent(c, "token.create", "token/"+strconv.FormatInt(row.ID, 10), gin.H{"scopes": scopes, "prefix": row.Prefix}))
-		})
-		if err != nil {
+		if tok, _, err = s.p.Store.IssueToken(rctx(c), p.User, form.Name, scopes, nil, s.actor(c)); err != nil {
 			s.uiError(c, 0, err)
 			return
 		}
@@ -213,8 +184,15 @@ func (s *Server) uiRevokeToken(c *gin.Context) {
 const auditPageSize = 50
 
 func (s *Server) uiAudit(c *gin.Context) {
-	offset, _ := strconv.Atoi(c.Query("offset"))
-	offset = max(offset, 0)
+	offset := 0
+	if v, ok := c.GetQuery("offset"); ok {
+		n, err := parseOffset(v)
+		if err != nil {
+			s.uiError(c, http.StatusBadRequest, err)
+			return
+		}
+		offset = n
+	}
 	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
 		Object: strings.TrimSpace(c.Query("object")), Offset: offset, PrevOffset: -1, NextOffset: -1}
 	list, total, err := s.p.Store.ListAudit(rctx(c), models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object,

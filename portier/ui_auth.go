@@ -3,8 +3,12 @@ package portier
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,11 +17,28 @@ import (
 	"github.com/portier/portier/web/views"
 )
 
-// safeNext keeps a post-login redirect on this site (a path, never a
-// scheme-relative or absolute URL).
+// safeNext keeps a post-login redirect on this site. Only a clean
+// same-site path is accepted: one leading slash, no second slash or
+// backslash right after it (browsers read "//host", "/\\host" and, after
+// dropping tabs and newlines, "/\t/host" as another site), no backslash,
+// control character or whitespace anywhere, no "//" anywhere, and a parse
+// with neither scheme nor host. Anything else becomes "/".
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.ContainsAny(next, "\r\n") {
+	if next == "" || len(next) > 2048 || next[0] != '/' || strings.Contains(next, "//") || strings.ContainsRune(next, '\\') {
+		return "/"
+	}
+	for _, r := range next {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	// A percent-encoded slash or backslash right after the first one is
+	// harmless to Go but some proxies decode it before the browser sees it.
+	if p := strings.ToLower(next); strings.HasPrefix(p, "/%2f") || strings.HasPrefix(p, "/%5c") {
 		return "/"
 	}
 	return next
@@ -36,6 +57,13 @@ func (s *Server) uiLoginForm(c *gin.Context) {
 func (s *Server) uiLogin(c *gin.Context) {
 	username, password := strings.TrimSpace(c.PostForm("username")), c.PostForm("password")
 	next := safeNext(c.PostForm("next"))
+	addr := s.clientAddr(c)
+	if wait := s.throttle.Wait(username, addr); wait > 0 {
+		s.refuseThrottled(c, wait, func(p views.Page, msg string) {
+			s.render(c, http.StatusTooManyRequests, views.LoginView(p, views.Login{Username: username, Next: next, Error: msg}))
+		})
+		return
+	}
 	u, err := s.p.Store.Authenticate(rctx(c), username, password)
 	if err != nil {
 		if !errors.Is(err, models.ErrNoSecret) {
@@ -43,6 +71,7 @@ func (s *Server) uiLogin(c *gin.Context) {
 			return
 		}
 		s.auditLogin(c, username, models.ResultDenied)
+		s.passwordFailed(c, username, addr)
 		p := s.page(c, "Sign in", "")
 		p.CSRF = s.loginCSRF(c)
 		s.render(c, http.StatusUnauthorized, views.LoginView(p, views.Login{
@@ -54,6 +83,7 @@ func (s *Server) uiLogin(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
+	s.throttle.Succeed(username, addr)
 	s.auditLogin(c, username, models.ResultOK)
 	if n, err := s.p.Store.DeleteExpiredSessions(rctx(c), time.Now()); err != nil {
 		s.log.Error("sweep expired sessions", "err", err)
@@ -63,8 +93,41 @@ func (s *Server) uiLogin(c *gin.Context) {
 	redirect(c, next)
 }
 
+// refuseThrottled answers a throttled password attempt: 429 with
+// Retry-After (whole seconds, rounded up) and the page render draws with a
+// message saying how long to wait.
+func (s *Server) refuseThrottled(c *gin.Context, wait time.Duration, render func(p views.Page, msg string)) {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	p := s.page(c, "Sign in", "")
+	p.CSRF = s.loginCSRF(c)
+	render(p, p.T("Too many failed sign-ins. Try again in %d seconds.", secs))
+}
+
+// passwordFailed counts a wrong password against the account and the
+// address, and audits the start of throttling.
+func (s *Server) passwordFailed(c *gin.Context, username, addr string) {
+	th := s.throttle.Fail(username, addr)
+	if !th.Account && !th.Addr {
+		return
+	}
+	var on []string
+	if th.Account {
+		on = append(on, "account")
+	}
+	if th.Addr {
+		on = append(on, "address")
+	}
+	ev := &models.AuditEvent{Actor: username, Action: "ui.login.throttled", Object: "user/" + acctKey(username), Result: models.ResultDenied,
+		Reason: "too many failed sign-ins: further attempts wait", Addr: addr, Details: models.MustJSON(gin.H{"throttled": on})}
+	if err := s.p.Store.Audit(rctx(c), ev); err != nil {
+		s.log.Error("audit login throttling", "err", err)
+	}
+	s.log.Warn("login throttling started", "user", acctKey(username), "addr", addr, "on", on)
+}
+
 func (s *Server) auditLogin(c *gin.Context, username, result string) {
-	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: c.ClientIP()}
+	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: s.clientAddr(c)}
 	if err := s.p.Store.Audit(rctx(c), ev); err != nil {
 		s.log.Error("audit login", "err", err)
 	}
@@ -89,8 +152,19 @@ func (s *Server) uiChangePassword(c *gin.Context) {
 	l := s.lang(c)
 	vm := s.accountVM(c)
 	cur, nw, confirm := c.PostForm("current"), c.PostForm("new"), c.PostForm("confirm")
+	addr := s.clientAddr(c)
+	if wait := s.throttle.Wait(pr.User.Username, addr); wait > 0 {
+		s.refuseThrottled(c, wait, func(_ views.Page, msg string) {
+			vm.Errors["current"] = msg
+			s.render(c, http.StatusTooManyRequests, views.AccountView(s.page(c, "Account", "account"), vm))
+		})
+		return
+	}
 	if _, err := s.p.Store.Authenticate(rctx(c), pr.User.Username, cur); err != nil {
 		vm.Errors["current"] = l.T("The current password is wrong.")
+		s.passwordFailed(c, pr.User.Username, addr)
+	} else {
+		s.throttle.Succeed(pr.User.Username, addr)
 	}
 	if nw != confirm {
 		vm.Errors["confirm"] = l.T("The two new passwords differ.")
@@ -102,15 +176,8 @@ func (s *Server) uiChangePassword(c *gin.Context) {
 		s.render(c, http.StatusBadRequest, views.AccountView(s.page(c, "Account", "account"), vm))
 		return
 	}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if _, err := tx.UpdateUser(rctx(c), pr.User.ID, models.UserUpdate{Password: &nw}); err != nil {
-			return err
-		}
-		if err := tx.DeleteUserSessions(rctx(c), pr.User.ID, currentSession(c).ID); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "user.password", "user/"+pr.User.Username, nil))
-	})
+	_, err := s.p.Store.ChangeUser(rctx(c), pr.User.ID, models.UserChange{
+		UserUpdate: models.UserUpdate{Password: &nw}, KeepSessionID: currentSession(c).ID}, s.actor(c))
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -128,7 +195,7 @@ func (s *Server) uiSetLanguage(c *gin.Context) {
 		}
 		lang = string(l)
 	}
-	if _, err := s.p.Store.UpdateUser(rctx(c), s.principal(c).User.ID, models.UserUpdate{Language: &lang}); err != nil {
+	if _, err := s.p.Store.ChangeUser(rctx(c), s.principal(c).User.ID, models.UserChange{UserUpdate: models.UserUpdate{Language: &lang}}, s.actor(c)); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}

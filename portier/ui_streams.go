@@ -205,10 +205,10 @@ func (s *Server) uiCreateStream(c *gin.Context) {
 		form.App = models.DefaultApp
 	}
 	if !models.ValidName(form.App) {
-		form.Errors["app"] = l.T("Use 1-64 of A-Z a-z 0-9 _ -.")
+		form.Errors["app"] = l.T("Use %s.", l.T(models.NameRule))
 	}
 	if !models.ValidName(form.Name) {
-		form.Errors["name"] = l.T("Use 1-64 of A-Z a-z 0-9 _ -.")
+		form.Errors["name"] = l.T("Use %s.", l.T(models.NameRule))
 	}
 	var st *models.Stream
 	if len(form.Errors) == 0 {

@@ -79,6 +79,7 @@ func (s *Server) renderConfigForm(c *gin.Context, status int, f views.TaskConfig
 	}
 	p := s.page(c, "", "streams")
 	p.Title = title + " · " + f.StreamName
+	f.NameRule = models.NameRule
 	s.render(c, status, views.TaskConfigFormView(p, f))
 }
 
@@ -199,7 +200,7 @@ func (s *Server) uiCreateConfig(c *gin.Context) {
 	f := configForm(c, st, typ)
 	spec := formSpec(&f)
 	if !models.ValidName(f.Name) {
-		f.Errors["name"] = s.lang(c).T("Use 1-64 of A-Z a-z 0-9 _ -.")
+		f.Errors["name"] = s.lang(c).T("Use %s.", s.lang(c).T(models.NameRule))
 	}
 	if len(f.Errors) > 0 {
 		s.renderConfigForm(c, http.StatusBadRequest, f)
@@ -290,7 +291,7 @@ func (s *Server) uiUpdateConfig(c *gin.Context) {
 	f.ID = tc.ID
 	spec := formSpec(&f)
 	if !models.ValidName(f.Name) {
-		f.Errors["name"] = s.lang(c).T("Use 1-64 of A-Z a-z 0-9 _ -.")
+		f.Errors["name"] = s.lang(c).T("Use %s.", s.lang(c).T(models.NameRule))
 	}
 	if len(f.Errors) > 0 {
 		s.renderConfigForm(c, http.StatusBadRequest, f)

@@ -46,7 +46,7 @@ func TestSampleConfigsLoad(t *testing.T) {
 		{"run.yaml", "run", func(c roleConfig) bool { return c.(*runConfig).Name == "studio-1" }},
 		{"serve.yaml", "serve", func(c roleConfig) bool {
 			s := c.(*serveConfig)
-			return s.Replicas == 2 && strings.HasPrefix(s.DatabaseURL, "postgres://")
+			return s.Replicas == 2 && strings.HasPrefix(s.DatabaseURL, "postgres://") && s.TrustedProxies == "10.0.0.0/8"
 		}},
 		{"relay-origin.yaml", "relay", func(c roleConfig) bool { return c.(*relayConfig).Role == "origin" }},
 		{"relay-edge.yaml", "relay", func(c roleConfig) bool {
@@ -142,6 +142,14 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"serve", []string{"--hook-allow", "srs"}, "hook-allow"},
 		{"serve", []string{"--hook-allow", "srs=10.0.0.0/33"}, "hook-allow"},
 		{"serve", []string{"--hook-origin-ttl", "mediamtx=0s"}, "hook-origin-ttl"},
+		{"serve", []string{"--trusted-proxies", "10.0.0.0/33"}, "trusted-proxies"},
+		{"serve", []string{"--trusted-proxies", "proxy.example"}, "trusted-proxies"},
+		{"serve", []string{"--trusted-proxies", "10.0.0.1/8"}, "trusted-proxies"},
+		{"serve", []string{"--task-url-allow", "metadata.google.internal"}, "task-url-allow"},
+		{"serve", []string{"--task-url-allow", "169.254.0.0/99"}, "task-url-allow"},
+		{"serve", []string{"--task-url-deny", "10.0.0.0/8;192.168.0.0/16"}, "task-url-deny"},
+		{"run", []string{"--trusted-proxies", "x"}, "trusted-proxies"},
+		{"run", []string{"--task-url-deny", "fe80::/129"}, "task-url-deny"},
 		{"serve", []string{"--relay-rtmp-url", "http://relay:1935"}, "relay-rtmp-url"},
 		{"serve", []string{"--relay-rtmp-url", ""}, "relay-rtmp-url"},
 		{"serve", []string{"--record-dir", "recordings"}, "record-dir"},

@@ -24,7 +24,7 @@ func commands() []command {
 		{"serve", "the control plane (web UI, REST API, hooks, scheduler)", runServe},
 		{"relay", "an RTMP/HTTP-FLV media relay (--role origin|edge)", runRelay},
 		{"concierge", "a worker daemon that runs ffmpeg tasks under supervisord", runConcierge},
-		{"user", "manage users: portier user add --username U --role R", runUser},
+		{"user", "manage users: portier user add|passwd|list", runUser},
 		{"token", "manage API tokens: portier token add --username U", runToken},
 	}
 }

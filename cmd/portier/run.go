@@ -39,6 +39,7 @@ type runConfig struct {
 	HookAllow   string // parsed by portier.ParseHookAllow
 	LogLevel    string
 	HTTP        httpTimeoutConfig
+	securityConfig
 }
 
 func (c *runConfig) flags(fs *flag.FlagSet) {
@@ -52,6 +53,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.securityConfig.flags(fs)
 	c.HTTP.flags(fs)
 }
 
@@ -73,6 +75,7 @@ func (c *runConfig) validate() error {
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
+	c.securityConfig.validate(&p)
 	c.HTTP.validate(&p)
 	return p.err()
 }
@@ -139,8 +142,12 @@ func runAll(ctx context.Context, args []string) error {
 		return fmt.Errorf("--hook-allow: %w", err)
 	}
 
+	sec, err := cfg.securityConfig.params()
+	if err != nil {
+		return err
+	}
 	srv, err := portier.New(portier.Params{
-		Store: store, ClusterToken: token, Logger: logger,
+		Store: store, ClusterToken: token, Logger: logger, Security: sec,
 		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort,
 		Hooks: portier.HookParams{Allow: allow},
 		Live: portier.LiveParams{Compile: compile.Env{

@@ -39,6 +39,7 @@ type serveConfig struct {
 	RecordDir     string
 	HLSOriginURL  string
 	HTTP          httpTimeoutConfig
+	securityConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -54,6 +55,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to, unless their concierge names its own (concierge --relay-rtmp)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
+	c.securityConfig.flags(fs)
 	c.HTTP.flags(fs)
 }
 
@@ -81,6 +83,7 @@ func (c *serveConfig) validate() error {
 	if c.HLSOriginURL != "" {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
+	c.securityConfig.validate(&p)
 	c.HTTP.validate(&p)
 	return p.err()
 }
@@ -153,8 +156,12 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--hook-origin-ttl: %w", err)
 	}
+	sec, err := cfg.securityConfig.params()
+	if err != nil {
+		return err
+	}
 	srv, err := portier.New(portier.Params{
-		Store: store, ClusterToken: cfg.ClusterToken, Logger: log,
+		Store: store, ClusterToken: cfg.ClusterToken, Logger: log, Security: sec,
 		PublicHost: cfg.PublicHost, RTMPPort: cfg.RTMPPort, PlayHTTPBase: cfg.PlayHTTPBase,
 		Hooks: portier.HookParams{Allow: allow, OriginTTL: ttl},
 		Live: portier.LiveParams{Compile: compile.Env{

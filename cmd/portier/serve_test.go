@@ -129,6 +129,7 @@ func withStdio(t *testing.T, in string, fn func() error) (string, error) {
 func TestUserAndTokenCommands(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
+	newDatabase(t, filepath.Join(dir, "portier.db"))
 	if _, err := withStdio(t, "op-password\n", func() error {
 		return runUser(ctx, []string{"add", "--username", "op", "--role", "operator", "--data-dir", dir})
 	}); err != nil {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/portier/portier/models"
 )
 
 // runToken is `portier token add --username U [--scopes read,write]`: it
@@ -30,10 +28,6 @@ func runToken(ctx context.Context, args []string) error {
 	if *username == "" {
 		return errors.New("--username is required")
 	}
-	sc, err := models.NormalizeScopes(strings.Split(*scopes, ","))
-	if err != nil {
-		return err
-	}
 	store, err := db.open(ctx)
 	if err != nil {
 		return err
@@ -41,25 +35,16 @@ func runToken(ctx context.Context, args []string) error {
 	defer store.Close()
 	u, err := store.UserByName(ctx, *username)
 	if err != nil {
-		return err
-	}
-	for _, s := range sc {
-		if s == models.ScopeAdmin && u.Role != models.RoleAdmin {
-			return fmt.Errorf("user %s is a %s: only admins' tokens may have the admin scope", u.Username, u.Role)
-		}
+		return noUser(*username, err)
 	}
 	var exp *time.Time
 	if *expires > 0 {
 		t := time.Now().Add(*expires).UTC()
 		exp = &t
 	}
-	tok, row, err := store.CreateToken(ctx, u.ID, *name, sc, exp)
+	tok, _, err := store.IssueToken(ctx, u, *name, strings.Split(*scopes, ","), exp, cliActor)
 	if err != nil {
-		return err
-	}
-	if err := store.Audit(ctx, &models.AuditEvent{Actor: "cli", Action: "token.create", Object: fmt.Sprintf("token/%d", row.ID),
-		Details: models.MustJSON(map[string]any{"user": u.Username, "scopes": sc, "prefix": row.Prefix})}); err != nil {
-		return err
+		return cliErr(err)
 	}
 	fmt.Fprintln(os.Stdout, tok)
 	return nil

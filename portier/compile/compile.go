@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -78,6 +79,11 @@ type Env struct {
 	// HLSToken returns the bearer token a task presents to the HLS origin for
 	// the given path prefix (per-task authorisation). Nil means no auth header.
 	HLSToken func(prefix string) string
+	// CheckURL, when set, vets the source of a pull and the target of a
+	// restream against the deployment's network policy (the control plane
+	// passes models.TaskURLPolicy.Check), so a config saved before a
+	// policy change cannot reach a refused network either.
+	CheckURL func(field string, u *url.URL) error
 	// InternalSig returns the proof (cluster.InternalPlaySig) that lets a
 	// task's relay input count as the system's own player rather than a
 	// viewer. A credential derived from the cluster token: the token

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,7 +125,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"relative record dir", TaskConfigInput{Type: TypeRecord}, testStream, Env{RelayRTMPURL: "rtmp://r", RecordDir: "rec"}, "absolute"},
 		{"record segment", TaskConfigInput{Type: TypeRecord, SegmentSeconds: -1}, testStream, testEnv, "segment_seconds"},
 		{"empty ladder", TaskConfigInput{Type: TypeHLS}, testStream, testEnv, "renditions"},
-		{"odd size", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a", Width: 641, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "even sizes"},
+		{"odd size", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a", Width: 641, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "even number"},
 		{"dup rendition", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[0], ladder[0]}}, testStream, testEnv, "twice"},
 		{"rendition name", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a b", Width: 640, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "name"},
 		{"no hls origin", TaskConfigInput{Type: TypeHLS, Renditions: ladder}, testStream, Env{RelayRTMPURL: "rtmp://r"}, "HLS origin"},
@@ -226,5 +227,35 @@ func TestSecretsRedactable(t *testing.T) {
 				t.Errorf("%s %q: secret %q not found on the command line (found %q)", tc.cfg.Type, tc.cfg.Target+tc.cfg.Source, s, found)
 			}
 		}
+	}
+}
+
+// TestCompileURLPolicy: Env.CheckURL vets pull sources and restream targets.
+func TestCompileURLPolicy(t *testing.T) {
+	env := testEnv
+	var seen []string
+	env.CheckURL = func(field string, u *url.URL) error {
+		seen = append(seen, field+"="+u.Host)
+		if u.Hostname() == "169.254.169.254" {
+			return errors.New(field + " is link-local")
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		cfg TaskConfigInput
+		bad bool
+	}{
+		{TaskConfigInput{Type: TypePull, Source: "rtsp://169.254.169.254/x"}, true},
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://169.254.169.254/live"}, true},
+		{TaskConfigInput{Type: TypePull, Source: "rtsp://10.0.0.1/x"}, false},
+		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://10.0.0.1/live"}, false},
+	} {
+		_, err := Compile(tc.cfg, testStream, env)
+		if tc.bad != (err != nil) || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("%+v: %v", tc.cfg, err)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("CheckURL calls: %v", seen)
 	}
 }

@@ -98,7 +98,7 @@ func TestFFmpegRunsRecord(t *testing.T) {
 		}
 	}
 	runWithInput(t, d, sampleFile(t))
-	files, _ := filepath.Glob(filepath.Join(env.RecordDir, "live", "show", "*.ts"))
+	files, _ := filepath.Glob(filepath.Join(RecordingDir(env.RecordDir, testStream.ID), "*.ts"))
 	if len(files) < 1 {
 		t.Fatalf("no recorded segments in %s", env.RecordDir)
 	}

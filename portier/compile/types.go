@@ -14,26 +14,17 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 	if err != nil {
 		return Description{}, err
 	}
+	if err := checkPolicy(env, "target", u); err != nil {
+		return Description{}, err
+	}
 	if cfg.Key != "" {
 		if err := checkKey(cfg.Key); err != nil {
 			return Description{}, err
 		}
 	}
-	format := cfg.Format
-	if format == "" {
-		format = "flv"
-		if u.Scheme == "srt" {
-			format = "mpegts"
-		}
-	}
-	if format != "flv" && format != "mpegts" {
-		return Description{}, fmt.Errorf("%w: format %q: want flv or mpegts", ErrInvalid, format)
-	}
-	if format == "flv" && u.Scheme == "srt" {
-		return Description{}, fmt.Errorf("%w: format flv cannot be sent over srt: use mpegts", ErrInvalid)
-	}
-	if format == "mpegts" && u.Scheme != "srt" {
-		return Description{}, fmt.Errorf("%w: format mpegts needs an srt:// target", ErrInvalid)
+	format, err := RestreamFormat(u.Scheme, cfg.Format)
+	if err != nil {
+		return Description{}, err
 	}
 	out := cfg.Target
 	if cfg.Key != "" {
@@ -49,6 +40,28 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 	in := relayInput(env, st, "restream")
 	args := append(commonInput(in), "-c", "copy", "-f", format, out)
 	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1, RelayArgs: []int{inputArg(args)}}, nil
+}
+
+// RecordingDir is where the record tasks of stream id write its segments,
+// and where the control plane lists them: RECORD_DIR/stream.ID. The
+// directory is named by the stream's id, never by its name, so that a new
+// stream that reuses a deleted stream's name (perhaps of another owner)
+// never sees the old stream's files; ids are never reused (AUTOINCREMENT,
+// BIGSERIAL). The '.' keeps it apart from the APP/NAME directories that
+// earlier versions wrote (names never contain a dot).
+func RecordingDir(recordDir string, id int64) string {
+	return filepath.Join(recordDir, "stream."+strconv.FormatInt(id, 10))
+}
+
+// checkPolicy applies env.CheckURL (if any) to a task URL.
+func checkPolicy(env Env, field string, u *url.URL) error {
+	if env.CheckURL == nil {
+		return nil
+	}
+	if err := env.CheckURL(field, u); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
@@ -80,7 +93,10 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		// without an index (a plain MP4 needs its moov written at the end).
 		muxOpts = []string{"-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1"}
 	}
-	dir := filepath.Join(env.RecordDir, st.App, st.Name)
+	if st.ID <= 0 {
+		return Description{}, fmt.Errorf("%w: a record task needs the stream's id", ErrInvalid)
+	}
+	dir := RecordingDir(env.RecordDir, st.ID)
 	out := filepath.Join(dir, "%Y%m%d-%H%M%S."+ext)
 	in := relayInput(env, st, "record")
 	args := append(commonInput(in), "-c", "copy", "-map", "0:v?", "-map", "0:a?",
@@ -93,6 +109,9 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	src, err := parseURL("source", cfg.Source, "rtsp", "rtsps", "rtmp", "rtmps", "srt", "http", "https")
 	if err != nil {
+		return Description{}, err
+	}
+	if err := checkPolicy(env, "source", src); err != nil {
 		return Description{}, err
 	}
 	if (src.Scheme == "http" || src.Scheme == "https") && !strings.HasSuffix(src.Path, ".m3u8") {
@@ -161,7 +180,7 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		is := strconv.Itoa(i)
 		ab := r.AudioBitrate
 		if ab == 0 {
-			ab = 128
+			ab = DefaultAudioBitrate
 		}
 		args = append(args, "-map", "0:a:0", "-c:a:"+is, "aac", "-b:a:"+is, strconv.Itoa(ab)+"k")
 	}

@@ -3,14 +3,9 @@ package compile
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 )
-
-// nameRE is what an app, stream or rendition name may look like: it ends up
-// in URLs and file paths.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 func hasControl(s string) bool {
 	for _, r := range s {
@@ -22,11 +17,11 @@ func hasControl(s string) bool {
 }
 
 func checkStream(st StreamState) error {
-	if !nameRE.MatchString(st.App) || strings.Contains(st.App, "..") {
-		return fmt.Errorf("%w: app name %q", ErrInvalid, st.App)
+	if !ValidName(st.App) {
+		return fmt.Errorf("%w: app name %q: must be %s", ErrInvalid, st.App, NameRule)
 	}
-	if !nameRE.MatchString(st.Name) || strings.Contains(st.Name, "..") {
-		return fmt.Errorf("%w: stream name %q", ErrInvalid, st.Name)
+	if !ValidName(st.Name) {
+		return fmt.Errorf("%w: stream name %q: must be %s", ErrInvalid, st.Name, NameRule)
 	}
 	if st.Key != "" {
 		if err := checkKey(st.Key); err != nil {
@@ -80,18 +75,4 @@ func parseURL(what, s string, schemes ...string) (*url.URL, error) {
 	return u, nil
 }
 
-func checkRendition(r Rendition) error {
-	if !nameRE.MatchString(r.Name) {
-		return fmt.Errorf("%w: name %q: letters, digits, '.', '_' and '-' only", ErrInvalid, r.Name)
-	}
-	if r.Width < 16 || r.Width > 7680 || r.Height < 16 || r.Height > 4320 || r.Width%2 != 0 || r.Height%2 != 0 {
-		return fmt.Errorf("%w: size %dx%d: want even sizes between 16x16 and 7680x4320", ErrInvalid, r.Width, r.Height)
-	}
-	if r.VideoBitrate < 50 || r.VideoBitrate > 100000 {
-		return fmt.Errorf("%w: video bitrate %d kbit/s: want 50..100000", ErrInvalid, r.VideoBitrate)
-	}
-	if r.AudioBitrate != 0 && (r.AudioBitrate < 16 || r.AudioBitrate > 512) {
-		return fmt.Errorf("%w: audio bitrate %d kbit/s: want 16..512", ErrInvalid, r.AudioBitrate)
-	}
-	return nil
-}
+func checkRendition(r Rendition) error { return CheckRendition(r) }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/models"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -134,12 +135,19 @@ type controlPlane struct {
 // temporary directory) and waits until /readyz answers.
 func startControlPlane(tb testing.TB, dsn string) *controlPlane {
 	tb.Helper()
-	if dsn == "" {
-		dsn = filepath.Join(tb.TempDir(), "portier.db")
-	}
 	bin := peers.PortierBinary(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if dsn == "" {
+		// The offline commands never create a database: make it as
+		// `portier serve` would.
+		dsn = filepath.Join(tb.TempDir(), "portier.db")
+		s, err := models.Open(ctx, dsn)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.Close()
+	}
 	add := exec.CommandContext(ctx, bin, "user", "add", "--database-url", dsn, "--username", "bench", "--role", "operator")
 	add.Stdin = strings.NewReader("bench-password-123\n")
 	if out, err := add.CombinedOutput(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -129,7 +130,7 @@ func TestRunRecord(t *testing.T) {
 	})
 	t.Logf("publish to record task running: %v", time.Since(t0).Round(time.Millisecond))
 
-	dir := filepath.Join(a.dir, "recordings", "live", "rec1")
+	dir := compile.RecordingDir(filepath.Join(a.dir, "recordings"), int64(st.ID))
 	files := func() []string {
 		ents, _ := os.ReadDir(dir)
 		var out []string

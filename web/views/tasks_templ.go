@@ -1181,7 +1181,7 @@ func TaskConfigFormView(p Page, f TaskConfigForm) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = textField(p, "cfg-name", "name", p.T("Name"), f.Name, f.Errors.Get("name"), p.T("1-64 of A-Z a-z 0-9 _ -")).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = textField(p, "cfg-name", "name", p.T("Name"), f.Name, f.Errors.Get("name"), p.T(f.NameRule)).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

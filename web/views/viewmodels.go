@@ -113,6 +113,7 @@ type TaskConfigForm struct {
 	ID         int64 // 0: a new config
 	Type       string
 	Name       string
+	NameRule   string // the rule for names, shown as the field's hint
 	Enabled    bool
 	// restream
 	Target string

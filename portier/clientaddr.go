@@ -1,0 +1,77 @@
+package portier
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Client addresses. The address a request comes from is recorded in audit
+// events and sessions and keys login throttling, so it must not be
+// forgeable: X-Forwarded-For and X-Real-IP are believed only when the TCP
+// peer is one of Params.Security.TrustedProxies (none by default; gin
+// itself would trust every peer). clientAddr is the one function that
+// answers "who is this"; nothing else reads those headers.
+
+// ParseTrustedProxies parses a comma-separated list of networks (CIDR) or
+// single addresses, e.g. "10.0.0.0/8,192.168.1.7". Empty is none.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := parsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parsePrefix parses a CIDR network or a single address (a /32 or /128).
+func parsePrefix(f string) (netip.Prefix, error) {
+	if strings.Contains(f, "/") {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a network: want CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", f)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set: did you mean %s?", f, p.Masked())
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(f)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not a network: want CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", f)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// configureProxies tells gin which peers' forwarding headers to believe.
+func (s *Server) configureProxies() error {
+	list := make([]string, len(s.p.Security.TrustedProxies))
+	for i, p := range s.p.Security.TrustedProxies {
+		list[i] = p.String()
+	}
+	s.engine.TrustedPlatform = ""
+	s.engine.ForwardedByClientIP = len(list) > 0
+	s.engine.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+	if len(list) == 0 {
+		list = nil // trust no peer
+	}
+	if err := s.engine.SetTrustedProxies(list); err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
+	}
+	return nil
+}
+
+// clientAddr is the address of the client behind the request: the TCP
+// peer, or, when the peer is a trusted proxy, the address it forwarded
+// (gin walks X-Forwarded-For from the right, skipping trusted proxies).
+func (s *Server) clientAddr(c *gin.Context) string { return c.ClientIP() }
