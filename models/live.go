@@ -303,24 +303,7 @@ func later(a, b time.Time) time.Time {
 // (idempotent). wentOffline is true only for the call that left the stream
 // with no origin.
 func (s *Store) RemoveOrigin(ctx context.Context, streamID int64, node string, ev *AuditEvent) (wentOffline bool, err error) {
-	err = s.hot().Tx(ctx, func(tx *Store) error {
-		if err := tx.lockStream(ctx, streamID); err != nil {
-			return err
-		}
-		if err := tx.db(ctx).Where("stream_id = ? AND node_name = ?", streamID, node).Delete(&StreamOrigin{}).Error; err != nil {
-			return fmt.Errorf("remove origin: %w", err)
-		}
-		off, err := tx.markOfflineIfOrphan(ctx, streamID)
-		if err != nil {
-			return err
-		}
-		wentOffline = off
-		if ev != nil {
-			return tx.Audit(ctx, ev)
-		}
-		return nil
-	})
-	return wentOffline, err
+	return s.RemovePublishOrigin(ctx, streamID, node, 0, ev)
 }
 
 // lockStream serialises origin changes of one stream inside a transaction.
