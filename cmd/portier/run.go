@@ -37,8 +37,11 @@ type runConfig struct {
 	Capacity    int // 0: the number of CPUs
 	NoConcierge bool
 	HookAllow   string // parsed by portier.ParseHookAllow
-	LogLevel    string
-	HTTP        httpTimeoutConfig
+	// ClusterToken, when set, lets relays and concierges on other hosts
+	// join this all-in-one; empty: a new random token at each start.
+	ClusterToken string
+	LogLevel     string
+	HTTP         httpTimeoutConfig
 	securityConfig
 }
 
@@ -52,6 +55,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
+	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret for relays, concierges and media-server hooks that join this all-in-one from outside (default: a new random one at each start, known only to the embedded roles)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	c.securityConfig.flags(fs)
 	c.HTTP.flags(fs)
@@ -136,7 +140,10 @@ func runAll(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--rtmp-addr: %w", err)
 	}
-	token := randomToken()
+	token := cfg.ClusterToken
+	if token == "" {
+		token = randomToken()
+	}
 	allow, err := portier.ParseHookAllow(cfg.HookAllow)
 	if err != nil {
 		return fmt.Errorf("--hook-allow: %w", err)

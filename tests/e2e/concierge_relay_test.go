@@ -129,7 +129,7 @@ func TestConciergeRelay(t *testing.T) {
 		return ok && s.InternalPlayers >= 1
 	})
 	eventually(t, 20*time.Second, "a recording from the edge", func() bool {
-		files, _ := filepath.Glob(filepath.Join(recDir, "live", "near", "*.ts"))
+		files, _ := filepath.Glob(filepath.Join(compile.RecordingDir(recDir, st.ID), "*.ts"))
 		for _, f := range files {
 			if fi, err := os.Stat(f); err == nil && fi.Size() > 16<<10 {
 				return true

@@ -70,7 +70,7 @@ func (a *allInOne) signIn(t *testing.T, user, password string) *http.Client {
 // JPEG thumbnail of the stream.
 func TestRunStreamStatistics(t *testing.T) {
 	peers.RequireTool(t, "ffmpeg")
-	a := startAllInOne(t)
+	a := startAllInOne(t, "--cluster-token", relayClusterToken) // the edge below joins it
 	var st apiStream
 	if code := a.api(t, "POST", "/api/v1/streams", map[string]any{"name": "statcam"}, &st); code != http.StatusCreated {
 		t.Fatalf("create stream: HTTP %d", code)
