@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 )
 
@@ -84,6 +85,11 @@ func (s *Server) conciergeAssignments(c *gin.Context) {
 		}
 		// Cap before converting: a huge wait_ms must not overflow into a negative wait.
 		wait = min(time.Duration(min(ms, int(maxLongPoll/time.Millisecond)))*time.Millisecond, maxLongPoll)
+	}
+	// --http-read-timeout and --http-write-timeout may be shorter than the
+	// wait: this response is late on purpose.
+	if err := httpserve.LongPoll(c.Writer, wait); err != nil {
+		s.log.Warn("long poll: cannot lift the connection's deadlines", "err", err)
 	}
 	a, err := s.waitAssignment(c.Request.Context(), name, c.Query("after"), wait)
 	if err != nil {

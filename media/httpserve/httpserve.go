@@ -77,3 +77,15 @@ func Stream(w http.ResponseWriter) error {
 	}
 	return rc.SetWriteDeadline(time.Time{})
 }
+
+// LongPoll gives a response that waits up to wait before it writes (a long
+// poll) the time it needs, whatever the server's timeouts: it clears the
+// read deadline (whose expiry would cancel the request's context) and sets
+// the write deadline to wait plus a margin for the answer itself.
+func LongPoll(w http.ResponseWriter, wait time.Duration) error {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Time{}); err != nil {
+		return err
+	}
+	return rc.SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
+}
