@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -125,11 +124,19 @@ func (c *hlsOriginConfig) checkS3() error {
 }
 
 // backend opens the configured storage.
-func (c *hlsOriginConfig) backend() (hlsorigin.Backend, error) {
-	if strings.HasPrefix(c.Storage, "s3://") {
-		return nil, errors.New("--storage s3:// is not supported by this build")
+func (c *hlsOriginConfig) backend(ctx context.Context) (hlsorigin.Backend, error) {
+	if !strings.HasPrefix(c.Storage, "s3://") {
+		return hlsorigin.NewFSBackend(c.Storage)
 	}
-	return hlsorigin.NewFSBackend(c.Storage)
+	bucket, prefix := s3Location(c.Storage)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	b, err := hlsorigin.NewS3Backend(ctx, hlsorigin.S3Params{Endpoint: c.S3Endpoint, Region: c.S3Region, Bucket: bucket, Prefix: prefix,
+		AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")})
+	if err != nil {
+		return nil, fmt.Errorf("--storage %s: %w", c.Storage, err)
+	}
+	return b, nil
 }
 
 // hlsOriginAgent keeps an HLS origin registered with the control plane
@@ -175,7 +182,7 @@ func runHLSOrigin(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := cfg.backend()
+	b, err := cfg.backend(ctx)
 	if err != nil {
 		return err
 	}

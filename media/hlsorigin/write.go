@@ -70,14 +70,14 @@ func (o *Origin) authWrite(w http.ResponseWriter, r *http.Request, ob object, ki
 
 // lockFenced returns the stream's state locked after raising its fence to
 // c, or answers the request (409 fenced, 500) and returns nil.
-func (o *Origin) lockFenced(w http.ResponseWriter, r *http.Request, ob object, c hlscred.Cred, kind string) *streamState {
-	st, err := o.stream(r.Context(), ob.Stream)
+func (o *Origin) lockFenced(ctx context.Context, w http.ResponseWriter, r *http.Request, ob object, c hlscred.Cred, kind string) *streamState {
+	st, err := o.stream(ctx, ob.Stream)
 	if err != nil {
 		o.m.upload(kind, "storage_error")
 		o.fail(w, r, http.StatusInternalServerError, "storage", "storage error", err)
 		return nil
 	}
-	if err := o.raiseFence(r.Context(), st, c); err != nil {
+	if err := o.raiseFence(ctx, st, c); err != nil {
 		st.mu.Unlock()
 		var f *fencedError
 		if errors.As(err, &f) {
@@ -90,6 +90,17 @@ func (o *Origin) lockFenced(w http.ResponseWriter, r *http.Request, ob object, c
 		return nil
 	}
 	return st
+}
+
+// storeTimeout bounds the backend calls of one write.
+const storeTimeout = time.Minute
+
+// storeContext is the context of a write's backend calls: not the
+// request's, because ffmpeg may close a persistent connection right after
+// its last body without waiting for the answer, and a write whose body
+// arrived whole is stored all the same.
+func storeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 }
 
 // servePut stores a segment or a playlist.
@@ -108,7 +119,9 @@ func (o *Origin) servePut(w http.ResponseWriter, r *http.Request, ob object) {
 		o.tooLarge(w, r, kind, limit)
 		return
 	}
-	st := o.lockFenced(w, r, ob, c, kind)
+	fctx, cancel := storeContext(r)
+	st := o.lockFenced(fctx, w, r, ob, c, kind)
+	cancel()
 	if st == nil {
 		return
 	}
@@ -141,7 +154,9 @@ func (o *Origin) overQuota(w http.ResponseWriter, r *http.Request, kind string, 
 // without the stream's lock.
 func (o *Origin) putSegment(w http.ResponseWriter, r *http.Request, ob object, c hlscred.Cred, start time.Time) {
 	lr := &limitReader{r: r.Body, n: o.p.MaxSegmentBytes}
-	in, err := o.p.Backend.Put(r.Context(), ob.Key(), lr)
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	in, err := o.p.Backend.Put(ctx, ob.Key(), lr)
 	switch {
 	case errors.Is(err, errTooLarge):
 		o.tooLarge(w, r, "segment", o.p.MaxSegmentBytes)
@@ -157,7 +172,7 @@ func (o *Origin) putSegment(w http.ResponseWriter, r *http.Request, ob object, c
 		return
 	}
 	took := time.Since(start)
-	st, err := o.stream(r.Context(), ob.Stream)
+	st, err := o.stream(ctx, ob.Stream)
 	if err != nil {
 		o.m.upload("segment", "storage_error")
 		o.fail(w, r, http.StatusInternalServerError, "storage", "storage error", err)
@@ -166,7 +181,7 @@ func (o *Origin) putSegment(w http.ResponseWriter, r *http.Request, ob object, c
 	st.stored(in, o.p.Now())
 	over := st.bytes > o.p.StreamQuotaBytes
 	if over { // a chunked body went past the quota: take it back
-		if err := o.p.Backend.Delete(r.Context(), ob.Key()); err == nil {
+		if err := o.p.Backend.Delete(ctx, ob.Key()); err == nil {
 			st.removed(ob.Key())
 		}
 	} else if len(st.uploads) < 4096 {
@@ -193,7 +208,8 @@ func (o *Origin) putSegment(w http.ResponseWriter, r *http.Request, ob object, c
 // putPlaylist checks a playlist (every segment a media playlist lists must
 // be stored) and commits it under the stream's lock.
 func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, c hlscred.Cred, start time.Time) {
-	ctx := r.Context()
+	ctx, cancel := storeContext(r)
+	defer cancel()
 	lr := &limitReader{r: r.Body, n: maxPlaylistBytes}
 	body, err := io.ReadAll(lr)
 	if errors.Is(err, errTooLarge) {
@@ -214,12 +230,12 @@ func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, 
 	var rs renditionState
 	if ob.Kind == kindMedia {
 		if status, msg, err := o.checkListed(ctx, ob, pl); status != 0 {
-			result := "missing_segment"
+			result, code := "missing_segment", "missing_segment"
 			if status >= 500 {
-				result = "storage_error"
+				result, code = "storage_error", "storage"
 			}
 			o.m.upload("playlist", result)
-			o.fail(w, r, status, "missing_segment", msg, err)
+			o.fail(w, r, status, code, msg, err)
 			return
 		}
 		rs = renditionOf(ob, pl)
@@ -315,7 +331,9 @@ func (o *Origin) serveDelete(w http.ResponseWriter, r *http.Request, ob object) 
 	if !ok {
 		return
 	}
-	st := o.lockFenced(w, r, ob, c, "delete")
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	st := o.lockFenced(ctx, w, r, ob, c, "delete")
 	if st == nil {
 		return
 	}
@@ -334,7 +352,7 @@ func (o *Origin) serveDelete(w http.ResponseWriter, r *http.Request, ob object) 
 			return
 		}
 	}
-	if err := o.p.Backend.Delete(r.Context(), key); err != nil {
+	if err := o.p.Backend.Delete(ctx, key); err != nil {
 		o.m.storageError()
 		o.m.upload("delete", "storage_error")
 		o.fail(w, r, http.StatusInternalServerError, "storage", "storage error", err)

@@ -260,3 +260,43 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-hls-origin"
 	})
 }
+
+// The same ffmpeg ladder into `portier hls-origin --storage s3://…` on a
+// real S3 server (versitygw, posix backend); a restart of the origin keeps
+// the fence, read back from the bucket.
+func TestHLSOriginFFmpegS3(t *testing.T) {
+	g := peers.StartVersityGW(t)
+	g.CreateBucket(t, "media")
+	cp := startControlPlane(t)
+	env := []string{"AWS_ACCESS_KEY_ID=" + g.AccessKey, "AWS_SECRET_ACCESS_KEY=" + g.SecretKey}
+	s3 := []string{"--s3-endpoint", g.Endpoint(), "--s3-insecure", "--s3-region", "us-east-1"}
+	hp := startHLSOrigin(t, "hls-s3", cp.URL, "s3://media/portier/hls", env, true, s3...)
+	ffmpegHLSIntoOrigin(t, hp.httpAddr)
+	if ents, _ := filepath.Glob(filepath.Join(g.Dir, "media", "portier", "hls", "s", "1", "v0", "seg_*.ts")); len(ents) < 3 {
+		t.Errorf("segments in the bucket: %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(g.Dir, "media", "portier", "hls", "fence", "1.json")); err != nil {
+		t.Errorf("fence object: %v", err)
+	}
+	// Restart: the fence is read back from the bucket.
+	hp.kill(syscall.SIGTERM)
+	hp2 := startHLSOrigin(t, "hls-s3", cp.URL, "s3://media/portier/hls", env, true, s3...)
+	put := func(addr string, c hlscred.Cred) int {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/hls/s/1/v0/late.ts", strings.NewReader("x"))
+		req.Header.Set("Authorization", "Bearer "+hlscred.Sign(relayClusterToken, c))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := put(hp2.httpAddr, hlscred.Cred{StreamID: 1, TaskID: 2, Epoch: 1}); st != http.StatusCreated {
+		t.Fatalf("newer task after restart = %d", st)
+	}
+	hp2.kill(syscall.SIGTERM)
+	hp3 := startHLSOrigin(t, "hls-s3", cp.URL, "s3://media/portier/hls", env, true, s3...)
+	if st := put(hp3.httpAddr, hlscred.Cred{StreamID: 1, TaskID: 1, Epoch: 1}); st != http.StatusConflict {
+		t.Errorf("older task after a restart = %d, want 409", st)
+	}
+}
