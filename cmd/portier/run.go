@@ -183,6 +183,7 @@ func runAll(ctx context.Context, args []string) error {
 		return err
 	}
 	srv.StartBackground(ctx)
+	srv.Metrics().Registry.MustRegister(hlsOrigin.Collectors()...)
 
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,

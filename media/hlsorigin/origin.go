@@ -140,6 +140,12 @@ func (o *Origin) Close() error {
 // Registry is the origin's Prometheus registry.
 func (o *Origin) Registry() *prometheus.Registry { return o.m.registry }
 
+// Collectors are the origin's metrics, for another registry (`portier run`
+// serves them on the control plane's /metrics).
+func (o *Origin) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{o.m.uploads, o.m.latency, o.m.bytesIn, o.m.bytesOut, o.m.deletions, o.m.storageErr}
+}
+
 // Load is the origin's load since the previous call, for heartbeats.
 func (o *Origin) Load() Load {
 	l := o.m.load(o.p.Now())

@@ -361,6 +361,10 @@ func TestRetention(t *testing.T) {
 	e.clk.Add(time.Second)
 	e.mustPut("/hls/s/1/v0/index.m3u8", c, mediaPlaylist(2, 1, "s1.ts", "s2.ts", "s3.ts"))
 	// s0 left the playlist now: it stays for 2 s (its duration) + 6 s (the playlist).
+	// ffmpeg's delete_segments asks to delete it early: deferred to retention.
+	if st, _, _ := e.do(http.MethodDelete, "/hls/s/1/v0/s0.ts", c, nil); st != http.StatusAccepted || get("/hls/s/1/v0/s0.ts") != 200 {
+		t.Errorf("DELETE inside the window = %d (want 202, still readable)", st)
+	}
 	e.clk.Add(7 * time.Second)
 	e.o.Sweep(context.Background())
 	if get("/hls/s/1/v0/s0.ts") != 200 {
@@ -374,7 +378,7 @@ func TestRetention(t *testing.T) {
 			t.Errorf("after the window: GET %s = %d, want %d", p, got, want)
 		}
 	}
-	// A DELETE of a listed segment is refused; of a departed one inside its window, deferred.
+	// A DELETE of a listed segment is refused.
 	if st, _, _ := e.do(http.MethodDelete, "/hls/s/1/v0/s1.ts", c, nil); st != http.StatusConflict {
 		t.Errorf("DELETE listed = %d, want 409", st)
 	}
@@ -395,6 +399,9 @@ func TestRetention(t *testing.T) {
 	}
 	if st, _ := e.put("/hls/s/1/v0/s1.ts", c, "late"); st != http.StatusConflict {
 		t.Errorf("fence forgotten with the files: PUT = %d", st)
+	}
+	if _, _, m := e.do(http.MethodGet, "/metrics", "", nil); !strings.Contains(m, "portier_hls_origin_retention_deletions_total 7") {
+		t.Errorf("retention deletions not counted (s0, s4, then the stream's 5 files):\n%s", m)
 	}
 }
 
@@ -417,5 +424,68 @@ func TestKeepAliveUploads(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("upload %d = %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// slowBody delivers its bytes after a delay, like an uploader that cannot
+// keep up with real time.
+type slowBody struct {
+	r     io.Reader
+	delay time.Duration
+	slept bool
+}
+
+func (s *slowBody) Read(p []byte) (int, error) {
+	if !s.slept {
+		s.slept = true
+		time.Sleep(s.delay) // simulates the slow uploader; nothing is awaited
+	}
+	return s.r.Read(p)
+}
+
+// lockedBuffer is a log sink safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func TestSlowUploadWarningAndMetrics(t *testing.T) {
+	var logs lockedBuffer
+	e := start(t, "", Params{})
+	e.o.log = slog.New(slog.NewTextHandler(&logs, nil))
+	c := cred(1, 1, 1)
+	if st, _, b := e.do(http.MethodPut, "/hls/s/1/v0/slow.ts", c, &slowBody{r: strings.NewReader("seg"), delay: 200 * time.Millisecond}); st != http.StatusCreated {
+		t.Fatalf("PUT = %d %s", st, b)
+	}
+	e.mustPut("/hls/s/1/v0/fast.ts", c, "seg")
+	e.mustPut("/hls/s/1/v0/index.m3u8", c, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:0.100,\nslow.ts\n#EXTINF:10.0,\nfast.ts\n")
+	out := logs.String()
+	if !strings.Contains(out, "slow segment upload") || !strings.Contains(out, "s/1/v0/slow.ts") || strings.Contains(out, "fast.ts") {
+		t.Errorf("want one slow-upload warning for slow.ts, got:\n%s", out)
+	}
+	_, _ = e.put("/hls/s/1/v0/index.m3u8", c, mediaPlaylist(1, 0, "missing.ts"))
+	e.do(http.MethodGet, "/hls/s/1/v0/fast.ts", token, nil)
+	_, _, m := e.do(http.MethodGet, "/metrics", "", nil)
+	for _, want := range []string{
+		`portier_hls_origin_uploads_total{kind="segment",result="ok"} 2`,
+		`portier_hls_origin_uploads_total{kind="playlist",result="missing_segment"} 1`,
+		`portier_hls_origin_upload_seconds_count{kind="segment"} 2`,
+		`portier_hls_origin_bytes_out_total 3`,
+		`portier_hls_origin_storage_errors_total 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if l := e.o.Load(); l.Streams != 1 {
+		t.Errorf("Load = %+v", l)
 	}
 }

@@ -342,7 +342,7 @@ func (o *Origin) serveDelete(w http.ResponseWriter, r *http.Request, ob object) 
 	now := o.p.Now()
 	if ob.Kind == kindSegment {
 		if st.listedAnywhere(key) {
-			o.m.upload("delete", "bad_request")
+			o.m.upload("delete", "listed")
 			o.fail(w, r, http.StatusConflict, "listed", "the segment is listed by the latest media playlist; retention deletes it after it leaves", nil)
 			return
 		}

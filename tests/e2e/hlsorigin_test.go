@@ -248,6 +248,9 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 	if st, _ := do(http.MethodGet, "/hls/s/7/v0/seg_1.ts", "", ""); st != http.StatusUnauthorized {
 		t.Errorf("GET without a token = %d, want 401", st)
 	}
+	if st, b := do(http.MethodGet, "/metrics", "", ""); st != 200 || !strings.Contains(b, `portier_hls_origin_uploads_total{kind="segment",result="ok"} 1`) {
+		t.Errorf("run's /metrics = %d without the origin's upload count:\n%s", st, grepLines(b, "hls_origin"))
+	}
 	if _, err := os.Stat(filepath.Join(a.dir, "hls", "s", "7", "v0", "seg_1.ts")); err != nil {
 		t.Errorf("segment not under DATA/hls: %v", err)
 	}
