@@ -147,6 +147,7 @@ func ffmpegHLSIntoOrigin(t *testing.T, addr string) {
 	if !strings.Contains(m, `portier_hls_origin_uploads_total{kind="segment",result="ok"}`) {
 		t.Errorf("no segment upload counted:\n%s", grepLines(m, "uploads_total"))
 	}
+	t.Logf("origin upload metrics:\n%s", grepLines(m, "upload_seconds_sum")+"\n"+grepLines(m, "upload_seconds_count")+"\n"+grepLines(m, "bytes_in_total"))
 	// The media playlist has the cache headers of the contract.
 	req, _ = http.NewRequest(http.MethodGet, base+"v0/index.m3u8", nil)
 	req.Header.Set("Authorization", "Bearer "+relayClusterToken)
@@ -202,6 +203,9 @@ func TestHLSOriginFFmpeg(t *testing.T) {
 	ffmpegHLSIntoOrigin(t, hp.httpAddr)
 	if ents, _ := filepath.Glob(filepath.Join(dir, "s", "1", "v0", "seg_*.ts")); len(ents) < 3 {
 		t.Errorf("segments on disk: %v", ents)
+	}
+	if b, _ := os.ReadFile(hp.log.Name()); strings.Contains(string(b), "slow segment upload") {
+		t.Errorf("slow-upload warnings for a ladder that keeps up:\n%s", grepLines(string(b), "slow segment"))
 	}
 
 	clash := startHLSOrigin(t, "hls-1", cp.URL, t.TempDir(), nil, false)
