@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlscred"
+	"github.com/portier/portier/tests/peers"
 )
 
 const token = "cluster-secret"
@@ -43,12 +44,15 @@ func start(t *testing.T, dir string, p Params) *env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	b, err := NewFSBackend(dir)
-	if err != nil {
-		t.Fatal(err)
+	if p.Backend == nil {
+		b, err := NewFSBackend(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Backend = b
 	}
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	p.Backend, p.ClusterToken, p.Now = b, token, clk.Now
+	p.ClusterToken, p.Now = token, clk.Now
 	p.SweepInterval = time.Hour // tests call Sweep themselves
 	if testing.Verbose() {
 		p.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -257,8 +261,21 @@ func TestPlaylistListingMissingSegment(t *testing.T) {
 	}
 }
 
-func TestReads(t *testing.T) {
-	e := start(t, "", Params{})
+func TestReads(t *testing.T) { testReads(t, start(t, "", Params{})) }
+
+// The same reads from an S3 bucket (a real versitygw): Range and
+// conditional requests go through the S3 object's Seek.
+func TestReadsS3(t *testing.T) {
+	g := peers.StartVersityGW(t)
+	g.CreateBucket(t, "media")
+	b, err := NewS3Backend(context.Background(), S3Params{Endpoint: g.Endpoint(), Bucket: "media", Prefix: "hls/", AccessKey: g.AccessKey, SecretKey: g.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testReads(t, start(t, "", Params{Backend: b}))
+}
+
+func testReads(t *testing.T, e *env) {
 	c := cred(1, 1, 1)
 	seg := strings.Repeat("0123456789", 100)
 	e.mustPut("/hls/s/1/v0/s1.ts", c, seg)
