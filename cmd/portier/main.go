@@ -59,7 +59,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: portier COMMAND [options]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.usage)
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(os.Stderr, "\nEvery option can also be set as PORTIER_<OPTION> or in a YAML file given with --config.")
 }
