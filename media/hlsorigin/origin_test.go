@@ -28,6 +28,7 @@ type clock struct {
 
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func (c *clock) Set(t time.Time)     { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 type env struct {
 	t    *testing.T
@@ -504,5 +505,26 @@ func TestSlowUploadWarningAndMetrics(t *testing.T) {
 	}
 	if l := e.o.Load(); l.Streams != 1 {
 		t.Errorf("Load = %+v", l)
+	}
+}
+
+// After a restart the origin finds the streams it holds and applies
+// retention to them too (last write = newest file's modification time).
+func TestRetentionAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir, Params{Retention: time.Minute})
+	e.mustPut("/hls/s/4/v0/a.ts", cred(4, 1, 1), "a")
+	e.mustPut("/hls/s/4/v0/index.m3u8", cred(4, 1, 1), mediaPlaylist(2, 0, "a.ts"))
+	e.stop()
+	e2 := start(t, dir, Params{Retention: time.Minute})
+	e2.clk.Set(time.Now().Add(30 * time.Second))
+	e2.o.Sweep(context.Background())
+	if st, _, _ := e2.do(http.MethodGet, "/hls/s/4/v0/a.ts", token, nil); st != 200 {
+		t.Fatalf("listed segment gone inside --retention: %d", st)
+	}
+	e2.clk.Add(time.Minute)
+	e2.o.Sweep(context.Background())
+	if st, _, _ := e2.do(http.MethodGet, "/hls/s/4/v0/index.m3u8", token, nil); st != http.StatusNotFound {
+		t.Fatalf("stream kept past --retention after a restart: %d", st)
 	}
 }
