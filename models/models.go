@@ -189,6 +189,9 @@ type NodeLoad struct {
 	BitrateIn   int64 `json:"bitrate_in"`
 	BitrateOut  int64 `json:"bitrate_out"`
 	CostUsed    int   `json:"cost_used"`
+	// UploadsPerSecond and StorageErrors are reported by HLS origins.
+	UploadsPerSecond float64 `json:"uploads_per_second,omitempty"`
+	StorageErrors    int64   `json:"storage_errors,omitempty"`
 }
 
 // Value stores the load as JSON text.

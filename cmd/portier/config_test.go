@@ -32,6 +32,9 @@ var loaders = map[string]func(args []string) (roleConfig, error){
 	"serve":     func(a []string) (roleConfig, error) { return loadConfig[serveConfig]("serve", a) },
 	"relay":     func(a []string) (roleConfig, error) { return loadConfig[relayConfig]("relay", a) },
 	"concierge": func(a []string) (roleConfig, error) { return loadConfig[conciergeConfig]("concierge", a) },
+	"hls-origin": func(a []string) (roleConfig, error) {
+		return loadConfig[hlsOriginConfig]("hls-origin", a)
+	},
 }
 
 // Every shipped sample config loads and validates through the loader its
@@ -54,6 +57,10 @@ func TestSampleConfigsLoad(t *testing.T) {
 			return r.Role == "edge" && len(r.staticOrigins()) == 2
 		}},
 		{"concierge.yaml", "concierge", func(c roleConfig) bool { return c.(*conciergeConfig).Capacity == 8 }},
+		{"hls-origin.yaml", "hls-origin", func(c roleConfig) bool {
+			h := c.(*hlsOriginConfig)
+			return h.Name == "hls-origin-1" && h.Retention == 10*time.Minute && h.Storage == "/var/lib/portier/hls"
+		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join(sampleDir, tc.file)

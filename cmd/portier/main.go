@@ -23,6 +23,7 @@ func commands() []command {
 		{"run", "all roles in one process on SQLite (the embedded default)", runAll},
 		{"serve", "the control plane (web UI, REST API, hooks, scheduler)", runServe},
 		{"relay", "an RTMP/HTTP-FLV media relay (--role origin|edge)", runRelay},
+		{"hls-origin", "the HLS origin: stores the playlists and segments HLS tasks upload", runHLSOrigin},
 		{"concierge", "a worker daemon that runs ffmpeg tasks under supervisord", runConcierge},
 		{"user", "manage users: portier user add|passwd|list", runUser},
 		{"token", "manage API tokens: portier token add --username U", runToken},
@@ -58,7 +59,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: portier COMMAND [options]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.usage)
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(os.Stderr, "\nEvery option can also be set as PORTIER_<OPTION> or in a YAML file given with --config.")
 }

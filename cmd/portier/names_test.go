@@ -19,6 +19,8 @@ func TestDefaultNodeNames(t *testing.T) {
 		{"concierge", []string{"--control", "http://c:8080"}, host + "-concierge"},
 		{"concierge", []string{"--control", "http://c:8080", "--http-addr", ":8092"}, host + "-concierge-8092"},
 		{"concierge", []string{"--control", "http://c:8080", "--http-addr", ""}, host + "-concierge"},
+		{"hls-origin", []string{"--control", "http://c:8080", "--cluster-token", "t", "--storage", "/x"}, host + "-hls-origin"},
+		{"hls-origin", []string{"--control", "http://c:8080", "--cluster-token", "t", "--storage", "/x", "--http-addr", ":8091"}, host + "-hls-origin-8091"},
 	} {
 		c, err := loaders[tc.command](tc.args)
 		if err != nil {
@@ -30,6 +32,8 @@ func TestDefaultNodeNames(t *testing.T) {
 		case *relayConfig:
 			got = c.Name
 		case *conciergeConfig:
+			got = c.Name
+		case *hlsOriginConfig:
 			got = c.Name
 		}
 		if got != tc.want {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portier/portier/concierge"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/media/hlsorigin"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/portier"
@@ -149,6 +150,21 @@ func runAll(ctx context.Context, args []string) error {
 		return fmt.Errorf("--hook-allow: %w", err)
 	}
 
+	// The HLS origin is mounted on the HTTP address under /hls/s/, with
+	// its files in DATA/hls; HLS tasks PUT to it like to a separate one.
+	hlsBackend, err := hlsorigin.NewFSBackend(filepath.Join(dataAbs, "hls"))
+	if err != nil {
+		return err
+	}
+	hlsOrigin, err := hlsorigin.New(hlsorigin.Params{Backend: hlsBackend, ClusterToken: token, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := hlsOrigin.Start(ctx); err != nil {
+		return fmt.Errorf("embedded hls origin: %w", err)
+	}
+	defer hlsOrigin.Close()
+
 	sec, err := cfg.securityConfig.params()
 	if err != nil {
 		return err
@@ -160,12 +176,14 @@ func runAll(ctx context.Context, args []string) error {
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
 			RecordDir:    filepath.Join(dataAbs, "recordings"),
+			HLSOriginURL: control,
 		}},
 	})
 	if err != nil {
 		return err
 	}
 	srv.StartBackground(ctx)
+	srv.Metrics().Registry.MustRegister(hlsOrigin.Collectors()...)
 
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
@@ -211,8 +229,24 @@ func runAll(ctx context.Context, args []string) error {
 		}()
 	}
 
+	hlsAgent, err := hlsOriginAgent(hlsOrigin, control, token, cfg.Name+"-hls-origin", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), logger)
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hlsAgent.Run(cctx)
+		if err := hlsAgent.Err(); err != nil {
+			select {
+			case fatal <- fmt.Errorf("embedded hls origin: %w", err):
+			default: // another part already ends the run
+			}
+		}
+	}()
+
 	srv.MountRelay(rel.HTTPHandler())
-	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler()), cfg.HTTP.timeouts())
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler(), hlsOrigin.Handler()), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
@@ -231,6 +265,7 @@ func runAll(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Printf("  HTTP-FLV        %s/live/NAME.flv\n", web)
+	fmt.Printf("  HLS origin      %s/hls/s/STREAM/ (files in %s)\n", web, filepath.Join(dataAbs, "hls"))
 	switch {
 	case created && adminPW == "":
 		fmt.Printf("  first login     admin / %s   (shown once: change it in the UI)\n", pw)
@@ -258,12 +293,15 @@ func runAll(ctx context.Context, args []string) error {
 }
 
 // allInOneHandler serves the control plane and, on the same address, the
-// relay's HTTP-FLV playback (*.flv). The relay's own API, metrics and probes
+// relay's HTTP-FLV playback (*.flv) and the HLS origin (/hls/s/, which
+// checks its own credentials). The relay's own API, metrics and probes
 // are under /relay/, served by the control plane (portier.Server.MountRelay)
 // so that its authentication guards the relay API.
-func allInOneHandler(control, relayHTTP http.Handler) http.Handler {
+func allInOneHandler(control, relayHTTP, hlsOrigin http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasPrefix(r.URL.Path, hlsorigin.PathPrefix):
+			hlsOrigin.ServeHTTP(w, r)
 		case strings.HasSuffix(r.URL.Path, ".flv") && strings.Count(r.URL.Path, "/") == 2:
 			relayHTTP.ServeHTTP(w, r)
 		default:

@@ -135,6 +135,9 @@ type Load struct {
 	BitrateIn   int64 `json:"bitrate_in"`
 	BitrateOut  int64 `json:"bitrate_out"`
 	CostUsed    int   `json:"cost_used"`
+	// UploadsPerSecond and StorageErrors are reported by HLS origins.
+	UploadsPerSecond float64 `json:"uploads_per_second,omitempty"`
+	StorageErrors    int64   `json:"storage_errors,omitempty"`
 }
 
 // Heartbeat is one heartbeat body. Published is the full set of app/name
