@@ -1,5 +1,6 @@
 // Package hlscheck checks what an HLS writer published against the promises
-// of Portier's HLS task: every EXTINF within the target duration, a media
+// of Portier's HLS task: every EXTINF within the target duration, a target
+// duration that never changes, a media
 // sequence that never decreases (across restarts too), a sequence number
 // that always names the same segment, program date times, and (with a
 // Recorder in front of the writer) no segment URL written twice with
@@ -201,6 +202,10 @@ func (c *Checker) Media(url string, body []byte) {
 	prev := c.versions[url]
 	if n := len(prev); n > 0 && m.MediaSequence < prev[n-1].MediaSequence {
 		c.problem("%s: EXT-X-MEDIA-SEQUENCE went down from %d to %d", url, prev[n-1].MediaSequence, m.MediaSequence)
+	}
+	// RFC 8216 6.2.1: the target duration of a media playlist never changes.
+	if n := len(prev); n > 0 && m.TargetDuration != prev[n-1].TargetDuration {
+		c.problem("%s: EXT-X-TARGETDURATION changed from %d to %d", url, prev[n-1].TargetDuration, m.TargetDuration)
 	}
 	seen := c.bySeq[url]
 	if seen == nil {

@@ -39,6 +39,7 @@ func TestCheckerFindsBrokenPromises(t *testing.T) {
 		{"long segment", [][]byte{media("10", "2.6")}, "EXTINF 2.600 > TARGETDURATION 2"},
 		{"sequence down", [][]byte{media("10", "2"), media("9", "2")}, "went down from 10 to 9"},
 		{"sequence renamed", [][]byte{media("10", "2"), []byte(strings.Replace(string(media("10", "2")), "b.ts", "c.ts", 1))}, "sequence number 11 was b.ts, now c.ts"},
+		{"target changed", [][]byte{media("10", "2"), []byte(strings.Replace(string(media("10", "2")), "TARGETDURATION:2", "TARGETDURATION:4", 1))}, "EXT-X-TARGETDURATION changed from 2 to 4"},
 		{"not a playlist", [][]byte{[]byte("<html>")}, "#EXTM3U"},
 	} {
 		c := NewChecker()
