@@ -56,6 +56,12 @@ func newRun(t wire.Task, relay string) *run {
 		r.descErr = errors.New("task description has no command")
 	}
 	r.desc = r.desc.Rebase(relay)
+	if r.descErr == nil {
+		// The credential names this epoch: a runner fenced off by a
+		// failover keeps its old one, which the HLS origin refuses once
+		// the new runner has written.
+		r.desc, r.descErr = r.desc.WithCredential(t.Credential)
+	}
 	return r
 }
 
@@ -74,7 +80,7 @@ func (r *run) redactor() *redact.Redactor {
 	if r.red == nil {
 		var d wire.Description
 		_ = json.Unmarshal(r.task.Description, &d)
-		r.red = redact.New(redact.TaskSecrets(r.task.Type, d.Args)...)
+		r.red = redact.New(append(redact.TaskSecrets(r.task.Type, d.Args), r.task.Credential)...)
 	}
 	return r.red
 }

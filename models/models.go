@@ -147,6 +147,9 @@ type TaskDescription struct {
 	// on it, which a concierge with its own relay rebases (compile.Description).
 	Relay     string `json:"relay,omitempty"`
 	RelayArgs []int  `json:"relay_args,omitempty"`
+	// CredentialArg: the argument holding the HLS credential placeholder,
+	// which the concierge fills per assignment (compile.Description).
+	CredentialArg int `json:"credential_arg,omitempty"`
 }
 
 // Value stores the description as JSON text.

@@ -40,6 +40,7 @@ const schedLockID = 0x706f72746965 // "portie"
 // is the compiled description as stored (JSON).
 type SchedTask struct {
 	ID           int64      `gorm:"column:id" json:"id"`
+	StreamID     int64      `gorm:"column:stream_id" json:"stream_id"`
 	Type         string     `gorm:"column:type" json:"type"`
 	Description  RawJSON    `gorm:"column:description" json:"description"`
 	DesiredState string     `gorm:"column:desired_state" json:"desired_state"`
@@ -94,7 +95,7 @@ type Assignment struct {
 	Epoch  int64
 }
 
-const taskCols = "id, type, description, desired_state, state, node_name, epoch, lease_until, restarts, reason"
+const taskCols = "id, stream_id, type, description, desired_state, state, node_name, epoch, lease_until, restarts, reason"
 
 // writeTx is Tx (which on SQLite takes the write lock first, see Tx).
 func (s *Store) writeTx(ctx context.Context, fn func(tx *Store) error) error {

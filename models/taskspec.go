@@ -77,13 +77,29 @@ type PullSpec struct {
 	Source string `json:"source"`
 }
 
-// Rendition is one rung of an HLS ladder.
+// Rendition is one rung of an HLS ladder (compile.Rendition says what the
+// fields mean). A preset ("1080p", "720p", "480p", "360p", "audio", "copy")
+// fills what is left out; the stored spec holds the expanded rendition.
 type Rendition struct {
 	Name             string `json:"name"`
+	Preset           string `json:"preset,omitempty"`
+	Kind             string `json:"kind,omitempty"` // video (default), copy or audio
 	Width            int    `json:"width"`
 	Height           int    `json:"height"`
+	FPS              int    `json:"fps,omitempty"`
 	VideoBitrateKbps int    `json:"video_bitrate_kbps"`
 	AudioBitrateKbps int    `json:"audio_bitrate_kbps"`
+}
+
+// Compile is r as the compiler takes it.
+func (r Rendition) Compile() compile.Rendition {
+	return compile.Rendition{Name: r.Name, Preset: r.Preset, Kind: r.Kind, Width: r.Width, Height: r.Height,
+		FPS: r.FPS, VideoBitrate: r.VideoBitrateKbps, AudioBitrate: r.AudioBitrateKbps}
+}
+
+func renditionOf(r compile.Rendition) Rendition {
+	return Rendition{Name: r.Name, Preset: r.Preset, Kind: r.Kind, Width: r.Width, Height: r.Height,
+		FPS: r.FPS, VideoBitrateKbps: r.VideoBitrate, AudioBitrateKbps: r.AudioBitrate}
 }
 
 // HLSSpec transcodes the stream into a multi-variant HLS ladder.
@@ -190,36 +206,25 @@ func (r *PullSpec) Validate() error {
 	return nil
 }
 
-// Validate checks an HLS ladder.
+// Validate checks an HLS ladder with the compiler's rules
+// (compile.CheckLadder) and stores it expanded (presets, defaults).
 func (h *HLSSpec) Validate() error {
-	if len(h.Renditions) == 0 {
-		return specErr("renditions", "needs at least one rendition")
-	}
-	if len(h.Renditions) > 8 {
-		return specErr("renditions", "at most 8 renditions")
-	}
-	if h.SegmentSeconds == 0 {
-		h.SegmentSeconds = 2
-	}
-	if h.SegmentSeconds < 1 || h.SegmentSeconds > 30 {
-		return specErr("segment_seconds", "must be between 1 and 30")
-	}
-	seen := map[string]bool{}
+	in := make([]compile.Rendition, len(h.Renditions))
 	for i, r := range h.Renditions {
-		f := fmt.Sprintf("renditions[%d]", i)
-		if err := compile.CheckRendition(compile.Rendition{Name: r.Name, Width: r.Width, Height: r.Height,
-			VideoBitrate: r.VideoBitrateKbps, AudioBitrate: r.AudioBitrateKbps}); err != nil {
-			var re *compile.RuleError
-			if errors.As(err, &re) {
-				return specErr(f+"."+re.Field, "%s", re.Message)
-			}
-			return specErr(f, "%v", err)
-		}
-		if seen[r.Name] {
-			return specErr(f+".name", "duplicate rendition name %q", r.Name)
-		}
-		seen[r.Name] = true
+		in[i] = r.Compile()
 	}
+	out, seg, err := compile.CheckLadder(in, h.SegmentSeconds)
+	if err != nil {
+		var re *compile.RuleError
+		if errors.As(err, &re) {
+			return specErr(re.Field, "%s", re.Message)
+		}
+		return specErr("renditions", "%v", err)
+	}
+	for i, r := range out {
+		h.Renditions[i] = renditionOf(r)
+	}
+	h.SegmentSeconds = seg
 	return nil
 }
 

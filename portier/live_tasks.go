@@ -110,10 +110,7 @@ func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (
 		}
 		in.SegmentSeconds = sp.SegmentSeconds
 		for _, r := range sp.Renditions {
-			in.Renditions = append(in.Renditions, compile.Rendition{
-				Name: r.Name, Width: r.Width, Height: r.Height,
-				VideoBitrate: r.VideoBitrateKbps, AudioBitrate: r.AudioBitrateKbps,
-			})
+			in.Renditions = append(in.Renditions, r.Compile())
 		}
 	}
 	return compile.Compile(in, compile.StreamState{
@@ -126,14 +123,14 @@ func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (
 func toModelDescription(d compile.Description) models.TaskDescription {
 	return models.TaskDescription{
 		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
-		Relay: d.Relay, RelayArgs: d.RelayArgs,
+		Relay: d.Relay, RelayArgs: d.RelayArgs, CredentialArg: d.CredentialArg,
 	}
 }
 
 func fromModelDescription(typ string, d models.TaskDescription) compile.Description {
 	return compile.Description{
 		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
-		Relay: d.Relay, RelayArgs: d.RelayArgs,
+		Relay: d.Relay, RelayArgs: d.RelayArgs, CredentialArg: d.CredentialArg,
 	}
 }
 

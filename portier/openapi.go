@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/portier/compile"
 )
 
 // The OpenAPI 3 document of /api/v1, written by hand as Go values. A test
@@ -69,8 +71,11 @@ var openAPISchemas = obj{
 	"StreamCreate": props([]string{"name"}, obj{"name": obj{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
 		"app": obj{"type": "string", "default": "live"}}),
 	"StreamPatch": props(nil, obj{"name": tStr, "enabled": tBool, "allow_takeover": tBool}),
-	"Rendition": props([]string{"name", "width", "height", "video_bitrate_kbps"}, obj{"name": tStr, "width": tInt,
-		"height": tInt, "video_bitrate_kbps": tInt, "audio_bitrate_kbps": tInt}),
+	"Rendition": props(nil, obj{"name": obj{"type": "string", "description": "default: the preset's name"},
+		"preset": obj{"type": "string", "enum": compile.PresetNames, "description": "fills the fields left out; stored expanded"},
+		"kind":   obj{"type": "string", "enum": []string{compile.KindVideo, compile.KindCopy, compile.KindAudio}, "default": compile.KindVideo},
+		"width":  tInt, "height": tInt, "fps": obj{"type": "integer", "description": "0: the source's frame rate"},
+		"video_bitrate_kbps": tInt, "audio_bitrate_kbps": tInt}),
 	"TaskConfig": props([]string{"type", "name"}, obj{
 		"id": tInt, "stream_id": tInt, "type": obj{"type": "string", "enum": []string{"restream", "record", "pull", "hls"}},
 		"name": tStr, "enabled": tBool, "version": tInt, "created_at": tTime, "updated_at": tTime,

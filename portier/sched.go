@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/hlscred"
 	"github.com/portier/portier/models"
 )
 
@@ -319,14 +320,20 @@ func (sc *scheduler) reapAndPoll(ctx context.Context, log interface {
 	}
 }
 
-// assignmentOf builds a concierge's assignment and its version.
-func assignmentOf(tasks []models.SchedTask, lease time.Duration) wire.Assignment {
+// assignmentOf builds a concierge's assignment and its version. Each HLS
+// task gets its credential for its epoch, signed with the cluster token
+// (internal/hlscred): the version already changes with the epoch.
+func assignmentOf(tasks []models.SchedTask, lease time.Duration, clusterToken string) wire.Assignment {
 	h := sha256.New()
 	out := wire.Assignment{Tasks: make([]wire.Task, 0, len(tasks)), LeaseMS: lease.Milliseconds()}
 	for _, t := range tasks {
 		d := sha256.Sum256(t.Description)
 		fmt.Fprintf(h, "%d:%d:%s:%x;", t.ID, t.Epoch, t.DesiredState, d[:8])
-		out.Tasks = append(out.Tasks, wire.Task{ID: t.ID, Epoch: t.Epoch, Type: t.Type, DesiredState: t.DesiredState, State: t.State, Description: []byte(t.Description)})
+		wt := wire.Task{ID: t.ID, Epoch: t.Epoch, Type: t.Type, DesiredState: t.DesiredState, State: t.State, Description: []byte(t.Description)}
+		if t.Type == models.TypeHLS && clusterToken != "" {
+			wt.Credential = hlscred.Sign(clusterToken, hlscred.Cred{StreamID: t.StreamID, TaskID: t.ID, Epoch: t.Epoch})
+		}
+		out.Tasks = append(out.Tasks, wt)
 	}
 	out.Version = hex.EncodeToString(h.Sum(nil)[:12])
 	return out
@@ -344,7 +351,7 @@ func (s *Server) waitAssignment(ctx context.Context, node, after string, wait ti
 		if err != nil {
 			return wire.Assignment{}, err
 		}
-		a := assignmentOf(tasks, sc.lease)
+		a := assignmentOf(tasks, sc.lease, s.p.ClusterToken)
 		if a.Version != after {
 			return a, nil
 		}

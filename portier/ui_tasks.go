@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/web/views"
 )
 
@@ -38,7 +39,12 @@ func configRow(tc *models.TaskConfig) views.TaskConfigRow {
 		if sp, err := tc.HLS(); err == nil {
 			var names []string
 			for _, rd := range sp.Renditions {
-				names = append(names, fmt.Sprintf("%s %dx%d", rd.Name, rd.Width, rd.Height))
+				switch rd.Kind {
+				case compile.KindCopy, compile.KindAudio:
+					names = append(names, rd.Name+" ("+rd.Kind+")")
+				default:
+					names = append(names, fmt.Sprintf("%s %dx%d", rd.Name, rd.Width, rd.Height))
+				}
 			}
 			r.Summary = strings.Join(names, ", ")
 		}
@@ -65,7 +71,7 @@ func (s *Server) uiNewConfig(c *gin.Context) {
 	case models.TypeRecord:
 		f.SegmentSeconds, f.RecordFormat = "60", "mp4"
 	case models.TypeHLS:
-		f.Renditions = "720p 1280x720 2500 128\n360p 640x360 800 96"
+		f.Renditions = "720p\n480p\n360p\naudio"
 		f.HLSSegmentSeconds = "2"
 	}
 	s.renderConfigForm(c, http.StatusOK, f)
@@ -139,14 +145,43 @@ func formSpec(f *views.TaskConfigForm) []byte {
 	return b
 }
 
-// parseRendition reads "name WIDTHxHEIGHT VIDEO_KBPS [AUDIO_KBPS]".
+// parseRendition reads one line of the form's ladder: a preset alone
+// ("720p", "audio", "copy": compile.PresetNames), "name copy",
+// "name audio [AUDIO_KBPS]" or "name WIDTHxHEIGHT VIDEO_KBPS [AUDIO_KBPS]".
 func parseRendition(line string) (models.Rendition, error) {
 	var r models.Rendition
 	f := strings.Fields(line)
-	if len(f) < 3 || len(f) > 4 {
-		return r, errors.New(`write "name WIDTHxHEIGHT video-kbps audio-kbps", e.g. "720p 1280x720 2500 128"`)
+	if len(f) == 1 {
+		if _, ok := compile.Presets[f[0]]; !ok {
+			return r, fmt.Errorf("%q is not a preset (%s)", f[0], strings.Join(compile.PresetNames, ", "))
+		}
+		return models.Rendition{Preset: f[0]}, nil
 	}
 	r.Name = f[0]
+	switch strings.ToLower(f[1]) {
+	case compile.KindCopy:
+		if len(f) != 2 {
+			return r, errors.New(`write "name copy": a copy rendition has no size or bitrate`)
+		}
+		r.Kind = compile.KindCopy
+		return r, nil
+	case compile.KindAudio:
+		r.Kind = compile.KindAudio
+		if len(f) > 3 {
+			return r, errors.New(`write "name audio audio-kbps", e.g. "radio audio 96"`)
+		}
+		if len(f) == 3 {
+			a, err := strconv.Atoi(f[2])
+			if err != nil {
+				return r, fmt.Errorf("audio bitrate %q must be a number of kbit/s", f[2])
+			}
+			r.AudioBitrateKbps = a
+		}
+		return r, nil
+	}
+	if len(f) < 3 || len(f) > 4 {
+		return r, errors.New(`write a preset (e.g. "720p") or "name WIDTHxHEIGHT video-kbps audio-kbps", e.g. "720p 1280x720 2500 128"`)
+	}
 	w, h, ok := strings.Cut(strings.ToLower(f[1]), "x")
 	var err1, err2, err3 error
 	r.Width, err1 = strconv.Atoi(w)
@@ -166,6 +201,17 @@ func parseRendition(line string) (models.Rendition, error) {
 		r.AudioBitrateKbps = a
 	}
 	return r, nil
+}
+
+// renditionLine is the form's line for a stored (expanded) rendition.
+func renditionLine(r models.Rendition) string {
+	switch r.Kind {
+	case compile.KindCopy:
+		return r.Name + " copy"
+	case compile.KindAudio:
+		return fmt.Sprintf("%s audio %d", r.Name, r.AudioBitrateKbps)
+	}
+	return fmt.Sprintf("%s %dx%d %d %d", r.Name, r.Width, r.Height, r.VideoBitrateKbps, r.AudioBitrateKbps)
 }
 
 // specFieldError puts a store validation error next to its form field.
@@ -275,7 +321,7 @@ func (s *Server) uiEditConfig(c *gin.Context) {
 		sp, _ := tc.HLS()
 		var lines []string
 		for _, r := range sp.Renditions {
-			lines = append(lines, fmt.Sprintf("%s %dx%d %d %d", r.Name, r.Width, r.Height, r.VideoBitrateKbps, r.AudioBitrateKbps))
+			lines = append(lines, renditionLine(r))
 		}
 		f.Renditions, f.HLSSegmentSeconds = strings.Join(lines, "\n"), strconv.Itoa(sp.SegmentSeconds)
 	}

@@ -5,6 +5,8 @@ package wire
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -57,7 +59,17 @@ type Task struct {
 	State        string `json:"state"`
 	// Description is the compiled description (command, args, env, dirs, cost…).
 	Description json.RawMessage `json:"description"`
+	// Credential is the task's HLS credential at this epoch
+	// (internal/hlscred), signed by the control plane for each assignment
+	// of a task whose description has a CredentialArg; WithCredential puts
+	// it in place. A failover raises the epoch and so brings a new
+	// credential, while the description stays the same.
+	Credential string `json:"credential,omitempty"`
 }
+
+// CredentialPlaceholder stands for Task.Credential in the argument
+// Description.CredentialArg (the compiler writes it: compile.CredentialPlaceholder).
+const CredentialPlaceholder = "{{PORTIER_HLS_CREDENTIAL}}"
 
 // Description is the part of a compiled description the concierge uses.
 type Description struct {
@@ -73,6 +85,35 @@ type Description struct {
 	// (--relay-rtmp) puts its base in their place (Rebase).
 	Relay     string `json:"relay,omitempty"`
 	RelayArgs []int  `json:"relay_args,omitempty"`
+	// CredentialArg is the index of the argument holding
+	// CredentialPlaceholder (0: none; see WithCredential).
+	CredentialArg int `json:"credential_arg,omitempty"`
+}
+
+// WithCredential returns d with the credential cred in place of
+// CredentialPlaceholder in its argument CredentialArg. A description
+// without a CredentialArg is returned as it is; one with a CredentialArg
+// needs a credential of printable ASCII without spaces (it goes into an
+// HTTP header).
+func (d Description) WithCredential(cred string) (Description, error) {
+	if d.CredentialArg == 0 {
+		return d, nil
+	}
+	i := d.CredentialArg
+	if i < 0 || i >= len(d.Args) || !strings.Contains(d.Args[i], CredentialPlaceholder) {
+		return d, fmt.Errorf("task description: argument %d holds no credential placeholder", i)
+	}
+	if cred == "" {
+		return d, errors.New("the assignment carries no HLS credential for this task (is the control plane's cluster token set?)")
+	}
+	for _, r := range cred {
+		if r <= ' ' || r >= 0x7f {
+			return d, errors.New("the assignment's HLS credential contains a space, control or non-ASCII character")
+		}
+	}
+	d.Args = slices.Clone(d.Args)
+	d.Args[i] = strings.ReplaceAll(d.Args[i], CredentialPlaceholder, cred)
+	return d, nil
 }
 
 // Rebase returns d with the relay base of its relay arguments (and of its

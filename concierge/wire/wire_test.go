@@ -2,7 +2,10 @@ package wire
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/portier/portier/portier/compile"
 )
 
 func TestRebase(t *testing.T) {
@@ -31,5 +34,42 @@ func TestRebase(t *testing.T) {
 	odd := Description{Args: []string{"-i", "rtsp://cam/x"}, Relay: "rtmp://r:1935", RelayArgs: []int{1, 7, -1}}
 	if r := odd.Rebase("rtmp://e:1935"); !slices.Equal(r.Args, odd.Args) {
 		t.Errorf("odd: %q", r.Args)
+	}
+}
+
+func TestWithCredential(t *testing.T) {
+	d := Description{Args: []string{"-i", "x", "-headers", "Authorization: Bearer " + CredentialPlaceholder + "\r\n", "out"}, CredentialArg: 3}
+	got, err := d.WithCredential("hls1.1.2.3.abcd")
+	if err != nil || got.Args[3] != "Authorization: Bearer hls1.1.2.3.abcd\r\n" {
+		t.Fatalf("%q %v", got.Args, err)
+	}
+	if !strings.Contains(d.Args[3], CredentialPlaceholder) {
+		t.Error("WithCredential changed the caller's arguments")
+	}
+	for _, bad := range []struct {
+		d    Description
+		cred string
+	}{
+		{d, ""},
+		{d, "a\r\nX-Evil: 1"},
+		{d, "a b"},
+		{Description{Args: []string{"-i", "x"}, CredentialArg: 1}, "c"},
+		{Description{Args: []string{"-i"}, CredentialArg: 5}, "c"},
+	} {
+		if _, err := bad.d.WithCredential(bad.cred); err == nil {
+			t.Errorf("%q with %q: no error", bad.d.Args, bad.cred)
+		}
+	}
+	// No CredentialArg: nothing to do, whatever the assignment carries.
+	plain := Description{Args: []string{"-i", "x"}}
+	if got, err := plain.WithCredential(""); err != nil || !slices.Equal(got.Args, plain.Args) {
+		t.Errorf("%q %v", got.Args, err)
+	}
+}
+
+// The compiler writes the placeholder the concierge replaces.
+func TestCredentialPlaceholderIsTheCompilers(t *testing.T) {
+	if CredentialPlaceholder != compile.CredentialPlaceholder {
+		t.Fatalf("wire %q, compile %q", CredentialPlaceholder, compile.CredentialPlaceholder)
 	}
 }

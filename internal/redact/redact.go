@@ -36,6 +36,9 @@ var (
 	queryRE = regexp.MustCompile(`(?i)([?&;](?:` + strings.Join(sensitiveParams, "|") + `)=)[^&\s'"]+`)
 	// bearer: Authorization: Bearer VALUE (and Basic).
 	bearerRE = regexp.MustCompile(`(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+`)
+	// hlsCred: an HLS task credential (internal/hlscred, "hls1.S.T.E.SIG")
+	// wherever it stands, as ffmpeg may quote the header without "Bearer".
+	hlsCredRE = regexp.MustCompile(`\bhls1\.[0-9]+\.[0-9]+\.[0-9]+\.[0-9A-Fa-f]+`)
 )
 
 // Redactor replaces the secret values it knows, and anything that looks
@@ -96,6 +99,7 @@ func (r *Redactor) String(s string) string {
 	s = userinfoRE.ReplaceAllString(s, "${1}"+Mask+"@")
 	s = queryRE.ReplaceAllString(s, "${1}"+Mask)
 	s = bearerRE.ReplaceAllString(s, "${1}"+Mask)
+	s = hlsCredRE.ReplaceAllString(s, Mask)
 	return s
 }
 

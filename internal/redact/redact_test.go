@@ -27,6 +27,8 @@ func TestString(t *testing.T) {
 			"rtmp://relay:1935/live/cam?key=***&x=1 and srt://t:9000?streamid=***&latency=20 and ?portier_internal=***"},
 		{"token and sig, any case", nil, "GET /x?Token=t0k3n&SIG=abc", "GET /x?Token=***&SIG=***"},
 		{"bearer header", nil, "Authorization: Bearer eyJhbGciOi.x-y_z", "Authorization: Bearer ***"},
+		{"hls credential", nil, "headers: Authorization: Bearer hls1.7.12.3.00112233445566778899aabbccddeeff\r\n; got hls1.7.12.3.0a1b2c3d4e5f60718293a4b5c6d7e8f9 refused",
+			"headers: Authorization: Bearer ***\r\n; got *** refused"},
 		{"short secret only as a URL part", []string{"target"},
 			"target refused connection: rtmp://h:1/live/target: Connection refused; /x/targets stays; ?k=target&x=target",
 			"target refused connection: rtmp://h:1/live/***: Connection refused; /x/targets stays; ?k=***&x=***"},

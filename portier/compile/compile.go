@@ -28,11 +28,17 @@ const (
 // ErrInvalid is wrapped by every validation error Compile returns.
 var ErrInvalid = errors.New("invalid task config")
 
-// Rendition is one variant of an HLS ladder.
+// Rendition is one variant of an HLS ladder. Kind says what it is: an
+// encoded video rung (KindVideo, the default), the source as is (KindCopy)
+// or audio only (KindAudio). A Preset fills the fields left zero (see
+// Presets and ExpandRendition).
 type Rendition struct {
 	Name         string `json:"name"`
+	Preset       string `json:"preset,omitempty"`
+	Kind         string `json:"kind,omitempty"`
 	Width        int    `json:"width"`
 	Height       int    `json:"height"`
+	FPS          int    `json:"fps,omitempty"` // 0 keeps the source's frame rate
 	VideoBitrate int    `json:"video_bitrate_kbps"`
 	AudioBitrate int    `json:"audio_bitrate_kbps"`
 }
@@ -76,9 +82,6 @@ type Env struct {
 	RelayRTMPURL string // base URL of the relay tasks pull from and publish to, e.g. rtmp://127.0.0.1:1935
 	RecordDir    string // base directory for recordings
 	HLSOriginURL string // base URL of the HLS origin, e.g. http://127.0.0.1:8090
-	// HLSToken returns the bearer token a task presents to the HLS origin for
-	// the given path prefix (per-task authorisation). Nil means no auth header.
-	HLSToken func(prefix string) string
 	// CheckURL, when set, vets the source of a pull and the target of a
 	// restream against the deployment's network policy (the control plane
 	// passes models.TaskURLPolicy.Check), so a config saved before a
@@ -117,7 +120,19 @@ type Description struct {
 	// them out.
 	Relay     string `json:"relay,omitempty"`
 	RelayArgs []int  `json:"relay_args,omitempty"`
+	// CredentialArg is the index of the argument that holds
+	// CredentialPlaceholder (0: none). The credential of an HLS task names
+	// its task id and fencing epoch, which change after compilation (a
+	// failover raises the epoch, the description stays), so the control
+	// plane signs one per assignment and the concierge puts it in place of
+	// the placeholder when it writes the program. It follows from Args, so
+	// Hash leaves it out.
+	CredentialArg int `json:"credential_arg,omitempty"`
 }
+
+// CredentialPlaceholder stands for the task's HLS credential in the
+// argument Description.CredentialArg (concierge/wire has the same value).
+const CredentialPlaceholder = "{{PORTIER_HLS_CREDENTIAL}}"
 
 // Hash is a stable digest of the parts of d that affect the running process:
 // command, arguments, environment, URLs, directories and cost.
@@ -200,7 +215,7 @@ func Compile(cfg TaskConfigInput, st StreamState, env Env) (Description, error) 
 		}
 	}
 	for i, a := range d.Args {
-		// The value of -headers is built here from a checked token and
+		// The value of -headers is built here (the credential header) and
 		// must end in CR LF; everything else must be free of control bytes.
 		if i > 0 && d.Args[i-1] == "-headers" {
 			continue

@@ -22,7 +22,6 @@ var (
 		RelayRTMPURL: "rtmp://127.0.0.1:1935",
 		RecordDir:    "/var/lib/portier/rec",
 		HLSOriginURL: "http://127.0.0.1:8090/",
-		HLSToken:     func(prefix string) string { return "tok-" + strings.ReplaceAll(prefix, "/", "-") },
 	}
 	ladder = []Rendition{
 		{Name: "720p", Width: 1280, Height: 720, VideoBitrate: 3000, AudioBitrate: 128},
@@ -45,6 +44,13 @@ func TestCompileGolden(t *testing.T) {
 		{"pull_rtsp", TaskConfigInput{Type: TypePull, Source: "rtsp://cam.local:554/stream1"}},
 		{"pull_rtmp", TaskConfigInput{Type: TypePull, Source: "rtmp://other.example.com/live/x"}},
 		{"hls_ladder", TaskConfigInput{Type: TypeHLS, Renditions: ladder}},
+		{"hls_fps_seg4", TaskConfigInput{Type: TypeHLS, SegmentSeconds: 4, Renditions: []Rendition{
+			{Name: "720p30", Width: 1280, Height: 720, FPS: 30, VideoBitrate: 3000}, {Name: "360p15", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500, AudioBitrate: 64}}}},
+		{"hls_copy", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "source", Kind: KindCopy}, ladder[1]}}},
+		{"hls_copy_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "copy"}}}},
+		{"hls_audio", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[0], {Name: "radio", Kind: KindAudio, AudioBitrate: 64}}}},
+		{"hls_audio_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "audio"}}}},
+		{"hls_presets", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "1080p"}, {Preset: "720p"}, {Preset: "480p", Name: "sd", VideoBitrate: 1000}, {Preset: "copy", Name: "src"}, {Preset: "audio"}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +76,9 @@ func TestCompileGolden(t *testing.T) {
 			if d.Version != d.Hash() || d.Version == "" {
 				t.Errorf("version %q does not match hash %q", d.Version, d.Hash())
 			}
+			if tc.cfg.Type == TypeHLS && (d.CredentialArg <= 0 || !strings.Contains(d.Args[d.CredentialArg], CredentialPlaceholder)) {
+				t.Errorf("credential argument %d does not hold the placeholder", d.CredentialArg)
+			}
 			if d.Command != "ffmpeg" || d.Cost < 1 || len(d.Outputs) == 0 || d.Input == "" {
 				t.Errorf("incomplete description: %+v", d)
 			}
@@ -85,6 +94,27 @@ func TestCompileCosts(t *testing.T) {
 	// 1280x720 = 4 units of 640x360, 640x360 = 1 unit.
 	if d.Cost != 5 {
 		t.Errorf("hls cost = %d, want 5", d.Cost)
+	}
+	// Cost is encoding work: pixels × frame rate (30 fps when the source's
+	// is kept); copy and audio-only renditions add nothing.
+	for _, tc := range []struct {
+		rs   []Rendition
+		want int
+	}{
+		{[]Rendition{{Name: "a", Width: 1280, Height: 720, FPS: 60, VideoBitrate: 3000}}, 8},
+		{[]Rendition{{Name: "a", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500}, {Name: "b", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500}}, 1},
+		{[]Rendition{{Preset: "1080p"}, {Preset: "copy"}, {Preset: "audio"}}, 9},
+		{[]Rendition{{Preset: "copy"}}, 1},
+		{[]Rendition{{Preset: "audio"}}, 1},
+		{[]Rendition{{Preset: "copy"}, {Preset: "audio"}, {Preset: "360p"}}, 1},
+	} {
+		d, err := Compile(TaskConfigInput{Type: TypeHLS, Renditions: tc.rs}, testStream, testEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Cost != tc.want {
+			t.Errorf("cost of %+v = %d, want %d", tc.rs, d.Cost, tc.want)
+		}
 	}
 	for _, typ := range []TaskConfigInput{
 		{Type: TypeRestream, Target: "rtmp://x.example.com/app"},
@@ -125,6 +155,7 @@ func TestCompileInvalid(t *testing.T) {
 		{"relative record dir", TaskConfigInput{Type: TypeRecord}, testStream, Env{RelayRTMPURL: "rtmp://r", RecordDir: "rec"}, "absolute"},
 		{"record segment", TaskConfigInput{Type: TypeRecord, SegmentSeconds: -1}, testStream, testEnv, "segment_seconds"},
 		{"empty ladder", TaskConfigInput{Type: TypeHLS}, testStream, testEnv, "renditions"},
+		{"hls without stream id", TaskConfigInput{Type: TypeHLS, Renditions: ladder}, StreamState{App: "live", Name: "s"}, testEnv, "stream's id"},
 		{"odd size", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a", Width: 641, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "even number"},
 		{"dup rendition", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[0], ladder[0]}}, testStream, testEnv, "twice"},
 		{"rendition name", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "a b", Width: 640, Height: 360, VideoBitrate: 500}}}, testStream, testEnv, "name"},
@@ -132,8 +163,6 @@ func TestCompileInvalid(t *testing.T) {
 		{"traversal stream", TaskConfigInput{Type: TypeRecord}, StreamState{App: "live", Name: "a..b"}, testEnv, "stream name"},
 		{"slash stream", TaskConfigInput{Type: TypeRecord}, StreamState{App: "live", Name: "a/b"}, testEnv, "stream name"},
 		{"no relay", TaskConfigInput{Type: TypeRecord}, testStream, Env{RecordDir: "/x"}, "relay URL"},
-		{"token with newline", TaskConfigInput{Type: TypeHLS, Renditions: ladder}, testStream,
-			Env{RelayRTMPURL: "rtmp://r", HLSOriginURL: "http://o", HLSToken: func(string) string { return "a\r\nX-Evil: 1" }}, "HLS token"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,7 +244,6 @@ func TestSecretsRedactable(t *testing.T) {
 		{TaskConfigInput{Type: TypeRestream, Target: "srt://ingest.example.com:9000?latency=200000", Key: "sk-123"}, []string{"sk-123"}},
 		{TaskConfigInput{Type: TypeRestream, Target: "rtmp://user:pw@h/app", Key: "k"}, []string{"pw"}},
 		{TaskConfigInput{Type: TypePull, Source: "rtsp://admin:hunter2@cam.local:554/stream1"}, []string{"hunter2", testStream.Key}},
-		{TaskConfigInput{Type: TypeHLS, Renditions: ladder}, []string{"tok-live-show"}},
 	} {
 		d, err := Compile(tc.cfg, testStream, testEnv)
 		if err != nil {
@@ -257,5 +285,66 @@ func TestCompileURLPolicy(t *testing.T) {
 	}
 	if len(seen) != 4 {
 		t.Errorf("CheckURL calls: %v", seen)
+	}
+}
+
+// TestCheckLadderRefuses: the ladders the compiler refuses, each with the
+// field the API names (models and the UI report the same field).
+func TestCheckLadderRefuses(t *testing.T) {
+	v := func(name string) Rendition { return Rendition{Name: name, Width: 640, Height: 360, VideoBitrate: 800} }
+	nine := make([]Rendition, 9)
+	for i := range nine {
+		nine[i] = v("r" + string(rune('a'+i)))
+	}
+	for _, tc := range []struct {
+		name  string
+		rs    []Rendition
+		seg   int
+		field string
+	}{
+		{"empty", nil, 0, "renditions"},
+		{"too many", nine, 0, "renditions"},
+		{"segment too long", []Rendition{v("a")}, 31, "segment_seconds"},
+		{"segment negative", []Rendition{v("a")}, -1, "segment_seconds"},
+		{"odd width", []Rendition{{Name: "a", Width: 641, Height: 360, VideoBitrate: 800}}, 0, "renditions[0].width"},
+		{"no size", []Rendition{{Name: "a", VideoBitrate: 800}}, 0, "renditions[0].width"},
+		{"odd height", []Rendition{v("a"), {Name: "b", Width: 640, Height: 361, VideoBitrate: 800}}, 0, "renditions[1].height"},
+		{"no bitrate", []Rendition{{Name: "a", Width: 640, Height: 360}}, 0, "renditions[0].video_bitrate_kbps"},
+		{"fps", []Rendition{{Name: "a", Width: 640, Height: 360, FPS: 240, VideoBitrate: 800}}, 0, "renditions[0].fps"},
+		{"audio bitrate", []Rendition{{Name: "a", Width: 640, Height: 360, VideoBitrate: 800, AudioBitrate: 1000}}, 0, "renditions[0].audio_bitrate_kbps"},
+		{"bad name", []Rendition{{Name: "-a", Width: 640, Height: 360, VideoBitrate: 800}}, 0, "renditions[0].name"},
+		{"no name", []Rendition{{Width: 640, Height: 360, VideoBitrate: 800}}, 0, "renditions[0].name"},
+		{"dup name", []Rendition{v("a"), v("a")}, 0, "renditions[1].name"},
+		{"dup preset", []Rendition{{Preset: "720p"}, {Preset: "720p"}}, 0, "renditions[1].name"},
+		{"unknown preset", []Rendition{{Preset: "4k"}}, 0, "renditions[0].preset"},
+		{"preset kind", []Rendition{{Preset: "audio", Kind: KindVideo}}, 0, "renditions[0].kind"},
+		{"unknown kind", []Rendition{{Name: "a", Kind: "subtitles"}}, 0, "renditions[0].kind"},
+		{"copy with size", []Rendition{{Name: "a", Kind: KindCopy, Width: 640, Height: 360}}, 0, "renditions[0].width"},
+		{"copy with bitrate", []Rendition{{Name: "a", Kind: KindCopy, VideoBitrate: 800}}, 0, "renditions[0].video_bitrate_kbps"},
+		{"copy with audio bitrate", []Rendition{{Name: "a", Kind: KindCopy, AudioBitrate: 96}}, 0, "renditions[0].audio_bitrate_kbps"},
+		{"audio with size", []Rendition{{Name: "a", Kind: KindAudio, Height: 360}}, 0, "renditions[0].height"},
+		{"audio with fps", []Rendition{{Name: "a", Kind: KindAudio, FPS: 30}}, 0, "renditions[0].fps"},
+		{"two copies", []Rendition{{Preset: "copy"}, {Name: "b", Kind: KindCopy}}, 0, "renditions[1].kind"},
+		{"two audio", []Rendition{{Preset: "audio"}, {Name: "b", Kind: KindAudio}}, 0, "renditions[1].kind"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := CheckLadder(tc.rs, tc.seg)
+			var re *RuleError
+			if !errors.As(err, &re) || re.Field != tc.field || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("CheckLadder: %v (%#v), want a rule error for %s", err, re, tc.field)
+			}
+			if _, err := Compile(TaskConfigInput{Type: TypeHLS, Renditions: tc.rs, SegmentSeconds: tc.seg}, testStream, testEnv); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Compile accepted what CheckLadder refuses: %v", err)
+			}
+		})
+	}
+	rs, seg, err := CheckLadder([]Rendition{{Preset: "480p", VideoBitrate: 1000}, {Preset: "audio", Name: "radio"}}, 0)
+	if err != nil || seg != DefaultSegmentSeconds {
+		t.Fatal(err, seg)
+	}
+	want := []Rendition{{Name: "480p", Preset: "480p", Kind: KindVideo, Width: 854, Height: 480, VideoBitrate: 1000, AudioBitrate: 96},
+		{Name: "radio", Preset: "audio", Kind: KindAudio, AudioBitrate: 128}}
+	if !slices.Equal(rs, want) {
+		t.Errorf("expanded ladder %+v, want %+v", rs, want)
 	}
 }

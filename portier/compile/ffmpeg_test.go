@@ -58,7 +58,7 @@ func TestFFmpegRunsHLS(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		defer mu.Unlock()
-		if r.Header.Get("Authorization") != "Bearer tok-live-show" {
+		if r.Header.Get("Authorization") != "Bearer hls1.test-credential" {
 			noTok++
 		}
 		if r.Method == http.MethodPut {
@@ -68,16 +68,32 @@ func TestFFmpegRunsHLS(t *testing.T) {
 	defer srv.Close()
 	env := testEnv
 	env.HLSOriginURL = srv.URL
-	d, err := Compile(TaskConfigInput{Type: TypeHLS, Renditions: ladder}, testStream, env)
+	// A ladder with every kind of rendition.
+	rs := append(slices.Clone(ladder), Rendition{Preset: "copy", Name: "src"}, Rendition{Preset: "audio"})
+	d, err := Compile(TaskConfigInput{Type: TypeHLS, Renditions: rs}, testStream, env)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the concierge does with the assignment's credential.
+	d.Args[d.CredentialArg] = strings.Replace(d.Args[d.CredentialArg], CredentialPlaceholder, "hls1.test-credential", 1)
 	runWithInput(t, d, sampleFile(t))
 	mu.Lock()
 	defer mu.Unlock()
-	for _, p := range []string{"/live/show/master.m3u8", "/live/show/720p/index.m3u8", "/live/show/360p/index.m3u8", "/live/show/720p/seg_00000.ts", "/live/show/360p/seg_00001.ts"} {
+	segs := map[string]int{}
+	for p := range puts {
+		dir, file := filepath.Split(p)
+		if strings.HasSuffix(file, ".ts") {
+			segs[dir]++
+		}
+	}
+	for _, p := range []string{"/hls/s/7/master.m3u8", "/hls/s/7/720p/index.m3u8", "/hls/s/7/360p/index.m3u8", "/hls/s/7/src/index.m3u8", "/hls/s/7/audio/index.m3u8"} {
 		if puts[p] == 0 {
 			t.Errorf("no PUT of %s (got %v)", p, puts)
+		}
+	}
+	for _, r := range []string{"720p", "360p", "src", "audio"} {
+		if segs["/hls/s/7/"+r+"/"] < 2 {
+			t.Errorf("rendition %s: %d segments PUT (got %v)", r, segs["/hls/s/7/"+r+"/"], puts)
 		}
 	}
 	if noTok != 0 {

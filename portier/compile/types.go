@@ -2,7 +2,6 @@ package compile
 
 import (
 	"fmt"
-	"math"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -123,88 +122,4 @@ func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	out := relayURL(env, st) + "?key=" + url.QueryEscape(st.Key)
 	args := append(commonInput(cfg.Source), "-c", "copy", "-f", "flv", out)
 	return Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1, RelayArgs: []int{len(args) - 1}}, nil
-}
-
-// hlsPixelUnit is the pixel count of one cost unit (640x360).
-const hlsPixelUnit = 640 * 360
-
-func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
-	if _, err := parseURL("HLS origin", env.HLSOriginURL, "http", "https"); err != nil {
-		return Description{}, err
-	}
-	n := len(cfg.Renditions)
-	if n == 0 || n > 8 {
-		return Description{}, fmt.Errorf("%w: an HLS ladder needs 1 to 8 renditions (got %d)", ErrInvalid, n)
-	}
-	seg := cfg.SegmentSeconds
-	if seg == 0 {
-		seg = 2
-	}
-	if seg < 1 || seg > 30 {
-		return Description{}, fmt.Errorf("%w: segment_seconds %d: want 1..30", ErrInvalid, seg)
-	}
-	names := map[string]bool{}
-	cost := 0
-	var split strings.Builder
-	fmt.Fprintf(&split, "[0:v]split=%d", n)
-	for i := range n {
-		fmt.Fprintf(&split, "[s%d]", i)
-	}
-	var scales []string
-	for i, r := range cfg.Renditions {
-		if err := checkRendition(r); err != nil {
-			return Description{}, fmt.Errorf("rendition %d: %w", i, err)
-		}
-		if names[r.Name] {
-			return Description{}, fmt.Errorf("%w: rendition name %q is used twice", ErrInvalid, r.Name)
-		}
-		names[r.Name] = true
-		scales = append(scales, fmt.Sprintf("[s%d]scale=w=%d:h=%d[v%d]", i, r.Width, r.Height, i))
-		cost += int(math.Ceil(float64(r.Width*r.Height) / hlsPixelUnit))
-	}
-	prefix := st.App + "/" + st.Name
-	base := strings.TrimRight(env.HLSOriginURL, "/") + "/" + prefix
-	in := relayInput(env, st, "hls")
-	args := commonInput(in)
-	args = append(args, "-filter_complex", split.String()+";"+strings.Join(scales, ";"))
-	var varMap []string
-	for i, r := range cfg.Renditions {
-		is := strconv.Itoa(i)
-		vb := strconv.Itoa(r.VideoBitrate) + "k"
-		args = append(args, "-map", "[v"+is+"]",
-			"-c:v:"+is, "libx264", "-b:v:"+is, vb, "-maxrate:v:"+is, vb,
-			"-bufsize:v:"+is, strconv.Itoa(2*r.VideoBitrate)+"k")
-		varMap = append(varMap, fmt.Sprintf("v:%d,a:%d,name:%s", i, i, r.Name))
-	}
-	for i, r := range cfg.Renditions {
-		is := strconv.Itoa(i)
-		ab := r.AudioBitrate
-		if ab == 0 {
-			ab = DefaultAudioBitrate
-		}
-		args = append(args, "-map", "0:a:0", "-c:a:"+is, "aac", "-b:a:"+is, strconv.Itoa(ab)+"k")
-	}
-	segStr := strconv.Itoa(seg)
-	args = append(args,
-		"-preset", "veryfast", "-sc_threshold", "0",
-		"-force_key_frames", "expr:gte(t,n_forced*"+segStr+")",
-		"-f", "hls", "-hls_time", segStr, "-hls_list_size", "6",
-		"-hls_flags", "delete_segments+independent_segments", "-hls_segment_type", "mpegts",
-		"-master_pl_name", "master.m3u8", "-var_stream_map", strings.Join(varMap, " "),
-		"-method", "PUT", "-http_persistent", "1")
-	if env.HLSToken != nil {
-		if tok := env.HLSToken(prefix); tok != "" {
-			if err := checkKey(tok); err != nil {
-				return Description{}, fmt.Errorf("HLS token: %w", err)
-			}
-			args = append(args, "-headers", "Authorization: Bearer "+tok+"\r\n")
-		}
-	}
-	segURL := base + "/%v/seg_%05d.ts"
-	playlist := base + "/%v/index.m3u8"
-	args = append(args, "-hls_segment_filename", segURL, playlist)
-	return Description{
-		Args: args, Input: in, Outputs: []string{base + "/master.m3u8", playlist}, Cost: cost,
-		RelayArgs: []int{inputArg(args)},
-	}, nil
 }

@@ -54,7 +54,7 @@ var german = map[string]string{
 	"Target URL":                          "Ziel-URL",
 	"Stream key at the target (optional)": "Streamschlüssel beim Ziel (optional)", "Format": "Format",
 	"automatic": "automatisch", "Segment length (seconds)": "Segmentlänge (Sekunden)", "Source URL": "Quell-URL",
-	"Renditions, one per line: name WIDTHxHEIGHT video-kbps audio-kbps": "Varianten, eine pro Zeile: Name BREITExHÖHE Video-kbps Audio-kbps",
+	"Renditions, one per line: a preset (1080p, 720p, 480p, 360p, audio, copy), name WIDTHxHEIGHT video-kbps audio-kbps, name copy, or name audio audio-kbps": "Varianten, eine pro Zeile: eine Vorlage (1080p, 720p, 480p, 360p, audio, copy), Name BREITExHÖHE Video-kbps Audio-kbps, Name copy oder Name audio Audio-kbps",
 	"Edit %s": "%s bearbeiten", "This stream already has a task config named %s.": "Dieser Stream hat schon eine Aufgabenkonfiguration namens %s.",
 	"Delete the task config %s of %s?": "Die Aufgabenkonfiguration %s von %s löschen?", "Its running task stops.": "Ihre laufende Aufgabe wird beendet.",
 	"Filter": "Filtern", "any": "alle", "Task": "Aufgabe", "Node": "Knoten", "Restarts": "Neustarts", "Exit code": "Exit-Code",

@@ -1,0 +1,276 @@
+// Package hlscheck checks what an HLS writer published against the promises
+// of Portier's HLS task: every EXTINF within the target duration, a target
+// duration that never changes, a media
+// sequence that never decreases (across restarts too), a sequence number
+// that always names the same segment, program date times, and (with a
+// Recorder in front of the writer) no segment URL written twice with
+// different bytes and every write carrying the expected credential.
+//
+// A Checker is fed playlist versions as they are seen: by a Recorder (every
+// PUT), or by Poll, which reads them through a Fetch function, so the same
+// checks run against the real HLS origin.
+package hlscheck
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Segment is one media segment of a media playlist.
+type Segment struct {
+	Seq             int64
+	URI             string
+	Duration        float64
+	Discontinuity   bool      // EXT-X-DISCONTINUITY before it
+	ProgramDateTime time.Time // zero without EXT-X-PROGRAM-DATE-TIME
+}
+
+// Media is one version of a media playlist.
+type Media struct {
+	TargetDuration int
+	MediaSequence  int64
+	Independent    bool // EXT-X-INDEPENDENT-SEGMENTS
+	EndList        bool
+	Segments       []Segment
+}
+
+// ParseMedia parses a media playlist (the tags the checks need).
+func ParseMedia(b []byte) (Media, error) {
+	var m Media
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	first := true
+	var next Segment
+	target := false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if first {
+			if line != "#EXTM3U" {
+				return m, fmt.Errorf("playlist does not start with #EXTM3U")
+			}
+			first = false
+			continue
+		}
+		tag, val, _ := strings.Cut(line, ":")
+		var err error
+		switch tag {
+		case "#EXT-X-TARGETDURATION":
+			m.TargetDuration, err = strconv.Atoi(val)
+			target = true
+		case "#EXT-X-MEDIA-SEQUENCE":
+			m.MediaSequence, err = strconv.ParseInt(val, 10, 64)
+		case "#EXT-X-INDEPENDENT-SEGMENTS":
+			m.Independent = true
+		case "#EXT-X-ENDLIST":
+			m.EndList = true
+		case "#EXT-X-DISCONTINUITY":
+			next.Discontinuity = true
+		case "#EXT-X-PROGRAM-DATE-TIME":
+			next.ProgramDateTime, err = parsePDT(val)
+		case "#EXTINF":
+			d, _, _ := strings.Cut(val, ",")
+			next.Duration, err = strconv.ParseFloat(d, 64)
+		default:
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			next.URI = line
+			next.Seq = m.MediaSequence + int64(len(m.Segments))
+			m.Segments = append(m.Segments, next)
+			next = Segment{}
+		}
+		if err != nil {
+			return m, fmt.Errorf("%s: %v", tag, err)
+		}
+	}
+	if first {
+		return m, fmt.Errorf("empty playlist")
+	}
+	if !target {
+		return m, fmt.Errorf("no EXT-X-TARGETDURATION")
+	}
+	return m, sc.Err()
+}
+
+// parsePDT reads ISO 8601 as ffmpeg writes it (+0000) and as RFC 3339 has it.
+func parsePDT(v string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02T15:04:05.999-0700", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("date %q", v)
+}
+
+// Variant is one EXT-X-STREAM-INF of a master playlist.
+type Variant struct {
+	URI   string
+	Attrs map[string]string // BANDWIDTH, CODECS (unquoted), RESOLUTION, ...
+}
+
+// ParseMaster parses a master playlist's variants.
+func ParseMaster(b []byte) ([]Variant, error) {
+	var out []Variant
+	var attrs map[string]string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "":
+		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
+			attrs = parseAttrs(strings.TrimPrefix(line, "#EXT-X-STREAM-INF:"))
+		case strings.HasPrefix(line, "#"):
+		case attrs != nil:
+			out = append(out, Variant{URI: line, Attrs: attrs})
+			attrs = nil
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no variants in the master playlist")
+	}
+	return out, sc.Err()
+}
+
+// parseAttrs splits an attribute list (quoted values may hold commas).
+func parseAttrs(s string) map[string]string {
+	out := map[string]string{}
+	for s != "" {
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			break
+		}
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.Index(rest[1:], `"`)
+			if end < 0 {
+				end = len(rest) - 1
+			}
+			v, rest = rest[1:end+1], rest[min(end+2, len(rest)):]
+		} else {
+			v, rest, _ = strings.Cut(rest, ",")
+			rest = "," + rest
+		}
+		out[strings.TrimSpace(k)] = v
+		s = strings.TrimPrefix(rest, ",")
+	}
+	return out
+}
+
+// Checker follows the versions of media playlists (by URL or path) and
+// collects every broken promise. Safe for concurrent use.
+type Checker struct {
+	mu       sync.Mutex
+	versions map[string][]Media
+	bySeq    map[string]map[int64]string
+	problems []string
+}
+
+// NewChecker returns an empty Checker.
+func NewChecker() *Checker {
+	return &Checker{versions: map[string][]Media{}, bySeq: map[string]map[int64]string{}}
+}
+
+func (c *Checker) problem(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+}
+
+// Media checks one version of the media playlist at url against itself
+// and the versions seen before.
+func (c *Checker) Media(url string, body []byte) {
+	m, err := ParseMedia(body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.problem("%s: %v", url, err)
+		return
+	}
+	for _, s := range m.Segments {
+		// RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer,
+		// is at most the target duration.
+		if math.Round(s.Duration) > float64(m.TargetDuration) {
+			c.problem("%s: segment %d (%s) EXTINF %.3f > TARGETDURATION %d", url, s.Seq, s.URI, s.Duration, m.TargetDuration)
+		}
+	}
+	prev := c.versions[url]
+	if n := len(prev); n > 0 && m.MediaSequence < prev[n-1].MediaSequence {
+		c.problem("%s: EXT-X-MEDIA-SEQUENCE went down from %d to %d", url, prev[n-1].MediaSequence, m.MediaSequence)
+	}
+	// RFC 8216 6.2.1: the target duration of a media playlist never changes.
+	if n := len(prev); n > 0 && m.TargetDuration != prev[n-1].TargetDuration {
+		c.problem("%s: EXT-X-TARGETDURATION changed from %d to %d", url, prev[n-1].TargetDuration, m.TargetDuration)
+	}
+	seen := c.bySeq[url]
+	if seen == nil {
+		seen = map[int64]string{}
+		c.bySeq[url] = seen
+	}
+	for _, s := range m.Segments {
+		if u, ok := seen[s.Seq]; ok && u != s.URI {
+			c.problem("%s: sequence number %d was %s, now %s", url, s.Seq, u, s.URI)
+		}
+		seen[s.Seq] = s.URI
+	}
+	c.versions[url] = append(prev, m)
+}
+
+// Problems returns every broken promise seen so far.
+func (c *Checker) Problems() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.problems...)
+}
+
+// Versions returns the versions of the media playlist at url, in the order seen.
+func (c *Checker) Versions(url string) []Media {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Media(nil), c.versions[url]...)
+}
+
+// URLs returns the media playlists seen.
+func (c *Checker) URLs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.versions))
+	for u := range c.versions {
+		out = append(out, u)
+	}
+	return out
+}
+
+// Fetch reads a URL: an HTTP GET against an origin, or a Recorder's store.
+type Fetch func(url string) ([]byte, error)
+
+// Poll reads the master playlist at masterURL and each media playlist it
+// lists once, and checks them; it returns the master's variants.
+func (c *Checker) Poll(fetch Fetch, masterURL string) ([]Variant, error) {
+	b, err := fetch(masterURL)
+	if err != nil {
+		return nil, fmt.Errorf("master playlist: %w", err)
+	}
+	vs, err := ParseMaster(b)
+	if err != nil {
+		return nil, err
+	}
+	base := masterURL[:strings.LastIndex(masterURL, "/")+1]
+	for _, v := range vs {
+		u := v.URI
+		if !strings.Contains(u, "://") && !strings.HasPrefix(u, "/") {
+			u = base + u
+		}
+		mb, err := fetch(u)
+		if err != nil {
+			return vs, fmt.Errorf("media playlist %s: %w", u, err)
+		}
+		c.Media(u, mb)
+	}
+	return vs, nil
+}
