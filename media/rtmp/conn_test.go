@@ -170,6 +170,7 @@ func TestPlayUnderLoad(t *testing.T) {
 	const writers, perWriter = 4, 300
 	payload := payloadOf(3000, 1)
 	var pings atomic.Int32
+	var client atomic.Pointer[ClientConn]
 	serverDone := make(chan error, 1)
 	srv := newTestServer(t, ServerConfig{WindowAckSize: 8192}, func(c *ServerConn, req *Request) {
 		if req.Kind != KindPlay || req.Name != "load" {
@@ -212,12 +213,23 @@ func TestPlayUnderLoad(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		// The client pings every millisecond while it reads: end only
+		// once one answer reached it, or a fast machine ends the
+		// transfer before the first ping.
+		for client.Load() == nil || client.Load().pongs.Load() == 0 {
+			if time.Now().After(deadline) {
+				serverDone <- errors.New("no ping answered before the end of the transfer")
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
 		serverDone <- c.PlayEnd()
 	})
 	cc, err := Dial(testCtx(t), srv.url+"/live", ClientConfig{WindowAckSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
+	client.Store(cc)
 	defer cc.Close()
 	if err := cc.Play(testCtx(t), "load"); err != nil {
 		t.Fatal(err)

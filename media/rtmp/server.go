@@ -478,6 +478,18 @@ func (c *ServerConn) PlayEnd() error {
 		t.Stop()
 		return nil
 	}
+	if err != nil {
+		select {
+		case <-c.done:
+			if errors.Is(c.Err(), io.EOF) {
+				// The player left on the first end message (ffmpeg and our
+				// client stop at NetStream.Play.UnpublishNotify): the rest
+				// had no one to reach, which is not a failure.
+				return nil
+			}
+		default:
+		}
+	}
 	c.finish(io.EOF)
 	return err
 }
