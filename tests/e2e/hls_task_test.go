@@ -245,6 +245,10 @@ func TestHLSStaleRunnerRefused(t *testing.T) {
 		vs, err := c.Poll(h.fetch, h.master)
 		return err == nil && len(vs) == 3
 	})
+	before := map[string]int64{}
+	for _, u := range c.URLs() {
+		before[u] = lastSeq(c.Versions(u))
+	}
 	id, epoch, _ := h.task(t)
 	if code := h.a.api(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/restart", id), nil, nil); code != 200 {
 		t.Fatalf("restart task: HTTP %d", code)
@@ -255,13 +259,14 @@ func TestHLSStaleRunnerRefused(t *testing.T) {
 		newEpoch = e
 		return e > epoch && s == "running"
 	})
-	// Wait until the new runner has written (a discontinuity in a playlist).
+	// Wait until the new runner has written: a discontinuity after the
+	// last segment seen before the restart.
 	eventually(t, 30*time.Second, "the new runner wrote", func() bool {
 		_, _ = c.Poll(h.fetch, h.master)
 		for _, u := range c.URLs() {
 			vs := c.Versions(u)
 			for _, s := range vs[len(vs)-1].Segments {
-				if s.Discontinuity && len(vs) > 1 {
+				if s.Discontinuity && s.Seq > before[u] {
 					return true
 				}
 			}
