@@ -294,14 +294,47 @@ func TestHLSStaleRunnerRefused(t *testing.T) {
 	if code := put(newEpoch, "fresh/1.ts", seg); code/100 != 2 {
 		t.Fatalf("PUT with the current epoch %d's credential: HTTP %d, want 2xx", newEpoch, code)
 	}
-	// The real runner is still accepted after the refusals: its playlists advance.
+
+	// A real ffmpeg as the stale runner: the old epoch's credential, the
+	// same rendition path, low sequence numbers. Every upload is fenced
+	// off: the live playlist keeps the current runner's segments.
+	stale := hlscred.Sign(hlsE2EToken, hlscred.Cred{StreamID: int64(h.st.ID), TaskID: id, Epoch: epoch})
+	base := fmt.Sprintf("http://%s/hls/s/%d/360p/", h.a.http, h.st.ID)
+	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer fcancel()
+	ff := exec.CommandContext(fctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
+		"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "4",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
+		"-f", "hls", "-hls_time", "1", "-hls_list_size", "4", "-start_number", "1",
+		"-method", "PUT", "-http_persistent", "1", "-headers", "Authorization: Bearer "+stale,
+		"-hls_segment_filename", base+"%d.ts", base+"index.m3u8")
+	out, ffErr := ff.CombinedOutput()
+	t.Logf("stale ffmpeg: %v; %s", ffErr, tail(string(out), 600))
+
+	// The real runner is still accepted after the refusals: its playlists
+	// advance, with no segment of the stale writer.
 	c2 := hlscheck.NewChecker()
 	h.pollFor(t, c2, 4*time.Second, nil)
 	if p := append(c.Problems(), c2.Problems()...); len(p) > 0 {
 		t.Fatalf("hlscheck problems:\n%s", strings.Join(p, "\n"))
 	}
-	m := metricsText(t, h.a.http)
-	if !strings.Contains(m, `result="fenced"`) {
-		t.Logf("no fenced upload counted in metrics:\n%s", grepLines(m, "uploads_total"))
+	for _, u := range c2.URLs() {
+		vs := c2.Versions(u)
+		for _, m := range vs {
+			for _, s := range m.Segments {
+				if s.Seq <= before[u] && s.Seq < 1000 {
+					t.Fatalf("%s lists a stale segment %d (%s)", u, s.Seq, s.URI)
+				}
+			}
+		}
+		if lastSeq(vs) <= before[u] {
+			t.Fatalf("%s did not advance after the stale writer: %d <= %d", u, lastSeq(vs), before[u])
+		}
 	}
+	m := metricsText(t, h.a.http)
+	if !strings.Contains(m, `portier_hls_origin_uploads_total{kind="segment",result="fenced"}`) ||
+		!strings.Contains(m, `portier_hls_origin_uploads_total{kind="playlist",result="fenced"}`) {
+		t.Fatalf("fenced uploads not counted:\n%s", grepLines(m, "uploads_total"))
+	}
+	t.Logf("origin uploads:\n%s", grepLines(m, "uploads_total"))
 }
