@@ -50,7 +50,7 @@ func TestAssignmentHLSCredential(t *testing.T) {
 	if err != nil || c != (hlscred.Cred{StreamID: 42, TaskID: 9, Epoch: 1}) {
 		t.Fatalf("credential %q: %+v %v", wt1.Credential, c, err)
 	}
-	if h1 != "Authorization: Bearer "+wt1.Credential+"\r\n" {
+	if h1 != "Authorization: Bearer "+wt1.Credential {
 		t.Errorf("header argument %q", h1)
 	}
 

@@ -156,7 +156,10 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		"-hls_segment_type", "mpegts",
 		"-master_pl_name", "master.m3u8", "-var_stream_map", strings.Join(varMap, " "),
 		"-method", "PUT", "-http_persistent", "1",
-		"-headers", "Authorization: Bearer "+CredentialPlaceholder+"\r\n")
+		// No trailing CRLF: the concierge cannot pass a control
+		// character through supervisord's config (QuoteCommand refuses
+		// it), and ffmpeg's http protocol adds the missing CRLF itself.
+		"-headers", "Authorization: Bearer "+CredentialPlaceholder)
 	credArg := len(args) - 1
 	playlist := base + "/%v/index.m3u8"
 	args = append(args, "-hls_segment_filename", base+"/%v/%d.ts", playlist)
