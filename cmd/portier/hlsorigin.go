@@ -156,22 +156,6 @@ func hlsOriginAgent(o *hlsorigin.Origin, control, token, name, httpAddr string, 
 		}}), nil
 }
 
-// advertiseHTTP is the address registered for ln: explicit, else the
-// listen address with 127.0.0.1 for an unspecified host.
-func advertiseHTTP(explicit string, ln net.Listener) string {
-	if explicit != "" {
-		return explicit
-	}
-	host, port, err := net.SplitHostPort(ln.Addr().String())
-	if err != nil {
-		return ln.Addr().String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 // runHLSOrigin is `portier hls-origin`.
 func runHLSOrigin(ctx context.Context, args []string) error {
 	cfg, err := loadConfig[hlsOriginConfig]("hls-origin", args)
@@ -202,7 +186,7 @@ func runHLSOrigin(ctx context.Context, args []string) error {
 	hs := httpserve.NewServer(o.HTTPHandler(), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	agent, err := hlsOriginAgent(o, cfg.Control, cfg.ClusterToken, cfg.Name, advertiseHTTP(cfg.AdvertiseHTTP, ln), logger)
+	agent, err := hlsOriginAgent(o, cfg.Control, cfg.ClusterToken, cfg.Name, cluster.AdvertiseAddr(cfg.AdvertiseHTTP, ln), logger)
 	if err != nil {
 		_ = hs.Close()
 		return err

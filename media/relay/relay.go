@@ -347,24 +347,10 @@ func addrOf(ln net.Listener) net.Addr {
 }
 
 // AdvertisedRTMP is the RTMP address registered with the control plane.
-func (r *Relay) AdvertisedRTMP() string { return advertise(r.p.AdvertiseAddr, r.rtmpLn) }
+func (r *Relay) AdvertisedRTMP() string { return cluster.AdvertiseAddr(r.p.AdvertiseAddr, r.rtmpLn) }
 
 // AdvertisedHTTP is the HTTP address registered with the control plane.
-func (r *Relay) AdvertisedHTTP() string { return advertise(r.p.AdvertiseHTTP, r.httpLn) }
-
-func advertise(explicit string, ln net.Listener) string {
-	if explicit != "" || ln == nil {
-		return explicit
-	}
-	host, port, err := net.SplitHostPort(ln.Addr().String())
-	if err != nil {
-		return ln.Addr().String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
+func (r *Relay) AdvertisedHTTP() string { return cluster.AdvertiseAddr(r.p.AdvertiseHTTP, r.httpLn) }
 
 // Ready reports whether the relay serves: listeners open and, for an
 // origin, registered with the control plane (it cannot accept publishes
