@@ -280,33 +280,96 @@ func (e *Embedded) killLeftovers() {
 // killInstance SIGKILLs every process (but this one) whose environment holds
 // marker ("KEY=VALUE") or whose command line mentions conf. It is called
 // only while no supervisord of this instance runs, so nothing it matches
-// may live.
+// may live. A process caught inside execve shows an empty command line and
+// environment for a moment (seen under load: the orphaned program escaped
+// the scan): such a process, unless a kernel thread, is looked at again
+// until it shows them, for up to a second.
 func killInstance(marker, conf string) int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
 	}
-	needle, confB := []byte(marker), []byte(conf)
 	self := os.Getpid()
 	n := 0
+	var unsure []int
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
 		if err != nil || pid == self {
 			continue
 		}
-		match := false
-		// The command line first: a fork that execs between the two reads
-		// is caught by one or the other.
-		if cmdline, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, confB) {
-			match = true
-		} else if env, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ")); err == nil {
-			match = slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool { return bytes.Equal(kv, needle) })
-		}
-		if match && syscall.Kill(pid, syscall.SIGKILL) == nil {
-			n++
+		switch instanceProcess(pid, marker, conf) {
+		case procMatch:
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				n++
+			}
+		case procUnsure:
+			unsure = append(unsure, pid)
 		}
 	}
+	deadline := time.Now().Add(time.Second)
+	for len(unsure) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		unsure = slices.DeleteFunc(unsure, func(pid int) bool {
+			switch instanceProcess(pid, marker, conf) {
+			case procMatch:
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					n++
+				}
+				return true
+			case procUnsure:
+				return false
+			}
+			return true
+		})
+	}
 	return n
+}
+
+type procVerdict int
+
+const (
+	procOther procVerdict = iota
+	procMatch
+	procUnsure // empty command line: inside execve, or a kernel thread
+)
+
+// instanceProcess tells whether pid belongs to the instance (see
+// killInstance). The command line is read first: a fork that execs between
+// the two reads is caught by one or the other.
+func instanceProcess(pid int, marker, conf string) procVerdict {
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil {
+		return procOther // gone
+	}
+	if bytes.Contains(cmdline, []byte(conf)) {
+		return procMatch
+	}
+	env, err := os.ReadFile(filepath.Join(dir, "environ"))
+	if err == nil && slices.ContainsFunc(bytes.Split(env, []byte{0}), func(kv []byte) bool { return string(kv) == marker }) {
+		return procMatch
+	}
+	if len(cmdline) == 0 && !kernelThreadOrZombie(dir) {
+		return procUnsure
+	}
+	return procOther
+}
+
+// kernelThreadOrZombie reports whether the process in dir is a kernel
+// thread (its parent is kthreadd, pid 2, or it is kthreadd) or a zombie:
+// both have an empty command line for good.
+func kernelThreadOrZombie(dir string) bool {
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) state ppid …": comm may hold spaces; parse after ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return true
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	return len(f) < 2 || f[0] == "Z" || f[1] == "2" || f[1] == "0"
 }
 
 // Close stops supervisord (which stops its programs with their stop signal),
