@@ -66,30 +66,7 @@ func TestConciergeRelay(t *testing.T) {
 	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "rl-edge", ControlURL: hs.URL})
 	edgeAddr := edge.RTMPAddr().String()
 
-	cmd := exec.Command(peers.PortierBinary(t), "concierge", "--control", hs.URL, "--cluster-token", relayClusterToken,
-		"--name", "rl-concierge", "--data-dir", t.TempDir(), "--supervisord", supervisortest.Python(t),
-		"--http-addr", "127.0.0.1:0", "--relay-rtmp", "rtmp://"+edgeAddr, "--drain-timeout", "2s")
-	clog := lockedWriter{mu: &sync.Mutex{}, b: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = clog, clog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			clog.mu.Lock()
-			t.Logf("concierge log:\n%s", cgTail(clog.b.String(), 6000))
-			clog.mu.Unlock()
-		}
-	})
+	startConciergeProc(t, hs.URL, "rl-concierge", "--relay-rtmp", "rtmp://"+edgeAddr)
 
 	// Publish to the origin: the control plane's relay has the stream, so
 	// a task that read from there would work too; only the command line
@@ -136,5 +113,38 @@ func TestConciergeRelay(t *testing.T) {
 			}
 		}
 		return false
+	})
+}
+
+// startConciergeProc runs a real `portier concierge` (Python supervisord)
+// named name against control with the relay tests' cluster token and extra
+// options; it is stopped with SIGINT at cleanup, and its log shown if the
+// test failed.
+func startConciergeProc(t *testing.T, control, name string, extra ...string) {
+	t.Helper()
+	args := append([]string{"concierge", "--control", control, "--cluster-token", relayClusterToken,
+		"--name", name, "--data-dir", t.TempDir(), "--supervisord", supervisortest.Python(t),
+		"--http-addr", "127.0.0.1:0", "--drain-timeout", "2s"}, extra...)
+	cmd := exec.Command(peers.PortierBinary(t), args...)
+	clog := lockedWriter{mu: &sync.Mutex{}, b: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = clog, clog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			clog.mu.Lock()
+			t.Logf("%s log:\n%s", name, cgTail(clog.b.String(), 6000))
+			clog.mu.Unlock()
+		}
 	})
 }

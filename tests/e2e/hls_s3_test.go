@@ -1,21 +1,17 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
@@ -90,30 +86,7 @@ func TestHLSTaskS3Origin(t *testing.T) {
 	}
 	startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "hls-relay", RTMPAddr: originAddr, ControlURL: hs.URL})
 
-	cmd := exec.Command(peers.PortierBinary(t), "concierge", "--control", hs.URL, "--cluster-token", relayClusterToken,
-		"--name", "hls-concierge", "--data-dir", t.TempDir(), "--supervisord", supervisortest.Python(t),
-		"--http-addr", "127.0.0.1:0", "--drain-timeout", "2s")
-	clog := lockedWriter{mu: &sync.Mutex{}, b: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = clog, clog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			clog.mu.Lock()
-			t.Logf("concierge log:\n%s", cgTail(clog.b.String(), 6000))
-			clog.mu.Unlock()
-		}
-	})
+	startConciergeProc(t, hs.URL, "hls-concierge")
 
 	pub := peers.Publish(t, ctx, "rtmp://"+originAddr+"/live/ladder?key="+st.PublishKey, peers.PublishOpts{})
 	defer pub.Stop()
