@@ -60,7 +60,8 @@ var metadataNames = map[string]netip.Addr{
 }
 
 // ParseNetworks parses a comma-separated list of CIDR networks or single
-// addresses. Empty is none.
+// addresses (a /32 or /128). Empty is none. Every option that lists
+// networks (--task-url-allow/deny, --trusted-proxies) reads it with this.
 func ParseNetworks(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.Split(s, ",") {
@@ -71,7 +72,7 @@ func ParseNetworks(s string) ([]netip.Prefix, error) {
 		if !strings.Contains(f, "/") {
 			a, err := netip.ParseAddr(f)
 			if err != nil || a.Zone() != "" {
-				return nil, fmt.Errorf("%q is not a network: want CIDR such as 169.254.10.0/24 or an address such as 10.1.2.3", f)
+				return nil, fmt.Errorf("%q is not a network: want CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", f)
 			}
 			a = a.Unmap()
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
@@ -79,7 +80,7 @@ func ParseNetworks(s string) ([]netip.Prefix, error) {
 		}
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a network: want CIDR such as 169.254.10.0/24 or an address such as 10.1.2.3", f)
+			return nil, fmt.Errorf("%q is not a network: want CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", f)
 		}
 		if p.Masked() != p {
 			return nil, fmt.Errorf("%q has host bits set: did you mean %s?", f, p.Masked())

@@ -3,9 +3,10 @@ package portier
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/models"
 )
 
 // Client addresses. The address a request comes from is recorded in audit
@@ -17,41 +18,7 @@ import (
 
 // ParseTrustedProxies parses a comma-separated list of networks (CIDR) or
 // single addresses, e.g. "10.0.0.0/8,192.168.1.7". Empty is none.
-func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		p, err := parsePrefix(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// parsePrefix parses a CIDR network or a single address (a /32 or /128).
-func parsePrefix(f string) (netip.Prefix, error) {
-	if strings.Contains(f, "/") {
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a network: want CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", f)
-		}
-		if p.Masked() != p {
-			return netip.Prefix{}, fmt.Errorf("%q has host bits set: did you mean %s?", f, p.Masked())
-		}
-		return p, nil
-	}
-	a, err := netip.ParseAddr(f)
-	if err != nil || a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q is not a network: want CIDR such as 10.0.0.0/8 or an address such as 192.168.1.7", f)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) { return models.ParseNetworks(s) }
 
 // configureProxies tells gin which peers' forwarding headers to believe.
 func (s *Server) configureProxies() error {
