@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/portier/portier/internal/dirlock"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
@@ -228,27 +228,14 @@ func privateSQLite(path string) error {
 	return nil
 }
 
-// lockFile takes an exclusive, non-blocking flock on path. The kernel drops
-// it when the process dies, so a crash never leaves a stale lock.
+// lockFile takes the SQLite database's lock file (see dirlock.LockFile).
 func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+	release, holder, err := dirlock.LockFile(path)
+	if errors.Is(err, dirlock.ErrHeld) {
+		return nil, fmt.Errorf("another portier control plane already uses this SQLite database (%s holds %s): "+
+			"SQLite allows one replica only; stop the other process or use Postgres for several replicas", holder, path)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another portier control plane already uses this SQLite database (lock %s is held): "+
-				"SQLite allows one replica only; stop the other process or use Postgres for several replicas", path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	f.Truncate(0)
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return release, err
 }
 
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully.

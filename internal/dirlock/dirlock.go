@@ -25,9 +25,23 @@ var ErrHeld = errors.New("data directory in use")
 // stale lock. release drops it.
 func Lock(dir, what string) (release func(), err error) {
 	path := filepath.Join(dir, FileName)
+	release, holder, err := LockFile(path)
+	if errors.Is(err, ErrHeld) {
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("%w: %s is used by another %s (%s holds %s): give this one another --data-dir, or stop the other one",
+			ErrHeld, abs, what, holder, path)
+	}
+	return release, err
+}
+
+// LockFile takes an exclusive flock on the file at path (created 0600) and
+// writes this process's PID into it, without waiting. If another process
+// holds it, err wraps ErrHeld and holder names it ("process 1234", or
+// "another process" when the file does not say).
+func LockFile(path string) (release func(), holder string, err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, "", fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -38,16 +52,14 @@ func Lock(dir, what string) (release func(), err error) {
 					holder = "process " + strconv.Itoa(pid)
 				}
 			}
-			abs, _ := filepath.Abs(dir)
-			return nil, fmt.Errorf("%w: %s is used by another %s (%s holds %s): give this one another --data-dir, or stop the other one",
-				ErrHeld, abs, what, holder, path)
+			return nil, holder, fmt.Errorf("%w: %s holds %s", ErrHeld, holder, path)
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, "", fmt.Errorf("lock %s: %w", path, err)
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
-	}, nil
+	}, "", nil
 }
