@@ -227,9 +227,16 @@ func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, 
 		o.fail(w, r, http.StatusBadRequest, "bad_playlist", err.Error(), nil)
 		return
 	}
+	st, err := o.stream(ctx, ob.Stream)
+	if err != nil {
+		o.m.upload("playlist", "storage_error")
+		o.fail(w, r, http.StatusInternalServerError, "storage", "storage error", err)
+		return
+	}
 	var rs renditionState
 	if ob.Kind == kindMedia {
-		if status, msg, err := o.checkListed(ctx, ob, pl); status != 0 {
+		if status, msg, err := o.checkListed(ctx, st, ob, pl); status != 0 {
+			st.mu.Unlock()
 			result, code := "missing_segment", "missing_segment"
 			if status >= 500 {
 				result, code = "storage_error", "storage"
@@ -239,12 +246,6 @@ func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, 
 			return
 		}
 		rs = renditionOf(ob, pl)
-	}
-	st, err := o.stream(ctx, ob.Stream)
-	if err != nil {
-		o.m.upload("playlist", "storage_error")
-		o.fail(w, r, http.StatusInternalServerError, "storage", "storage error", err)
-		return
 	}
 	if c.Before(st.fence) {
 		f := &fencedError{cred: c, fence: st.fence}
@@ -279,13 +280,20 @@ func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, 
 }
 
 // checkListed returns 409 and a message naming the first URI in pl that is
-// not a segment this origin holds (status 0 when all are held).
-func (o *Origin) checkListed(ctx context.Context, ob object, pl playlist) (int, string, error) {
+// not a segment this origin holds (status 0 when all are held), with st.mu
+// held. A segment this process stored is known from st.files; only the
+// others (stored through another origin on a shared bucket, or before a
+// restart and not yet listed) cost a Stat, so a playlist that adds one
+// segment no longer makes a backend round trip per listed segment.
+func (o *Origin) checkListed(ctx context.Context, st *streamState, ob object, pl playlist) (int, string, error) {
 	for _, s := range pl.Segments {
 		so, ok := resolve(ob, s.URI)
 		if !ok {
 			return http.StatusConflict, fmt.Sprintf("the playlist lists %q, which is not a segment of stream %d on this origin (relative URIs resolve within /hls/s/%d/%s/)",
 				s.URI, ob.Stream, ob.Stream, ob.Rendition), nil
+		}
+		if _, known := st.files[so.Key()]; known {
+			continue
 		}
 		_, err := o.p.Backend.Stat(ctx, so.Key())
 		if errors.Is(err, ErrNotFound) {
