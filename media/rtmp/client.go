@@ -86,14 +86,14 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*ClientConn, er
 		return nil, fmt.Errorf("rtmp dial: %w", err)
 	}
 	c := &ClientConn{conn: newConn(nc, cfg.MaxMessageSize, cfg.ReadTimeout, cfg.WriteTimeout, cfg.Logger), cfg: cfg}
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
+	stop := c.abortOn(ctx)
 	defer stop()
-	_ = nc.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	c.setDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	if err := clientHandshake(c.rw()); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("rtmp handshake: %w", ctxErr(ctx, err))
 	}
-	_ = nc.SetDeadline(time.Time{})
+	c.setDeadline(time.Time{})
 	if err := c.connect(app, u); err != nil {
 		nc.Close()
 		return nil, ctxErr(ctx, err)
@@ -198,7 +198,7 @@ func (c *ClientConn) createStream() error {
 // server refuses. Afterwards a background goroutine handles the server's
 // control traffic; send media with WriteMessage.
 func (c *ClientConn) Publish(ctx context.Context, name string) error {
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	stop := c.abortOn(ctx)
 	defer stop()
 	// releaseStream and FCPublish are courtesy calls many servers never
 	// answer: send them without waiting (createStream skips their answers).
@@ -221,7 +221,7 @@ func (c *ClientConn) Publish(ctx context.Context, name string) error {
 	// The server may stay silent for long stretches while we publish: do
 	// not apply the idle read deadline to its control traffic.
 	c.readTimeout = 0
-	_ = c.nc.SetDeadline(time.Time{})
+	c.setDeadline(time.Time{})
 	c.bgDone = make(chan struct{})
 	go c.publishReadLoop()
 	return nil
@@ -291,7 +291,7 @@ func (c *ClientConn) setBgErr(err error) {
 // server refuses (for example NetStream.Play.StreamNotFound). Read media
 // with ReadMessage.
 func (c *ClientConn) Play(ctx context.Context, name string) error {
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	stop := c.abortOn(ctx)
 	defer stop()
 	if err := c.createStream(); err != nil {
 		return ctxErr(ctx, err)
@@ -305,7 +305,7 @@ func (c *ClientConn) Play(ctx context.Context, name string) error {
 	if err := c.waitStatus("NetStream.Play.Start"); err != nil {
 		return ctxErr(ctx, err)
 	}
-	_ = c.nc.SetDeadline(time.Time{})
+	c.setDeadline(time.Time{})
 	c.playing = true
 	return nil
 }

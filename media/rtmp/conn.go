@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -42,6 +43,45 @@ type conn struct {
 	outChunkSize atomic.Uint32
 	written      atomic.Uint64
 	shut         atomic.Bool // our write side is closed (graceful close in progress)
+
+	aborted atomic.Bool // a setup call's context ended: every deadline is in the past
+}
+
+// abortOn ends blocked and future socket operations once ctx is done, by
+// moving the deadline into the past. The flag keeps it there: a deadline
+// set afterwards (the next message's read deadline, the end of the
+// handshake) would otherwise undo the cancellation.
+func (c *conn) abortOn(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		c.aborted.Store(true)
+		_ = c.nc.SetDeadline(pastDeadline)
+	})
+}
+
+// pastDeadline is a deadline that has always passed.
+var pastDeadline = time.Unix(1, 0)
+
+func (c *conn) setDeadline(t time.Time) {
+	_ = c.nc.SetDeadline(t)
+	c.keepAborted()
+}
+
+func (c *conn) setReadDeadline(t time.Time) {
+	_ = c.nc.SetReadDeadline(t)
+	c.keepAborted()
+}
+
+func (c *conn) setWriteDeadline(t time.Time) {
+	_ = c.nc.SetWriteDeadline(t)
+	c.keepAborted()
+}
+
+// keepAborted re-applies the past deadline after a deadline change that may
+// have raced with abortOn (the flag is stored before abortOn's deadline).
+func (c *conn) keepAborted() {
+	if c.aborted.Load() {
+		_ = c.nc.SetDeadline(pastDeadline)
+	}
 }
 
 // errWriteShut is returned by write once our side of the connection is
@@ -85,7 +125,7 @@ func (c *conn) write(bufs ...[]byte) error {
 		return errWriteShut
 	}
 	if c.writeTimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		c.setWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	// WriteTo consumes the slice it is given: copy the headers so callers'
 	// (shared) slices are never modified.
@@ -116,7 +156,7 @@ func (c *conn) setOutChunkSize(n uint32) error {
 	defer c.wmu.Unlock()
 	b := appendUint32Control(nil, TypeSetChunkSize, n)
 	if c.writeTimeout > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		c.setWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
 	k, err := c.nc.Write(b)
 	c.written.Add(uint64(k))
@@ -154,7 +194,7 @@ func (c *conn) readMessage() (Message, error) {
 			return m, nil
 		}
 		if c.readTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+			c.setReadDeadline(time.Now().Add(c.readTimeout))
 		}
 		msg, _, err := c.cr.ReadMessage()
 		if err != nil {
@@ -284,7 +324,7 @@ func splitAggregate(agg Message) ([]Message, error) {
 // status message.
 func (c *conn) gracefulClose(linger time.Duration) error {
 	if c.shutWrite() {
-		_ = c.nc.SetReadDeadline(time.Now().Add(linger))
+		c.setReadDeadline(time.Now().Add(linger))
 		_, _ = io.Copy(io.Discard, io.LimitReader(c.br, 1<<20))
 	}
 	return c.nc.Close()

@@ -118,14 +118,14 @@ func NewServerConn(nc net.Conn, cfg ServerConfig) *ServerConn {
 // Accept performs the handshake and answers commands until the client asks
 // to publish or play. Cancelling ctx aborts it and closes the connection.
 func (c *ServerConn) Accept(ctx context.Context) (*Request, error) {
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Now()) })
+	stop := c.abortOn(ctx)
 	defer stop()
-	_ = c.nc.SetDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
+	c.setDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	if err := serverHandshake(c.rw()); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("rtmp handshake: %w", ctxErr(ctx, err))
 	}
-	_ = c.nc.SetDeadline(time.Time{})
+	c.setDeadline(time.Time{})
 	req, err := c.acceptCommands()
 	if err != nil {
 		c.Close()
@@ -364,7 +364,7 @@ func (c *ServerConn) AcceptPlay() error {
 	// only every window of bytes): its liveness shows in our writes, so the
 	// idle read deadline does not apply while playing.
 	c.readTimeout = 0
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	go c.playReadLoop()
 	return nil
 }
