@@ -2,9 +2,11 @@
 // of Portier's HLS task: every EXTINF within the target duration, a target
 // duration that never changes, a media
 // sequence that never decreases (across restarts too), a sequence number
-// that always names the same segment, program date times, and (with a
-// Recorder in front of the writer) no segment URL written twice with
-// different bytes and every write carrying the expected credential.
+// that always names the same segment, program date times, and no segment
+// URL with two different contents: written twice with different bytes
+// (a Recorder in front of the writer) or served twice with different
+// bytes (ReadSegments against the real origin), and every write carrying
+// the expected credential.
 //
 // A Checker is fed playlist versions as they are seen: by a Recorder (every
 // PUT), or by Poll, which reads them through a Fetch function, so the same
@@ -14,6 +16,7 @@ package hlscheck
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"strconv"
@@ -171,11 +174,25 @@ type Checker struct {
 	versions map[string][]Media
 	bySeq    map[string]map[int64]string
 	problems []string
+	// needPDT: a new segment without EXT-X-PROGRAM-DATE-TIME is a problem.
+	needPDT bool
+	// served: the hash of the bytes each segment URL served first.
+	served map[string][32]byte
 }
 
 // NewChecker returns an empty Checker.
 func NewChecker() *Checker {
-	return &Checker{versions: map[string][]Media{}, bySeq: map[string]map[int64]string{}}
+	return &Checker{versions: map[string][]Media{}, bySeq: map[string]map[int64]string{}, served: map[string][32]byte{}}
+}
+
+// RequireProgramDateTime makes every segment without an
+// EXT-X-PROGRAM-DATE-TIME a problem (Portier's HLS task writes one per
+// segment; a generic writer need not). It returns c.
+func (c *Checker) RequireProgramDateTime() *Checker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.needPDT = true
+	return c
 }
 
 func (c *Checker) problem(format string, args ...any) {
@@ -213,8 +230,13 @@ func (c *Checker) Media(url string, body []byte) {
 		c.bySeq[url] = seen
 	}
 	for _, s := range m.Segments {
-		if u, ok := seen[s.Seq]; ok && u != s.URI {
+		u, ok := seen[s.Seq]
+		if ok && u != s.URI {
 			c.problem("%s: sequence number %d was %s, now %s", url, s.Seq, u, s.URI)
+		}
+		// Checked once per segment, when it is first listed.
+		if !ok && c.needPDT && s.ProgramDateTime.IsZero() {
+			c.problem("%s: segment %d (%s) has no EXT-X-PROGRAM-DATE-TIME", url, s.Seq, s.URI)
 		}
 		seen[s.Seq] = s.URI
 	}
@@ -260,12 +282,8 @@ func (c *Checker) Poll(fetch Fetch, masterURL string) ([]Variant, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := masterURL[:strings.LastIndex(masterURL, "/")+1]
 	for _, v := range vs {
-		u := v.URI
-		if !strings.Contains(u, "://") && !strings.HasPrefix(u, "/") {
-			u = base + u
-		}
+		u := resolve(masterURL, v.URI)
 		mb, err := fetch(u)
 		if err != nil {
 			return vs, fmt.Errorf("media playlist %s: %w", u, err)
@@ -273,4 +291,55 @@ func (c *Checker) Poll(fetch Fetch, masterURL string) ([]Variant, error) {
 		c.Media(u, mb)
 	}
 	return vs, nil
+}
+
+// Segment checks the bytes that the segment at url served: a URL that
+// serves other bytes than it did before is a problem (a segment URL names
+// one segment forever; its cache headers say immutable).
+func (c *Checker) Segment(url string, body []byte) {
+	h := sha256.Sum256(body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.served[url]; ok && old != h {
+		c.problem("%s: served %d bytes (sha256 %x) after other bytes (sha256 %x)", url, len(body), h[:6], old[:6])
+		return
+	}
+	c.served[url] = h
+}
+
+// ReadSegments reads through fetch every segment listed in the latest
+// version of each media playlist seen, and checks its bytes with Segment.
+// Read again, a URL read before proves it still serves the same bytes. It
+// returns how many segments it read and the first read error.
+func (c *Checker) ReadSegments(fetch Fetch) (int, error) {
+	c.mu.Lock()
+	var urls []string
+	for pl, vs := range c.versions {
+		for _, s := range vs[len(vs)-1].Segments {
+			urls = append(urls, resolve(pl, s.URI))
+		}
+	}
+	c.mu.Unlock()
+	var first error
+	n := 0
+	for _, u := range urls {
+		b, err := fetch(u)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("segment %s: %w", u, err)
+			}
+			continue
+		}
+		c.Segment(u, b)
+		n++
+	}
+	return n, first
+}
+
+// resolve makes uri, listed in the playlist at base, a URL (or path).
+func resolve(base, uri string) string {
+	if strings.Contains(uri, "://") || strings.HasPrefix(uri, "/") {
+		return uri
+	}
+	return base[:strings.LastIndex(base, "/")+1] + uri
 }

@@ -1,6 +1,7 @@
 package hlscheck
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,50 @@ func TestCheckerFindsBrokenPromises(t *testing.T) {
 	vs, err := ParseMaster([]byte("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=985600,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\"\n360p/index.m3u8\n"))
 	if err != nil || len(vs) != 1 || vs[0].Attrs["CODECS"] != "avc1.64001e,mp4a.40.2" || vs[0].Attrs["RESOLUTION"] != "640x360" || vs[0].URI != "360p/index.m3u8" {
 		t.Fatalf("%+v %v", vs, err)
+	}
+}
+
+// TestCheckerProgramDateTimeAndSegmentBytes: a required program date time
+// missing on a segment, and a segment URL serving other bytes on a later
+// read, are problems; ReadSegments reads what the latest playlists list.
+func TestCheckerProgramDateTimeAndSegmentBytes(t *testing.T) {
+	c := NewChecker().RequireProgramDateTime()
+	c.Media("http://o/hls/s/1/v0/index.m3u8", media("10", "2"))
+	c.Media("http://o/hls/s/1/v0/index.m3u8", media("10", "2"))
+	if p := c.Problems(); len(p) != 1 || !strings.Contains(p[0], "segment 11 (b.ts) has no EXT-X-PROGRAM-DATE-TIME") {
+		t.Fatalf("problems %q, want one about b.ts's program date time", p)
+	}
+	plain := NewChecker()
+	plain.Media("/x/index.m3u8", media("10", "2"))
+	if p := plain.Problems(); len(p) != 0 {
+		t.Fatalf("program date time required by default: %q", p)
+	}
+
+	files := map[string]string{"http://o/hls/s/1/v0/a.ts": "A", "http://o/hls/s/1/v0/b.ts": "B"}
+	var reads []string
+	fetch := func(u string) ([]byte, error) {
+		reads = append(reads, u)
+		b, ok := files[u]
+		if !ok {
+			return nil, fmt.Errorf("404 %s", u)
+		}
+		return []byte(b), nil
+	}
+	c = NewChecker()
+	c.Media("http://o/hls/s/1/v0/index.m3u8", media("10", "2"))
+	if n, err := c.ReadSegments(fetch); n != 2 || err != nil || len(reads) != 2 {
+		t.Fatalf("ReadSegments = %d, %v after reads %q", n, err, reads)
+	}
+	if n, err := c.ReadSegments(fetch); n != 2 || err != nil || len(c.Problems()) != 0 {
+		t.Fatalf("second ReadSegments = %d, %v, problems %q", n, err, c.Problems())
+	}
+	files["http://o/hls/s/1/v0/b.ts"] = "B again"
+	delete(files, "http://o/hls/s/1/v0/a.ts")
+	n, err := c.ReadSegments(fetch)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "a.ts") {
+		t.Fatalf("ReadSegments with a.ts gone = %d, %v", n, err)
+	}
+	if p := c.Problems(); len(p) != 1 || !strings.Contains(p[0], "b.ts: served 7 bytes") {
+		t.Fatalf("problems %q, want b.ts serving other bytes", p)
 	}
 }
