@@ -221,14 +221,40 @@ func uiGet[T any](t *testing.T, b *uiBrowser, what string, d time.Duration, a ch
 // screenshot saves the page under tests/artifacts (not committed).
 func (b *uiBrowser) screenshot(t *testing.T, name string) {
 	t.Helper()
+	img := uiGet(t, b, "screenshot "+name, 20*time.Second, chromedp.FullScreenshot(100))
+	if err := writeArtifact("ui-"+name+".png", img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// screenshotOnFailure saves the page as ui-NAME-failed.png under
+// tests/artifacts if the test fails (registered after newUIBrowser, it runs
+// before the browser closes).
+func (b *uiBrowser) screenshotOnFailure(t *testing.T, name string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+		defer cancel()
+		img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err == nil {
+			err = writeArtifact("ui-"+name+"-failed.png", img)
+		}
+		if err != nil {
+			t.Logf("screenshot of the failure: %v", err)
+			return
+		}
+		t.Logf("screenshot of the failure: tests/artifacts/ui-%s-failed.png", name)
+	})
+}
+
+func writeArtifact(name string, b []byte) error {
 	dir := filepath.Join("..", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	img := uiGet(t, b, "screenshot "+name, 20*time.Second, chromedp.FullScreenshot(100))
-	if err := os.WriteFile(filepath.Join(dir, "ui-"+name+".png"), img, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(filepath.Join(dir, name), b, 0o644)
 }
 
 type uiCSS = chromedp.CSS
