@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -163,24 +162,7 @@ func TestRunHLSTask(t *testing.T) {
 	}
 
 	// ffprobe plays every rendition's media playlist through the origin.
-	for _, u := range urls {
-		want := "h264"
-		if strings.Contains(u, "audio") {
-			want = "aac"
-		}
-		pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
-		out, err := exec.CommandContext(pctx, "ffprobe", "-v", "error", "-headers", "Authorization: Bearer "+hlsE2EToken+"\r\n",
-			"-show_streams", "-of", "json", u).Output()
-		pcancel()
-		var probe peers.ProbeResult
-		if err != nil || json.Unmarshal(out, &probe) != nil {
-			t.Fatalf("ffprobe %s: %v %s", u, err, out)
-		}
-		if !probe.HasCodec(want) {
-			t.Fatalf("ffprobe %s: codecs %v, want %s", u, probe.Codecs(), want)
-		}
-		t.Logf("ffprobe %s: %v", u[strings.Index(u, "/hls/"):], probe.Codecs())
-	}
+	probeRenditions(t, ctx, hlsE2EToken, urls)
 
 	// Restart through the API: the next run's sequence continues upward
 	// with a discontinuity.
