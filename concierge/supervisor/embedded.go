@@ -94,8 +94,7 @@ func StartEmbedded(ctx context.Context, p EmbeddedParams) (*Embedded, error) {
 			return nil, fmt.Errorf("supervisord dir: %w", err)
 		}
 	}
-	sum := sha256.Sum256([]byte(dir))
-	e := &Embedded{p: p, marker: hex.EncodeToString(sum[:8]), done: make(chan struct{})}
+	e := &Embedded{p: p, marker: Marker(dir), done: make(chan struct{})}
 	e.log = p.Logger.With("component", "supervisord", "dir", dir)
 	e.sock = filepath.Join(dir, "supervisor.sock")
 	if len(e.sock) > 100 { // sun_path limit
@@ -147,6 +146,14 @@ func (e *Embedded) LogDir() string { return filepath.Join(e.p.Dir, "logs") }
 
 // Marker is the value of MarkerEnv to put in every program's environment.
 func (e *Embedded) Marker() string { return e.marker }
+
+// Marker is the MarkerEnv value of the programs of the embedded supervisord
+// in dir (an absolute path): a hash of dir, so the same directory gets the
+// same marker after a restart.
+func Marker(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:8])
+}
 
 // PID is the current supervisord's process id (0 if none).
 func (e *Embedded) PID() int {
