@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
@@ -90,6 +92,17 @@ func cgStart(t *testing.T, p cgChildParams) *cgProc {
 	return cp
 }
 
+// supervisorMarker is the PORTIER_SUPERVISOR value the concierge's
+// embedded supervisord gives its programs (a hash of its directory).
+func (cp *cgProc) supervisorMarker(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join(cp.p.DataDir, "supervisord"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return supervisor.Marker(dir)
+}
+
 func (cp *cgProc) logText() string {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -113,8 +126,11 @@ func (cp *cgProc) signal(sig syscall.Signal) {
 }
 
 // taskProcs lists live (non-zombie) processes running task id, found by the
-// PORTIER_TASK_ID every task process carries.
-func taskProcs(id int64) []int {
+// PORTIER_TASK_ID every task process carries. With markers (see
+// supervisorMarker), only the processes of those concierges: task ids
+// restart at 1 in every test's database, and other tests on the same
+// machine may run a task 1 at the same time.
+func taskProcs(id int64, markers ...string) []int {
 	ents, _ := os.ReadDir("/proc")
 	needle := []byte("PORTIER_TASK_ID=" + strconv.FormatInt(id, 10) + "\x00")
 	var out []int
@@ -125,6 +141,11 @@ func taskProcs(id int64) []int {
 		}
 		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
 		if err != nil || !bytes.Contains(env, needle) {
+			continue
+		}
+		if len(markers) > 0 && !slices.ContainsFunc(markers, func(m string) bool {
+			return bytes.Contains(env, []byte(supervisor.MarkerEnv+"="+m+"\x00"))
+		}) {
 			continue
 		}
 		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -178,13 +199,13 @@ type procCounter struct {
 	done    chan struct{}
 }
 
-func countProcs(id int64) *procCounter {
+func countProcs(id int64, markers ...string) *procCounter {
 	pc := &procCounter{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(pc.done)
 		last := time.Now()
 		for {
-			n := len(taskProcs(id))
+			n := len(taskProcs(id, markers...))
 			now := time.Now()
 			pc.mu.Lock()
 			pc.max = max(pc.max, n)

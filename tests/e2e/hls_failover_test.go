@@ -95,8 +95,10 @@ func TestHLSTaskFailover(t *testing.T) {
 		"cg-python":     {Control: cl.control, Token: relayClusterToken, Name: "cg-python", DataDir: filepath.Join(base, "b"), Supervisord: supervisortest.Python(t), Capacity: 8},
 	}
 	procs := map[string]*cgProc{}
+	var markers []string // this test's task processes carry one of these
 	for name, p := range params {
 		procs[name] = cgStart(t, p)
+		markers = append(markers, procs[name].supervisorMarker(t))
 	}
 	eventually(t, 30*time.Second, "both concierges registered", func() bool {
 		ns, _ := cl.store.ListNodes(ctx, models.NodeRoleConcierge)
@@ -151,7 +153,7 @@ func TestHLSTaskFailover(t *testing.T) {
 	}
 
 	// The old runner: its processes and the credential its ffmpeg uses.
-	oldPIDs := taskProcs(first.ID)
+	oldPIDs := taskProcs(first.ID, markers...)
 	if len(oldPIDs) != 1 {
 		t.Fatalf("%d processes run the task, want 1: %v", len(oldPIDs), oldPIDs)
 	}
@@ -168,7 +170,7 @@ func TestHLSTaskFailover(t *testing.T) {
 	if first.NodeName == other {
 		other = "cg-ochinchina"
 	}
-	pc := countProcs(first.ID)
+	pc := countProcs(first.ID, markers...)
 	tKill := time.Now()
 	procs[first.NodeName].signal(syscall.SIGKILL)
 	// Program date times after boundary are the new runner's: the old
