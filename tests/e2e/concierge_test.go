@@ -282,8 +282,10 @@ func TestConciergeFailover(t *testing.T) {
 		"cg-python":     {Control: hs.URL, Token: "cg-token", Name: "cg-python", DataDir: filepath.Join(base, "b"), Supervisord: supervisortest.Python(t), Capacity: 4},
 	}
 	procs := map[string]*cgProc{}
+	var markers []string // this test's task processes carry one of these
 	for name, p := range params {
 		procs[name] = cgStart(t, p)
+		markers = append(markers, procs[name].supervisorMarker(t))
 	}
 	cgWait(t, "both concierges registered", 30*time.Second, func() bool {
 		ns, _ := store.ListNodes(ctx, models.NodeRoleConcierge)
@@ -305,7 +307,7 @@ func TestConciergeFailover(t *testing.T) {
 	took := cgWait(t, "task running", 20*time.Second, func() bool { return load().State == models.TaskRunning })
 	first := load()
 	t.Logf("task %d running on %s (epoch %d) %v after creation", tk.ID, first.NodeName, first.Epoch, took.Round(time.Millisecond))
-	if n := len(taskProcs(tk.ID)); n != 1 {
+	if n := len(taskProcs(tk.ID, markers...)); n != 1 {
 		t.Fatalf("%d processes run the task, want 1", n)
 	}
 
@@ -314,7 +316,7 @@ func TestConciergeFailover(t *testing.T) {
 	if first.NodeName == "cg-python" {
 		other = "cg-ochinchina"
 	}
-	pc := countProcs(tk.ID)
+	pc := countProcs(tk.ID, markers...)
 	t0 := time.Now()
 	procs[first.NodeName].signal(syscall.SIGKILL)
 	cgWait(t, "task running on the other concierge", 20*time.Second, func() bool {
@@ -322,7 +324,7 @@ func TestConciergeFailover(t *testing.T) {
 		return cur.NodeName == other && cur.State == models.TaskRunning
 	})
 	failover := time.Since(t0)
-	cgWait(t, "one runner", 5*time.Second, func() bool { return len(taskProcs(tk.ID)) == 1 })
+	cgWait(t, "one runner", 5*time.Second, func() bool { return len(taskProcs(tk.ID, markers...)) == 1 })
 	maxRunners, overlap := pc.result()
 	second := load()
 	t.Logf("kill -9 of %s: task running on %s (epoch %d) after %v; max runners at once %d, overlap %v",
@@ -343,7 +345,7 @@ func TestConciergeFailover(t *testing.T) {
 		n, err := store.NodeByName(ctx, first.NodeName)
 		return err == nil && n.LastHeartbeat != nil && time.Since(*n.LastHeartbeat) < hb
 	})
-	pc = countProcs(tk.ID)
+	pc = countProcs(tk.ID, markers...)
 	time.Sleep(3 * hb) // observation window: a stale runner would start here
 	if m, _ := pc.result(); m != 1 {
 		t.Fatalf("%d runners after the killed concierge came back, want 1", m)
@@ -354,7 +356,7 @@ func TestConciergeFailover(t *testing.T) {
 
 	// SIGTERM drains: the task starts on the restarted concierge before the
 	// draining one stops its process.
-	pc = countProcs(tk.ID)
+	pc = countProcs(tk.ID, markers...)
 	t0 = time.Now()
 	procs[other].signal(syscall.SIGTERM)
 	drainExit := time.Since(t0)
@@ -365,7 +367,7 @@ func TestConciergeFailover(t *testing.T) {
 	if third.NodeName != first.NodeName || third.State != models.TaskRunning {
 		t.Fatalf("after drain the task is %s on %q, want running on %s", third.State, third.NodeName, first.NodeName)
 	}
-	if n := len(taskProcs(tk.ID)); n != 1 {
+	if n := len(taskProcs(tk.ID, markers...)); n != 1 {
 		t.Fatalf("%d runners after drain, want 1", n)
 	}
 
@@ -373,6 +375,6 @@ func TestConciergeFailover(t *testing.T) {
 	if err := store.StopCompiledTask(ctx, tk.ID, "test stop"); err != nil {
 		t.Fatal(err)
 	}
-	took = cgWait(t, "task stopped", 15*time.Second, func() bool { return load().State == models.TaskStopped && len(taskProcs(tk.ID)) == 0 })
+	took = cgWait(t, "task stopped", 15*time.Second, func() bool { return load().State == models.TaskStopped && len(taskProcs(tk.ID, markers...)) == 0 })
 	t.Logf("stop request to no runner and state stopped: %v", took.Round(time.Millisecond))
 }
