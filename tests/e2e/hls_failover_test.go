@@ -283,8 +283,23 @@ func TestHLSTaskFailover(t *testing.T) {
 		if end := lastSeq(vs); end <= nw.Seq {
 			t.Errorf("%s: the new runner did not continue past its first segment %d (last %d)", short, nw.Seq, end)
 		}
-		t.Logf("%s: old runner's last segment %d, new runner's first %d (discontinuity %v, PDT %s), last %d; %d versions polled",
-			short, lastOld, nw.Seq, nw.Discontinuity, nw.ProgramDateTime.Format("15:04:05.000"), lastSeq(vs), len(vs))
+		// What a player reloading the playlist meets first after the
+		// failover: the new runner's playlist lists only its own segments.
+		var firstNew hlscheck.Media
+		for _, m := range vs {
+			if len(m.Segments) > 0 && m.Segments[len(m.Segments)-1].Seq >= nw.Seq {
+				firstNew = m
+				break
+			}
+		}
+		listed := 0.0
+		for _, s := range firstNew.Segments {
+			listed += s.Duration
+		}
+		t.Logf("%s: old runner's last segment %d, new runner's first %d (discontinuity %v, PDT %s), last %d; %d versions polled; "+
+			"the first version with the new runner's segment lists %d segments (%.1f s, target %d s)",
+			short, lastOld, nw.Seq, nw.Discontinuity, nw.ProgramDateTime.Format("15:04:05.000"), lastSeq(vs), len(vs),
+			len(firstNew.Segments), listed, firstNew.TargetDuration)
 	}
 	t.Logf("%d segments re-read after the failover, each the same bytes as before", n)
 
