@@ -68,9 +68,9 @@ func newRunSegment(vs []hlscheck.Media, t time.Time) (hlscheck.Segment, bool) {
 // concierge running it. A control plane (SQLite, 1 s heartbeats: a 5 s
 // lease), an origin relay, a real `portier hls-origin` process on a
 // directory, and two real `portier concierge` processes, one under
-// ochinchina's supervisord and one under Python's. Real ffmpeg publishes;
-// hlscheck polls every media playlist through the origin before, across
-// and after the kill -9: the media sequence never decreases and continues
+// Python's supervisord (which gets the task and is killed) and one under
+// ochinchina's. Real ffmpeg publishes; hlscheck polls every media playlist
+// through the origin before, across and after the kill -9: the media sequence never decreases and continues
 // above the old runner's, the new runner's first segment is marked
 // EXT-X-DISCONTINUITY, every segment has a program date time and an EXTINF
 // within the target duration, and no segment URL serves two different
@@ -90,9 +90,12 @@ func TestHLSTaskFailover(t *testing.T) {
 	dir := t.TempDir()
 	cl := startHLSCluster(t, ctx, time.Second, dir, nil)
 	base := t.TempDir()
+	// The task goes to the concierge with the most free capacity: Python's
+	// here, so its kill -9 is the one tested (TestConciergeFailover's
+	// placement, a tie broken by name, kills ochinchina's).
 	params := map[string]cgChildParams{
 		"cg-ochinchina": {Control: cl.control, Token: relayClusterToken, Name: "cg-ochinchina", DataDir: filepath.Join(base, "a"), Supervisord: supervisortest.Ochinchina(t), Capacity: 8},
-		"cg-python":     {Control: cl.control, Token: relayClusterToken, Name: "cg-python", DataDir: filepath.Join(base, "b"), Supervisord: supervisortest.Python(t), Capacity: 8},
+		"cg-python":     {Control: cl.control, Token: relayClusterToken, Name: "cg-python", DataDir: filepath.Join(base, "b"), Supervisord: supervisortest.Python(t), Capacity: 9},
 	}
 	procs := map[string]*cgProc{}
 	var markers []string // this test's task processes carry one of these
