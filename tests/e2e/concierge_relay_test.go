@@ -28,7 +28,6 @@ import (
 // edge. The record task's ffmpeg runs with the edge in its command line,
 // the edge has it as an internal player, and its recording grows.
 func TestConciergeRelay(t *testing.T) {
-	killOrphanTasks(t)
 	peers.RequireTool(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -66,7 +65,7 @@ func TestConciergeRelay(t *testing.T) {
 	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "rl-edge", ControlURL: hs.URL})
 	edgeAddr := edge.RTMPAddr().String()
 
-	startConciergeProc(t, hs.URL, "rl-concierge", "--relay-rtmp", "rtmp://"+edgeAddr)
+	marker := startConciergeProc(t, hs.URL, "rl-concierge", "--relay-rtmp", "rtmp://"+edgeAddr)
 
 	// Publish to the origin: the control plane's relay has the stream, so
 	// a task that read from there would work too; only the command line
@@ -85,7 +84,7 @@ func TestConciergeRelay(t *testing.T) {
 	})
 	var cmdline string
 	eventually(t, 10*time.Second, "the task's ffmpeg process", func() bool {
-		for _, pid := range taskProcs(task.ID) {
+		for _, pid := range taskProcs(task.ID, marker) {
 			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 			if err == nil && bytes.Contains(b, []byte("ffmpeg")) {
 				cmdline = strings.ReplaceAll(string(b), "\x00", " ")
@@ -119,11 +118,12 @@ func TestConciergeRelay(t *testing.T) {
 // startConciergeProc runs a real `portier concierge` (Python supervisord)
 // named name against control with the relay tests' cluster token and extra
 // options; it is stopped with SIGINT at cleanup, and its log shown if the
-// test failed.
-func startConciergeProc(t *testing.T, control, name string, extra ...string) {
+// test failed. It returns the supervisor marker of its task processes.
+func startConciergeProc(t *testing.T, control, name string, extra ...string) (marker string) {
 	t.Helper()
+	dataDir := t.TempDir()
 	args := append([]string{"concierge", "--control", control, "--cluster-token", relayClusterToken,
-		"--name", name, "--data-dir", t.TempDir(), "--supervisord", supervisortest.Python(t),
+		"--name", name, "--data-dir", dataDir, "--supervisord", supervisortest.Python(t),
 		"--http-addr", "127.0.0.1:0", "--drain-timeout", "2s"}, extra...)
 	cmd := exec.Command(peers.PortierBinary(t), args...)
 	clog := lockedWriter{mu: &sync.Mutex{}, b: &bytes.Buffer{}}
@@ -147,4 +147,5 @@ func startConciergeProc(t *testing.T, control, name string, extra ...string) {
 			clog.mu.Unlock()
 		}
 	})
+	return dataDirMarker(t, dataDir)
 }

@@ -24,7 +24,6 @@ import (
 // supervisord runs ffmpeg from the relay to nginx-rtmp; ffprobe on nginx
 // sees the stream. Stopping the publish stops the task and its process.
 func TestConciergeRestream(t *testing.T) {
-	killOrphanTasks(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nginx := peers.NginxRTMP(t, peers.NginxOpts{})
@@ -54,8 +53,10 @@ func TestConciergeRestream(t *testing.T) {
 	}
 	t.Cleanup(func() { origin.Close() })
 
+	dataDir := t.TempDir()
+	marker := dataDirMarker(t, dataDir)
 	c, err := concierge.New(concierge.Params{Control: hs.URL, ClusterToken: "rs-token", Name: "rs-concierge", Capacity: 2,
-		DataDir: t.TempDir(), SupervisorBinary: supervisortest.Python(t), DrainTimeout: time.Second,
+		DataDir: dataDir, SupervisorBinary: supervisortest.Python(t), DrainTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(cgTestWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestConciergeRestream(t *testing.T) {
 		t.Fatalf("restreamed codecs %v, want h264 and aac", res.Codecs())
 	}
 	t.Logf("ffprobe on the restream target: %v after the publish started", time.Since(t0).Round(time.Millisecond))
-	if n := len(taskProcs(task.ID)); n != 1 {
+	if n := len(taskProcs(task.ID, marker)); n != 1 {
 		t.Fatalf("%d processes run the restream, want 1", n)
 	}
 
@@ -116,11 +117,11 @@ func TestConciergeRestream(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		if now := fmt.Sprintf("desired %s, state %s, %d processes", cur.DesiredState, cur.State, len(taskProcs(task.ID))); now != last {
+		if now := fmt.Sprintf("desired %s, state %s, %d processes", cur.DesiredState, cur.State, len(taskProcs(task.ID, marker))); now != last {
 			t.Logf("+%v: %s", time.Since(t1).Round(time.Millisecond), now)
 			last = now
 		}
-		return cur.State == models.TaskStopped && len(taskProcs(task.ID)) == 0
+		return cur.State == models.TaskStopped && len(taskProcs(task.ID, marker)) == 0
 	})
 	t.Logf("publish stop to restream stopped (state and process): %v", time.Since(t1).Round(time.Millisecond))
 }

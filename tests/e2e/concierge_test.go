@@ -96,11 +96,18 @@ func cgStart(t *testing.T, p cgChildParams) *cgProc {
 // embedded supervisord gives its programs (a hash of its directory).
 func (cp *cgProc) supervisorMarker(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join(cp.p.DataDir, "supervisord"))
+	return dataDirMarker(t, cp.p.DataDir)
+}
+
+// dataDirMarker is the PORTIER_SUPERVISOR value of the task processes of
+// the concierge with data directory dir.
+func dataDirMarker(t *testing.T, dir string) string {
+	t.Helper()
+	abs, err := filepath.Abs(filepath.Join(dir, "supervisord"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return supervisor.Marker(dir)
+	return supervisor.Marker(abs)
 }
 
 func (cp *cgProc) logText() string {
@@ -157,36 +164,6 @@ func taskProcs(id int64, markers ...string) []int {
 		}
 	}
 	return out
-}
-
-// killOrphanTasks ends task processes left by an earlier, failed run of
-// these tests: processes carrying PORTIER_TASK_ID whose parent is gone
-// (reparented to PID 1). Task ids restart at 1 in every run's database, so
-// such a leftover would be counted as a runner of this run's task. A task
-// process of a live concierge always has its supervisord as parent.
-func killOrphanTasks(t *testing.T) {
-	t.Helper()
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, []byte("\x00PORTIER_TASK_ID=")) && !bytes.HasPrefix(env, []byte("PORTIER_TASK_ID=")) {
-			continue
-		}
-		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The command may contain spaces: fields after the last ')'.
-		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-		if len(f) > 1 && f[1] == "1" {
-			t.Logf("ending task process %d left by an earlier run", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }
 
 // procCounter samples taskProcs until stopped and records the most runners
@@ -251,7 +228,6 @@ func cgWait(t *testing.T, what string, timeout time.Duration, cond func() bool) 
 // runs nothing stale; SIGTERM drains the task over to the other concierge;
 // a stop request stops it everywhere.
 func TestConciergeFailover(t *testing.T) {
-	killOrphanTasks(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "control.db"))

@@ -80,7 +80,6 @@ func newRunSegment(vs []hlscheck.Media, t time.Time) (hlscheck.Segment, bool) {
 // The gap (kill to the first segment of the new runner visible in each
 // playlist) is logged.
 func TestHLSTaskFailover(t *testing.T) {
-	killOrphanTasks(t)
 	peers.RequireTool(t, "ffmpeg")
 	peers.RequireTool(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)

@@ -146,7 +146,6 @@ func probeRenditions(t *testing.T, ctx context.Context, token string, urls []str
 // hlscheck's promises and advances, plays in ffprobe, and its segments
 // are objects in the bucket.
 func TestHLSTaskS3Origin(t *testing.T) {
-	killOrphanTasks(t)
 	peers.RequireTool(t, "ffmpeg")
 	peers.RequireTool(t, "ffprobe")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
