@@ -18,11 +18,20 @@ type playlist struct {
 	Target   time.Duration
 	Master   bool
 	Segments []listed
+	// MediaSeq is EXT-X-MEDIA-SEQUENCE (0 when absent, RFC 8216 4.3.3.2);
+	// DiscSeq is EXT-X-DISCONTINUITY-SEQUENCE as written.
+	MediaSeq int64
+	DiscSeq  int64
 }
 
+// listed is a URI a playlist lists: a media segment, or an init section
+// (Init, from EXT-X-MAP) that has no sequence number.
 type listed struct {
 	URI      string
 	Duration time.Duration
+	Init     bool
+	Seq      int64 // media sequence number (media segments only)
+	Disc     bool  // EXT-X-DISCONTINUITY before it
 }
 
 // Total is the sum of the listed segments' durations.
@@ -43,6 +52,8 @@ func parsePlaylist(b []byte) (playlist, error) {
 	sc.Buffer(make([]byte, 64*1024), len(b)+1)
 	first := true
 	var dur time.Duration
+	disc := false
+	var n int64 // media segments so far
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if first {
@@ -58,6 +69,12 @@ func parsePlaylist(b []byte) (playlist, error) {
 			if v, err := strconv.ParseFloat(strings.TrimPrefix(line, "#EXT-X-TARGETDURATION:"), 64); err == nil {
 				p.Target = seconds(v)
 			}
+		case strings.HasPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"):
+			p.MediaSeq, _ = strconv.ParseInt(strings.TrimPrefix(line, "#EXT-X-MEDIA-SEQUENCE:"), 10, 64)
+		case strings.HasPrefix(line, "#EXT-X-DISCONTINUITY-SEQUENCE:"):
+			p.DiscSeq, _ = strconv.ParseInt(strings.TrimPrefix(line, "#EXT-X-DISCONTINUITY-SEQUENCE:"), 10, 64)
+		case line == "#EXT-X-DISCONTINUITY":
+			disc = true
 		case strings.HasPrefix(line, "#EXTINF:"):
 			v, _, _ := strings.Cut(strings.TrimPrefix(line, "#EXTINF:"), ",")
 			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
@@ -66,12 +83,13 @@ func parsePlaylist(b []byte) (playlist, error) {
 			p.Master = true
 		case strings.HasPrefix(line, "#EXT-X-MAP:"):
 			if u := attr(line, "URI"); u != "" {
-				p.Segments = append(p.Segments, listed{URI: u})
+				p.Segments = append(p.Segments, listed{URI: u, Init: true})
 			}
 		case strings.HasPrefix(line, "#"):
 		default:
-			p.Segments = append(p.Segments, listed{URI: line, Duration: dur})
-			dur = 0
+			p.Segments = append(p.Segments, listed{URI: line, Duration: dur, Seq: p.MediaSeq + n, Disc: disc})
+			n++
+			dur, disc = 0, false
 		}
 	}
 	if first {

@@ -245,6 +245,19 @@ func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, 
 			o.fail(w, r, status, code, msg, err)
 			return
 		}
+		prev, has := st.latest[ob.Rendition]
+		d, err := nextSequence(ob, prev.pl, has, pl)
+		if err != nil {
+			st.mu.Unlock()
+			o.m.upload("playlist", "sequence")
+			o.fail(w, r, http.StatusConflict, "media_sequence", err.Error(), nil)
+			return
+		}
+		// What is stored (and served) carries the origin's count of
+		// discontinuities; being in the stored playlist, it survives an
+		// origin restart with it (load reads it back).
+		body = withDiscontinuitySequence(body, d)
+		pl.DiscSeq = d
 		rs = renditionOf(ob, pl)
 	}
 	if c.Before(st.fence) {
