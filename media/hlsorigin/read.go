@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // countingWriter counts the bytes of a response body.
@@ -43,6 +44,7 @@ func (o *Origin) serveRead(w http.ResponseWriter, r *http.Request, ob object) {
 	h.Set("Content-Type", ob.contentType())
 	h.Set("ETag", in.ETag)
 	var content io.ReadSeeker = rc
+	mod := in.ModTime
 	if ob.playlist() {
 		b, err := io.ReadAll(io.LimitReader(rc, maxPlaylistBytes+1))
 		if err != nil {
@@ -55,11 +57,19 @@ func (o *Origin) serveRead(w http.ResponseWriter, r *http.Request, ob object) {
 			age = playlistMaxAge(pl)
 		}
 		h.Set("Cache-Control", "max-age="+strconv.Itoa(age))
+		if ob.Kind == kindMaster {
+			// Completed from measurements that change with every
+			// segment: validated by its bytes, not by the stored
+			// object's time.
+			b = o.completeMaster(r.Context(), ob, b)
+			h.Set("ETag", contentETag(b))
+			mod = time.Time{}
+		}
 		content = bytes.NewReader(b)
 	} else {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
 	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", in.ModTime, content)
+	http.ServeContent(cw, r, "", mod, content)
 	o.m.out(cw.n)
 }

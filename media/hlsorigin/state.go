@@ -39,6 +39,9 @@ type streamState struct {
 	// uploads is how long each recent segment took to upload, until a
 	// playlist lists it (for the slow-upload warning).
 	uploads map[string]time.Duration
+	// probes is each rendition's media, probed for the master playlist
+	// in the first segment of its current run.
+	probes map[string]probeResult
 }
 
 type fileMeta struct {
@@ -54,7 +57,8 @@ type renditionState struct {
 
 func newStreamState(id int64) *streamState {
 	return &streamState{id: id, files: map[string]fileMeta{}, latest: map[string]renditionState{},
-		departed: map[string]time.Time{}, uploads: map[string]time.Duration{}}
+		departed: map[string]time.Time{}, uploads: map[string]time.Duration{},
+		probes: map[string]probeResult{}}
 }
 
 // fenceRecord is the persisted fence of a stream.

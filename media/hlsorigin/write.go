@@ -382,6 +382,7 @@ func (o *Origin) serveDelete(w http.ResponseWriter, r *http.Request, ob object) 
 	st.removed(key)
 	if ob.Kind == kindMedia {
 		delete(st.latest, ob.Rendition)
+		delete(st.probes, ob.Rendition)
 	}
 	st.lastWrite = now
 	o.m.upload("delete", "ok")
