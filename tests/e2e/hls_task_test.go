@@ -128,7 +128,8 @@ func lastSeq(vs []hlscheck.Media) int64 {
 // playlists, read through the origin with the cluster token, keep every
 // promise hlscheck checks and advance; real ffprobe plays every
 // rendition (h264 / aac). A restart through the API continues the media
-// sequence upward with a discontinuity.
+// sequence upward with a discontinuity, and EXT-X-DISCONTINUITY-SEQUENCE
+// counts the discontinuities as they leave the window.
 func TestRunHLSTask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
@@ -136,7 +137,9 @@ func TestRunHLSTask(t *testing.T) {
 	h := startHLSRunTask(t, ctx)
 	t.Logf("publish to hls task running: %v", time.Since(t0).Round(time.Millisecond))
 
-	c := hlscheck.NewChecker()
+	// What the origin adds is checked too: EXT-X-DISCONTINUITY-SEQUENCE
+	// across the restart below, and the master's measured attributes.
+	c := hlscheck.NewChecker().OriginChecks()
 	// Wait until the master and every media playlist can be read.
 	eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
 		vs, err := c.Poll(h.fetch, h.master)
@@ -212,6 +215,26 @@ func TestRunHLSTask(t *testing.T) {
 		}
 		t.Logf("%s: last seq before restart %d, first after %d", u[strings.Index(u, "/hls/"):], before[u], firstAfter)
 	}
+	// Once the restart's discontinuity has left the window (6 segments of
+	// 1 s), the origin's EXT-X-DISCONTINUITY-SEQUENCE counts it and the
+	// first run's discont_start: 2, checked version by version by c.
+	h.pollFor(t, c, 30*time.Second, func() bool {
+		for _, u := range urls {
+			vs := c.Versions(u)
+			if m := vs[len(vs)-1]; m.DiscontinuitySequence < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	if p := c.Problems(); len(p) > 0 {
+		t.Fatalf("hlscheck problems after the discontinuities left the window:\n%s", strings.Join(p, "\n"))
+	}
+	mb, err := h.fetch(h.master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("served master playlist:\n%s", mb)
 }
 
 // TestHLSStaleRunnerRefused: after the task's runner of a newer epoch has

@@ -2,7 +2,10 @@
 // of Portier's HLS task: every EXTINF within the target duration, a target
 // duration that never changes, a media
 // sequence that never decreases (across restarts too), a sequence number
-// that always names the same segment, program date times, and no segment
+// that always names the same segment, an EXT-X-DISCONTINUITY-SEQUENCE that
+// counts the discontinuities that left the window, a master playlist whose
+// variants carry measured BANDWIDTH, AVERAGE-BANDWIDTH, CODECS and, for
+// video, RESOLUTION and FRAME-RATE, program date times, and no segment
 // URL with two different contents: written twice with different bytes
 // (a Recorder in front of the writer) or served twice with different
 // bytes (ReadSegments against the real origin), and every write carrying
@@ -38,9 +41,13 @@ type Segment struct {
 type Media struct {
 	TargetDuration int
 	MediaSequence  int64
-	Independent    bool // EXT-X-INDEPENDENT-SEGMENTS
-	EndList        bool
-	Segments       []Segment
+	// DiscontinuitySequence is EXT-X-DISCONTINUITY-SEQUENCE (0 when
+	// absent); HasDiscontinuitySequence tells whether it was written.
+	DiscontinuitySequence    int64
+	HasDiscontinuitySequence bool
+	Independent              bool // EXT-X-INDEPENDENT-SEGMENTS
+	EndList                  bool
+	Segments                 []Segment
 }
 
 // ParseMedia parses a media playlist (the tags the checks need).
@@ -70,6 +77,9 @@ func ParseMedia(b []byte) (Media, error) {
 			target = true
 		case "#EXT-X-MEDIA-SEQUENCE":
 			m.MediaSequence, err = strconv.ParseInt(val, 10, 64)
+		case "#EXT-X-DISCONTINUITY-SEQUENCE":
+			m.DiscontinuitySequence, err = strconv.ParseInt(val, 10, 64)
+			m.HasDiscontinuitySequence = true
 		case "#EXT-X-INDEPENDENT-SEGMENTS":
 			m.Independent = true
 		case "#EXT-X-ENDLIST":
@@ -178,6 +188,7 @@ type Checker struct {
 	needPDT bool
 	// served: the hash of the bytes each segment URL served first.
 	served map[string][32]byte
+	origin bool // OriginChecks
 }
 
 // NewChecker returns an empty Checker.
@@ -224,6 +235,9 @@ func (c *Checker) Media(url string, body []byte) {
 	if n := len(prev); n > 0 && m.TargetDuration != prev[n-1].TargetDuration {
 		c.problem("%s: EXT-X-TARGETDURATION changed from %d to %d", url, prev[n-1].TargetDuration, m.TargetDuration)
 	}
+	if n := len(prev); n > 0 && c.origin {
+		c.checkDiscontinuitySequence(url, prev[n-1], m)
+	}
 	seen := c.bySeq[url]
 	if seen == nil {
 		seen = map[int64]string{}
@@ -241,6 +255,81 @@ func (c *Checker) Media(url string, body []byte) {
 		seen[s.Seq] = s.URI
 	}
 	c.versions[url] = append(prev, m)
+}
+
+// checkDiscontinuitySequence checks RFC 8216 6.2.2 between two versions:
+// EXT-X-DISCONTINUITY-SEQUENCE never decreases and grows by the number of
+// EXT-X-DISCONTINUITY tags of the segments that left the window (exactly
+// when the two windows touch or overlap; at least that when segments were
+// published and removed between the two versions seen).
+func (c *Checker) checkDiscontinuitySequence(url string, prev, m Media) {
+	if m.MediaSequence < prev.MediaSequence {
+		return // reported as a decreasing media sequence
+	}
+	want := prev.DiscontinuitySequence
+	for _, s := range prev.Segments {
+		if s.Discontinuity && s.Seq < m.MediaSequence {
+			want++
+		}
+	}
+	gap := len(prev.Segments) > 0 && m.MediaSequence > prev.Segments[len(prev.Segments)-1].Seq+1
+	switch {
+	case m.DiscontinuitySequence < prev.DiscontinuitySequence:
+		c.problem("%s: EXT-X-DISCONTINUITY-SEQUENCE went down from %d to %d", url, prev.DiscontinuitySequence, m.DiscontinuitySequence)
+	case !gap && m.DiscontinuitySequence != want:
+		c.problem("%s: EXT-X-DISCONTINUITY-SEQUENCE %d at media sequence %d, want %d (%d before, plus the discontinuities that left the window)",
+			url, m.DiscontinuitySequence, m.MediaSequence, want, prev.DiscontinuitySequence)
+	case gap && m.DiscontinuitySequence < want:
+		c.problem("%s: EXT-X-DISCONTINUITY-SEQUENCE %d at media sequence %d, want at least %d", url, m.DiscontinuitySequence, m.MediaSequence, want)
+	}
+}
+
+// Master checks a master playlist's variants. media maps each variant's
+// URI to the media playlist read after the master; a variant whose media
+// playlist lists segments must carry what the origin measures: BANDWIDTH
+// and AVERAGE-BANDWIDTH (RFC 8216 4.3.4.2, AVERAGE-BANDWIDTH at most
+// BANDWIDTH), CODECS, and for a variant with video (avc1 or hvc1 in
+// CODECS) RESOLUTION and FRAME-RATE.
+func (c *Checker) Master(url string, vs []Variant, media map[string]Media) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range vs {
+		m, ok := media[v.URI]
+		if !ok || len(m.Segments) == 0 {
+			continue
+		}
+		a := v.Attrs
+		bw, err1 := strconv.ParseInt(a["BANDWIDTH"], 10, 64)
+		avg, err2 := strconv.ParseInt(a["AVERAGE-BANDWIDTH"], 10, 64)
+		switch {
+		case err1 != nil || bw <= 0:
+			c.problem("%s: variant %s: BANDWIDTH %q", url, v.URI, a["BANDWIDTH"])
+		case err2 != nil || avg <= 0:
+			c.problem("%s: variant %s: AVERAGE-BANDWIDTH %q", url, v.URI, a["AVERAGE-BANDWIDTH"])
+		case avg > bw:
+			c.problem("%s: variant %s: AVERAGE-BANDWIDTH %d above BANDWIDTH %d", url, v.URI, avg, bw)
+		}
+		codecs := a["CODECS"]
+		if codecs == "" {
+			c.problem("%s: variant %s has no CODECS", url, v.URI)
+		}
+		if strings.Contains(codecs, "avc1.") || strings.Contains(codecs, "hvc1.") {
+			if w, h, ok := strings.Cut(a["RESOLUTION"], "x"); !ok || atoiPositive(w) == 0 || atoiPositive(h) == 0 {
+				c.problem("%s: variant %s (video) RESOLUTION %q", url, v.URI, a["RESOLUTION"])
+			}
+			if f, err := strconv.ParseFloat(a["FRAME-RATE"], 64); err != nil || f <= 0 {
+				c.problem("%s: variant %s (video) FRAME-RATE %q", url, v.URI, a["FRAME-RATE"])
+			}
+		}
+	}
+}
+
+func atoiPositive(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // Problems returns every broken promise seen so far.
@@ -282,6 +371,7 @@ func (c *Checker) Poll(fetch Fetch, masterURL string) ([]Variant, error) {
 	if err != nil {
 		return nil, err
 	}
+	media := map[string]Media{}
 	for _, v := range vs {
 		u := resolve(masterURL, v.URI)
 		mb, err := fetch(u)
@@ -289,7 +379,27 @@ func (c *Checker) Poll(fetch Fetch, masterURL string) ([]Variant, error) {
 			return vs, fmt.Errorf("media playlist %s: %w", u, err)
 		}
 		c.Media(u, mb)
+		if m, err := ParseMedia(mb); err == nil {
+			media[v.URI] = m
+		}
 	}
+	c.mu.Lock()
+	origin := c.origin
+	c.mu.Unlock()
+	if !origin {
+		return vs, nil
+	}
+	// The master again, read after the media playlists: each variant
+	// whose media playlist listed a segment must be complete in it.
+	b, err = fetch(masterURL)
+	if err != nil {
+		return vs, fmt.Errorf("master playlist: %w", err)
+	}
+	vs2, err := ParseMaster(b)
+	if err != nil {
+		return vs, err
+	}
+	c.Master(masterURL, vs2, media)
 	return vs, nil
 }
 
@@ -342,4 +452,15 @@ func resolve(base, uri string) string {
 		return uri
 	}
 	return base[:strings.LastIndex(base, "/")+1] + uri
+}
+
+// OriginChecks turns on the checks of what Portier's HLS origin adds to
+// ffmpeg 5.1's playlists: EXT-X-DISCONTINUITY-SEQUENCE in media playlists,
+// and (in Poll) the master playlist's measured attributes (Master).
+// ffmpeg's own output, as a Recorder sees it, has neither.
+func (c *Checker) OriginChecks() *Checker {
+	c.mu.Lock()
+	c.origin = true
+	c.mu.Unlock()
+	return c
 }
