@@ -74,6 +74,16 @@ type StreamState struct {
 	App  string
 	Name string
 	Key  string // the stream's publish key (used by pull tasks to publish into the relay)
+	// Tracks is what the relay holding the publish reported of its
+	// tracks; the HLS task maps only the tracks there are.
+	Tracks Tracks
+}
+
+// Tracks is what is known of a live stream's tracks. Unknown (before the
+// relay's first report) is taken as video and audio.
+type Tracks struct {
+	Known        bool
+	Video, Audio bool
 }
 
 // Env is the deployment environment the description is resolved against.

@@ -30,31 +30,39 @@ var (
 )
 
 func TestCompileGolden(t *testing.T) {
+	videoOnly := testStream
+	videoOnly.Tracks = Tracks{Known: true, Video: true}
 	cases := []struct {
 		name string
 		cfg  TaskConfigInput
+		st   *StreamState // default testStream
 	}{
-		{"restream_rtmp_key", TaskConfigInput{Type: TypeRestream, Target: "rtmp://a.rtmp.youtube.com/live2", Key: "abcd-efgh-ijkl"}},
-		{"restream_rtmp_nokey", TaskConfigInput{Type: TypeRestream, Target: "rtmps://live.example.com:443/app/streamkey"}},
-		{"restream_srt", TaskConfigInput{Type: TypeRestream, Target: "srt://ingest.example.com:9000?latency=200000", Key: "sk"}},
-		{"record", TaskConfigInput{Type: TypeRecord, SegmentSeconds: 300}},
-		{"record_default", TaskConfigInput{Type: TypeRecord}},
-		{"record_mp4", TaskConfigInput{Type: TypeRecord, Format: "mp4", SegmentSeconds: 10}},
-		{"pull_hls", TaskConfigInput{Type: TypePull, Source: "https://cdn.example.com/live/index.m3u8"}},
-		{"pull_rtsp", TaskConfigInput{Type: TypePull, Source: "rtsp://cam.local:554/stream1"}},
-		{"pull_rtmp", TaskConfigInput{Type: TypePull, Source: "rtmp://other.example.com/live/x"}},
-		{"hls_ladder", TaskConfigInput{Type: TypeHLS, Renditions: ladder}},
+		{"restream_rtmp_key", TaskConfigInput{Type: TypeRestream, Target: "rtmp://a.rtmp.youtube.com/live2", Key: "abcd-efgh-ijkl"}, nil},
+		{"restream_rtmp_nokey", TaskConfigInput{Type: TypeRestream, Target: "rtmps://live.example.com:443/app/streamkey"}, nil},
+		{"restream_srt", TaskConfigInput{Type: TypeRestream, Target: "srt://ingest.example.com:9000?latency=200000", Key: "sk"}, nil},
+		{"record", TaskConfigInput{Type: TypeRecord, SegmentSeconds: 300}, nil},
+		{"record_default", TaskConfigInput{Type: TypeRecord}, nil},
+		{"record_mp4", TaskConfigInput{Type: TypeRecord, Format: "mp4", SegmentSeconds: 10}, nil},
+		{"pull_hls", TaskConfigInput{Type: TypePull, Source: "https://cdn.example.com/live/index.m3u8"}, nil},
+		{"pull_rtsp", TaskConfigInput{Type: TypePull, Source: "rtsp://cam.local:554/stream1"}, nil},
+		{"pull_rtmp", TaskConfigInput{Type: TypePull, Source: "rtmp://other.example.com/live/x"}, nil},
+		{"hls_ladder", TaskConfigInput{Type: TypeHLS, Renditions: ladder}, nil},
 		{"hls_fps_seg4", TaskConfigInput{Type: TypeHLS, SegmentSeconds: 4, Renditions: []Rendition{
-			{Name: "720p30", Width: 1280, Height: 720, FPS: 30, VideoBitrate: 3000}, {Name: "360p15", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500, AudioBitrate: 64}}}},
-		{"hls_copy", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "source", Kind: KindCopy}, ladder[1]}}},
-		{"hls_copy_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "copy"}}}},
-		{"hls_audio", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[0], {Name: "radio", Kind: KindAudio, AudioBitrate: 64}}}},
-		{"hls_audio_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "audio"}}}},
-		{"hls_presets", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "1080p"}, {Preset: "720p"}, {Preset: "480p", Name: "sd", VideoBitrate: 1000}, {Preset: "copy", Name: "src"}, {Preset: "audio"}}}},
+			{Name: "720p30", Width: 1280, Height: 720, FPS: 30, VideoBitrate: 3000}, {Name: "360p15", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500, AudioBitrate: 64}}}, nil},
+		{"hls_copy", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Name: "source", Kind: KindCopy}, ladder[1]}}, nil},
+		{"hls_copy_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "copy"}}}, nil},
+		{"hls_audio", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[0], {Name: "radio", Kind: KindAudio, AudioBitrate: 64}}}, nil},
+		{"hls_audio_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "audio"}}}, nil},
+		{"hls_presets", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{{Preset: "1080p"}, {Preset: "720p"}, {Preset: "480p", Name: "sd", VideoBitrate: 1000}, {Preset: "copy", Name: "src"}, {Preset: "audio"}}}, nil},
+		{"hls_video_only", TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[1], {Preset: "copy", Name: "src"}, {Preset: "audio"}}}, &videoOnly},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Compile(tc.cfg, testStream, testEnv)
+			st := testStream
+			if tc.st != nil {
+				st = *tc.st
+			}
+			d, err := Compile(tc.cfg, st, testEnv)
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
 			}

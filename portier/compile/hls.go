@@ -75,6 +75,10 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	if err != nil {
 		return Description{}, err
 	}
+	if rs, err = forTracks(rs, st.Tracks); err != nil {
+		return Description{}, err
+	}
+	audio := !st.Tracks.Known || st.Tracks.Audio
 	base := strings.TrimRight(env.HLSOriginURL, "/") + HLSPath(st.ID)
 	in := relayInput(env, st, "hls")
 	args := commonInput(in)
@@ -130,6 +134,11 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	}
 	vi = 0
 	for ai, r := range rs {
+		if !audio { // video only: no audio stream, none in the variants
+			varMap = append(varMap, fmt.Sprintf("v:%d,name:%s", vi, r.Name))
+			vi++
+			continue
+		}
 		a := strconv.Itoa(ai)
 		args = append(args, "-map", "0:a:0")
 		if r.Kind == KindCopy {
@@ -167,4 +176,31 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		Args: args, Input: in, Outputs: []string{base + "/master.m3u8", playlist}, Cost: HLSCost(rs),
 		RelayArgs: []int{inputArg(args)}, CredentialArg: credArg,
 	}, nil
+}
+
+// forTracks keeps the renditions the stream's tracks can feed: without a
+// video track no video or copy rendition, without an audio track no audio
+// rendition (the others then carry video only). A ladder left with
+// nothing is refused. Unknown tracks keep the whole ladder.
+func forTracks(rs []Rendition, tr Tracks) ([]Rendition, error) {
+	if !tr.Known {
+		return rs, nil
+	}
+	out := make([]Rendition, 0, len(rs))
+	for _, r := range rs {
+		if (r.Kind == KindAudio && !tr.Audio) || (r.Kind != KindAudio && !tr.Video) {
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		what := "no video track"
+		if !tr.Video && !tr.Audio {
+			what = "no track"
+		} else if !tr.Audio {
+			what = "no audio track"
+		}
+		return nil, fmt.Errorf("%w: the stream has %s for any rendition of the ladder", ErrInvalid, what)
+	}
+	return out, nil
 }
