@@ -64,6 +64,8 @@ type liveState struct {
 	// tomb remembers recent publish-done events per node and stream, so a
 	// heartbeat snapshot taken before the done cannot bring the stream back.
 	tomb map[string]time.Time
+	// tracks is each live stream's tracks as last reported (followTracks).
+	tracks map[int64]compile.Tracks
 }
 
 func newLiveState(s *Server) *liveState {
@@ -84,7 +86,7 @@ func newLiveState(s *Server) *liveState {
 	l := &liveState{
 		s: s, hb: p.HeartbeatInterval, now: p.Now, env: p.Compile,
 		metrics: newLiveMetrics(), log: s.log.With("part", "live"),
-		tomb: map[string]time.Time{},
+		tomb: map[string]time.Time{}, tracks: map[int64]compile.Tracks{},
 	}
 	s.p.Store.SetLiveCompiler(l.compileOnLive)
 	return l

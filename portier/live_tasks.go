@@ -42,6 +42,9 @@ func (l *liveState) streamLive() {
 
 // streamOffline stops the tasks of a stream that went offline.
 func (l *liveState) streamOffline(ctx context.Context, streamID int64, why string) {
+	l.mu.Lock()
+	delete(l.tracks, streamID)
+	l.mu.Unlock()
 	n, err := l.s.p.Store.StopStreamTasks(ctx, streamID, "stream offline: "+why, models.TypePull)
 	if err != nil {
 		l.log.Error("stop tasks on offline", "err", err, "stream", streamID)
@@ -115,7 +118,49 @@ func compileConfig(cfg *models.TaskConfig, st *models.Stream, env compile.Env) (
 	}
 	return compile.Compile(in, compile.StreamState{
 		ID: st.ID, App: st.Application.Name, Name: st.Name, Key: st.PublishKey,
+		Tracks: tracksOf(models.ParseLiveCodecInfo(st.CodecInfo).StreamCodec),
 	}, env)
+}
+
+// tracksOf is what a relay's codec report tells of a stream's tracks:
+// nothing before its first report (both codecs empty).
+func tracksOf(c models.StreamCodec) compile.Tracks {
+	return compile.Tracks{Known: c.VideoCodec != "" || c.AudioCodec != "", Video: c.VideoCodec != "", Audio: c.AudioCodec != ""}
+}
+
+// followTracks recompiles the tasks of each published stream whose tracks
+// (video, audio) differ from those this control plane saw last, after the
+// origin's report was stored: a task compiled when the stream went live,
+// before any report, mapped audio and video; an HLS task of a video-only
+// stream is replaced by one that maps video only (compile.NeedsReplace
+// leaves every other task running). l.tracks is guarded by l.mu, never
+// held across the store calls.
+func (l *liveState) followTracks(ctx context.Context, reports []models.StreamStatReport) {
+	for _, r := range reports {
+		tr := tracksOf(r.Codec)
+		if !r.Publisher || !tr.Known {
+			continue
+		}
+		// (The cached target's Live may predate the publish:
+		// onTaskConfigChanged reads the stream itself.)
+		t, _, err := l.findStream(ctx, r.App, r.Name)
+		if err != nil {
+			continue
+		}
+		l.mu.Lock()
+		old, seen := l.tracks[t.StreamID]
+		l.tracks[t.StreamID] = tr
+		l.mu.Unlock()
+		if seen && old == tr {
+			continue
+		}
+		if err := l.s.onStreamChanged(ctx, t.StreamID); err != nil {
+			l.log.Error("recompile tasks for the stream's tracks", "err", err, "stream", t.StreamID,
+				"video", tr.Video, "audio", tr.Audio)
+			continue
+		}
+		l.log.Info("stream tracks reported, tasks recompiled", "stream", t.StreamID, "video", tr.Video, "audio", tr.Audio)
+	}
 }
 
 // toModelDescription keeps what a concierge runs (the type and version

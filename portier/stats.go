@@ -80,7 +80,13 @@ func (l *liveState) storeStreamStats(ctx context.Context, node string, reports [
 		return err
 	}
 	now := l.now()
-	return l.s.p.Store.UpdateNodeStreamStats(ctx, node, n.Role, reports, now, now.Add(-3*l.hb))
+	if err := l.s.p.Store.UpdateNodeStreamStats(ctx, node, n.Role, reports, now, now.Add(-3*l.hb)); err != nil {
+		return err
+	}
+	if n.Role == models.NodeRoleOrigin {
+		l.followTracks(ctx, reports)
+	}
+	return nil
 }
 
 // streamStatsView is a live stream's statistics in the API (null while the

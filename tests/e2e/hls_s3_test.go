@@ -173,7 +173,9 @@ func TestHLSTaskS3Origin(t *testing.T) {
 
 	fetch := bearerFetch(relayClusterToken)
 	master := cl.master(st.ID)
-	c := hlscheck.NewChecker()
+	// OriginChecks: the master served from the S3 backend is completed
+	// like the directory backend's (completion is on read, not in storage).
+	c := hlscheck.NewChecker().OriginChecks()
 	eventually(t, 30*time.Second, "master and media playlists readable through the S3 origin", func() bool {
 		vs, err := c.Poll(fetch, master)
 		return err == nil && len(vs) == 2

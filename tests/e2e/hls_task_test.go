@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,6 +47,18 @@ type hlsRunTask struct {
 
 func startHLSRunTask(t *testing.T, ctx context.Context) *hlsRunTask {
 	t.Helper()
+	h := startHLSRunTaskPublishing(t, ctx, peers.PublishOpts{})
+	eventually(t, 30*time.Second, "hls task running", func() bool {
+		ts := h.a.tasks(t, h.st.ID)
+		return len(ts) == 1 && ts[0].State == "running"
+	})
+	return h
+}
+
+// startHLSRunTaskPublishing is startHLSRunTask with ffmpeg publishing with
+// opts, without waiting for the task.
+func startHLSRunTaskPublishing(t *testing.T, ctx context.Context, opts peers.PublishOpts) *hlsRunTask {
+	t.Helper()
 	peers.RequireTool(t, "ffmpeg")
 	peers.RequireTool(t, "ffprobe")
 	a := startAllInOne(t, "--cluster-token", hlsE2EToken)
@@ -63,11 +76,7 @@ func startHLSRunTask(t *testing.T, ctx context.Context) *hlsRunTask {
 			}}, &cfg); code != http.StatusCreated {
 		t.Fatalf("create hls config: HTTP %d %v", code, cfg)
 	}
-	peers.Publish(t, ctx, h.st.Ingest.RTMPURL, peers.PublishOpts{})
-	eventually(t, 30*time.Second, "hls task running", func() bool {
-		ts := a.tasks(t, h.st.ID)
-		return len(ts) == 1 && ts[0].State == "running"
-	})
+	peers.Publish(t, ctx, h.st.Ingest.RTMPURL, opts)
 	h.master = fmt.Sprintf("http://%s/hls/s/%d/master.m3u8", a.http, h.st.ID)
 	return h
 }
@@ -342,4 +351,64 @@ func TestHLSStaleRunnerRefused(t *testing.T) {
 		t.Fatalf("fenced uploads not counted:\n%s", grepLines(m, "uploads_total"))
 	}
 	t.Logf("origin uploads:\n%s", grepLines(m, "uploads_total"))
+}
+
+// TestRunHLSTaskVideoOnly: real ffmpeg publishes a video-only lavfi source
+// to `portier run`, whose stream has the HLS ladder of startHLSRunTask
+// (360p, small, audio). Once the relay has reported the stream's tracks,
+// the task maps video only: the origin serves the two video variants, with
+// an avc1 CODECS and no audio, which keep every promise hlscheck checks
+// and play in ffprobe as h264 alone; there is no audio variant.
+func TestRunHLSTaskVideoOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	h := startHLSRunTaskPublishing(t, ctx, peers.PublishOpts{NoAudio: true})
+	c := hlscheck.NewChecker().OriginChecks()
+	var vs []hlscheck.Variant
+	eventually(t, 60*time.Second, "video-only master and media playlists readable", func() bool {
+		var err error
+		vs, err = c.Poll(h.fetch, h.master)
+		return err == nil && len(vs) == 2
+	})
+	t.Logf("publish to video-only playlists readable: %v", time.Since(t0).Round(time.Millisecond))
+	h.pollFor(t, c, 5*time.Second, nil)
+	if p := c.Problems(); len(p) > 0 {
+		t.Fatalf("hlscheck problems:\n%s", strings.Join(p, "\n"))
+	}
+	mb, err := h.fetch(h.master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("served master playlist:\n%s", mb)
+	vs, err = hlscheck.ParseMaster(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		if v.URI == "audio/index.m3u8" {
+			t.Errorf("an audio variant for a video-only source: %v", v.Attrs)
+		}
+		if cs := v.Attrs["CODECS"]; !strings.HasPrefix(cs, "avc1.") || strings.Contains(cs, "mp4a") {
+			t.Errorf("variant %s: CODECS %q, want avc1 alone", v.URI, cs)
+		}
+	}
+	for _, u := range c.URLs() {
+		vs := c.Versions(u)
+		if len(vs[len(vs)-1].Segments) == 0 {
+			t.Fatalf("%s lists no segment", u)
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+		out, err := exec.CommandContext(pctx, "ffprobe", "-v", "error", "-headers", "Authorization: Bearer "+hlsE2EToken+"\r\n",
+			"-show_streams", "-of", "json", u).Output()
+		pcancel()
+		var probe peers.ProbeResult
+		if err != nil || json.Unmarshal(out, &probe) != nil {
+			t.Fatalf("ffprobe %s: %v %s", u, err, out)
+		}
+		if codecs := probe.Codecs(); !probe.HasCodec("h264") || probe.HasCodec("aac") {
+			t.Fatalf("ffprobe %s: codecs %v, want h264 alone", u, codecs)
+		}
+		t.Logf("ffprobe %s: %v", u[strings.Index(u, "/hls/"):], probe.Codecs())
+	}
 }
