@@ -361,7 +361,9 @@ func (c *Checker) URLs() []string {
 type Fetch func(url string) ([]byte, error)
 
 // Poll reads the master playlist at masterURL and each media playlist it
-// lists once, and checks them; it returns the master's variants.
+// lists once, and checks them; with OriginChecks it reads the master again
+// afterwards and checks it against those media playlists (Master). It
+// returns the master's variants.
 func (c *Checker) Poll(fetch Fetch, masterURL string) ([]Variant, error) {
 	b, err := fetch(masterURL)
 	if err != nil {
