@@ -578,6 +578,10 @@ func TestLoadAndMetrics(t *testing.T) {
 	for range 4 {
 		get(t, te.signed(path, ""))
 	}
+	// A handler counts its bytes just after the viewer has them all.
+	for deadline := time.Now().Add(5 * time.Second); te.m.active.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // poll, bounded by the deadline
+	}
 	te.clock.add(time.Second)
 	l := te.Load()
 	if l.HitRatio != 0.75 || l.BitrateOut != 4*10_000*8 || l.CacheBytes != 10_000 || l.CacheCapacityBytes != DefaultCacheBytes {
@@ -592,5 +596,78 @@ func TestLoadAndMetrics(t *testing.T) {
 	}
 	if resp, _ := get(t, te.url+"/readyz"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("readyz: %s", resp.Status)
+	}
+}
+
+// TestBrokenFill: the origin dies in the middle of an object. Viewers see
+// a broken body (never a short one that looks whole), and the next
+// request fetches the object again.
+func TestBrokenFill(t *testing.T) {
+	body := segment(200_000, 6)
+	var calls atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		if calls.Add(1) == 1 {
+			_, _ = w.Write(body[:50_000])
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(origin.Close)
+	c := &clock{t: time.Now()}
+	e, err := New(Params{Origins: []string{origin.URL}, ClusterToken: testToken, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.HTTPHandler())
+	t.Cleanup(func() { srv.Close(); e.Close() })
+	te := &testEdge{Edge: e, url: srv.URL, clock: c}
+	const path = "/hls/s/7/720p/300.ts"
+	resp, err := http.Get(te.signed(path, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("a fill cut by the origin reached the viewer as a complete %d-byte body", len(b))
+	}
+	if resp, b := get(t, te.signed(path, "")); resp.StatusCode != 200 || !bytes.Equal(b, body) {
+		t.Fatalf("retry: %s, %d bytes", resp.Status, len(b))
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("origin calls: %d, want 2", n)
+	}
+}
+
+// TestPlaylistRevalidated: an unchanged playlist is revalidated with its
+// ETag (304) and stays the cached copy.
+func TestPlaylistRevalidated(t *testing.T) {
+	o := newFakeOrigin(t)
+	const path = "/hls/s/7/720p/index.m3u8"
+	o.put(path, []byte("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n1.ts\n"))
+	te := newTestEdge(t, o, nil)
+	get(t, te.signed(path, ""))
+	te.clock.add(1500 * time.Millisecond)
+	if resp, _ := get(t, te.signed(path, "")); resp.Header.Get("X-Cache") != resultStale {
+		t.Fatalf("expired: %s", resp.Header.Get("X-Cache"))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if resp, _ := get(t, te.signed(path, "")); resp.Header.Get("X-Cache") == resultHit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a 304 did not make the cached playlist fresh again")
+		}
+		time.Sleep(10 * time.Millisecond) // poll, bounded by the deadline
+	}
+	if n := o.count(path); n != 2 {
+		t.Fatalf("origin fetches: %d, want 2 (the fill and one revalidation)", n)
 	}
 }

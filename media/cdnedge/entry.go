@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -29,6 +30,9 @@ type entry struct {
 	contentType  string
 	etag         string
 	lastModified time.Time
+	// header is what every viewer response of the object carries, built
+	// once (a cache hit then sets no header by name).
+	header       http.Header
 	cacheControl string
 	size         int64 // -1: unknown (no Content-Length)
 	fetchedAt    time.Time
@@ -145,15 +149,32 @@ func (r *entryReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// setHeaders copies the entry's headers to a viewer response.
-func (e *entry) setHeaders(h http.Header) {
+// buildHeader fixes the response headers of a 200 for the object.
+func (e *entry) buildHeader() {
+	h := http.Header{}
 	if e.contentType != "" {
-		h.Set("Content-Type", e.contentType)
+		h["Content-Type"] = []string{e.contentType}
 	}
 	if e.etag != "" {
-		h.Set("ETag", e.etag)
+		h["Etag"] = []string{e.etag}
 	}
 	if e.cacheControl != "" {
-		h.Set("Cache-Control", e.cacheControl)
+		h["Cache-Control"] = []string{e.cacheControl}
+	}
+	if !e.lastModified.IsZero() {
+		h["Last-Modified"] = []string{e.lastModified.UTC().Format(http.TimeFormat)}
+	}
+	if e.size >= 0 {
+		h["Content-Length"] = []string{strconv.FormatInt(e.size, 10)}
+		h["Accept-Ranges"] = []string{"bytes"}
+	}
+	e.header = h
+}
+
+// setHeaders copies the entry's headers to a viewer response (values are
+// shared, never modified).
+func (e *entry) setHeaders(h http.Header) {
+	for k, v := range e.header {
+		h[k] = v
 	}
 }

@@ -58,6 +58,7 @@ func (e *Edge) fill(en *entry, ifNoneMatch string) {
 	en.lastModified, _ = http.ParseTime(h.Get("Last-Modified"))
 	en.fetchedAt = e.p.Now()
 	en.size = resp.ContentLength
+	en.buildHeader()
 	keep := en.size <= e.p.MaxObjectBytes
 	if en.size > 0 && keep {
 		en.buf = make([]byte, 0, en.size)

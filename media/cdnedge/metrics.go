@@ -21,6 +21,8 @@ type metrics struct {
 	cacheBytes  prometheus.GaugeFunc
 	cacheCap    prometheus.Gauge
 
+	results map[string]prometheus.Counter // requests by result, resolved once
+
 	active              atomic.Int64
 	nOut, nHit, nServed atomic.Int64
 
@@ -47,7 +49,18 @@ func newMetrics(cacheBytes func() float64, capacity float64) *metrics {
 	m.cacheCap = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "portier", Subsystem: "cdn_edge", Name: "cache_capacity_bytes", Help: "The cache's bound."})
 	m.cacheCap.Set(capacity)
 	m.registry.MustRegister(m.collectors()...)
+	m.results = map[string]prometheus.Counter{}
+	for _, r := range []string{resultHit, resultStale, resultCoalesced, resultMiss, resultError, resultDenied, resultBad} {
+		m.results[r] = m.requests.WithLabelValues(r)
+	}
 	return m
+}
+
+func (m *metrics) byResult(r string) prometheus.Counter {
+	if c, ok := m.results[r]; ok {
+		return c
+	}
+	return m.requests.WithLabelValues(r)
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
@@ -55,7 +68,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 }
 
 func (m *metrics) request(result string) {
-	m.requests.WithLabelValues(result).Inc()
+	m.byResult(result).Inc()
 	switch result {
 	case resultCoalesced:
 		m.coalesced.Inc()

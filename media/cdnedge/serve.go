@@ -20,6 +20,9 @@ const (
 	resultBad       = "bad_request"
 )
 
+// xCache are the X-Cache header values by result, allocated once.
+var xCache = map[string][]string{resultHit: {resultHit}, resultStale: {resultStale}, resultCoalesced: {resultCoalesced}, resultMiss: {resultMiss}}
+
 // serveHLS answers one viewer request under /hls/s/.
 func (e *Edge) serveHLS(w http.ResponseWriter, r *http.Request) {
 	e.m.active.Add(1)
@@ -73,17 +76,61 @@ func (e *Edge) serveHLS(w http.ResponseWriter, r *http.Request) {
 	e.m.request(result)
 	h := w.Header()
 	en.setHeaders(h)
-	h.Set("X-Cache", result)
+	h["X-Cache"] = xCache[result]
 	cw := &countingWriter{ResponseWriter: w}
-	rd := &entryReader{ctx: r.Context(), e: en, flush: cw.Flush}
-	if en.size >= 0 {
+	if en.size >= 0 && (r.Header.Get("Range") != "" || hasConditional(r)) {
+		delete(h, "Content-Length") // ServeContent sets the range's
 		// Range, If-None-Match, If-Modified-Since; reads wait for bytes
 		// still on their way from the origin.
-		http.ServeContent(cw, r, "", en.lastModified, rd)
+		http.ServeContent(cw, r, "", en.lastModified, &entryReader{ctx: r.Context(), e: en, flush: cw.Flush})
 	} else {
-		e.streamUnsized(cw, r, rd)
+		e.serveWhole(cw, r, en)
 	}
 	e.m.out(cw.n)
+}
+
+// hasConditional reports whether r carries a conditional header that
+// http.ServeContent evaluates.
+func hasConditional(r *http.Request) bool {
+	h := r.Header
+	return h.Get("If-None-Match") != "" || h.Get("If-Modified-Since") != "" || h.Get("If-Match") != "" ||
+		h.Get("If-Unmodified-Since") != "" || h.Get("If-Range") != ""
+}
+
+// serveWhole sends the whole object: the bytes already there in one
+// write, then each piece as it arrives from the origin, flushed, until
+// the body is complete. Nothing is copied: the writes take the entry's
+// own (append-only) bytes.
+func (e *Edge) serveWhole(w *countingWriter, r *http.Request, en *entry) {
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	off := 0
+	for {
+		buf, done, err, changed := en.snapshot()
+		if off < len(buf) {
+			if _, werr := w.Write(buf[off:]); werr != nil {
+				return
+			}
+			off = len(buf)
+			if !done {
+				w.Flush()
+			}
+			continue
+		}
+		if err != nil {
+			panic(http.ErrAbortHandler) // the viewer must see a broken body, not a short one
+		}
+		if done {
+			return
+		}
+		select {
+		case <-changed:
+		case <-r.Context().Done():
+			return
+		}
+	}
 }
 
 // lookup finds or starts the fill of key.
@@ -143,34 +190,6 @@ func (e *Edge) startRefresh(old *entry) {
 			e.cache.endRefresh(old)
 		}
 	}()
-}
-
-// streamUnsized serves an object whose size the origin did not say
-// (no Range: the whole body as it arrives).
-func (e *Edge) streamUnsized(w http.ResponseWriter, r *http.Request, rd *entryReader) {
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	buf := make([]byte, fillChunk)
-	fl, _ := w.(http.Flusher)
-	for {
-		n, err := rd.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, errFillFailed) {
-				return
-			}
-			panic(http.ErrAbortHandler) // the viewer must see a broken body, not a short one
-		}
-	}
 }
 
 // objectKind checks an HLS object path and says whether it is a playlist.
