@@ -21,13 +21,13 @@ import (
 // The CDN edge benchmark's fixed shape, bounded in count and time (about
 // 40 s for both edges).
 const (
-	cdnBenchSegBytes   = 1 << 20 // 1 MB segments
-	cdnBenchCachedSegs = 8       // segments the throughput clients share
-	cdnBenchRounds     = 5       // uncached segments per edge for time to first byte
-	cdnBenchWaiters    = 100     // concurrent requests per uncached segment
+	cdnBenchSegBytes   = 1 << 20         // 1 MB segments
+	cdnBenchCachedSegs = 8               // segments the throughput clients share
+	cdnBenchRounds     = 5               // uncached segments per edge for time to first byte
+	cdnBenchWaiters    = 100             // concurrent requests per uncached segment
 	cdnBenchFor        = 3 * time.Second // per run; 2 runs per edge and object kind
-	cdnBenchSegConc    = 16 // concurrent clients for segments
-	cdnBenchPlConc     = 32 // concurrent clients for playlists
+	cdnBenchSegConc    = 16              // concurrent clients for segments
+	cdnBenchPlConc     = 32              // concurrent clients for playlists
 	// The slow origin: this long before its response headers, then the
 	// body in 64 KiB pieces every cdnBenchPace (1 MB in about 400 ms).
 	cdnBenchOriginDelay = 100 * time.Millisecond
