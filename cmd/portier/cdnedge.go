@@ -27,6 +27,8 @@ type cdnEdgeConfig struct {
 	AdvertiseHTTP  string
 	CacheBytes     int64
 	MaxObjectBytes int64
+	DiskCacheDir   string // empty: memory only
+	DiskCacheBytes int64
 	AllowOrigins   string // comma-separated; "*": any
 	StaleFor       time.Duration
 	OriginTimeout  time.Duration
@@ -46,6 +48,8 @@ func (c *cdnEdgeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdvertiseHTTP, "advertise-http-addr", "", "HTTP host:port viewers and the control plane use to reach this edge (default: the listen address, with 127.0.0.1 for an unspecified host)")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", cdnedge.DefaultCacheBytes, "memory cache bound in bytes (least recently used objects are evicted past it)")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 0, "largest object kept in the cache; larger ones are streamed but not kept (default: an eighth of --cache-bytes)")
+	fs.StringVar(&c.DiskCacheDir, "disk-cache-dir", "", "directory for a disk tier behind the memory cache (segments; emptied at start; default: memory only)")
+	fs.Int64Var(&c.DiskCacheBytes, "disk-cache-bytes", cdnedge.DefaultDiskBytes, "disk tier bound in bytes (with --disk-cache-dir)")
 	fs.StringVar(&c.AllowOrigins, "cors-allow-origins", "*", "CORS: origins (scheme://host[:port], comma-separated) whose pages may load HLS from this edge; * for any")
 	fs.DurationVar(&c.StaleFor, "stale-for", cdnedge.DefaultStaleFor, "how long past its freshness a playlist is still served while one refresh runs")
 	fs.DurationVar(&c.OriginTimeout, "origin-timeout", cdnedge.DefaultOriginTimout, "bound on one origin fetch, body included")
@@ -96,6 +100,9 @@ func (c *cdnEdgeConfig) validate() error {
 	if c.MaxObjectBytes < 0 || c.MaxObjectBytes > c.CacheBytes {
 		p.add(badValue("max-object-bytes", fmt.Sprint(c.MaxObjectBytes), "want 0 (an eighth of --cache-bytes) or a byte count up to --cache-bytes, e.g. 67108864"))
 	}
+	if c.DiskCacheDir != "" && c.DiskCacheBytes <= 0 {
+		p.add(badValue("disk-cache-bytes", fmt.Sprint(c.DiskCacheBytes), "want a byte count above zero, e.g. 10737418240 (10 GiB)"))
+	}
 	for _, o := range c.allowOrigins() {
 		if o = strings.TrimSpace(o); o != "*" && checkURL("cors-allow-origins", o, "https://player.example.com", "http", "https") != nil {
 			p.add(badValue("cors-allow-origins", o, "want * or origins like https://player.example.com, comma-separated"))
@@ -122,7 +129,8 @@ func cdnEdgeAgent(e *cdnedge.Edge, control, token, name, httpAddr string, logger
 		Report: func() cluster.Heartbeat {
 			l := e.Load()
 			return cluster.Heartbeat{Load: cluster.Load{Connections: l.ActiveRequests, BitrateOut: l.BitrateOut,
-				ActiveRequests: l.ActiveRequests, HitRatio: l.HitRatio, CacheBytes: l.CacheBytes, CacheCapacityBytes: l.CacheCapacityBytes}}
+				ActiveRequests: l.ActiveRequests, HitRatio: l.HitRatio,
+				CacheBytes: l.CacheBytes + l.DiskBytes, CacheCapacityBytes: l.CacheCapacityBytes + l.DiskCapacityBytes}}
 		}}), nil
 }
 
@@ -137,7 +145,7 @@ func runCDNEdge(ctx context.Context, args []string) error {
 		return err
 	}
 	edge, err := cdnedge.New(cdnedge.Params{Origins: cfg.origins(), ClusterToken: cfg.ClusterToken, CacheBytes: cfg.CacheBytes,
-		MaxObjectBytes: cfg.MaxObjectBytes, AllowOrigins: cfg.allowOrigins(), StaleFor: cfg.StaleFor, OriginTimeout: cfg.OriginTimeout, Logger: logger})
+		MaxObjectBytes: cfg.MaxObjectBytes, DiskDir: cfg.DiskCacheDir, DiskBytes: cfg.DiskCacheBytes, AllowOrigins: cfg.allowOrigins(), StaleFor: cfg.StaleFor, OriginTimeout: cfg.OriginTimeout, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ func TestCDNEdgeConfigErrors(t *testing.T) {
 		{[]string{"--origin", "http://o:8090", "--cache-bytes", "100", "--max-object-bytes", "200"}, "--max-object-bytes"},
 		{[]string{"--origin", "http://o:8090", "--cors-allow-origins", "player.example"}, "--cors-allow-origins"},
 		{[]string{"--origin", "http://o:8090", "--stale-for", "0s"}, "--stale-for"},
+		{[]string{"--origin", "http://o:8090", "--disk-cache-dir", "/tmp/x", "--disk-cache-bytes", "0"}, "--disk-cache-bytes"},
 		{[]string{"--origin", "http://o:8090", "--advertise-http-addr", ":8095"}, "--advertise-http-addr"},
 	} {
 		_, err := loadConfig[cdnEdgeConfig]("cdn-edge", append(append([]string{}, base...), tc.args...))

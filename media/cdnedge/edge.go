@@ -28,6 +28,7 @@ import (
 // Defaults of Params.
 const (
 	DefaultCacheBytes   = 512 << 20
+	DefaultDiskBytes    = 10 << 30
 	DefaultOriginTimout = 30 * time.Second
 	// DefaultStaleFor is how long past its freshness a playlist is still
 	// served while one refresh runs.
@@ -49,6 +50,10 @@ type Params struct {
 	// MaxObjectBytes: larger objects are streamed to their viewers but not
 	// kept (default CacheBytes/8).
 	MaxObjectBytes int64
+	// DiskDir, when set, adds a disk tier for segments there (emptied at
+	// start), bounded by DiskBytes (default DefaultDiskBytes).
+	DiskDir   string
+	DiskBytes int64
 	// AllowOrigins are the CORS origins allowed; empty or "*": any.
 	AllowOrigins []string
 	// StaleFor: see DefaultStaleFor.
@@ -72,6 +77,7 @@ type Edge struct {
 	origins []*url.URL
 	client  *http.Client
 	cache   *cache
+	disk    *diskCache // nil: memory only
 	m       *metrics
 	cors    corsPolicy
 
@@ -125,6 +131,17 @@ func New(p Params) (*Edge, error) {
 	e.secret = hlssign.Secret(p.ClusterToken)
 	e.client = &http.Client{Transport: p.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e.cache = newCache(p.CacheBytes)
+	if p.DiskDir != "" {
+		if p.DiskBytes <= 0 {
+			p.DiskBytes = DefaultDiskBytes
+		}
+		e.p.DiskBytes = p.DiskBytes
+		d, err := newDiskCache(p.DiskDir, p.DiskBytes)
+		if err != nil {
+			return nil, err
+		}
+		e.disk = d
+	}
 	e.m = newMetrics(func() float64 { u, _, _ := e.cache.stats(); return float64(u) }, float64(p.CacheBytes))
 	e.cors = newCORSPolicy(p.AllowOrigins)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -198,6 +215,10 @@ func (e *Edge) Load() Load {
 	used, objects, _ := e.cache.stats()
 	l := e.m.load(e.p.Now())
 	l.CacheBytes, l.CacheCapacityBytes, l.CachedObjects = used, e.p.CacheBytes, objects
+	if e.disk != nil {
+		du, dn := e.disk.stats()
+		l.DiskBytes, l.DiskCapacityBytes, l.DiskObjects = du, e.p.DiskBytes, dn
+	}
 	return l
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -669,5 +670,43 @@ func TestPlaylistRevalidated(t *testing.T) {
 	}
 	if n := o.count(path); n != 2 {
 		t.Fatalf("origin fetches: %d, want 2 (the fill and one revalidation)", n)
+	}
+}
+
+// TestDiskTier: segments the memory tier evicted are served from the
+// disk tier (Range included) without an origin fetch; the disk tier keeps
+// its own bound.
+func TestDiskTier(t *testing.T) {
+	o := newFakeOrigin(t)
+	dir := t.TempDir()
+	const size = 100_000
+	te := newTestEdge(t, o, func(p *Params) {
+		p.CacheBytes, p.MaxObjectBytes, p.DiskDir, p.DiskBytes = 150_000, 150_000, dir, 350_000
+	})
+	path := func(i int) string { return fmt.Sprintf("/hls/s/7/720p/d%d.ts", i) }
+	for i := range 6 {
+		o.put(path(i), segment(size, byte(i)))
+		get(t, te.signed(path(i), ""))
+	}
+	if used, n := te.disk.stats(); used > 350_000 || n != 3 {
+		t.Fatalf("disk tier: %d bytes in %d files, want 3 files within 350000", used, n)
+	}
+	files, _ := os.ReadDir(dir)
+	if len(files) != 3 {
+		t.Fatalf("files on disk: %d, want 3", len(files))
+	}
+	resp, b := get(t, te.signed(path(4), ""))
+	if resp.Header.Get("X-Cache") != resultDiskHit || !bytes.Equal(b, segment(size, 4)) || o.count(path(4)) != 1 {
+		t.Fatalf("evicted from memory: X-Cache %q, %d bytes, %d origin fetches", resp.Header.Get("X-Cache"), len(b), o.count(path(4)))
+	}
+	resp, b = get(t, te.signed(path(3), ""), "Range", "bytes=10-19")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(b, segment(size, 3)[10:20]) || resp.Header.Get("ETag") == "" {
+		t.Fatalf("Range from disk: %s %v", resp.Status, resp.Header)
+	}
+	if resp, _ := get(t, te.signed(path(0), "")); resp.Header.Get("X-Cache") != resultMiss || o.count(path(0)) != 2 {
+		t.Fatalf("evicted from both tiers: X-Cache %q, %d fetches", resp.Header.Get("X-Cache"), o.count(path(0)))
+	}
+	if l := te.Load(); l.DiskCapacityBytes != 350_000 || l.DiskObjects != 3 {
+		t.Fatalf("load: %+v", l)
 	}
 }

@@ -108,6 +108,12 @@ func (e *Edge) fill(en *entry, ifNoneMatch string) {
 		e.cache.charge(en, n)
 	}
 	en.finish(nil)
+	if e.disk != nil && !en.playlist {
+		body, _, _, _ := en.snapshot()
+		if err := e.disk.store(en, body); err != nil {
+			e.log.Warn("disk cache write failed", "key", en.key, "err", err)
+		}
+	}
 }
 
 // failFill ends a fill that got no body: waiters see status (a 404 stays

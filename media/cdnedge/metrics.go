@@ -35,7 +35,7 @@ type metrics struct {
 func newMetrics(cacheBytes func() float64, capacity float64) *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "portier", Subsystem: "cdn_edge", Name: "requests_total",
-		Help: "Viewer requests by result: hit, stale (a playlist served while it refreshes), coalesced (joined a fill in flight), miss (started an origin fetch), error, denied (signature), bad_request."}, []string{"result"})
+		Help: "Viewer requests by result: hit (memory), disk_hit, stale (a playlist served while it refreshes), coalesced (joined a fill in flight), miss (started an origin fetch), error, denied (signature), bad_request."}, []string{"result"})
 	m.bytesOut = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "portier", Subsystem: "cdn_edge", Name: "bytes_out_total", Help: "Body bytes sent to viewers."})
 	m.originBytes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "portier", Subsystem: "cdn_edge", Name: "origin_bytes_total", Help: "Body bytes fetched from origins."})
 	m.fetches = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "portier", Subsystem: "cdn_edge", Name: "origin_fetch_seconds",
@@ -50,7 +50,7 @@ func newMetrics(cacheBytes func() float64, capacity float64) *metrics {
 	m.cacheCap.Set(capacity)
 	m.registry.MustRegister(m.collectors()...)
 	m.results = map[string]prometheus.Counter{}
-	for _, r := range []string{resultHit, resultStale, resultCoalesced, resultMiss, resultError, resultDenied, resultBad} {
+	for _, r := range []string{resultHit, resultDiskHit, resultStale, resultCoalesced, resultMiss, resultError, resultDenied, resultBad} {
 		m.results[r] = m.requests.WithLabelValues(r)
 	}
 	return m
@@ -73,7 +73,7 @@ func (m *metrics) request(result string) {
 	case resultCoalesced:
 		m.coalesced.Inc()
 		fallthrough
-	case resultHit, resultStale:
+	case resultHit, resultDiskHit, resultStale:
 		m.nHit.Add(1)
 		m.nServed.Add(1)
 	case resultMiss:
@@ -95,6 +95,9 @@ type Load struct {
 	CacheBytes         int64
 	CacheCapacityBytes int64
 	CachedObjects      int
+	DiskBytes          int64 // the disk tier, when there is one
+	DiskCapacityBytes  int64
+	DiskObjects        int
 }
 
 func (m *metrics) load(now time.Time) Load {

@@ -2,7 +2,9 @@ package cdnedge
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/portier/portier/internal/hlssign"
@@ -11,7 +13,8 @@ import (
 // Request results, the label of portier_cdn_edge_requests_total and the
 // X-Cache response header.
 const (
-	resultHit       = "hit"       // served from the cache
+	resultHit       = "hit"       // served from the memory cache
+	resultDiskHit   = "disk_hit"  // served from the disk tier
 	resultStale     = "stale"     // an expired playlist served while it refreshes
 	resultCoalesced = "coalesced" // joined another viewer's fill in flight
 	resultMiss      = "miss"      // started an origin fetch
@@ -21,7 +24,7 @@ const (
 )
 
 // xCache are the X-Cache header values by result, allocated once.
-var xCache = map[string][]string{resultHit: {resultHit}, resultStale: {resultStale}, resultCoalesced: {resultCoalesced}, resultMiss: {resultMiss}}
+var xCache = map[string][]string{resultHit: {resultHit}, resultDiskHit: {resultDiskHit}, resultStale: {resultStale}, resultCoalesced: {resultCoalesced}, resultMiss: {resultMiss}}
 
 // serveHLS answers one viewer request under /hls/s/.
 func (e *Edge) serveHLS(w http.ResponseWriter, r *http.Request) {
@@ -58,6 +61,11 @@ func (e *Edge) serveHLS(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, http.StatusForbidden, "signature", msg, err)
 		return
 	}
+	if !playlist && e.disk != nil && e.cache.get(key) == nil {
+		if it := e.disk.get(key); it != nil && e.serveDisk(w, r, it) {
+			return
+		}
+	}
 	en, result := e.lookup(key, playlist)
 	select {
 	case <-en.ready:
@@ -87,6 +95,27 @@ func (e *Edge) serveHLS(w http.ResponseWriter, r *http.Request) {
 		e.serveWhole(cw, r, en)
 	}
 	e.m.out(cw.n)
+}
+
+// serveDisk serves a segment from the disk tier (sendfile, Range and
+// conditional requests through http.ServeContent); false when its file is
+// gone, and the caller fetches it again.
+func (e *Edge) serveDisk(w http.ResponseWriter, r *http.Request, it *diskItem) bool {
+	f, err := os.Open(it.path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	e.m.request(resultDiskHit)
+	h := w.Header()
+	for k, v := range it.header {
+		h[k] = v
+	}
+	h["X-Cache"] = xCache[resultDiskHit]
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", it.modTime, f)
+	e.m.out(cw.n)
+	return true
 }
 
 // hasConditional reports whether r carries a conditional header that
@@ -218,6 +247,13 @@ type countingWriter struct {
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)
+	return n, err
+}
+
+// ReadFrom lets a file body reach the connection's ReadFrom (sendfile).
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(c.ResponseWriter, r)
+	c.n += n
 	return n, err
 }
 
