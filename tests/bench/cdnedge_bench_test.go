@@ -60,6 +60,8 @@ type cdnEdgeRow struct {
 //  1. cached throughput: 16 clients GET 8 cached 1 MB segments round robin,
 //     then 32 clients GET the (small) media playlist, 3 s per run, two runs
 //     per edge in ABBA order: requests/s, Gbit/s, p99;
+//     A third edge, portier-disk, is `portier cdn-edge` with a 2 MB memory
+//     tier and a disk tier, so that its cached segments come from files;
 //  2. coalescing: 100 concurrent requests for one uncached segment, 5
 //     segments per edge: time to the first body byte and to the whole
 //     body, p50/p99, and origin fetches per segment; the origin's own
@@ -111,6 +113,15 @@ func runCDNEdgeBench(b *testing.B) {
 	if err := waitHTTPOK(ctx, "http://"+edgeAddr+"/healthz", ep); err != nil {
 		b.Fatalf("cdn-edge: %v\n%s", err, ep.logTail(4000))
 	}
+	// The same edge with a 2 MB memory tier in front of a disk tier: the
+	// cached segments come from files (sendfile), as nginx's do.
+	diskAddr := peers.FreeAddr(b)
+	dp := startPortier(b, "cdn-edge-disk", nil, "cdn-edge", "--name", "edge-bench-disk", "--control", cp.URL, "--cluster-token", cp.ClusterToken,
+		"--http-addr", diskAddr, "--origin", slow.URL(), "--cache-bytes", fmt.Sprint(2<<20), "--max-object-bytes", fmt.Sprint(1<<20+1),
+		"--disk-cache-dir", b.TempDir(), "--log-level", "warn")
+	if err := waitHTTPOK(ctx, "http://"+diskAddr+"/healthz", dp); err != nil {
+		b.Fatalf("cdn-edge (disk): %v\n%s", err, dp.logTail(4000))
+	}
 	ng := peers.NginxCDNEdge(b, peers.NginxEdgeOpts{Origin: slow.Addr(), ClusterToken: cp.ClusterToken,
 		PlaySecret: hlssign.Secret(cp.ClusterToken), Workers: 2})
 
@@ -128,7 +139,7 @@ func runCDNEdgeBench(b *testing.B) {
 	edges := []struct {
 		name, addr string
 		pid        int
-	}{{"portier", edgeAddr, ep.PID()}, {"nginx", ng.HTTPAddr, ng.Proc.PID()}}
+	}{{"portier", edgeAddr, ep.PID()}, {"nginx", ng.HTTPAddr, ng.Proc.PID()}, {"portier-disk", diskAddr, dp.PID()}}
 	rows := map[string]cdnEdgeRow{}
 	cached := map[string][]string{}
 	for _, e := range edges {
@@ -141,10 +152,10 @@ func runCDNEdgeBench(b *testing.B) {
 			cached[e.name] = append(cached[e.name], u)
 		}
 	}
-	// Cached throughput in ABBA order (portier, nginx, nginx, portier),
-	// so that load from outside the benchmark drifting during the run
-	// weighs on both alike; each figure is the mean of its two runs.
-	abba := []int{0, 1, 1, 0}
+	// Cached throughput in ABCCBA order, so that load from outside the
+	// benchmark drifting during the run weighs on all alike; each figure
+	// is the mean of its two runs.
+	abba := []int{0, 1, 2, 2, 1, 0}
 	segs, pls := map[string][]cdnThroughput{}, map[string][]cdnThroughput{}
 	for _, k := range abba {
 		e := edges[k]
@@ -156,6 +167,10 @@ func runCDNEdgeBench(b *testing.B) {
 	}
 	for i, e := range edges {
 		row := cdnEdgeRow{Edge: e.name, Segments: meanThroughput(segs[e.name]), Playlists: meanThroughput(pls[e.name])}
+		if e.name == "portier-disk" { // the same fill path as "portier": no second coalescing run
+			rows[e.name] = row
+			continue
+		}
 		var firsts, fulls []time.Duration
 		before := slow.fetches()
 		for k := range cdnBenchRounds {
@@ -167,8 +182,8 @@ func runCDNEdgeBench(b *testing.B) {
 		row.TTFB, row.Full = percentiles(firsts), percentiles(fulls)
 		rows[e.name] = row
 	}
-	ours, theirs := rows["portier"], rows["nginx"]
-	for _, r := range []cdnEdgeRow{ours, theirs} {
+	ours, theirs, disk := rows["portier"], rows["nginx"], rows["portier-disk"]
+	for _, r := range []cdnEdgeRow{ours, theirs, disk} {
 		p := r.Edge + "-"
 		b.ReportMetric(r.Segments.ReqPerSec, p+"seg-req/s")
 		b.ReportMetric(r.Segments.Gbps, p+"seg-Gbit/s")
@@ -192,10 +207,10 @@ func runCDNEdgeBench(b *testing.B) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nCDN edge, %d clients × 1 MB cached segments, %d clients × %d-byte playlist, 2 × %v each; %d concurrent requests × %d uncached segments:\n",
 		cdnBenchSegConc, cdnBenchPlConc, len(pl), cdnBenchFor, cdnBenchWaiters, cdnBenchRounds)
-	fmt.Fprintf(&sb, "%-8s %10s %9s %9s %11s %12s %9s %11s %11s %11s %11s %11s %9s\n", "edge", "seg req/s", "Gbit/s", "p99 ms", "cpu ms/seg",
+	fmt.Fprintf(&sb, "%-12s %10s %9s %9s %11s %12s %9s %11s %11s %11s %11s %11s %9s\n", "edge", "seg req/s", "Gbit/s", "p99 ms", "cpu ms/seg",
 		"playlist/s", "p99 ms", "cpu us/pl", "ttfb p50", "ttfb p99", "full p50", "full p99", "fetches")
-	for _, r := range []cdnEdgeRow{ours, theirs} {
-		fmt.Fprintf(&sb, "%-8s %10.0f %9.2f %9.1f %11.2f %12.0f %9.1f %11.0f %11.1f %11.1f %11.1f %11.1f %9.1f\n", r.Edge,
+	for _, r := range []cdnEdgeRow{ours, theirs, disk} {
+		fmt.Fprintf(&sb, "%-12s %10.0f %9.2f %9.1f %11.2f %12.0f %9.1f %11.0f %11.1f %11.1f %11.1f %11.1f %9.1f\n", r.Edge,
 			r.Segments.ReqPerSec, r.Segments.Gbps, ms(r.Segments.P99), ms(r.Segments.CPUPerReq), r.Playlists.ReqPerSec, ms(r.Playlists.P99),
 			float64(r.Playlists.CPUPerReq.Microseconds()), ms(r.TTFB.P50), ms(r.TTFB.P99), ms(r.Full.P50), ms(r.Full.P99), r.Fetches)
 	}
@@ -204,7 +219,9 @@ func runCDNEdgeBench(b *testing.B) {
 		ratio(ours.Segments.ReqPerSec, theirs.Segments.ReqPerSec), ratio(float64(ours.Segments.CPUPerReq), float64(theirs.Segments.CPUPerReq)),
 		ratio(ours.Playlists.ReqPerSec, theirs.Playlists.ReqPerSec), ratio(float64(ours.Playlists.CPUPerReq), float64(theirs.Playlists.CPUPerReq)),
 		ratio(float64(theirs.TTFB.P50), float64(ours.TTFB.P50)))
-	for _, r := range []cdnEdgeRow{ours, theirs} {
+	fmt.Fprintf(&sb, "portier-disk/nginx: segments %.2f× (CPU per segment %.2f×)\n",
+		ratio(disk.Segments.ReqPerSec, theirs.Segments.ReqPerSec), ratio(float64(disk.Segments.CPUPerReq), float64(theirs.Segments.CPUPerReq)))
+	for _, r := range []cdnEdgeRow{ours, theirs, disk} {
 		if r.Segments.Errors+r.Playlists.Errors > 0 {
 			fmt.Fprintf(&sb, "%s: %d failed requests\n", r.Edge, r.Segments.Errors+r.Playlists.Errors)
 		}
