@@ -25,6 +25,7 @@ type cdnEdgeConfig struct {
 	ClusterToken   string
 	Name           string // empty: HOST-cdn-edge[-PORT]
 	AdvertiseHTTP  string
+	Capacity       int // egress capacity, Mbit/s
 	CacheBytes     int64
 	MaxObjectBytes int64
 	DiskCacheDir   string // empty: memory only
@@ -39,6 +40,9 @@ type cdnEdgeConfig struct {
 // cdnEdgeDefaultPort is the port of the default --http-addr.
 const cdnEdgeDefaultPort = "8095"
 
+// cdnEdgeDefaultCapacity is the default --capacity: 1 Gbit/s of egress.
+const cdnEdgeDefaultCapacity = 1000
+
 func (c *cdnEdgeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":"+cdnEdgeDefaultPort, "HTTP listen address (/hls/s/ for viewers, /metrics, /healthz, /readyz)")
 	fs.StringVar(&c.Origins, "origin", "", "HLS origin base URLs, comma-separated, e.g. http://hls-origin-1:8090,http://hls-origin-2:8090 (required)")
@@ -46,6 +50,7 @@ func (c *cdnEdgeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token: authorises origin reads and the control plane's node API; the viewer signature secret is derived from it")
 	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-cdn-edge, plus -PORT when the --http-addr port is not "+cdnEdgeDefaultPort+")")
 	fs.StringVar(&c.AdvertiseHTTP, "advertise-http-addr", "", "HTTP host:port viewers and the control plane use to reach this edge (default: the listen address, with 127.0.0.1 for an unspecified host)")
+	fs.IntVar(&c.Capacity, "capacity", cdnEdgeDefaultCapacity, "egress capacity in Mbit/s, registered with the control plane (the playlist rewriter weights edges by it)")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", cdnedge.DefaultCacheBytes, "memory cache bound in bytes (least recently used objects are evicted past it)")
 	fs.Int64Var(&c.MaxObjectBytes, "max-object-bytes", 0, "largest object kept in the cache; larger ones are streamed but not kept (default: an eighth of --cache-bytes)")
 	fs.StringVar(&c.DiskCacheDir, "disk-cache-dir", "", "directory for a disk tier behind the memory cache (segments; emptied at start; default: memory only)")
@@ -94,6 +99,9 @@ func (c *cdnEdgeConfig) validate() error {
 	if c.AdvertiseHTTP != "" {
 		p.add(checkDialAddr("advertise-http-addr", c.AdvertiseHTTP, "cdn-edge-1.example.com:8095"))
 	}
+	if c.Capacity <= 0 {
+		p.add(badValue("capacity", fmt.Sprint(c.Capacity), "want the edge's egress capacity in Mbit/s, e.g. 10000 for 10 Gbit/s"))
+	}
 	if c.CacheBytes <= 0 {
 		p.add(badValue("cache-bytes", fmt.Sprint(c.CacheBytes), "want a byte count above zero, e.g. 536870912 (512 MiB)"))
 	}
@@ -118,14 +126,14 @@ func (c *cdnEdgeConfig) validate() error {
 
 // cdnEdgeAgent keeps a CDN edge registered with the control plane (role
 // cdn-edge) and heartbeating with its load.
-func cdnEdgeAgent(e *cdnedge.Edge, control, token, name, httpAddr string, logger *slog.Logger) (*cluster.Agent, error) {
+func cdnEdgeAgent(e *cdnedge.Edge, control, token, name, httpAddr string, capacity int, logger *slog.Logger) (*cluster.Agent, error) {
 	client, err := cluster.NewClient(cluster.ClientParams{BaseURL: control, Token: token, Timeout: 2 * time.Second, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	return cluster.NewAgent(cluster.AgentParams{Client: client, Logger: logger,
-		Node: cluster.NodeInfo{Name: name, Role: models.NodeRoleCDNEdge, HTTPAddress: httpAddr, Host: host},
+		Node: cluster.NodeInfo{Name: name, Role: models.NodeRoleCDNEdge, HTTPAddress: httpAddr, Capacity: capacity, Host: host},
 		Report: func() cluster.Heartbeat {
 			l := e.Load()
 			return cluster.Heartbeat{Load: cluster.Load{Connections: l.ActiveRequests, BitrateOut: l.BitrateOut,
@@ -157,7 +165,7 @@ func runCDNEdge(ctx context.Context, args []string) error {
 	hs := httpserve.NewServer(edge.HTTPHandler(), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	agent, err := cdnEdgeAgent(edge, cfg.Control, cfg.ClusterToken, cfg.Name, cluster.AdvertiseAddr(cfg.AdvertiseHTTP, ln), logger)
+	agent, err := cdnEdgeAgent(edge, cfg.Control, cfg.ClusterToken, cfg.Name, cluster.AdvertiseAddr(cfg.AdvertiseHTTP, ln), cfg.Capacity, logger)
 	if err != nil {
 		_ = hs.Close()
 		return err

@@ -20,6 +20,7 @@ func TestCDNEdgeConfigErrors(t *testing.T) {
 		{[]string{"--origin", "ftp://o"}, "--origin"},
 		{[]string{"--origin", "http://o:8090,o2:8090"}, "--origin"},
 		{[]string{"--origin", "http://o:8090", "--cache-bytes", "0"}, "--cache-bytes"},
+		{[]string{"--origin", "http://o:8090", "--capacity", "0"}, "--capacity"},
 		{[]string{"--origin", "http://o:8090", "--cache-bytes", "100", "--max-object-bytes", "200"}, "--max-object-bytes"},
 		{[]string{"--origin", "http://o:8090", "--cors-allow-origins", "player.example"}, "--cors-allow-origins"},
 		{[]string{"--origin", "http://o:8090", "--stale-for", "0s"}, "--stale-for"},

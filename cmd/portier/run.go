@@ -256,7 +256,7 @@ func runAll(ctx context.Context, args []string) error {
 		}
 	}()
 
-	edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), logger)
+	edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), cdnEdgeDefaultCapacity, logger)
 	if err != nil {
 		return err
 	}

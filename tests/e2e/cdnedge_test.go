@@ -204,6 +204,6 @@ func TestCDNEdgeInFrontOfHLSOrigin(t *testing.T) {
 			return false
 		}
 		ns, err := cp.Store.ListNodes(context.Background(), "cdn-edge")
-		return err == nil && len(ns) == 1 && ns[0].Load.CacheCapacityBytes > 0 && ns[0].Load.CacheBytes > 0
+		return err == nil && len(ns) == 1 && ns[0].Capacity == 1000 && ns[0].Load.CacheCapacityBytes > 0 && ns[0].Load.CacheBytes > 0
 	})
 }
