@@ -195,6 +195,14 @@ type NodeLoad struct {
 	// UploadsPerSecond and StorageErrors are reported by HLS origins.
 	UploadsPerSecond float64 `json:"uploads_per_second,omitempty"`
 	StorageErrors    int64   `json:"storage_errors,omitempty"`
+	// ActiveRequests, HitRatio (viewer requests served without an origin
+	// fetch of their own, since the previous heartbeat), CacheBytes and
+	// CacheCapacityBytes are reported by CDN edges; their egress is
+	// BitrateOut.
+	ActiveRequests     int     `json:"active_requests,omitempty"`
+	HitRatio           float64 `json:"hit_ratio,omitempty"`
+	CacheBytes         int64   `json:"cache_bytes,omitempty"`
+	CacheCapacityBytes int64   `json:"cache_capacity_bytes,omitempty"`
 }
 
 // Value stores the load as JSON text.

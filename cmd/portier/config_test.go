@@ -35,6 +35,9 @@ var loaders = map[string]func(args []string) (roleConfig, error){
 	"hls-origin": func(a []string) (roleConfig, error) {
 		return loadConfig[hlsOriginConfig]("hls-origin", a)
 	},
+	"cdn-edge": func(a []string) (roleConfig, error) {
+		return loadConfig[cdnEdgeConfig]("cdn-edge", a)
+	},
 }
 
 // Every shipped sample config loads and validates through the loader its
@@ -60,6 +63,10 @@ func TestSampleConfigsLoad(t *testing.T) {
 		{"hls-origin.yaml", "hls-origin", func(c roleConfig) bool {
 			h := c.(*hlsOriginConfig)
 			return h.Name == "hls-origin-1" && h.Retention == 10*time.Minute && h.Storage == "/var/lib/portier/hls"
+		}},
+		{"cdn-edge.yaml", "cdn-edge", func(c roleConfig) bool {
+			e := c.(*cdnEdgeConfig)
+			return e.Name == "cdn-edge-1" && len(e.origins()) == 2 && e.CacheBytes == 512<<20
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

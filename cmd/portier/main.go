@@ -24,6 +24,7 @@ func commands() []command {
 		{"serve", "the control plane (web UI, REST API, hooks, scheduler)", runServe},
 		{"relay", "an RTMP/HTTP-FLV media relay (--role origin|edge)", runRelay},
 		{"hls-origin", "the HLS origin: stores the playlists and segments HLS tasks upload", runHLSOrigin},
+		{"cdn-edge", "a CDN edge: caches HLS from the origins for viewers with signed URLs", runCDNEdge},
 		{"concierge", "a worker daemon that runs ffmpeg tasks under supervisord", runConcierge},
 		{"user", "manage users: portier user add|passwd|list", runUser},
 		{"token", "manage API tokens: portier token add --username U", runToken},

@@ -21,6 +21,8 @@ func TestDefaultNodeNames(t *testing.T) {
 		{"concierge", []string{"--control", "http://c:8080", "--http-addr", ""}, host + "-concierge"},
 		{"hls-origin", []string{"--control", "http://c:8080", "--cluster-token", "t", "--storage", "/x"}, host + "-hls-origin"},
 		{"hls-origin", []string{"--control", "http://c:8080", "--cluster-token", "t", "--storage", "/x", "--http-addr", ":8091"}, host + "-hls-origin-8091"},
+		{"cdn-edge", []string{"--control", "http://c:8080", "--cluster-token", "t", "--origin", "http://o:8090"}, host + "-cdn-edge"},
+		{"cdn-edge", []string{"--control", "http://c:8080", "--cluster-token", "t", "--origin", "http://o:8090", "--http-addr", ":8096"}, host + "-cdn-edge-8096"},
 	} {
 		c, err := loaders[tc.command](tc.args)
 		if err != nil {
@@ -34,6 +36,8 @@ func TestDefaultNodeNames(t *testing.T) {
 		case *conciergeConfig:
 			got = c.Name
 		case *hlsOriginConfig:
+			got = c.Name
+		case *cdnEdgeConfig:
 			got = c.Name
 		}
 		if got != tc.want {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portier/portier/concierge"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/media/cdnedge"
 	"github.com/portier/portier/media/hlsorigin"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/relay"
@@ -185,6 +186,16 @@ func runAll(ctx context.Context, args []string) error {
 	srv.StartBackground(ctx)
 	srv.Metrics().Registry.MustRegister(hlsOrigin.Collectors()...)
 
+	// The CDN edge shares the HTTP address and the /hls/s/ paths with the
+	// origin (see allInOneHandler) and fetches from it over loopback, so
+	// viewer URLs look the same as with a separate edge.
+	edge, err := cdnedge.New(cdnedge.Params{Origins: []string{control}, ClusterToken: token, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer edge.Close()
+	srv.Metrics().Registry.MustRegister(edge.Collectors()...)
+
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		ControlURL: control, ClusterToken: token, Logger: logger,
@@ -245,8 +256,24 @@ func runAll(ctx context.Context, args []string) error {
 		}
 	}()
 
+	edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), cdnEdgeDefaultCapacity, logger)
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		edgeAgent.Run(cctx)
+		if err := edgeAgent.Err(); err != nil {
+			select {
+			case fatal <- fmt.Errorf("embedded cdn edge: %w", err):
+			default: // another part already ends the run
+			}
+		}
+	}()
+
 	srv.MountRelay(rel.HTTPHandler())
-	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler(), hlsOrigin.Handler()), cfg.HTTP.timeouts())
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler(), hlsOrigin.Handler(), edge.Handler()), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
@@ -266,6 +293,7 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  HTTP-FLV        %s/live/NAME.flv\n", web)
 	fmt.Printf("  HLS origin      %s/hls/s/STREAM/ (files in %s)\n", web, filepath.Join(dataAbs, "hls"))
+	fmt.Printf("  CDN edge        %s/hls/s/STREAM/…?exp=…&sig=… (signed viewer URLs)\n", web)
 	switch {
 	case created && adminPW == "":
 		fmt.Printf("  first login     admin / %s   (shown once: change it in the UI)\n", pw)
@@ -293,13 +321,19 @@ func runAll(ctx context.Context, args []string) error {
 }
 
 // allInOneHandler serves the control plane and, on the same address, the
-// relay's HTTP-FLV playback (*.flv) and the HLS origin (/hls/s/, which
-// checks its own credentials). The relay's own API, metrics and probes
-// are under /relay/, served by the control plane (portier.Server.MountRelay)
-// so that its authentication guards the relay API.
-func allInOneHandler(control, relayHTTP, hlsOrigin http.Handler) http.Handler {
+// relay's HTTP-FLV playback (*.flv), the HLS origin and the CDN edge. Both
+// HLS roles use the /hls/s/ paths: requests with an Authorization header
+// (HLS tasks' uploads, the cluster token's reads, the edge's own fills)
+// and every write go to the origin; viewers' GET, HEAD and OPTIONS, which
+// never carry one, go to the edge, which checks their signed URLs. The
+// relay's own API, metrics and probes are under /relay/, served by the
+// control plane (portier.Server.MountRelay) so that its authentication
+// guards the relay API.
+func allInOneHandler(control, relayHTTP, hlsOrigin, cdnEdge http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasPrefix(r.URL.Path, hlsorigin.PathPrefix) && isViewerRequest(r):
+			cdnEdge.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, hlsorigin.PathPrefix):
 			hlsOrigin.ServeHTTP(w, r)
 		case strings.HasSuffix(r.URL.Path, ".flv") && strings.Count(r.URL.Path, "/") == 2:
@@ -308,6 +342,15 @@ func allInOneHandler(control, relayHTTP, hlsOrigin http.Handler) http.Handler {
 			control.ServeHTTP(w, r)
 		}
 	})
+}
+
+// isViewerRequest tells the embedded edge's requests from the origin's.
+func isViewerRequest(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return r.Header.Get("Authorization") == ""
+	}
+	return false
 }
 
 // portOf is the port of addr ([host]:port), for URLs: they need the real

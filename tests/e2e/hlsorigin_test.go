@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlscred"
+	"github.com/portier/portier/internal/hlssign"
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/tests/peers"
 )
@@ -249,8 +250,14 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 	if st, b := do(http.MethodGet, "/hls/s/7/v0/seg_1.ts", relayClusterToken, ""); st != 200 || b != "segment" {
 		t.Errorf("GET with the cluster token = %d %q", st, b)
 	}
-	if st, _ := do(http.MethodGet, "/hls/s/7/v0/seg_1.ts", "", ""); st != http.StatusUnauthorized {
-		t.Errorf("GET without a token = %d, want 401", st)
+	// Without Authorization a GET is a viewer's: the embedded CDN edge
+	// answers it, and wants a signed URL.
+	if st, b := do(http.MethodGet, "/hls/s/7/v0/seg_1.ts", "", ""); st != http.StatusForbidden || !strings.Contains(b, "not signed") {
+		t.Errorf("GET without a token or signature = %d %s, want 403", st, b)
+	}
+	signed := "/hls/s/7/v0/seg_1.ts?" + hlssign.Sign(hlssign.Secret(relayClusterToken), "/hls/s/7/", time.Now().Add(time.Hour)).Encode()
+	if st, b := do(http.MethodGet, signed, "", ""); st != 200 || b != "segment" {
+		t.Errorf("signed GET through the embedded edge = %d %q", st, b)
 	}
 	if st, b := do(http.MethodGet, "/metrics", "", ""); st != 200 || !strings.Contains(b, `portier_hls_origin_uploads_total{kind="segment",result="ok"} 1`) {
 		t.Errorf("run's /metrics = %d without the origin's upload count:\n%s", st, grepLines(b, "hls_origin"))
@@ -266,6 +273,13 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 		nodes, err := cl.Nodes(context.Background(), "hls-origin")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-hls-origin"
 	})
+	eventually(t, 10*time.Second, "e2e-cdn-edge registered", func() bool {
+		nodes, err := cl.Nodes(context.Background(), "cdn-edge")
+		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-cdn-edge" && nodes[0].HTTPAddress == a.http
+	})
+	if _, b := do(http.MethodGet, "/metrics", "", ""); !strings.Contains(b, `portier_cdn_edge_requests_total{result="miss"} 1`) {
+		t.Errorf("run's /metrics lacks the edge's miss:\n%s", grepLines(b, "cdn_edge_requests"))
+	}
 }
 
 // The same ffmpeg ladder into `portier hls-origin --storage s3://…` on a
