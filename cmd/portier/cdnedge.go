@@ -170,23 +170,6 @@ func runCDNEdge(ctx context.Context, args []string) error {
 		_ = hs.Close()
 		return err
 	}
-	actx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan struct{})
-	go func() { defer close(agentDone); agent.Run(actx) }()
 	logger.Info("cdn edge started", "name", cfg.Name, "http", ln.Addr().String(), "origins", len(cfg.origins()), "cache_bytes", cfg.CacheBytes)
-	var runErr error
-	select {
-	case err := <-errc:
-		runErr = fmt.Errorf("http server: %w", err)
-	case <-agent.Fatal():
-		runErr = agent.Err()
-	case <-ctx.Done():
-	}
-	stopAgent()
-	<-agentDone
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = hs.Shutdown(sctx)
-	logger.Info("cdn edge stopped")
-	return runErr
+	return serveNode(ctx, hs, errc, agent, logger, "cdn edge")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -191,10 +192,17 @@ func runHLSOrigin(ctx context.Context, args []string) error {
 		_ = hs.Close()
 		return err
 	}
+	logger.Info("hls origin started", "name", cfg.Name, "http", ln.Addr().String(), "storage", cluster.RedactURL(cfg.Storage))
+	return serveNode(ctx, hs, errc, agent, logger, "hls origin")
+}
+
+// serveNode runs agent beside the HTTP server hs (whose Serve error
+// arrives on errc) until ctx ends, the server fails or the control plane
+// refuses the node, then stops both; what names the role in the logs.
+func serveNode(ctx context.Context, hs *http.Server, errc <-chan error, agent *cluster.Agent, logger *slog.Logger, what string) error {
 	actx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan struct{})
 	go func() { defer close(agentDone); agent.Run(actx) }()
-	logger.Info("hls origin started", "name", cfg.Name, "http", ln.Addr().String(), "storage", cluster.RedactURL(cfg.Storage))
 	var runErr error
 	select {
 	case err := <-errc:
@@ -208,6 +216,6 @@ func runHLSOrigin(ctx context.Context, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(sctx)
-	logger.Info("hls origin stopped")
+	logger.Info(what + " stopped")
 	return runErr
 }
