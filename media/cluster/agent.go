@@ -66,9 +66,6 @@ func (a *Agent) Err() error {
 // on other addresses may then take the name at once). Best effort: an
 // unreachable control plane lets the name expire with the alive window.
 func (a *Agent) leave() {
-	if !a.registered.Load() {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := a.p.Client.Leave(ctx, a.p.Node); err != nil {
@@ -85,6 +82,12 @@ func (a *Agent) Run(ctx context.Context) {
 	interval := a.p.DefaultInterval
 	backoff := 200 * time.Millisecond
 	needRegister := true
+	// held: the control plane holds this node's registration as far as the
+	// agent knows. Unlike registered (which a failed call clears, so an
+	// origin stops accepting publishes it cannot have authorised), a call
+	// failing does not free the name: a heartbeat cut short by shutdown
+	// must still be followed by a leave.
+	held := false
 	failures := 0
 	for {
 		var err error
@@ -102,6 +105,7 @@ func (a *Agent) Run(ctx context.Context) {
 			}
 			if err == nil {
 				needRegister = false
+				held = true
 				if r.HeartbeatIntervalMS > 0 {
 					interval = time.Duration(r.HeartbeatIntervalMS) * time.Millisecond
 				}
@@ -115,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) {
 			case errors.Is(err, ErrUnknownNode):
 				a.log.Warn("control plane forgot this node; registering again")
 				needRegister = true
+				held = false
 			case err == nil && rep.Interval > 0:
 				interval = rep.Interval
 			}
@@ -147,7 +152,9 @@ func (a *Agent) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			a.leave()
+			if held {
+				a.leave()
+			}
 			return
 		case <-t.C:
 		}

@@ -76,3 +76,54 @@ func TestAgentNameTakenAndEndOrders(t *testing.T) {
 		t.Fatalf("agent: err %v after %d registrations, want NameTakenError after 1 (+1 direct)", a.Err(), registers.Load())
 	}
 }
+
+// A shutdown that cuts a heartbeat short still tells the control plane the
+// node leaves, so another node may take the name at once (CI saw the name
+// held for the alive window because the cancelled heartbeat counted as
+// "not registered" and the leave was skipped).
+func TestAgentLeavesWhenShutdownCutsAHeartbeat(t *testing.T) {
+	inHeartbeat := make(chan struct{}, 1)
+	left := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/register"):
+			w.Write([]byte(`{"name":"n","heartbeat_interval_ms":10}`))
+		case strings.HasSuffix(r.URL.Path, "/leave"):
+			left <- struct{}{}
+			w.Write([]byte(`{"released":true}`))
+		default:
+			select {
+			case inHeartbeat <- struct{}{}:
+			default:
+			}
+			select { // hang until the agent has given up
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	}))
+	defer hs.Close()
+	defer close(release)
+	c, err := NewClient(ClientParams{BaseURL: hs.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewAgent(AgentParams{Client: c, Node: NodeInfo{Name: "n", Role: "origin"}, Report: func() Heartbeat { return Heartbeat{} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	select {
+	case <-inHeartbeat:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat sent")
+	}
+	cancel()
+	select {
+	case <-left:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no leave after a shutdown during a heartbeat")
+	}
+	<-done
+}
