@@ -407,9 +407,13 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 	if err := supervisor.PrivateFile(logFile); err != nil {
 		return supervisor.Program{}, fmt.Errorf("log file: %w", err)
 	}
+	// stopwaitsecs bounds how long a task outlives a concierge that died
+	// (supervisord gets SIGTERM then, and stops every program): it stays
+	// below the lease, so the runner that replaces the task elsewhere
+	// rarely overlaps with this one (fencing makes an overlap harmless).
 	p := supervisor.Program{
 		Name: r.name, Argv: append([]string{cmd}, r.desc.Args...), Env: env,
-		StopWaitSecs: 5, LogFile: logFile, LogMaxBytes: 1 << 20, LogBackups: 2,
+		StopWaitSecs: taskStopWaitSecs, LogFile: logFile, LogMaxBytes: 1 << 20, LogBackups: 2,
 	}
 	f, err := c.drv.Client().Flavor(ctx)
 	if err != nil {
@@ -455,6 +459,10 @@ func (c *Concierge) removeProgram(ctx context.Context, name string, running bool
 // secondTermAfter is how long a file-writing task's ffmpeg has after the
 // first SIGTERM before the second one interrupts blocked I/O.
 const secondTermAfter = time.Second
+
+// taskStopWaitSecs: supervisord's TERM-to-KILL time for task programs,
+// above secondTermAfter and below the default 5 s lease.
+const taskStopWaitSecs = 3
 
 // stopAll stops and removes every task program (shutdown).
 func (c *Concierge) stopAll() {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -176,7 +177,16 @@ func (e *Embedded) start(ctx context.Context) error {
 	_ = os.Remove(e.sock)
 	cmd := exec.Command(e.p.Binary, "-c", filepath.Join(e.p.Dir, "supervisord.conf"))
 	cmd.Dir = e.p.Dir
-	out := &limitedBuffer{max: 16 << 10}
+	// supervisord's own output goes to a file, not to a pipe to this
+	// process: with nodaemon it echoes its log there, and after this
+	// process died Python's supervisord met a broken pipe while logging
+	// the SIGTERM below and exited without stopping its programs.
+	outPath := filepath.Join(e.p.Dir, "supervisord.out")
+	out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("supervisord output file: %w", err)
+	}
+	defer out.Close() // the child keeps its own descriptor
 	cmd.Stdout = out
 	cmd.Stderr = out
 	// If this process dies (even by SIGKILL), supervisord gets SIGTERM and
@@ -199,7 +209,7 @@ func (e *Embedded) start(ctx context.Context) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("supervisord %s exited at start: %s", e.p.Binary, snippet(out.Bytes()))
+			return fmt.Errorf("supervisord %s exited at start: %s", e.p.Binary, snippet(headOf(outPath, 16<<10)))
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			return ctx.Err()
@@ -406,25 +416,14 @@ func (e *Embedded) Close(timeout time.Duration) error {
 	return nil
 }
 
-// limitedBuffer keeps the first max bytes written (supervisord's early output).
-type limitedBuffer struct {
-	mu  sync.Mutex
-	b   bytes.Buffer
-	max int
-}
-
-// Bytes returns a copy of what was kept.
-func (l *limitedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := l.max - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(len(p), room)])
+// headOf returns up to max bytes from the start of the file at path
+// (supervisord's early output), nothing if it cannot be read.
+func headOf(path string, max int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
 	}
-	return len(p), nil
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, max))
+	return b
 }

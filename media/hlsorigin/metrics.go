@@ -30,7 +30,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
 	m.uploads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "portier", Subsystem: "hls_origin", Name: "uploads_total",
-		Help: "PUT and DELETE requests by kind (segment, playlist, delete) and result (ok, unauthorized, forbidden, fenced, bad_request, missing_segment, listed, sequence, too_large, storage_error)."}, []string{"kind", "result"})
+		Help: "PUT and DELETE requests by kind (segment, playlist, delete) and result (ok, unauthorized, forbidden, fenced, exists, bad_request, missing_segment, listed, sequence, too_large, storage_error)."}, []string{"kind", "result"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "portier", Subsystem: "hls_origin", Name: "upload_seconds",
 		Help:    "Time from the start of an accepted PUT to its object being stored, by kind.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 8}}, []string{"kind"})

@@ -363,8 +363,14 @@ func TestSizeLimits(t *testing.T) {
 	if st, _, b := e.do(http.MethodPut, "/hls/s/1/v0/c.ts", c, chunked{strings.NewReader(strings.Repeat("c", 60))}); st != http.StatusRequestEntityTooLarge {
 		t.Errorf("chunked over quota = %d %s", st, b)
 	}
-	// Replacing an object counts only the difference; other streams have their own quota.
-	e.mustPut("/hls/s/1/v0/b.ts", c, strings.Repeat("b", 100))
+	// A stored segment is never rewritten, not even by its own writer:
+	// a CDN may already hold its bytes. Other streams have their own quota.
+	if st, b := e.put("/hls/s/1/v0/b.ts", c, strings.Repeat("x", 100)); st != http.StatusConflict || !strings.Contains(b, "segment_exists") {
+		t.Errorf("rewriting a stored segment = %d %s, want 409 segment_exists", st, b)
+	}
+	if st, _, body := e.do(http.MethodGet, "/hls/s/1/v0/b.ts", token, nil); st != http.StatusOK || body != strings.Repeat("b", 100) {
+		t.Errorf("after a refused rewrite: GET = %d %.10q", st, body)
+	}
 	e.mustPut("/hls/s/2/v0/a.ts", cred(2, 1, 1), strings.Repeat("a", 100))
 }
 

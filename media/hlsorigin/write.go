@@ -125,8 +125,18 @@ func (o *Origin) servePut(w http.ResponseWriter, r *http.Request, ob object) {
 	if st == nil {
 		return
 	}
+	_, exists := st.files[ob.Key()]
 	quotaLeft := o.p.StreamQuotaBytes - st.bytes + st.files[ob.Key()].size
 	st.mu.Unlock()
+	if exists && !ob.playlist() {
+		// Segments are immutable once stored: a CDN may hold the first
+		// bytes for as long as its max-age, so other bytes under the same
+		// URL would reach some viewers and not others.
+		o.m.upload(kind, "exists")
+		o.fail(w, r, http.StatusConflict, "segment_exists",
+			fmt.Sprintf("segment %s is already stored and segments are never rewritten: write new segments under new names", ob.Key()), nil)
+		return
+	}
 	if r.ContentLength > quotaLeft {
 		o.overQuota(w, r, kind, ob)
 		return

@@ -160,7 +160,11 @@ func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	args = append(args,
 		"-f", "hls", "-hls_time", segStr, "-hls_list_size", strconv.Itoa(hlsListSize),
 		"-hls_delete_threshold", strconv.Itoa(hlsListSize+1),
-		"-hls_start_number_source", "epoch",
+		// Microseconds: a runner's first number is above any number an
+		// earlier runner of the task can have reached. With seconds and
+		// 1 s segments, the runner a failover starts numbered the very
+		// segments the old one, not yet fenced, was still uploading.
+		"-hls_start_number_source", "epoch_us",
 		"-hls_flags", "independent_segments+program_date_time+discont_start+omit_endlist+delete_segments",
 		"-hls_segment_type", "mpegts",
 		"-master_pl_name", "master.m3u8", "-var_stream_map", strings.Join(varMap, " "),
