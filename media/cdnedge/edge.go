@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlssign"
+	"github.com/portier/portier/media/httpserve"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Defaults of Params.
@@ -167,23 +167,12 @@ func (e *Edge) Handler() http.Handler { return http.HandlerFunc(e.serveHLS) }
 // HTTPHandler is the whole listener of `portier cdn-edge`: /hls/s/,
 // /metrics, /healthz and /readyz.
 func (e *Edge) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := e.Ready(r.Context()); err != nil {
+	return httpserve.Role{
+		Prefix: "/hls/", Serve: e.Handler(), Metrics: e.m.registry, Ready: e.Ready,
+		NotReady: func(w http.ResponseWriter, r *http.Request, err error) {
 			e.fail(w, r, http.StatusServiceUnavailable, "not_ready", "no origin is reachable", err)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(e.m.registry, promhttp.HandlerOpts{}))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/hls/") {
-			e.serveHLS(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+		},
+	}.Handler()
 }
 
 // Ready checks that at least one origin answers its /healthz.

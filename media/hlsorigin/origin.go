@@ -20,8 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portier/portier/media/httpserve"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Defaults of Params.
@@ -161,25 +161,12 @@ func (o *Origin) Handler() http.Handler { return http.HandlerFunc(o.serveHLS) }
 // HTTPHandler is the whole listener of `portier hls-origin`: /hls/s/,
 // /metrics, /healthz and /readyz.
 func (o *Origin) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := o.Ready(r.Context()); err != nil {
+	return httpserve.Role{
+		Prefix: "/hls/", Serve: o.Handler(), Metrics: o.m.registry, Ready: o.Ready,
+		NotReady: func(w http.ResponseWriter, r *http.Request, err error) {
 			o.fail(w, r, http.StatusServiceUnavailable, "not_ready", "storage is not writable", err)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.m.registry, promhttp.HandlerOpts{}))
-	// /hls/ bypasses the mux, which would clean "..", redirect, or 404:
-	// the origin answers every such path itself with 400.
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/hls/") {
-			o.serveHLS(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+		},
+	}.Handler()
 }
 
 // Ready checks that the backend takes a write.

@@ -144,32 +144,7 @@ func TestCDNEdgeInFrontOfHLSOrigin(t *testing.T) {
 	want := origin(last)
 	before, _ := metricValue(t, hp.httpAddr, "portier_hls_origin_bytes_out_total")
 	const viewers = 40
-	var wg sync.WaitGroup
-	errs := make(chan error, viewers)
-	for i := range viewers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := http.Get(signedURL(ep.httpAddr, last, exp) + fmt.Sprintf("&token=viewer%d", i))
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil && (resp.StatusCode != 200 || !bytes.Equal(b, want)) {
-				err = fmt.Errorf("viewer %d: %s, %d bytes", i, resp.Status, len(b))
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	concurrentViewers(t, viewers, func(i int) string { return signedURL(ep.httpAddr, last, exp) + fmt.Sprintf("&token=viewer%d", i) }, want)
 	after, _ := metricValue(t, hp.httpAddr, "portier_hls_origin_bytes_out_total")
 	if got := after - before; got != float64(len(want)) {
 		t.Fatalf("the origin served %v bytes for %d concurrent viewers of one %d-byte segment, want one copy", got, viewers, len(want))
@@ -206,4 +181,36 @@ func TestCDNEdgeInFrontOfHLSOrigin(t *testing.T) {
 		ns, err := cp.Store.ListNodes(context.Background(), "cdn-edge")
 		return err == nil && len(ns) == 1 && ns[0].Capacity == 1000 && ns[0].Load.CacheCapacityBytes > 0 && ns[0].Load.CacheBytes > 0
 	})
+}
+
+// concurrentViewers GETs url(i) for viewers 0..n-1 at once and fails t
+// unless every one answers 200 with exactly want.
+func concurrentViewers(t *testing.T, n int, url func(i int) string, want []byte) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(url(i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && (resp.StatusCode != 200 || !bytes.Equal(b, want)) {
+				err = fmt.Errorf("viewer %d: %s, %d bytes", i, resp.Status, len(b))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

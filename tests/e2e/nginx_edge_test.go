@@ -3,12 +3,10 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,32 +65,7 @@ func TestNginxEdgeConfig(t *testing.T) {
 	p2 := "/hls/s/1/v1/" + regexp.MustCompile(`(?m)^seg_\d+\.ts$`).FindAllString(string(origin("/hls/s/1/v1/index.m3u8")), -1)[0]
 	want2 := origin(p2)
 	before, _ := metricValue(t, hp.httpAddr, "portier_hls_origin_bytes_out_total")
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := http.Get(url(p2, exp) + fmt.Sprintf("&token=%d", i))
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil && (resp.StatusCode != 200 || !bytes.Equal(b, want2)) {
-				err = fmt.Errorf("viewer %d: %s, %d bytes", i, resp.Status, len(b))
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	concurrentViewers(t, 20, func(i int) string { return url(p2, exp) + fmt.Sprintf("&token=%d", i) }, want2)
 	after, _ := metricValue(t, hp.httpAddr, "portier_hls_origin_bytes_out_total")
 	if after-before != float64(len(want2)) {
 		t.Fatalf("origin served %v bytes for 20 viewers of a %d-byte segment through nginx, want one copy", after-before, len(want2))
