@@ -16,7 +16,7 @@ deps-test:
 
 ## generate: templ components and front-end assets (npm, exact pins)
 generate:
-	$(GO) tool templ generate -path web >/dev/null
+	@$(GO) tool templ generate -log-level error -path web >/dev/null
 	@$(MAKE) --no-print-directory assets
 
 assets:
@@ -27,7 +27,7 @@ build: generate
 	$(GO) build -o $(BIN)/supervisord github.com/ochinchina/supervisord
 
 run: deps build
-	$(BIN)/portier run
+	$(BIN)/portier run $(ARGS)
 
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -292,7 +292,11 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 	red := r.redactor()
 	tail, reason = red.String(tail), red.String(reason)
 	c.m.failures.Inc()
-	c.log.Warn("task failed", "task", r.task.ID, "epoch", r.task.Epoch, "exit", code, "reason", reason, "retry_in", delay)
+	attrs := []any{"task", r.task.ID, "epoch", r.task.Epoch, "reason", reason, "retry_in", delay}
+	if exit != nil { // no exit status is not exit 0
+		attrs = append(attrs, "exit", *exit)
+	}
+	c.log.Warn("task failed", attrs...)
 	c.report(r, wire.StatusReport{State: "backoff", ExitCode: exit,
 		Error: fmt.Sprintf("%s (retry %d in %s)", reason, r.failures, delay.Round(100*time.Millisecond)), LogTail: tail}, nil)
 }
@@ -346,6 +350,14 @@ func (c *Concierge) flushReports(ctx context.Context) {
 			case res.Error == nil:
 				p.r.reported = p.st.State
 				c.m.reports.WithLabelValues(p.st.State).Inc()
+				if p.onOK != nil {
+					p.onOK()
+				}
+			case (res.Error.Code == wire.CodeStaleEpoch || res.Error.Code == wire.CodeUnknownTask) && p.st.State == "stopped":
+				// A stop the control plane ordered (a config disabled, a
+				// stream gone) and already recorded: nothing is wrong.
+				p.r.reported = p.st.State
+				c.log.Debug("stop report not needed: the control plane has the task stopped", "task", p.r.task.ID, "epoch", p.r.task.Epoch, "reason", res.Error.Message)
 				if p.onOK != nil {
 					p.onOK()
 				}
