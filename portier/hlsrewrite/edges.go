@@ -2,6 +2,8 @@ package hlsrewrite
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -146,6 +148,10 @@ func (t *tracker) refresh(ctx context.Context) error {
 func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
 	ctx, cancel := context.WithTimeout(ctx, max(t.every*3/4, 100*time.Millisecond))
 	defer cancel()
+	// ok[i]: the probe did not prove the edge down. Only a refused or
+	// reset connection or an error status counts against it: a timeout
+	// may be this replica's own load, and a hung edge leaves with its
+	// heartbeats (AliveWindow) anyway.
 	ok := make([]bool, len(edges))
 	var wg sync.WaitGroup
 	for i, e := range edges {
@@ -158,6 +164,8 @@ func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
 			}
 			resp, err := t.client.Do(req)
 			if err != nil {
+				var ne net.Error
+				ok[i] = ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout())
 				return
 			}
 			resp.Body.Close()
