@@ -24,8 +24,10 @@ type Summary struct {
 	Target            time.Duration
 }
 
-// Summarize computes a Summary; stalls before since are left out (start-up).
-func (r *Result) Summarize(since time.Time) Summary {
+// Summarize computes a Summary of the window [since, until) (zero until:
+// no end): stalls and requests outside it are left out.
+func (r *Result) Summarize(since, until time.Time) Summary {
+	in := func(t time.Time) bool { return !t.Before(since) && (until.IsZero() || t.Before(until)) }
 	s := Summary{Viewers: len(r.Viewers), PerEdge: map[string]int{}, DistinctPerEdge: map[string]int{}}
 	distinct := map[string]map[string]bool{}
 	var edges, switches float64
@@ -35,25 +37,30 @@ func (r *Result) Summarize(since time.Time) Summary {
 			continue
 		}
 		s.Target = max(s.Target, v.Target)
-		s.Segments += v.Segments
 		s.Discarded += v.Discarded
 		s.SegmentErrors += v.SegmentErrors
-		edges += float64(len(v.Edges))
-		switches += float64(v.EdgeSwitches)
-		for h, n := range v.Edges {
-			s.PerEdge[h] += n
-		}
-		for h, segs := range v.SegmentsByEdge {
-			if distinct[h] == nil {
-				distinct[h] = map[string]bool{}
+		used := map[string]bool{}
+		last := ""
+		for _, q := range v.Requests {
+			if !in(q.At) {
+				continue
 			}
-			for p := range segs {
-				distinct[h][p] = true
+			s.Segments++
+			s.PerEdge[q.Host]++
+			used[q.Host] = true
+			if last != "" && last != q.Host {
+				switches++
 			}
+			last = q.Host
+			if distinct[q.Host] == nil {
+				distinct[q.Host] = map[string]bool{}
+			}
+			distinct[q.Host][q.Path] = true
 		}
+		edges += float64(len(used))
 		n := 0
 		for _, st := range v.Stalls {
-			if st.At.Before(since) {
+			if !in(st.At) {
 				continue
 			}
 			n++

@@ -51,18 +51,25 @@ type Stall struct {
 
 // ViewerStats is what one viewer saw.
 type ViewerStats struct {
-	Segments        int            // segments played
-	Edges           map[string]int // segment requests per edge host
-	Stalls          []Stall
-	Discarded       int // playlist reloads discarded by the mismatch rule
-	SegmentErrors   int
-	PlaylistErrors  int
-	Pathways        []string // pathways in the order the viewer used them
-	Target          time.Duration
-	EdgeSwitches    int // consecutive segments from different edges
-	SegmentsByEdge  map[string]map[string]bool
-	Err             error
-	startupDuration time.Duration
+	Segments       int            // segments played
+	Edges          map[string]int // segment requests per edge host
+	Stalls         []Stall
+	Discarded      int // playlist reloads discarded by the mismatch rule
+	SegmentErrors  int
+	PlaylistErrors int
+	Pathways       []string // pathways in the order the viewer used them
+	Target         time.Duration
+	EdgeSwitches   int // consecutive segments from different edges
+	// Requests are the viewer's successful segment requests.
+	Requests []Request
+	Err      error
+}
+
+// Request is one segment request that succeeded.
+type Request struct {
+	At   time.Time
+	Host string // the edge
+	Path string
 }
 
 // Result is a Run's outcome.
@@ -82,7 +89,7 @@ func Run(ctx context.Context, p Params) *Result {
 		if p.StartSpread > 0 && p.Viewers > 1 {
 			delay = p.StartSpread * time.Duration(i) / time.Duration(p.Viewers-1)
 		}
-		st := &ViewerStats{Edges: map[string]int{}, SegmentsByEdge: map[string]map[string]bool{}}
+		st := &ViewerStats{Edges: map[string]int{}}
 		res.Viewers[i] = st
 		wg.Add(1)
 		go func() {
@@ -101,10 +108,8 @@ func Run(ctx context.Context, p Params) *Result {
 				rt = t
 				defer t.CloseIdleConnections()
 			}
-			v := &viewer{p: p, id: i, st: st, c: &http.Client{Transport: rt, Timeout: 10 * time.Second}}
-			vctx, cancel := context.WithTimeout(ctx, p.Duration)
-			defer cancel()
-			st.Err = v.play(vctx)
+			v := &viewer{p: p, id: i, st: st, c: &http.Client{Transport: rt, Timeout: 10 * time.Second}, end: time.Now().Add(p.Duration)}
+			st.Err = v.play(ctx)
 		}()
 	}
 	wg.Wait()
@@ -112,10 +117,11 @@ func Run(ctx context.Context, p Params) *Result {
 }
 
 type viewer struct {
-	p  Params
-	id int
-	st *ViewerStats
-	c  *http.Client
+	p   Params
+	id  int
+	st  *ViewerStats
+	c   *http.Client
+	end time.Time // the viewer stops between requests once past it
 }
 
 // variantURL is a media playlist URL with the pathway generation param.
@@ -239,6 +245,9 @@ func (v *viewer) play(ctx context.Context) error {
 					return
 				case <-time.After(ttl):
 				}
+				if time.Now().After(v.end) {
+					return
+				}
 				mu.Lock()
 				cur := pathway
 				mu.Unlock()
@@ -285,7 +294,7 @@ func (v *viewer) play(ctx context.Context) error {
 			}
 		}
 		lastTick = now
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || now.After(v.end) {
 			if !playing && !stallFrom.IsZero() {
 				v.st.Stalls = append(v.st.Stalls, Stall{At: stallFrom, Duration: now.Sub(stallFrom)})
 			}
@@ -359,10 +368,7 @@ func (v *viewer) play(ctx context.Context) error {
 		}
 		host := u.Host
 		v.st.Edges[host]++
-		if v.st.SegmentsByEdge[host] == nil {
-			v.st.SegmentsByEdge[host] = map[string]bool{}
-		}
-		v.st.SegmentsByEdge[host][u.Path] = true
+		v.st.Requests = append(v.st.Requests, Request{At: time.Now(), Host: host, Path: u.Path})
 		if lastEdge != "" && lastEdge != host {
 			v.st.EdgeSwitches++
 		}
