@@ -100,24 +100,52 @@ func startRewriteCluster(t *testing.T, ctx context.Context, nEdges int) *rewrite
 	}
 	rc.play = got.Play.HLS
 	segRE := regexp.MustCompile(`(?m)^http://([^/]+)/hls/s/\d+/[^/]+/[^?]+\.ts\?exp=`)
-	eventually(t, 60*time.Second, "media playlists through the rewriter list 3 segments on edges", func() bool {
-		for _, r := range []string{"v0", "v1"} {
-			u := strings.Replace(rc.play, "master.m3u8", r+"/index.m3u8", 1)
-			resp, err := http.Get(u)
-			if err != nil {
-				return false
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || len(segRE.FindAll(b, -1)) < 3 {
-				return false
+	var lastErr string
+	get := func(u string) ([]byte, bool) {
+		resp, err := http.Get(u)
+		if err != nil {
+			lastErr = err.Error()
+			return nil, false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			lastErr = fmt.Sprintf("%s: %s %s", u, resp.Status, b)
+			return nil, false
+		}
+		return b, true
+	}
+	ok := false
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond) // poll interval, bounded by the deadline
+		master, good := get(rc.play)
+		if !good {
+			continue
+		}
+		variants := regexp.MustCompile(`(?m)^http://\S+/index\.m3u8\?\S+$`).FindAllString(string(master), -1)
+		if len(variants) != 2 {
+			lastErr = "master lists " + strconv.Itoa(len(variants)) + " variants:\n" + string(master)
+			continue
+		}
+		ok = true
+		for _, u := range variants {
+			b, good := get(u)
+			if !good || len(segRE.FindAll(b, -1)) < 3 {
+				ok = false
+				if good {
+					lastErr = u + ":\n" + string(b)
+				}
+				break
 			}
 			if m := regexp.MustCompile(`#EXT-X-TARGETDURATION:(\d+)`).FindSubmatch(b); m != nil {
 				rc.target, _ = strconv.ParseFloat(string(m[1]), 64)
 			}
 		}
-		return true
-	})
+	}
+	if !ok {
+		t.Fatalf("media playlists through the rewriter never listed 3 segments on edges: %s", lastErr)
+	}
 	return rc
 }
 
