@@ -91,8 +91,10 @@ type Stream struct {
 	PublishKey    string
 	Enabled       bool
 	AllowTakeover bool
-	Live          bool
-	PublishCount  int64
+	// HLSPublic: viewers play the stream's HLS without a play token.
+	HLSPublic    bool `gorm:"column:hls_public"`
+	Live         bool
+	PublishCount int64
 	// RevokedThrough: publishes numbered up to it (publish numbers are the
 	// PublishCount after each publish) were revoked, by RevokeReason
 	// (key_rotated, disabled): relays must end them and they are never

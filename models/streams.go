@@ -191,6 +191,7 @@ type StreamUpdate struct {
 	Name          *string
 	Enabled       *bool
 	AllowTakeover *bool
+	HLSPublic     *bool
 }
 
 // UpdateStream changes a stream's name or flags.
@@ -207,6 +208,9 @@ func (s *Store) UpdateStream(ctx context.Context, id int64, up StreamUpdate) (*S
 	}
 	if up.AllowTakeover != nil {
 		cols["allow_takeover"] = *up.AllowTakeover
+	}
+	if up.HLSPublic != nil {
+		cols["hls_public"] = *up.HLSPublic
 	}
 	res := s.db(ctx).Model(&Stream{}).Where("id = ?", id).Updates(cols)
 	if res.Error != nil {

@@ -26,6 +26,7 @@ type streamView struct {
 	OwnerID       int64          `json:"owner_id"`
 	Enabled       bool           `json:"enabled"`
 	AllowTakeover bool           `json:"allow_takeover"`
+	HLSPublic     bool           `json:"hls_public"`
 	Live          bool           `json:"live"`
 	PublishCount  int64          `json:"publish_count"`
 	LastPublishAt *time.Time     `json:"last_publish_at"`
@@ -58,6 +59,9 @@ type originView struct {
 type playView struct {
 	RTMP string `json:"rtmp"`
 	FLV  string `json:"flv"`
+	// HLS is the viewer URL of the master playlist (GET of one stream,
+	// while it has an enabled HLS task config; see hlsmount.go).
+	HLS string `json:"hls,omitempty"`
 }
 
 // publicHost is the host name for ingest and play URLs.
@@ -92,7 +96,7 @@ func (s *Server) viewStream(c *gin.Context, st *models.Stream, showKey bool) str
 	}
 	v := streamView{
 		ID: st.ID, Name: st.Name, App: st.Application.Name, Owner: st.Owner.Username, OwnerID: st.OwnerID,
-		Enabled: st.Enabled, AllowTakeover: st.AllowTakeover, Live: st.Live, PublishCount: st.PublishCount,
+		Enabled: st.Enabled, AllowTakeover: st.AllowTakeover, HLSPublic: st.HLSPublic, Live: st.Live, PublishCount: st.PublishCount,
 		LastPublishAt: st.LastPublishAt, CodecInfo: st.CodecInfo, Bitrate: st.Bitrate,
 		Play: playView{
 			RTMP: rtmpBase + "/" + st.Name,
@@ -257,6 +261,7 @@ func (s *Server) apiGetStream(c *gin.Context) {
 		return
 	}
 	v := s.viewStream(c, st, s.principal(c).Owns(st))
+	v.Play.HLS = s.hlsPlayURL(c, st)
 	origins, err := s.p.Store.StreamOrigins(c.Request.Context(), st.ID)
 	if err != nil {
 		s.fail(c, err)
@@ -276,6 +281,7 @@ type patchStreamReq struct {
 	Name          *string `json:"name"`
 	Enabled       *bool   `json:"enabled"`
 	AllowTakeover *bool   `json:"allow_takeover"`
+	HLSPublic     *bool   `json:"hls_public"`
 }
 
 func (s *Server) apiPatchStream(c *gin.Context) {
@@ -293,7 +299,7 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
 		return
 	}
-	up, err := s.updateStream(c.Request.Context(), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover},
+	up, err := s.updateStream(c.Request.Context(), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover, HLSPublic: req.HLSPublic},
 		s.auditEvent(c, "stream.update", streamObject(st.ID), req))
 	if errors.Is(err, models.ErrConflict) && req.Name != nil {
 		err = apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", st.Application.Name, *req.Name))

@@ -55,6 +55,7 @@ type Server struct {
 	schedState  *scheduler   // see sched.go; built on first use by sched()
 	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
 	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
+	hls         hlsMount     // HLS playlist rewriter (hlsmount.go)
 	throttle    *loginThrottle
 }
 
@@ -93,6 +94,7 @@ func New(p Params) (*Server, error) {
 	s.registerNodeAPI(s.engine.Group("/internal/v1"))
 	s.registerUI(s.engine)
 	s.registerRelayMount(s.engine)
+	s.registerHLSMount(s.engine)
 	return s, nil
 }
 

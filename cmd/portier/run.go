@@ -44,7 +44,11 @@ type runConfig struct {
 	ClusterToken string
 	LogLevel     string
 	HTTP         httpTimeoutConfig
+	// NoCDNEdge leaves out the embedded CDN edge (viewers' segments then
+	// go to `portier cdn-edge` processes only).
+	NoCDNEdge bool
 	securityConfig
+	hlsRewriteConfig
 }
 
 func (c *runConfig) flags(fs *flag.FlagSet) {
@@ -59,7 +63,9 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret for relays, concierges and media-server hooks that join this all-in-one from outside (default: a new random one at each start, known only to the embedded roles)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.NoCDNEdge, "no-cdn-edge", false, "do not start the embedded CDN edge (viewers' segment requests then go to `portier cdn-edge` processes that join with --cluster-token)")
 	c.securityConfig.flags(fs)
+	c.hlsRewriteConfig.flags(fs)
 	c.HTTP.flags(fs)
 }
 
@@ -82,6 +88,7 @@ func (c *runConfig) validate() error {
 	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
 	c.securityConfig.validate(&p)
+	c.hlsRewriteConfig.validate(&p)
 	c.HTTP.validate(&p)
 	return p.err()
 }
@@ -189,12 +196,20 @@ func runAll(ctx context.Context, args []string) error {
 	// The CDN edge shares the HTTP address and the /hls/s/ paths with the
 	// origin (see allInOneHandler) and fetches from it over loopback, so
 	// viewer URLs look the same as with a separate edge.
-	edge, err := cdnedge.New(cdnedge.Params{Origins: []string{control}, ClusterToken: token, Logger: logger})
-	if err != nil {
+	var edge *cdnedge.Edge
+	edgeHandler := http.Handler(http.NotFoundHandler())
+	if !cfg.NoCDNEdge {
+		if edge, err = cdnedge.New(cdnedge.Params{Origins: []string{control}, ClusterToken: token, Logger: logger}); err != nil {
+			return err
+		}
+		defer edge.Close()
+		srv.Metrics().Registry.MustRegister(edge.Collectors()...)
+		edgeHandler = edge.Handler()
+	}
+	// The playlist rewriter reads the embedded origin over loopback.
+	if err := cfg.hlsRewriteConfig.mount(ctx, srv, []string{control}, token, logger); err != nil {
 		return err
 	}
-	defer edge.Close()
-	srv.Metrics().Registry.MustRegister(edge.Collectors()...)
 
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
@@ -256,24 +271,26 @@ func runAll(ctx context.Context, args []string) error {
 		}
 	}()
 
-	edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), cdnEdgeDefaultCapacity, logger)
-	if err != nil {
-		return err
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		edgeAgent.Run(cctx)
-		if err := edgeAgent.Err(); err != nil {
-			select {
-			case fatal <- fmt.Errorf("embedded cdn edge: %w", err):
-			default: // another part already ends the run
-			}
+	if edge != nil {
+		edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), cdnEdgeDefaultCapacity, logger)
+		if err != nil {
+			return err
 		}
-	}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			edgeAgent.Run(cctx)
+			if err := edgeAgent.Err(); err != nil {
+				select {
+				case fatal <- fmt.Errorf("embedded cdn edge: %w", err):
+				default: // another part already ends the run
+				}
+			}
+		}()
+	}
 
 	srv.MountRelay(rel.HTTPHandler())
-	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler(), hlsOrigin.Handler(), edge.Handler()), cfg.HTTP.timeouts())
+	hs := httpserve.NewServer(allInOneHandler(srv.Handler(), rel.HTTPHandler(), hlsOrigin.Handler(), edgeHandler), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(httpLn) }()
 
@@ -293,7 +310,10 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  HTTP-FLV        %s/live/NAME.flv\n", web)
 	fmt.Printf("  HLS origin      %s/hls/s/STREAM/ (files in %s)\n", web, filepath.Join(dataAbs, "hls"))
-	fmt.Printf("  CDN edge        %s/hls/s/STREAM/…?exp=…&sig=… (signed viewer URLs)\n", web)
+	if edge != nil {
+		fmt.Printf("  CDN edge        %s/hls/s/STREAM/…?exp=…&sig=… (signed viewer URLs)\n", web)
+	}
+	fmt.Printf("  HLS viewers     %s/hls/APP/NAME/master.m3u8 (the stream's play.hls in the API)\n", web)
 	switch {
 	case created && adminPW == "":
 		fmt.Printf("  first login     admin / %s   (shown once: change it in the UI)\n", pw)

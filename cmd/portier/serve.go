@@ -40,6 +40,7 @@ type serveConfig struct {
 	HLSOriginURL  string
 	HTTP          httpTimeoutConfig
 	securityConfig
+	hlsRewriteConfig
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -56,6 +57,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
 	c.securityConfig.flags(fs)
+	c.hlsRewriteConfig.flags(fs)
 	c.HTTP.flags(fs)
 }
 
@@ -84,6 +86,7 @@ func (c *serveConfig) validate() error {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
 	c.securityConfig.validate(&p)
+	c.hlsRewriteConfig.validate(&p)
 	c.HTTP.validate(&p)
 	return p.err()
 }
@@ -172,6 +175,12 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	srv.StartBackground(ctx)
+	// The playlist rewriter reads from the HLS origin HLS tasks write to.
+	if cfg.HLSOriginURL != "" {
+		if err := cfg.hlsRewriteConfig.mount(ctx, srv, []string{cfg.HLSOriginURL}, cfg.ClusterToken, log); err != nil {
+			return err
+		}
+	}
 	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), cfg.HTTP.timeouts(), log)
 }
 

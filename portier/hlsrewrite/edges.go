@@ -1,0 +1,206 @@
+package hlsrewrite
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portier/portier/internal/boundedhash"
+)
+
+// Edge is a CDN edge as the directory knows it.
+type Edge struct {
+	Name string
+	// BaseURL is where viewers reach it: http://host:port.
+	BaseURL string
+	// CapacityMbps is its registered egress capacity (its ring weight).
+	CapacityMbps int
+	// ActiveRequests is the load of its last heartbeat.
+	ActiveRequests int
+	// LastHeartbeat is when it last reported.
+	LastHeartbeat time.Time
+}
+
+// edgeSet is one immutable view of the live edges: a ring over them and
+// the membership generation it belongs to. The generation grows by one
+// each time an edge leaves; it names the content-steering pathway whose
+// segment URIs avoid every edge that had left by then ("g3").
+type edgeSet struct {
+	gen    int64
+	edges  []Edge
+	ring   *boundedhash.Ring
+	live   map[string]int // name → index in edges
+	hbSeen []time.Time    // per edge, the heartbeat its load was read at
+}
+
+// loadBook counts what the rewriter sent to each edge since the edge's last
+// heartbeat: an edge's load is its reported active requests plus that.
+// Its mutex guards counts and is never held across I/O.
+type loadBook struct {
+	mu     sync.Mutex
+	counts map[string]int64
+	hb     map[string]time.Time
+}
+
+func (b *loadBook) add(name string, n int64) {
+	b.mu.Lock()
+	b.counts[name] += n
+	b.mu.Unlock()
+}
+
+// loads returns the loads of s's edges (heartbeat plus assigned since).
+func (b *loadBook) loads(s *edgeSet) []int64 {
+	out := make([]int64, len(s.edges))
+	b.mu.Lock()
+	for i, e := range s.edges {
+		if !b.hb[e.Name].Equal(e.LastHeartbeat) { // a new heartbeat counts the past
+			b.hb[e.Name] = e.LastHeartbeat
+			b.counts[e.Name] = 0
+		}
+		out[i] = int64(e.ActiveRequests) + b.counts[e.Name]
+	}
+	b.mu.Unlock()
+	return out
+}
+
+// tracker keeps the current edgeSet: it reads the directory's edges every
+// refresh interval, drops those whose last heartbeat is older than the
+// alive window or that failed their last two health probes, and publishes
+// a new edgeSet (atomic pointer; readers never lock) when the membership
+// or loads change.
+type tracker struct {
+	dir     Directory
+	alive   time.Duration
+	every   time.Duration
+	now     func() time.Time
+	client  *http.Client
+	probe   bool
+	cur     atomic.Pointer[edgeSet]
+	mu      sync.Mutex // guards failing (refresh runs in one goroutine; tests call it directly)
+	failing map[string]int
+	onLeave func(names []string)
+}
+
+func (t *tracker) get() *edgeSet { return t.cur.Load() }
+
+// refresh reads the directory once and publishes the live set.
+func (t *tracker) refresh(ctx context.Context) error {
+	all, err := t.dir.Edges(ctx)
+	if err != nil {
+		return err
+	}
+	now := t.now()
+	var live []Edge
+	for _, e := range all {
+		if now.Sub(e.LastHeartbeat) <= t.alive && e.BaseURL != "" {
+			live = append(live, e)
+		}
+	}
+	if t.probe {
+		live = t.probeAll(ctx, live)
+	}
+	slices.SortFunc(live, func(a, b Edge) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	prev := t.get()
+	next := &edgeSet{edges: live, live: map[string]int{}}
+	ms := make([]boundedhash.Member, len(live))
+	for i, e := range live {
+		next.live[e.Name] = i
+		// Weight in Gbit/s: a 1 Gbit/s edge gets boundedhash.PointsPerWeight points.
+		ms[i] = boundedhash.Member{ID: e.Name, Weight: float64(max(e.CapacityMbps, 1)) / 1000}
+	}
+	next.ring = boundedhash.New(ms)
+	var left []string
+	if prev != nil {
+		next.gen = prev.gen
+		for name := range prev.live {
+			if _, ok := next.live[name]; !ok {
+				left = append(left, name)
+			}
+		}
+		if len(left) > 0 {
+			next.gen++
+		}
+	}
+	t.cur.Store(next)
+	if len(left) > 0 && t.onLeave != nil {
+		t.onLeave(left)
+	}
+	return nil
+}
+
+// probeAll asks each edge's /healthz at once (bounded by a fraction of the
+// refresh interval) and leaves out an edge whose last two probes failed:
+// a killed edge leaves the ring within two refresh intervals, well inside
+// one heartbeat interval, instead of after the heartbeat alive window.
+func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
+	ctx, cancel := context.WithTimeout(ctx, max(t.every*3/4, 100*time.Millisecond))
+	defer cancel()
+	// ok[i]: the probe did not prove the edge down. Only a refused or
+	// reset connection or an error status counts against it: a timeout
+	// may be this replica's own load, and a hung edge leaves with its
+	// heartbeats (AliveWindow) anyway.
+	ok := make([]bool, len(edges))
+	var wg sync.WaitGroup
+	for i, e := range edges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.BaseURL+"/healthz", nil)
+			if err != nil {
+				return
+			}
+			resp, err := t.client.Do(req)
+			if err != nil {
+				var ne net.Error
+				ok[i] = ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout())
+				return
+			}
+			resp.Body.Close()
+			ok[i] = resp.StatusCode == http.StatusOK
+		}()
+	}
+	wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Edge
+	for i, e := range edges {
+		if ok[i] {
+			delete(t.failing, e.Name)
+		} else {
+			t.failing[e.Name]++
+		}
+		if t.failing[e.Name] < 2 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// run refreshes until ctx ends.
+func (t *tracker) run(ctx context.Context, logf func(error)) {
+	tick := time.NewTicker(t.every)
+	defer tick.Stop()
+	for {
+		if err := t.refresh(ctx); err != nil && ctx.Err() == nil {
+			logf(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

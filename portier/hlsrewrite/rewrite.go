@@ -1,0 +1,159 @@
+package hlsrewrite
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/portier/portier/internal/hlssign"
+)
+
+// rewriteMedia rewrites a media playlist of stream id (at origin path
+// opath) for pathway generation g: every segment (and EXT-X-MAP) URI
+// becomes a signed absolute URL on its frozen edge.
+func (r *Rewriter) rewriteMedia(body []byte, id int64, opath string, g int64, set *edgeSet) ([]byte, error) {
+	prefix := hlssign.StreamPrefix(id)
+	q := r.signQuery(prefix)
+	t := r.table(id)
+	now := r.p.Now()
+	loads := r.book.loads(set)
+	var b strings.Builder
+	b.Grow(len(body) + len(body)/2)
+	last := ""
+	t.mu.Lock()
+	for _, line := range lines(body) {
+		switch {
+		case line == "":
+		case line[0] != '#':
+			if p, ok := resolve(opath, line, prefix); ok {
+				x, ok := r.assign(t, p, g, set, loads, now)
+				if !ok {
+					t.mu.Unlock()
+					return nil, errNoEdge
+				}
+				if i, live := set.live[x.name]; live && p != last {
+					loads[i]++
+				}
+				last = x.name
+				line = x.base + p + "?" + q
+			}
+		case strings.HasPrefix(line, "#EXT-X-MAP:"):
+			if v, s, e, ok := uriAttr(line); ok {
+				if p, ok := resolve(opath, v, prefix); ok {
+					if x, ok := r.assign(t, p, g, set, loads, now); ok {
+						line = line[:s] + x.base + p + "?" + q + line[e:]
+					}
+				}
+			}
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	t.mu.Unlock()
+	// The viewer's next request goes to the edge of the newest segment.
+	if last != "" {
+		r.book.add(last, 1)
+	}
+	return []byte(b.String()), nil
+}
+
+// rewriteMaster rewrites the master playlist: media playlist URIs point
+// back at this rewriter (with the viewer's token and pathway generation
+// g), every variant is on pathway "gG", and EXT-X-CONTENT-STEERING names
+// the steering manifest.
+func (r *Rewriter) rewriteMaster(body []byte, id int64, v viewerReq, g int64, base, tok string) []byte {
+	prefix := hlssign.StreamPrefix(id)
+	mpath := prefix + "master.m3u8"
+	vbase := base + "/hls/" + url.PathEscape(v.appSeg) + "/" + url.PathEscape(v.name) + "/"
+	pw := "g" + strconv.FormatInt(g, 10)
+	extra := "pw=" + strconv.FormatInt(g, 10)
+	if tok != "" {
+		extra += "&token=" + url.QueryEscape(tok)
+	}
+	media := func(uri string) (string, bool) {
+		p, ok := resolve(mpath, uri, prefix)
+		if !ok {
+			return "", false
+		}
+		rend, file, ok := strings.Cut(strings.TrimPrefix(p, prefix), "/")
+		if !ok || file != "index.m3u8" || !validName(rend) {
+			return "", false
+		}
+		return vbase + rend + "/index.m3u8?" + extra, true
+	}
+	steer := vbase + "steering.json?base=" + strconv.FormatInt(g, 10)
+	if tok != "" {
+		steer += "&token=" + url.QueryEscape(tok)
+	}
+	var b strings.Builder
+	ls := lines(body)
+	for i, line := range ls {
+		switch {
+		case i == 0 && strings.HasPrefix(line, "#EXTM3U"):
+			b.WriteString(line + "\n")
+			b.WriteString(`#EXT-X-CONTENT-STEERING:SERVER-URI="` + steer + `",PATHWAY-ID="` + pw + `"` + "\n")
+			continue
+		case strings.HasPrefix(line, "#EXT-X-CONTENT-STEERING:"):
+			continue // the origin's own, if any: ours replaces it
+		case strings.HasPrefix(line, "#EXT-X-STREAM-INF:"):
+			if !strings.Contains(line, "PATHWAY-ID=") {
+				line += `,PATHWAY-ID="` + pw + `"`
+			}
+		case strings.HasPrefix(line, "#EXT-X-MEDIA:"), strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:"):
+			if u, s, e, ok := uriAttr(line); ok {
+				if nu, ok := media(u); ok {
+					line = line[:s] + nu + line[e:]
+				}
+			}
+		case line != "" && line[0] != '#':
+			if nu, ok := media(line); ok {
+				line = nu
+			}
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// steering is an HLS content steering manifest (draft-pantos-hls-rfc8216bis
+// and Apple's "HLS Content Steering Specification", VERSION 1).
+type steering struct {
+	Version  int         `json:"VERSION"`
+	TTL      int         `json:"TTL"`
+	Reload   string      `json:"RELOAD-URI,omitempty"`
+	Priority []string    `json:"PATHWAY-PRIORITY"`
+	Clones   []pathClone `json:"PATHWAY-CLONES,omitempty"`
+}
+
+type pathClone struct {
+	Base string     `json:"BASE-ID"`
+	ID   string     `json:"ID"`
+	URI  uriReplace `json:"URI-REPLACEMENT"`
+}
+
+type uriReplace struct {
+	Params map[string]string `json:"PARAMS,omitempty"`
+}
+
+// serveSteering answers the steering manifest: the current generation's
+// pathway first, cloned from the master's pathway (base) with pw set.
+func (r *Rewriter) serveSteering(w http.ResponseWriter, req *http.Request, v viewerReq, set *edgeSet, base, tok string) {
+	b, _ := strconv.ParseInt(req.URL.Query().Get("base"), 10, 64)
+	b = min(max(b, 0), set.gen)
+	cur := "g" + strconv.FormatInt(set.gen, 10)
+	s := steering{Version: 1, TTL: max(int(r.p.SteeringTTL.Seconds()), 1), Priority: []string{cur}}
+	if b != set.gen {
+		s.Clones = []pathClone{{Base: "g" + strconv.FormatInt(b, 10), ID: cur,
+			URI: uriReplace{Params: map[string]string{"pw": strconv.FormatInt(set.gen, 10)}}}}
+		s.Priority = append(s.Priority, "g"+strconv.FormatInt(b, 10))
+	}
+	out, _ := json.Marshal(s)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-cache")
+	r.m.request("steering", http.StatusOK)
+	_, _ = w.Write(out)
+}
