@@ -97,6 +97,7 @@ func (d *dbCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLive
 	ch <- descNodes
 	ch <- descUp
+	describeCDN(ch)
 }
 
 func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
@@ -122,4 +123,5 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
+	collectCDN(ch, nodes, d.s.nodeStateAt(now))
 }

@@ -1,0 +1,75 @@
+package portier
+
+import (
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portier/portier/models"
+)
+
+// CDN edge metrics: each live edge's load as its heartbeats report it, and
+// the number of edges the current egress calls for, which an autoscaler
+// (deploy/kubernetes: the cdn-edge HorizontalPodAutoscaler) follows.
+var (
+	descCDNEgress   = prometheus.NewDesc("portier_cdn_edge_egress_bits_per_second", "Egress of each live CDN edge, from its heartbeats.", []string{"edge"}, nil)
+	descCDNActive   = prometheus.NewDesc("portier_cdn_edge_active_requests", "Requests in flight on each live CDN edge.", []string{"edge"}, nil)
+	descCDNHit      = prometheus.NewDesc("portier_cdn_edge_hit_ratio", "Share of each live CDN edge's requests served without an origin fetch of their own, since its previous heartbeat.", []string{"edge"}, nil)
+	descCDNCache    = prometheus.NewDesc("portier_cdn_edge_cache_bytes", "Bytes in each live CDN edge's memory cache.", []string{"edge"}, nil)
+	descCDNCapacity = prometheus.NewDesc("portier_cdn_edge_capacity_bits_per_second", "Egress capacity each live CDN edge registered (--capacity).", []string{"edge"}, nil)
+	descCDNTotal    = prometheus.NewDesc("portier_cdn_egress_bits_per_second", "Egress of all live CDN edges together.", nil, nil)
+	descCDNDesired  = prometheus.NewDesc("portier_cdn_desired_edges", "CDN edges the current egress calls for: total egress over CDNEdgeTarget of the mean registered capacity, rounded up, at least 1.", nil, nil)
+)
+
+// CDNEdgeTarget is the share of its registered capacity an edge is meant to
+// run at: the rest is headroom for the rewriter's bounded-load spill (c =
+// 1.25) and for an edge lost before the autoscaler adds one.
+const CDNEdgeTarget = 0.7
+
+func describeCDN(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCDNEgress, descCDNActive, descCDNHit, descCDNCache, descCDNCapacity, descCDNTotal, descCDNDesired} {
+		ch <- d
+	}
+}
+
+// collectCDN emits the CDN metrics of the live, not draining, cdn-edge
+// nodes among nodes (state tells a node's state at the scrape).
+func collectCDN(ch chan<- prometheus.Metric, nodes []models.Node, state func(*models.Node) string) {
+	var total, capSum float64
+	n := 0
+	for i := range nodes {
+		nd := &nodes[i]
+		if nd.Role != models.NodeRoleCDNEdge || state(nd) != "alive" {
+			continue
+		}
+		egress := float64(nd.Load.BitrateOut)
+		capacity := float64(nd.Capacity) * 1e6 // registered in Mbit/s
+		ch <- prometheus.MustNewConstMetric(descCDNEgress, prometheus.GaugeValue, egress, nd.Name)
+		ch <- prometheus.MustNewConstMetric(descCDNActive, prometheus.GaugeValue, float64(nd.Load.ActiveRequests), nd.Name)
+		ch <- prometheus.MustNewConstMetric(descCDNHit, prometheus.GaugeValue, nd.Load.HitRatio, nd.Name)
+		ch <- prometheus.MustNewConstMetric(descCDNCache, prometheus.GaugeValue, float64(nd.Load.CacheBytes), nd.Name)
+		ch <- prometheus.MustNewConstMetric(descCDNCapacity, prometheus.GaugeValue, capacity, nd.Name)
+		total += egress
+		capSum += capacity
+		n++
+	}
+	ch <- prometheus.MustNewConstMetric(descCDNTotal, prometheus.GaugeValue, total)
+	ch <- prometheus.MustNewConstMetric(descCDNDesired, prometheus.GaugeValue, float64(desiredEdges(total, capSum, n)))
+}
+
+// desiredEdges is how many edges of the live ones' mean capacity carry
+// egress at CDNEdgeTarget of their capacity: at least 1, and the live count
+// when nothing is known of capacity.
+func desiredEdges(egress, capSum float64, live int) int {
+	if live == 0 || capSum <= 0 {
+		return max(1, live)
+	}
+	per := CDNEdgeTarget * capSum / float64(live)
+	return max(1, int(math.Ceil(egress/per-1e-9))) // not one more for a rounding error
+}
+
+// nodeStateAt is s.nodeState at a fixed time, for collectCDN.
+func (s *Server) nodeStateAt(now time.Time) func(*models.Node) string {
+	return func(n *models.Node) string { return s.nodeState(n, now) }
+}
