@@ -1,6 +1,7 @@
 package hlsrewrite
 
 import (
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -81,8 +82,9 @@ func (r *Rewriter) hashKey(opath string) string {
 
 // assign returns the edge of the segment at opath in generation g,
 // choosing and freezing it on first sight; loads are the current set's
-// loads, updated by new choices.
-func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, loads []int64, now time.Time) (rec, bool) {
+// loads, updated by new choices, each of which books w requests (the
+// playlist's viewers) on its edge.
+func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, loads []int64, w float64, target time.Duration, now time.Time) (rec, bool) {
 	a := t.segs[opath]
 	if a == nil {
 		i := set.ring.Pick(r.hashKey(opath), loads, r.p.BalanceFactor)
@@ -92,7 +94,7 @@ func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, l
 		e := set.edges[i]
 		a = &segAssign{recs: []rec{{gen: set.gen, name: e.Name, base: e.BaseURL}}}
 		t.segs[opath] = a
-		r.m.assigned.WithLabelValues(e.Name).Inc()
+		r.booked(i, e.Name, loads, w, target, now)
 	}
 	a.seen = now
 	x := a.at(g)
@@ -105,9 +107,17 @@ func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, l
 			e := set.edges[i]
 			x = rec{gen: set.gen, name: e.Name, base: e.BaseURL}
 			a.recs = append(a.recs, x)
-			r.m.assigned.WithLabelValues(e.Name).Inc()
+			r.booked(i, e.Name, loads, w, target, now)
 			r.m.reassigned.Inc()
 		}
 	}
 	return x, true
+}
+
+// booked records a new freeze on edge i: its viewers' requests count in
+// loads (for the rest of this rewrite) and in the book (for later ones).
+func (r *Rewriter) booked(i int, name string, loads []int64, w float64, target time.Duration, now time.Time) {
+	loads[i] += int64(math.Ceil(w))
+	r.book.assign(name, w, target, now)
+	r.m.assigned.WithLabelValues(name).Inc()
 }

@@ -3,6 +3,7 @@ package hlsrewrite
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -38,34 +39,102 @@ type edgeSet struct {
 	hbSeen []time.Time    // per edge, the heartbeat its load was read at
 }
 
-// loadBook counts what the rewriter sent to each edge since the edge's last
-// heartbeat: an edge's load is its reported active requests plus that.
-// Its mutex guards counts and is never held across I/O.
+// loadBook estimates the segment requests the rewriter has sent each edge
+// lately. Freezing a segment on an edge sends it, over the next target
+// durations, one request per viewer of that playlist; so each freeze adds
+// the playlist's viewer estimate to the edge, and an edge's book decays
+// with time constant loadTau (a segment's requests are spread over the
+// few target durations viewers trail the live edge by). An edge's load is
+// its book plus the active requests of its last heartbeat. A playlist's
+// viewers are estimated from its reloads: each viewer reloads once per
+// target duration, so reloads decayed with that time constant count them.
+// Its mutex guards every map and is never held across I/O.
 type loadBook struct {
-	mu     sync.Mutex
-	counts map[string]int64
-	hb     map[string]time.Time
+	mu      sync.Mutex
+	edges   map[string]*decaying
+	viewers map[string]*decaying // by origin playlist path
 }
 
-func (b *loadBook) add(name string, n int64) {
+// loadTau is the time constant of an edge's book, in target durations.
+const loadTau = 3
+
+// decaying is a counter that decays exponentially with time constant tau.
+type decaying struct {
+	v   float64
+	at  time.Time
+	tau time.Duration
+}
+
+func (d *decaying) get(now time.Time) float64 {
+	if dt := now.Sub(d.at); dt > 0 && d.tau > 0 {
+		d.v *= math.Exp(-float64(dt) / float64(d.tau))
+		d.at = now
+	}
+	return d.v
+}
+
+func (d *decaying) add(now time.Time, x float64) { d.v = d.get(now) + x }
+
+func newLoadBook() *loadBook {
+	return &loadBook{edges: map[string]*decaying{}, viewers: map[string]*decaying{}}
+}
+
+// reload counts one reload of the playlist at opath and returns its
+// viewer estimate (at least 1).
+func (b *loadBook) reload(opath string, target time.Duration, now time.Time) float64 {
 	b.mu.Lock()
-	b.counts[name] += n
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	d := b.viewers[opath]
+	if d == nil {
+		d = &decaying{at: now}
+		b.viewers[opath] = d
+	}
+	d.tau = max(target, 500*time.Millisecond)
+	d.add(now, 1)
+	return max(d.v, 1)
 }
 
-// loads returns the loads of s's edges (heartbeat plus assigned since).
-func (b *loadBook) loads(s *edgeSet) []int64 {
+// assign books w requests on edge name.
+func (b *loadBook) assign(name string, w float64, target time.Duration, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := b.edges[name]
+	if d == nil {
+		d = &decaying{at: now}
+		b.edges[name] = d
+	}
+	d.tau = loadTau * max(target, 500*time.Millisecond)
+	d.add(now, w)
+}
+
+// loads returns the loads of s's edges.
+func (b *loadBook) loads(s *edgeSet, now time.Time) []int64 {
 	out := make([]int64, len(s.edges))
 	b.mu.Lock()
 	for i, e := range s.edges {
-		if !b.hb[e.Name].Equal(e.LastHeartbeat) { // a new heartbeat counts the past
-			b.hb[e.Name] = e.LastHeartbeat
-			b.counts[e.Name] = 0
+		out[i] = int64(e.ActiveRequests)
+		if d := b.edges[e.Name]; d != nil {
+			out[i] += int64(math.Round(d.get(now)))
 		}
-		out[i] = int64(e.ActiveRequests) + b.counts[e.Name]
 	}
 	b.mu.Unlock()
 	return out
+}
+
+// sweep forgets playlists and edges not seen since old.
+func (b *loadBook) sweep(old time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, d := range b.viewers {
+		if d.at.Before(old) {
+			delete(b.viewers, k)
+		}
+	}
+	for k, d := range b.edges {
+		if d.at.Before(old) {
+			delete(b.edges, k)
+		}
+	}
 }
 
 // tracker keeps the current edgeSet: it reads the directory's edges every

@@ -18,31 +18,28 @@ func (r *Rewriter) rewriteMedia(body []byte, id int64, opath string, g int64, se
 	q := r.signQuery(prefix)
 	t := r.table(id)
 	now := r.p.Now()
-	loads := r.book.loads(set)
+	target := targetDuration(body)
+	w := r.book.reload(opath, target, now)
+	loads := r.book.loads(set, now)
 	var b strings.Builder
 	b.Grow(len(body) + len(body)/2)
-	last := ""
 	t.mu.Lock()
 	for _, line := range lines(body) {
 		switch {
 		case line == "":
 		case line[0] != '#':
 			if p, ok := resolve(opath, line, prefix); ok {
-				x, ok := r.assign(t, p, g, set, loads, now)
+				x, ok := r.assign(t, p, g, set, loads, w, target, now)
 				if !ok {
 					t.mu.Unlock()
 					return nil, errNoEdge
 				}
-				if i, live := set.live[x.name]; live && p != last {
-					loads[i]++
-				}
-				last = x.name
 				line = x.base + p + "?" + q
 			}
 		case strings.HasPrefix(line, "#EXT-X-MAP:"):
 			if v, s, e, ok := uriAttr(line); ok {
 				if p, ok := resolve(opath, v, prefix); ok {
-					if x, ok := r.assign(t, p, g, set, loads, now); ok {
+					if x, ok := r.assign(t, p, g, set, loads, w, target, now); ok {
 						line = line[:s] + x.base + p + "?" + q + line[e:]
 					}
 				}
@@ -52,10 +49,6 @@ func (r *Rewriter) rewriteMedia(body []byte, id int64, opath string, g int64, se
 		b.WriteByte('\n')
 	}
 	t.mu.Unlock()
-	// The viewer's next request goes to the edge of the newest segment.
-	if last != "" {
-		r.book.add(last, 1)
-	}
 	return []byte(b.String()), nil
 }
 

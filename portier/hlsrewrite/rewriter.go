@@ -189,7 +189,7 @@ func New(p Params) (*Rewriter, error) {
 		p.Logger = slog.Default()
 	}
 	r := &Rewriter{p: p, log: p.Logger.With("component", "hls-rewriter"), cors: newCORSPolicy(p.AllowOrigins),
-		book: &loadBook{counts: map[string]int64{}, hb: map[string]time.Time{}}, tables: map[int64]*assignTable{},
+		book: newLoadBook(), tables: map[int64]*assignTable{},
 		sigs: map[string]signed{}, m: newMetrics()}
 	r.streams = streamCache{dir: p.Directory, now: p.Now, m: map[string]*cachedStream{}}
 	r.fetch = &fetcher{origin: p.Origin, now: p.Now, count: r.m.originFetches.Inc, m: map[string]*fetched{}}
@@ -435,6 +435,7 @@ func (r *Rewriter) signQuery(prefix string) string {
 func (r *Rewriter) sweep() {
 	old := r.p.Now().Add(-2 * time.Minute)
 	r.fetch.sweep(old)
+	r.book.sweep(old)
 	r.mu.Lock()
 	for id, t := range r.tables {
 		if t.sweep(old) == 0 {
