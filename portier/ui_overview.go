@@ -218,6 +218,7 @@ func (s *Server) uiCluster(c *gin.Context) {
 		}
 		return vm.Groups[i].Role < vm.Groups[j].Role
 	})
+	vm.CDN = cdnView(nodes, s.nodeStateAt(now))
 	s.render(c, http.StatusOK, views.ClusterView(s.page(c, "Cluster", "cluster"), vm))
 }
 

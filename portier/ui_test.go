@@ -531,7 +531,24 @@ func TestUIDashboardClusterAndTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A CDN edge at 250 of its 1,000 Mbit/s.
+	if _, err := e.store.RegisterNode(ctx, models.Node{Name: "cdn-a", Role: models.NodeRoleCDNEdge, HTTPAddress: "10.0.0.9:8095", Capacity: 1000}, now); err != nil {
+		t.Fatal(err)
+	}
+	// beat renews the live nodes' heartbeats just before a page is read: the
+	// alive window is 3 s, which a loaded machine can spend on the set-up.
+	beat := func() {
+		t.Helper()
+		for n, l := range map[string]models.NodeLoad{"worker-a": {CostUsed: 4}, "origin-a": {},
+			"cdn-a": {BitrateOut: 250e6, ActiveRequests: 12, HitRatio: 0.96, CacheBytes: 300 << 20}} {
+			if err := e.store.NodeHeartbeat(ctx, n, l, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
 	op1 := e.login("op1")
+	beat()
 	_, doc := op1.get("/", http.StatusOK)
 	live := doc.Find("#live-now").Parent().Text()
 	for _, want := range []string{"live/onair", "H264 1280x720", "AAC 44100 Hz 2ch", "2.5 Mbit/s", "1m 3", "origin-a", "7"} {
@@ -553,7 +570,16 @@ func TestUIDashboardClusterAndTasks(t *testing.T) {
 		t.Fatal("the dashboard partial is not the bare panel")
 	}
 
+	beat()
 	_, doc = op1.get("/cluster", http.StatusOK)
+	cdn := doc.Find(`tr[data-cdn-edge="cdn-a"]`)
+	if v, _ := cdn.Find("meter").Attr("value"); v != "25" || !strings.Contains(cdn.Text(), "250.0 Mbit/s") ||
+		strings.TrimSpace(cdn.Find("[data-hit-ratio]").Text()) != "96%" || !strings.Contains(cdn.Text(), "300.0 MiB") {
+		t.Errorf("CDN edge row: meter %q, %q", v, cdn.Text())
+	}
+	if d, _ := doc.Find("[data-desired-edges]").Attr("data-desired-edges"); d != "1" {
+		t.Errorf("desired edges = %q, want 1", d)
+	}
 	if !strings.Contains(doc.Find(`tr[data-node="origin-a"]`).Text(), "live/onair") {
 		t.Errorf("origin row does not list its stream: %q", doc.Find(`tr[data-node="origin-a"]`).Text())
 	}

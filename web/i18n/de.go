@@ -72,6 +72,9 @@ var german = map[string]string{
 	"Liveness": "Erreichbarkeit", "Address": "Adresse", "Load": "Last", "Connections": "Verbindungen", "In": "Ein", "Out": "Aus",
 	"Version": "Version", "alive": "erreichbar", "silent": "stumm", "draining": "leert sich",
 	"origin": "Origin", "edge": "Edge", "concierge": "Concierge", "cdn-edge": "CDN-Edge", "hls-origin": "HLS-Origin",
+	"CDN": "CDN", "%d live edges serve %s of %s.": "%d erreichbare Edges liefern %s von %s.",
+	"Edges this egress calls for: %d.": "Edges, die dieser Ausgang braucht: %d.", "Edge": "Edge", "Egress": "Ausgang",
+	"Capacity used": "Genutzte Kapazität", "Hit ratio": "Trefferquote", "Requests in flight": "Laufende Anfragen", "Cache": "Cache",
 
 	// Administration
 	"Role": "Rolle", "Status": "Status", "Created": "Angelegt", "Role of %s": "Rolle von %s", "Set role": "Rolle setzen",

@@ -190,6 +190,27 @@ type NodeGroup struct {
 // Cluster is the cluster page.
 type Cluster struct {
 	Groups []NodeGroup
+	CDN    *CDN // nil without CDN edges
+}
+
+// CDN is the cluster page's CDN card: the live CDN edges' load from their
+// heartbeats and the edge count their egress calls for.
+type CDN struct {
+	Live     int
+	Egress   string // all live edges together
+	Capacity string // their registered egress capacity
+	Desired  int    // portier_cdn_desired_edges
+	Edges    []CDNEdgeRow
+}
+
+// CDNEdgeRow is one live CDN edge.
+type CDNEdgeRow struct {
+	Name       string
+	Egress     string
+	UsePercent int // egress of registered capacity
+	HitPercent int
+	Active     int
+	Cache      string
 }
 
 // Dashboard is the start page.
