@@ -192,3 +192,30 @@ func mix(z uint64) uint64 {
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
 }
+
+// PickWeighted is Pick for an item that brings w units of load at once
+// (a segment frozen on an edge brings one request per viewer): the first
+// member in ring order that stays within its bound with the item,
+// loads[i] + w ≤ ⌈c · (T+w) · w_i / W⌉; when none can take it whole, the
+// first whose load is below its bound (Pick). With w = 1 it is Pick.
+func (r *Ring) PickWeighted(key string, loads []int64, c float64, w int64) int {
+	if w <= 1 {
+		return r.Pick(key, loads, c)
+	}
+	var total int64
+	for _, l := range loads {
+		total += l
+	}
+	pick := -1
+	r.Walk(key, func(i int) bool {
+		if loads[i]+w <= r.Bound(i, total+w-1, c) {
+			pick = i
+			return false
+		}
+		return true
+	})
+	if pick < 0 {
+		return r.Pick(key, loads, c)
+	}
+	return pick
+}

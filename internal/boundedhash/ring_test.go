@@ -196,3 +196,41 @@ func BenchmarkPick(b *testing.B) {
 		loads[r.Pick("/hls/s/42/720p", loads, 1.25)]++
 	}
 }
+
+// TestPickWeighted: items of weight w never take a member past its bound
+// when some member can take them whole, and spill in ring order.
+func TestPickWeighted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := range 200 {
+		n := 2 + rng.IntN(8)
+		r := randomRing(rng, n, trial%2 == 1)
+		c := 1 + rng.Float64()
+		loads := make([]int64, n)
+		for range 300 {
+			w := int64(1 + rng.IntN(50))
+			key := fmt.Sprintf("k%d", rng.IntN(5))
+			var total int64
+			for _, l := range loads {
+				total += l
+			}
+			i := r.PickWeighted(key, loads, c, w)
+			fits := func(j int) bool { return loads[j]+w <= r.Bound(j, total+w-1, c) }
+			anyFits := false
+			for j := range loads {
+				anyFits = anyFits || fits(j)
+			}
+			if anyFits && !fits(i) {
+				t.Fatalf("trial %d: picked %d that cannot take %d (load %d, bound %d) while another could", trial, i, w, loads[i], r.Bound(i, total+w-1, c))
+			}
+			for _, j := range r.Order(key) {
+				if j == i {
+					break
+				}
+				if anyFits && fits(j) {
+					t.Fatalf("trial %d: skipped member %d that could take the item", trial, j)
+				}
+			}
+			loads[i] += w
+		}
+	}
+}

@@ -87,7 +87,7 @@ func (r *Rewriter) hashKey(opath string) string {
 func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, loads []int64, w float64, target time.Duration, now time.Time) (rec, bool) {
 	a := t.segs[opath]
 	if a == nil {
-		i := set.ring.Pick(r.hashKey(opath), loads, r.p.BalanceFactor)
+		i := set.ring.PickWeighted(r.hashKey(opath), loads, r.p.BalanceFactor, int64(math.Ceil(w)))
 		if i < 0 {
 			return rec{}, false
 		}
@@ -100,7 +100,7 @@ func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, l
 	x := a.at(g)
 	if g >= set.gen {
 		if _, live := set.live[x.name]; !live && x.gen < set.gen {
-			i := set.ring.Pick(r.hashKey(opath), loads, r.p.BalanceFactor)
+			i := set.ring.PickWeighted(r.hashKey(opath), loads, r.p.BalanceFactor, int64(math.Ceil(w)))
 			if i < 0 {
 				return x, true
 			}

@@ -43,8 +43,7 @@ type edgeSet struct {
 // lately. Freezing a segment on an edge sends it, over the next target
 // durations, one request per viewer of that playlist; so each freeze adds
 // the playlist's viewer estimate to the edge, and an edge's book decays
-// with time constant loadTau (a segment's requests are spread over the
-// few target durations viewers trail the live edge by). An edge's load is
+// with time constant loadTau. An edge's load is
 // its book plus the active requests of its last heartbeat. A playlist's
 // viewers are estimated from its reloads: each viewer reloads once per
 // target duration, so reloads decayed with that time constant count them.
@@ -55,8 +54,11 @@ type loadBook struct {
 	viewers map[string]*decaying // by origin playlist path
 }
 
-// loadTau is the time constant of an edge's book, in target durations.
-const loadTau = 3
+// loadTau is the time constant of an edge's book, in target durations:
+// long enough that the book tracks the requests an edge served over the
+// last tens of seconds (what "load" means to viewers and to the bound),
+// so the bound holds on those totals, not only at each instant.
+const loadTau = 10
 
 // decaying is a counter that decays exponentially with time constant tau.
 type decaying struct {

@@ -22,9 +22,9 @@ import (
 // every viewer keeps playing with at most one stall of at most 2 target
 // durations, no viewer's playlist reload is discarded by hls.js's
 // mismatch rule, and no viewer fails. PORTIER_HLSSIM_VIEWERS sets the
-// number of viewers (default 300 on this 2-core machine).
+// number of viewers (default 500; it runs on a 2-core machine).
 func TestHLSSimulatedViewersOnRealEdges(t *testing.T) {
-	viewers := 300
+	viewers := 500
 	if s := os.Getenv("PORTIER_HLSSIM_VIEWERS"); s != "" {
 		viewers, _ = strconv.Atoi(s)
 	}
