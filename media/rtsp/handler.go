@@ -192,6 +192,9 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.pub != nil {
+			st.pub.noteSetup(ctx)
+		}
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
 	st, _ := ctx.Session.UserData().(*sessionState)
