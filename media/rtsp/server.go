@@ -96,6 +96,11 @@ type Server struct {
 	closed  bool
 	outs    map[string]*outStream
 	pubs    map[*publishSession]struct{}
+	// Player accounting (see PlayCounts): fan-outs whose hub reader is
+	// open, and the bytes of closed fan-outs' readers and of players that
+	// left.
+	live             map[*outStream]struct{}
+	doneHub, doneOut uint64
 }
 
 // New validates params and returns a server that is not listening yet.
@@ -121,7 +126,8 @@ func New(p Params) (*Server, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	s := &Server{p: p, log: p.Logger.With("component", "rtsp"), outs: map[string]*outStream{}, pubs: map[*publishSession]struct{}{}}
+	s := &Server{p: p, log: p.Logger.With("component", "rtsp"), outs: map[string]*outStream{}, pubs: map[*publishSession]struct{}{},
+		live: map[*outStream]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
