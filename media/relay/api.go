@@ -45,7 +45,7 @@ type StreamStatus struct {
 
 // Streams lists the relay's streams, sorted by path.
 func (r *Relay) Streams() []StreamStatus {
-	infos := r.hub.Streams()
+	infos := r.streamInfos()
 	flows := map[string][]rtp.Flow{}
 	for _, f := range r.servers.rtpFlows() {
 		flows[f.Path] = append(flows[f.Path], f)

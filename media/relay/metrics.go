@@ -18,8 +18,8 @@ import (
 // hook latency histogram and the forwarding counters are the relay's own.
 type metrics struct {
 	role, node string
-	hub        *stream.Hub
-	edge       *edge.Edge // nil on origins
+	totals     func() stream.Totals // the hub's, with RTSP sessions as players
+	edge       *edge.Edge           // nil on origins
 	rates      *rates
 
 	rtp          *rtp.Collector
@@ -33,8 +33,8 @@ type metrics struct {
 	registry     *prometheus.Registry
 }
 
-func newMetrics(role, node string, hub *stream.Hub, e *edge.Edge, r *rates, flows func() []rtp.Flow) *metrics {
-	m := &metrics{role: role, node: node, hub: hub, edge: e, rates: r, rtp: rtp.NewCollector("portier", flows),
+func newMetrics(role, node string, totals func() stream.Totals, e *edge.Edge, r *rates, flows func() []rtp.Flow) *metrics {
+	m := &metrics{role: role, node: node, totals: totals, edge: e, rates: r, rtp: rtp.NewCollector("portier", flows),
 		constLabels: prometheus.Labels{"role": role, "node": node}}
 	m.hookLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "portier", Subsystem: "relay", Name: "control_call_seconds",
@@ -80,7 +80,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	t := m.hub.Totals()
+	t := m.totals()
 	in, out := m.rates.get()
 	g := func(name string, v float64) {
 		ch <- prometheus.MustNewConstMetric(m.descs[name], prometheus.GaugeValue, v)

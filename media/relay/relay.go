@@ -198,7 +198,7 @@ func New(p Params) (*Relay, error) {
 	if r.edge != nil {
 		r.edge.SetHub(r.hub)
 	}
-	r.metrics = newMetrics(p.Role, p.Name, r.hub, r.edge, &r.rates, r.servers.rtpFlows)
+	r.metrics = newMetrics(p.Role, p.Name, r.totals, r.edge, &r.rates, r.servers.rtpFlows)
 	if err := r.servers.build(r); err != nil {
 		return nil, err
 	}
@@ -374,13 +374,13 @@ func (r *Relay) Ready() (bool, string) {
 // report builds a heartbeat: load, every stream's statistics, and for
 // origins the streams whose publish this relay holds.
 func (r *Relay) report() cluster.Heartbeat {
-	t := r.hub.Totals()
+	t := r.totals()
 	in, out := r.rates.get()
 	// Players and publishers of every protocol; an edge's upstream
 	// sessions are publishers and its forwarded publishes readers.
 	conns := t.Readers + t.Publishers
 	hb := cluster.Heartbeat{Load: cluster.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
-	infos := r.hub.Streams()
+	infos := r.streamInfos()
 	if r.p.Role == RoleOrigin {
 		hb.Published = r.hub.Published()
 		hb.Publishes = make([]cluster.PublishedStream, 0, len(hb.Published))
@@ -431,13 +431,13 @@ func streamReports(infos []stream.StreamInfo) []cluster.StreamReport {
 func (r *Relay) sampleRates(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	r.rates.sample(r.hub.Totals(), time.Now())
+	r.rates.sample(r.totals(), time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			r.rates.sample(r.hub.Totals(), now)
+			r.rates.sample(r.totals(), now)
 		}
 	}
 }

@@ -33,7 +33,7 @@ type Collector struct {
 }
 
 type collectorDescs struct {
-	packets, bytes, lost, expected, dups, reordered, resets, ignored, jitter *prometheus.Desc
+	packets, bytes, lost, expected, dups, reordered, resets, ignored, late, jitter *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -54,6 +54,7 @@ func NewCollector(namespace string, flows func() []Flow) *Collector {
 		reordered: d("reordered_packets_total", "RTP packets received after a higher sequence number."),
 		resets:    d("sequence_resets_total", "RTP sender restarts (confirmed sequence number jumps)."),
 		ignored:   d("ignored_packets_total", "RTP packets outside the flow's sequence (strays, other SSRCs)."),
+		late:      d("late_discarded_packets_total", "RTP packets received too late for the reorder buffer (not lost)."),
 		jitter:    d("jitter_seconds", "RTP interarrival jitter (RFC 3550 6.4.1)."),
 	}}
 }
@@ -61,7 +62,7 @@ func NewCollector(namespace string, flows func() []Flow) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
-	for _, x := range []*prometheus.Desc{d.packets, d.bytes, d.lost, d.expected, d.dups, d.reordered, d.resets, d.ignored, d.jitter} {
+	for _, x := range []*prometheus.Desc{d.packets, d.bytes, d.lost, d.expected, d.dups, d.reordered, d.resets, d.ignored, d.late, d.jitter} {
 		ch <- x
 	}
 }
@@ -82,6 +83,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		m(d.reordered, prometheus.CounterValue, float64(f.Reordered))
 		m(d.resets, prometheus.CounterValue, float64(f.Resets))
 		m(d.ignored, prometheus.CounterValue, float64(f.Ignored))
+		m(d.late, prometheus.CounterValue, float64(f.LateDiscarded))
 		m(d.jitter, prometheus.GaugeValue, f.JitterSeconds)
 	}
 }

@@ -1,7 +1,9 @@
 // Package rtp measures RTP flows from their packet headers: packets, bytes,
-// lost packets (sequence gaps, across 16-bit wrap), duplicates, reordering
-// and interarrival jitter (RFC 3550 section 6.4.1). It is pure: it reads
-// packets and arrival times given to it and opens no sockets.
+// lost packets (sequence gaps, across 16-bit wrap), duplicates, reordering,
+// packets a reorder buffer discarded as late, and interarrival jitter
+// (RFC 3550 section 6.4.1 and appendix A.8). It also holds the reorder
+// buffer a receiver puts between counting and depacketising. It is pure:
+// it reads packets and arrival times given to it and opens no sockets.
 package rtp
 
 import (
@@ -50,6 +52,7 @@ type Stats struct {
 	reordered uint64
 	resets    uint64
 	strays    uint64 // packets after a suspicious jump that no second packet confirmed
+	late      uint64 // received, but thrown away by the receiver's reorder buffer
 	foreign   uint64 // packets of another SSRC
 
 	hasSeq  bool          // maxExt is set
@@ -68,12 +71,29 @@ func NewStats(clockRate int) *Stats {
 	return &Stats{clockRate: float64(max(clockRate, 0)), badSeq: -1}
 }
 
-// Update accounts for one received packet that arrived at the given time.
-// Packets of another SSRC than the first one seen are counted as ignored:
-// use one Stats per SSRC.
-func (s *Stats) Update(pkt *pionrtp.Packet, arrival time.Time) {
+// Arrival is what Update made of a packet.
+type Arrival uint8
+
+// Arrivals.
+const (
+	// ArrivalInOrder: a new sequence number above every one seen.
+	ArrivalInOrder Arrival = iota
+	// ArrivalReordered: a new sequence number below the highest seen.
+	ArrivalReordered
+	// ArrivalDuplicate: a sequence number already received.
+	ArrivalDuplicate
+	// ArrivalIgnored: a stray after a suspicious jump, or another SSRC.
+	ArrivalIgnored
+)
+
+// Update accounts for one received packet that arrived at the given time
+// and says how it was counted. For figures that match the wire, call it
+// where the packet arrives (before any reorder buffer) with the time it
+// was read from the socket. Packets of another SSRC than the first one
+// seen are counted as ignored: use one Stats per SSRC.
+func (s *Stats) Update(pkt *pionrtp.Packet, arrival time.Time) Arrival {
 	if pkt == nil {
-		return
+		return ArrivalIgnored
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,26 +104,36 @@ func (s *Stats) Update(pkt *pionrtp.Packet, arrival time.Time) {
 		s.first = arrival
 	} else if pkt.SSRC != s.ssrc {
 		s.foreign++
-		return
+		return ArrivalIgnored
 	}
 	s.packets++
 	s.bytes += uint64(pkt.MarshalSize())
 	s.last = arrival
 
-	if !s.sequence(pkt.SequenceNumber) {
-		return
+	a := s.sequence(pkt.SequenceNumber)
+	if a == ArrivalInOrder || a == ArrivalReordered {
+		s.updateJitter(pkt.Timestamp, arrival)
 	}
-	s.updateJitter(pkt.Timestamp, arrival)
+	return a
 }
 
-// sequence updates the loss, duplicate and reorder counters for seq. It
-// reports whether the packet is new (not a duplicate, not a stray after a
-// suspicious jump) and should feed the jitter estimate.
-func (s *Stats) sequence(seq uint16) bool {
+// LateDiscarded counts a packet that arrived (Update counted it, and it is
+// not lost) but that the receiver's reorder buffer threw away because it
+// had already stopped waiting for it.
+func (s *Stats) LateDiscarded() {
+	s.mu.Lock()
+	s.late++
+	s.mu.Unlock()
+}
+
+// sequence updates the loss, duplicate and reorder counters for seq and
+// classifies the packet; only new packets (in order or reordered) feed the
+// jitter estimate.
+func (s *Stats) sequence(seq uint16) Arrival {
 	if !s.hasSeq {
 		s.hasSeq = true
 		s.restart(seq)
-		return true
+		return ArrivalInOrder
 	}
 	// Extend seq to the 64-bit value closest to the highest seen.
 	delta := int64(int16(seq - uint16(s.maxExt)))
@@ -114,11 +144,11 @@ func (s *Stats) sequence(seq uint16) bool {
 		s.maxExt = ext
 		s.mark(ext)
 		s.badSeq = -1
-		return true
+		return ArrivalInOrder
 	case delta <= 0 && delta > -MaxMisorder:
 		if s.isSeen(ext) {
 			s.dups++
-			return false
+			return ArrivalDuplicate
 		}
 		s.mark(ext)
 		s.reordered++
@@ -130,7 +160,7 @@ func (s *Stats) sequence(seq uint16) bool {
 		} else if s.lost > 0 {
 			s.lost-- // it filled a gap counted as loss
 		}
-		return true
+		return ArrivalReordered
 	default:
 		// A jump too large to be loss or reordering: the sender
 		// probably restarted. Two packets in sequence confirm it
@@ -142,11 +172,11 @@ func (s *Stats) sequence(seq uint16) bool {
 			s.restart(seq - 1)
 			s.maxExt++
 			s.mark(s.maxExt)
-			return true
+			return ArrivalInOrder
 		}
 		s.badSeq = int64(seq + 1)
 		s.strays++
-		return false
+		return ArrivalIgnored
 	}
 }
 
@@ -205,6 +235,11 @@ type Snapshot struct {
 	// packet); Ignored counts strays and packets of another SSRC.
 	Resets  uint64 `json:"resets"`
 	Ignored uint64 `json:"ignored"`
+	// LateDiscarded counts packets that arrived but too late for the
+	// receiver's reorder buffer, which had given up waiting for them. They
+	// are received, not lost: the wire delivered them, the relay could not
+	// use them.
+	LateDiscarded uint64 `json:"late_discarded"`
 	// Jitter is the interarrival jitter in RTP timestamp units and in seconds.
 	Jitter        float64 `json:"jitter"`
 	JitterSeconds float64 `json:"jitter_seconds"`
@@ -221,7 +256,7 @@ func (s *Stats) Snapshot() Snapshot {
 	snap := Snapshot{
 		SSRC: s.ssrc, PayloadType: s.pt, ClockRate: int(s.clockRate),
 		Packets: s.packets, Bytes: s.bytes,
-		Duplicated: s.dups, Reordered: s.reordered, Resets: s.resets, Ignored: s.strays + s.foreign,
+		Duplicated: s.dups, Reordered: s.reordered, Resets: s.resets, Ignored: s.strays + s.foreign, LateDiscarded: s.late,
 		Jitter: s.jitter, First: s.first, Last: s.last,
 	}
 	if s.lost > 0 {

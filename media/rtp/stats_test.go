@@ -159,8 +159,8 @@ func TestCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mfs) != 9 {
-		t.Fatalf("%d metric families, want 9", len(mfs))
+	if len(mfs) != 10 {
+		t.Fatalf("%d metric families, want 10", len(mfs))
 	}
 	values := map[string]float64{}
 	for _, mf := range mfs {

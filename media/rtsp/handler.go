@@ -192,6 +192,9 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.pub != nil {
+			st.pub.noteSetup(ctx)
+		}
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
 	st, _ := ctx.Session.UserData().(*sessionState)
@@ -221,8 +224,9 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
-	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.playTimer != nil {
+	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.out != nil {
 		st.playTimer.Stop()
+		h.s.markPlaying(st.out, ctx.Session)
 	}
 	h.s.log.Info("rtsp player joined", "path", ctx.Path, "addr", ctx.Conn.NetConn().RemoteAddr().String(),
 		"transport", transportName(ctx.Session.SetuppedTransport()))

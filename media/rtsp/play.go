@@ -57,6 +57,8 @@ type outStream struct {
 
 	// Guarded by Server.mu.
 	sessions map[*gortsplib.ServerSession]struct{}
+	playing  map[*gortsplib.ServerSession]struct{} // sessions past PLAY
+	leftOut  uint64                                // bytes sent to players that left
 	closing  bool
 	drained  chan struct{} // closed when closing and the last session left
 	idleGen  uint64
@@ -88,7 +90,7 @@ func (s *Server) playOut(path string) (*outStream, error) {
 		return o, nil
 	}
 	o = &outStream{s: s, path: path, ready: make(chan struct{}), sessions: map[*gortsplib.ServerSession]struct{}{},
-		drained: make(chan struct{})}
+		playing: map[*gortsplib.ServerSession]struct{}{}, drained: make(chan struct{})}
 	o.ctx, o.cancel = context.WithCancel(s.ctx)
 	s.outs[path] = o
 	s.mu.Unlock()
@@ -111,6 +113,7 @@ func (s *Server) playOut(path string) (*outStream, error) {
 		return nil, errServerClosed
 	}
 	s.startIdleLocked(o)
+	s.live[o] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go o.pump()
@@ -337,14 +340,31 @@ func (s *Server) acquirePlayer(o *outStream, ss *gortsplib.ServerSession) bool {
 	return true
 }
 
-// releasePlayer forgets ss; the last player to leave starts the idle timer.
+// markPlaying counts ss's bytes from now on (after PLAY gortsplib no
+// longer changes the session's media set, so reading them is safe).
+func (s *Server) markPlaying(o *outStream, ss *gortsplib.ServerSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := o.sessions[ss]; ok {
+		o.playing[ss] = struct{}{}
+	}
+}
+
+// releasePlayer forgets ss; the last player to leave starts the idle
+// timer. It runs on ss's goroutine, which owns its byte counters.
 func (s *Server) releasePlayer(o *outStream, ss *gortsplib.ServerSession) {
+	sent := ss.BytesSent()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := o.sessions[ss]; !ok {
 		return
 	}
 	delete(o.sessions, ss)
+	if _, ok := o.playing[ss]; ok {
+		delete(o.playing, ss)
+		o.leftOut += sent
+		s.doneOut += sent
+	}
 	if len(o.sessions) > 0 {
 		return
 	}
@@ -394,6 +414,14 @@ func (o *outStream) close(reason error) {
 	o.cancel()
 	if o.reader != nil {
 		o.reader.Close()
+		// The hub reader's bytes leave the live count and join the
+		// done count at once, so the totals never go back.
+		s.mu.Lock()
+		if _, ok := s.live[o]; ok {
+			delete(s.live, o)
+			s.doneHub += o.reader.BytesOut()
+		}
+		s.mu.Unlock()
 	}
 	for _, ss := range sessions {
 		ss.Close()

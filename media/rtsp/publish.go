@@ -3,6 +3,7 @@ package rtsp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -102,6 +103,16 @@ type publishSession struct {
 	closeOnce    sync.Once
 	recordTimer  *time.Timer // closes a session that never sends RECORD
 	recording    atomic.Bool
+
+	// UDP: the publisher's RTP ports from its SETUPs, in SETUP order, and
+	// the sockets that read them (see steer.go). Set on the session's
+	// goroutine before RECORD; steered is closed by close.
+	clientIP       net.IP
+	clientRTPPorts []int
+	steerMu        sync.Mutex
+	steered        []*net.UDPConn
+	steerClosed    bool
+	udpBytes       atomic.Uint64 // RTP bytes read by the steered sockets
 }
 
 // flow is the statistics of one incoming track. One Stats per SSRC; a
@@ -116,7 +127,9 @@ type flow struct {
 
 const maxSSRCs = 4
 
-func (f *flow) update(pkt *pionrtp.Packet, now time.Time) {
+// update counts pkt in the Stats of its SSRC and returns them with how
+// the packet was counted.
+func (f *flow) update(pkt *pionrtp.Packet, now time.Time) (*rtp.Stats, rtp.Arrival) {
 	f.mu.Lock()
 	var st *rtp.Stats
 	for i, ssrc := range f.ssrcs {
@@ -134,7 +147,7 @@ func (f *flow) update(pkt *pionrtp.Packet, now time.Time) {
 		f.ssrcs = append(f.ssrcs, pkt.SSRC)
 	}
 	f.mu.Unlock()
-	st.Update(pkt, now)
+	return st, st.Update(pkt, now)
 }
 
 func (f *flow) snapshots() []rtp.Snapshot {
@@ -233,21 +246,28 @@ func (p *publishSession) record() error {
 	// Read here, on the session's goroutine, that set it at SETUP.
 	tr := transportName(p.ss.SetuppedTransport())
 	p.transport.Store(&tr)
+	steered := p.steer(tr)
 	for i, t := range p.tracks {
 		fl := p.flows[i]
-		medi := t.media
-		switch {
-		case t.h264 != nil:
-			p.ss.OnPacketRTP(medi, t.h264, func(pkt *pionrtp.Packet) { p.onVideo(medi, fl, pkt) })
-		case t.aac != nil:
-			p.ss.OnPacketRTP(medi, t.aac, func(pkt *pionrtp.Packet) { p.onAudio(medi, fl, pkt) })
+		if steered[i] {
+			// Read by our own socket; gortsplib never sees its RTP.
+			continue
 		}
+		medi := t.media
+		handle := p.onVideo
+		if t.aac != nil {
+			handle = p.onAudio
+		}
+		p.ss.OnPacketRTP(medi, medi.Formats[0], func(pkt *pionrtp.Packet) {
+			fl.update(pkt, time.Now())
+			handle(medi, pkt)
+		})
 	}
 	return nil
 }
 
-func (p *publishSession) onVideo(medi *description.Media, fl *flow, pkt *pionrtp.Packet) {
-	fl.update(pkt, time.Now())
+// onVideo depacketises one H.264 packet (in sequence order) into the hub.
+func (p *publishSession) onVideo(medi *description.Media, pkt *pionrtp.Packet) {
 	pts, ok := p.ss.PacketPTS2(medi, pkt)
 	if !ok {
 		return
@@ -302,8 +322,8 @@ func (p *publishSession) updateCodecInfoLocked() {
 	p.pub.SetCodecInfo(p.ci)
 }
 
-func (p *publishSession) onAudio(medi *description.Media, fl *flow, pkt *pionrtp.Packet) {
-	fl.update(pkt, time.Now())
+// onAudio depacketises one AAC packet (in sequence order) into the hub.
+func (p *publishSession) onAudio(medi *description.Media, pkt *pionrtp.Packet) {
 	pts, ok := p.ss.PacketPTS2(medi, pkt)
 	if !ok {
 		return
@@ -355,6 +375,7 @@ func (p *publishSession) decodeError(err error) {
 func (p *publishSession) close(reason error) {
 	p.closeOnce.Do(func() {
 		p.recordTimer.Stop()
+		p.closeSteered()
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
@@ -362,15 +383,16 @@ func (p *publishSession) close(reason error) {
 		p.s.mu.Lock()
 		delete(p.s.pubs, p)
 		p.s.mu.Unlock()
-		var packets, lost uint64
+		var packets, lost, late uint64
 		for _, f := range p.flows {
 			for _, sn := range f.snapshots() {
 				packets += sn.Packets
 				lost += sn.Lost
+				late += sn.LateDiscarded
 			}
 		}
-		p.s.log.Info("rtsp publish ended", "path", p.path, "addr", p.addr, "bytes_in", p.ss.BytesReceived(),
-			"rtp_packets", packets, "rtp_lost", lost, "rtp_lost_reported_by_rtsp_stack", p.lostReported.Load(),
+		p.s.log.Info("rtsp publish ended", "path", p.path, "addr", p.addr, "bytes_in", p.ss.BytesReceived()+p.udpBytes.Load(),
+			"rtp_packets", packets, "rtp_lost", lost, "rtp_late_discarded", late, "rtp_skipped_by_reorder_buffer", p.lostReported.Load(),
 			"decode_errors", p.decodeErrs.Load(), "reason", reason)
 		p.s.publishDone(p.app, p.name, p.tag)
 	})

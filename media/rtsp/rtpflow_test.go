@@ -92,33 +92,38 @@ func TestRTPLossOverUDP(t *testing.T) {
 	}
 }
 
-// TestRTPReorderDuplicateOverTCP sends a hand-made flow with one packet
-// swapped, one repeated and three missing over TCP-interleaved (which
-// delivers exactly what was sent): every anomaly is counted.
-func TestRTPReorderDuplicateOverTCP(t *testing.T) {
-	s, hub := startServer(t, nil)
-	var sent []uint16
-	for i := uint16(0); i < 100; i++ {
-		switch i {
-		case 50:
-			sent = append(sent, 51, 50) // reordered
-		case 51:
-		case 60:
-			sent = append(sent, 60, 60) // duplicated
-		case 70, 71, 72:
-			// lost
-		default:
-			sent = append(sent, i)
-		}
-	}
-	f := sendHandMade(t, s, hub, "live/messy", gortsplib.TransportTCP, sent)
-	want := rtp.Snapshot{Packets: 98, Expected: 100, Lost: 3, Duplicated: 1, Reordered: 1}
-	if f.Transport != "tcp" || f.Packets != want.Packets || f.Expected != want.Expected || f.Lost != want.Lost ||
-		f.Duplicated != want.Duplicated || f.Reordered != want.Reordered {
-		t.Fatalf("flow %+v", f)
-	}
-	if f.ClockRate != 90000 || f.JitterSeconds <= 0 {
-		t.Fatalf("jitter %v s at clock %d: the sender ignores its RTP clock, so jitter must show", f.JitterSeconds, f.ClockRate)
+// TestRTPReorderDuplicate sends a hand-made flow with one packet swapped,
+// one repeated and three missing, over TCP-interleaved and over UDP (where
+// the relay reads the publisher's datagrams before any reorder buffer):
+// every anomaly is counted as sent.
+func TestRTPReorderDuplicate(t *testing.T) {
+	for _, tr := range []gortsplib.Transport{gortsplib.TransportTCP, gortsplib.TransportUDP} {
+		t.Run(tr.String(), func(t *testing.T) {
+			s, hub := startServer(t, nil)
+			var sent []uint16
+			for i := uint16(0); i < 100; i++ {
+				switch i {
+				case 50:
+					sent = append(sent, 51, 50) // reordered
+				case 51:
+				case 60:
+					sent = append(sent, 60, 60) // duplicated
+				case 70, 71, 72:
+					// lost
+				default:
+					sent = append(sent, i)
+				}
+			}
+			f := sendHandMade(t, s, hub, "live/messy", tr, sent)
+			want := rtp.Snapshot{Packets: 98, Expected: 100, Lost: 3, Duplicated: 1, Reordered: 1}
+			if f.Transport != transportName(&tr) || f.Packets != want.Packets || f.Expected != want.Expected || f.Lost != want.Lost ||
+				f.Duplicated != want.Duplicated || f.Reordered != want.Reordered || f.LateDiscarded != 0 {
+				t.Fatalf("flow %+v", f)
+			}
+			if f.ClockRate != 90000 || f.JitterSeconds <= 0 {
+				t.Fatalf("jitter %v s at clock %d: the sender ignores its RTP clock, so jitter must show", f.JitterSeconds, f.ClockRate)
+			}
+		})
 	}
 }
 

@@ -89,12 +89,18 @@ type Server struct {
 
 	addr     net.Addr
 	udpConns []*net.UDPConn // pre-opened RTP/RTCP pair handed to gortsplib
+	rtpLocal *net.UDPAddr   // the RTP socket's bound address, for listenSteered
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
 	outs    map[string]*outStream
 	pubs    map[*publishSession]struct{}
+	// Player accounting (see PlayCounts): fan-outs whose hub reader is
+	// open, and the bytes of closed fan-outs' readers and of players that
+	// left.
+	live             map[*outStream]struct{}
+	doneHub, doneOut uint64
 }
 
 // New validates params and returns a server that is not listening yet.
@@ -120,7 +126,8 @@ func New(p Params) (*Server, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	s := &Server{p: p, log: p.Logger.With("component", "rtsp"), outs: map[string]*outStream{}, pubs: map[*publishSession]struct{}{}}
+	s := &Server{p: p, log: p.Logger.With("component", "rtsp"), outs: map[string]*outStream{}, pubs: map[*publishSession]struct{}{},
+		live: map[*outStream]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -173,15 +180,29 @@ func (s *Server) Start() error {
 }
 
 // listenPacket hands gortsplib the pre-opened UDP sockets by address, so
-// that the pair chosen for port 0 is the pair served.
+// that the pair chosen for port 0 is the pair served. Sockets are opened
+// with SO_REUSEPORT (on Linux) so that per-publisher connected sockets can
+// share the RTP port (see listenSteered).
 func (s *Server) listenPacket(network, address string) (net.PacketConn, error) {
+	var pc net.PacketConn
 	for i, c := range s.udpConns {
 		if c != nil && c.LocalAddr().String() == address {
 			s.udpConns[i] = nil
-			return c, nil
+			pc = c
+			break
 		}
 	}
-	return net.ListenPacket(network, address)
+	if pc == nil {
+		lc := net.ListenConfig{Control: reusePort}
+		var err error
+		if pc, err = lc.ListenPacket(context.Background(), network, address); err != nil {
+			return nil, err
+		}
+	}
+	if address == s.srv.UDPRTPAddress {
+		s.rtpLocal, _ = pc.LocalAddr().(*net.UDPAddr)
+	}
+	return pc, nil
 }
 
 func (s *Server) closeUDP() {
@@ -215,8 +236,16 @@ func udpPair(rtpAddr, rtcpAddr string) (string, string, []*net.UDPConn, error) {
 			return "", "", nil, fmt.Errorf("rtsp: with UDP RTP port 0, leave the RTCP address empty or at port 0 (got %q)", rtcpAddr)
 		}
 	}
+	lc := net.ListenConfig{Control: reusePort}
+	listen := func(addr string) (*net.UDPConn, error) {
+		c, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.(*net.UDPConn), nil
+	}
 	for range 50 {
-		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: 0})
+		a, err := listen(net.JoinHostPort(host, "0"))
 		if err != nil {
 			return "", "", nil, fmt.Errorf("rtsp: UDP listen on %s: %w", host, err)
 		}
@@ -225,7 +254,7 @@ func udpPair(rtpAddr, rtcpAddr string) (string, string, []*net.UDPConn, error) {
 			a.Close()
 			continue
 		}
-		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: la.IP, Port: la.Port + 1})
+		b, err := listen(net.JoinHostPort(la.IP.String(), strconv.Itoa(la.Port+1)))
 		if err != nil {
 			a.Close()
 			continue

@@ -10,11 +10,13 @@ import (
 // each published track), sorted by path and track, for the relay's API and
 // metrics (see rtp.NewCollector).
 //
-// Over TCP-interleaved a flow is measured as the publisher sent it. Over
-// UDP, gortsplib restores order with a 64-packet buffer before packets
-// reach the server: duplicates and late packets are absorbed there
-// (Duplicated and Reordered stay 0) and a gap shows as Lost once the buffer
-// gives up waiting for it; jitter then includes that buffer's delay.
+// Flows are measured where packets arrive: over TCP-interleaved as the
+// publisher sent them, over UDP as each datagram is read from the socket,
+// before the reorder buffer (see steer.go), so duplicates, reordering and
+// jitter are those of the wire. Packets that arrived too late for the
+// reorder buffer count as LateDiscarded, not as Lost. Where the per-track
+// socket cannot be opened (not Linux), UDP flows are measured after
+// gortsplib's reorder buffer, as its callbacks deliver them.
 func (s *Server) Stats() []rtp.Flow {
 	s.mu.Lock()
 	pubs := make([]*publishSession, 0, len(s.pubs))
