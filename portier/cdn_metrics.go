@@ -15,11 +15,11 @@ import (
 // the number of edges the current egress calls for, which an autoscaler
 // (deploy/kubernetes: the cdn-edge HorizontalPodAutoscaler) follows.
 var (
-	descCDNEgress   = prometheus.NewDesc("portier_cdn_edge_egress_bits_per_second", "Egress of each live CDN edge, from its heartbeats.", []string{"edge"}, nil)
-	descCDNActive   = prometheus.NewDesc("portier_cdn_edge_active_requests", "Requests in flight on each live CDN edge.", []string{"edge"}, nil)
-	descCDNHit      = prometheus.NewDesc("portier_cdn_edge_hit_ratio", "Share of each live CDN edge's requests served without an origin fetch of their own, since its previous heartbeat.", []string{"edge"}, nil)
-	descCDNCache    = prometheus.NewDesc("portier_cdn_edge_cache_bytes", "Bytes in each live CDN edge's memory cache.", []string{"edge"}, nil)
-	descCDNCapacity = prometheus.NewDesc("portier_cdn_edge_capacity_bits_per_second", "Egress capacity each live CDN edge registered (--capacity).", []string{"edge"}, nil)
+	descCDNEgress   = prometheus.NewDesc("portier_cdn_node_egress_bits_per_second", "Egress of each live CDN edge, from its heartbeats.", []string{"edge"}, nil)
+	descCDNActive   = prometheus.NewDesc("portier_cdn_node_active_requests", "Requests in flight on each live CDN edge.", []string{"edge"}, nil)
+	descCDNHit      = prometheus.NewDesc("portier_cdn_node_hit_ratio", "Share of each live CDN edge's requests served without an origin fetch of their own, since its previous heartbeat.", []string{"edge"}, nil)
+	descCDNCache    = prometheus.NewDesc("portier_cdn_node_cache_bytes", "Bytes in each live CDN edge's memory cache.", []string{"edge"}, nil)
+	descCDNCapacity = prometheus.NewDesc("portier_cdn_node_capacity_bits_per_second", "Egress capacity each live CDN edge registered (--capacity).", []string{"edge"}, nil)
 	descCDNTotal    = prometheus.NewDesc("portier_cdn_egress_bits_per_second", "Egress of all live CDN edges together.", nil, nil)
 	descCDNDesired  = prometheus.NewDesc("portier_cdn_desired_edges", "CDN edges the current egress calls for: total egress over CDNEdgeTarget of the mean registered capacity, rounded up, at least 1.", nil, nil)
 )

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/portier/portier/media/cdnedge"
+	"github.com/portier/portier/models/modelstest"
 )
 
 // The control plane exports each live CDN edge's load from its heartbeats
@@ -28,11 +31,11 @@ func TestCDNMetrics(t *testing.T) {
 		for k, want := range map[string]float64{
 			"portier_cdn_desired_edges":                              2,
 			"portier_cdn_egress_bits_per_second":                     1400e6,
-			"portier_cdn_edge_egress_bits_per_second{edge=edge-0}":   900e6,
-			"portier_cdn_edge_active_requests{edge=edge-1}":          7,
-			"portier_cdn_edge_hit_ratio{edge=edge-0}":                0.9,
-			"portier_cdn_edge_cache_bytes{edge=edge-1}":              1 << 20,
-			"portier_cdn_edge_capacity_bits_per_second{edge=edge-1}": 1000e6,
+			"portier_cdn_node_egress_bits_per_second{edge=edge-0}":   900e6,
+			"portier_cdn_node_active_requests{edge=edge-1}":          7,
+			"portier_cdn_node_hit_ratio{edge=edge-0}":                0.9,
+			"portier_cdn_node_cache_bytes{edge=edge-1}":              1 << 20,
+			"portier_cdn_node_capacity_bits_per_second{edge=edge-1}": 1000e6,
 		} {
 			if got[k] != want {
 				t.Errorf("%s = %v, want %v", k, got[k], want)
@@ -91,4 +94,22 @@ func gatherGauges(t *testing.T, s *Server) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// `portier run` serves the control plane's and its embedded CDN edge's
+// metrics from one registry: no name may be taken twice (the control
+// plane's per-edge gauges once used the edge's own names, and run
+// panicked at start).
+func TestCDNMetricsBesideAnEmbeddedEdge(t *testing.T) {
+	e := newLiveEnv(t, modelstest.SQLite(t))
+	edge, err := cdnedge.New(cdnedge.Params{Origins: []string{"http://127.0.0.1:9"}, ClusterToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edge.Close()
+	for _, c := range edge.Collectors() {
+		if err := e.srv.Metrics().Registry.Register(c); err != nil {
+			t.Errorf("the embedded edge's metrics beside the control plane's: %v", err)
+		}
+	}
 }

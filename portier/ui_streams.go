@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/web/views"
 )
@@ -310,7 +311,13 @@ func hostPort(host string, port int) string {
 // (which the CSP's connect-src then allows).
 func (s *Server) uiFLVURL(st *models.Stream) string {
 	p := "/" + url.PathEscape(st.Application.Name) + "/" + url.PathEscape(st.Name) + ".flv"
-	return strings.TrimSuffix(s.p.PlayHTTPBase, "/") + p
+	u := strings.TrimSuffix(s.p.PlayHTTPBase, "/") + p
+	// The operator's preview is not a viewer: marked as the system's own
+	// play, with the proof the relay checks (signed per stream and type).
+	if s.p.ClusterToken != "" {
+		u += "?" + cluster.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "preview")
+	}
+	return u
 }
 
 func (s *Server) uiStream(c *gin.Context) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,11 @@ type Params struct {
 	WriteTimeout time.Duration
 	// Reader bounds each viewer's queue (see stream.ReaderParams).
 	Reader stream.ReaderParams
-	Logger *slog.Logger
+	// IsInternal, when set, tells from the play query whether a viewer is
+	// the system's own (the operator's preview, a thumbnail grab): it is
+	// then not counted as a viewer (stream.ReaderParams.Internal).
+	IsInternal func(path string, query url.Values) bool
+	Logger     *slog.Logger
 }
 
 // Handler is an http.Handler serving GET /{app}/{name}.flv. Mount it at the
@@ -119,6 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rp := h.p.Reader
 	rp.WaitTimeout = h.p.PlayWait
+	rp.Internal = h.p.IsInternal != nil && h.p.IsInternal(app+"/"+name, r.URL.Query())
 	rd, err := h.p.Hub.Read(r.Context(), app+"/"+name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 
+	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/httpflv"
 )
 
@@ -17,6 +19,9 @@ func (s *servers) buildFLV(r *Relay) error {
 				return fmt.Errorf("%w: %s", httpflv.ErrForbidden, reason)
 			}
 			return nil
+		},
+		IsInternal: func(path string, q url.Values) bool {
+			return cluster.IsInternalPlay(r.p.ClusterToken, path, q)
 		},
 		Logger: r.p.Logger,
 	})

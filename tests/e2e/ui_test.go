@@ -668,6 +668,34 @@ func TestUIPortierRun(t *testing.T) {
 	)
 	previewAdvances(t, b)
 	b.screenshot(t, "run-preview")
+	// The operator's preview is not a viewer: its HTTP-FLV play carries the
+	// system's proof. Heartbeats come every second; give them three.
+	time.Sleep(3 * time.Second) // three heartbeats, so a counted preview would show
+	var stats apiStreamStats
+	if code := a.api(t, "GET", fmt.Sprintf("/api/v1/streams/%d", id), nil, &stats); code != 200 || stats.Stats == nil || stats.Stats.Viewers != 0 {
+		t.Errorf("viewers while only the preview plays: HTTP %d %+v, want 0", code, stats.Stats)
+	}
+	// Stop stops it; Play starts it again.
+	b.do(t, "preview stops", 10*time.Second,
+		chromedp.Click(uiCSS("#preview-stop")),
+		chromedp.WaitVisible(uiCSS(`video#preview[data-state="stopped"]`)),
+	)
+	b.do(t, "preview plays again", 30*time.Second,
+		chromedp.Click(uiCSS("#preview-start")),
+		chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`)),
+	)
+	// The stream ends: the preview says so (no frozen "playing"), and
+	// resumes by itself when the stream is back.
+	pub.Stop()
+	b.do(t, "preview shows the stream ended", 20*time.Second,
+		chromedp.WaitVisible(uiCSS(`video#preview[data-state="ended"]`)))
+	if st := uiGet(t, b, "preview status", 5*time.Second, chromedp.Text(uiCSS("#preview-status"))); !strings.Contains(st, "stream ended") {
+		t.Errorf("preview status after the stream ended: %q", st)
+	}
+	pub = peers.Publish(t, context.Background(), ingest, peers.PublishOpts{})
+	b.do(t, "preview resumes", 40*time.Second,
+		chromedp.WaitVisible(uiCSS(`video#preview[data-state="playing"]`)))
+	previewAdvances(t, b)
 
 	// A restream to a second stream on the same relay, run by the embedded concierge.
 	var target apiStream

@@ -31,6 +31,8 @@ var german = map[string]string{
 	"Video": "Video", "Audio": "Audio", "Bitrate": "Bitrate", "Uptime": "Laufzeit", "Viewers": "Zuschauer",
 	"Origins": "Origins", "Publishes": "Veröffentlichungen", "disabled": "gesperrt", "live": "live", "offline": "offline",
 	"Ingest": "Einspeisung", "Preview": "Vorschau", "Preview of %s": "Vorschau von %s", "Play preview": "Vorschau abspielen",
+	"Stop preview": "Vorschau anhalten", "playing": "spielt", "buffering": "puffert", "preview stopped": "Vorschau angehalten",
+	"stream ended: the preview resumes when it is live again": "Stream beendet: die Vorschau läuft weiter, sobald er wieder live ist",
 	"Recent frame of %s": "Aktuelles Bild von %s", "Recent frame, refreshed every 10 seconds": "Aktuelles Bild, alle 10 Sekunden erneuert",
 	"No thumbnail while the stream is offline.": "Kein Vorschaubild, solange der Stream offline ist.", "%d players": "%d Zuschauer",
 	"Play URLs": "Wiedergabe-URLs", "Task configs": "Aufgabenkonfigurationen", "Add %s": "%s hinzufügen",

@@ -44,26 +44,42 @@
     var el = document.getElementById("preview-status");
     if (el) { el.textContent = msg; }
   }
+  // say shows one of the preview's states in the page's language (the
+  // status element carries the translations) and marks the video with it.
+  function say(state) {
+    var el = document.getElementById("preview-status"), v = document.getElementById("preview");
+    if (el) { el.textContent = el.getAttribute("data-msg-" + state) || state; }
+    if (v && state !== "buffering") { v.setAttribute("data-state", state); }
+  }
 
-  var player = null;
+  // player is the running player (an hls.js or mpegts.js instance, or the
+  // name of the library still loading); gen grows at each stop, so a
+  // library that finishes loading after a stop starts nothing.
+  var player = null, gen = 0, stoppedByUser = false;
   function startPreview() {
     var v = document.getElementById("preview");
     if (!v || player) { return; }
+    var my = ++gen;
     var hls = v.getAttribute("data-hls"), flv = v.getAttribute("data-flv");
-    v.addEventListener("playing", function () { status("playing"); v.setAttribute("data-state", "playing"); });
-    v.addEventListener("waiting", function () { status("buffering"); });
+    if (!v.getAttribute("data-listening")) {
+      v.setAttribute("data-listening", "1");
+      v.addEventListener("playing", function () { if (player) { say("playing"); } });
+      v.addEventListener("waiting", function () { if (player) { say("buffering"); } });
+    }
     if (hls) {
       player = "hls";
       loadScript("/static/vendor/hls.min.js", function () {
+        if (my !== gen) { return; }
         if (window.Hls && window.Hls.isSupported()) {
           var h = new window.Hls({ lowLatencyMode: true });
           h.on(window.Hls.Events.MANIFEST_PARSED, function () { v.play().catch(function () {}); });
           h.on(window.Hls.Events.ERROR, function (ev, data) {
-            if (!data.fatal) { return; }
+            if (!data.fatal || my !== gen) { return; }
             // HLS unreachable (e.g. no CORS on the HLS origin): fall back to HTTP-FLV.
             status("HLS failed (" + data.details + "), trying HTTP-FLV");
             h.destroy();
-            playFLV(v, flv);
+            player = null;
+            playFLV(v, flv, my);
           });
           h.loadSource(hls);
           h.attachMedia(v);
@@ -71,25 +87,45 @@
         } else if (v.canPlayType("application/vnd.apple.mpegurl")) {
           v.src = hls;
           v.play().catch(function () {});
+          player = "native";
         } else {
-          playFLV(v, flv);
+          player = null;
+          playFLV(v, flv, my);
         }
       });
       return;
     }
-    playFLV(v, flv);
+    playFLV(v, flv, my);
   }
 
-  function playFLV(v, flv) {
+  // stopPreview ends the player; state is "stopped" (the operator's
+  // button) or "ended" (the stream went offline).
+  function stopPreview(state) {
+    var v = document.getElementById("preview");
+    gen++;
+    if (player && typeof player === "object") {
+      try { if (player.destroy) { player.destroy(); } } catch (e) { /* already gone */ }
+    }
+    player = null;
+    if (v) {
+      v.pause();
+      v.removeAttribute("src");
+      v.load();
+    }
+    say(state);
+  }
+
+  function playFLV(v, flv, my) {
     if (!flv) { return; }
     player = "flv";
     loadScript("/static/vendor/mpegts.min.js", function () {
+      if (my !== gen) { return; }
       var m = window.mpegts;
-      if (!m || !m.getFeatureList().mseLivePlayback) { status("this browser cannot play HTTP-FLV"); return; }
+      if (!m || !m.getFeatureList().mseLivePlayback) { status("this browser cannot play HTTP-FLV"); player = null; return; }
       var p = m.createPlayer({ type: "flv", isLive: true, url: flv }, {
         enableWorker: false, liveBufferLatencyChasing: true, lazyLoad: false
       });
-      p.on(m.Events.ERROR, function (type, detail) { status("error: " + type + " " + detail); });
+      p.on(m.Events.ERROR, function (type, detail) { if (my === gen) { status("error: " + type + " " + detail); } });
       p.attachMediaElement(v);
       p.load();
       var r = p.play();
@@ -98,14 +134,26 @@
     });
   }
 
-  function maybeAutostart() {
+  // followLive starts the preview when the stream is live (unless the
+  // operator stopped it), and ends it, saying so, when the stream goes
+  // offline; it resumes when the stream comes back.
+  function followLive() {
     var live = document.getElementById("stream-live");
-    if (live && live.getAttribute("data-live") === "true") { startPreview(); }
+    if (!live || !document.getElementById("preview")) { return; }
+    if (live.getAttribute("data-live") === "true") {
+      if (!player && !stoppedByUser) { startPreview(); }
+    } else if (player) {
+      stopPreview("ended");
+    } else if (document.getElementById("preview").getAttribute("data-state") === "playing") {
+      say("ended");
+    }
   }
   document.addEventListener("DOMContentLoaded", function () {
     var b = document.getElementById("preview-start");
-    if (b) { b.addEventListener("click", startPreview); }
-    maybeAutostart();
+    if (b) { b.addEventListener("click", function () { stoppedByUser = false; startPreview(); }); }
+    var s = document.getElementById("preview-stop");
+    if (s) { s.addEventListener("click", function () { stoppedByUser = true; if (player) { stopPreview("stopped"); } else { say("stopped"); } }); }
+    followLive();
   });
-  document.addEventListener("htmx:afterSwap", maybeAutostart);
+  document.addEventListener("htmx:afterSwap", followLive);
 })();
