@@ -137,3 +137,16 @@ func (s *Store) RemovePublishOrigin(ctx context.Context, streamID int64, node st
 	})
 	return wentOffline, err
 }
+
+// RevokeText is a revocation reason in words, for audit events and logs.
+func RevokeText(reason string) string {
+	switch reason {
+	case RevokeDeleted:
+		return "deleted"
+	case RevokeDisabled:
+		return "disabled"
+	case RevokeKeyRotated:
+		return "key rotated"
+	}
+	return reason
+}

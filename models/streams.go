@@ -22,7 +22,9 @@ const NameRule = compile.NameRule
 func ValidName(n string) bool { return compile.ValidName(n) }
 
 // NameError is the refusal of a name in field that breaks NameRule.
-func NameError(field string) error { return specErr(field, "must be %s", NameRule) }
+func NameError(field string) error {
+	return &SpecError{Field: field, Message: "must be " + NameRule, Rule: NameRule}
+}
 
 // NewStreamKey returns a random URL-safe publish key.
 func NewStreamKey() string { return RandomSecret(24) }

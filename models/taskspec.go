@@ -16,6 +16,9 @@ import (
 type SpecError struct {
 	Field   string
 	Message string
+	// Rule, when set, is the rule the value breaks (NameRule): forms show
+	// it in their own words.
+	Rule string
 }
 
 func (e *SpecError) Error() string { return e.Field + ": " + e.Message }

@@ -30,21 +30,7 @@ func (s *Server) apiCreateApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if !models.ValidName(req.Name) {
-		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
-		return
-	}
-	var app *models.Application
-	err := s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if app, err = tx.CreateApplication(c.Request.Context(), req.Name); err != nil {
-			if errors.Is(err, models.ErrConflict) {
-				return apiErr(http.StatusConflict, codeConflict, "name", "an application "+req.Name+" already exists")
-			}
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "application.create", "application/"+req.Name, nil))
-	})
+	app, err := s.core.CreateApplication(c.Request.Context(), s.actor(c), req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -58,19 +44,10 @@ func (s *Server) apiDeleteApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		app, err := tx.DeleteApplication(c.Request.Context(), id)
-		if errors.Is(err, models.ErrNotFound) {
-			return errNotFound("application")
-		}
-		if errors.Is(err, models.ErrInUse) {
-			return apiErr(http.StatusConflict, codeConflict, "", "delete the application's streams first: "+err.Error())
-		}
-		if err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "application.delete", "application/"+app.Name, nil))
-	})
+	err = s.core.DeleteApplication(c.Request.Context(), s.actor(c), id)
+	if errors.Is(err, models.ErrNotFound) {
+		err = errNotFound("application")
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -189,13 +166,7 @@ func (s *Server) apiRestartTask(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	out, err := s.restartTask(ctx, t.ID, "restart requested by "+s.principal(c).User.Username, func(tx *models.Store, out *models.Task) error {
-		return tx.Audit(ctx, s.auditEvent(c, "task.restart", "task/"+strconv.FormatInt(t.ID, 10), gin.H{"epoch": out.Epoch}))
-	})
-	if errors.Is(err, models.ErrInUse) {
-		err = apiErr(http.StatusConflict, codeConflict, "", "the task is not meant to run now (stream offline or config disabled), so it cannot be restarted")
-	}
+	out, err := s.core.RestartTask(c.Request.Context(), s.actor(c), t.ID)
 	if err != nil {
 		s.fail(c, err)
 		return

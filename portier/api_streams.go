@@ -1,7 +1,6 @@
 package portier
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -143,30 +142,6 @@ func (s *Server) loadStream(c *gin.Context) (*models.Stream, error) {
 	return st, nil
 }
 
-// actor is who makes the request, for the audit events of models' write paths.
-func (s *Server) actor(c *gin.Context) models.Actor {
-	a := models.Actor{Addr: s.clientAddr(c)}
-	if p := s.principal(c); p != nil {
-		a.Name, a.ID = p.User.Username, p.User.ID
-	}
-	return a
-}
-
-// audit builds an audit event of the principal's request.
-func (s *Server) auditEvent(c *gin.Context, action, object string, details any) *models.AuditEvent {
-	actor := ""
-	if p := s.principal(c); p != nil {
-		actor = p.User.Username
-	}
-	ev := &models.AuditEvent{Actor: actor, Action: action, Object: object, Addr: s.clientAddr(c)}
-	if details != nil {
-		ev.Details = models.MustJSON(details)
-	}
-	return ev
-}
-
-func streamObject(id int64) string { return "stream/" + strconv.FormatInt(id, 10) }
-
 func (s *Server) apiListStreams(c *gin.Context) {
 	pg, err := pageParams(c)
 	if err != nil {
@@ -175,7 +150,7 @@ func (s *Server) apiListStreams(c *gin.Context) {
 	}
 	f := models.StreamFilter{Limit: pg.Limit, Offset: pg.Offset, App: c.Query("app")}
 	if f.App != "" && !models.ValidName(f.App) {
-		s.fail(c, errInvalid("app", "app must be "+models.NameRule))
+		s.fail(c, models.NameError("app"))
 		return
 	}
 	switch c.Query("live") {
@@ -223,34 +198,12 @@ func (s *Server) apiCreateStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if req.App == "" {
-		req.App = models.DefaultApp
-	}
-	if !models.ValidName(req.Name) {
-		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
-		return
-	}
-	if !models.ValidName(req.App) {
-		s.fail(c, errInvalid("app", "app must be "+models.NameRule))
-		return
-	}
-	p := s.principal(c)
-	var st *models.Stream
-	err := s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if st, err = tx.CreateStream(c.Request.Context(), req.App, req.Name, p.User.ID); err != nil {
-			if errors.Is(err, models.ErrConflict) {
-				return apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", req.App, req.Name))
-			}
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "stream.create", streamObject(st.ID), gin.H{"app": req.App, "name": req.Name}))
-	})
+	st, err := s.core.CreateStream(c.Request.Context(), s.actor(c), req.App, req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	st.Owner = *p.User
+	st.Owner = *s.principal(c).User
 	c.JSON(http.StatusCreated, s.viewStream(c, st, true))
 }
 
@@ -295,15 +248,7 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if req.Name != nil && !models.ValidName(*req.Name) {
-		s.fail(c, errInvalid("name", "name must be "+models.NameRule))
-		return
-	}
-	up, err := s.updateStream(c.Request.Context(), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover, HLSPublic: req.HLSPublic},
-		s.auditEvent(c, "stream.update", streamObject(st.ID), req))
-	if errors.Is(err, models.ErrConflict) && req.Name != nil {
-		err = apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("a stream %s/%s already exists", st.Application.Name, *req.Name))
-	}
+	up, err := s.core.UpdateStream(c.Request.Context(), s.actor(c), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover, HLSPublic: req.HLSPublic})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -316,22 +261,13 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 	c.JSON(http.StatusOK, v)
 }
 
-// afterStreamChange brings the stream's tasks in line after a committed
-// change. A failure there is logged: the change itself is done, and the
-// scheduler's periodic reconciliation catches up.
-func (s *Server) afterStreamChange(ctx context.Context, id int64) {
-	if err := s.onStreamChanged(ctx, id); err != nil {
-		s.log.Error("reconcile tasks after stream change", "stream", id, "err", err)
-	}
-}
-
 func (s *Server) apiRotateKey(c *gin.Context) {
 	st, err := s.loadStream(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	up, err := s.rotateStreamKey(c.Request.Context(), st, s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
+	up, err := s.core.RotateKey(c.Request.Context(), s.actor(c), st)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -350,7 +286,7 @@ func (s *Server) apiDeleteStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	err = s.deleteStream(c.Request.Context(), st, s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
+	err = s.core.DeleteStream(c.Request.Context(), s.actor(c), st)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -3,9 +3,7 @@ package portier
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,10 +76,6 @@ func rawBool(m map[string]json.RawMessage, k string) (*bool, error) {
 	return &b, nil
 }
 
-func configObject(streamID, id int64) string {
-	return "stream/" + strconv.FormatInt(streamID, 10) + "/task-config/" + strconv.FormatInt(id, 10)
-}
-
 func (s *Server) apiListTaskConfigs(c *gin.Context) {
 	st, err := s.loadStream(c)
 	if err != nil {
@@ -120,8 +114,8 @@ func (s *Server) apiCreateTaskConfig(c *gin.Context) {
 		return
 	}
 	name, err := rawString(common, "name")
-	if err == nil && (name == nil || !models.ValidName(*name)) {
-		err = errInvalid("name", "name is required: "+models.NameRule)
+	if err == nil && name == nil {
+		err = models.NameError("name")
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -133,21 +127,11 @@ func (s *Server) apiCreateTaskConfig(c *gin.Context) {
 		return
 	}
 	specJSON, _ := json.Marshal(spec)
-	tc := &models.TaskConfig{StreamID: st.ID, Type: *typ, Name: *name, Enabled: enabled == nil || *enabled, Spec: specJSON}
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		if err := tx.CreateTaskConfig(c.Request.Context(), tc); err != nil {
-			if errors.Is(err, models.ErrConflict) {
-				return apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("stream %s already has a task config named %s", st.Name, tc.Name))
-			}
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "task_config.create", configObject(st.ID, tc.ID), gin.H{"type": tc.Type, "name": tc.Name}))
-	})
-	if err != nil {
+	tc := &models.TaskConfig{Type: *typ, Name: *name, Enabled: enabled == nil || *enabled, Spec: specJSON}
+	if err := s.core.CreateTaskConfig(c.Request.Context(), s.actor(c), st, tc); err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.afterConfigChange(c, tc.ID)
 	c.JSON(http.StatusCreated, taskConfigView(tc))
 }
 
@@ -192,10 +176,7 @@ func (s *Server) apiPatchTaskConfig(c *gin.Context) {
 		return
 	}
 	up := models.TaskConfigUpdate{}
-	if up.Name, err = rawString(common, "name"); err == nil && up.Name != nil && !models.ValidName(*up.Name) {
-		err = errInvalid("name", "name must be "+models.NameRule)
-	}
-	if err != nil {
+	if up.Name, err = rawString(common, "name"); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -217,22 +198,11 @@ func (s *Server) apiPatchTaskConfig(c *gin.Context) {
 		}
 		up.Spec, _ = json.Marshal(merged)
 	}
-	var out *models.TaskConfig
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		var err error
-		if out, err = tx.UpdateTaskConfig(c.Request.Context(), st.ID, tc.ID, up); err != nil {
-			if errors.Is(err, models.ErrConflict) && up.Name != nil {
-				return apiErr(http.StatusConflict, codeConflict, "name", fmt.Sprintf("stream %s already has a task config named %s", st.Name, *up.Name))
-			}
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "task_config.update", configObject(st.ID, tc.ID), gin.H{"version": out.Version}))
-	})
+	out, err := s.core.UpdateTaskConfig(c.Request.Context(), s.actor(c), st, tc, up)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	s.afterConfigChange(c, tc.ID)
 	c.JSON(http.StatusOK, taskConfigView(out))
 }
 
@@ -242,27 +212,9 @@ func (s *Server) apiDeleteTaskConfig(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.onTaskConfigDeleting(c.Request.Context(), tc.ID); err != nil {
-		s.fail(c, err)
-		return
-	}
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		if err := tx.DeleteTaskConfig(c.Request.Context(), st.ID, tc.ID); err != nil {
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "task_config.delete", configObject(st.ID, tc.ID), gin.H{"type": tc.Type, "name": tc.Name}))
-	})
-	if err != nil {
+	if err := s.core.DeleteTaskConfig(c.Request.Context(), s.actor(c), st, tc); err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
-}
-
-// afterConfigChange compiles, replaces or stops the config's task after a
-// committed change; failures are logged (the scheduler reconciles later).
-func (s *Server) afterConfigChange(c *gin.Context, id int64) {
-	if err := s.onTaskConfigChanged(c.Request.Context(), id); err != nil {
-		s.log.Error("reconcile task after config change", "config", id, "err", err)
-	}
 }

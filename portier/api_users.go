@@ -3,7 +3,6 @@ package portier
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -51,10 +50,7 @@ func (s *Server) apiCreateUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	u, err := s.p.Store.AddUser(c.Request.Context(), models.NewUser{Username: req.Username, Password: req.Password, Role: req.Role, Language: req.Language}, s.actor(c))
-	if errors.Is(err, models.ErrConflict) {
-		err = apiErr(http.StatusConflict, codeConflict, "username", "a user "+req.Username+" already exists")
-	}
+	u, err := s.core.CreateUser(c.Request.Context(), s.actor(c), models.NewUser{Username: req.Username, Password: req.Password, Role: req.Role, Language: req.Language})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -90,7 +86,7 @@ type patchUserReq struct {
 	Password *string `json:"password"`
 }
 
-// apiPatchUser changes a user through models.ChangeUser: a new password or
+// apiPatchUser changes a user through core.ChangeUser: a new password or
 // disabling ends the user's sessions, as in the UI.
 func (s *Server) apiPatchUser(c *gin.Context) {
 	u, err := s.loadUser(c)
@@ -103,8 +99,8 @@ func (s *Server) apiPatchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out, err := s.p.Store.ChangeUser(c.Request.Context(), u.ID, models.UserChange{UserUpdate: models.UserUpdate{
-		Role: req.Role, Disabled: req.Disabled, Language: req.Language, Password: req.Password}}, s.actor(c))
+	out, err := s.core.ChangeUser(c.Request.Context(), s.actor(c), u.ID, models.UserChange{UserUpdate: models.UserUpdate{
+		Role: req.Role, Disabled: req.Disabled, Language: req.Language, Password: req.Password}})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -158,7 +154,7 @@ func (s *Server) apiCreateToken(c *gin.Context) {
 			return
 		}
 	}
-	tok, row, err := s.p.Store.IssueToken(c.Request.Context(), p.User, req.Name, scopes, req.ExpiresAt, s.actor(c))
+	tok, row, err := s.core.IssueToken(c.Request.Context(), s.actor(c), p.User, req.Name, scopes, req.ExpiresAt)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -172,16 +168,10 @@ func (s *Server) apiRevokeToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p := s.principal(c)
-	err = s.p.Store.Tx(c.Request.Context(), func(tx *models.Store) error {
-		if _, err := tx.RevokeToken(c.Request.Context(), p.User.ID, id); err != nil {
-			if errors.Is(err, models.ErrNotFound) {
-				return errNotFound("token")
-			}
-			return err
-		}
-		return tx.Audit(c.Request.Context(), s.auditEvent(c, "token.revoke", "token/"+strconv.FormatInt(id, 10), nil))
-	})
+	err = s.core.RevokeToken(c.Request.Context(), s.actor(c), id)
+	if errors.Is(err, models.ErrNotFound) {
+		err = errNotFound("token")
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/core"
 )
 
 // APIError is an error with the HTTP status and the JSON body it maps to:
@@ -64,9 +65,12 @@ func newErrorID() string {
 func (s *Server) fail(c *gin.Context, err error) {
 	var ae *APIError
 	var se *models.SpecError
+	var ce *core.ConflictError
 	switch {
 	case errors.As(err, &ae):
 		ae = &APIError{Status: ae.Status, Code: ae.Code, Message: ae.Message, Field: ae.Field}
+	case errors.As(err, &ce):
+		ae = apiErr(http.StatusConflict, codeConflict, ce.Field, ce.Message)
 	case errors.As(err, &se):
 		ae = errInvalid(se.Field, se.Field+" "+se.Message)
 	case errors.Is(err, models.ErrNotFound):

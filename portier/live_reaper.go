@@ -239,21 +239,8 @@ func (l *liveState) auditEnds(ctx context.Context, node string, ends []endOrder)
 		l.log.Info("relay told to end a publish", "node", node, "stream", e.StreamID, "publish", e.PublishID, "reason", e.Reason)
 		l.storeAudit(ctx, &models.AuditEvent{
 			Time: l.now().UTC(), Actor: "control", Action: "publish.end", Object: fmt.Sprintf("stream:%d", e.StreamID),
-			Result: models.ResultOK, Reason: "stream " + revokeText(e.Reason) + ": the relay ends the publish", Node: node,
+			Result: models.ResultOK, Reason: "stream " + models.RevokeText(e.Reason) + ": the relay ends the publish", Node: node,
 			Details: models.MustJSON(map[string]any{"reason": e.Reason, "publish_id": e.PublishID, "path": e.Path}),
 		})
 	}
-}
-
-// revokeText is a revocation reason in words.
-func revokeText(reason string) string {
-	switch reason {
-	case models.RevokeDeleted:
-		return "deleted"
-	case models.RevokeDisabled:
-		return "disabled"
-	case models.RevokeKeyRotated:
-		return "key rotated"
-	}
-	return reason
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/core"
 )
 
 // authorizeOn publishes the env's stream on node with key and returns the
@@ -85,7 +86,7 @@ func TestRevocationEndsPublishes(t *testing.T) {
 		// Disable: offline at once; the next heartbeat ends the publish.
 		off := false
 		st, _ := e.store.StreamByID(ctx, e.stream.ID)
-		if _, err := e.srv.updateStream(ctx, st, models.StreamUpdate{Enabled: &off}, &models.AuditEvent{Actor: "op", Action: "stream.update"}); err != nil {
+		if _, err := e.srv.Core().UpdateStream(ctx, core.Actor{Name: "op"}, st, models.StreamUpdate{Enabled: &off}); err != nil {
 			t.Fatal(err)
 		}
 		if e.live(t) {
@@ -100,7 +101,7 @@ func TestRevocationEndsPublishes(t *testing.T) {
 		}
 		// Re-enabled: the publish the disable revoked stays revoked.
 		on := true
-		if _, err := e.srv.updateStream(ctx, st, models.StreamUpdate{Enabled: &on}, &models.AuditEvent{Actor: "op", Action: "stream.update"}); err != nil {
+		if _, err := e.srv.Core().UpdateStream(ctx, core.Actor{Name: "op"}, st, models.StreamUpdate{Enabled: &on}); err != nil {
 			t.Fatal(err)
 		}
 		wantEnd(t, e.heartbeatPublishes(t, "origin-1", pub), e.stream.ID, pid, "disabled")
@@ -114,7 +115,7 @@ func TestRevocationEndsPublishes(t *testing.T) {
 		if ends := e.heartbeatPublishes(t, "origin-1", pub2); len(ends) != 0 || !e.live(t) || pid2 <= pid {
 			t.Fatalf("a new publish: id %d (old %d), ends %v, live %v", pid2, pid, ends, e.live(t))
 		}
-		rot, err := e.srv.rotateStreamKey(ctx, st, &models.AuditEvent{Actor: "op", Action: "stream.rotate_key"})
+		rot, err := e.srv.Core().RotateKey(ctx, core.Actor{Name: "op"}, st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +148,7 @@ func TestHeartbeatNeverAttachesToANewStreamOfTheName(t *testing.T) {
 		_, pid := e.authorizeOn(t, "origin-1", e.stream.PublishKey)
 		old := reportedPublish{Path: "live/show", StreamID: e.stream.ID, PublishID: pid}
 		st, _ := e.store.StreamByID(ctx, e.stream.ID)
-		if err := e.srv.deleteStream(ctx, st, &models.AuditEvent{Actor: "op", Action: "stream.delete"}); err != nil {
+		if err := e.srv.Core().DeleteStream(ctx, core.Actor{Name: "op"}, st); err != nil {
 			t.Fatal(err)
 		}
 		other, err := e.store.CreateUser(ctx, "other", "a-long-password-2", models.RoleOperator)

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/core"
 )
 
 // Params configures a control-plane Server.
@@ -49,6 +51,7 @@ type Server struct {
 	log         *slog.Logger
 	engine      *gin.Engine
 	lv          *liveState
+	core        *core.Core // the write paths (portier/core)
 	metrics     *Metrics
 	sessionAuth SessionAuthenticator
 	schedOnce   sync.Once
@@ -76,6 +79,7 @@ func New(p Params) (*Server, error) {
 	s.throttle = newLoginThrottle(p.Security.Now)
 	s.lv = newLiveState(s)
 	s.lv.env.CheckURL = p.Security.TaskURLs.Check
+	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{s}, Logger: s.log, Now: func() time.Time { return s.lv.now() }})
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.engine = gin.New()

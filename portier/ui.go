@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/web"
 	"github.com/portier/portier/web/i18n"
 	"github.com/portier/portier/web/views"
@@ -270,10 +271,22 @@ func redirect(c *gin.Context, target string) {
 // still read it (the race detector reports exactly that).
 func rctx(c *gin.Context) context.Context { return c.Request.Context() }
 
-// uiAfterConfigChange compiles, replaces or stops a config's task after a
-// committed change; failures are logged (the scheduler reconciles later).
-func (s *Server) uiAfterConfigChange(ctx context.Context, id int64) {
-	if err := s.onTaskConfigChanged(ctx, id); err != nil {
-		s.log.Error("reconcile task after config change", "config", id, "err", err)
+// uiFieldErrors puts the field errors of a write (core.FieldErrors) next
+// to their form fields and reports whether there were any. A broken rule
+// (models.NameRule) is said in the form's words, translated.
+func (s *Server) uiFieldErrors(c *gin.Context, into views.FieldErrors, err error) bool {
+	fes := core.FieldErrors(err)
+	for _, se := range fes {
+		into[se.Field] = s.uiFieldMessage(c, se)
 	}
+	return len(fes) > 0
+}
+
+// uiFieldMessage is a field error in the form's words.
+func (s *Server) uiFieldMessage(c *gin.Context, se *models.SpecError) string {
+	if se.Rule != "" {
+		l := s.lang(c)
+		return l.T("Use %s.", l.T(se.Rule))
+	}
+	return se.Message
 }

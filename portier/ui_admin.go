@@ -49,7 +49,7 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 		form.Errors["password"] = l.T("Use 8 to 72 characters.")
 	}
 	if len(form.Errors) == 0 {
-		_, err := s.p.Store.AddUser(rctx(c), models.NewUser{Username: form.Username, Password: password, Role: form.Role}, s.actor(c))
+		_, err := s.core.CreateUser(rctx(c), s.actor(c), models.NewUser{Username: form.Username, Password: password, Role: form.Role})
 		switch {
 		case errors.Is(err, models.ErrConflict):
 			form.Errors["username"] = l.T("A user %s already exists.", form.Username)
@@ -70,7 +70,7 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 }
 
 // uiUpdateUser applies a role or disabled change to a user through
-// models.ChangeUser (admins cannot demote or disable themselves, as in the
+// core.ChangeUser (admins cannot demote or disable themselves, as in the
 // API; disabling ends the user's sessions at once).
 func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
@@ -78,7 +78,7 @@ func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
 		s.uiError(c, 0, errNotFound("user"))
 		return
 	}
-	if _, err := s.p.Store.ChangeUser(rctx(c), id, models.UserChange{UserUpdate: up}, s.actor(c)); err != nil {
+	if _, err := s.core.ChangeUser(rctx(c), s.actor(c), id, models.UserChange{UserUpdate: up}); err != nil {
 		var se *models.SpecError
 		if errors.As(err, &se) {
 			s.uiError(c, http.StatusBadRequest, errors.New(se.Field+" "+se.Message))
@@ -143,7 +143,7 @@ func (s *Server) uiCreateToken(c *gin.Context) {
 	}
 	var tok string
 	if len(form.Errors) == 0 {
-		if tok, _, err = s.p.Store.IssueToken(rctx(c), p.User, form.Name, scopes, nil, s.actor(c)); err != nil {
+		if tok, _, err = s.core.IssueToken(rctx(c), s.actor(c), p.User, form.Name, scopes, nil); err != nil {
 			s.uiError(c, 0, err)
 			return
 		}
@@ -168,12 +168,7 @@ func (s *Server) uiRevokeToken(c *gin.Context) {
 		s.uiError(c, 0, errNotFound("token"))
 		return
 	}
-	err = s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if _, err := tx.RevokeToken(rctx(c), s.principal(c).User.ID, id); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "token.revoke", "token/"+strconv.FormatInt(id, 10), nil))
-	})
+	err = s.core.RevokeToken(rctx(c), s.actor(c), id)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return

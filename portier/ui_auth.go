@@ -176,8 +176,7 @@ func (s *Server) uiChangePassword(c *gin.Context) {
 		s.render(c, http.StatusBadRequest, views.AccountView(s.page(c, "Account", "account"), vm))
 		return
 	}
-	_, err := s.p.Store.ChangeUser(rctx(c), pr.User.ID, models.UserChange{
-		UserUpdate: models.UserUpdate{Password: &nw}, KeepSessionID: currentSession(c).ID}, s.actor(c))
+	_, err := s.core.SetPassword(rctx(c), s.actor(c), pr.User.ID, nw, currentSession(c).ID)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -195,7 +194,7 @@ func (s *Server) uiSetLanguage(c *gin.Context) {
 		}
 		lang = string(l)
 	}
-	if _, err := s.p.Store.ChangeUser(rctx(c), s.principal(c).User.ID, models.UserChange{UserUpdate: models.UserUpdate{Language: &lang}}, s.actor(c)); err != nil {
+	if _, err := s.core.ChangeUser(rctx(c), s.actor(c), s.principal(c).User.ID, models.UserChange{UserUpdate: models.UserUpdate{Language: &lang}}); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}

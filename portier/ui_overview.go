@@ -126,13 +126,7 @@ func (s *Server) uiRestartTask(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	_, err = s.restartTask(rctx(c), t.ID, "restart requested by "+s.principal(c).User.Username, func(tx *models.Store, out *models.Task) error {
-		return tx.Audit(rctx(c), s.auditEvent(c, "task.restart", "task/"+strconv.FormatInt(t.ID, 10), gin.H{"epoch": out.Epoch}))
-	})
-	if errors.Is(err, models.ErrInUse) {
-		s.uiError(c, http.StatusConflict, errors.New("the task is not meant to run now (stream offline or config disabled), so it cannot be restarted"))
-		return
-	}
+	_, err = s.core.RestartTask(rctx(c), s.actor(c), t.ID)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return

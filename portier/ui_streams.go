@@ -205,28 +205,14 @@ func (s *Server) uiCreateStream(c *gin.Context) {
 	if form.App == "" {
 		form.App = models.DefaultApp
 	}
-	if !models.ValidName(form.App) {
-		form.Errors["app"] = l.T("Use %s.", l.T(models.NameRule))
-	}
-	if !models.ValidName(form.Name) {
-		form.Errors["name"] = l.T("Use %s.", l.T(models.NameRule))
-	}
-	var st *models.Stream
-	if len(form.Errors) == 0 {
-		err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-			var err error
-			if st, err = tx.CreateStream(rctx(c), form.App, form.Name, p.User.ID); err != nil {
-				return err
-			}
-			return tx.Audit(rctx(c), s.auditEvent(c, "stream.create", streamObject(st.ID), gin.H{"app": form.App, "name": form.Name}))
-		})
-		switch {
-		case errors.Is(err, models.ErrConflict):
-			form.Errors["name"] = l.T("A stream %s/%s already exists.", form.App, form.Name)
-		case err != nil:
-			s.uiError(c, 0, err)
-			return
-		}
+	st, err := s.core.CreateStream(rctx(c), s.actor(c), form.App, form.Name)
+	switch {
+	case errors.Is(err, models.ErrConflict):
+		form.Errors["name"] = l.T("A stream %s/%s already exists.", form.App, form.Name)
+	case s.uiFieldErrors(c, form.Errors, err):
+	case err != nil:
+		s.uiError(c, 0, err)
+		return
 	}
 	if len(form.Errors) > 0 {
 		rows, _, err := s.streamRows(c, models.StreamFilter{Limit: uiListLimit})
@@ -259,7 +245,7 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 		d.Key, d.OBSKey, d.IngestURL, d.FFmpeg = v.Key, v.Ingest.OBSStreamKey, v.Ingest.RTMPURL, v.Ingest.FFmpeg
 		d.OBSServer = v.Ingest.OBSServer
 		// Who looked at a key, and when, is worth knowing after a leak.
-		if err := s.p.Store.Audit(rctx(c), s.auditEvent(c, "stream.reveal_key", streamObject(st.ID), nil)); err != nil {
+		if err := s.core.RevealKey(rctx(c), s.actor(c), st); err != nil {
 			s.log.Error("audit key reveal", "stream", st.ID, "err", err)
 		}
 	}
@@ -383,8 +369,7 @@ func (s *Server) uiStreamEnabled(c *gin.Context) {
 		return
 	}
 	enabled := c.PostForm("enabled") == "true"
-	_, err := s.updateStream(rctx(c), st, models.StreamUpdate{Enabled: &enabled},
-		s.auditEvent(c, "stream.update", streamObject(st.ID), gin.H{"enabled": enabled}))
+	_, err := s.core.UpdateStream(rctx(c), s.actor(c), st, models.StreamUpdate{Enabled: &enabled})
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -411,7 +396,7 @@ func (s *Server) uiRotateKey(c *gin.Context) {
 	if st == nil {
 		return
 	}
-	_, err := s.rotateStreamKey(rctx(c), st, s.auditEvent(c, "stream.rotate_key", streamObject(st.ID), nil))
+	_, err := s.core.RotateKey(rctx(c), s.actor(c), st)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -442,7 +427,7 @@ func (s *Server) uiDeleteStream(c *gin.Context) {
 	if st == nil {
 		return
 	}
-	err := s.deleteStream(rctx(c), st, s.auditEvent(c, "stream.delete", streamObject(st.ID), gin.H{"app": st.Application.Name, "name": st.Name}))
+	err := s.core.DeleteStream(rctx(c), s.actor(c), st)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return

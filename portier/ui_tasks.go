@@ -215,7 +215,7 @@ func renditionLine(r models.Rendition) string {
 }
 
 // specFieldError puts a store validation error next to its form field.
-func specFieldError(f *views.TaskConfigForm, err error) bool {
+func (s *Server) specFieldError(c *gin.Context, f *views.TaskConfigForm, err error) bool {
 	var se *models.SpecError
 	if !errors.As(err, &se) {
 		return false
@@ -229,7 +229,7 @@ func specFieldError(f *views.TaskConfigForm, err error) bool {
 	default:
 		field = "form"
 	}
-	f.Errors[field] = se.Message
+	f.Errors[field] = s.uiFieldMessage(c, se)
 	return true
 }
 
@@ -245,24 +245,14 @@ func (s *Server) uiCreateConfig(c *gin.Context) {
 	}
 	f := configForm(c, st, typ)
 	spec := formSpec(&f)
-	if !models.ValidName(f.Name) {
-		f.Errors["name"] = s.lang(c).T("Use %s.", s.lang(c).T(models.NameRule))
-	}
 	if len(f.Errors) > 0 {
 		s.renderConfigForm(c, http.StatusBadRequest, f)
 		return
 	}
-	tc := &models.TaskConfig{StreamID: st.ID, Type: typ, Name: f.Name, Enabled: f.Enabled, Spec: spec}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if err := tx.CreateTaskConfig(rctx(c), tc); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "task_config.create", configObject(st.ID, tc.ID), gin.H{"type": tc.Type, "name": tc.Name}))
-	})
-	if s.configSaveFailed(c, &f, err) {
+	tc := &models.TaskConfig{Type: typ, Name: f.Name, Enabled: f.Enabled, Spec: spec}
+	if s.configSaveFailed(c, &f, s.core.CreateTaskConfig(rctx(c), s.actor(c), st, tc)) {
 		return
 	}
-	s.uiAfterConfigChange(rctx(c), tc.ID)
 	redirect(c, fmt.Sprintf("/streams/%d?done=config-saved", st.ID))
 }
 
@@ -274,7 +264,7 @@ func (s *Server) configSaveFailed(c *gin.Context, f *views.TaskConfigForm, err e
 		return false
 	case errors.Is(err, models.ErrConflict):
 		f.Errors["name"] = s.lang(c).T("This stream already has a task config named %s.", f.Name)
-	case specFieldError(f, err):
+	case s.specFieldError(c, f, err):
 	default:
 		s.uiError(c, 0, err)
 		return true
@@ -336,24 +326,14 @@ func (s *Server) uiUpdateConfig(c *gin.Context) {
 	f := configForm(c, st, tc.Type)
 	f.ID = tc.ID
 	spec := formSpec(&f)
-	if !models.ValidName(f.Name) {
-		f.Errors["name"] = s.lang(c).T("Use %s.", s.lang(c).T(models.NameRule))
-	}
 	if len(f.Errors) > 0 {
 		s.renderConfigForm(c, http.StatusBadRequest, f)
 		return
 	}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		out, err := tx.UpdateTaskConfig(rctx(c), st.ID, tc.ID, models.TaskConfigUpdate{Name: &f.Name, Enabled: &f.Enabled, Spec: spec})
-		if err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "task_config.update", configObject(st.ID, tc.ID), gin.H{"name": out.Name, "enabled": out.Enabled, "version": out.Version}))
-	})
+	_, err := s.core.UpdateTaskConfig(rctx(c), s.actor(c), st, tc, models.TaskConfigUpdate{Name: &f.Name, Enabled: &f.Enabled, Spec: spec})
 	if s.configSaveFailed(c, &f, err) {
 		return
 	}
-	s.uiAfterConfigChange(rctx(c), tc.ID)
 	redirect(c, fmt.Sprintf("/streams/%d?done=config-saved", st.ID))
 }
 
@@ -376,17 +356,7 @@ func (s *Server) uiDeleteConfig(c *gin.Context) {
 	if tc == nil {
 		return
 	}
-	if err := s.onTaskConfigDeleting(rctx(c), tc.ID); err != nil {
-		s.uiError(c, 0, err)
-		return
-	}
-	err := s.p.Store.Tx(rctx(c), func(tx *models.Store) error {
-		if err := tx.DeleteTaskConfig(rctx(c), st.ID, tc.ID); err != nil {
-			return err
-		}
-		return tx.Audit(rctx(c), s.auditEvent(c, "task_config.delete", configObject(st.ID, tc.ID), gin.H{"type": tc.Type, "name": tc.Name}))
-	})
-	if err != nil {
+	if err := s.core.DeleteTaskConfig(rctx(c), s.actor(c), st, tc); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}

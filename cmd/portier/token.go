@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/portier/portier/portier/core"
 )
 
 // runToken is `portier token add --username U [--scopes read,write]`: it
@@ -42,7 +44,7 @@ func runToken(ctx context.Context, args []string) error {
 		t := time.Now().Add(*expires).UTC()
 		exp = &t
 	}
-	tok, _, err := store.IssueToken(ctx, u, *name, strings.Split(*scopes, ","), exp, cliActor)
+	tok, _, err := core.New(core.Params{Store: store}).IssueToken(ctx, cliActor, u, *name, strings.Split(*scopes, ","), exp)
 	if err != nil {
 		return cliErr(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/core"
 )
 
 const userUsage = `usage:
@@ -25,7 +26,8 @@ const userUsage = `usage:
 var cliActor = models.Actor{Name: "cli"}
 
 // runUser is `portier user add|passwd|list`. Every change goes through the
-// same write path as the API and the UI (models.AddUser, models.ChangeUser).
+// same write path as the API and the UI (core.CreateUser, core.SetPassword:
+// the user and its audit event in one transaction).
 func runUser(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(userUsage)
@@ -61,7 +63,7 @@ func runUserAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	u, err := store.AddUser(ctx, models.NewUser{Username: *username, Password: pw, Role: *role}, cliActor)
+	u, err := core.New(core.Params{Store: store}).CreateUser(ctx, cliActor, models.NewUser{Username: *username, Password: pw, Role: *role})
 	if err != nil {
 		return cliErr(err)
 	}
@@ -92,7 +94,7 @@ func runUserPasswd(ctx context.Context, args []string) error {
 	if err != nil {
 		return noUser(*username, err)
 	}
-	if _, err := store.ChangeUser(ctx, u.ID, models.UserChange{UserUpdate: models.UserUpdate{Password: &pw}}, cliActor); err != nil {
+	if _, err := core.New(core.Params{Store: store}).SetPassword(ctx, cliActor, u.ID, pw, ""); err != nil {
 		return cliErr(err)
 	}
 	fmt.Fprintf(os.Stderr, "set the password of %s and ended their sessions\n", u.Username)
