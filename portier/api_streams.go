@@ -58,6 +58,8 @@ type originView struct {
 type playView struct {
 	RTMP string `json:"rtmp"`
 	FLV  string `json:"flv"`
+	// RTSP is there when the relays serve RTSP (Params.RTSPPort).
+	RTSP string `json:"rtsp,omitempty"`
 	// HLS is the viewer URL of the master playlist (GET of one stream,
 	// while it has an enabled HLS task config; see hlsmount.go).
 	HLS string `json:"hls,omitempty"`
@@ -102,6 +104,9 @@ func (s *Server) viewStream(c *gin.Context, st *models.Stream, showKey bool) str
 			FLV:  flvBase + "/" + url.PathEscape(st.Application.Name) + "/" + url.PathEscape(st.Name) + ".flv",
 		},
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
+	}
+	if s.p.RTSPPort > 0 {
+		v.Play.RTSP = "rtsp://" + net.JoinHostPort(host, strconv.Itoa(s.p.RTSPPort)) + "/" + st.Application.Name + "/" + st.Name
 	}
 	if len(st.PublishKey) >= 4 {
 		v.KeyHint = st.PublishKey[:4] + "…"

@@ -32,7 +32,7 @@ func newAPIEnv(t *testing.T, st *models.Store) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := New(Params{Store: st, Logger: slog.New(slog.DiscardHandler), PublicHost: "media.example", RTMPPort: 1935,
-		PlayHTTPBase: "http://media.example:8081"})
+		RTSPPort: 8554, PlayHTTPBase: "http://media.example:8081"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,8 @@ func TestAPIStreamsCreateAndIngest(t *testing.T) {
 			t.Fatalf("ingest %v", ing)
 		}
 		play := s["play"].(map[string]any)
-		if play["rtmp"] != "rtmp://media.example:1935/live/cam1" || play["flv"] != "http://media.example:8081/live/cam1.flv" {
+		if play["rtmp"] != "rtmp://media.example:1935/live/cam1" || play["flv"] != "http://media.example:8081/live/cam1.flv" ||
+			play["rtsp"] != "rtsp://media.example:8554/live/cam1" {
 			t.Fatalf("play %v", play)
 		}
 		// The owner sees the key on GET; an admin and a viewer see only the hint; another operator gets 404.

@@ -35,6 +35,9 @@ type Params struct {
 	PublicHost string
 	// RTMPPort is the public RTMP port of the relays (default 1935).
 	RTMPPort int
+	// RTSPPort is the public RTSP port of the relays, for play URLs (0:
+	// the relays serve no RTSP and streams show no RTSP URL).
+	RTSPPort int
 	// PlayHTTPBase is the base URL of HTTP-FLV playback, e.g.
 	// "http://example.com:8081". Empty: the address the API was reached at
 	// (right for `portier run`, which serves HTTP-FLV there).

@@ -239,6 +239,7 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 		OBSServer: "rtmp://" + hostPort(s.publicHost(c), s.p.RTMPPort) + "/" + st.Application.Name,
 		PlayRTMP:  v.Play.RTMP,
 		PlayFLV:   s.uiFLVURL(st),
+		PlayURLs:  []views.PlayURL{{Proto: "RTMP", URL: v.Play.RTMP}},
 		Thumbnail: thumbnailURL(st),
 	}
 	if reveal && v.Ingest != nil {
@@ -259,6 +260,13 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 	d.Tasks, err = s.taskRows(c, models.TaskFilter{StreamID: st.ID, Limit: 50})
 	if err != nil {
 		return d, err
+	}
+	if v.Play.RTSP != "" {
+		d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "RTSP", URL: v.Play.RTSP})
+	}
+	d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "HTTP-FLV", URL: v.Play.FLV})
+	if u := s.hlsPlayURL(c, st); u != "" {
+		d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "HLS", URL: u})
 	}
 	d.PlayHLS, err = s.uiHLSURL(c, st)
 	return d, err

@@ -345,6 +345,14 @@ func TestUIOwnership(t *testing.T) {
 	if flv, _ := doc.Find("video#preview").Attr("data-flv"); flv != "/live/mine.flv" {
 		t.Fatalf("preview FLV URL %q", flv)
 	}
+	// Absolute play URLs, each with a copy button naming it.
+	for proto, want := range map[string]string{"RTMP": "rtmp://media.example:1935/live/mine", "HTTP-FLV": "/live/mine.flv"} {
+		dd := doc.Find(`dd[data-play="` + proto + `"]`)
+		code, _ := dd.Find("button.copy").Attr("data-copy")
+		if !strings.HasSuffix(strings.TrimSpace(dd.Find("code").Text()), want) || dd.Find("code#"+code).Length() != 1 {
+			t.Errorf("%s play URL %q (copy %q), want …%s", proto, dd.Text(), code, want)
+		}
+	}
 
 	// Admins see every stream but not another user's key; viewers read only.
 	adm := e.login("admin")

@@ -145,6 +145,12 @@ func runAll(ctx context.Context, args []string) error {
 	defer httpLn.Close()
 	httpPort := httpLn.Addr().(*net.TCPAddr).Port
 	control := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+	rtspPort := 0 // no RTSP play URLs without RTSP
+	if cfg.RTSPAddr != "" {
+		if rtspPort, err = portOf(cfg.RTSPAddr); err != nil {
+			return fmt.Errorf("--rtsp-addr: %w", err)
+		}
+	}
 	rtmpPort, err := portOf(cfg.RTMPAddr)
 	if err != nil {
 		return fmt.Errorf("--rtmp-addr: %w", err)
@@ -179,7 +185,7 @@ func runAll(ctx context.Context, args []string) error {
 	}
 	srv, err := portier.New(portier.Params{
 		Store: store, ClusterToken: token, Logger: logger, Security: sec,
-		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort,
+		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort, RTSPPort: rtspPort,
 		Hooks: portier.HookParams{Allow: allow},
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),

@@ -31,6 +31,7 @@ type serveConfig struct {
 	ClusterToken  string
 	PublicHost    string
 	RTMPPort      int
+	RTSPPort      int
 	PlayHTTPBase  string
 	Replicas      int
 	HookAllow     string // per dialect, parsed by portier.ParseHookAllow
@@ -49,6 +50,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret that relays, concierges and media-server hooks present (required)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each API request)")
 	fs.IntVar(&c.RTMPPort, "rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
+	fs.IntVar(&c.RTSPPort, "rtsp-port", 0, "public RTSP port of the relays, for play URLs (0: the relays serve no RTSP, streams show no RTSP URL)")
 	fs.StringVar(&c.PlayHTTPBase, "play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
 	fs.IntVar(&c.Replicas, "replicas", 1, "how many control-plane replicas share the database (more than 1 needs Postgres)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
@@ -68,6 +70,9 @@ func (c *serveConfig) validate() error {
 	p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8080"))
 	p.add(checkRequired("cluster-token", c.ClusterToken, "relays, concierges and hooks authenticate with it; generate one with `openssl rand -hex 24`"))
 	p.add(checkPublicHost(c.PublicHost))
+	if c.RTSPPort < 0 || c.RTSPPort > 65535 {
+		p.add(badValue("rtsp-port", strconv.Itoa(c.RTSPPort), "want the relays' public RTSP port, 1-65535, e.g. 8554, or 0 for none"))
+	}
 	if c.RTMPPort < 1 || c.RTMPPort > 65535 {
 		p.add(badValue("rtmp-port", strconv.Itoa(c.RTMPPort), "want the relays' public RTMP port, 1-65535, e.g. 1935"))
 	}
@@ -165,7 +170,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	srv, err := portier.New(portier.Params{
 		Store: store, ClusterToken: cfg.ClusterToken, Logger: log, Security: sec,
-		PublicHost: cfg.PublicHost, RTMPPort: cfg.RTMPPort, PlayHTTPBase: cfg.PlayHTTPBase,
+		PublicHost: cfg.PublicHost, RTMPPort: cfg.RTMPPort, RTSPPort: cfg.RTSPPort, PlayHTTPBase: cfg.PlayHTTPBase,
 		Hooks: portier.HookParams{Allow: allow, OriginTTL: ttl},
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: cfg.RelayRTMPURL, RecordDir: cfg.RecordDir, HLSOriginURL: cfg.HLSOriginURL,

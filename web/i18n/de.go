@@ -38,7 +38,7 @@ var german = map[string]string{
 	"Play URLs": "Wiedergabe-URLs", "Task configs": "Aufgabenkonfigurationen", "Add %s": "%s hinzufügen",
 	"Manage": "Verwalten", "Disable stream": "Stream sperren", "Enable stream": "Stream freigeben", "Live": "Live",
 	"The key was rotated. The old key no longer works: update your encoder.": "Der Schlüssel wurde erneuert. Der alte Schlüssel gilt nicht mehr: Aktualisieren Sie Ihren Encoder.",
-	"OBS server": "OBS-Server", "OBS stream key": "OBS-Streamschlüssel", "Copy": "Kopieren", "ffmpeg": "ffmpeg",
+	"OBS server": "OBS-Server", "OBS stream key": "OBS-Streamschlüssel", "Copy": "Kopieren", "Copy the %s URL": "%s-URL kopieren", "ffmpeg": "ffmpeg",
 	"hidden until the key is revealed": "verborgen, bis der Schlüssel angezeigt wird", "Publish URL": "Veröffentlichungs-URL",
 	"Reveal key": "Schlüssel anzeigen", "Only the owner can see the key.": "Nur der Eigentümer sieht den Schlüssel.",
 	"No task configs: add a restream, recording, pull or HLS ladder.": "Keine Aufgabenkonfigurationen: Fügen Sie ein Restream, eine Aufnahme, einen Pull oder eine HLS-Leiter hinzu.",

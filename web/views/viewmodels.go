@@ -87,7 +87,8 @@ type StreamDetail struct {
 	IngestURL  string // only when Revealed
 	FFmpeg     string // only when Revealed
 	PlayRTMP   string
-	PlayFLV    string
+	PlayFLV    string // the preview's (same-site, not counted as a viewer)
+	PlayURLs   []PlayURL
 	PlayHLS    string // empty when the stream has no HLS
 	Thumbnail  string // URL of a recent frame (JPEG); empty while offline
 	Configs    []TaskConfigRow
@@ -185,6 +186,12 @@ type NodeRow struct {
 type NodeGroup struct {
 	Role  string
 	Nodes []NodeRow
+}
+
+// PlayURL is one absolute play URL of a stream, by protocol.
+type PlayURL struct {
+	Proto string // RTMP, RTSP, HTTP-FLV, HLS
+	URL   string
 }
 
 // Cluster is the cluster page.
