@@ -58,7 +58,7 @@ var openAPISchemas = obj{
 			"ffmpeg": obj{"type": "string", "description": "a ready-to-run ffmpeg command"}}),
 		"play": props(nil, obj{"rtmp": tStr, "flv": tStr,
 			"rtsp": obj{"type": "string", "description": "RTSP play URL, when the relays serve RTSP"},
-			"hls": obj{"type": "string", "description": "viewer URL of the master playlist (GET of one stream with an enabled HLS task config; carries a play token unless hls_public)"}}),
+			"hls":  obj{"type": "string", "description": "viewer URL of the master playlist (GET of one stream with an enabled HLS task config; carries a play token unless hls_public)"}}),
 		"origins":    arr(props(nil, obj{"node": tStr, "since": tTime})),
 		"stats":      ref("StreamStats"),
 		"created_at": tTime, "updated_at": tTime,
