@@ -131,7 +131,19 @@ func (r *Rewriter) rewriteMaster(body []byte, id int64, v viewerReq, g int64, ba
 			if !strings.Contains(line, "PATHWAY-ID=") {
 				line += `,PATHWAY-ID="` + pw + `"`
 			}
-		case strings.HasPrefix(line, "#EXT-X-MEDIA:"), strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:"):
+		case strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:"):
+			// The rewriter serves index.m3u8 playlists only: an I-frame
+			// playlist it cannot serve is left out, not listed broken.
+			u, s, e, ok := uriAttr(line)
+			if !ok {
+				continue
+			}
+			nu, ok := media(u)
+			if !ok {
+				continue
+			}
+			line = line[:s] + nu + line[e:]
+		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
 			if u, s, e, ok := uriAttr(line); ok {
 				if nu, ok := media(u); ok {
 					line = line[:s] + nu + line[e:]
