@@ -87,7 +87,7 @@ func (r *Rewriter) hashKey(opath string) string {
 func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, loads []int64, w float64, target time.Duration, now time.Time) (rec, bool) {
 	a := t.segs[opath]
 	if a == nil {
-		i := set.ring.PickWeighted(r.hashKey(opath), loads, r.p.BalanceFactor, int64(math.Ceil(w)))
+		i := set.ring.PickWeighted(r.hashKey(opath), loads, r.p.BalanceFactor, units(w))
 		if i < 0 {
 			return rec{}, false
 		}
@@ -100,7 +100,7 @@ func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, l
 	x := a.at(g)
 	if g >= set.gen {
 		if _, live := set.live[x.name]; !live && x.gen < set.gen {
-			i := set.ring.PickWeighted(r.hashKey(opath), loads, r.p.BalanceFactor, int64(math.Ceil(w)))
+			i := set.ring.PickWeighted(r.hashKey(opath), loads, r.p.BalanceFactor, units(w))
 			if i < 0 {
 				return x, true
 			}
@@ -117,7 +117,18 @@ func (r *Rewriter) assign(t *assignTable, opath string, g int64, set *edgeSet, l
 // booked records a new freeze on edge i: its viewers' requests count in
 // loads (for the rest of this rewrite) and in the book (for later ones).
 func (r *Rewriter) booked(i int, name string, loads []int64, w float64, target time.Duration, now time.Time) {
-	loads[i] += int64(math.Ceil(w))
+	loads[i] += units(w)
 	r.book.assign(name, w, target, now)
 	r.m.assigned.WithLabelValues(name).Inc()
 }
+
+// LoadUnit is how many segment requests make one unit of load in the
+// bounded-load rule. With single requests as units, HAProxy's bound
+// (⌈c · (T+1) / n⌉) makes a lone viewer's second segment spill (1 is not
+// below ⌈1.25 · 2 / 3⌉ = 1), so a quiet stream would hop between edges
+// every segment; in units of LoadUnit requests, edges with a handful of
+// viewers count as idle and a stream stays on its first edge until its
+// audience is worth spreading.
+const LoadUnit = 8
+
+func units(requests float64) int64 { return int64(math.Round(requests / LoadUnit)) }

@@ -109,15 +109,16 @@ func (b *loadBook) assign(name string, w float64, target time.Duration, now time
 	d.add(now, w)
 }
 
-// loads returns the loads of s's edges.
+// loads returns the loads of s's edges, in LoadUnits.
 func (b *loadBook) loads(s *edgeSet, now time.Time) []int64 {
 	out := make([]int64, len(s.edges))
 	b.mu.Lock()
 	for i, e := range s.edges {
-		out[i] = int64(e.ActiveRequests)
+		n := float64(e.ActiveRequests)
 		if d := b.edges[e.Name]; d != nil {
-			out[i] += int64(math.Round(d.get(now)))
+			n += d.get(now)
 		}
+		out[i] = units(n)
 	}
 	b.mu.Unlock()
 	return out

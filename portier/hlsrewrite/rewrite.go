@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portier/portier/internal/hlssign"
 )
@@ -13,13 +14,49 @@ import (
 // rewriteMedia rewrites a media playlist of stream id (at origin path
 // opath) for pathway generation g: every segment (and EXT-X-MAP) URI
 // becomes a signed absolute URL on its frozen edge.
+//
+// Every viewer of one origin playlist version on one pathway gets the same
+// bytes (tokens are not in media playlists, and a pathway's URIs are
+// frozen: a pathway's output changes only with the origin playlist, since
+// an edge leaving starts a new pathway), so the result is kept until the
+// origin playlist or the signature changes: the next viewer's reload is a
+// map lookup.
 func (r *Rewriter) rewriteMedia(body []byte, id int64, opath string, g int64, set *edgeSet) ([]byte, error) {
 	prefix := hlssign.StreamPrefix(id)
 	q := r.signQuery(prefix)
-	t := r.table(id)
 	now := r.p.Now()
 	target := targetDuration(body)
 	w := r.book.reload(opath, target, now)
+	key := renderKey{path: opath, gen: g}
+	r.renderMu.Lock()
+	c, ok := r.rendered[key]
+	r.renderMu.Unlock()
+	if ok && len(body) > 0 && c.src == &body[0] && c.q == q {
+		return c.out, nil
+	}
+	out, err := r.rewriteMediaNow(body, id, opath, g, set, prefix, q, w, target, now)
+	if err == nil && len(body) > 0 {
+		r.renderMu.Lock()
+		r.rendered[key] = rendered{src: &body[0], q: q, out: out}
+		r.renderMu.Unlock()
+	}
+	return out, err
+}
+
+// renderKey and rendered are a cached media playlist rewrite.
+type renderKey struct {
+	path string
+	gen  int64
+}
+
+type rendered struct {
+	src *byte // the origin body it was made from (identity)
+	q   string
+	out []byte
+}
+
+func (r *Rewriter) rewriteMediaNow(body []byte, id int64, opath string, g int64, set *edgeSet, prefix, q string, w float64, target time.Duration, now time.Time) ([]byte, error) {
+	t := r.table(id)
 	loads := r.book.loads(set, now)
 	var b strings.Builder
 	b.Grow(len(body) + len(body)/2)
@@ -94,7 +131,19 @@ func (r *Rewriter) rewriteMaster(body []byte, id int64, v viewerReq, g int64, ba
 			if !strings.Contains(line, "PATHWAY-ID=") {
 				line += `,PATHWAY-ID="` + pw + `"`
 			}
-		case strings.HasPrefix(line, "#EXT-X-MEDIA:"), strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:"):
+		case strings.HasPrefix(line, "#EXT-X-I-FRAME-STREAM-INF:"):
+			// The rewriter serves index.m3u8 playlists only: an I-frame
+			// playlist it cannot serve is left out, not listed broken.
+			u, s, e, ok := uriAttr(line)
+			if !ok {
+				continue
+			}
+			nu, ok := media(u)
+			if !ok {
+				continue
+			}
+			line = line[:s] + nu + line[e:]
+		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
 			if u, s, e, ok := uriAttr(line); ok {
 				if nu, ok := media(u); ok {
 					line = line[:s] + nu + line[e:]

@@ -138,6 +138,9 @@ type Rewriter struct {
 
 	sigMu sync.Mutex // guards sigs
 	sigs  map[string]signed
+
+	renderMu sync.Mutex // guards rendered
+	rendered map[renderKey]rendered
 }
 
 // signed is a stream prefix's signature, reused while it has more than
@@ -190,7 +193,7 @@ func New(p Params) (*Rewriter, error) {
 	}
 	r := &Rewriter{p: p, log: p.Logger.With("component", "hls-rewriter"), cors: newCORSPolicy(p.AllowOrigins),
 		book: newLoadBook(), tables: map[int64]*assignTable{},
-		sigs: map[string]signed{}, m: newMetrics()}
+		sigs: map[string]signed{}, rendered: map[renderKey]rendered{}, m: newMetrics()}
 	r.streams = streamCache{dir: p.Directory, now: p.Now, m: map[string]*cachedStream{}}
 	r.fetch = &fetcher{origin: p.Origin, now: p.Now, count: r.m.originFetches.Inc, m: map[string]*fetched{}}
 	r.edges = &tracker{dir: p.Directory, alive: p.AliveWindow, every: p.RefreshEvery, now: p.Now, client: p.Client,
@@ -436,6 +439,9 @@ func (r *Rewriter) sweep() {
 	old := r.p.Now().Add(-2 * time.Minute)
 	r.fetch.sweep(old)
 	r.book.sweep(old)
+	r.renderMu.Lock()
+	clear(r.rendered) // rebuilt by the next reload of each playlist
+	r.renderMu.Unlock()
 	r.mu.Lock()
 	for id, t := range r.tables {
 		if t.sweep(old) == 0 {

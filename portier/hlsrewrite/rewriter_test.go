@@ -390,3 +390,40 @@ func TestNoEdge(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 }
+
+// TestProbedEdgeLeavesFast: an edge whose /healthz refuses connections
+// leaves the ring after two refreshes (≤ 2 × RefreshEvery, well inside
+// one heartbeat interval) although its heartbeat is still fresh; a slow
+// probe (timeout) does not count against an edge.
+func TestProbedEdgeLeavesFast(t *testing.T) {
+	var srvs []*httptest.Server
+	dir := &fakeDir{streams: map[string]Stream{}}
+	for i := range 3 {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if i == 2 {
+				time.Sleep(300 * time.Millisecond) // slower than the probe's timeout
+			}
+		}))
+		t.Cleanup(s.Close)
+		srvs = append(srvs, s)
+		dir.edges = append(dir.edges, Edge{Name: fmt.Sprintf("edge-%d", i), BaseURL: s.URL, CapacityMbps: 1000, LastHeartbeat: time.Now().Add(time.Hour)})
+	}
+	rw, err := New(Params{Directory: dir, Origin: &fakeOrigin{n: 3}, Secret: "s", RefreshEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rw.Refresh(ctx); err != nil || len(rw.edges.get().edges) != 3 {
+		t.Fatalf("3 live edges: %v %+v", err, rw.edges.get())
+	}
+	srvs[0].Close() // killed: connections refused
+	_ = rw.Refresh(ctx)
+	if n := len(rw.edges.get().edges); n != 3 {
+		t.Fatalf("after one refused probe %d edges, want 3 (one failure is not enough)", n)
+	}
+	_ = rw.Refresh(ctx)
+	set := rw.edges.get()
+	if _, in := set.live["edge-0"]; in || len(set.edges) != 2 || set.gen != 1 {
+		t.Fatalf("after two refused probes: %+v, want edge-0 out and generation 1", set.live)
+	}
+}

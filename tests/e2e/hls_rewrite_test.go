@@ -358,7 +358,7 @@ func TestHLSRewriterPlaysThroughEdges(t *testing.T) {
 	nStalls := len(before.Stalls)
 	victim.kill(syscall.SIGKILL)
 	tKill := time.Now()
-	t.Logf("killed %s (%s) at currentTime %.1f, buffer ahead %.1f s", victim.name, victim.httpAddr, before.CurrentTime, before.Buffered-before.CurrentTime)
+	t.Logf("killed %s (%s) at currentTime %.1f", victim.name, victim.httpAddr, before.CurrentTime)
 	for time.Since(tKill) < 20*time.Second {
 		last = poll("read the player", 5*time.Second, func(rewritePlayState) bool { return true })
 		time.Sleep(500 * time.Millisecond) // sampling interval of a fixed window

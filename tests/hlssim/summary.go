@@ -18,9 +18,11 @@ type Summary struct {
 	SwitchesPerViewer float64        // mean edge changes between consecutive segments
 	Discarded         int            // reloads discarded by the mismatch rule
 	SegmentErrors     int
-	Stalled           int           // viewers with at least one stall
-	MaxStalls         int           // most stalls of one viewer
-	MaxStall          time.Duration // longest stall of any viewer
+	Stalled           int           // viewers with at least one delivery stall
+	MaxStalls         int           // most delivery stalls of one viewer
+	MaxStall          time.Duration // longest delivery stall of any viewer
+	SourceStalls      int           // stalls waiting for the source (see Stall.Source), all viewers
+	MaxSourceStall    time.Duration
 	Target            time.Duration
 }
 
@@ -61,6 +63,11 @@ func (r *Result) Summarize(since, until time.Time) Summary {
 		n := 0
 		for _, st := range v.Stalls {
 			if !in(st.At) {
+				continue
+			}
+			if st.Source {
+				s.SourceStalls++
+				s.MaxSourceStall = max(s.MaxSourceStall, st.Duration)
 				continue
 			}
 			n++
@@ -104,7 +111,7 @@ func (s Summary) String() string {
 		per += fmt.Sprintf(" %s=%d(%d distinct)", h, s.PerEdge[h], s.DistinctPerEdge[h])
 	}
 	return fmt.Sprintf("viewers %d (failed %d), segments %d, per edge:%s; max/avg %.2f; edges/viewer %.2f, edge switches/viewer %.1f; "+
-		"discarded reloads %d, segment errors %d; viewers stalled %d, max stalls/viewer %d, longest stall %v (target %v)",
+		"discarded reloads %d, segment errors %d; viewers stalled %d, max stalls/viewer %d, longest stall %v (target %v); source stalls %d (longest %v)",
 		s.Viewers, s.Failed, s.Segments, per, s.MaxOverAvg, s.EdgesPerViewer, s.SwitchesPerViewer,
-		s.Discarded, s.SegmentErrors, s.Stalled, s.MaxStalls, s.MaxStall.Round(time.Millisecond), s.Target)
+		s.Discarded, s.SegmentErrors, s.Stalled, s.MaxStalls, s.MaxStall.Round(time.Millisecond), s.Target, s.SourceStalls, s.MaxSourceStall.Round(time.Millisecond))
 }

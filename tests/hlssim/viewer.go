@@ -47,6 +47,11 @@ type Params struct {
 type Stall struct {
 	At       time.Time
 	Duration time.Duration
+	// Source: the viewer spent under 250 ms of the stall on listed
+	// segments (downloads, failures, retries) and the rest waiting for the
+	// next segment to be listed: the live source ran late. Such stalls are
+	// the encoder's (on a loaded machine, ffmpeg's), not the CDN's.
+	Source bool
 }
 
 // ViewerStats is what one viewer saw.
@@ -278,6 +283,7 @@ func (v *viewer) play(ctx context.Context) error {
 	var buffer time.Duration
 	playing := false
 	var stallFrom time.Time
+	var fetchWait time.Duration // during the current stall: time spent on listed segments (downloads, failures, retries)
 	lastTick := time.Now()
 	lastEdge := ""
 	var cur media
@@ -291,12 +297,13 @@ func (v *viewer) play(ctx context.Context) error {
 				buffer = 0
 				playing = false
 				stallFrom = now
+				fetchWait = 0
 			}
 		}
 		lastTick = now
 		if ctx.Err() != nil || now.After(v.end) {
 			if !playing && !stallFrom.IsZero() {
-				v.st.Stalls = append(v.st.Stalls, Stall{At: stallFrom, Duration: now.Sub(stallFrom)})
+				v.st.Stalls = append(v.st.Stalls, Stall{At: stallFrom, Duration: now.Sub(stallFrom), Source: fetchWait < 250*time.Millisecond})
 			}
 			return nil
 		}
@@ -353,7 +360,15 @@ func (v *viewer) play(ctx context.Context) error {
 			continue
 		}
 		u, _ := url.Parse(seg.uri)
-		if _, err := v.get(ctx, seg.uri); err != nil {
+		t0 := time.Now()
+		_, err := v.get(ctx, seg.uri)
+		if !playing && !stallFrom.IsZero() {
+			fetchWait += time.Since(t0)
+			if err != nil {
+				fetchWait += 500 * time.Millisecond // the retry pause below
+			}
+		}
+		if err != nil {
 			if ctx.Err() == nil {
 				v.st.SegmentErrors++
 				v.sleep(ctx, 500*time.Millisecond) // hls.js retries; the pathway may change meanwhile
@@ -378,7 +393,7 @@ func (v *viewer) play(ctx context.Context) error {
 		buffer += seg.dur
 		if !playing {
 			if !stallFrom.IsZero() {
-				v.st.Stalls = append(v.st.Stalls, Stall{At: stallFrom, Duration: time.Since(stallFrom)})
+				v.st.Stalls = append(v.st.Stalls, Stall{At: stallFrom, Duration: time.Since(stallFrom), Source: fetchWait < 250*time.Millisecond})
 			}
 			playing = true
 			lastTick = time.Now()
