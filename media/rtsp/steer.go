@@ -81,6 +81,9 @@ func (p *publishSession) steer(transport string) []bool {
 			continue
 		}
 		conn, err := listenSteered(p.s.rtpLocal, &net.UDPAddr{IP: p.clientIP, Port: port})
+		if err == nil {
+			p.s.readBuffer(conn, false)
+		}
 		if err != nil {
 			p.s.log.Warn("rtsp publish: UDP statistics after the reorder buffer", "path", p.path, "addr", p.addr, "err", err)
 			continue
