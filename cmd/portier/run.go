@@ -31,10 +31,11 @@ import (
 // runConfig is the configuration of `portier run`: the control plane, an
 // origin relay and a concierge in one process, on SQLite in DataDir.
 type runConfig struct {
-	DataDir  string
-	HTTPAddr string
-	RTMPAddr string
-	RTSPAddr string // empty: no RTSP
+	DataDir     string
+	HTTPAddr    string
+	RTMPAddr    string
+	RTSPAddr    string // empty: no RTSP
+	RTSPUDPAddr string // empty: RTSP over TCP only
 	// RTSPUDPReadBuffer: bytes of receive buffer per RTSP UDP socket
 	// (-1: the OS default).
 	RTSPUDPReadBuffer int
@@ -56,6 +57,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "address of the web UI, REST API, hooks and HTTP-FLV playback")
 	fs.StringVar(&c.RTMPAddr, "rtmp-addr", ":1935", "RTMP address for encoders and players")
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", ":8554", "RTSP address for encoders and players (empty: no RTSP)")
+	fs.StringVar(&c.RTSPUDPAddr, "rtsp-udp-addr", ":8000", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
 	fs.IntVar(&c.RTSPUDPReadBuffer, "rtsp-udp-read-buffer", rtsp.DefaultUDPReadBuffer, rtspUDPReadBufferHelp)
 	fs.StringVar(&c.Name, "name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
@@ -77,6 +79,9 @@ func (c *runConfig) validate() error {
 	}
 	if c.RTSPAddr != "" {
 		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
+	}
+	if c.RTSPAddr != "" && c.RTSPUDPAddr != "" {
+		p.add(checkRTSPUDPAddr(c.RTSPUDPAddr))
 	}
 	p.add(checkRTSPUDPReadBuffer(c.RTSPUDPReadBuffer))
 	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
@@ -204,8 +209,8 @@ func runAll(ctx context.Context, args []string) error {
 
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
-		RTSPUDPReadBuffer: cfg.RTSPUDPReadBuffer,
-		ControlURL:        control, ClusterToken: token, Logger: logger,
+		RTSPUDPAddr: cfg.RTSPUDPAddr, RTSPUDPReadBuffer: cfg.RTSPUDPReadBuffer,
+		ControlURL: control, ClusterToken: token, Logger: logger,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		// The relay API is served only through the control plane, which
 		// checks for an admin or the cluster token (MountRelay).

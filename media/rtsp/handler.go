@@ -39,6 +39,7 @@ const maxPlayedPerConn = 16
 
 // sessionState is a session's role: a publisher or a player of one path.
 type sessionState struct {
+	ann       *announce // publisher before its first SETUP
 	pub       *publishSession
 	out       *outStream  // player: the fan-out it was counted in
 	path      string      // the hub path published or played
@@ -145,6 +146,16 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 	return &base.Response{StatusCode: base.StatusOK}, out
 }
 
+// announce is an accepted ANNOUNCE waiting for its first SETUP, where the
+// publish is authorised: by then gortsplib has accepted the transport (it
+// answers 461 to one it does not serve before asking us), so a publish the
+// server cannot carry never reaches the control plane and never marks the
+// stream live.
+type announce struct {
+	app, name, query, addr string
+	tracks                 []publishTrack
+}
+
 func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
 	addr := ctx.Conn.NetConn().RemoteAddr().String()
 	app, name, err := splitPath(ctx.Path)
@@ -158,9 +169,18 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		h.s.log.Info("rtsp publish refused: unsupported media", "app", app, "addr", addr, "err", err)
 		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}
-	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, ctx.Query, addr)
+	ctx.Session.SetUserData(&sessionState{ann: &announce{app: app, name: name, query: ctx.Query, addr: addr, tracks: tracks}})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// startPublish authorises the announced publish and attaches it to the
+// hub; it returns the refusal to send, or nil.
+func (h *handler) startPublish(ss *gortsplib.ServerSession, st *sessionState) *base.Response {
+	a := st.ann
+	app, name, addr := a.app, a.name, a.addr
+	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, a.query, addr)
 	if res != nil {
-		return res, nil
+		return res
 	}
 	if ar.Name != "" {
 		name = ar.Name
@@ -170,31 +190,38 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 	if err != nil {
 		h.s.log.Info("rtsp publish refused by the hub", "path", path, "addr", addr, "err", err)
 		if errors.Is(err, stream.ErrAlreadyPublishing) {
-			return refusal(base.StatusForbidden, "stream is already being published"), nil
+			return refusal(base.StatusForbidden, "stream is already being published")
 		}
 		h.s.publishDone(app, name, ar.Tag)
 		if errors.Is(err, stream.ErrBadPath) {
-			return refusal(base.StatusBadRequest, "bad stream path"), nil
+			return refusal(base.StatusBadRequest, "bad stream path")
 		}
-		return refusal(base.StatusServiceUnavailable, "server shutting down"), nil
+		return refusal(base.StatusServiceUnavailable, "server shutting down")
 	}
-	ps, err := h.s.newPublishSession(ctx.Session, pub, app, name, ar.Tag, addr, tracks)
+	ps, err := h.s.newPublishSession(ss, pub, app, name, ar.Tag, addr, a.tracks)
 	if err != nil {
 		pub.Close()
 		h.s.publishDone(app, name, ar.Tag)
 		h.s.log.Info("rtsp publish refused: bad codec parameters", "path", path, "addr", addr, "err", err)
-		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
+		return refusal(base.StatusUnsupportedMediaType, err.Error())
 	}
-	ctx.Session.SetUserData(&sessionState{pub: ps, path: path})
-	h.s.log.Info("rtsp publish started", "path", path, "addr", addr, "tracks", len(tracks))
-	return &base.Response{StatusCode: base.StatusOK}, nil
+	st.pub, st.path, st.ann = ps, path, nil
+	h.s.log.Info("rtsp publish started", "path", path, "addr", addr, "tracks", len(a.tracks))
+	return nil
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
-		if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.pub != nil {
-			st.pub.noteSetup(ctx)
+		st, _ := ctx.Session.UserData().(*sessionState)
+		if st == nil || (st.pub == nil && st.ann == nil) {
+			return refusal(base.StatusBadRequest, "SETUP without an accepted ANNOUNCE"), nil, nil
 		}
+		if st.pub == nil {
+			if res := h.startPublish(ctx.Session, st); res != nil {
+				return res, nil, nil
+			}
+		}
+		st.pub.noteSetup(ctx)
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
 	st, _ := ctx.Session.UserData().(*sessionState)
