@@ -3,11 +3,14 @@ package rtsp
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
 	"github.com/portier/portier/media/stream"
 )
@@ -174,13 +177,34 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 }
 
 // startPublish authorises the announced publish and attaches it to the
-// hub; it returns the refusal to send, or nil.
-func (h *handler) startPublish(ss *gortsplib.ServerSession, st *sessionState) *base.Response {
+// hub; it returns the refusal to send (and, for a 401 challenge,
+// liberrors.ErrServerAuth, which makes gortsplib add WWW-Authenticate), or
+// nil.
+//
+// The stream key may come as ?key=, as the name, or as the password of
+// Basic credentials (user: the stream name; encoders with only user and
+// password fields). A refused publish that gave none of the first and no
+// credentials is challenged (401) so that such an encoder retries with
+// them. Only Basic is offered: Digest would need the key here, and the
+// control plane does not hand keys out; Basic exposes the key no more than
+// ?key= in the URL does.
+func (h *handler) startPublish(ss *gortsplib.ServerSession, st *sessionState, req *base.Request) (*base.Response, error) {
 	a := st.ann
 	app, name, addr := a.app, a.name, a.addr
-	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, a.query, addr)
+	query := a.query
+	_, pass, hasCreds := basicCredentials(req)
+	if hasCreds && pass != "" && !hasKey(query) {
+		if query != "" {
+			query += "&"
+		}
+		query += "key=" + url.QueryEscape(pass)
+	}
+	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, query, addr)
 	if res != nil {
-		return res
+		if !hasCreds && !hasKey(query) && (res.StatusCode == base.StatusUnauthorized || res.StatusCode == base.StatusForbidden) {
+			return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+		}
+		return res, nil
 	}
 	if ar.Name != "" {
 		name = ar.Name
@@ -190,24 +214,39 @@ func (h *handler) startPublish(ss *gortsplib.ServerSession, st *sessionState) *b
 	if err != nil {
 		h.s.log.Info("rtsp publish refused by the hub", "path", path, "addr", addr, "err", err)
 		if errors.Is(err, stream.ErrAlreadyPublishing) {
-			return refusal(base.StatusForbidden, "stream is already being published")
+			return refusal(base.StatusForbidden, "stream is already being published"), nil
 		}
 		h.s.publishDone(app, name, ar.Tag)
 		if errors.Is(err, stream.ErrBadPath) {
-			return refusal(base.StatusBadRequest, "bad stream path")
+			return refusal(base.StatusBadRequest, "bad stream path"), nil
 		}
-		return refusal(base.StatusServiceUnavailable, "server shutting down")
+		return refusal(base.StatusServiceUnavailable, "server shutting down"), nil
 	}
 	ps, err := h.s.newPublishSession(ss, pub, app, name, ar.Tag, addr, a.tracks)
 	if err != nil {
 		pub.Close()
 		h.s.publishDone(app, name, ar.Tag)
 		h.s.log.Info("rtsp publish refused: bad codec parameters", "path", path, "addr", addr, "err", err)
-		return refusal(base.StatusUnsupportedMediaType, err.Error())
+		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}
 	st.pub, st.path, st.ann = ps, path, nil
 	h.s.log.Info("rtsp publish started", "path", path, "addr", addr, "tracks", len(a.tracks))
-	return nil
+	return nil, nil
+}
+
+// basicCredentials returns the user and password of a request's Basic
+// Authorization header.
+func basicCredentials(req *base.Request) (user, pass string, ok bool) {
+	var ah headers.Authorization
+	if req == nil || ah.Unmarshal(req.Header["Authorization"]) != nil || ah.Method != headers.AuthMethodBasic {
+		return "", "", false
+	}
+	return ah.BasicUser, ah.BasicPass, true
+}
+
+func hasKey(rawQuery string) bool {
+	q, err := url.ParseQuery(rawQuery)
+	return err == nil && q.Get("key") != ""
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
@@ -217,8 +256,8 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 			return refusal(base.StatusBadRequest, "SETUP without an accepted ANNOUNCE"), nil, nil
 		}
 		if st.pub == nil {
-			if res := h.startPublish(ctx.Session, st); res != nil {
-				return res, nil, nil
+			if res, err := h.startPublish(ctx.Session, st, ctx.Request); res != nil {
+				return res, nil, err
 			}
 		}
 		st.pub.noteSetup(ctx)

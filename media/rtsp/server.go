@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/auth"
 
 	"github.com/portier/portier/media/stream"
 )
@@ -169,6 +170,9 @@ func (s *Server) Start() error {
 		// IDR is a few hundred packets) plus audio, so a player is not
 		// cut short by one burst; a player that stays behind loses packets.
 		WriteQueueSize: 1024,
+		// Basic only: the stream key as password is checked by the
+		// control plane, which never gives keys out (see startPublish).
+		AuthMethods: []auth.VerifyMethod{auth.VerifyMethodBasic},
 		Listen: func(network, address string) (net.Listener, error) {
 			ln, err := net.Listen(network, address)
 			if err == nil {

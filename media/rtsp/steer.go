@@ -97,10 +97,7 @@ func (p *publishSession) steer(transport string) []bool {
 		p.steered = append(p.steered, conn)
 		p.steerMu.Unlock()
 		out[i] = true
-		handle := p.onVideo
-		if t.aac != nil {
-			handle = p.onAudio
-		}
+		handle := p.handler(t)
 		p.s.wg.Add(1)
 		go func() {
 			defer p.s.wg.Done()
