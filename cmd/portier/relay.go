@@ -10,28 +10,32 @@ import (
 	"time"
 
 	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/media/rtsp"
 )
 
 // relayConfig is the configuration of `portier relay`: an origin (accepts
 // publishes, serves edges and players) or an edge (serves players, pulls
 // from origins, forwards publishes).
 type relayConfig struct {
-	Role            string // relay.RoleOrigin or relay.RoleEdge
-	Control         string // control plane base URL; required for origins
-	ClusterToken    string
-	RTMPAddr        string
-	RTSPAddr        string // empty: no RTSP
-	RTSPUDPAddr     string // empty: RTSP over TCP only
-	HTTPAddr        string
-	Origins         string // HOST:PORT,... (see staticOrigins)
-	Name            string
-	AdvertiseAddr   string
-	AdvertiseHTTP   string
-	NoOriginTimeout time.Duration
-	IdleTimeout     time.Duration
-	Capacity        int
-	LogLevel        string
-	HTTP            httpTimeoutConfig
+	Role         string // relay.RoleOrigin or relay.RoleEdge
+	Control      string // control plane base URL; required for origins
+	ClusterToken string
+	RTMPAddr     string
+	RTSPAddr     string // empty: no RTSP
+	RTSPUDPAddr  string // empty: RTSP over TCP only
+	// RTSPUDPReadBuffer: bytes of receive buffer per RTSP UDP socket
+	// (-1: the OS default).
+	RTSPUDPReadBuffer int
+	HTTPAddr          string
+	Origins           string // HOST:PORT,... (see staticOrigins)
+	Name              string
+	AdvertiseAddr     string
+	AdvertiseHTTP     string
+	NoOriginTimeout   time.Duration
+	IdleTimeout       time.Duration
+	Capacity          int
+	LogLevel          string
+	HTTP              httpTimeoutConfig
 }
 
 func (c *relayConfig) flags(fs *flag.FlagSet) {
@@ -41,6 +45,7 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTMPAddr, "rtmp-addr", ":1935", "RTMP listen address")
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", ":8554", "RTSP listen address (empty: no RTSP)")
 	fs.StringVar(&c.RTSPUDPAddr, "rtsp-udp-addr", "", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
+	fs.IntVar(&c.RTSPUDPReadBuffer, "rtsp-udp-read-buffer", rtsp.DefaultUDPReadBuffer, rtspUDPReadBufferHelp)
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "HTTP listen address (HTTP-FLV, /api/v1/streams, /metrics, /healthz, /readyz)")
 	fs.StringVar(&c.Origins, "origins", "", "static origin list HOST:PORT,... used by edges when the control plane is unreachable")
 	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-ROLE, plus -PORT when the --rtmp-addr port is not 1935, e.g. studio-1-edge)")
@@ -85,6 +90,7 @@ func (c *relayConfig) validate() error {
 	if c.RTSPAddr != "" {
 		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
 	}
+	p.add(checkRTSPUDPReadBuffer(c.RTSPUDPReadBuffer))
 	if c.RTSPUDPAddr != "" {
 		p.add(checkRTSPUDPAddr(c.RTSPUDPAddr))
 	}
@@ -103,6 +109,17 @@ func (c *relayConfig) validate() error {
 	p.add(checkLogLevel(c.LogLevel))
 	c.HTTP.validate(&p)
 	return p.err()
+}
+
+const rtspUDPReadBufferHelp = "receive buffer in bytes of each RTSP UDP socket (the shared RTP/RTCP ones and each publisher track's); " +
+	"-1 keeps the OS default. Linux grants at most net.core.rmem_max unless the process has CAP_NET_ADMIN; the relay logs what it got"
+
+// checkRTSPUDPReadBuffer checks --rtsp-udp-read-buffer.
+func checkRTSPUDPReadBuffer(n int) error {
+	if n < -1 || (n >= 0 && n < 4096) || n > 1<<30 {
+		return badValue("rtsp-udp-read-buffer", strconv.Itoa(n), "want bytes between 4096 and 1073741824, e.g. 4194304 (4 MiB), or -1 for the OS default")
+	}
+	return nil
 }
 
 // checkRTSPUDPAddr checks --rtsp-udp-addr: RTSP wants an even RTP port and
@@ -140,22 +157,23 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	r, err := relay.New(relay.Params{
-		Role:            cfg.Role,
-		Name:            cfg.Name,
-		RTMPAddr:        cfg.RTMPAddr,
-		RTSPAddr:        cfg.RTSPAddr,
-		RTSPUDPAddr:     cfg.RTSPUDPAddr,
-		HTTPAddr:        cfg.HTTPAddr,
-		AdvertiseAddr:   cfg.AdvertiseAddr,
-		AdvertiseHTTP:   cfg.AdvertiseHTTP,
-		ControlURL:      cfg.Control,
-		ClusterToken:    cfg.ClusterToken,
-		StaticOrigins:   cfg.staticOrigins(),
-		NoOriginTimeout: cfg.NoOriginTimeout,
-		IdleTimeout:     cfg.IdleTimeout,
-		Capacity:        cfg.Capacity,
-		HTTPTimeouts:    cfg.HTTP.timeouts(),
-		Logger:          logger,
+		Role:              cfg.Role,
+		Name:              cfg.Name,
+		RTMPAddr:          cfg.RTMPAddr,
+		RTSPAddr:          cfg.RTSPAddr,
+		RTSPUDPAddr:       cfg.RTSPUDPAddr,
+		RTSPUDPReadBuffer: cfg.RTSPUDPReadBuffer,
+		HTTPAddr:          cfg.HTTPAddr,
+		AdvertiseAddr:     cfg.AdvertiseAddr,
+		AdvertiseHTTP:     cfg.AdvertiseHTTP,
+		ControlURL:        cfg.Control,
+		ClusterToken:      cfg.ClusterToken,
+		StaticOrigins:     cfg.staticOrigins(),
+		NoOriginTimeout:   cfg.NoOriginTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		Capacity:          cfg.Capacity,
+		HTTPTimeouts:      cfg.HTTP.timeouts(),
+		Logger:            logger,
 	})
 	if err != nil {
 		return err

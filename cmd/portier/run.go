@@ -23,6 +23,7 @@ import (
 	"github.com/portier/portier/media/hlsorigin"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/media/rtsp"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
 )
@@ -34,11 +35,15 @@ type runConfig struct {
 	HTTPAddr    string
 	RTMPAddr    string
 	RTSPAddr    string // empty: no RTSP
-	Name        string // base name: NAME-origin, NAME-concierge
-	PublicHost  string
-	Capacity    int // 0: the number of CPUs
-	NoConcierge bool
-	HookAllow   string // parsed by portier.ParseHookAllow
+	RTSPUDPAddr string // empty: RTSP over TCP only
+	// RTSPUDPReadBuffer: bytes of receive buffer per RTSP UDP socket
+	// (-1: the OS default).
+	RTSPUDPReadBuffer int
+	Name              string // base name: NAME-origin, NAME-concierge
+	PublicHost        string
+	Capacity          int // 0: the number of CPUs
+	NoConcierge       bool
+	HookAllow         string // parsed by portier.ParseHookAllow
 	// ClusterToken, when set, lets relays and concierges on other hosts
 	// join this all-in-one; empty: a new random token at each start.
 	ClusterToken string
@@ -56,6 +61,8 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "address of the web UI, REST API, hooks and HTTP-FLV playback")
 	fs.StringVar(&c.RTMPAddr, "rtmp-addr", ":1935", "RTMP address for encoders and players")
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", ":8554", "RTSP address for encoders and players (empty: no RTSP)")
+	fs.StringVar(&c.RTSPUDPAddr, "rtsp-udp-addr", ":8000", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
+	fs.IntVar(&c.RTSPUDPReadBuffer, "rtsp-udp-read-buffer", rtsp.DefaultUDPReadBuffer, rtspUDPReadBufferHelp)
 	fs.StringVar(&c.Name, "name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
@@ -79,6 +86,10 @@ func (c *runConfig) validate() error {
 	if c.RTSPAddr != "" {
 		p.add(checkListenAddr("rtsp-addr", c.RTSPAddr, ":8554 (or empty for no RTSP)"))
 	}
+	if c.RTSPAddr != "" && c.RTSPUDPAddr != "" {
+		p.add(checkRTSPUDPAddr(c.RTSPUDPAddr))
+	}
+	p.add(checkRTSPUDPReadBuffer(c.RTSPUDPReadBuffer))
 	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
 	if c.Name != "" {
 		p.add(checkNodeName(c.Name, "studio-1"))
@@ -219,6 +230,7 @@ func runAll(ctx context.Context, args []string) error {
 
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
+		RTSPUDPAddr: cfg.RTSPUDPAddr, RTSPUDPReadBuffer: cfg.RTSPUDPReadBuffer,
 		ControlURL: control, ClusterToken: token, Logger: logger,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		// The relay API is served only through the control plane, which

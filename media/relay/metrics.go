@@ -18,8 +18,9 @@ import (
 // hook latency histogram and the forwarding counters are the relay's own.
 type metrics struct {
 	role, node string
-	totals     func() stream.Totals // the hub's, with RTSP sessions as players
-	edge       *edge.Edge           // nil on origins
+	totals     func() stream.Totals  // the hub's, with RTSP sessions as players
+	udpDrops   func() (uint64, bool) // the RTSP server's UDP socket drops, if known
+	edge       *edge.Edge            // nil on origins
 	rates      *rates
 
 	rtp          *rtp.Collector
@@ -48,7 +49,7 @@ func newMetrics(role, node string, totals func() stream.Totals, e *edge.Edge, r 
 	m.descs = map[string]*prometheus.Desc{
 		"streams":           d("streams", "Streams known to the hub."),
 		"publishers":        d("publishers", "Streams with a publisher attached (encoders, or the edge's upstream)."),
-		"players":           d("players", "Players (hub readers) connected."),
+		"players":           d("players", "Players connected (each RTSP session is one)."),
 		"bytes_in":          d("bytes_in_total", "Media bytes received from publishers."),
 		"bytes_out":         d("bytes_out_total", "Media bytes delivered to players."),
 		"bitrate_in":        d("bitrate_in_bps", "Incoming media bitrate, bits per second."),
@@ -65,6 +66,7 @@ func newMetrics(role, node string, totals func() stream.Totals, e *edge.Edge, r 
 		"forwarding":        d("forwarded_publishes", "Publishes forwarded from this edge to an origin, now."),
 		"forwarded":         d("forwarded_publishes_total", "Publishes forwarded from this edge to an origin."),
 		"refusals":          d("publish_refusals_total", "Publishes refused (by the control plane or, for an edge, by the origin)."),
+		"rtsp_udp_drops":    d("rtsp_udp_socket_drops_total", "UDP datagrams the kernel dropped on the RTSP server's sockets because their receive buffer was full (Linux)."),
 	}
 	return m
 }
@@ -111,6 +113,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	g("forwarding", float64(m.forwarding.Load()))
 	c("forwarded", float64(m.forwarded.Load()))
 	c("refusals", float64(m.refusals.Load()))
+	if m.udpDrops != nil {
+		if d, ok := m.udpDrops(); ok {
+			c("rtsp_udp_drops", float64(d))
+		}
+	}
 	m.hookLatency.Collect(ch)
 	m.rtp.Collect(ch)
 }

@@ -41,6 +41,9 @@ type Params struct {
 	// for RTSP over UDP; empty: RTSP over TCP only.
 	RTSPAddr    string
 	RTSPUDPAddr string
+	// RTSPUDPReadBuffer is the receive buffer in bytes of each RTSP UDP
+	// socket: 0 for rtsp.DefaultUDPReadBuffer, negative for the OS default.
+	RTSPUDPReadBuffer int
 	// HTTPAddr is the HTTP listen address; empty: no HTTP listener (an
 	// embedding program mounts HTTPHandler itself).
 	HTTPAddr string
@@ -199,6 +202,7 @@ func New(p Params) (*Relay, error) {
 		r.edge.SetHub(r.hub)
 	}
 	r.metrics = newMetrics(p.Role, p.Name, r.totals, r.edge, &r.rates, r.servers.rtpFlows)
+	r.metrics.udpDrops = r.servers.udpDrops
 	if err := r.servers.build(r); err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func (s *servers) start(_ context.Context, r *Relay) error {
 	if r.p.RTSPAddr == "" {
 		return nil
 	}
-	rp := rtsp.Params{Addr: r.p.RTSPAddr, UDPRTPAddr: r.p.RTSPUDPAddr, Hub: r.hub, Logger: r.p.Logger,
+	rp := rtsp.Params{Addr: r.p.RTSPAddr, UDPRTPAddr: r.p.RTSPUDPAddr, UDPReadBuffer: r.p.RTSPUDPReadBuffer, Hub: r.hub, Logger: r.p.Logger,
 		Authorize:     rtspAuth(p.Authorize),
 		AuthorizePlay: rtspAuth(p.AuthorizePlay),
 		PublishDone:   p.PublishDone,
@@ -97,6 +97,14 @@ func (s *servers) rtpFlows() []rtp.Flow {
 		return nil
 	}
 	return s.rtsp.Stats()
+}
+
+// udpDrops is the RTSP server's UDP socket drops (see rtsp.Server.UDPDrops).
+func (s *servers) udpDrops() (uint64, bool) {
+	if s.rtsp == nil {
+		return 0, false
+	}
+	return s.rtsp.UDPDrops()
 }
 
 // conns is the number of open RTMP connections.

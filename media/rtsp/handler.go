@@ -3,11 +3,14 @@ package rtsp
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/headers"
+	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
 
 	"github.com/portier/portier/media/stream"
 )
@@ -39,6 +42,7 @@ const maxPlayedPerConn = 16
 
 // sessionState is a session's role: a publisher or a player of one path.
 type sessionState struct {
+	ann       *announce // publisher before its first SETUP
 	pub       *publishSession
 	out       *outStream  // player: the fan-out it was counted in
 	path      string      // the hub path published or played
@@ -145,6 +149,16 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 	return &base.Response{StatusCode: base.StatusOK}, out
 }
 
+// announce is an accepted ANNOUNCE waiting for its first SETUP, where the
+// publish is authorised: by then gortsplib has accepted the transport (it
+// answers 461 to one it does not serve before asking us), so a publish the
+// server cannot carry never reaches the control plane and never marks the
+// stream live.
+type announce struct {
+	app, name, query, addr string
+	tracks                 []publishTrack
+}
+
 func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
 	addr := ctx.Conn.NetConn().RemoteAddr().String()
 	app, name, err := splitPath(ctx.Path)
@@ -158,8 +172,38 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		h.s.log.Info("rtsp publish refused: unsupported media", "app", app, "addr", addr, "err", err)
 		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}
-	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, ctx.Query, addr)
+	ctx.Session.SetUserData(&sessionState{ann: &announce{app: app, name: name, query: ctx.Query, addr: addr, tracks: tracks}})
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+// startPublish authorises the announced publish and attaches it to the
+// hub; it returns the refusal to send (and, for a 401 challenge,
+// liberrors.ErrServerAuth, which makes gortsplib add WWW-Authenticate), or
+// nil.
+//
+// The stream key may come as ?key=, as the name, or as the password of
+// Basic credentials (user: the stream name; encoders with only user and
+// password fields). A refused publish that gave none of the first and no
+// credentials is challenged (401) so that such an encoder retries with
+// them. Only Basic is offered: Digest would need the key here, and the
+// control plane does not hand keys out; Basic exposes the key no more than
+// ?key= in the URL does.
+func (h *handler) startPublish(ss *gortsplib.ServerSession, st *sessionState, req *base.Request) (*base.Response, error) {
+	a := st.ann
+	app, name, addr := a.app, a.name, a.addr
+	query := a.query
+	_, pass, hasCreds := basicCredentials(req)
+	if hasCreds && pass != "" && !hasKey(query) {
+		if query != "" {
+			query += "&"
+		}
+		query += "key=" + url.QueryEscape(pass)
+	}
+	ar, res := h.authorize(h.s.p.Authorize, "publish", app, name, query, addr)
 	if res != nil {
+		if !hasCreds && !hasKey(query) && (res.StatusCode == base.StatusUnauthorized || res.StatusCode == base.StatusForbidden) {
+			return &base.Response{StatusCode: base.StatusUnauthorized}, liberrors.ErrServerAuth{}
+		}
 		return res, nil
 	}
 	if ar.Name != "" {
@@ -178,23 +222,45 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		}
 		return refusal(base.StatusServiceUnavailable, "server shutting down"), nil
 	}
-	ps, err := h.s.newPublishSession(ctx.Session, pub, app, name, ar.Tag, addr, tracks)
+	ps, err := h.s.newPublishSession(ss, pub, app, name, ar.Tag, addr, a.tracks)
 	if err != nil {
 		pub.Close()
 		h.s.publishDone(app, name, ar.Tag)
 		h.s.log.Info("rtsp publish refused: bad codec parameters", "path", path, "addr", addr, "err", err)
 		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}
-	ctx.Session.SetUserData(&sessionState{pub: ps, path: path})
-	h.s.log.Info("rtsp publish started", "path", path, "addr", addr, "tracks", len(tracks))
-	return &base.Response{StatusCode: base.StatusOK}, nil
+	st.pub, st.path, st.ann = ps, path, nil
+	h.s.log.Info("rtsp publish started", "path", path, "addr", addr, "tracks", len(a.tracks))
+	return nil, nil
+}
+
+// basicCredentials returns the user and password of a request's Basic
+// Authorization header.
+func basicCredentials(req *base.Request) (user, pass string, ok bool) {
+	var ah headers.Authorization
+	if req == nil || ah.Unmarshal(req.Header["Authorization"]) != nil || ah.Method != headers.AuthMethodBasic {
+		return "", "", false
+	}
+	return ah.BasicUser, ah.BasicPass, true
+}
+
+func hasKey(rawQuery string) bool {
+	q, err := url.ParseQuery(rawQuery)
+	return err == nil && q.Get("key") != ""
 }
 
 func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
 	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
-		if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.pub != nil {
-			st.pub.noteSetup(ctx)
+		st, _ := ctx.Session.UserData().(*sessionState)
+		if st == nil || (st.pub == nil && st.ann == nil) {
+			return refusal(base.StatusBadRequest, "SETUP without an accepted ANNOUNCE"), nil, nil
 		}
+		if st.pub == nil {
+			if res, err := h.startPublish(ctx.Session, st, ctx.Request); res != nil {
+				return res, nil, err
+			}
+		}
+		st.pub.noteSetup(ctx)
 		return &base.Response{StatusCode: base.StatusOK}, nil, nil
 	}
 	st, _ := ctx.Session.UserData().(*sessionState)

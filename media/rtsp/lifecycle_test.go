@@ -241,8 +241,9 @@ func TestManyPlayersOneHubReader(t *testing.T) {
 	}
 }
 
-// TestAnnounceWithoutRecordDropped: a client that announces and then sends
-// nothing loses the stream after ReadTimeout.
+// TestAnnounceWithoutRecordDropped: a client that announces and sets up
+// (where the publish is authorised) and then sends nothing loses the
+// stream after ReadTimeout.
 func TestAnnounceWithoutRecordDropped(t *testing.T) {
 	var done atomic.Int32
 	s, hub := startServer(t, func(p *Params) {
@@ -254,8 +255,14 @@ func TestAnnounceWithoutRecordDropped(t *testing.T) {
 	if _, err := c.Announce(u, desc); err != nil {
 		t.Fatal(err)
 	}
+	if got := hub.Published(); len(got) != 0 {
+		t.Fatalf("published %v after ANNOUNCE: the publish is authorised at SETUP", got)
+	}
+	if _, err := c.Setup(u, desc.Medias[0], 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	if got := hub.Published(); len(got) != 1 {
-		t.Fatalf("published %v after ANNOUNCE", got)
+		t.Fatalf("published %v after SETUP", got)
 	}
 	waitFor(t, 5*time.Second, "idle announcer dropped", func() bool { return len(hub.Published()) == 0 && done.Load() == 1 })
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpfragmented"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtpmpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	pionrtp "github.com/pion/rtp"
 
 	"github.com/portier/portier/media/flv"
@@ -28,6 +30,7 @@ type publishTrack struct {
 	media *description.Media
 	h264  *format.H264
 	aac   *format.MPEG4Audio
+	latm  *format.MPEG4AudioLATM // AAC in LATM (RFC 6416), config out of band
 }
 
 // checkPublishMedias accepts at most one H.264 video and one AAC
@@ -62,8 +65,20 @@ func checkPublishMedias(desc *description.Session) ([]publishTrack, error) {
 			}
 			audio = true
 			tracks = append(tracks, publishTrack{index: i, media: m, aac: f})
+		case *format.MPEG4AudioLATM:
+			if audio {
+				return nil, errors.New("more than one audio media; publish one AAC track")
+			}
+			if f.CPresent || f.StreamMuxConfig == nil {
+				return nil, errors.New("AAC in LATM with the configuration in-band (cpresent=1) is not supported: put it in the SDP (cpresent=0)")
+			}
+			if len(f.StreamMuxConfig.Programs) != 1 || len(f.StreamMuxConfig.Programs[0].Layers) != 1 {
+				return nil, errors.New("AAC in LATM with more than one program or layer is not supported")
+			}
+			audio = true
+			tracks = append(tracks, publishTrack{index: i, media: m, latm: f})
 		default:
-			return nil, fmt.Errorf("codec %s is not supported: publish H.264 video and AAC audio (MPEG4-GENERIC)", f.Codec())
+			return nil, fmt.Errorf("codec %s is not supported: publish H.264 video and AAC audio (MPEG4-GENERIC or MP4A-LATM)", f.Codec())
 		}
 	}
 	return tracks, nil
@@ -87,6 +102,8 @@ type publishSession struct {
 	vdec   *rtph264.Decoder
 	audio  *aacIngest
 	adec   *rtpmpeg4audio.Decoder
+	ldec   *rtpfragmented.Decoder      // LATM: AudioMuxElements from packets
+	lcfg   *mpeg4audio.StreamMuxConfig // LATM: the SDP's configuration
 	closed bool
 	ci     stream.CodecInfo
 	// Video decoder bookkeeping: the previous packet's RTP timestamp and
@@ -198,6 +215,22 @@ func (s *Server) newPublishSession(ss *gortsplib.ServerSession, pub *stream.Publ
 				ci.SampleRate, ci.Channels = ai.SampleRate, ai.Channels
 			}
 			p.flows = append(p.flows, &flow{track: strconv.Itoa(t.index), codec: "aac", clockRate: t.aac.ClockRate()})
+		case t.latm != nil:
+			in, err := newAACIngest(t.latm.StreamMuxConfig.Programs[0].Layers[0].AudioSpecificConfig)
+			if err != nil {
+				return nil, err
+			}
+			p.audio = in
+			dec, err := t.latm.CreateDecoder()
+			if err != nil {
+				return nil, fmt.Errorf("LATM decoder: %w", err)
+			}
+			p.ldec, p.lcfg = dec, t.latm.StreamMuxConfig
+			ci.AudioCodec = "aac"
+			if ai, err := flv.ParseAudioSpecificConfig(in.asc); err == nil {
+				ci.SampleRate, ci.Channels = ai.SampleRate, ai.Channels
+			}
+			p.flows = append(p.flows, &flow{track: strconv.Itoa(t.index), codec: "aac-latm", clockRate: t.latm.ClockRate()})
 		}
 	}
 	pub.SetCodecInfo(ci)
@@ -254,10 +287,7 @@ func (p *publishSession) record() error {
 			continue
 		}
 		medi := t.media
-		handle := p.onVideo
-		if t.aac != nil {
-			handle = p.onAudio
-		}
+		handle := p.handler(t)
 		p.ss.OnPacketRTP(medi, medi.Formats[0], func(pkt *pionrtp.Packet) {
 			fl.update(pkt, time.Now())
 			handle(medi, pkt)
@@ -320,6 +350,50 @@ func (p *publishSession) updateCodecInfoLocked() {
 	}
 	p.ci.Width, p.ci.Height = sp.Width(), sp.Height()
 	p.pub.SetCodecInfo(p.ci)
+}
+
+// handler returns the depacketiser of a track.
+func (p *publishSession) handler(t publishTrack) func(*description.Media, *pionrtp.Packet) {
+	switch {
+	case t.aac != nil:
+		return p.onAudio
+	case t.latm != nil:
+		return p.onLATM
+	}
+	return p.onVideo
+}
+
+// onLATM depacketises one packet of AAC in LATM (in sequence order): each
+// AudioMuxElement holds one or more AAC access units (subframes).
+func (p *publishSession) onLATM(medi *description.Media, pkt *pionrtp.Packet) {
+	pts, ok := p.ss.PacketPTS2(medi, pkt)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	el, err := p.ldec.Decode(pkt)
+	if err != nil {
+		if !errors.Is(err, rtpfragmented.ErrMorePacketsNeeded) {
+			p.decodeError(err)
+		}
+		return
+	}
+	ame := mpeg4audio.AudioMuxElement{StreamMuxConfig: p.lcfg}
+	if err := ame.Unmarshal(el); err != nil {
+		p.decodeError(fmt.Errorf("LATM AudioMuxElement: %w", err))
+		return
+	}
+	aus := make([][]byte, 0, len(ame.Payloads))
+	for _, sub := range ame.Payloads {
+		if len(sub) > 0 && len(sub[0]) > 0 {
+			aus = append(aus, sub[0][0])
+		}
+	}
+	p.writeLocked(p.audio.accessUnits(aus, pts))
 }
 
 // onAudio depacketises one AAC packet (in sequence order) into the hub.

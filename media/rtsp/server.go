@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/auth"
 
 	"github.com/portier/portier/media/stream"
 )
@@ -37,6 +38,10 @@ const (
 	DefaultPlayWait    = 5 * time.Second
 	DefaultPlayIdle    = 10 * time.Second
 	DefaultReadTimeout = 10 * time.Second
+	// DefaultUDPReadBuffer is the receive buffer asked for each UDP
+	// socket: about 2.5 s of a 12 Mbit/s publish, so that a busy CPU
+	// delays packets rather than losing them.
+	DefaultUDPReadBuffer = 4 << 20
 )
 
 // Params configures a Server.
@@ -69,7 +74,14 @@ type Params struct {
 	// ReadTimeout is the RTSP read timeout (and the silence after which a
 	// UDP publisher is dropped).
 	ReadTimeout time.Duration
-	Logger      *slog.Logger
+	// UDPReadBuffer is the receive buffer, in bytes, asked for each UDP
+	// socket (the shared RTP and RTCP ones and each publisher track's):
+	// 0 means DefaultUDPReadBuffer, a negative value the OS default. Where
+	// the OS grants less (Linux caps it at net.core.rmem_max unless the
+	// process has CAP_NET_ADMIN), the server runs with what it got and
+	// logs it once.
+	UDPReadBuffer int
+	Logger        *slog.Logger
 }
 
 // Server is an RTSP server in front of a hub. New builds it, Start
@@ -101,6 +113,11 @@ type Server struct {
 	// left.
 	live             map[*outStream]struct{}
 	doneHub, doneOut uint64
+
+	// UDPDrops' memory of the sockets' drop counters.
+	dropsMu   sync.Mutex
+	dropsSeen map[uint64]uint64
+	dropsBase uint64
 }
 
 // New validates params and returns a server that is not listening yet.
@@ -122,6 +139,9 @@ func New(p Params) (*Server, error) {
 	}
 	if p.ReadTimeout <= 0 {
 		p.ReadTimeout = DefaultReadTimeout
+	}
+	if p.UDPReadBuffer == 0 {
+		p.UDPReadBuffer = DefaultUDPReadBuffer
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
@@ -150,6 +170,9 @@ func (s *Server) Start() error {
 		// IDR is a few hundred packets) plus audio, so a player is not
 		// cut short by one burst; a player that stays behind loses packets.
 		WriteQueueSize: 1024,
+		// Basic only: the stream key as password is checked by the
+		// control plane, which never gives keys out (see startPublish).
+		AuthMethods: []auth.VerifyMethod{auth.VerifyMethodBasic},
 		Listen: func(network, address string) (net.Listener, error) {
 			ln, err := net.Listen(network, address)
 			if err == nil {
@@ -202,7 +225,28 @@ func (s *Server) listenPacket(network, address string) (net.PacketConn, error) {
 	if address == s.srv.UDPRTPAddress {
 		s.rtpLocal, _ = pc.LocalAddr().(*net.UDPAddr)
 	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		s.readBuffer(uc, true)
+	}
 	return pc, nil
+}
+
+// readBuffer sizes a UDP socket's receive buffer per Params.UDPReadBuffer;
+// report logs what the OS granted when it is less (once per listener, not
+// per publisher track).
+func (s *Server) readBuffer(c *net.UDPConn, report bool) {
+	want := s.p.UDPReadBuffer
+	if want < 0 {
+		return
+	}
+	got, err := setReadBuffer(c, want)
+	switch {
+	case err != nil:
+		s.log.Warn("rtsp: UDP receive buffer not set; the OS default applies", "addr", c.LocalAddr().String(), "want", want, "err", err)
+	case got < want && report:
+		s.log.Warn("rtsp: UDP receive buffer capped by the OS: raise net.core.rmem_max (sysctl) or give CAP_NET_ADMIN",
+			"addr", c.LocalAddr().String(), "want", want, "got", got)
+	}
 }
 
 func (s *Server) closeUDP() {

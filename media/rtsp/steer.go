@@ -81,6 +81,9 @@ func (p *publishSession) steer(transport string) []bool {
 			continue
 		}
 		conn, err := listenSteered(p.s.rtpLocal, &net.UDPAddr{IP: p.clientIP, Port: port})
+		if err == nil {
+			p.s.readBuffer(conn, false)
+		}
 		if err != nil {
 			p.s.log.Warn("rtsp publish: UDP statistics after the reorder buffer", "path", p.path, "addr", p.addr, "err", err)
 			continue
@@ -94,10 +97,7 @@ func (p *publishSession) steer(transport string) []bool {
 		p.steered = append(p.steered, conn)
 		p.steerMu.Unlock()
 		out[i] = true
-		handle := p.onVideo
-		if t.aac != nil {
-			handle = p.onAudio
-		}
+		handle := p.handler(t)
 		p.s.wg.Add(1)
 		go func() {
 			defer p.s.wg.Done()

@@ -40,3 +40,33 @@ func listenSteered(local, remote *net.UDPAddr) (*net.UDPConn, error) {
 	}
 	return c.(*net.UDPConn), nil
 }
+
+// soRcvBufForce is SO_RCVBUFFORCE (Linux, not MIPS): a receive buffer
+// above net.core.rmem_max, allowed with CAP_NET_ADMIN.
+const soRcvBufForce = 0x21
+
+// setReadBuffer asks for a receive buffer of size bytes: beyond the OS cap
+// when the process may (CAP_NET_ADMIN), else up to net.core.rmem_max. It
+// returns the size the kernel granted.
+func setReadBuffer(c *net.UDPConn, size int) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var got int
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soRcvBufForce, size) != nil {
+			// Capped silently at net.core.rmem_max.
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size)
+		}
+		if serr == nil {
+			got, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+			got /= 2 // the kernel reports twice the size, bookkeeping included
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return got, serr
+}

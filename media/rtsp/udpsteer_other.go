@@ -17,3 +17,9 @@ var reusePort func(network, address string, c syscall.RawConn) error
 func listenSteered(_, _ *net.UDPAddr) (*net.UDPConn, error) {
 	return nil, errors.New("per-publisher UDP sockets need Linux")
 }
+
+// setReadBuffer asks for a receive buffer of size bytes; the size granted
+// is not known here.
+func setReadBuffer(c *net.UDPConn, size int) (int, error) {
+	return size, c.SetReadBuffer(size)
+}

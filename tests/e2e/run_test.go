@@ -38,7 +38,7 @@ func startAllInOne(t *testing.T, extra ...string) *allInOne {
 		log: &bytes.Buffer{},
 	}
 	cmd := exec.Command(bin, append([]string{"run", "--data-dir", a.dir, "--http-addr", a.http,
-		"--rtmp-addr", a.rtmp, "--rtsp-addr", a.rtsp, "--name", "e2e"}, extra...)...)
+		"--rtmp-addr", a.rtmp, "--rtsp-addr", a.rtsp, "--rtsp-udp-addr", "127.0.0.1:0", "--name", "e2e"}, extra...)...)
 	cmd.Env = append(os.Environ(), "PORTIER_ADMIN_PASSWORD=e2e-admin-password")
 	logFile, err := os.Create(filepath.Join(a.dir, "portier.log"))
 	if err != nil {
