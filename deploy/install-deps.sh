@@ -20,6 +20,11 @@ test|bench)
 	# RTSP and RTMP interop tests
 	[ -e /usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideoparsersbad.so ] || [ ! -d /usr/lib/x86_64-linux-gnu ] || want+=(gstreamer1.0-plugins-bad)
 	[ -e /usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstlibav.so ] || [ ! -d /usr/lib/x86_64-linux-gnu ] || want+=(gstreamer1.0-libav)
+	# deploy/ tests: systemd-analyze verify on the units; the image built and
+	# run with podman (runc: crun refuses hybrid cgroup hosts)
+	need systemd-analyze systemd
+	need podman podman
+	need runc runc
 	;;
 esac
 [ "${1:-run}" = bench ] && { need wrk wrk; }

@@ -20,6 +20,17 @@ var portierBin struct {
 	path string
 	err  error
 	out  []byte
+	// built is the temporary directory of a binary built here.
+	built string
+}
+
+// TestMain removes the portier binary the tests built, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if portierBin.built != "" {
+		os.RemoveAll(portierBin.built)
+	}
+	os.Exit(code)
 }
 
 // portierPath returns the path of a portier binary, building it if none is
@@ -36,6 +47,7 @@ func portierPath(t *testing.T) string {
 			portierBin.err = err
 			return
 		}
+		portierBin.built = dir
 		p := filepath.Join(dir, "portier")
 		cmd := exec.Command("go", "build", "-o", p, "github.com/portier/portier/cmd/portier")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
