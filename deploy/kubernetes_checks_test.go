@@ -558,6 +558,13 @@ func checkWiring(t *testing.T, c *cluster) {
 				}
 			}
 		}
+		// The probes reach the port the role serves /readyz and /healthz on.
+		if addr, ok := s["http-addr"]; ok && ct.ReadinessProbe != nil && ct.ReadinessProbe.HTTPGet != nil {
+			_, p, _ := net.SplitHostPort(addr)
+			if probe := containerPort(ct, ct.ReadinessProbe.HTTPGet.Port); strconv.Itoa(int(probe)) != p {
+				t.Errorf("%s: %s probes port %d but --http-addr is %s", c.dir, w, probe, addr)
+			}
+		}
 		for _, flag := range []string{"advertise-addr", "advertise-http-addr"} {
 			if v, ok := s[flag]; ok {
 				checkAdvertised(t, c, w, flag, v)
