@@ -43,7 +43,7 @@ func TestImage(t *testing.T) {
 		t.Logf("podman %s: %v", args[0], time.Since(start).Round(time.Millisecond))
 		return string(out), err
 	}
-	if out, err := run("build", "--build-arg", "BINARIES=prebuilt", "-f", filepath.Join(ctx, "Dockerfile"), "-t", image, ctx); err != nil {
+	if out, err := run("build", "--squash-all", "--build-arg", "BINARIES=prebuilt", "-f", filepath.Join(ctx, "Dockerfile"), "-t", image, ctx); err != nil {
 		t.Fatalf("podman build: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { _, _ = run("rmi", "--force", image) })

@@ -24,11 +24,9 @@ var externalSecrets = map[string][]string{
 	"portier-hls-s3": {"access-key-id", "secret-access-key"},
 }
 
-// The metric the control plane exports for the cdn-edge autoscaler.
-const (
-	desiredEdgesMetric = "portier_cdn_desired_edges"
-	desiredEdgesPool   = "default"
-)
+// The metric the control plane exports for the cdn-edge autoscaler
+// (portier/cdn_metrics.go): one unlabelled gauge per replica.
+const desiredEdgesMetric = "portier_cdn_desired_edges"
 
 // varRef is a Kubernetes dependent variable reference, $(NAME).
 var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -391,8 +389,8 @@ func checkAutoscalers(t *testing.T, c *cluster) {
 				if e.Target.Type != "AverageValue" || e.Target.AverageValue == nil || e.Target.AverageValue.String() != "1" {
 					t.Errorf("%s: HPA %s: %s is a desired replica count: target AverageValue 1", c.dir, h.Name, e.Metric.Name)
 				}
-				if e.Metric.Selector == nil || e.Metric.Selector.MatchLabels["pool"] != desiredEdgesPool {
-					t.Errorf("%s: HPA %s: %s needs selector pool=%s", c.dir, h.Name, e.Metric.Name, desiredEdgesPool)
+				if e.Metric.Selector != nil {
+					t.Errorf("%s: HPA %s: %s has no labels to select on (the control plane exports it unlabelled)", c.dir, h.Name, e.Metric.Name)
 				}
 			}
 		}
@@ -556,6 +554,13 @@ func checkWiring(t *testing.T, c *cluster) {
 				case !c.allowed(t, w, to, port):
 					t.Errorf("%s: the NetworkPolicies refuse %s → %s port %d", where, w, to, port)
 				}
+			}
+		}
+		// The probes reach the port the role serves /readyz and /healthz on.
+		if addr, ok := s["http-addr"]; ok && ct.ReadinessProbe != nil && ct.ReadinessProbe.HTTPGet != nil {
+			_, p, _ := net.SplitHostPort(addr)
+			if probe := containerPort(ct, ct.ReadinessProbe.HTTPGet.Port); strconv.Itoa(int(probe)) != p {
+				t.Errorf("%s: %s probes port %d but --http-addr is %s", c.dir, w, probe, addr)
 			}
 		}
 		for _, flag := range []string{"advertise-addr", "advertise-http-addr"} {

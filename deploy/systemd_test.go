@@ -98,6 +98,9 @@ func TestSystemdUnitsStatic(t *testing.T) {
 			if u.last("DynamicUser") != "yes" && (u.last("User") == "" || u.last("User") == "root") {
 				t.Errorf("want DynamicUser=yes or a dedicated User=")
 			}
+			if user := u.last("User"); user != "" && u.last("DynamicUser") != "yes" && !sysusers(t)[user] {
+				t.Errorf("User=%s is not created by systemd/portier.sysusers.conf", user)
+			}
 			exec := u["Service"]["ExecStart"]
 			if len(exec) != 1 {
 				t.Fatalf("want one ExecStart, got %q", exec)
@@ -223,4 +226,20 @@ func TestSystemdAnalyze(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sysusers returns the users systemd/portier.sysusers.conf creates.
+func sysusers(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("systemd/portier.sysusers.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "u" {
+			users[f[1]] = true
+		}
+	}
+	return users
 }
