@@ -56,9 +56,13 @@ func TestImage(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err == nil {
 		runArgs = append([]string{"--runtime", "runc"}, runArgs...)
 	}
-	// `portier --version` does not exist (unknown command): -h lists the
-	// roles and serve -h the flags, from the binary in the image.
-	out, _ := run(append(runArgs, image)...)
+	// --version runs the binary in the image; -h lists the roles and
+	// serve -h the flags.
+	out, err := run(append(runArgs, image, "--version")...)
+	if err != nil || !strings.HasPrefix(out, "portier ") {
+		t.Errorf("portier --version in the image: %v\n%s", err, out)
+	}
+	out, _ = run(append(runArgs, image)...)
 	if !strings.Contains(out, "cdn-edge") || !strings.Contains(out, "usage: portier") {
 		t.Errorf("portier -h in the image:\n%s", out)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -36,6 +37,10 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+	if os.Args[1] == "--version" || os.Args[1] == "version" {
+		fmt.Println("portier", version())
+		return
+	}
 	for _, c := range commands() {
 		if c.name != os.Args[1] {
 			continue
@@ -57,10 +62,38 @@ func main() {
 	os.Exit(2)
 }
 
+// version is the module version and VCS revision the binary was built
+// from, with the Go version: what `portier --version` prints.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v, rev, dirty := bi.Main.Version, "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " " + rev + dirty
+	}
+	return v + " " + bi.GoVersion
+}
+
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: portier COMMAND [options]\n\ncommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(os.Stderr, "\nEvery option can also be set as PORTIER_<OPTION> or in a YAML file given with --config.")
+	fmt.Fprintln(os.Stderr, "portier --version prints the version.")
 }
