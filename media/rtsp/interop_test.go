@@ -61,6 +61,11 @@ func TestRTMPPublishRTSPPlay(t *testing.T) {
 		if got.audioPackets < 50 {
 			t.Fatalf("%v: %d audio packets", tr, got.audioPackets)
 		}
+		// One AAC access unit per packet: exactly 1024 samples apart,
+		// though the hub keeps milliseconds (UDP may lose a packet).
+		if got.audioSteps[1024] < (got.audioPackets-1)*95/100 {
+			t.Fatalf("%v: audio RTP timestamp steps %v over %d packets", tr, got.audioSteps, got.audioPackets)
+		}
 		// 25 fps: consecutive frames are 40 ms = 3600 ticks apart.
 		if got.tsSteps[3600] < got.frames*8/10 {
 			t.Fatalf("%v: RTP timestamp steps %v over %d frames", tr, got.tsSteps, got.frames)
@@ -80,6 +85,7 @@ func TestRTMPPublishRTSPPlay(t *testing.T) {
 type rtspRead struct {
 	frames, idrs, idrWithoutParams, audioPackets int
 	tsSteps                                      map[uint32]int
+	audioSteps                                   map[uint32]int // RTP timestamp steps between audio packets
 }
 
 // readRTSP plays url with gortsplib's client for d and checks the H.264
@@ -113,7 +119,8 @@ func readRTSP(t *testing.T, url string, tr gortsplib.Transport, d time.Duration)
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	res := rtspRead{tsSteps: map[uint32]int{}}
+	res := rtspRead{tsSteps: map[uint32]int{}, audioSteps: map[uint32]int{}}
+	var lastATS uint32
 	var lastTS uint32
 	started := false
 	c.OnPacketRTP(medi, h, func(pkt *pionrtp.Packet) {
@@ -149,9 +156,13 @@ func readRTSP(t *testing.T, url string, tr gortsplib.Transport, d time.Duration)
 		}
 		started, lastTS = true, pkt.Timestamp
 	})
-	c.OnPacketRTP(amedi, aac, func(*pionrtp.Packet) {
+	c.OnPacketRTP(amedi, aac, func(pkt *pionrtp.Packet) {
 		mu.Lock()
+		if res.audioPackets > 0 {
+			res.audioSteps[pkt.Timestamp-lastATS]++
+		}
 		res.audioPackets++
+		lastATS = pkt.Timestamp
 		mu.Unlock()
 	})
 	if _, err := c.Play(nil); err != nil {
