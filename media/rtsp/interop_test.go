@@ -82,6 +82,22 @@ func TestRTMPPublishRTSPPlay(t *testing.T) {
 	}
 }
 
+// An RTMP publish at 30 fps plays over RTSP with exact 3000-tick video
+// steps, though the hub keeps milliseconds (33 or 34 ms apart).
+func TestRTSPPlayExactVideoTimestamps(t *testing.T) {
+	s, hub := startServer(t, nil)
+	rs := startRTMP(t, hub)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pub := peers.Publish(t, ctx, "rtmp://"+rs.Addr().String()+"/live/thirty", peers.PublishOpts{FrameRate: 30})
+	waitLive(t, hub, "live/thirty", pub)
+	got := readRTSP(t, rtspURL(s, "live/thirty"), gortsplib.TransportTCP, 3*time.Second)
+	t.Logf("%+v", got)
+	if got.frames < 40 || got.tsSteps[3000] < (got.frames-1)*95/100 {
+		t.Fatalf("RTP timestamp steps %v over %d frames", got.tsSteps, got.frames)
+	}
+}
+
 type rtspRead struct {
 	frames, idrs, idrWithoutParams, audioPackets int
 	tsSteps                                      map[uint32]int

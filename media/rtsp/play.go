@@ -43,6 +43,7 @@ type outStream struct {
 	venc      *rtph264.Encoder
 	vconv     h264Egress
 	vbase     uint32
+	vclock    frameClock // exact 90 kHz times from the hub's milliseconds
 	audio     *description.Media
 	aenc      *rtpmpeg4audio.Encoder
 	aconv     aacEgress
@@ -271,7 +272,7 @@ func (o *outStream) writeVideo(u *stream.Unit) error {
 	if err != nil {
 		return nil
 	}
-	ts := o.vbase + uint32(pts*90)
+	ts := o.vbase + uint32(o.vclock.ticks(pts))
 	ntp := o.ntp(pts)
 	for _, pkt := range pkts {
 		pkt.Timestamp = ts
