@@ -38,8 +38,9 @@ type StreamStatus struct {
 	BytesOut        uint64 `json:"bytes_out"`
 	Skips           uint64 `json:"player_skips"`
 	Drops           uint64 `json:"player_drops"`
-	// RTP lists the RTP flows of an RTSP publish with their statistics
-	// (packets, loss, duplicates, reordering, jitter).
+	// RTP lists the RTP flows of an RTSP publish with their statistics,
+	// per SSRC, measured where packets arrive (packets, loss, duplicates,
+	// reordering, late-discarded, jitter).
 	RTP []rtp.Flow `json:"rtp,omitempty"`
 }
 
