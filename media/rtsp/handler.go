@@ -29,7 +29,29 @@ var (
 	_ gortsplib.ServerHandlerOnRecord       = (*handler)(nil)
 	_ gortsplib.ServerHandlerOnPacketsLost  = (*handler)(nil)
 	_ gortsplib.ServerHandlerOnDecodeError  = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnRequest      = (*handler)(nil)
 )
+
+// OnRequest hides a GStreamer player's User-Agent from gortsplib on SETUP.
+// gortsplib (v4.16.2) sleeps 1 s on every SETUP from a GStreamer user
+// agent, a workaround for rtspclientsink, a publisher; GStreamer players
+// (rtspsrc) do not need it, and with one SETUP per track their first frame
+// came 2 s late. Publishers' SETUPs (mode=record) keep the workaround:
+// rtspclientsink is not installed here to show it is no longer needed.
+func (h *handler) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
+	if req.Method != base.Setup {
+		return
+	}
+	ua := req.Header["User-Agent"]
+	if len(ua) != 1 || !strings.HasPrefix(ua[0], "GStreamer") {
+		return
+	}
+	tr := strings.ToLower(strings.Join(req.Header["Transport"], ","))
+	if strings.Contains(tr, "mode=record") || strings.Contains(tr, `mode="record"`) {
+		return
+	}
+	req.Header["User-Agent"] = base.HeaderValue{"player/" + ua[0]}
+}
 
 // connState remembers, per connection, the paths a client was allowed to
 // play at DESCRIBE (requested path -> path to play), so that its SETUP is

@@ -264,7 +264,9 @@ func TestRTSPPublishWithBFrames(t *testing.T) {
 
 // TestGStreamerPlays: GStreamer's rtspsrc (another RTSP client than
 // ffmpeg's) plays an RTSP publish over TCP and UDP and decodes H.264 and
-// AAC from our SDP and packetisation.
+// AAC from our SDP and packetisation, without gortsplib's 1 s sleep per
+// SETUP (see handler.OnRequest): in 5 s it decoded 70-72 frames with the
+// sleeps, 117-120 without.
 func TestGStreamerPlays(t *testing.T) {
 	bin := peers.RequireTool(t, "gst-launch-1.0")
 	s, hub := startServer(t, nil)
@@ -275,7 +277,7 @@ func TestGStreamerPlays(t *testing.T) {
 	for _, proto := range []string{"tcp", "udp"} {
 		video, audio := gstDecode(t, bin, rtspURL(s, "live/gst"), proto, 5*time.Second)
 		t.Logf("%s: gstreamer decoded %d video frames, %d audio frames", proto, video, audio)
-		if video < 30 || audio < 50 {
+		if video < 95 || audio < 50 {
 			t.Fatalf("%s: gstreamer decoded %d video and %d audio frames", proto, video, audio)
 		}
 	}
