@@ -66,10 +66,12 @@ const maxPlayedPerConn = 16
 type sessionState struct {
 	ann       *announce // publisher before its first SETUP
 	pub       *publishSession
-	out       *outStream  // player: the fan-out it was counted in
-	path      string      // the hub path published or played
-	requested string      // player: the path of its SETUP URLs
-	playTimer *time.Timer // player: closes a session that never sends PLAY
+	out       *outStream     // player: the fan-out it was counted in
+	path      string         // the hub path published or played
+	requested string         // player: the path of its SETUP URLs
+	playTimer *time.Timer    // player: closes a session that never sends PLAY
+	addr      string         // player: its address
+	reports   *playerReports // player: its RTCP receiver reports, from PLAY
 }
 
 func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
@@ -307,13 +309,15 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		h.s.log.Info("rtsp player dropped: no PLAY after SETUP", "path", out.path, "after", h.s.p.ReadTimeout)
 		ss.Close()
 	})
-	ss.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/"), playTimer: timer})
+	ss.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/"), playTimer: timer,
+		addr: ctx.Conn.NetConn().RemoteAddr().String()})
 	return res, out.st, nil
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.out != nil {
 		st.playTimer.Stop()
+		st.reports = watchReports(ctx.Session) // before markPlaying publishes st to PlayerStats
 		h.s.markPlaying(st.out, ctx.Session)
 	}
 	h.s.log.Info("rtsp player joined", "path", ctx.Path, "addr", ctx.Conn.NetConn().RemoteAddr().String(),
