@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portier/portier/media/rtp"
+	"github.com/portier/portier/media/rtsp"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -38,9 +39,13 @@ type StreamStatus struct {
 	BytesOut        uint64 `json:"bytes_out"`
 	Skips           uint64 `json:"player_skips"`
 	Drops           uint64 `json:"player_drops"`
-	// RTP lists the RTP flows of an RTSP publish with their statistics
-	// (packets, loss, duplicates, reordering, jitter).
+	// RTP lists the RTP flows of an RTSP publish with their statistics,
+	// per SSRC, measured where packets arrive (packets, loss, duplicates,
+	// reordering, late-discarded, jitter).
 	RTP []rtp.Flow `json:"rtp,omitempty"`
+	// RTSPPlayers lists the stream's RTSP players with what was sent to
+	// them and what their RTCP receiver reports say.
+	RTSPPlayers []rtsp.PlayerStats `json:"rtsp_players,omitempty"`
 }
 
 // Streams lists the relay's streams, sorted by path.
@@ -49,6 +54,10 @@ func (r *Relay) Streams() []StreamStatus {
 	flows := map[string][]rtp.Flow{}
 	for _, f := range r.servers.rtpFlows() {
 		flows[f.Path] = append(flows[f.Path], f)
+	}
+	players := map[string][]rtsp.PlayerStats{}
+	for _, p := range r.servers.rtspPlayers() {
+		players[p.Path] = append(players[p.Path], p)
 	}
 	out := make([]StreamStatus, 0, len(infos))
 	for _, si := range infos {
@@ -63,6 +72,7 @@ func (r *Relay) Streams() []StreamStatus {
 			st.Resolution = fmt.Sprintf("%dx%d", si.Codec.Width, si.Codec.Height)
 		}
 		st.RTP = flows[si.Path]
+		st.RTSPPlayers = players[si.Path]
 		if r.edge != nil {
 			if up, ok := r.edge.Upstream(si.Path); ok {
 				st.Upstream, st.Failovers = up.Origin, up.Failovers

@@ -19,6 +19,14 @@ func (s *servers) rtspPlays() (map[string]rtsp.PlayCount, rtsp.PlayCount) {
 	return s.rtsp.PlayCounts()
 }
 
+// rtspPlayers returns the RTSP players' statistics (none without RTSP).
+func (s *servers) rtspPlayers() []rtsp.PlayerStats {
+	if s.rtsp == nil {
+		return nil
+	}
+	return s.rtsp.PlayerStats()
+}
+
 // streamInfos is hub.Streams with RTSP sessions counted as players.
 func (r *Relay) streamInfos() []stream.StreamInfo {
 	infos := r.hub.Streams()

@@ -29,7 +29,29 @@ var (
 	_ gortsplib.ServerHandlerOnRecord       = (*handler)(nil)
 	_ gortsplib.ServerHandlerOnPacketsLost  = (*handler)(nil)
 	_ gortsplib.ServerHandlerOnDecodeError  = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnRequest      = (*handler)(nil)
 )
+
+// OnRequest hides a GStreamer player's User-Agent from gortsplib on SETUP.
+// gortsplib (v4.16.2) sleeps 1 s on every SETUP from a GStreamer user
+// agent, a workaround for rtspclientsink, a publisher; GStreamer players
+// (rtspsrc) do not need it, and with one SETUP per track their first frame
+// came 2 s late. Publishers' SETUPs (mode=record) keep the workaround:
+// rtspclientsink is not installed here to show it is no longer needed.
+func (h *handler) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
+	if req.Method != base.Setup {
+		return
+	}
+	ua := req.Header["User-Agent"]
+	if len(ua) != 1 || !strings.HasPrefix(ua[0], "GStreamer") {
+		return
+	}
+	tr := strings.ToLower(strings.Join(req.Header["Transport"], ","))
+	if strings.Contains(tr, "mode=record") || strings.Contains(tr, `mode="record"`) {
+		return
+	}
+	req.Header["User-Agent"] = base.HeaderValue{"player/" + ua[0]}
+}
 
 // connState remembers, per connection, the paths a client was allowed to
 // play at DESCRIBE (requested path -> path to play), so that its SETUP is
@@ -44,10 +66,12 @@ const maxPlayedPerConn = 16
 type sessionState struct {
 	ann       *announce // publisher before its first SETUP
 	pub       *publishSession
-	out       *outStream  // player: the fan-out it was counted in
-	path      string      // the hub path published or played
-	requested string      // player: the path of its SETUP URLs
-	playTimer *time.Timer // player: closes a session that never sends PLAY
+	out       *outStream     // player: the fan-out it was counted in
+	path      string         // the hub path published or played
+	requested string         // player: the path of its SETUP URLs
+	playTimer *time.Timer    // player: closes a session that never sends PLAY
+	addr      string         // player: its address
+	reports   *playerReports // player: its RTCP receiver reports, from PLAY
 }
 
 func (h *handler) OnConnClose(ctx *gortsplib.ServerHandlerOnConnCloseCtx) {
@@ -285,13 +309,15 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		h.s.log.Info("rtsp player dropped: no PLAY after SETUP", "path", out.path, "after", h.s.p.ReadTimeout)
 		ss.Close()
 	})
-	ss.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/"), playTimer: timer})
+	ss.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/"), playTimer: timer,
+		addr: ctx.Conn.NetConn().RemoteAddr().String()})
 	return res, out.st, nil
 }
 
 func (h *handler) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	if st, _ := ctx.Session.UserData().(*sessionState); st != nil && st.out != nil {
 		st.playTimer.Stop()
+		st.reports = watchReports(ctx.Session) // before markPlaying publishes st to PlayerStats
 		h.s.markPlaying(st.out, ctx.Session)
 	}
 	h.s.log.Info("rtsp player joined", "path", ctx.Path, "addr", ctx.Conn.NetConn().RemoteAddr().String(),

@@ -43,11 +43,14 @@ type outStream struct {
 	venc      *rtph264.Encoder
 	vconv     h264Egress
 	vbase     uint32
+	vclock    frameClock // exact 90 kHz times from the hub's milliseconds
 	audio     *description.Media
 	aenc      *rtpmpeg4audio.Encoder
 	aconv     aacEgress
 	abase     uint32
 	audioRate int64
+	aNext     uint32 // RTP timestamp the next AAC access unit should have
+	aSet      bool
 	skipAudio bool // the stream's audio is not AAC: left out of the SDP
 	// ntpStart is the wall-clock time of hub time ntpBase (ms), both set
 	// by the first unit written, for the NTP times of RTCP sender reports.
@@ -269,7 +272,7 @@ func (o *outStream) writeVideo(u *stream.Unit) error {
 	if err != nil {
 		return nil
 	}
-	ts := o.vbase + uint32(pts*90)
+	ts := o.vbase + uint32(o.vclock.ticks(pts))
 	ntp := o.ntp(pts)
 	for _, pkt := range pkts {
 		pkt.Timestamp = ts
@@ -304,7 +307,7 @@ func (o *outStream) writeAudio(u *stream.Unit) error {
 	if err != nil {
 		return nil
 	}
-	base := o.abase + uint32(u.DTS*o.audioRate/1000)
+	base := o.audioTimestamp(u.DTS)
 	ntp := o.ntp(u.DTS)
 	for _, pkt := range pkts {
 		pkt.Timestamp += base
@@ -313,6 +316,24 @@ func (o *outStream) writeAudio(u *stream.Unit) error {
 		}
 	}
 	return nil
+}
+
+// audioTimestamp returns the RTP timestamp of the AAC access unit at hub
+// time dtsMs. The hub keeps milliseconds, so converting each unit alone
+// steps 1014-1059 samples instead of 1024; an access unit that follows the
+// previous one within the rounding (2 ms) gets exactly the previous
+// timestamp plus 1024 samples. A gap or jump resynchronises on the hub's
+// time.
+func (o *outStream) audioTimestamp(dtsMs int64) uint32 {
+	raw := o.abase + uint32(dtsMs*o.audioRate/1000)
+	ts := raw
+	if o.aSet {
+		if d := int64(int32(raw - o.aNext)); d >= -2*o.audioRate/1000 && d <= 2*o.audioRate/1000 {
+			ts = o.aNext
+		}
+	}
+	o.aNext, o.aSet = ts+mpeg4audio.SamplesPerAccessUnit, true
+	return ts
 }
 
 func isAAC(payload []byte) bool {

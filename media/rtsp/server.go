@@ -3,18 +3,24 @@
 // TCP-interleaved, with H.264 and AAC. Published RTP is turned into the
 // hub's FLV tag bodies, so an RTSP publish plays over RTMP and HTTP-FLV and
 // an RTMP publish plays over RTSP. Every incoming RTP flow is measured
-// (media/rtp) and exposed through Server.Stats.
+// where it arrives (media/rtp; over UDP before the reorder buffer, see
+// steer.go) and exposed through Server.Stats; players and the bytes sent
+// to them through Server.PlayCounts.
 //
-// Publish: rtsp://host/APP/NAME?key=KEY or rtsp://host/APP/KEY, authorised
-// like RTMP (Params.Authorize). Only H.264 (packetization-mode 0 or 1) and
-// AAC (MPEG4-GENERIC) are accepted; anything else is refused at ANNOUNCE
-// with 415 and the codec's name. Decode times are derived once at ingest
-// (see convert.go); codec headers come from the SDP or in-band.
+// Publish: rtsp://host/APP/NAME?key=KEY, rtsp://host/APP/KEY, or
+// rtsp://NAME:KEY@host/APP/NAME (Basic credentials, asked for with a 401),
+// authorised like RTMP (Params.Authorize) at the first SETUP, once the
+// transport is accepted. Only H.264 (packetization-mode 0 or 1) and AAC
+// (MPEG4-GENERIC, or MP4A-LATM with the configuration in the SDP) are
+// accepted; anything else is refused at ANNOUNCE with 415 and the codec's
+// name. Decode times are derived once at ingest (see convert.go); codec
+// headers come from the SDP or in-band.
 //
 // Play: one fan-out per path reads the hub once, packetises each unit once
 // and hands the packets to gortsplib, which queues them per player. Players
 // therefore start at the next IDR (SPS and PPS are re-inserted before every
-// IDR), not at the hub's cached GOP.
+// IDR), not at the hub's cached GOP. RTP timestamps are exact for AAC and
+// for video at common frame rates, though the hub keeps milliseconds.
 package rtsp
 
 import (
