@@ -9,14 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
 // StartBackground starts the live-state reaper and the task scheduler;
 // they run until ctx ends.
 // Every heartbeat interval it clears the streams held by registered nodes
-// that missed 3 heartbeats, expires the origins of hook-only nodes per
+// that missed nodewire.AliveHeartbeats heartbeats, expires the origins of hook-only nodes per
 // Params.Hooks.OriginTTL, and forgets old publish-done tombstones. Each step
 // is idempotent, so several control-plane replicas may run it at once.
 func (s *Server) StartBackground(ctx context.Context) {
@@ -48,7 +48,7 @@ func (l *liveState) reap(ctx context.Context) error {
 	for _, node := range dead {
 		ev := &models.AuditEvent{
 			Time: now.UTC(), Actor: "control", Action: "node.dead", Object: "node:" + node,
-			Result: models.ResultOK, Reason: "missed 3 heartbeats; its streams are cleared", Node: node,
+			Result: models.ResultOK, Reason: fmt.Sprintf("missed %d heartbeats; its streams are cleared", nodewire.AliveHeartbeats), Node: node,
 		}
 		offline, err := st.ClearNodeOrigins(ctx, node, ev)
 		if err != nil {
@@ -79,15 +79,15 @@ func (l *liveState) reap(ctx context.Context) error {
 	return nil
 }
 
-// The heartbeat's publishes and end orders are the relay's wire types
-// (media/cluster), defined once for both sides.
+// The heartbeat's publishes and end orders are the node API's wire types
+// (internal/nodewire), defined once for both sides.
 type (
 	// reportedPublish is one publish a relay holds, as its heartbeat
 	// reports it: StreamID and PublishID are what the publish's
 	// authorisation answered; older relays report the path only.
-	reportedPublish = cluster.PublishedStream
+	reportedPublish = nodewire.PublishedStream
 	// endOrder tells a relay, in the heartbeat answer, to end one publish.
-	endOrder = cluster.EndOrder
+	endOrder = nodewire.EndOrder
 )
 
 // reconcile makes the origin set of node equal to the publishes it

@@ -15,7 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/web/views"
 )
@@ -178,7 +178,7 @@ func (s *Server) thumbnailSource(ctx context.Context, st *models.Stream) (string
 	}
 	for _, n := range nodes {
 		if n.RTMPAddress != "" {
-			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + cluster.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "thumbnail"), nil
+			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + nodewire.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "thumbnail"), nil
 		}
 	}
 	return "", errNoThumbnail

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/cdnedge"
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/httpserve"
@@ -133,10 +134,10 @@ func cdnEdgeAgent(e *cdnedge.Edge, control, token, name, httpAddr string, capaci
 	}
 	host, _ := os.Hostname()
 	return cluster.NewAgent(cluster.AgentParams{Client: client, Logger: logger,
-		Node: cluster.NodeInfo{Name: name, Role: models.NodeRoleCDNEdge, HTTPAddress: httpAddr, Capacity: capacity, Host: host},
-		Report: func() cluster.Heartbeat {
+		Node: nodewire.NodeInfo{Name: name, Role: models.NodeRoleCDNEdge, HTTPAddress: httpAddr, Capacity: capacity, Host: host},
+		Report: func() nodewire.Heartbeat {
 			l := e.Load()
-			return cluster.Heartbeat{Load: cluster.Load{Connections: l.ActiveRequests, BitrateOut: l.BitrateOut,
+			return nodewire.Heartbeat{Load: nodewire.Load{Connections: l.ActiveRequests, BitrateOut: l.BitrateOut,
 				ActiveRequests: l.ActiveRequests, HitRatio: l.HitRatio,
 				CacheBytes: l.CacheBytes + l.DiskBytes, CacheCapacityBytes: l.CacheCapacityBytes + l.DiskCapacityBytes}}
 		}}), nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/hlsorigin"
 	"github.com/portier/portier/media/httpserve"
@@ -149,10 +150,10 @@ func hlsOriginAgent(o *hlsorigin.Origin, control, token, name, httpAddr string, 
 	}
 	host, _ := os.Hostname()
 	return cluster.NewAgent(cluster.AgentParams{Client: client, Logger: logger,
-		Node: cluster.NodeInfo{Name: name, Role: models.NodeRoleHLSOrigin, HTTPAddress: httpAddr, Host: host},
-		Report: func() cluster.Heartbeat {
+		Node: nodewire.NodeInfo{Name: name, Role: models.NodeRoleHLSOrigin, HTTPAddress: httpAddr, Host: host},
+		Report: func() nodewire.Heartbeat {
 			l := o.Load()
-			return cluster.Heartbeat{Load: cluster.Load{Streams: l.Streams, BitrateIn: l.BitrateIn, BitrateOut: l.BitrateOut,
+			return nodewire.Heartbeat{Load: nodewire.Load{Streams: l.Streams, BitrateIn: l.BitrateIn, BitrateOut: l.BitrateOut,
 				UploadsPerSecond: l.UploadsPerSecond, StorageErrors: l.StorageErrors}}
 		}}), nil
 }

@@ -8,13 +8,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/rtmp"
 )
 
 // OriginLister lists the live origins (cluster.Client implements it).
 type OriginLister interface {
-	LiveOrigins(ctx context.Context) ([]cluster.Node, error)
+	LiveOrigins(ctx context.Context) ([]nodewire.Node, error)
 }
 
 // NameResolver maps the name a publish arrived with to its stream's public

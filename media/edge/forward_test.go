@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/rtmp"
 )
@@ -61,9 +62,9 @@ func startPublishOrigin(t *testing.T) *publishOrigin {
 	return o
 }
 
-type staticLister []cluster.Node
+type staticLister []nodewire.Node
 
-func (s staticLister) LiveOrigins(context.Context) ([]cluster.Node, error) { return s, nil }
+func (s staticLister) LiveOrigins(context.Context) ([]nodewire.Node, error) { return s, nil }
 
 func TestForwarderHashesAndRelaysRefusal(t *testing.T) {
 	o1, o2 := startPublishOrigin(t), startPublishOrigin(t)
@@ -136,7 +137,7 @@ func TestForwarderHashesPublicName(t *testing.T) {
 	for i := range 8 {
 		a := fmt.Sprintf("10.0.0.%d:1935", i+1)
 		addrs = append(addrs, a)
-		nodes = append(nodes, cluster.Node{Name: fmt.Sprint(i), RTMPAddress: a, Alive: true})
+		nodes = append(nodes, nodewire.Node{Name: fmt.Sprint(i), RTMPAddress: a, Alive: true})
 	}
 	f := NewForwarder(ForwarderParams{Origins: nodes, Names: keyNames{"k-secret": "show"}})
 	ctx := context.Background()

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/cluster"
 	"github.com/portier/portier/media/edge"
 	"github.com/portier/portier/media/httpserve"
@@ -257,7 +258,7 @@ func (r *Relay) Start(ctx context.Context) error {
 	if r.client != nil {
 		host, _ := os.Hostname()
 		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
-			Node: cluster.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
+			Node: nodewire.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
 				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.agent.Run(ctx) }()
@@ -373,17 +374,17 @@ func (r *Relay) Ready() (bool, string) {
 
 // report builds a heartbeat: load, every stream's statistics, and for
 // origins the streams whose publish this relay holds.
-func (r *Relay) report() cluster.Heartbeat {
+func (r *Relay) report() nodewire.Heartbeat {
 	t := r.hub.Totals()
 	in, out := r.rates.get()
 	// Players and publishers of every protocol; an edge's upstream
 	// sessions are publishers and its forwarded publishes readers.
 	conns := t.Readers + t.Publishers
-	hb := cluster.Heartbeat{Load: cluster.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
+	hb := nodewire.Heartbeat{Load: nodewire.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
 	infos := r.hub.Streams()
 	if r.p.Role == RoleOrigin {
 		hb.Published = r.hub.Published()
-		hb.Publishes = make([]cluster.PublishedStream, 0, len(hb.Published))
+		hb.Publishes = make([]nodewire.PublishedStream, 0, len(hb.Published))
 		for _, si := range infos {
 			if !si.Live {
 				continue
@@ -391,7 +392,7 @@ func (r *Relay) report() cluster.Heartbeat {
 			// A publish without a tag (none in practice: every publish
 			// here was authorised) is reported with its path only.
 			sid, pid, _ := parsePublishTag(si.Publisher.Tag)
-			hb.Publishes = append(hb.Publishes, cluster.PublishedStream{Path: si.Path, StreamID: sid, PublishID: pid})
+			hb.Publishes = append(hb.Publishes, nodewire.PublishedStream{Path: si.Path, StreamID: sid, PublishID: pid})
 		}
 	}
 	hb.Streams = streamReports(infos)
@@ -401,7 +402,7 @@ func (r *Relay) report() cluster.Heartbeat {
 // endPublishes ends the publishes the control plane revoked (their stream
 // was deleted or disabled, or its key rotated). Only the publish the order
 // names is ended: a newer publish of the same path is left alone.
-func (r *Relay) endPublishes(orders []cluster.EndOrder) {
+func (r *Relay) endPublishes(orders []nodewire.EndOrder) {
 	for _, o := range orders {
 		if r.hub.EndPublish(o.Path, publishTag(o.StreamID, o.PublishID)) {
 			r.log.Info("publish ended by the control plane", "path", o.Path, "stream", o.StreamID, "publish", o.PublishID, "reason", o.Reason)
@@ -412,14 +413,14 @@ func (r *Relay) endPublishes(orders []cluster.EndOrder) {
 // streamReports turns hub snapshots into heartbeat stream reports. Streams
 // with neither a publisher nor players (an edge waiting for an origin, a
 // publisher in its grace time) are left out.
-func streamReports(infos []stream.StreamInfo) []cluster.StreamReport {
-	out := make([]cluster.StreamReport, 0, len(infos))
+func streamReports(infos []stream.StreamInfo) []nodewire.StreamReport {
+	out := make([]nodewire.StreamReport, 0, len(infos))
 	for _, si := range infos {
 		if !si.Live && si.Readers == 0 {
 			continue
 		}
 		c := si.Codec
-		out = append(out, cluster.StreamReport{
+		out = append(out, nodewire.StreamReport{
 			Path: si.Path, Publisher: si.Live, VideoCodec: c.VideoCodec, Width: c.Width, Height: c.Height,
 			FPS: si.FPS, AudioCodec: c.AudioCodec, SampleRate: c.SampleRate, Channels: c.Channels,
 			BitrateIn: int64(si.BitrateIn), Players: si.Readers - si.InternalReaders,
