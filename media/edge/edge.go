@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/stream"
 )
 
 // Directory finds the origins that hold a stream (the control plane's
-// stream directory). cluster.Client implements it.
+// stream directory). controlclient.Client implements it.
 type Directory interface {
 	Directory(ctx context.Context, app, name string) ([]nodewire.Origin, error)
 }
@@ -223,7 +223,7 @@ func (e *Edge) candidates(ctx context.Context, app, name string, last []string, 
 					fromDir = append(fromDir, o.RTMPAddress)
 				}
 			}
-		case errors.Is(err, cluster.ErrNotFound):
+		case errors.Is(err, controlclient.ErrNotFound):
 			fromDir = nil
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/rendezvous"
 	"github.com/portier/portier/media/rtmp"
 )
 
@@ -143,11 +143,11 @@ func TestForwarderHashesPublicName(t *testing.T) {
 	ctx := context.Background()
 	byKey, _ := f.Choose(ctx, "live", "k-secret")
 	byName, _ := f.Choose(ctx, "live", "show")
-	if byKey[0] != byName[0] || byKey[0] != cluster.Pick("live/show", addrs) {
-		t.Fatalf("key form -> %s, name form -> %s, want both %s", byKey[0], byName[0], cluster.Pick("live/show", addrs))
+	if byKey[0] != byName[0] || byKey[0] != rendezvous.Pick("live/show", addrs) {
+		t.Fatalf("key form -> %s, name form -> %s, want both %s", byKey[0], byName[0], rendezvous.Pick("live/show", addrs))
 	}
 	down, _ := f.Choose(ctx, "live", "unreachable")
-	if down[0] != cluster.Pick("live/unreachable", addrs) {
+	if down[0] != rendezvous.Pick("live/unreachable", addrs) {
 		t.Fatalf("unresolved name hashed to %s, want the name as given", down[0])
 	}
 }

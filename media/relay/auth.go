@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 )
 
 // reasonUnreachable is the refusal reason when no decision can be had:
@@ -65,7 +65,7 @@ func (r *Relay) authorizePublish(ctx context.Context, app, name, rawQuery, addr,
 		// Never log the name here: it may be the key.
 		r.log.Warn("publish refused: no decision from the control plane", "app", app, "addr", addr, "err", err)
 		r.metrics.refusals.Add(1)
-		if errors.Is(err, cluster.ErrUnreachable) {
+		if errors.Is(err, controlclient.ErrUnreachable) {
 			return publishVerdict{Reason: reasonUnreachable}
 		}
 		// A 4xx that is not a decision: this relay's token or request

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/edge"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/stream"
@@ -137,8 +137,8 @@ type Relay struct {
 	p       Params
 	log     *slog.Logger
 	hub     *stream.Hub
-	client  *cluster.Client // nil without a control plane
-	agent   *cluster.Agent
+	client  *controlclient.Client // nil without a control plane
+	agent   *controlclient.Agent
 	edge    *edge.Edge
 	forward *edge.Forwarder
 	metrics *metrics
@@ -167,7 +167,7 @@ func New(p Params) (*Relay, error) {
 	r := &Relay{p: p, log: p.Logger.With("component", "relay", "role", p.Role, "node", p.Name),
 		forwards: map[string]*forwardSession{}}
 	if p.ControlURL != "" {
-		c, err := cluster.NewClient(cluster.ClientParams{BaseURL: p.ControlURL, Token: p.ClusterToken,
+		c, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: p.ControlURL, Token: p.ClusterToken,
 			HTTPClient: p.HTTPClient, Timeout: 2 * time.Second, Logger: p.Logger,
 			ObserveLatency: func(op string, d time.Duration) {
 				if r.metrics != nil {
@@ -257,7 +257,7 @@ func (r *Relay) Start(ctx context.Context) error {
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
 		host, _ := os.Hostname()
-		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
+		r.agent = controlclient.NewAgent(controlclient.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
 			Node: nodewire.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
 				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
 		r.wg.Add(1)
@@ -287,7 +287,7 @@ func (r *Relay) Err() error {
 	return r.agent.Err()
 }
 
-func controlForLog(c *cluster.Client) string {
+func controlForLog(c *controlclient.Client) string {
 	if c == nil {
 		return ""
 	}
@@ -348,10 +348,14 @@ func addrOf(ln net.Listener) net.Addr {
 }
 
 // AdvertisedRTMP is the RTMP address registered with the control plane.
-func (r *Relay) AdvertisedRTMP() string { return cluster.AdvertiseAddr(r.p.AdvertiseAddr, r.rtmpLn) }
+func (r *Relay) AdvertisedRTMP() string {
+	return controlclient.AdvertiseAddr(r.p.AdvertiseAddr, r.rtmpLn)
+}
 
 // AdvertisedHTTP is the HTTP address registered with the control plane.
-func (r *Relay) AdvertisedHTTP() string { return cluster.AdvertiseAddr(r.p.AdvertiseHTTP, r.httpLn) }
+func (r *Relay) AdvertisedHTTP() string {
+	return controlclient.AdvertiseAddr(r.p.AdvertiseHTTP, r.httpLn)
+}
 
 // Ready reports whether the relay serves: listeners open and, for an
 // origin, registered with the control plane (it cannot accept publishes

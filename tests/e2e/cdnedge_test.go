@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlssign"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -194,7 +194,7 @@ func TestCDNEdgeInFrontOfHLSOrigin(t *testing.T) {
 		}
 	}
 
-	cl, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	cl, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/portier/portier/internal/hlscred"
 	"github.com/portier/portier/internal/hlssign"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -192,7 +192,7 @@ func TestHLSOriginFFmpeg(t *testing.T) {
 	dir := t.TempDir()
 	hp := startHLSOrigin(t, "hls-1", cp.URL, dir, nil, true)
 
-	cl, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	cl, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.dir, "hls", "s", "7", "v0", "seg_1.ts")); err != nil {
 		t.Errorf("segment not under DATA/hls: %v", err)
 	}
-	cl, err := cluster.NewClient(cluster.ClientParams{BaseURL: "http://" + a.http, Token: relayClusterToken})
+	cl, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: "http://" + a.http, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/media/rendezvous"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -48,7 +49,7 @@ func TestRelayOriginPublishPlay(t *testing.T) {
 			t.Fatalf("the key appears as a stream path: %q", s.Path)
 		}
 	}
-	c, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	c, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 			t.Fatalf("publish to %s: %v", o.name, err)
 		}
 	}
-	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	c, _ := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	eventually(t, 15*time.Second, "both origins in the directory", func() bool {
 		o, err := c.Directory(ctx, "live", "foo")
 		return err == nil && len(o) == 2
@@ -261,7 +262,7 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	cp.createStream(t, "qux") // only ever published with a wrong key
 	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
 	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
-	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	c, _ := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	eventually(t, 10*time.Second, "both origins alive", func() bool {
@@ -276,7 +277,7 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	var mu sync.Mutex
 	for i, name := range []string{"bar", "baz"} {
 		key := keys[name]
-		want := cluster.Pick("live/"+name, []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
+		want := rendezvous.Pick("live/"+name, []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
 		e := edges[i%2]
 		pub := peers.Publish(t, ctx, "rtmp://"+e.RTMPAddr().String()+"/live/"+name+"?key="+key, peers.PublishOpts{})
 		eventually(t, 15*time.Second, "stream live at the hashed origin", func() bool {
@@ -316,7 +317,7 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	}
 	// It went to the origin live/foo hashes to, as a NAME?key= publish would
 	// (the edge resolved the key to the public name before hashing).
-	want := cluster.Pick("live/foo", []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
+	want := rendezvous.Pick("live/foo", []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
 	eventually(t, 15*time.Second, "key-as-name publish live at the origin live/foo hashes to", func() bool {
 		st, ok := findStream(origins[want].Streams(), "live/foo")
 		return ok && st.Live
@@ -377,7 +378,7 @@ func TestRelayRTSPPublishAtEdge(t *testing.T) {
 	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL, RTSPAddr: "127.0.0.1:0"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	c, _ := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	eventually(t, 10*time.Second, "origin alive", func() bool {
 		n, err := c.LiveOrigins(ctx)
 		return err == nil && len(n) == 1

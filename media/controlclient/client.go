@@ -1,8 +1,8 @@
-// Package cluster is a relay's view of the Portier cluster: a client for the
-// control plane's node API (registration, heartbeats, publish and play
-// authorisation, the stream directory, the list of live origins) and
-// rendezvous hashing of stream paths over origins.
-package cluster
+// Package controlclient is a node's client of the control plane's node API
+// (registration, heartbeats, publish and play authorisation, the stream
+// directory, the list of live origins) and the agent that keeps a node
+// registered. The messages are internal/nodewire's, shared with the server.
+package controlclient
 
 import (
 	"bytes"
@@ -103,7 +103,7 @@ func NewClient(p ClientParams) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{p: p, base: u, hc: hc, log: p.Logger.With("component", "cluster-client")}, nil
+	return &Client{p: p, base: u, hc: hc, log: p.Logger.With("component", "control-client")}, nil
 }
 
 // BaseURL is the control plane's address, for logs (never carries secrets).
