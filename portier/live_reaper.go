@@ -13,15 +13,23 @@ import (
 	"github.com/portier/portier/models"
 )
 
-// StartBackground starts the live-state reaper and the task scheduler;
-// they run until ctx ends.
-// Every heartbeat interval it clears the streams held by registered nodes
-// that missed nodewire.AliveHeartbeats heartbeats, expires the origins of hook-only nodes per
-// Params.Hooks.OriginTTL, and forgets old publish-done tombstones. Each step
-// is idempotent, so several control-plane replicas may run it at once.
+// StartBackground starts the live-state reaper and the task scheduler
+// (with, on Postgres, its notifier and listener); they run until ctx ends
+// or Close is called, and Close waits for them.
+// Every heartbeat interval the reaper clears the streams held by registered
+// nodes that missed nodewire.AliveHeartbeats heartbeats, expires the origins
+// of hook-only nodes per Params.Hooks.OriginTTL, and forgets old
+// publish-done tombstones. Each step is idempotent, so several
+// control-plane replicas may run it at once.
 func (s *Server) StartBackground(ctx context.Context) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgCancel != nil || s.closed {
+		return // started already, or closed
+	}
+	ctx, s.bgCancel = context.WithCancel(ctx)
 	s.startScheduler(ctx) // task placement and leases (portier/sched.go)
-	go func() {
+	s.bg.Go(func() {
 		t := time.NewTicker(s.lv.hb)
 		defer t.Stop()
 		for {
@@ -34,7 +42,22 @@ func (s *Server) StartBackground(ctx context.Context) {
 				}
 			}
 		}
-	}()
+	})
+}
+
+// Close stops the background work (StartBackground) and the thumbnail
+// grabs and waits for their goroutines, so the store can be closed after
+// it. The HTTP handler must be shut down first. Close is idempotent.
+func (s *Server) Close() {
+	s.bgMu.Lock()
+	s.closed = true
+	cancel := s.bgCancel
+	s.bgMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.bg.Wait()
+	s.thumbs.close()
 }
 
 // reap runs one pass of the reaper.

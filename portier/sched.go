@@ -182,14 +182,15 @@ func (sc *scheduler) waitCh(node string) (all, mine <-chan struct{}) {
 }
 
 // startScheduler runs placement, lease expiry and change polling until ctx
-// ends. Calling it more than once starts one loop.
+// ends (goroutines in s.bg, awaited by Close). Calling it more than once
+// starts one loop.
 func (s *Server) startScheduler(ctx context.Context) {
 	sc := s.sched()
 	sc.once.Do(func() {
-		go sc.run(ctx)
+		s.bg.Go(func() { sc.run(ctx) })
 		if s.p.Store.Dialect() == models.DialectPostgres {
-			go sc.notifier(ctx)
-			go sc.listener(ctx)
+			s.bg.Go(func() { sc.notifier(ctx) })
+			s.bg.Go(func() { sc.listener(ctx) })
 		}
 	})
 }

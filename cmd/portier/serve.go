@@ -39,6 +39,7 @@ type serveConfig struct {
 	RecordDir     string
 	HLSOriginURL  string
 	HTTP          httpTimeoutConfig
+	LogLevel      string
 	securityConfig
 }
 
@@ -55,6 +56,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to, unless their concierge names its own (concierge --relay-rtmp)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	c.securityConfig.flags(fs)
 	c.HTTP.flags(fs)
 }
@@ -83,6 +85,7 @@ func (c *serveConfig) validate() error {
 	if c.HLSOriginURL != "" {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
+	p.add(checkLogLevel(c.LogLevel))
 	c.securityConfig.validate(&p)
 	c.HTTP.validate(&p)
 	return p.err()
@@ -135,6 +138,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
 	store, release, err := openControlStore(ctx, cfg.DatabaseURL, cfg.Replicas)
 	if err != nil {
 		return err
@@ -142,7 +149,6 @@ func runServe(ctx context.Context, args []string) error {
 	defer release()
 	defer store.Close()
 
-	log := slog.Default()
 	if pw, created, err := store.EnsureAdmin(ctx, os.Getenv("PORTIER_ADMIN_PASSWORD")); err != nil {
 		return fmt.Errorf("create first admin: %w", err)
 	} else if created && os.Getenv("PORTIER_ADMIN_PASSWORD") == "" {
@@ -171,7 +177,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Shutdown order: serveHTTP shuts the HTTP server down when ctx ends,
+	// then Close stops the background work and waits for it, then the
+	// deferred store.Close runs.
 	srv.StartBackground(ctx)
+	defer srv.Close()
 	return serveHTTP(ctx, cfg.HTTPAddr, srv.Handler(), cfg.HTTP.timeouts(), log)
 }
 

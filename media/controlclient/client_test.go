@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/internal/nodewire"
 )
 
@@ -158,7 +160,7 @@ func TestAgentReregistersAfter404(t *testing.T) {
 	go func() { a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return len(cp.heartbeats) >= 2 })
+	testutil.Eventually(t, 5*time.Second, "the condition", func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return len(cp.heartbeats) >= 2 })
 	if !a.Registered() {
 		t.Fatal("agent not registered after heartbeats")
 	}
@@ -168,7 +170,7 @@ func TestAgentReregistersAfter404(t *testing.T) {
 	}
 	delete(cp.nodes, "origin-1") // control plane forgets the node
 	cp.mu.Unlock()
-	waitFor(t, func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return cp.registers >= 2 })
+	testutil.Eventually(t, 5*time.Second, "the condition", func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return cp.registers >= 2 })
 }
 
 func TestRedactURL(t *testing.T) {
@@ -181,16 +183,5 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

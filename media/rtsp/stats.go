@@ -8,7 +8,7 @@ import (
 
 // Stats returns the RTP statistics of every incoming flow (one per SSRC of
 // each published track), sorted by path and track, for the relay's API and
-// metrics (see rtp.NewCollector).
+// metrics (see media/relay's rtpCollector).
 //
 // Over TCP-interleaved a flow is measured as the publisher sent it. Over
 // UDP, gortsplib restores order with a 64-packet buffer before packets

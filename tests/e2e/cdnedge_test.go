@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/internal/hlssign"
 	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/tests/peers"
@@ -198,7 +200,7 @@ func TestCDNEdgeInFrontOfHLSOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the edge registers as cdn-edge and reports its cache", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the edge registers as cdn-edge and reports its cache", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "cdn-edge")
 		if err != nil || len(nodes) != 1 || nodes[0].Name != "edge-1" || nodes[0].HTTPAddress != ep.httpAddr {
 			return false

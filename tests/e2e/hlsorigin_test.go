@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/internal/hlscred"
 	"github.com/portier/portier/internal/hlssign"
 	"github.com/portier/portier/media/controlclient"
@@ -196,7 +198,7 @@ func TestHLSOriginFFmpeg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the origin registers as hls-origin", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the origin registers as hls-origin", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "hls-origin")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "hls-1" && nodes[0].HTTPAddress == hp.httpAddr
 	})
@@ -269,11 +271,11 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "e2e-hls-origin registered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "e2e-hls-origin registered", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "hls-origin")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-hls-origin"
 	})
-	eventually(t, 10*time.Second, "e2e-cdn-edge registered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "e2e-cdn-edge registered", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "cdn-edge")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-cdn-edge" && nodes[0].HTTPAddress == a.http
 	})
