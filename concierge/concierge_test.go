@@ -22,6 +22,7 @@ import (
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
+	"github.com/portier/portier/portier/portiertest"
 )
 
 func TestRefusesWithoutFFmpeg(t *testing.T) {
@@ -153,18 +154,9 @@ func startStackWith(t *testing.T, p concierge.Params) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: "tok", Logger: slog.New(slog.DiscardHandler),
-		Live: portier.LiveParams{HeartbeatInterval: 200 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartBackground(ctx)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+	cp := portiertest.Start(t, portiertest.Options{Params: portier.Params{ClusterToken: "tok",
+		Live: portier.LiveParams{HeartbeatInterval: 200 * time.Millisecond}}})
+	store, hs := cp.Store, cp.HTTP
 	u, _ := store.CreateUser(ctx, "u", "password-123", models.RoleOperator)
 	st, err := store.CreateStream(ctx, "live", "s", u.ID)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // Roles of a User.
@@ -188,24 +190,7 @@ type Task struct {
 }
 
 // NodeLoad is what a node reports in its heartbeat.
-type NodeLoad struct {
-	Connections int   `json:"connections"`
-	Streams     int   `json:"streams"`
-	BitrateIn   int64 `json:"bitrate_in"`
-	BitrateOut  int64 `json:"bitrate_out"`
-	CostUsed    int   `json:"cost_used"`
-	// UploadsPerSecond and StorageErrors are reported by HLS origins.
-	UploadsPerSecond float64 `json:"uploads_per_second,omitempty"`
-	StorageErrors    int64   `json:"storage_errors,omitempty"`
-	// ActiveRequests, HitRatio (viewer requests served without an origin
-	// fetch of their own, since the previous heartbeat), CacheBytes and
-	// CacheCapacityBytes are reported by CDN edges; their egress is
-	// BitrateOut.
-	ActiveRequests     int     `json:"active_requests,omitempty"`
-	HitRatio           float64 `json:"hit_ratio,omitempty"`
-	CacheBytes         int64   `json:"cache_bytes,omitempty"`
-	CacheCapacityBytes int64   `json:"cache_capacity_bytes,omitempty"`
-}
+type NodeLoad nodewire.Load
 
 // Value stores the load as JSON text.
 func (l NodeLoad) Value() (driver.Value, error) { return jsonValue(l) }

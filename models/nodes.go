@@ -7,6 +7,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // Node roles.
@@ -26,11 +28,6 @@ func ValidNodeRole(r string) bool {
 	}
 	return false
 }
-
-// AliveHeartbeats is how many heartbeat intervals a node counts as alive
-// after its last heartbeat: the one definition of "alive" that name claims,
-// the stream directory, the reaper and the node lists use.
-const AliveHeartbeats = 3
 
 // NameTakenError refuses a registration under a name that a live node of
 // another identity (role, addresses, host) holds.
@@ -65,10 +62,10 @@ func (e *NameTakenError) Error() string {
 // Is makes a NameTakenError an ErrConflict.
 func (e *NameTakenError) Is(target error) bool { return target == ErrConflict }
 
-// RegisterNode is ClaimNode with the alive window of the default 1 s
-// heartbeat interval.
+// RegisterNode is ClaimNode with the alive window of the default heartbeat
+// interval (nodewire.AliveWindow).
 func (s *Store) RegisterNode(ctx context.Context, n Node, now time.Time) (*Node, error) {
-	return s.ClaimNode(ctx, n, now, now.Add(-AliveHeartbeats*time.Second))
+	return s.ClaimNode(ctx, n, now, now.Add(-nodewire.AliveWindow(nodewire.DefaultHeartbeat)))
 }
 
 // ClaimNode registers the node named n.Name. A node is identified by its

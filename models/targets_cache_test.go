@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portier/portier/models"
@@ -440,18 +442,6 @@ func openSecondReplica(t *testing.T) (a, b *models.Store, dsn string) {
 	return a, b, dsn
 }
 
-// pollUntil retries cond every 10 ms until it holds or d passes.
-func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestCachedTargetsAcrossReplicas: a change through one replica reaches the
 // other's cache through NOTIFY (well before the TTL).
 func TestCachedTargetsAcrossReplicas(t *testing.T) {
@@ -475,7 +465,7 @@ func TestCachedTargetsAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	pollUntil(t, 2*time.Second, "replica B refuses the old key", func() bool {
+	testutil.Eventually(t, 2*time.Second, "replica B refuses the old key", func() bool {
 		_, err := b.CachedPublishTargetByKey(ctx, st.PublishKey)
 		return errors.Is(err, models.ErrNotFound)
 	})
@@ -498,7 +488,7 @@ func TestCachedTargetsAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 2*time.Second, "replica B finds the new stream", func() bool {
+	testutil.Eventually(t, 2*time.Second, "replica B finds the new stream", func() bool {
 		got, err := b.CachedPublishTargetByName(ctx, "live", "next")
 		return err == nil && got.StreamID == next.ID
 	})
@@ -540,7 +530,7 @@ func TestCachedTargetsListenerLoss(t *testing.T) {
 		`LISTEN "portier_targets.`+schema+`"`).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminate B's listener: %d backends, %v", killed, err)
 	}
-	pollUntil(t, 2*time.Second, "B notices its listener is gone", func() bool { return models.TargetsGeneration(b) != gen })
+	testutil.Eventually(t, 2*time.Second, "B notices its listener is gone", func() bool { return models.TargetsGeneration(b) != gen })
 	if _, err := b.CachedPublishTargetByKey(ctx, st.PublishKey); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("old key after the listener was lost: %v", err)
 	}
@@ -552,7 +542,7 @@ func TestCachedTargetsListenerLoss(t *testing.T) {
 	if _, err := a.RotateStreamKey(ctx, st.ID); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 2*time.Second, "B refuses the rotated key after the reconnect", func() bool {
+	testutil.Eventually(t, 2*time.Second, "B refuses the rotated key after the reconnect", func() bool {
 		_, err := b.CachedPublishTargetByKey(ctx, "changed-behind-the-back")
 		return errors.Is(err, models.ErrNotFound)
 	})
@@ -639,7 +629,7 @@ func TestOneListenConnection(t *testing.T) {
 	if _, err := a.RotateStreamKey(ctx, st.ID); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 2*time.Second, "B's cache notified of the rotation", func() bool { return models.TargetsGeneration(b) != gen })
+	testutil.Eventually(t, 2*time.Second, "B's cache notified of the rotation", func() bool { return models.TargetsGeneration(b) != gen })
 	select {
 	case p := <-got:
 		t.Fatalf("the task subscriber got a targets notification: %q", p)

@@ -190,13 +190,9 @@ type apiNodeView struct {
 	State         string          `json:"state"`
 }
 
-// nodeAliveWindow is how long after its last heartbeat a node counts as
-// alive (liveState.aliveWindow).
-func (s *Server) nodeAliveWindow() time.Duration { return s.lv.aliveWindow() }
-
 // nodeState is "alive", "draining" or "dead".
 func (s *Server) nodeState(n *models.Node, now time.Time) string {
-	if n.LastHeartbeat == nil || now.Sub(*n.LastHeartbeat) > s.nodeAliveWindow() {
+	if n.LastHeartbeat == nil || now.Sub(*n.LastHeartbeat) > s.lv.aliveWindow() {
 		return "dead"
 	}
 	if n.Draining {

@@ -4,15 +4,9 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-)
 
-type directoryOrigin struct {
-	Name        string `json:"name"`
-	RTMPAddress string `json:"rtmp_address"`
-	// Role is always "origin" (only origins are answered); edges that
-	// check it refuse any other.
-	Role string `json:"role"`
-}
+	"github.com/portier/portier/internal/nodewire"
+)
 
 // directoryLookup answers which alive origins hold app/name now, most recent
 // publish first (edges pull from the first and fail over down the list);
@@ -29,16 +23,16 @@ func (s *Server) directoryLookup(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
 		return
 	}
-	out := make([]directoryOrigin, 0, len(nodes))
+	out := make([]nodewire.Origin, 0, len(nodes))
 	for _, n := range nodes {
 		if n.Draining {
 			continue
 		}
-		out = append(out, directoryOrigin{Name: n.Name, RTMPAddress: n.RTMPAddress, Role: n.Role})
+		out = append(out, nodewire.Origin{Name: n.Name, RTMPAddress: n.RTMPAddress, Role: n.Role})
 	}
 	if len(out) == 0 {
 		c.JSON(http.StatusNotFound, hookErrBody("not_live", "no alive origin holds "+app+"/"+name, ""))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"app": app, "name": name, "origins": out})
+	c.JSON(http.StatusOK, nodewire.DirectoryReply{App: app, Name: name, Origins: out})
 }

@@ -8,11 +8,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
 )
 
-// APIError is an error with the HTTP status and the JSON body it maps to:
+// APIError is an error with the HTTP status and the JSON body it maps to
+// (nodewire.ErrorBody, the error body of every HTTP surface):
 // {"error":{"code","message","field","id"}}. id also appears in the log line.
 type APIError struct {
 	Status  int    `json:"-"`
@@ -89,5 +91,5 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	level("api error", "id", ae.ID, "status", ae.Status, "code", ae.Code, "method", c.Request.Method,
 		"route", c.FullPath(), "err", err.Error())
-	c.AbortWithStatusJSON(ae.Status, gin.H{"error": ae})
+	c.AbortWithStatusJSON(ae.Status, nodewire.ErrorBody{Error: nodewire.Error{Code: ae.Code, Message: ae.Message, Field: ae.Field, ID: ae.ID}})
 }

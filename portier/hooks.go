@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // HookParams configures the hook endpoints that media servers call:
@@ -122,10 +124,6 @@ func hookNode(c *gin.Context, dialect, fallback string) string {
 }
 
 // hookErrBody is the error body of every JSON endpoint.
-func hookErrBody(code, msg, field string) gin.H {
-	e := gin.H{"code": code, "message": msg}
-	if field != "" {
-		e["field"] = field
-	}
-	return gin.H{"error": e}
+func hookErrBody(code, msg, field string) nodewire.ErrorBody {
+	return nodewire.NewError(code, msg, field)
 }

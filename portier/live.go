@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/compile"
 )
@@ -47,7 +47,6 @@ const (
 	codeWrongKey      = "wrong_key"
 	codeDisabled      = "disabled"
 	codeUnavailable   = "unavailable"
-	codeNameTaken     = "name_taken"
 )
 
 // liveState holds what the live-state machinery keeps in memory. Its one
@@ -71,7 +70,7 @@ type liveState struct {
 func newLiveState(s *Server) *liveState {
 	p := s.p.Live
 	if p.HeartbeatInterval <= 0 {
-		p.HeartbeatInterval = time.Second
+		p.HeartbeatInterval = nodewire.DefaultHeartbeat
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -81,7 +80,7 @@ func newLiveState(s *Server) *liveState {
 	}
 	if p.Compile.InternalSig == nil && s.p.ClusterToken != "" {
 		tok := s.p.ClusterToken
-		p.Compile.InternalSig = func(path, typ string) string { return cluster.InternalPlaySig(tok, path, typ) }
+		p.Compile.InternalSig = func(path, typ string) string { return nodewire.InternalPlaySig(tok, path, typ) }
 	}
 	l := &liveState{
 		s: s, hb: p.HeartbeatInterval, now: p.Now, env: p.Compile,
@@ -401,9 +400,9 @@ func (l *liveState) storeAudit(ctx context.Context, ev *models.AuditEvent) {
 }
 
 // aliveWindow is how long after its last heartbeat a node counts as alive
-// (models.AliveHeartbeats intervals): the one definition behind name claims,
-// the stream directory, the reaper and the node lists.
-func (l *liveState) aliveWindow() time.Duration { return models.AliveHeartbeats * l.hb }
+// (nodewire.AliveWindow): the one definition behind name claims, the stream
+// directory, the reaper, the node lists and the publish tombstones.
+func (l *liveState) aliveWindow() time.Duration { return nodewire.AliveWindow(l.hb) }
 
 // aliveSince is the oldest last heartbeat of a node alive now.
 func (l *liveState) aliveSince() time.Time { return l.now().Add(-l.aliveWindow()) }
@@ -420,20 +419,20 @@ func (l *liveState) untomb(node, path string) {
 	l.mu.Unlock()
 }
 
-// tombstoned reports whether node ended the publish of path within the last
-// 3 heartbeat intervals.
+// tombstoned reports whether node ended the publish of path within the
+// alive window.
 func (l *liveState) tombstoned(node, path string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	at, ok := l.tomb[node+"\x00"+path]
-	return ok && l.now().Sub(at) < 3*l.hb
+	return ok && l.now().Sub(at) < l.aliveWindow()
 }
 
 func (l *liveState) sweepTombs() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k, at := range l.tomb {
-		if l.now().Sub(at) >= 3*l.hb {
+		if l.now().Sub(at) >= l.aliveWindow() {
 			delete(l.tomb, k)
 		}
 	}

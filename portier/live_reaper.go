@@ -9,19 +9,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
-// StartBackground starts the live-state reaper and the task scheduler;
-// they run until ctx ends.
-// Every heartbeat interval it clears the streams held by registered nodes
-// that missed 3 heartbeats, expires the origins of hook-only nodes per
-// Params.Hooks.OriginTTL, and forgets old publish-done tombstones. Each step
-// is idempotent, so several control-plane replicas may run it at once.
+// StartBackground starts the live-state reaper and the task scheduler
+// (with, on Postgres, its notifier and listener); they run until ctx ends
+// or Close is called, and Close waits for them.
+// Every heartbeat interval the reaper clears the streams held by registered
+// nodes that missed nodewire.AliveHeartbeats heartbeats, expires the origins
+// of hook-only nodes per Params.Hooks.OriginTTL, and forgets old
+// publish-done tombstones. Each step is idempotent, so several
+// control-plane replicas may run it at once.
 func (s *Server) StartBackground(ctx context.Context) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgCancel != nil || s.closed {
+		return // started already, or closed
+	}
+	ctx, s.bgCancel = context.WithCancel(ctx)
 	s.startScheduler(ctx) // task placement and leases (portier/sched.go)
-	go func() {
+	s.bg.Go(func() {
 		t := time.NewTicker(s.lv.hb)
 		defer t.Stop()
 		for {
@@ -34,7 +42,22 @@ func (s *Server) StartBackground(ctx context.Context) {
 				}
 			}
 		}
-	}()
+	})
+}
+
+// Close stops the background work (StartBackground) and the thumbnail
+// grabs and waits for their goroutines, so the store can be closed after
+// it. The HTTP handler must be shut down first. Close is idempotent.
+func (s *Server) Close() {
+	s.bgMu.Lock()
+	s.closed = true
+	cancel := s.bgCancel
+	s.bgMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.bg.Wait()
+	s.thumbs.close()
 }
 
 // reap runs one pass of the reaper.
@@ -48,7 +71,7 @@ func (l *liveState) reap(ctx context.Context) error {
 	for _, node := range dead {
 		ev := &models.AuditEvent{
 			Time: now.UTC(), Actor: "control", Action: "node.dead", Object: "node:" + node,
-			Result: models.ResultOK, Reason: "missed 3 heartbeats; its streams are cleared", Node: node,
+			Result: models.ResultOK, Reason: fmt.Sprintf("missed %d heartbeats; its streams are cleared", nodewire.AliveHeartbeats), Node: node,
 		}
 		offline, err := st.ClearNodeOrigins(ctx, node, ev)
 		if err != nil {
@@ -79,15 +102,15 @@ func (l *liveState) reap(ctx context.Context) error {
 	return nil
 }
 
-// The heartbeat's publishes and end orders are the relay's wire types
-// (media/cluster), defined once for both sides.
+// The heartbeat's publishes and end orders are the node API's wire types
+// (internal/nodewire), defined once for both sides.
 type (
 	// reportedPublish is one publish a relay holds, as its heartbeat
 	// reports it: StreamID and PublishID are what the publish's
 	// authorisation answered; older relays report the path only.
-	reportedPublish = cluster.PublishedStream
+	reportedPublish = nodewire.PublishedStream
 	// endOrder tells a relay, in the heartbeat answer, to end one publish.
-	endOrder = cluster.EndOrder
+	endOrder = nodewire.EndOrder
 )
 
 // reconcile makes the origin set of node equal to the publishes it

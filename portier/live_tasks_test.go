@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
@@ -88,7 +88,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 		}
 		yTask := run[yt.ID]
 		if yTask.State != models.TaskPending || yTask.Description.Command != "ffmpeg" || yTask.Description.Cost != 1 ||
-			yTask.Description.Outputs[0] != "rtmp://a.example.com/live2/k1" || yTask.Description.Input != "rtmp://127.0.0.1:1935/live/show?portier_internal=restream&portier_sig="+cluster.InternalPlaySig(testToken, "live/show", "restream") {
+			yTask.Description.Outputs[0] != "rtmp://a.example.com/live2/k1" || yTask.Description.Input != "rtmp://127.0.0.1:1935/live/show?portier_internal=restream&portier_sig="+nodewire.InternalPlaySig(testToken, "live/show", "restream") {
 			t.Fatalf("restream task: %+v", yTask)
 		}
 		if rd := run[rec.ID].Description; !strings.Contains(strings.Join(rd.Args, " "), "-segment_time 30") ||

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
@@ -44,18 +45,8 @@ func bindNodeJSON(c *gin.Context, v any) bool {
 	return true
 }
 
-type registerReq struct {
-	Name        string            `json:"name"`
-	Role        string            `json:"role"`
-	RTMPAddress string            `json:"rtmp_address"`
-	HTTPAddress string            `json:"http_address"`
-	Capacity    int               `json:"capacity"`
-	Labels      map[string]string `json:"labels"`
-	Version     string            `json:"version"`
-	// Host is the host name the node runs on (newer nodes send it): with
-	// the role and addresses it tells a restart from another node.
-	Host string `json:"host"`
-}
+// registerReq is a registration (or a leave): nodewire.NodeInfo.
+type registerReq nodewire.NodeInfo
 
 func (r *registerReq) validate() (field, msg string) {
 	switch {
@@ -112,10 +103,10 @@ func (s *Server) nodeRegister(c *gin.Context) {
 		return
 	}
 	s.lv.log.Info("node registered", "node", n.Name, "role", n.Role, "rtmp", n.RTMPAddress, "http", n.HTTPAddress)
-	c.JSON(http.StatusOK, gin.H{
-		"name":                  n.Name,
-		"heartbeat_interval_ms": s.lv.hb.Milliseconds(),
-		"lease_ms":              5 * s.lv.hb.Milliseconds(),
+	c.JSON(http.StatusOK, nodewire.RegisterReply{
+		Name:                n.Name,
+		HeartbeatIntervalMS: int(s.lv.hb.Milliseconds()),
+		LeaseMS:             int(nodewire.Lease(s.lv.hb).Milliseconds()),
 	})
 }
 
@@ -156,14 +147,15 @@ func (s *Server) nameTaken(c *gin.Context, r registerReq, e *models.NameTakenErr
 		Details: models.MustJSON(gin.H{"role": r.Role, "rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress, "host": r.Host,
 			"holder": gin.H{"role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress, "host": h.Host}}),
 	})
-	body := hookErrBody(codeNameTaken, e.Error(), "name")
-	body["holder"] = gin.H{"name": h.Name, "role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress,
-		"host": h.Host, "last_heartbeat": h.LastHeartbeat}
-	c.JSON(http.StatusConflict, body)
+	c.JSON(http.StatusConflict, nodewire.NameTakenReply{
+		Error: hookErrBody(nodewire.CodeNameTaken, e.Error(), "name").Error,
+		Holder: nodewire.Holder{Name: h.Name, Role: h.Role, RTMPAddress: h.RTMPAddress, HTTPAddress: h.HTTPAddress,
+			Host: h.Host, LastHeartbeat: h.LastHeartbeat},
+	})
 }
 
 type heartbeatReq struct {
-	Load models.NodeLoad `json:"load"`
+	Load nodewire.Load `json:"load"`
 	// Published is absent for nodes that publish nothing (concierges,
 	// CDN edges); [] or null from a relay means it holds no publish.
 	// "app/name" strings: the form of older relays.
@@ -193,9 +185,9 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	err := s.p.Store.NodeHeartbeat(ctx, name, r.Load, s.lv.now())
+	err := s.p.Store.NodeHeartbeat(ctx, name, models.NodeLoad(r.Load), s.lv.now())
 	if errors.Is(err, models.ErrNotFound) {
-		c.JSON(http.StatusNotFound, hookErrBody("unknown_node", "node "+strconvQuote(name)+" is not registered: register again", ""))
+		c.JSON(http.StatusNotFound, hookErrBody(nodewire.CodeUnknownNode, "node "+strconvQuote(name)+" is not registered: register again", ""))
 		return
 	}
 	if err != nil {
@@ -214,11 +206,7 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 			s.lv.log.Error("store stream statistics", "err", err, "node", name)
 		}
 	}
-	out := gin.H{"heartbeat_interval_ms": s.lv.hb.Milliseconds()}
-	if len(ends) > 0 {
-		out["end"] = ends // publishes the relay must end now
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, nodewire.HeartbeatReply{HeartbeatIntervalMS: s.lv.hb.Milliseconds(), End: ends})
 }
 
 // parsePublished reads a heartbeat's publishes: the "publishes" objects of
@@ -251,14 +239,6 @@ func parsePublished(published, publishes json.RawMessage) (out []reportedPublish
 	return out, "", ""
 }
 
-type nodeView struct {
-	Name        string `json:"name"`
-	Role        string `json:"role"`
-	RTMPAddress string `json:"rtmp_address"`
-	HTTPAddress string `json:"http_address"`
-	Alive       bool   `json:"alive"`
-}
-
 // nodeAlive reports whether n heartbeat within the alive window and is not draining.
 func (s *Server) nodeAlive(n *models.Node) bool {
 	return n.LastHeartbeat != nil && !n.Draining && !n.LastHeartbeat.Before(s.lv.aliveSince())
@@ -275,21 +255,19 @@ func (s *Server) nodeList(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
 		return
 	}
-	out := make([]nodeView, 0, len(nodes))
+	out := make([]nodewire.Node, 0, len(nodes))
 	for i := range nodes {
 		n := &nodes[i]
-		out = append(out, nodeView{Name: n.Name, Role: n.Role, RTMPAddress: n.RTMPAddress, HTTPAddress: n.HTTPAddress, Alive: s.nodeAlive(n)})
+		out = append(out, nodewire.Node{Name: n.Name, Role: n.Role, RTMPAddress: n.RTMPAddress, HTTPAddress: n.HTTPAddress, Alive: s.nodeAlive(n)})
 	}
-	c.JSON(http.StatusOK, gin.H{"nodes": out})
+	c.JSON(http.StatusOK, nodewire.NodeList{Nodes: out})
 }
 
+// nodePublishReq is a publish or play authorisation request or a publish
+// done (nodewire.PublishRequest, nodewire.PlayRequest, nodewire.PublishDone:
+// one decoder for the three).
 type nodePublishReq struct {
-	Node     string `json:"node"`
-	App      string `json:"app"`
-	Name     string `json:"name"`
-	Query    string `json:"query"`
-	Addr     string `json:"addr"`
-	Protocol string `json:"protocol"`
+	nodewire.PublishRequest
 	// StreamID and PublishID (publish done from newer relays) identify the
 	// publish that ended, as its authorisation answered them.
 	StreamID  int64 `json:"stream_id"`
@@ -318,12 +296,12 @@ func (s *Server) nodePublishAuthorize(c *gin.Context) {
 	}
 	d := s.lv.authorizePublish(c.Request.Context(), req)
 	if !d.Allow {
-		c.JSON(d.Status, gin.H{"allow": false, "reason": d.Reason, "code": d.Code})
+		c.JSON(d.Status, nodewire.PublishDecision{Reason: d.Reason, Code: d.Code})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{
-		"allow": true, "app": d.Target.App, "name": d.Target.Name,
-		"stream_id": d.Target.StreamID, "publish_id": d.PublishID, "takeover": d.Takeover,
+	c.JSON(http.StatusOK, nodewire.PublishDecision{
+		Allow: true, App: d.Target.App, Name: d.Target.Name,
+		StreamID: d.Target.StreamID, PublishID: d.PublishID, Takeover: d.Takeover,
 	})
 }
 
@@ -356,10 +334,7 @@ func (s *Server) nodePublishDone(c *gin.Context) {
 // the same origin whichever form its encoder uses. POST, so that a key never
 // appears in a URL or an access log. 404 for an unknown stream.
 func (s *Server) nodePublishResolve(c *gin.Context) {
-	var r struct {
-		App  string `json:"app"`
-		Name string `json:"name"`
-	}
+	var r nodewire.ResolveRequest
 	if !bindNodeJSON(c, &r) {
 		return
 	}
@@ -375,7 +350,7 @@ func (s *Server) nodePublishResolve(c *gin.Context) {
 		s.lv.log.Error("resolve publish name", "err", err)
 		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
 	default:
-		c.JSON(http.StatusOK, gin.H{"app": t.App, "name": t.Name})
+		c.JSON(http.StatusOK, nodewire.ResolveReply{App: t.App, Name: t.Name})
 	}
 }
 
@@ -390,8 +365,8 @@ func (s *Server) nodePlayAuthorize(c *gin.Context) {
 	}
 	d := s.lv.authorizePlay(c.Request.Context(), req)
 	if !d.Allow {
-		c.JSON(d.Status, gin.H{"allow": false, "reason": d.Reason, "code": d.Code})
+		c.JSON(d.Status, nodewire.PlayDecision{Reason: d.Reason, Code: d.Code})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"allow": true})
+	c.JSON(http.StatusOK, nodewire.PlayDecision{Allow: true})
 }

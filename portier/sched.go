@@ -13,6 +13,7 @@ import (
 
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/internal/hlscred"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
@@ -30,12 +31,11 @@ import (
 // pollInterval, so a long poll wakes within that time in any case.
 
 const (
-	placeInterval  = 250 * time.Millisecond
-	pollInterval   = 250 * time.Millisecond
-	placeBatch     = 1000
-	longPollWait   = 25 * time.Second
-	maxLongPoll    = 60 * time.Second
-	defaultLeaseHB = 5 // a lease is this many heartbeat intervals
+	placeInterval = 250 * time.Millisecond
+	pollInterval  = 250 * time.Millisecond
+	placeBatch    = 1000
+	longPollWait  = 25 * time.Second
+	maxLongPoll   = 60 * time.Second
 )
 
 // scheduler is the per-Server scheduler state. Concurrency: mu guards wake
@@ -71,11 +71,11 @@ func (s *Server) sched() *scheduler {
 	s.schedOnce.Do(func() {
 		hb := s.p.Live.HeartbeatInterval
 		if hb <= 0 {
-			hb = time.Second
+			hb = nodewire.DefaultHeartbeat
 		}
 		var id [8]byte
 		_, _ = rand.Read(id[:])
-		s.schedState = &scheduler{s: s, lease: defaultLeaseHB * hb, wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1), m: newSchedMetrics(),
+		s.schedState = &scheduler{s: s, lease: nodewire.Lease(hb), wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1), m: newSchedMetrics(),
 			id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: pollInterval}
 		s.registerSchedMetrics(s.schedState)
 	})
@@ -182,14 +182,15 @@ func (sc *scheduler) waitCh(node string) (all, mine <-chan struct{}) {
 }
 
 // startScheduler runs placement, lease expiry and change polling until ctx
-// ends. Calling it more than once starts one loop.
+// ends (goroutines in s.bg, awaited by Close). Calling it more than once
+// starts one loop.
 func (s *Server) startScheduler(ctx context.Context) {
 	sc := s.sched()
 	sc.once.Do(func() {
-		go sc.run(ctx)
+		s.bg.Go(func() { sc.run(ctx) })
 		if s.p.Store.Dialect() == models.DialectPostgres {
-			go sc.notifier(ctx)
-			go sc.listener(ctx)
+			s.bg.Go(func() { sc.notifier(ctx) })
+			s.bg.Go(func() { sc.listener(ctx) })
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 )
@@ -38,7 +39,7 @@ func (s *Server) registerConciergeAPI(g *gin.RouterGroup) {
 }
 
 func schedErr(c *gin.Context, status int, code, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
+	c.AbortWithStatusJSON(status, nodewire.NewError(code, msg, ""))
 }
 
 // conciergeAuth accepts the cluster token only: assignments carry full task

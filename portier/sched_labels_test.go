@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/compile"
@@ -74,7 +76,7 @@ func TestTaskConfigLabels(t *testing.T) {
 				t.Fatalf("compiled labels %v, want site=a", got)
 			}
 			var a, b, f *models.Task
-			waitUntil(t, "placement", 5*time.Second, func() bool {
+			testutil.Eventually(t, 5*time.Second, "placement", func() bool {
 				for _, name := range []string{"big", "site-a"} {
 					st.NodeHeartbeat(ctx, name, models.NodeLoad{}, time.Now())
 				}

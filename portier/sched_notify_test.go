@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
@@ -52,7 +54,7 @@ func TestSchedulerNotifyAcrossReplicas(t *testing.T) {
 	}
 	a, urlA := replica(stA, time.Hour)
 	b, _ := replica(stB, time.Hour)
-	waitUntil(t, "both listeners", 10*time.Second, func() bool { return a.sched().listening.Load() && b.sched().listening.Load() })
+	testutil.Eventually(t, 10*time.Second, "both listeners", func() bool { return a.sched().listening.Load() && b.sched().listening.Load() })
 
 	u, err := stB.CreateUser(ctx, "notify", "notifypassword", models.RoleOperator)
 	if err != nil {

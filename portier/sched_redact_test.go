@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
@@ -34,7 +36,7 @@ func TestReportsRedactedBeforeStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	var epoch int64
-	waitUntil(t, "the task assigned to c1", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "the task assigned to c1", func() bool {
 		for _, at := range e.assignment(t, "c1", "", 0).Tasks {
 			if at.ID == tk.ID {
 				epoch = at.Epoch

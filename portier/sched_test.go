@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
@@ -139,17 +141,6 @@ func (e *schedEnv) assignment(t *testing.T, node, after string, wait time.Durati
 	return a
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestScheduler runs the scheduler loop and the concierge endpoints on
 // SQLite and Postgres: placement by availability within capacity, a
 // visible pending reason, long polls woken by changes, lease expiry
@@ -182,7 +173,7 @@ func TestScheduler(t *testing.T) {
 			// Keep both alive and wait for placement to settle: 5 cost-1 tasks
 			// fill c1 (3) and c2 (2); the cost-2 task fits nowhere.
 			var tasks []models.SchedTask
-			waitUntil(t, "placement", 5*time.Second, func() bool {
+			testutil.Eventually(t, 5*time.Second, "placement", func() bool {
 				e.st.NodeHeartbeat(ctx, "c1", models.NodeLoad{}, time.Now())
 				e.st.NodeHeartbeat(ctx, "c2", models.NodeLoad{}, time.Now())
 				tasks, _ = e.st.SchedTasksByID(ctx, ids)
@@ -264,7 +255,7 @@ func TestScheduler(t *testing.T) {
 			// a third concierge takes them.
 			t0 = time.Now()
 			e.node(t, "c3", 4)
-			waitUntil(t, "reassignment", 5*time.Second, func() bool {
+			testutil.Eventually(t, 5*time.Second, "reassignment", func() bool {
 				e.st.NodeHeartbeat(ctx, "c1", models.NodeLoad{}, time.Now())
 				e.st.NodeHeartbeat(ctx, "c3", models.NodeLoad{}, time.Now())
 				cur, _ := e.st.SchedTasksByID(ctx, []int64{onC2.ID})
@@ -382,7 +373,7 @@ func TestSchedulerScale(t *testing.T) {
 			}
 			inserted := time.Since(t0)
 			var per map[string]int
-			waitUntil(t, "all tasks assigned", 120*time.Second, func() bool {
+			testutil.Eventually(t, 120*time.Second, "all tasks assigned", func() bool {
 				per = map[string]int{}
 				total := 0
 				for i := range nodes {

@@ -4,6 +4,7 @@
 package portier
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -63,6 +64,13 @@ type Server struct {
 	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
 	hls         hlsMount     // HLS playlist rewriter (hlsmount.go)
 	throttle    *loginThrottle
+
+	// Background work (StartBackground, Close): bgMu guards bgCancel and
+	// closed; bg counts the goroutines Close waits for.
+	bgMu     sync.Mutex
+	bgCancel context.CancelFunc
+	closed   bool
+	bg       sync.WaitGroup
 }
 
 // New builds a Server and registers every route.

@@ -12,7 +12,7 @@ import (
 )
 
 // Live statistics of streams. Relays report every stream they have with
-// each heartbeat (media/cluster.StreamReport); the control plane keeps one
+// each heartbeat (nodewire.StreamReport); the control plane keeps one
 // row per relay and stream (stream_stats), and the origin holding a
 // stream's publish writes the stream's codecs, bitrate and viewers into
 // streams.codec_info and streams.bitrate, which the API and the UI read.
@@ -24,7 +24,7 @@ import (
 // one player at the origin, and an edge that forwards a client's publish
 // has the forwarding session as one player of its own. Concierge tasks
 // that pull a stream (restreams, records, HLS transcodes) and thumbnail
-// grabs are not viewers: they play with cluster.InternalPlayQuery, and
+// grabs are not viewers: they play with nodewire.InternalPlayQuery, and
 // relays leave them out of the players they report.
 
 // maxStreamReports bounds the streams of one heartbeat.

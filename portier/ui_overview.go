@@ -163,7 +163,7 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 	}
 	if n.Role == models.NodeRoleEdge {
 		// Players per stream on this edge, from its last heartbeat (the
-		// reaper removes them once the edge misses 3 heartbeats).
+		// reaper removes them once the edge leaves the alive window, nodewire.AliveHeartbeats heartbeats).
 		list, err := s.p.Store.NodeStreamStats(rctx(c), n.Name, time.Time{})
 		if err != nil {
 			s.log.Error("ui: edge streams", "node", n.Name, "err", err)

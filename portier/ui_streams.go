@@ -12,7 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/web/views"
 )
@@ -309,7 +309,7 @@ func (s *Server) uiFLVURL(st *models.Stream) string {
 	// The operator's preview is not a viewer: marked as the system's own
 	// play, with the proof the relay checks (signed per stream and type).
 	if s.p.ClusterToken != "" {
-		u += "?" + cluster.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "preview")
+		u += "?" + nodewire.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "preview")
 	}
 	return u
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/web/views"
 )
@@ -42,6 +42,11 @@ type thumbnailer struct {
 	grabs  atomic.Int64 // ffmpeg runs started, for tests and logs
 	mu     sync.Mutex
 	cache  map[int64]*thumbEntry
+	// ctx is the thumbnailer's lifetime: close cancels it (ending running
+	// grabs) and waits for them (wg).
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // thumbEntry is one grab: done is closed when img/err are set.
@@ -56,7 +61,14 @@ func newThumbnailer(ffmpeg string) *thumbnailer {
 	if ffmpeg == "" {
 		ffmpeg = "ffmpeg"
 	}
-	return &thumbnailer{ffmpeg: ffmpeg, cache: map[int64]*thumbEntry{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &thumbnailer{ffmpeg: ffmpeg, cache: map[int64]*thumbEntry{}, ctx: ctx, cancel: cancel}
+}
+
+// close ends the running grabs and waits for them; later grabs fail at once.
+func (t *thumbnailer) close() {
+	t.cancel()
+	t.wg.Wait()
 }
 
 // get returns a JPEG of stream id no older than thumbTTL, grabbing one from
@@ -71,7 +83,7 @@ func (t *thumbnailer) get(ctx context.Context, id int64, src string) ([]byte, er
 		t.cache[id] = e
 		t.pruneLocked(now)
 		t.grabs.Add(1)
-		go t.grab(e, src)
+		t.wg.Go(func() { t.grab(e, src) })
 	}
 	t.mu.Unlock()
 	select {
@@ -123,7 +135,7 @@ func (t *thumbnailer) pruneLocked(now time.Time) {
 }
 
 func (t *thumbnailer) grab(e *thumbEntry, src string) {
-	ctx, cancel := context.WithTimeout(context.Background(), thumbTimeout)
+	ctx, cancel := context.WithTimeout(t.ctx, thumbTimeout)
 	defer cancel()
 	e.img, e.err = grabJPEG(ctx, t.ffmpeg, src)
 	e.at = time.Now()
@@ -178,7 +190,7 @@ func (s *Server) thumbnailSource(ctx context.Context, st *models.Stream) (string
 	}
 	for _, n := range nodes {
 		if n.RTMPAddress != "" {
-			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + cluster.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "thumbnail"), nil
+			return "rtmp://" + n.RTMPAddress + "/" + st.Application.Name + "/" + st.Name + "?" + nodewire.InternalPlayURLQuery(s.p.ClusterToken, st.Application.Name+"/"+st.Name, "thumbnail"), nil
 		}
 	}
 	return "", errNoThumbnail

@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/cdnedge"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
 )
@@ -126,17 +127,17 @@ func (c *cdnEdgeConfig) validate() error {
 
 // cdnEdgeAgent keeps a CDN edge registered with the control plane (role
 // cdn-edge) and heartbeating with its load.
-func cdnEdgeAgent(e *cdnedge.Edge, control, token, name, httpAddr string, capacity int, logger *slog.Logger) (*cluster.Agent, error) {
-	client, err := cluster.NewClient(cluster.ClientParams{BaseURL: control, Token: token, Timeout: 2 * time.Second, Logger: logger})
+func cdnEdgeAgent(e *cdnedge.Edge, control, token, name, httpAddr string, capacity int, logger *slog.Logger) (*controlclient.Agent, error) {
+	client, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: control, Token: token, Timeout: 2 * time.Second, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return cluster.NewAgent(cluster.AgentParams{Client: client, Logger: logger,
-		Node: cluster.NodeInfo{Name: name, Role: models.NodeRoleCDNEdge, HTTPAddress: httpAddr, Capacity: capacity, Host: host},
-		Report: func() cluster.Heartbeat {
+	return controlclient.NewAgent(controlclient.AgentParams{Client: client, Logger: logger,
+		Node: nodewire.NodeInfo{Name: name, Role: models.NodeRoleCDNEdge, HTTPAddress: httpAddr, Capacity: capacity, Host: host},
+		Report: func() nodewire.Heartbeat {
 			l := e.Load()
-			return cluster.Heartbeat{Load: cluster.Load{Connections: l.ActiveRequests, BitrateOut: l.BitrateOut,
+			return nodewire.Heartbeat{Load: nodewire.Load{Connections: l.ActiveRequests, BitrateOut: l.BitrateOut,
 				ActiveRequests: l.ActiveRequests, HitRatio: l.HitRatio,
 				CacheBytes: l.CacheBytes + l.DiskBytes, CacheCapacityBytes: l.CacheCapacityBytes + l.DiskCapacityBytes}}
 		}}), nil
@@ -165,7 +166,7 @@ func runCDNEdge(ctx context.Context, args []string) error {
 	hs := httpserve.NewServer(edge.HTTPHandler(), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	agent, err := cdnEdgeAgent(edge, cfg.Control, cfg.ClusterToken, cfg.Name, cluster.AdvertiseAddr(cfg.AdvertiseHTTP, ln), cfg.Capacity, logger)
+	agent, err := cdnEdgeAgent(edge, cfg.Control, cfg.ClusterToken, cfg.Name, controlclient.AdvertiseAddr(cfg.AdvertiseHTTP, ln), cfg.Capacity, logger)
 	if err != nil {
 		_ = hs.Close()
 		return err

@@ -146,6 +146,7 @@ func TestConfigValidationErrors(t *testing.T) {
 
 		{"serve", []string{"--database-url", ""}, "database-url"},
 		{"serve", []string{"--database-url", "postgres://portier:p%zz@db/portier"}, "database-url"},
+		{"serve", []string{"--log-level", "loud"}, "log-level"},
 		{"serve", []string{"--cluster-token", ""}, "cluster-token"},
 		{"serve", []string{"--replicas", "0"}, "replicas"},
 		{"serve", []string{"--database-url", "/var/lib/portier/portier.db", "--replicas", "2"}, "replicas"},

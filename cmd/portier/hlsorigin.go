@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/hlsorigin"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/models"
@@ -115,9 +116,9 @@ func (c *hlsOriginConfig) checkS3() error {
 	case c.S3Endpoint == "":
 		return missing("s3-endpoint", "s3:// storage needs the endpoint URL, e.g. --s3-endpoint https://s3.eu-west-1.amazonaws.com")
 	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		return badValue("s3-endpoint", cluster.RedactURL(c.S3Endpoint), "want http(s)://host[:port], e.g. https://s3.eu-west-1.amazonaws.com")
+		return badValue("s3-endpoint", controlclient.RedactURL(c.S3Endpoint), "want http(s)://host[:port], e.g. https://s3.eu-west-1.amazonaws.com")
 	case u.Scheme == "http" && !c.S3Insecure:
-		return invalid("s3-endpoint", "--s3-endpoint %s is plain http: add --s3-insecure to accept it, or use https", cluster.RedactURL(c.S3Endpoint))
+		return invalid("s3-endpoint", "--s3-endpoint %s is plain http: add --s3-insecure to accept it, or use https", controlclient.RedactURL(c.S3Endpoint))
 	case os.Getenv("AWS_ACCESS_KEY_ID") == "" || os.Getenv("AWS_SECRET_ACCESS_KEY") == "":
 		return invalid("storage", "--storage %s needs S3 credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", c.Storage)
 	}
@@ -142,17 +143,17 @@ func (c *hlsOriginConfig) backend(ctx context.Context) (hlsorigin.Backend, error
 
 // hlsOriginAgent keeps an HLS origin registered with the control plane
 // (role hls-origin) and heartbeating with its load.
-func hlsOriginAgent(o *hlsorigin.Origin, control, token, name, httpAddr string, logger *slog.Logger) (*cluster.Agent, error) {
-	client, err := cluster.NewClient(cluster.ClientParams{BaseURL: control, Token: token, Timeout: 2 * time.Second, Logger: logger})
+func hlsOriginAgent(o *hlsorigin.Origin, control, token, name, httpAddr string, logger *slog.Logger) (*controlclient.Agent, error) {
+	client, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: control, Token: token, Timeout: 2 * time.Second, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return cluster.NewAgent(cluster.AgentParams{Client: client, Logger: logger,
-		Node: cluster.NodeInfo{Name: name, Role: models.NodeRoleHLSOrigin, HTTPAddress: httpAddr, Host: host},
-		Report: func() cluster.Heartbeat {
+	return controlclient.NewAgent(controlclient.AgentParams{Client: client, Logger: logger,
+		Node: nodewire.NodeInfo{Name: name, Role: models.NodeRoleHLSOrigin, HTTPAddress: httpAddr, Host: host},
+		Report: func() nodewire.Heartbeat {
 			l := o.Load()
-			return cluster.Heartbeat{Load: cluster.Load{Streams: l.Streams, BitrateIn: l.BitrateIn, BitrateOut: l.BitrateOut,
+			return nodewire.Heartbeat{Load: nodewire.Load{Streams: l.Streams, BitrateIn: l.BitrateIn, BitrateOut: l.BitrateOut,
 				UploadsPerSecond: l.UploadsPerSecond, StorageErrors: l.StorageErrors}}
 		}}), nil
 }
@@ -177,7 +178,7 @@ func runHLSOrigin(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := o.Start(ctx); err != nil {
-		return fmt.Errorf("hls storage %s: %w", cluster.RedactURL(cfg.Storage), err)
+		return fmt.Errorf("hls storage %s: %w", controlclient.RedactURL(cfg.Storage), err)
 	}
 	defer o.Close()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -187,19 +188,19 @@ func runHLSOrigin(ctx context.Context, args []string) error {
 	hs := httpserve.NewServer(o.HTTPHandler(), cfg.HTTP.timeouts())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	agent, err := hlsOriginAgent(o, cfg.Control, cfg.ClusterToken, cfg.Name, cluster.AdvertiseAddr(cfg.AdvertiseHTTP, ln), logger)
+	agent, err := hlsOriginAgent(o, cfg.Control, cfg.ClusterToken, cfg.Name, controlclient.AdvertiseAddr(cfg.AdvertiseHTTP, ln), logger)
 	if err != nil {
 		_ = hs.Close()
 		return err
 	}
-	logger.Info("hls origin started", "name", cfg.Name, "http", ln.Addr().String(), "storage", cluster.RedactURL(cfg.Storage))
+	logger.Info("hls origin started", "name", cfg.Name, "http", ln.Addr().String(), "storage", controlclient.RedactURL(cfg.Storage))
 	return serveNode(ctx, hs, errc, agent, logger, "hls origin")
 }
 
 // serveNode runs agent beside the HTTP server hs (whose Serve error
 // arrives on errc) until ctx ends, the server fails or the control plane
 // refuses the node, then stops both; what names the role in the logs.
-func serveNode(ctx context.Context, hs *http.Server, errc <-chan error, agent *cluster.Agent, logger *slog.Logger, what string) error {
+func serveNode(ctx context.Context, hs *http.Server, errc <-chan error, agent *controlclient.Agent, logger *slog.Logger, what string) error {
 	actx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan struct{})
 	go func() { defer close(agentDone); agent.Run(actx) }()

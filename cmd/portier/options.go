@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 )
 
 // roleConfig is the typed configuration of one command (run, serve, relay,
@@ -113,7 +113,7 @@ func checkURL(option, raw, example string, schemes ...string) error {
 	if err == nil && slices.Contains(schemes, u.Scheme) && u.Host != "" {
 		return nil
 	}
-	shown := cluster.RedactURL(raw)
+	shown := controlclient.RedactURL(raw)
 	if err != nil && strings.Contains(raw, "@") {
 		shown = "(not shown: it may hold a password)"
 	}

@@ -208,6 +208,10 @@ func runAll(ctx context.Context, args []string) error {
 		return err
 	}
 	srv.StartBackground(ctx)
+	// Shutdown order: the HTTP server stops first (below), then the
+	// background work (this Close waits for it), then the store (deferred
+	// above, so it runs after).
+	defer srv.Close()
 	srv.Metrics().Registry.MustRegister(hlsOrigin.Collectors()...)
 
 	// The CDN edge shares the HTTP address and the /hls/s/ paths with the

@@ -40,6 +40,7 @@ type serveConfig struct {
 	RecordDir     string
 	HLSOriginURL  string
 	HTTP          httpTimeoutConfig
+	LogLevel      string
 	securityConfig
 	hlsRewriteConfig
 }
@@ -58,6 +59,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RelayRTMPURL, "relay-rtmp-url", "rtmp://127.0.0.1:1935", "RTMP base URL of the relay that tasks pull streams from and publish pulled sources to, unless their concierge names its own (concierge --relay-rtmp)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "absolute directory on the worker hosts where record tasks write (required for record tasks)")
 	fs.StringVar(&c.HLSOriginURL, "hls-origin-url", "", "base URL of the HLS origin that HLS tasks PUT to (required for HLS tasks)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	c.securityConfig.flags(fs)
 	c.hlsRewriteConfig.flags(fs)
 	c.HTTP.flags(fs)
@@ -90,6 +92,7 @@ func (c *serveConfig) validate() error {
 	if c.HLSOriginURL != "" {
 		p.add(checkURL("hls-origin-url", c.HLSOriginURL, "http://hls-origin:8090", "http", "https"))
 	}
+	p.add(checkLogLevel(c.LogLevel))
 	c.securityConfig.validate(&p)
 	c.hlsRewriteConfig.validate(&p)
 	c.HTTP.validate(&p)
@@ -143,6 +146,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
 	store, release, err := openControlStore(ctx, cfg.DatabaseURL, cfg.Replicas)
 	if err != nil {
 		return err
@@ -150,7 +157,6 @@ func runServe(ctx context.Context, args []string) error {
 	defer release()
 	defer store.Close()
 
-	log := slog.Default()
 	if pw, created, err := store.EnsureAdmin(ctx, os.Getenv("PORTIER_ADMIN_PASSWORD")); err != nil {
 		return fmt.Errorf("create first admin: %w", err)
 	} else if created && os.Getenv("PORTIER_ADMIN_PASSWORD") == "" {
@@ -179,7 +185,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Shutdown order: serveHTTP shuts the HTTP server down when ctx ends,
+	// then Close stops the background work and waits for it, then the
+	// deferred store.Close runs.
 	srv.StartBackground(ctx)
+	defer srv.Close()
 	// The playlist rewriter reads from the HLS origin HLS tasks write to.
 	if cfg.HLSOriginURL != "" {
 		if err := cfg.hlsRewriteConfig.mount(ctx, srv, []string{cfg.HLSOriginURL}, cfg.ClusterToken, log); err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 )
@@ -26,21 +28,6 @@ type flavorCase struct {
 var flavors = []flavorCase{
 	{"ochinchina", supervisortest.Ochinchina, supervisor.FlavorOchinchina},
 	{"python", supervisortest.Python, supervisor.FlavorPython},
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
 }
 
 func startEmbedded(t *testing.T, fc flavorCase, onRestart func()) *supervisor.Embedded {
@@ -101,7 +88,7 @@ func TestDriverLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			var pid int
-			waitFor(t, "RUNNING", 10*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 10*time.Second, "RUNNING", func() (bool, error) {
 				pi, _, err := stateOf(ctx, d, name)
 				pid = pi.PID
 				return pi.State == supervisor.StateRunning && pi.PID > 0, err
@@ -110,7 +97,7 @@ func TestDriverLifecycle(t *testing.T) {
 			if err := syscall.Kill(pid, 0); err != nil {
 				t.Fatalf("pid %d not alive: %v", pid, err)
 			}
-			waitFor(t, "log tail", 5*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 5*time.Second, "log tail", func() (bool, error) {
 				tail, err := d.Tail(ctx, name, 1024)
 				return strings.Contains(tail, "started-ok"), err
 			})
@@ -123,7 +110,7 @@ func TestDriverLifecycle(t *testing.T) {
 				t.Fatalf("after stop: %+v err=%v", pi, err)
 			}
 			t.Logf("%s: stop took %v, state %v", fc.name, time.Since(t0).Round(time.Millisecond), pi.State)
-			waitFor(t, "process gone", 5*time.Second, func() (bool, error) { return syscall.Kill(pid, 0) != nil, nil })
+			testutil.EventuallyErr(t, 5*time.Second, "process gone", func() (bool, error) { return syscall.Kill(pid, 0) != nil, nil })
 			if err := d.Remove(ctx, name); err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +150,7 @@ func TestQuotingRoundTrip(t *testing.T) {
 			for _, a := range args {
 				fmt.Fprintf(&want, "<%s>", a)
 			}
-			waitFor(t, "printf output", 10*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 10*time.Second, "printf output", func() (bool, error) {
 				tail, err := d.Tail(ctx, name, 4096)
 				return tail == want.String(), fmt.Errorf("tail %q, err %v", tail, err)
 			})
@@ -222,7 +209,7 @@ func TestEmbeddedRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			var pid int
-			waitFor(t, "RUNNING", 10*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 10*time.Second, "RUNNING", func() (bool, error) {
 				pi, _, err := stateOf(ctx, d, name)
 				pid = pi.PID
 				return pi.State == supervisor.StateRunning, err
@@ -232,9 +219,9 @@ func TestEmbeddedRestart(t *testing.T) {
 			if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "restart", 20*time.Second, func() (bool, error) { return restarted.Load() == 1, nil })
+			testutil.EventuallyErr(t, 20*time.Second, "restart", func() (bool, error) { return restarted.Load() == 1, nil })
 			t.Logf("%s: supervisord back %v after SIGKILL", fc.name, time.Since(t0).Round(time.Millisecond))
-			waitFor(t, "old program gone", 5*time.Second, func() (bool, error) { return !alive(pid), nil })
+			testutil.EventuallyErr(t, 5*time.Second, "old program gone", func() (bool, error) { return !alive(pid), nil })
 			pi, ok, err := stateOf(ctx, d, name)
 			if err != nil || !ok || pi.State.Alive() {
 				t.Fatalf("after restart: %+v ok=%v err=%v; want loaded, not running", pi, ok, err)
@@ -242,7 +229,7 @@ func TestEmbeddedRestart(t *testing.T) {
 			if err := d.Start(ctx, name); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "RUNNING again", 10*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 10*time.Second, "RUNNING again", func() (bool, error) {
 				pi, _, err := stateOf(ctx, d, name)
 				return pi.State == supervisor.StateRunning, err
 			})
@@ -289,7 +276,7 @@ func TestInetServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			waitFor(t, "supervisord RUNNING", 15*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 15*time.Second, "supervisord RUNNING", func() (bool, error) {
 				st, err := c.GetState(ctx)
 				return st == "RUNNING", err
 			})
@@ -300,7 +287,7 @@ func TestInetServer(t *testing.T) {
 			if err := d.Start(ctx, "inet"); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "RUNNING", 10*time.Second, func() (bool, error) {
+			testutil.EventuallyErr(t, 10*time.Second, "RUNNING", func() (bool, error) {
 				pi, err := c.ProcessInfo(ctx, "inet")
 				return pi.State == supervisor.StateRunning, err
 			})

@@ -77,3 +77,85 @@ func TestMediaDoesNotImportControlPlane(t *testing.T) {
 		}
 	}
 }
+
+// forbid fails for every package matched by patterns that depends (directly
+// or not) on a package equal to, or under, one of the forbidden paths, except
+// the allowed ones.
+func forbid(t *testing.T, why string, patterns []string, forbidden []string, allowed ...string) {
+	t.Helper()
+	for _, p := range list(t, patterns...) {
+	deps:
+		for _, d := range p.Deps {
+			for _, a := range allowed {
+				if d == a {
+					continue deps
+				}
+			}
+			for _, f := range forbidden {
+				if d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s depends on %s: %s", p.ImportPath, d, why)
+				}
+			}
+		}
+	}
+}
+
+// Pure protocol code is fuzzed and reused; it counts nothing for a
+// monitoring system (the relay wires metrics, media/relay/rtpmetrics.go).
+func TestProtocolPackagesHaveNoMetrics(t *testing.T) {
+	forbid(t, "protocol packages stay free of Prometheus (wire metrics in media/relay)",
+		[]string{"./media/rtp", "./media/rtmp/...", "./media/flv", "./media/stream"},
+		[]string{"github.com/prometheus"})
+}
+
+// Templates render view models; database records never reach them.
+func TestViewsDoNotImportModels(t *testing.T) {
+	forbid(t, "web/views renders view models (web/views/viewmodels.go), never gorm records",
+		[]string{"./web/..."}, []string{module + "/models", module + "/portier"})
+}
+
+// The task compiler is a pure function of config and stream state: it
+// knows nothing of the media plane, the database or HTTP.
+func TestCompileIsPure(t *testing.T) {
+	forbid(t, "portier/compile is pure (no media plane, no store, no HTTP framework)",
+		[]string{"./portier/compile"},
+		[]string{module + "/media", module + "/models", "github.com/gin-gonic/gin", "gorm.io"})
+}
+
+// The wire packages are the contracts between processes: both sides import
+// them, so they import nothing of either side (standard library only).
+func TestWirePackagesDependOnStandardLibraryOnly(t *testing.T) {
+	std := map[string]bool{}
+	for _, p := range list(t, "std") {
+		std[p.ImportPath] = true
+	}
+	for _, p := range list(t, "./internal/nodewire", "./concierge/wire") {
+		for _, d := range p.Deps {
+			if !std[d] {
+				t.Errorf("%s depends on %s: a wire package holds messages only (standard library)", p.ImportPath, d)
+			}
+		}
+	}
+}
+
+// The control plane's imports go one way: the HTTP surfaces (package
+// portier: api, ui, hooks, node API) call the write paths (portier/core),
+// which call the store (models); neither core nor models reaches back up,
+// and the write paths know no HTTP.
+func TestControlPlaneImportsGoOneWay(t *testing.T) {
+	forbid(t, "portier/core holds the write paths: it calls models, never the HTTP layer above it",
+		[]string{"./portier/core"},
+		[]string{module + "/portier", module + "/web", module + "/media", "github.com/gin-gonic/gin"},
+		module+"/portier/compile")
+	forbid(t, "models is the store: it never calls the control plane above it (compile's name rule aside)",
+		[]string{"./models/..."},
+		[]string{module + "/portier", module + "/web", module + "/media", module + "/concierge"},
+		module+"/portier/compile")
+	forbid(t, "the control plane talks to the media plane over internal/nodewire only (media/httpserve aside, a shared HTTP server helper)",
+		[]string{"./portier/..."},
+		[]string{module + "/media"},
+		module+"/media/httpserve")
+	forbid(t, "the concierge talks to the control plane over concierge/wire only",
+		[]string{"./concierge/..."},
+		[]string{module + "/portier", module + "/models", module + "/web"})
+}

@@ -16,14 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/stream"
 )
 
 // Directory finds the origins that hold a stream (the control plane's
-// stream directory). cluster.Client implements it.
+// stream directory). controlclient.Client implements it.
 type Directory interface {
-	Directory(ctx context.Context, app, name string) ([]cluster.Origin, error)
+	Directory(ctx context.Context, app, name string) ([]nodewire.Origin, error)
 }
 
 // Params configures an Edge. Zero durations select the defaults.
@@ -209,7 +210,7 @@ func (e *Edge) candidates(ctx context.Context, app, name string, last []string, 
 		case err == nil:
 			fromDir = fromDir[:0:0]
 			for _, o := range origins {
-				if o.Role != "" && o.Role != cluster.RoleOrigin {
+				if o.Role != "" && o.Role != nodewire.RoleOrigin {
 					// The directory should name only origins; pulling
 					// from an edge can close a loop.
 					if !refused[o.RTMPAddress] {
@@ -222,7 +223,7 @@ func (e *Edge) candidates(ctx context.Context, app, name string, last []string, 
 					fromDir = append(fromDir, o.RTMPAddress)
 				}
 			}
-		case errors.Is(err, cluster.ErrNotFound):
+		case errors.Is(err, controlclient.ErrNotFound):
 			fromDir = nil
 		}
 	}

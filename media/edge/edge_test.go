@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/rtmp"
 	"github.com/portier/portier/media/stream"
 )
@@ -146,7 +148,7 @@ func TestEdgeFailoverKeepsReader(t *testing.T) {
 		}
 	}()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(units) }
-	waitUntil(t, "30 units from the first origin", func() bool { return count() >= 30 })
+	testutil.Eventually(t, 10*time.Second, "30 units from the first origin", func() bool { return count() >= 30 })
 	if up, _ := e.Upstream("live/test"); up.Origin != a.addr() {
 		t.Fatalf("upstream = %q, want the first origin with the stream %q", up.Origin, a.addr())
 	}
@@ -157,7 +159,7 @@ func TestEdgeFailoverKeepsReader(t *testing.T) {
 	killedAt := time.Now()
 	a.kill()
 	before := count()
-	waitUntil(t, "units from the second origin", func() bool {
+	testutil.Eventually(t, 10*time.Second, "units from the second origin", func() bool {
 		up, _ := e.Upstream("live/test")
 		return up.Origin == b.addr() && count() > before+20
 	})
@@ -206,7 +208,7 @@ func TestEdgeFailoverKeepsReader(t *testing.T) {
 		t.Fatal("reader not ended after every origin died")
 	}
 	r.Close()
-	waitUntil(t, "puller gone", func() bool { return len(e.Upstreams()) == 0 && e.Stats().UpstreamSessions == 0 })
+	testutil.Eventually(t, 10*time.Second, "puller gone", func() bool { return len(e.Upstreams()) == 0 && e.Stats().UpstreamSessions == 0 })
 	if s := e.Stats(); s.EndedNoOrigin != 1 {
 		t.Fatalf("ended_no_origin = %d, want 1", s.EndedNoOrigin)
 	}
@@ -242,16 +244,5 @@ func TestEdgeOneSessionManyReadersAndIdleClose(t *testing.T) {
 	for _, r := range readers {
 		r.Close()
 	}
-	waitUntil(t, "idle puller closed", func() bool { return e.Stats().UpstreamSessions == 0 && len(e.Upstreams()) == 0 })
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "idle puller closed", func() bool { return e.Stats().UpstreamSessions == 0 && len(e.Upstreams()) == 0 })
 }

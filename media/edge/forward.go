@@ -8,18 +8,20 @@ import (
 	"slices"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/controlclient"
+	"github.com/portier/portier/media/rendezvous"
 	"github.com/portier/portier/media/rtmp"
 )
 
-// OriginLister lists the live origins (cluster.Client implements it).
+// OriginLister lists the live origins (controlclient.Client implements it).
 type OriginLister interface {
-	LiveOrigins(ctx context.Context) ([]cluster.Node, error)
+	LiveOrigins(ctx context.Context) ([]nodewire.Node, error)
 }
 
 // NameResolver maps the name a publish arrived with to its stream's public
 // name (the key used as the name, OBS style, to the stream's name);
-// cluster.Client implements it.
+// controlclient.Client implements it.
 type NameResolver interface {
 	ResolvePublishName(ctx context.Context, app, name string) (string, error)
 }
@@ -102,7 +104,7 @@ func (f *Forwarder) Choose(ctx context.Context, app, name string) ([]string, err
 	if len(addrs) == 0 {
 		return nil, ErrNoOrigin
 	}
-	return cluster.Rank(app+"/"+f.publicName(ctx, app, name), addrs), nil
+	return rendezvous.Rank(app+"/"+f.publicName(ctx, app, name), addrs), nil
 }
 
 // publicName is the name Choose hashes: Names' answer, else name. The
@@ -115,7 +117,7 @@ func (f *Forwarder) publicName(ctx context.Context, app, name string) string {
 	defer cancel()
 	pub, err := f.p.Names.ResolvePublishName(lctx, app, name)
 	if err != nil {
-		if !errors.Is(err, cluster.ErrNotFound) {
+		if !errors.Is(err, controlclient.ErrNotFound) {
 			f.log.Warn("publish name not resolved; hashing it as given", "app", app, "err", err)
 		}
 		return name

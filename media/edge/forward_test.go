@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/rendezvous"
 	"github.com/portier/portier/media/rtmp"
 )
 
@@ -61,9 +62,9 @@ func startPublishOrigin(t *testing.T) *publishOrigin {
 	return o
 }
 
-type staticLister []cluster.Node
+type staticLister []nodewire.Node
 
-func (s staticLister) LiveOrigins(context.Context) ([]cluster.Node, error) { return s, nil }
+func (s staticLister) LiveOrigins(context.Context) ([]nodewire.Node, error) { return s, nil }
 
 func TestForwarderHashesAndRelaysRefusal(t *testing.T) {
 	o1, o2 := startPublishOrigin(t), startPublishOrigin(t)
@@ -136,17 +137,17 @@ func TestForwarderHashesPublicName(t *testing.T) {
 	for i := range 8 {
 		a := fmt.Sprintf("10.0.0.%d:1935", i+1)
 		addrs = append(addrs, a)
-		nodes = append(nodes, cluster.Node{Name: fmt.Sprint(i), RTMPAddress: a, Alive: true})
+		nodes = append(nodes, nodewire.Node{Name: fmt.Sprint(i), RTMPAddress: a, Alive: true})
 	}
 	f := NewForwarder(ForwarderParams{Origins: nodes, Names: keyNames{"k-secret": "show"}})
 	ctx := context.Background()
 	byKey, _ := f.Choose(ctx, "live", "k-secret")
 	byName, _ := f.Choose(ctx, "live", "show")
-	if byKey[0] != byName[0] || byKey[0] != cluster.Pick("live/show", addrs) {
-		t.Fatalf("key form -> %s, name form -> %s, want both %s", byKey[0], byName[0], cluster.Pick("live/show", addrs))
+	if byKey[0] != byName[0] || byKey[0] != rendezvous.Pick("live/show", addrs) {
+		t.Fatalf("key form -> %s, name form -> %s, want both %s", byKey[0], byName[0], rendezvous.Pick("live/show", addrs))
 	}
 	down, _ := f.Choose(ctx, "live", "unreachable")
-	if down[0] != cluster.Pick("live/unreachable", addrs) {
+	if down[0] != rendezvous.Pick("live/unreachable", addrs) {
 		t.Fatalf("unresolved name hashed to %s, want the name as given", down[0])
 	}
 }

@@ -31,7 +31,7 @@ type StreamStatus struct {
 	Since      time.Time        `json:"since,omitzero"`
 	Players    int              `json:"players"`
 	// InternalPlayers of Players are the system's own (task inputs,
-	// thumbnail grabs: see cluster.InternalPlayQuery).
+	// thumbnail grabs: see controlclient.InternalPlayQuery).
 	InternalPlayers int    `json:"internal_players"`
 	Upstream        string `json:"upstream_origin,omitempty"` // edges: origin pulled now
 	Failovers       uint64 `json:"failovers,omitempty"`

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/controlclient"
 )
 
 // reasonUnreachable is the refusal reason when no decision can be had:
@@ -58,13 +59,13 @@ func (r *Relay) authorizePublish(ctx context.Context, app, name, rawQuery, addr,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	d, err := r.client.AuthorizePublish(ctx, cluster.PublishRequest{Node: r.p.Name, App: app, Name: name,
+	d, err := r.client.AuthorizePublish(ctx, nodewire.PublishRequest{Node: r.p.Name, App: app, Name: name,
 		Query: rawQuery, Addr: addr, Protocol: protocol})
 	if err != nil {
 		// Never log the name here: it may be the key.
 		r.log.Warn("publish refused: no decision from the control plane", "app", app, "addr", addr, "err", err)
 		r.metrics.refusals.Add(1)
-		if errors.Is(err, cluster.ErrUnreachable) {
+		if errors.Is(err, controlclient.ErrUnreachable) {
 			return publishVerdict{Reason: reasonUnreachable}
 		}
 		// A 4xx that is not a decision: this relay's token or request
@@ -118,7 +119,7 @@ func (r *Relay) authorizePlay(ctx context.Context, app, name, rawQuery, addr str
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	d, err := r.client.AuthorizePlay(ctx, cluster.PlayRequest{Node: r.p.Name, App: app, Name: name, Query: rawQuery, Addr: addr})
+	d, err := r.client.AuthorizePlay(ctx, nodewire.PlayRequest{Node: r.p.Name, App: app, Name: name, Query: rawQuery, Addr: addr})
 	if err != nil {
 		r.log.Warn("play authorisation unavailable; allowing (streams are public to play)", "path", app+"/"+name, "err", err)
 		return true, ""

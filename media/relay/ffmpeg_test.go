@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -54,10 +54,10 @@ func TestInternalPlayNeedsProof(t *testing.T) {
 	const tok = "cluster-secret"
 	r := originWithFFmpeg(t, ctx, tok, "cam")
 	base := "rtmp://" + r.RTMPAddr().String() + "/live/cam"
-	startPlayer(t, ctx, base+"?"+cluster.InternalPlayQuery+"=record")                                 // forged: no proof
-	startPlayer(t, ctx, base+"?"+cluster.InternalPlayURLQuery("guessed-token", "live/cam", "record")) // forged: wrong key
-	startPlayer(t, ctx, base+"?"+cluster.InternalPlayURLQuery(tok, "live/other", "record"))           // proof for another stream
-	startPlayer(t, ctx, base+"?"+cluster.InternalPlayURLQuery(tok, "live/cam", "record"))             // the control plane's
+	startPlayer(t, ctx, base+"?"+nodewire.InternalPlayQuery+"=record")                                 // forged: no proof
+	startPlayer(t, ctx, base+"?"+nodewire.InternalPlayURLQuery("guessed-token", "live/cam", "record")) // forged: wrong key
+	startPlayer(t, ctx, base+"?"+nodewire.InternalPlayURLQuery(tok, "live/other", "record"))           // proof for another stream
+	startPlayer(t, ctx, base+"?"+nodewire.InternalPlayURLQuery(tok, "live/cam", "record"))             // the control plane's
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, _ := findStatus(r.Streams(), "live/cam")

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/httpflv"
 )
 
@@ -21,7 +21,7 @@ func (s *servers) buildFLV(r *Relay) error {
 			return nil
 		},
 		IsInternal: func(path string, q url.Values) bool {
-			return cluster.IsInternalPlay(r.p.ClusterToken, path, q)
+			return nodewire.IsInternalPlay(r.p.ClusterToken, path, q)
 		},
 		Logger: r.p.Logger,
 	})

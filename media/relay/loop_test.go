@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/rtmp"
 )
 
@@ -59,17 +61,6 @@ func playFrom(t *testing.T, ctx context.Context, r *Relay, name string) {
 	}()
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // An edge whose static origin is its own address never pulls from itself.
 func TestEdgeRefusesItsOwnAddress(t *testing.T) {
 	addr := freeAddr(t)
@@ -86,10 +77,10 @@ func TestEdgeRefusesItsOwnAddress(t *testing.T) {
 		defer cc.Close()
 		_ = cc.Play(ctx, "x")
 	}()
-	waitFor(t, 5*time.Second, "the own address refused", func() bool { return e.Edge().Stats().LoopsRefused >= 1 })
+	testutil.Eventually(t, 5*time.Second, "the own address refused", func() bool { return e.Edge().Stats().LoopsRefused >= 1 })
 	// Retries keep refusing it (logged once): no session ever starts.
 	refusedAt := time.Now()
-	waitFor(t, 5*time.Second, "a second of retries", func() bool { return time.Since(refusedAt) > time.Second })
+	testutil.Eventually(t, 5*time.Second, "a second of retries", func() bool { return time.Since(refusedAt) > time.Second })
 	if st := e.Edge().Stats(); st.SessionsStarted != 0 {
 		t.Fatalf("the edge pulled from itself: %+v", st)
 	}
@@ -155,8 +146,8 @@ func TestEdgeEndsFastPullAsLoop(t *testing.T) {
 	go feed(ctx, pub)
 
 	playFrom(t, ctx, e, "loop")
-	waitFor(t, 10*time.Second, "the fast pull ended as a loop", func() bool { return e.Edge().Stats().LoopsEnded >= 1 })
-	waitFor(t, 10*time.Second, "the edge pulling from the real origin", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the fast pull ended as a loop", func() bool { return e.Edge().Stats().LoopsEnded >= 1 })
+	testutil.Eventually(t, 10*time.Second, "the edge pulling from the real origin", func() bool {
 		up, ok := e.Edge().Upstream("live/loop")
 		return ok && up.Origin == origin.RTMPAddr().String()
 	})
@@ -205,7 +196,7 @@ func TestEdgeRefusesAnotherEdgeFromTheDirectory(t *testing.T) {
 		defer cc.Close()
 		_ = cc.Play(ctx, "x")
 	}()
-	waitFor(t, 5*time.Second, "the other edge refused", func() bool { return e.Edge().Stats().LoopsRefused >= 1 })
+	testutil.Eventually(t, 5*time.Second, "the other edge refused", func() bool { return e.Edge().Stats().LoopsRefused >= 1 })
 	if st := e.Edge().Stats(); st.SessionsStarted != 0 {
 		t.Fatalf("the edge pulled from another edge: %+v", st)
 	}

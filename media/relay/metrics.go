@@ -23,7 +23,7 @@ type metrics struct {
 	edge       *edge.Edge            // nil on origins
 	rates      *rates
 
-	rtp          *rtp.Collector
+	rtp          *rtpCollector
 	hookLatency  *prometheus.HistogramVec
 	forwarding   atomic.Int64
 	forwarded    atomic.Uint64
@@ -35,7 +35,7 @@ type metrics struct {
 }
 
 func newMetrics(role, node string, totals func() stream.Totals, e *edge.Edge, r *rates, flows func() []rtp.Flow) *metrics {
-	m := &metrics{role: role, node: node, totals: totals, edge: e, rates: r, rtp: rtp.NewCollector("portier", flows),
+	m := &metrics{role: role, node: node, totals: totals, edge: e, rates: r, rtp: newRTPCollector("portier", flows),
 		constLabels: prometheus.Labels{"role": role, "node": node}}
 	m.hookLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "portier", Subsystem: "relay", Name: "control_call_seconds",

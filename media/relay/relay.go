@@ -16,7 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/edge"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/portier/portier/media/stream"
@@ -139,8 +140,8 @@ type Relay struct {
 	p       Params
 	log     *slog.Logger
 	hub     *stream.Hub
-	client  *cluster.Client // nil without a control plane
-	agent   *cluster.Agent
+	client  *controlclient.Client // nil without a control plane
+	agent   *controlclient.Agent
 	edge    *edge.Edge
 	forward *edge.Forwarder
 	metrics *metrics
@@ -169,7 +170,7 @@ func New(p Params) (*Relay, error) {
 	r := &Relay{p: p, log: p.Logger.With("component", "relay", "role", p.Role, "node", p.Name),
 		forwards: map[string]*forwardSession{}}
 	if p.ControlURL != "" {
-		c, err := cluster.NewClient(cluster.ClientParams{BaseURL: p.ControlURL, Token: p.ClusterToken,
+		c, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: p.ControlURL, Token: p.ClusterToken,
 			HTTPClient: p.HTTPClient, Timeout: 2 * time.Second, Logger: p.Logger,
 			ObserveLatency: func(op string, d time.Duration) {
 				if r.metrics != nil {
@@ -260,8 +261,8 @@ func (r *Relay) Start(ctx context.Context) error {
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
 		host, _ := os.Hostname()
-		r.agent = cluster.NewAgent(cluster.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
-			Node: cluster.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
+		r.agent = controlclient.NewAgent(controlclient.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
+			Node: nodewire.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
 				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.agent.Run(ctx) }()
@@ -290,7 +291,7 @@ func (r *Relay) Err() error {
 	return r.agent.Err()
 }
 
-func controlForLog(c *cluster.Client) string {
+func controlForLog(c *controlclient.Client) string {
 	if c == nil {
 		return ""
 	}
@@ -351,10 +352,14 @@ func addrOf(ln net.Listener) net.Addr {
 }
 
 // AdvertisedRTMP is the RTMP address registered with the control plane.
-func (r *Relay) AdvertisedRTMP() string { return cluster.AdvertiseAddr(r.p.AdvertiseAddr, r.rtmpLn) }
+func (r *Relay) AdvertisedRTMP() string {
+	return controlclient.AdvertiseAddr(r.p.AdvertiseAddr, r.rtmpLn)
+}
 
 // AdvertisedHTTP is the HTTP address registered with the control plane.
-func (r *Relay) AdvertisedHTTP() string { return cluster.AdvertiseAddr(r.p.AdvertiseHTTP, r.httpLn) }
+func (r *Relay) AdvertisedHTTP() string {
+	return controlclient.AdvertiseAddr(r.p.AdvertiseHTTP, r.httpLn)
+}
 
 // Ready reports whether the relay serves: listeners open and, for an
 // origin, registered with the control plane (it cannot accept publishes
@@ -377,17 +382,17 @@ func (r *Relay) Ready() (bool, string) {
 
 // report builds a heartbeat: load, every stream's statistics, and for
 // origins the streams whose publish this relay holds.
-func (r *Relay) report() cluster.Heartbeat {
+func (r *Relay) report() nodewire.Heartbeat {
 	t := r.totals()
 	in, out := r.rates.get()
 	// Players and publishers of every protocol; an edge's upstream
 	// sessions are publishers and its forwarded publishes readers.
 	conns := t.Readers + t.Publishers
-	hb := cluster.Heartbeat{Load: cluster.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
+	hb := nodewire.Heartbeat{Load: nodewire.Load{Connections: conns, Streams: t.Streams, BitrateIn: in, BitrateOut: out}}
 	infos := r.streamInfos()
 	if r.p.Role == RoleOrigin {
 		hb.Published = r.hub.Published()
-		hb.Publishes = make([]cluster.PublishedStream, 0, len(hb.Published))
+		hb.Publishes = make([]nodewire.PublishedStream, 0, len(hb.Published))
 		for _, si := range infos {
 			if !si.Live {
 				continue
@@ -395,7 +400,7 @@ func (r *Relay) report() cluster.Heartbeat {
 			// A publish without a tag (none in practice: every publish
 			// here was authorised) is reported with its path only.
 			sid, pid, _ := parsePublishTag(si.Publisher.Tag)
-			hb.Publishes = append(hb.Publishes, cluster.PublishedStream{Path: si.Path, StreamID: sid, PublishID: pid})
+			hb.Publishes = append(hb.Publishes, nodewire.PublishedStream{Path: si.Path, StreamID: sid, PublishID: pid})
 		}
 	}
 	hb.Streams = streamReports(infos)
@@ -405,7 +410,7 @@ func (r *Relay) report() cluster.Heartbeat {
 // endPublishes ends the publishes the control plane revoked (their stream
 // was deleted or disabled, or its key rotated). Only the publish the order
 // names is ended: a newer publish of the same path is left alone.
-func (r *Relay) endPublishes(orders []cluster.EndOrder) {
+func (r *Relay) endPublishes(orders []nodewire.EndOrder) {
 	for _, o := range orders {
 		if r.hub.EndPublish(o.Path, publishTag(o.StreamID, o.PublishID)) {
 			r.log.Info("publish ended by the control plane", "path", o.Path, "stream", o.StreamID, "publish", o.PublishID, "reason", o.Reason)
@@ -416,14 +421,14 @@ func (r *Relay) endPublishes(orders []cluster.EndOrder) {
 // streamReports turns hub snapshots into heartbeat stream reports. Streams
 // with neither a publisher nor players (an edge waiting for an origin, a
 // publisher in its grace time) are left out.
-func streamReports(infos []stream.StreamInfo) []cluster.StreamReport {
-	out := make([]cluster.StreamReport, 0, len(infos))
+func streamReports(infos []stream.StreamInfo) []nodewire.StreamReport {
+	out := make([]nodewire.StreamReport, 0, len(infos))
 	for _, si := range infos {
 		if !si.Live && si.Readers == 0 {
 			continue
 		}
 		c := si.Codec
-		out = append(out, cluster.StreamReport{
+		out = append(out, nodewire.StreamReport{
 			Path: si.Path, Publisher: si.Live, VideoCodec: c.VideoCodec, Width: c.Width, Height: c.Height,
 			FPS: si.FPS, AudioCodec: c.AudioCodec, SampleRate: c.SampleRate, Channels: c.Channels,
 			BitrateIn: int64(si.BitrateIn), Players: si.Readers - si.InternalReaders,

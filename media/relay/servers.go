@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/rtmpserver"
 	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/rtsp"
@@ -30,7 +30,7 @@ func (s *servers) start(_ context.Context, r *Relay) error {
 		AuthorizePlay: r.rtmpAuthorizePlay,
 		Logger:        r.p.Logger,
 		IsInternal: func(path string, q url.Values) bool {
-			return cluster.IsInternalPlay(r.p.ClusterToken, path, q)
+			return nodewire.IsInternalPlay(r.p.ClusterToken, path, q)
 		},
 	}
 	if r.p.Role == RoleOrigin {

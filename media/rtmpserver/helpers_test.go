@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/stream"
 )
 
@@ -111,22 +113,10 @@ func runTool(t *testing.T, timeout time.Duration, name string, args ...string) (
 	return out.String(), err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func waitLive(t *testing.T, hub *stream.Hub, path string) stream.StreamInfo {
 	t.Helper()
 	var si stream.StreamInfo
-	waitFor(t, path+" to be live with codec info", 20*time.Second, func() bool {
+	testutil.Eventually(t, 20*time.Second, path+" to be live with codec info", func() bool {
 		var ok bool
 		si, ok = hub.Stream(path)
 		return ok && si.Live && si.Codec.VideoCodec != "" && si.Codec.AudioCodec != "" && si.BytesIn > 20000

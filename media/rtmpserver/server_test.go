@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/rtmp"
 )
@@ -231,8 +233,8 @@ func TestFFmpegPublishAndRealPlayers(t *testing.T) {
 
 	// The publisher ends: PublishDone is called once, the stream goes away.
 	_ = pub.Process.Signal(os.Interrupt)
-	waitFor(t, "publish done", 15*time.Second, func() bool { return done.Load() == 1 })
-	waitFor(t, "stream removed", 5*time.Second, func() bool { _, ok := env.hub.Stream("live/x"); return !ok })
+	testutil.Eventually(t, 15*time.Second, "publish done", func() bool { return done.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "stream removed", func() bool { _, ok := env.hub.Stream("live/x"); return !ok })
 
 	logs := env.logs.String()
 	for _, secret := range []string{secretKey, "topsecret"} {
@@ -260,7 +262,7 @@ func TestDeniedPublishShowsReason(t *testing.T) {
 	if len(env.hub.Streams()) != 0 {
 		t.Fatal("denied publish created a stream")
 	}
-	waitFor(t, "close log line", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, "close log line", func() bool {
 		return strings.Contains(env.logs.String(), `reason="publish denied: wrong key for denied"`)
 	})
 }
@@ -283,10 +285,10 @@ func TestTakeoverClosesOldPublisher(t *testing.T) {
 		return cc
 	}
 	first := dial()
-	waitFor(t, "first publisher", 5*time.Second, func() bool { si, _ := env.hub.Stream("live/t"); return si.Live })
+	testutil.Eventually(t, 5*time.Second, "first publisher", func() bool { si, _ := env.hub.Stream("live/t"); return si.Live })
 	second := dial()
 	// The first connection is closed by the server: its writes start failing.
-	waitFor(t, "old publisher closed", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "old publisher closed", func() bool {
 		return first.WriteMessage(rtmp.Message{Type: rtmp.TypeAudio, Payload: []byte{0xaf, 1, 0}}) != nil
 	})
 	if err := second.WriteMessage(rtmp.Message{Type: rtmp.TypeAudio, Payload: []byte{0xaf, 1, 0}}); err != nil {

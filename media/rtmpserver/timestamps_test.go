@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/rtmp"
 	"github.com/portier/portier/media/stream"
 )
@@ -43,7 +45,7 @@ func TestExtendedAndWrappingTimestamps(t *testing.T) {
 			}
 			write(rtmp.TypeVideo, tc.start, []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e})
 			write(rtmp.TypeAudio, tc.start, []byte{0xaf, 0, 0x12, 0x10})
-			waitFor(t, "publisher", 5*time.Second, func() bool { si, _ := env.hub.Stream("live/ts"); return si.BytesIn > 0 })
+			testutil.Eventually(t, 5*time.Second, "publisher", func() bool { si, _ := env.hub.Stream("live/ts"); return si.BytesIn > 0 })
 
 			hr, err := env.hub.Read(ctx, "live/ts", stream.ReaderParams{})
 			if err != nil {
@@ -149,7 +151,7 @@ func TestPlayerSeesStreamEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "publisher", 5*time.Second, func() bool { si, _ := env.hub.Stream("live/end"); return si.BytesIn >= 12 })
+	testutil.Eventually(t, 5*time.Second, "publisher", func() bool { si, _ := env.hub.Stream("live/end"); return si.BytesIn >= 12 })
 	player, err := rtmp.Dial(ctx, env.url+"/live", rtmp.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +181,7 @@ func TestPlayerSeesStreamEnd(t *testing.T) {
 		}
 		break
 	}
-	waitFor(t, "close log line", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, "close log line", func() bool {
 		return strings.Contains(env.logs.String(), `kind=play app=live name=end reason="stream ended"`)
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	pionrtp "github.com/pion/rtp"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -140,46 +139,6 @@ func TestOtherSSRCIgnored(t *testing.T) {
 	}
 	if !got.First.Equal(t0) || !got.Last.Equal(t0) {
 		t.Fatalf("times %v %v", got.First, got.Last)
-	}
-}
-
-func TestCollector(t *testing.T) {
-	s := NewStats(90000)
-	for _, seq := range []uint16{1, 2, 4} {
-		s.Update(pkt(seq, 0), t0)
-	}
-	c := NewCollector("portier", func() []Flow {
-		return []Flow{{Path: "live/a", Track: "0", Codec: "H264", Direction: "in", Transport: "udp", Snapshot: s.Snapshot()}}
-	})
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
-		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mfs) != 10 {
-		t.Fatalf("%d metric families, want 10", len(mfs))
-	}
-	values := map[string]float64{}
-	for _, mf := range mfs {
-		m := mf.GetMetric()[0]
-		labels := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			labels[lp.GetName()] = lp.GetValue()
-		}
-		if labels["path"] != "live/a" || labels["ssrc"] != "00001234" || labels["transport"] != "udp" || labels["codec"] != "H264" {
-			t.Fatalf("%s labels %v", mf.GetName(), labels)
-		}
-		if m.GetCounter() != nil {
-			values[mf.GetName()] = m.GetCounter().GetValue()
-		} else {
-			values[mf.GetName()] = m.GetGauge().GetValue()
-		}
-	}
-	if values["portier_rtp_packets_total"] != 3 || values["portier_rtp_lost_packets"] != 1 || values["portier_rtp_expected_packets"] != 4 || values["portier_rtp_bytes_total"] != 336 {
-		t.Fatalf("values %v", values)
 	}
 }
 

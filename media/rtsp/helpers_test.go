@@ -15,6 +15,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/base"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
+
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/stream"
 	"github.com/portier/portier/tests/peers"
@@ -53,18 +54,6 @@ func startServer(t *testing.T, mod func(*Params)) (*Server, *stream.Hub) {
 
 func rtspURL(s *Server, path string) string {
 	return "rtsp://" + s.Addr().String() + "/" + path
-}
-
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func waitLive(t *testing.T, hub *stream.Hub, path string, pub *peers.Proc) {

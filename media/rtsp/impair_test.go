@@ -16,6 +16,7 @@ import (
 
 	pionrtp "github.com/pion/rtp"
 
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/tests/peers"
 )
@@ -342,7 +343,7 @@ func TestRTPStatsMatchTheWire(t *testing.T) {
 
 			// Wait until every datagram sent is counted, then compare.
 			var flows []rtp.Flow
-			waitFor(t, 5*time.Second, "every sent packet counted", func() bool {
+			testutil.Eventually(t, 5*time.Second, "every sent packet counted", func() bool {
 				flows = nil
 				for _, fl := range s.Stats() {
 					if fl.Path == path {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/bluenviron/gortsplib/v4"
 	"github.com/bluenviron/gortsplib/v4/pkg/description"
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
@@ -95,7 +97,7 @@ func TestPlayersEndWithTheStream(t *testing.T) {
 	waitLive(t, hub, "live/short", nil)
 	c1, n1 := player(t, s, "live/short", gortsplib.TransportTCP)
 	c2, n2 := player(t, s, "live/short", gortsplib.TransportUDP)
-	waitFor(t, 5*time.Second, "both players receive", func() bool { return n1.Load() > 5 && n2.Load() > 5 })
+	testutil.Eventually(t, 5*time.Second, "both players receive", func() bool { return n1.Load() > 5 && n2.Load() > 5 })
 	if fanOuts(s) != 1 {
 		t.Fatalf("%d fan-outs for one path", fanOuts(s))
 	}
@@ -112,7 +114,7 @@ func TestPlayersEndWithTheStream(t *testing.T) {
 			t.Fatal("player still connected after the stream ended")
 		}
 	}
-	waitFor(t, 5*time.Second, "fan-out removed", func() bool { return fanOuts(s) == 0 })
+	testutil.Eventually(t, 5*time.Second, "fan-out removed", func() bool { return fanOuts(s) == 0 })
 }
 
 // TestIdleFanOutClosed: the fan-out outlives its last player by PlayIdle,
@@ -128,13 +130,13 @@ func TestIdleFanOutClosed(t *testing.T) {
 	if _, err := peers.Probe(t, context.Background(), rtspURL(s, "live/idle")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "idle fan-out closed", func() bool {
+	testutil.Eventually(t, 5*time.Second, "idle fan-out closed", func() bool {
 		si, _ := hub.Stream("live/idle")
 		return fanOuts(s) == 0 && si.Readers == 0
 	})
 	// A new player gets a new fan-out.
 	_, n := player(t, s, "live/idle", gortsplib.TransportTCP)
-	waitFor(t, 5*time.Second, "packets after reopening", func() bool { return n.Load() > 5 })
+	testutil.Eventually(t, 5*time.Second, "packets after reopening", func() bool { return n.Load() > 5 })
 }
 
 // TestSecondPublisherRefusedOrTakesOver: a second publisher of a live path
@@ -167,7 +169,7 @@ func TestSecondPublisherRefusedOrTakesOver(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first publisher was not disconnected by the takeover")
 	}
-	waitFor(t, 5*time.Second, "one publish session", func() bool { return len(s.Stats()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "one publish session", func() bool { return len(s.Stats()) == 1 })
 }
 
 // TestCloseEndsEverything: Close returns promptly with a publisher and a
@@ -181,7 +183,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	defer stop()
 	waitLive(t, hub, "live/bye", nil)
 	c, n := player(t, s, "live/bye", gortsplib.TransportUDP)
-	waitFor(t, 5*time.Second, "player receives", func() bool { return n.Load() > 5 })
+	testutil.Eventually(t, 5*time.Second, "player receives", func() bool { return n.Load() > 5 })
 	start := time.Now()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -228,7 +230,7 @@ func TestManyPlayersOneHubReader(t *testing.T) {
 		_, n := player(t, s, "live/many", tr)
 		counts = append(counts, n)
 	}
-	waitFor(t, 10*time.Second, "every player receives", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every player receives", func() bool {
 		for _, n := range counts {
 			if n.Load() < 10 {
 				return false
@@ -264,7 +266,7 @@ func TestAnnounceWithoutRecordDropped(t *testing.T) {
 	if got := hub.Published(); len(got) != 1 {
 		t.Fatalf("published %v after SETUP", got)
 	}
-	waitFor(t, 5*time.Second, "idle announcer dropped", func() bool { return len(hub.Published()) == 0 && done.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "idle announcer dropped", func() bool { return len(hub.Published()) == 0 && done.Load() == 1 })
 }
 
 // TestSetupWithoutPlayDropped: a player that sets up and never plays is
@@ -295,7 +297,7 @@ func TestSetupWithoutPlayDropped(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("idle player kept")
 	}
-	waitFor(t, 5*time.Second, "fan-out released", func() bool {
+	testutil.Eventually(t, 5*time.Second, "fan-out released", func() bool {
 		si, _ := hub.Stream("live/lazy")
 		return fanOuts(s) == 0 && si.Readers == 0
 	})

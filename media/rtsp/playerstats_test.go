@@ -7,6 +7,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -31,7 +32,7 @@ func TestPlayerStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ps []PlayerStats
-	waitFor(t, 12*time.Second, "receiver reports for both tracks", func() bool {
+	testutil.Eventually(t, 12*time.Second, "receiver reports for both tracks", func() bool {
 		ps = s.PlayerStats()
 		if len(ps) != 1 || len(ps[0].Tracks) != 2 {
 			return false
@@ -54,5 +55,5 @@ func TestPlayerStats(t *testing.T) {
 		}
 	}
 	c.Close()
-	waitFor(t, 5*time.Second, "player gone", func() bool { return len(s.PlayerStats()) == 0 })
+	testutil.Eventually(t, 5*time.Second, "player gone", func() bool { return len(s.PlayerStats()) == 0 })
 }

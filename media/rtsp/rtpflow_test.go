@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/bluenviron/gortsplib/v4"
 	pionrtp "github.com/pion/rtp"
 
@@ -50,7 +52,7 @@ func sendHandMade(t *testing.T, s *Server, hub *stream.Hub, path string, tr gort
 	}
 	// Stats are read while the session is still open.
 	var f *rtp.Flow
-	waitFor(t, 10*time.Second, "all packets counted", func() bool {
+	testutil.Eventually(t, 10*time.Second, "all packets counted", func() bool {
 		f = flowOf(s, path)
 		si, _ := hub.Stream(path)
 		return f != nil && f.Packets >= uint64(len(seqs)) && si.BytesIn > 0
@@ -159,7 +161,7 @@ func TestInBandParamsAndNoMarker(t *testing.T) {
 			send(ts, []byte{0x41, 0x9a, byte(i)})
 		}
 	}
-	waitFor(t, 5*time.Second, "frames in the hub", func() bool {
+	testutil.Eventually(t, 5*time.Second, "frames in the hub", func() bool {
 		si, _ := hub.Stream("live/camera")
 		return si.Codec.Width == 640 && si.BytesIn > 300
 	})

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/stream"
 	"github.com/portier/portier/tests/peers"
 )
@@ -90,11 +92,11 @@ func TestFFmpegPublishRTSP(t *testing.T) {
 			}
 
 			pub.Stop()
-			waitFor(t, 10*time.Second, "publish end", func() bool {
+			testutil.Eventually(t, 10*time.Second, "publish end", func() bool {
 				si, ok := hub.Stream("live/cam")
 				return (!ok || !si.Live) && len(s.Stats()) == 0
 			})
-			waitFor(t, 5*time.Second, "PublishDone", func() bool {
+			testutil.Eventually(t, 5*time.Second, "PublishDone", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				return len(done) == 1 && done[0] == "live/cam"

@@ -8,7 +8,7 @@ import (
 
 // Stats returns the RTP statistics of every incoming flow (one per SSRC of
 // each published track), sorted by path and track, for the relay's API and
-// metrics (see rtp.NewCollector).
+// metrics (see media/relay's rtpCollector).
 //
 // Flows are measured where packets arrive: over TCP-interleaved as the
 // publisher sent them, over UDP as each datagram is read from the socket,

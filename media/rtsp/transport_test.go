@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -91,7 +92,7 @@ func TestPublishLATM(t *testing.T) {
 	pub := peers.Publish(t, ctx, rtspURL(s, "live/latm"), peers.PublishOpts{ExtraOutputArgs: []string{"-rtpflags", "latm"}})
 	defer pub.Stop()
 	waitLive(t, hub, "live/latm", pub)
-	waitFor(t, 5*time.Second, "an aac-latm flow (ffmpeg sending LATM)", func() bool {
+	testutil.Eventually(t, 5*time.Second, "an aac-latm flow (ffmpeg sending LATM)", func() bool {
 		for _, f := range s.Stats() {
 			if f.Path == "live/latm" && f.Codec == "aac-latm" && f.Packets > 0 {
 				return true

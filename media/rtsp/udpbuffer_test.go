@@ -8,6 +8,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v4"
 	pionrtp "github.com/pion/rtp"
+	"github.com/portier/portier/internal/testutil"
 )
 
 func TestProcUDPDrops(t *testing.T) {
@@ -66,7 +67,7 @@ func TestUDPReadBufferAndDrops(t *testing.T) {
 		}
 	}
 	var drops uint64
-	waitFor(t, 10*time.Second, "socket drops", func() bool {
+	testutil.Eventually(t, 10*time.Second, "socket drops", func() bool {
 		drops, _ = s.UDPDrops()
 		return drops > 0
 	})

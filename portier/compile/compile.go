@@ -14,7 +14,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // Task config types.
@@ -97,7 +97,7 @@ type Env struct {
 	// passes models.TaskURLPolicy.Check), so a config saved before a
 	// policy change cannot reach a refused network either.
 	CheckURL func(field string, u *url.URL) error
-	// InternalSig returns the proof (cluster.InternalPlaySig) that lets a
+	// InternalSig returns the proof (nodewire.InternalPlaySig) that lets a
 	// task's relay input count as the system's own player rather than a
 	// viewer. A credential derived from the cluster token: the token
 	// itself never goes into a command line. The control plane sets it
@@ -268,13 +268,13 @@ func relayURL(env Env, st StreamState) string {
 
 // relayInput is the URL a task of type typ reads st from: the relay URL
 // marked as the system's own player, so the relay does not count the task
-// as a viewer (cluster.InternalPlayQuery), with the proof env.InternalSig
+// as a viewer (nodewire.InternalPlayQuery), with the proof env.InternalSig
 // gives (the relay ignores the mark without it).
 func relayInput(env Env, st StreamState, typ string) string {
-	q := cluster.InternalPlayQuery + "=" + typ
+	q := nodewire.InternalPlayQuery + "=" + typ
 	if env.InternalSig != nil {
 		if sig := env.InternalSig(st.App+"/"+st.Name, typ); sig != "" {
-			q += "&" + cluster.InternalPlaySigQuery + "=" + sig
+			q += "&" + nodewire.InternalPlaySigQuery + "=" + sig
 		}
 	}
 	return relayURL(env, st) + "?" + q

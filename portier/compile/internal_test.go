@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // A task's relay input carries the proof the relay checks to treat it as
@@ -13,7 +13,7 @@ import (
 func TestRelayInputCarriesInternalProof(t *testing.T) {
 	const tok = "cluster-secret-token"
 	env := testEnv
-	env.InternalSig = func(path, typ string) string { return cluster.InternalPlaySig(tok, path, typ) }
+	env.InternalSig = func(path, typ string) string { return nodewire.InternalPlaySig(tok, path, typ) }
 	for _, cfg := range []TaskConfigInput{
 		{Type: TypeRecord},
 		{Type: TypeRestream, Target: "rtmp://a.example/live", Key: "k"},
@@ -30,10 +30,10 @@ func TestRelayInputCarriesInternalProof(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !cluster.IsInternalPlay(tok, "live/show", u.Query()) {
+		if !nodewire.IsInternalPlay(tok, "live/show", u.Query()) {
 			t.Fatalf("%s: input %q does not prove it is internal", cfg.Type, d.Input)
 		}
-		if cluster.IsInternalPlay(tok, "live/other", u.Query()) {
+		if nodewire.IsInternalPlay(tok, "live/other", u.Query()) {
 			t.Fatalf("%s: the proof is valid for another stream", cfg.Type)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/portiertest"
 )
 
 // BenchmarkScheduler is the scheduler under load on Postgres: the control
@@ -61,17 +61,12 @@ func BenchmarkScheduler(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: clusterTok,
+	cp := portiertest.Start(b, portiertest.Options{Store: store, Params: portier.Params{ClusterToken: clusterTok,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 		Live: portier.LiveParams{HeartbeatInterval: heartbeatIv, Compile: compile.Env{
 			RelayRTMPURL: "rtmp://127.0.0.1:1935", RecordDir: filepath.Join(b.TempDir(), "rec"), HLSOriginURL: "http://127.0.0.1:8090",
-		}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv.StartBackground(ctx)
-	hs := httptest.NewServer(srv.Handler())
-	b.Cleanup(hs.Close)
+		}}}})
+	hs := cp.HTTP
 
 	// Streams and task configs (setup, not timed).
 	t0 := time.Now()

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -21,6 +20,7 @@ import (
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier"
+	"github.com/portier/portier/portier/portiertest"
 )
 
 const token = "contract-cluster-token"
@@ -42,21 +42,13 @@ type envOpts struct {
 
 func newEnv(t *testing.T, st *models.Store, o envOpts) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	srv, err := portier.New(portier.Params{
-		Store: st, ClusterToken: token, Logger: slog.New(slog.DiscardHandler),
-		Hooks: portier.HookParams{Allow: o.allow, OriginTTL: o.ttl},
-		Live:  portier.LiveParams{HeartbeatInterval: o.hb},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.start {
-		srv.StartBackground(ctx)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
+	ctx := context.Background()
+	cp := portiertest.Start(t, portiertest.Options{Store: st, NoBackground: !o.start, Params: portier.Params{
+		ClusterToken: token,
+		Hooks:        portier.HookParams{Allow: o.allow, OriginTTL: o.ttl},
+		Live:         portier.LiveParams{HeartbeatInterval: o.hb},
+	}})
+	ts := cp.HTTP
 	u, err := st.CreateUser(ctx, "op", "a-long-password-1", models.RoleOperator)
 	if err != nil {
 		t.Fatal(err)

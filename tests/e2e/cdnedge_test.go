@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/internal/hlssign"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -169,11 +171,11 @@ func TestCDNEdgeInFrontOfHLSOrigin(t *testing.T) {
 		}
 	}
 
-	cl, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	cl, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the edge registers as cdn-edge and reports its cache", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the edge registers as cdn-edge and reports its cache", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "cdn-edge")
 		if err != nil || len(nodes) != 1 || nodes[0].Name != "edge-1" || nodes[0].HTTPAddress != ep.httpAddr {
 			return false

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/tests/peers"
 )
@@ -81,7 +83,7 @@ func TestClusterDefaultNamesAndNameClash(t *testing.T) {
 		}
 	}
 	var nodes []models.Node
-	eventually(t, 20*time.Second, "origin and edge registered", func() bool {
+	testutil.Eventually(t, 20*time.Second, "origin and edge registered", func() bool {
 		nodes, _ = cp.Store.ListNodes(ctx, "")
 		return len(nodes) == 2
 	})
@@ -135,7 +137,7 @@ func TestClusterDefaultNamesAndNameClash(t *testing.T) {
 	pub.Stop()
 	origin.kill(syscall.SIGTERM)
 	taker := startUnnamedRelay(t, "taker", "edge", cp.URL, "--name", o.Name)
-	eventually(t, 10*time.Second, "the name taken over after the origin left", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the name taken over after the origin left", func() bool {
 		n, err := cp.Store.NodeByName(ctx, o.Name)
 		return err == nil && n.Role == models.NodeRoleEdge && n.RTMPAddress == taker.rtmpAddr
 	})

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/portiertest"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -31,21 +33,12 @@ func TestConciergeRelay(t *testing.T) {
 	peers.RequireTool(t, "ffmpeg")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "control.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	originAddr := peers.FreeAddr(t)
 	recDir := t.TempDir()
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: relayClusterToken, Logger: testLogger(t, "control"),
+	cp := portiertest.Start(t, portiertest.Options{Params: portier.Params{ClusterToken: relayClusterToken, Logger: testLogger(t, "control"),
 		Live: portier.LiveParams{HeartbeatInterval: 300 * time.Millisecond,
-			Compile: compile.Env{FFmpeg: "ffmpeg", RelayRTMPURL: "rtmp://" + originAddr, RecordDir: recDir}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartBackground(ctx)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+			Compile: compile.Env{FFmpeg: "ffmpeg", RelayRTMPURL: "rtmp://" + originAddr, RecordDir: recDir}}}})
+	store, hs := cp.Store, cp.HTTP
 
 	u, err := store.CreateUser(ctx, "rl", "rl-password-123", models.RoleOperator)
 	if err != nil {
@@ -74,7 +67,7 @@ func TestConciergeRelay(t *testing.T) {
 	defer pub.Stop()
 
 	var task *models.Task
-	eventually(t, 60*time.Second, "the record task running", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the record task running", func() bool {
 		ts, _, err := store.ListTasks(ctx, models.TaskFilter{StreamID: st.ID})
 		if err != nil || len(ts) != 1 {
 			return false
@@ -83,7 +76,7 @@ func TestConciergeRelay(t *testing.T) {
 		return task.State == models.TaskRunning
 	})
 	var cmdline string
-	eventually(t, 10*time.Second, "the task's ffmpeg process", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the task's ffmpeg process", func() bool {
 		for _, pid := range taskProcs(task.ID, marker) {
 			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 			if err == nil && bytes.Contains(b, []byte("ffmpeg")) {
@@ -100,11 +93,11 @@ func TestConciergeRelay(t *testing.T) {
 	if strings.Contains(cmdline, originAddr) {
 		t.Fatalf("the task still names the control plane's relay %s: %s", originAddr, cmdline)
 	}
-	eventually(t, 20*time.Second, "the edge serving the task as an internal player", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the edge serving the task as an internal player", func() bool {
 		s, ok := findStream(edge.Streams(), "live/near")
 		return ok && s.InternalPlayers >= 1
 	})
-	eventually(t, 20*time.Second, "a recording from the edge", func() bool {
+	testutil.Eventually(t, 20*time.Second, "a recording from the edge", func() bool {
 		files, _ := filepath.Glob(filepath.Join(compile.RecordingDir(recDir, st.ID), "*.ts"))
 		for _, f := range files {
 			if fi, err := os.Stat(f); err == nil && fi.Size() > 16<<10 {

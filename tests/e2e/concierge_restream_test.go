@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/portiertest"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -29,19 +28,10 @@ func TestConciergeRestream(t *testing.T) {
 	nginx := peers.NginxRTMP(t, peers.NginxOpts{})
 	relayAddr := peers.FreeAddr(t)
 
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "control.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: "rs-token", Logger: cgLogger(t),
+	cp := portiertest.Start(t, portiertest.Options{Params: portier.Params{ClusterToken: "rs-token", Logger: cgLogger(t),
 		Live: portier.LiveParams{HeartbeatInterval: 500 * time.Millisecond,
-			Compile: compile.Env{FFmpeg: "ffmpeg", RelayRTMPURL: "rtmp://" + relayAddr}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartBackground(ctx)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+			Compile: compile.Env{FFmpeg: "ffmpeg", RelayRTMPURL: "rtmp://" + relayAddr}}}})
+	store, hs := cp.Store, cp.HTTP
 
 	origin, err := relay.New(relay.Params{Role: relay.RoleOrigin, Name: "origin-1", RTMPAddr: relayAddr,
 		ControlURL: hs.URL, ClusterToken: "rs-token", Logger: cgLogger(t)})

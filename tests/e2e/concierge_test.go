@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
+	"github.com/portier/portier/portier/portiertest"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -230,19 +230,10 @@ func cgWait(t *testing.T, what string, timeout time.Duration, cond func() bool) 
 func TestConciergeFailover(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "control.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hb := time.Second // the default: lease 5 s
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: "cg-token", Logger: cgLogger(t),
-		Live: portier.LiveParams{HeartbeatInterval: hb}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.StartBackground(ctx)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+	cp := portiertest.Start(t, portiertest.Options{Params: portier.Params{ClusterToken: "cg-token", Logger: cgLogger(t),
+		Live: portier.LiveParams{HeartbeatInterval: hb}}})
+	store, hs := cp.Store, cp.HTTP
 	u, err := store.CreateUser(ctx, "cg", "cg-password-123", models.RoleOperator)
 	if err != nil {
 		t.Fatal(err)

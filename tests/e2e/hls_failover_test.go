@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/tests/hlscheck"
@@ -119,7 +121,7 @@ func TestHLSTaskFailover(t *testing.T) {
 		procs[name] = cgStart(t, p)
 		markers = append(markers, procs[name].supervisorMarker(t))
 	}
-	eventually(t, 30*time.Second, "both concierges registered", func() bool {
+	testutil.Eventually(t, 30*time.Second, "both concierges registered", func() bool {
 		ns, _ := cl.store.ListNodes(ctx, models.NodeRoleConcierge)
 		return len(ns) == 2
 	})
@@ -130,7 +132,7 @@ func TestHLSTaskFailover(t *testing.T) {
 	})
 	peers.Publish(t, ctx, cl.publishURL(st), peers.PublishOpts{})
 	var first *models.Task
-	eventually(t, 60*time.Second, "the hls task running", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the hls task running", func() bool {
 		first = cl.task(t, ctx, st.ID)
 		return first != nil && first.State == models.TaskRunning
 	})
@@ -139,7 +141,7 @@ func TestHLSTaskFailover(t *testing.T) {
 	fetch := bearerFetch(relayClusterToken)
 	master := cl.master(st.ID)
 	c := hlscheck.NewChecker().RequireProgramDateTime()
-	eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
+	testutil.Eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
 		vs, err := c.Poll(fetch, master)
 		return err == nil && len(vs) == 3
 	})
@@ -158,7 +160,7 @@ func TestHLSTaskFailover(t *testing.T) {
 		}
 	}
 	// Three segments of the first runner in every playlist.
-	eventually(t, 20*time.Second, "three segments of the first runner", func() bool {
+	testutil.Eventually(t, 20*time.Second, "three segments of the first runner", func() bool {
 		poll()
 		for _, u := range urls {
 			if vs := c.Versions(u); len(vs[len(vs)-1].Segments) < 3 {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/portier/portier/tests/hlscheck"
@@ -99,7 +101,7 @@ func TestHLSPlayHLSJS(t *testing.T) {
 	t0 := time.Now()
 	h := startHLSRunTask(t, ctx)
 	c := hlscheck.NewChecker()
-	eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
+	testutil.Eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
 		vs, err := c.Poll(h.fetch, h.master)
 		return err == nil && len(vs) == 3
 	})

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
@@ -165,7 +167,7 @@ func TestHLSTaskS3Origin(t *testing.T) {
 	pub := peers.Publish(t, ctx, cl.publishURL(st), peers.PublishOpts{})
 	defer pub.Stop()
 	t0 := time.Now()
-	eventually(t, 60*time.Second, "the hls task running", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the hls task running", func() bool {
 		tk := cl.task(t, ctx, st.ID)
 		return tk != nil && tk.State == models.TaskRunning
 	})
@@ -176,7 +178,7 @@ func TestHLSTaskS3Origin(t *testing.T) {
 	// OriginChecks: the master served from the S3 backend is completed
 	// like the directory backend's (completion is on read, not in storage).
 	c := hlscheck.NewChecker().OriginChecks()
-	eventually(t, 30*time.Second, "master and media playlists readable through the S3 origin", func() bool {
+	testutil.Eventually(t, 30*time.Second, "master and media playlists readable through the S3 origin", func() bool {
 		vs, err := c.Poll(fetch, master)
 		return err == nil && len(vs) == 2
 	})

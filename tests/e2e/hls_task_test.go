@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/internal/hlscred"
 	"github.com/portier/portier/tests/hlscheck"
 	"github.com/portier/portier/tests/peers"
@@ -48,7 +50,7 @@ type hlsRunTask struct {
 func startHLSRunTask(t *testing.T, ctx context.Context) *hlsRunTask {
 	t.Helper()
 	h := startHLSRunTaskPublishing(t, ctx, peers.PublishOpts{})
-	eventually(t, 30*time.Second, "hls task running", func() bool {
+	testutil.Eventually(t, 30*time.Second, "hls task running", func() bool {
 		ts := h.a.tasks(t, h.st.ID)
 		return len(ts) == 1 && ts[0].State == "running"
 	})
@@ -150,7 +152,7 @@ func TestRunHLSTask(t *testing.T) {
 	// across the restart below, and the master's measured attributes.
 	c := hlscheck.NewChecker().OriginChecks()
 	// Wait until the master and every media playlist can be read.
-	eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
+	testutil.Eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
 		vs, err := c.Poll(h.fetch, h.master)
 		return err == nil && len(vs) == 3
 	})
@@ -183,7 +185,7 @@ func TestRunHLSTask(t *testing.T) {
 		t.Fatalf("restart task: HTTP %d", code)
 	}
 	tr := time.Now()
-	eventually(t, 30*time.Second, "task running with the next epoch", func() bool {
+	testutil.Eventually(t, 30*time.Second, "task running with the next epoch", func() bool {
 		_, e, s := h.task(t)
 		return e > epoch && s == "running"
 	})
@@ -255,7 +257,7 @@ func TestHLSStaleRunnerRefused(t *testing.T) {
 	defer cancel()
 	h := startHLSRunTask(t, ctx)
 	c := hlscheck.NewChecker()
-	eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
+	testutil.Eventually(t, 30*time.Second, "master and media playlists readable", func() bool {
 		vs, err := c.Poll(h.fetch, h.master)
 		return err == nil && len(vs) == 3
 	})
@@ -268,14 +270,14 @@ func TestHLSStaleRunnerRefused(t *testing.T) {
 		t.Fatalf("restart task: HTTP %d", code)
 	}
 	var newEpoch int64
-	eventually(t, 30*time.Second, "task running with the next epoch", func() bool {
+	testutil.Eventually(t, 30*time.Second, "task running with the next epoch", func() bool {
 		_, e, s := h.task(t)
 		newEpoch = e
 		return e > epoch && s == "running"
 	})
 	// Wait until the new runner has written: a discontinuity after the
 	// last segment seen before the restart.
-	eventually(t, 30*time.Second, "the new runner wrote", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the new runner wrote", func() bool {
 		_, _ = c.Poll(h.fetch, h.master)
 		for _, u := range c.URLs() {
 			vs := c.Versions(u)
@@ -366,7 +368,7 @@ func TestRunHLSTaskVideoOnly(t *testing.T) {
 	h := startHLSRunTaskPublishing(t, ctx, peers.PublishOpts{NoAudio: true})
 	c := hlscheck.NewChecker().OriginChecks()
 	var vs []hlscheck.Variant
-	eventually(t, 60*time.Second, "video-only master and media playlists readable", func() bool {
+	testutil.Eventually(t, 60*time.Second, "video-only master and media playlists readable", func() bool {
 		var err error
 		vs, err = c.Poll(h.fetch, h.master)
 		return err == nil && len(vs) == 2

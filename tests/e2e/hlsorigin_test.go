@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/internal/hlscred"
 	"github.com/portier/portier/internal/hlssign"
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -192,11 +194,11 @@ func TestHLSOriginFFmpeg(t *testing.T) {
 	dir := t.TempDir()
 	hp := startHLSOrigin(t, "hls-1", cp.URL, dir, nil, true)
 
-	cl, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	cl, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the origin registers as hls-origin", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the origin registers as hls-origin", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "hls-origin")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "hls-1" && nodes[0].HTTPAddress == hp.httpAddr
 	})
@@ -265,15 +267,15 @@ func TestRunEmbedsHLSOrigin(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.dir, "hls", "s", "7", "v0", "seg_1.ts")); err != nil {
 		t.Errorf("segment not under DATA/hls: %v", err)
 	}
-	cl, err := cluster.NewClient(cluster.ClientParams{BaseURL: "http://" + a.http, Token: relayClusterToken})
+	cl, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: "http://" + a.http, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "e2e-hls-origin registered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "e2e-hls-origin registered", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "hls-origin")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-hls-origin"
 	})
-	eventually(t, 10*time.Second, "e2e-cdn-edge registered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "e2e-cdn-edge registered", func() bool {
 		nodes, err := cl.Nodes(context.Background(), "cdn-edge")
 		return err == nil && len(nodes) == 1 && nodes[0].Name == "e2e-cdn-edge" && nodes[0].HTTPAddress == a.http
 	})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -40,7 +42,7 @@ func TestRunPull(t *testing.T) {
 		map[string]any{"type": "pull", "name": "camera", "source": mtx.RTSPURL("cam"), "enabled": true}, &cfg); code != http.StatusCreated {
 		t.Fatalf("create pull config: HTTP %d %v", code, cfg)
 	}
-	eventually(t, 30*time.Second, "pulled stream live", func() bool { return a.live(t, st.ID) })
+	testutil.Eventually(t, 30*time.Second, "pulled stream live", func() bool { return a.live(t, st.ID) })
 	t.Logf("pull config to stream live: %v", time.Since(t0).Round(time.Millisecond))
 	ts := a.tasks(t, st.ID)
 	if len(ts) != 1 || ts[0].Type != "pull" || ts[0].State != "running" || ts[0].Node == "" {
@@ -60,7 +62,7 @@ func TestRunPull(t *testing.T) {
 	if code := a.api(t, "PATCH", fmt.Sprintf("/api/v1/streams/%d/task-configs/%v", st.ID, cfg["id"]), map[string]any{"enabled": false}, &patched); code != 200 {
 		t.Fatalf("disable pull config: HTTP %d %v", code, patched)
 	}
-	eventually(t, 20*time.Second, "pulled stream offline after disabling the config", func() bool { return !a.live(t, st.ID) })
+	testutil.Eventually(t, 20*time.Second, "pulled stream offline after disabling the config", func() bool { return !a.live(t, st.ID) })
 	cam.Stop()
 
 	// A source that refuses connections: a failing task with a reason,
@@ -76,7 +78,7 @@ func TestRunPull(t *testing.T) {
 	}
 	t1 := time.Now()
 	var failing apiTask
-	eventually(t, 30*time.Second, "unreachable pull failing with a reason", func() bool {
+	testutil.Eventually(t, 30*time.Second, "unreachable pull failing with a reason", func() bool {
 		ts := a.tasks(t, dead.ID)
 		if len(ts) == 1 {
 			failing = ts[0]

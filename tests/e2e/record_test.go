@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/tests/peers"
 )
@@ -124,7 +126,7 @@ func TestRunRecord(t *testing.T) {
 	defer cancel()
 	t0 := time.Now()
 	pub := peers.Publish(t, ctx, st.Ingest.RTMPURL, peers.PublishOpts{})
-	eventually(t, 30*time.Second, "record task running", func() bool {
+	testutil.Eventually(t, 30*time.Second, "record task running", func() bool {
 		ts := a.tasks(t, st.ID)
 		return len(ts) == 1 && ts[0].State == "running"
 	})
@@ -144,7 +146,7 @@ func TestRunRecord(t *testing.T) {
 	// Four files means at least three finished segments; the newest one
 	// has media in it too (a stop right as a segment opens leaves a file
 	// with no frames, which no player can open).
-	eventually(t, 40*time.Second, "four segment files", func() bool {
+	testutil.Eventually(t, 40*time.Second, "four segment files", func() bool {
 		fs := files()
 		if len(fs) < 4 {
 			return false
@@ -157,7 +159,7 @@ func TestRunRecord(t *testing.T) {
 
 	t1 := time.Now()
 	pub.Stop()
-	eventually(t, 30*time.Second, "record task stopped after the publish ended", func() bool {
+	testutil.Eventually(t, 30*time.Second, "record task stopped after the publish ended", func() bool {
 		ts := a.tasks(t, st.ID)
 		return len(ts) == 1 && ts[0].State == "stopped"
 	})

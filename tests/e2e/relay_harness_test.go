@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier"
+	"github.com/portier/portier/portier/portiertest"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -36,17 +36,9 @@ type controlPlane struct {
 func startControlPlane(t *testing.T) *controlPlane {
 	t.Helper()
 	ctx := context.Background()
-	store, err := models.Open(ctx, filepath.Join(t.TempDir(), "control.db"))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	srv, err := portier.New(portier.Params{Store: store, ClusterToken: relayClusterToken,
-		Logger: testLogger(t, "control"), Live: portier.LiveParams{HeartbeatInterval: 200 * time.Millisecond}})
-	if err != nil {
-		t.Fatalf("control plane: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
+	cp := portiertest.Start(t, portiertest.Options{NoBackground: true, Params: portier.Params{ClusterToken: relayClusterToken,
+		Logger: testLogger(t, "control"), Live: portier.LiveParams{HeartbeatInterval: 200 * time.Millisecond}}})
+	store, hs := cp.Store, cp.HTTP
 	u, err := store.CreateUser(ctx, "owner", "owner-password-123", models.RoleOperator)
 	if err != nil {
 		t.Fatalf("create user: %v", err)
@@ -244,16 +236,4 @@ func metricValue(t *testing.T, httpAddr, name string) (float64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// eventually polls cond every 50 ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

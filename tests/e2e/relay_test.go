@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/media/cluster"
+	"github.com/portier/portier/internal/testutil"
+
+	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/relay"
+	"github.com/portier/portier/media/rendezvous"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -48,11 +51,11 @@ func TestRelayOriginPublishPlay(t *testing.T) {
 			t.Fatalf("the key appears as a stream path: %q", s.Path)
 		}
 	}
-	c, err := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	c, err := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "directory lists origin-1", func() bool {
+	testutil.Eventually(t, 10*time.Second, "directory lists origin-1", func() bool {
 		o, err := c.Directory(ctx, "live", "foo")
 		return err == nil && len(o) == 1 && o[0].Name == "origin-1" && o[0].RTMPAddress == origin.RTMPAddr().String()
 	})
@@ -69,7 +72,7 @@ func TestRelayOriginPublishPlay(t *testing.T) {
 	}
 
 	pub.Stop()
-	eventually(t, 10*time.Second, "directory forgets the stream after unpublish", func() bool {
+	testutil.Eventually(t, 10*time.Second, "directory forgets the stream after unpublish", func() bool {
 		_, err := c.Directory(ctx, "live", "foo")
 		return err != nil
 	})
@@ -112,7 +115,7 @@ func TestRelayEdgeFanout50(t *testing.T) {
 	if est.Resolution != "640x360" || est.Codec.VideoCodec != "h264" || est.Codec.AudioCodec != "aac" {
 		t.Errorf("edge stream codec %+v resolution %q, want h264 640x360 + aac", est.Codec, est.Resolution)
 	}
-	eventually(t, 5*time.Second, "edge stream bitrate measured", func() bool {
+	testutil.Eventually(t, 5*time.Second, "edge stream bitrate measured", func() bool {
 		st, _ := findStream(relayStreams(t, edge.HTTPAddr().String()), "live/foo")
 		return st.BitrateIn > 0
 	})
@@ -132,7 +135,7 @@ func TestRelayEdgeFanout50(t *testing.T) {
 	for _, p := range ps {
 		p.close()
 	}
-	eventually(t, 10*time.Second, "edge upstream closed after the players left", func() bool {
+	testutil.Eventually(t, 10*time.Second, "edge upstream closed after the players left", func() bool {
 		v, _ := metricValue(t, edge.HTTPAddr().String(), "portier_relay_upstream_sessions")
 		return v == 0
 	})
@@ -156,8 +159,8 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 			t.Fatalf("publish to %s: %v", o.name, err)
 		}
 	}
-	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
-	eventually(t, 15*time.Second, "both origins in the directory", func() bool {
+	c, _ := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	testutil.Eventually(t, 15*time.Second, "both origins in the directory", func() bool {
 		o, err := c.Directory(ctx, "live", "foo")
 		return err == nil && len(o) == 2
 	})
@@ -201,7 +204,7 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 		}
 		victim.kill(syscall.SIGKILL)
 		t.Logf("round %d: killed %s (pid %d) while the edge pulled from it", round, victim.name, victim.cmd.Process.Pid)
-		eventually(t, 10*time.Second, "edge switched origin", func() bool {
+		testutil.Eventually(t, 10*time.Second, "edge switched origin", func() bool {
 			u, _ := edge.Edge().Upstream("live/foo")
 			return u.Origin != "" && u.Origin != victim.rtmpAddr
 		})
@@ -237,7 +240,7 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 			if err := p.WaitFrames(ctx, 10); err != nil {
 				t.Fatalf("republish to %s: %v", nv.name, err)
 			}
-			eventually(t, 15*time.Second, "restarted origin in the directory", func() bool {
+			testutil.Eventually(t, 15*time.Second, "restarted origin in the directory", func() bool {
 				o, err := c.Directory(ctx, "live", "foo")
 				return err == nil && len(o) == 2
 			})
@@ -261,10 +264,10 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	cp.createStream(t, "qux") // only ever published with a wrong key
 	o1 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-1", ControlURL: cp.URL})
 	o2 := startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "origin-2", ControlURL: cp.URL})
-	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	c, _ := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	eventually(t, 10*time.Second, "both origins alive", func() bool {
+	testutil.Eventually(t, 10*time.Second, "both origins alive", func() bool {
 		n, err := c.LiveOrigins(ctx)
 		return err == nil && len(n) == 2
 	})
@@ -276,10 +279,10 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	var mu sync.Mutex
 	for i, name := range []string{"bar", "baz"} {
 		key := keys[name]
-		want := cluster.Pick("live/"+name, []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
+		want := rendezvous.Pick("live/"+name, []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
 		e := edges[i%2]
 		pub := peers.Publish(t, ctx, "rtmp://"+e.RTMPAddr().String()+"/live/"+name+"?key="+key, peers.PublishOpts{})
-		eventually(t, 15*time.Second, "stream live at the hashed origin", func() bool {
+		testutil.Eventually(t, 15*time.Second, "stream live at the hashed origin", func() bool {
 			st, ok := findStream(origins[want].Streams(), "live/"+name)
 			return ok && st.Live
 		})
@@ -316,8 +319,8 @@ func TestRelayPublishAtEdge(t *testing.T) {
 	}
 	// It went to the origin live/foo hashes to, as a NAME?key= publish would
 	// (the edge resolved the key to the public name before hashing).
-	want := cluster.Pick("live/foo", []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
-	eventually(t, 15*time.Second, "key-as-name publish live at the origin live/foo hashes to", func() bool {
+	want := rendezvous.Pick("live/foo", []string{o1.RTMPAddr().String(), o2.RTMPAddr().String()})
+	testutil.Eventually(t, 15*time.Second, "key-as-name publish live at the origin live/foo hashes to", func() bool {
 		st, ok := findStream(origins[want].Streams(), "live/foo")
 		return ok && st.Live
 	})
@@ -377,8 +380,8 @@ func TestRelayRTSPPublishAtEdge(t *testing.T) {
 	edge := startRelay(t, relay.Params{Role: relay.RoleEdge, Name: "edge-1", ControlURL: cp.URL, RTSPAddr: "127.0.0.1:0"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, _ := cluster.NewClient(cluster.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
-	eventually(t, 10*time.Second, "origin alive", func() bool {
+	c, _ := controlclient.NewClient(controlclient.ClientParams{BaseURL: cp.URL, Token: relayClusterToken})
+	testutil.Eventually(t, 10*time.Second, "origin alive", func() bool {
 		n, err := c.LiveOrigins(ctx)
 		return err == nil && len(n) == 1
 	})
@@ -488,7 +491,7 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 		before[i], _, _, _ = p.stats()
 	}
 	encoders[up.Origin].Kill()
-	eventually(t, 10*time.Second, "edge switched origin", func() bool {
+	testutil.Eventually(t, 10*time.Second, "edge switched origin", func() bool {
 		u, _ := edge.Edge().Upstream("live/foo")
 		return u.Origin != "" && u.Origin != up.Origin
 	})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -21,7 +23,7 @@ const revokeMargin = 2 * time.Second
 func (a *allInOne) publishLive(t *testing.T, ctx context.Context, url string, id uint) *peers.Proc {
 	t.Helper()
 	pub := peers.Publish(t, ctx, url, peers.PublishOpts{})
-	eventually(t, 20*time.Second, "stream live", func() bool { return a.live(t, id) })
+	testutil.Eventually(t, 20*time.Second, "stream live", func() bool { return a.live(t, id) })
 	if err := pub.WaitFrames(ctx, 50); err != nil {
 		t.Fatalf("publisher sends no frames: %v\n%s", err, pub.Stderr())
 	}

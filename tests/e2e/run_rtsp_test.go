@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -21,12 +22,12 @@ func TestRunRTSPOverUDP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	pub := peers.Publish(t, ctx, "rtsp://"+a.rtsp+"/live/udpcam?key="+st.Key, peers.PublishOpts{RTSPTransport: "udp"})
-	eventually(t, 20*time.Second, "stream live after an RTSP/UDP publish", func() bool {
+	testutil.Eventually(t, 20*time.Second, "stream live after an RTSP/UDP publish", func() bool {
 		if pub.Exited() {
 			t.Fatalf("ffmpeg exited: %s", pub.Stderr())
 		}
 		return a.live(t, st.ID)
 	})
 	pub.Stop()
-	eventually(t, 15*time.Second, "stream offline after the publisher stopped", func() bool { return !a.live(t, st.ID) })
+	testutil.Eventually(t, 15*time.Second, "stream offline after the publisher stopped", func() bool { return !a.live(t, st.ID) })
 }

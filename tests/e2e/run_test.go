@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -176,7 +178,7 @@ func TestRunPublishAuthorization(t *testing.T) {
 
 	// The right key as a query parameter: live, playable over RTMP and HTTP-FLV.
 	right := peers.Publish(t, ctx, st.Ingest.RTMPURL, peers.PublishOpts{})
-	eventually(t, 15*time.Second, "stream live after publishing with the right key", func() bool { return a.live(t, st.ID) })
+	testutil.Eventually(t, 15*time.Second, "stream live after publishing with the right key", func() bool { return a.live(t, st.ID) })
 	res, err := peers.ProbeUntil(t, ctx, base+"cam1")
 	if err != nil || !res.HasCodec("h264") || !res.HasCodec("aac") {
 		t.Fatalf("ffprobe over RTMP: %v %v", res.Codecs(), err)
@@ -186,15 +188,15 @@ func TestRunPublishAuthorization(t *testing.T) {
 		t.Fatalf("ffprobe over HTTP-FLV: %v %v", res.Codecs(), err)
 	}
 	right.Stop()
-	eventually(t, 15*time.Second, "stream offline after the publisher stopped", func() bool { return !a.live(t, st.ID) })
+	testutil.Eventually(t, 15*time.Second, "stream offline after the publisher stopped", func() bool { return !a.live(t, st.ID) })
 
 	// The key alone as the stream name (OBS style): published under the public name.
 	obs := peers.Publish(t, ctx, st.Ingest.OBSServer+"/"+st.Ingest.OBSStreamKey, peers.PublishOpts{})
-	eventually(t, 15*time.Second, "stream live after publishing with the key as the name", func() bool { return a.live(t, st.ID) })
+	testutil.Eventually(t, 15*time.Second, "stream live after publishing with the key as the name", func() bool { return a.live(t, st.ID) })
 	res, err = peers.ProbeUntil(t, ctx, base+"cam1")
 	if err != nil || !res.HasCodec("h264") {
 		t.Fatalf("ffprobe of the public name after a key-as-name publish: %v %v", res.Codecs(), err)
 	}
 	obs.Stop()
-	eventually(t, 15*time.Second, "stream offline after the OBS-style publisher stopped", func() bool { return !a.live(t, st.ID) })
+	testutil.Eventually(t, 15*time.Second, "stream offline after the OBS-style publisher stopped", func() bool { return !a.live(t, st.ID) })
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/concierge/supervisor/supervisortest"
 	"github.com/portier/portier/tests/peers"
 )
@@ -47,7 +49,7 @@ func TestRunTaskSecrets(t *testing.T) {
 	peers.Publish(t, ctx, st.Ingest.RTMPURL, peers.PublishOpts{})
 
 	var task apiTask
-	eventually(t, 60*time.Second, "the restream task fails with ffmpeg's log", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the restream task fails with ffmpeg's log", func() bool {
 		ts := a.tasks(t, st.ID)
 		if len(ts) != 1 {
 			return false
@@ -142,7 +144,7 @@ func TestConciergeDataDirLock(t *testing.T) {
 			<-firstDone
 		}
 	})
-	eventually(t, 20*time.Second, "the first concierge serves /healthz", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the first concierge serves /healthz", func() bool {
 		resp, err := http.Get("http://" + httpA + "/healthz")
 		if err == nil {
 			resp.Body.Close()

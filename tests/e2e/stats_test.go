@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/testutil"
+
 	"github.com/portier/portier/tests/peers"
 )
 
@@ -78,7 +80,7 @@ func TestRunStreamStatistics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	peers.Publish(t, ctx, st.Ingest.RTMPURL, peers.PublishOpts{Size: "640x360", VideoBitrate: 800_000})
-	eventually(t, 15*time.Second, "stream live", func() bool { return a.live(t, st.ID) })
+	testutil.Eventually(t, 15*time.Second, "stream live", func() bool { return a.live(t, st.ID) })
 
 	get := func() apiStreamStats {
 		var v apiStreamStats
@@ -88,7 +90,7 @@ func TestRunStreamStatistics(t *testing.T) {
 		return v
 	}
 	// Before anyone plays: codecs from the origin's heartbeat, no viewers.
-	eventually(t, 10*time.Second, "codec statistics in the API", func() bool {
+	testutil.Eventually(t, 10*time.Second, "codec statistics in the API", func() bool {
 		v := get()
 		return v.Stats != nil && v.Stats.VideoCodec == "h264" && v.Stats.Bitrate > 0
 	})
@@ -108,7 +110,7 @@ func TestRunStreamStatistics(t *testing.T) {
 		}()
 	}
 	var last apiStreamStats
-	eventually(t, 15*time.Second, "2 viewers in the API", func() bool {
+	testutil.Eventually(t, 15*time.Second, "2 viewers in the API", func() bool {
 		last = get()
 		return last.Stats != nil && last.Stats.Viewers >= 2
 	})
@@ -132,7 +134,7 @@ func TestRunStreamStatistics(t *testing.T) {
 			_, _ = peers.PlayFrames(pctx, "rtmp://"+edge.rtmpAddr+"/live/statcam", 40*time.Second)
 		}()
 	}
-	eventually(t, 20*time.Second, "5 viewers with the edge's players", func() bool {
+	testutil.Eventually(t, 20*time.Second, "5 viewers with the edge's players", func() bool {
 		last = get()
 		return last.Stats != nil && last.Stats.Viewers == 5
 	})
@@ -144,7 +146,7 @@ func TestRunStreamStatistics(t *testing.T) {
 		map[string]any{"type": "record", "name": "archive", "segment_seconds": 2, "format": "ts", "enabled": true}, &cfg); code != http.StatusCreated {
 		t.Fatalf("create record config: HTTP %d %v", code, cfg)
 	}
-	eventually(t, 30*time.Second, "record task running", func() bool {
+	testutil.Eventually(t, 30*time.Second, "record task running", func() bool {
 		ts := a.tasks(t, st.ID)
 		return len(ts) == 1 && ts[0].State == "running"
 	})
@@ -155,7 +157,7 @@ func TestRunStreamStatistics(t *testing.T) {
 			Internal int    `json:"internal_players"`
 		} `json:"streams"`
 	}
-	eventually(t, 10*time.Second, "the task counted as the relay's internal player", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the task counted as the relay's internal player", func() bool {
 		if code := a.api(t, "GET", "/relay/api/v1/streams", nil, &relayStreams); code != 200 {
 			return false
 		}

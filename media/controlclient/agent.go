@@ -1,4 +1,4 @@
-package cluster
+package controlclient
 
 import (
 	"context"
@@ -6,17 +6,19 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // AgentParams configures RunAgent.
 type AgentParams struct {
 	Client *Client
-	Node   NodeInfo
+	Node   nodewire.NodeInfo
 	// Report builds the next heartbeat; called from the agent's goroutine.
-	Report func() Heartbeat
+	Report func() nodewire.Heartbeat
 	// OnEnd, if set, gets the publishes a heartbeat answer says to end
 	// (called from the agent's goroutine; it must not block for long).
-	OnEnd func([]EndOrder)
+	OnEnd func([]nodewire.EndOrder)
 	// DefaultInterval is used until the control plane states one (1 s).
 	DefaultInterval time.Duration
 	Logger          *slog.Logger
@@ -92,7 +94,7 @@ func (a *Agent) Run(ctx context.Context) {
 	for {
 		var err error
 		if needRegister {
-			var r RegisterReply
+			var r nodewire.RegisterReply
 			r, err = a.p.Client.Register(ctx, a.p.Node)
 			var taken *NameTakenError
 			if errors.As(err, &taken) {

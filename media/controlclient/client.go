@@ -1,8 +1,8 @@
-// Package cluster is a relay's view of the Portier cluster: a client for the
-// control plane's node API (registration, heartbeats, publish and play
-// authorisation, the stream directory, the list of live origins) and
-// rendezvous hashing of stream paths over origins.
-package cluster
+// Package controlclient is a node's client of the control plane's node API
+// (registration, heartbeats, publish and play authorisation, the stream
+// directory, the list of live origins) and the agent that keeps a node
+// registered. The messages are internal/nodewire's, shared with the server.
+package controlclient
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // Errors returned by Client calls.
@@ -37,7 +39,7 @@ type NameTakenError struct {
 	// Message names the clash and the fix, as the control plane wrote it.
 	Message string
 	// Holder is the live node that holds the name.
-	Holder Node
+	Holder nodewire.Node
 }
 
 func (e *NameTakenError) Error() string {
@@ -101,74 +103,11 @@ func NewClient(p ClientParams) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{p: p, base: u, hc: hc, log: p.Logger.With("component", "cluster-client")}, nil
+	return &Client{p: p, base: u, hc: hc, log: p.Logger.With("component", "control-client")}, nil
 }
 
 // BaseURL is the control plane's address, for logs (never carries secrets).
 func (c *Client) BaseURL() string { return RedactURL(c.base.String()) }
-
-// NodeInfo is what a node registers.
-type NodeInfo struct {
-	Name        string            `json:"name"`
-	Role        string            `json:"role"`
-	RTMPAddress string            `json:"rtmp_address,omitempty"`
-	HTTPAddress string            `json:"http_address,omitempty"`
-	Capacity    int               `json:"capacity,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Version     string            `json:"version,omitempty"`
-	// Host is the host name the node runs on: with the role and addresses
-	// it tells the control plane a restart from another node of the name.
-	Host string `json:"host,omitempty"`
-}
-
-// RegisterReply is the control plane's answer to a registration.
-type RegisterReply struct {
-	Name                string `json:"name"`
-	HeartbeatIntervalMS int    `json:"heartbeat_interval_ms"`
-	LeaseMS             int    `json:"lease_ms"`
-}
-
-// Load is a node's load, reported with every heartbeat.
-type Load struct {
-	Connections int   `json:"connections"`
-	Streams     int   `json:"streams"`
-	BitrateIn   int64 `json:"bitrate_in"`
-	BitrateOut  int64 `json:"bitrate_out"`
-	CostUsed    int   `json:"cost_used"`
-	// UploadsPerSecond and StorageErrors are reported by HLS origins.
-	UploadsPerSecond float64 `json:"uploads_per_second,omitempty"`
-	StorageErrors    int64   `json:"storage_errors,omitempty"`
-	// ActiveRequests, HitRatio (viewer requests served without an origin
-	// fetch of their own, since the previous heartbeat), CacheBytes and
-	// CacheCapacityBytes are reported by CDN edges; their egress is
-	// BitrateOut.
-	ActiveRequests     int     `json:"active_requests,omitempty"`
-	HitRatio           float64 `json:"hit_ratio,omitempty"`
-	CacheBytes         int64   `json:"cache_bytes,omitempty"`
-	CacheCapacityBytes int64   `json:"cache_capacity_bytes,omitempty"`
-}
-
-// Heartbeat is one heartbeat body. Published is the full set of app/name
-// streams whose publish this node holds (origins only). Streams (optional;
-// older relays leave it out) has the statistics of every stream the relay
-// has: on origins the published ones, on edges the pulled ones.
-type Heartbeat struct {
-	Load      Load     `json:"load"`
-	Published []string `json:"published"`
-	// Publishes is Published with the identity of each publish (the
-	// stream and publish ids its authorisation answered): a control plane
-	// that knows it attaches a publish only to the stream that authorised
-	// it, and ignores Published. Older control planes read Published.
-	Publishes []PublishedStream `json:"publishes"`
-	Streams   []StreamReport    `json:"streams"`
-}
-
-// PublishedStream is one publish an origin holds.
-type PublishedStream struct {
-	Path      string `json:"path"`
-	StreamID  int64  `json:"stream_id"`
-	PublishID int64  `json:"publish_id"`
-}
 
 // HeartbeatReply is the control plane's answer to a heartbeat.
 type HeartbeatReply struct {
@@ -176,154 +115,47 @@ type HeartbeatReply struct {
 	Interval time.Duration
 	// End lists publishes the relay must end now: their stream was
 	// deleted or disabled, or its key rotated, since they started.
-	End []EndOrder
-}
-
-// EndOrder tells a relay to end one publish.
-type EndOrder struct {
-	Path      string `json:"path"`
-	StreamID  int64  `json:"stream_id"`
-	PublishID int64  `json:"publish_id"`
-	Reason    string `json:"reason"` // deleted, disabled, key_rotated
-}
-
-// StreamReport is one stream's statistics on one relay.
-type StreamReport struct {
-	// Path is "app/name".
-	Path string `json:"path"`
-	// Publisher: the stream has a publisher on this relay now (on an edge,
-	// the upstream pull from an origin, or a client whose publish the edge
-	// forwards to an origin).
-	Publisher  bool    `json:"publisher"`
-	VideoCodec string  `json:"video_codec,omitempty"`
-	Width      int     `json:"width,omitempty"`
-	Height     int     `json:"height,omitempty"`
-	FPS        float64 `json:"fps,omitempty"`
-	AudioCodec string  `json:"audio_codec,omitempty"`
-	SampleRate int     `json:"sample_rate,omitempty"`
-	Channels   int     `json:"channels,omitempty"`
-	// BitrateIn is the publisher's bitrate in bits per second.
-	BitrateIn int64 `json:"bitrate_in"`
-	// Players are the stream's readers on this relay, every protocol,
-	// including relay-internal ones (an edge's upstream pull is a player at
-	// the origin; a forwarded publish is a player at the edge) but not the
-	// system's own (InternalPlayQuery: task inputs, thumbnail grabs).
-	Players int `json:"players"`
-}
-
-// InternalPlayQuery is the query parameter of a play URL by which the
-// system's own players (concierge task inputs, the control plane's
-// thumbnail grabs) tell a relay that they are not viewers, e.g.
-// rtmp://edge/live/NAME?portier_internal=restream&portier_sig=…. It is
-// honoured only with a valid InternalPlaySigQuery (see IsInternalPlay).
-const InternalPlayQuery = "portier_internal"
-
-// PublishRequest asks whether a publish may start.
-type PublishRequest struct {
-	Node     string `json:"node"`
-	App      string `json:"app"`
-	Name     string `json:"name"`
-	Query    string `json:"query"`
-	Addr     string `json:"addr"`
-	Protocol string `json:"protocol"`
-}
-
-// PublishDecision is the answer. When Allow, Name is the public stream name
-// the relay must publish under (it differs from the request's when the key
-// was given as the name).
-type PublishDecision struct {
-	Allow    bool   `json:"allow"`
-	App      string `json:"app"`
-	Name     string `json:"name"`
-	StreamID int64  `json:"stream_id"`
-	// PublishID is the stream's number of this publish (0 from older
-	// control planes). With StreamID it identifies the publish in
-	// heartbeats, publish-done and end orders.
-	PublishID int64  `json:"publish_id"`
-	Takeover  bool   `json:"takeover"`
-	Reason    string `json:"reason"`
-}
-
-// PlayRequest asks whether a player may play.
-type PlayRequest struct {
-	Node  string `json:"node"`
-	App   string `json:"app"`
-	Name  string `json:"name"`
-	Query string `json:"query"`
-	Addr  string `json:"addr"`
-}
-
-// PlayDecision is the answer to a PlayRequest.
-type PlayDecision struct {
-	Allow  bool   `json:"allow"`
-	Reason string `json:"reason"`
-}
-
-// Origin is one origin that holds a stream's publish.
-type Origin struct {
-	Name        string `json:"name"`
-	RTMPAddress string `json:"rtmp_address"`
-	// Role, when the directory says it, must be RoleOrigin: edges refuse
-	// to pull from anything else.
-	Role string `json:"role,omitempty"`
-}
-
-// RoleOrigin is the role of nodes that take publishes and serve edges.
-const RoleOrigin = "origin"
-
-// Node is one registered node, as listed by the control plane.
-type Node struct {
-	Name        string `json:"name"`
-	Role        string `json:"role"`
-	RTMPAddress string `json:"rtmp_address"`
-	HTTPAddress string `json:"http_address"`
-	Alive       bool   `json:"alive"`
+	End []nodewire.EndOrder
 }
 
 // Register registers (or re-registers) the node. A *NameTakenError means
 // a live node of another role or address holds the name.
-func (c *Client) Register(ctx context.Context, n NodeInfo) (RegisterReply, error) {
+func (c *Client) Register(ctx context.Context, n nodewire.NodeInfo) (nodewire.RegisterReply, error) {
 	var r struct {
-		RegisterReply
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-		Holder Node `json:"holder"`
+		nodewire.RegisterReply
+		nodewire.NameTakenReply
 	}
-	status, err := c.do(ctx, "register", http.MethodPost, "/internal/v1/nodes/register", n, &r, map[int]bool{http.StatusConflict: true})
+	status, err := c.do(ctx, "register", http.MethodPost, nodewire.PathRegister, n, &r, map[int]bool{http.StatusConflict: true})
 	if err != nil {
-		return RegisterReply{}, err
+		return nodewire.RegisterReply{}, err
 	}
 	if status == http.StatusConflict {
 		msg := r.Error.Message
 		if msg == "" {
 			msg = fmt.Sprintf("node name %q is taken by another live node: give this node its own --name", n.Name)
 		}
-		return RegisterReply{}, &NameTakenError{Message: msg, Holder: r.Holder}
+		h := r.Holder
+		return nodewire.RegisterReply{}, &NameTakenError{Message: msg, Holder: nodewire.Node{Name: h.Name, Role: h.Role, RTMPAddress: h.RTMPAddress, HTTPAddress: h.HTTPAddress}}
 	}
 	return r.RegisterReply, nil
 }
 
 // Leave tells the control plane the node shuts down cleanly: if n is still
 // the node registered under its name, the name is free at once.
-func (c *Client) Leave(ctx context.Context, n NodeInfo) error {
-	_, err := c.do(ctx, "leave", http.MethodPost, "/internal/v1/nodes/leave", n, nil, nil)
+func (c *Client) Leave(ctx context.Context, n nodewire.NodeInfo) error {
+	_, err := c.do(ctx, "leave", http.MethodPost, nodewire.PathLeave, n, nil, nil)
 	return err
 }
 
 // SendHeartbeat reports the node's load and publishes; it returns the next
 // heartbeat interval (0 if the control plane did not say) and the
 // publishes to end. ErrUnknownNode means register again.
-func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (HeartbeatReply, error) {
+func (c *Client) SendHeartbeat(ctx context.Context, name string, hb nodewire.Heartbeat) (HeartbeatReply, error) {
 	if hb.Published == nil {
 		hb.Published = []string{}
 	}
-	var r struct {
-		HeartbeatIntervalMS int        `json:"heartbeat_interval_ms"`
-		End                 []EndOrder `json:"end"`
-	}
-	status, err := c.do(ctx, "heartbeat", http.MethodPost, "/internal/v1/nodes/"+url.PathEscape(name)+"/heartbeat", hb, &r, map[int]bool{http.StatusNotFound: true})
+	var r nodewire.HeartbeatReply
+	status, err := c.do(ctx, "heartbeat", http.MethodPost, nodewire.PathHeartbeat(url.PathEscape(name)), hb, &r, map[int]bool{http.StatusNotFound: true})
 	if err != nil {
 		return HeartbeatReply{}, err
 	}
@@ -336,11 +168,11 @@ func (c *Client) SendHeartbeat(ctx context.Context, name string, hb Heartbeat) (
 // AuthorizePublish asks the control plane whether a publish may start. A
 // refusal is a decision (Allow false, with the reason), not an error; an
 // error means no decision could be obtained (fail closed).
-func (c *Client) AuthorizePublish(ctx context.Context, req PublishRequest) (PublishDecision, error) {
-	var d PublishDecision
-	status, err := c.do(ctx, "publish_authorize", http.MethodPost, "/internal/v1/publish/authorize", req, &d, refusals)
+func (c *Client) AuthorizePublish(ctx context.Context, req nodewire.PublishRequest) (nodewire.PublishDecision, error) {
+	var d nodewire.PublishDecision
+	status, err := c.do(ctx, "publish_authorize", http.MethodPost, nodewire.PathPublishAuthorize, req, &d, refusals)
 	if err != nil {
-		return PublishDecision{}, err
+		return nodewire.PublishDecision{}, err
 	}
 	if status != http.StatusOK {
 		d.Allow = false
@@ -358,20 +190,20 @@ func (c *Client) AuthorizePublish(ctx context.Context, req PublishRequest) (Publ
 // streamID and publishID, when known (non-zero), are those its
 // authorisation answered: the control plane then ends exactly that publish.
 func (c *Client) PublishDone(ctx context.Context, node, app, name string, streamID, publishID int64) error {
-	body := map[string]any{"node": node, "app": app, "name": name}
+	body := nodewire.PublishDone{Node: node, App: app, Name: name}
 	if streamID > 0 {
-		body["stream_id"], body["publish_id"] = streamID, publishID
+		body.StreamID, body.PublishID = streamID, publishID
 	}
-	_, err := c.do(ctx, "publish_done", http.MethodPost, "/internal/v1/publish/done", body, nil, nil)
+	_, err := c.do(ctx, "publish_done", http.MethodPost, nodewire.PathPublishDone, body, nil, nil)
 	return err
 }
 
 // AuthorizePlay asks whether a player may play a stream.
-func (c *Client) AuthorizePlay(ctx context.Context, req PlayRequest) (PlayDecision, error) {
-	var d PlayDecision
-	status, err := c.do(ctx, "play_authorize", http.MethodPost, "/internal/v1/play/authorize", req, &d, refusals)
+func (c *Client) AuthorizePlay(ctx context.Context, req nodewire.PlayRequest) (nodewire.PlayDecision, error) {
+	var d nodewire.PlayDecision
+	status, err := c.do(ctx, "play_authorize", http.MethodPost, nodewire.PathPlayAuthorize, req, &d, refusals)
 	if err != nil {
-		return PlayDecision{}, err
+		return nodewire.PlayDecision{}, err
 	}
 	if status != http.StatusOK {
 		d.Allow = false
@@ -383,11 +215,9 @@ func (c *Client) AuthorizePlay(ctx context.Context, req PlayRequest) (PlayDecisi
 // app/name is for: name itself, or the name of the stream whose key name is
 // (OBS style). ErrNotFound for an unknown stream.
 func (c *Client) ResolvePublishName(ctx context.Context, app, name string) (string, error) {
-	var r struct {
-		Name string `json:"name"`
-	}
-	status, err := c.do(ctx, "publish_resolve", http.MethodPost, "/internal/v1/publish/resolve",
-		map[string]string{"app": app, "name": name}, &r, map[int]bool{http.StatusNotFound: true})
+	var r nodewire.ResolveReply
+	status, err := c.do(ctx, "publish_resolve", http.MethodPost, nodewire.PathPublishResolve,
+		nodewire.ResolveRequest{App: app, Name: name}, &r, map[int]bool{http.StatusNotFound: true})
 	if err != nil {
 		return "", err
 	}
@@ -399,11 +229,9 @@ func (c *Client) ResolvePublishName(ctx context.Context, app, name string) (stri
 
 // Directory lists the live origins holding app/name, most recent first.
 // ErrNotFound when nobody holds it.
-func (c *Client) Directory(ctx context.Context, app, name string) ([]Origin, error) {
-	var r struct {
-		Origins []Origin `json:"origins"`
-	}
-	status, err := c.do(ctx, "directory", http.MethodGet, "/internal/v1/directory/"+url.PathEscape(app)+"/"+url.PathEscape(name), nil, &r, map[int]bool{http.StatusNotFound: true})
+func (c *Client) Directory(ctx context.Context, app, name string) ([]nodewire.Origin, error) {
+	var r nodewire.DirectoryReply
+	status, err := c.do(ctx, "directory", http.MethodGet, nodewire.PathDirectory(url.PathEscape(app), url.PathEscape(name)), nil, &r, map[int]bool{http.StatusNotFound: true})
 	if err != nil {
 		return nil, err
 	}
@@ -414,16 +242,14 @@ func (c *Client) Directory(ctx context.Context, app, name string) ([]Origin, err
 }
 
 // Nodes lists the registered nodes of a role.
-func (c *Client) Nodes(ctx context.Context, role string) ([]Node, error) {
-	var r struct {
-		Nodes []Node `json:"nodes"`
-	}
-	_, err := c.do(ctx, "nodes", http.MethodGet, "/internal/v1/nodes?role="+url.QueryEscape(role), nil, &r, nil)
+func (c *Client) Nodes(ctx context.Context, role string) ([]nodewire.Node, error) {
+	var r nodewire.NodeList
+	_, err := c.do(ctx, "nodes", http.MethodGet, nodewire.PathNodes+"?role="+url.QueryEscape(role), nil, &r, nil)
 	return r.Nodes, err
 }
 
 // LiveOrigins lists the origins the control plane considers alive.
-func (c *Client) LiveOrigins(ctx context.Context) ([]Node, error) {
+func (c *Client) LiveOrigins(ctx context.Context) ([]nodewire.Node, error) {
 	nodes, err := c.Nodes(ctx, "origin")
 	if err != nil {
 		return nil, err
@@ -439,15 +265,6 @@ func (c *Client) LiveOrigins(ctx context.Context) ([]Node, error) {
 
 // refusals are the statuses whose body is a decision, not a failure.
 var refusals = map[int]bool{http.StatusForbidden: true, http.StatusNotFound: true, http.StatusUnauthorized: false}
-
-// apiError is the control plane's error body.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field"`
-	} `json:"error"`
-}
 
 // do runs one call with retries. Statuses in accept are returned with their
 // decoded body; other 4xx are errors (not retried); 5xx and transport
@@ -543,7 +360,7 @@ func (c *Client) once(ctx context.Context, op, method, path string, body []byte,
 }
 
 func errorMessage(b []byte) string {
-	var e apiError
+	var e nodewire.ErrorBody
 	if json.Unmarshal(b, &e) != nil || (e.Error.Code == "" && e.Error.Message == "") {
 		return ""
 	}

@@ -1,4 +1,4 @@
-package cluster
+package controlclient
 
 import (
 	"context"
@@ -11,14 +11,18 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portier/portier/internal/testutil"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // controlPlane is a minimal implementation of contract A for the client's
 // unit tests (the end-to-end tests use the real control plane).
 type controlPlane struct {
 	mu         sync.Mutex
-	nodes      map[string]NodeInfo
-	heartbeats []Heartbeat
+	nodes      map[string]nodewire.NodeInfo
+	heartbeats []nodewire.Heartbeat
 	registers  int
 	fail5xx    atomic.Int32 // answer 503 this many times
 }
@@ -42,7 +46,7 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.URL.Path == "/internal/v1/nodes/register":
-		var n NodeInfo
+		var n nodewire.NodeInfo
 		json.NewDecoder(r.Body).Decode(&n)
 		cp.nodes[n.Name] = n
 		cp.registers++
@@ -53,12 +57,12 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(404, map[string]any{"error": map[string]string{"code": "unknown_node"}})
 			return
 		}
-		var hb Heartbeat
+		var hb nodewire.Heartbeat
 		json.NewDecoder(r.Body).Decode(&hb)
 		cp.heartbeats = append(cp.heartbeats, hb)
 		reply(200, map[string]any{"heartbeat_interval_ms": 20})
 	case r.URL.Path == "/internal/v1/publish/authorize":
-		var req PublishRequest
+		var req nodewire.PublishRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		switch {
 		case req.Name == "KEY123":
@@ -69,11 +73,11 @@ func (cp *controlPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(403, map[string]any{"allow": false, "reason": "wrong key"})
 		}
 	case r.URL.Path == "/internal/v1/directory/live/foo":
-		reply(200, map[string]any{"app": "live", "name": "foo", "origins": []Origin{{Name: "o1", RTMPAddress: "127.0.0.1:1"}}})
+		reply(200, map[string]any{"app": "live", "name": "foo", "origins": []nodewire.Origin{{Name: "o1", RTMPAddress: "127.0.0.1:1"}}})
 	case strings.HasPrefix(r.URL.Path, "/internal/v1/directory/"):
 		reply(404, map[string]any{"error": map[string]string{"code": "not_found"}})
 	case r.URL.Path == "/internal/v1/nodes":
-		reply(200, map[string]any{"nodes": []Node{{Name: "o1", Role: "origin", RTMPAddress: "a:1", Alive: true}, {Name: "o2", Role: "origin", RTMPAddress: "b:1", Alive: false}}})
+		reply(200, map[string]any{"nodes": []nodewire.Node{{Name: "o1", Role: "origin", RTMPAddress: "a:1", Alive: true}, {Name: "o2", Role: "origin", RTMPAddress: "b:1", Alive: false}}})
 	default:
 		http.NotFound(w, r)
 	}
@@ -91,15 +95,15 @@ func newTestClient(t *testing.T, h http.Handler) *Client {
 }
 
 func TestClientCalls(t *testing.T) {
-	cp := &controlPlane{nodes: map[string]NodeInfo{}}
+	cp := &controlPlane{nodes: map[string]nodewire.NodeInfo{}}
 	c := newTestClient(t, cp)
 	ctx := context.Background()
 
-	d, err := c.AuthorizePublish(ctx, PublishRequest{App: "live", Name: "KEY123"})
+	d, err := c.AuthorizePublish(ctx, nodewire.PublishRequest{App: "live", Name: "KEY123"})
 	if err != nil || !d.Allow || d.Name != "foo" || d.StreamID != 7 {
 		t.Fatalf("key as name: %+v %v", d, err)
 	}
-	d, err = c.AuthorizePublish(ctx, PublishRequest{App: "live", Name: "bar", Query: "key=bad"})
+	d, err = c.AuthorizePublish(ctx, nodewire.PublishRequest{App: "live", Name: "bar", Query: "key=bad"})
 	if err != nil || d.Allow || d.Reason != "wrong key" {
 		t.Fatalf("wrong key: %+v %v", d, err)
 	}
@@ -114,7 +118,7 @@ func TestClientCalls(t *testing.T) {
 	if err != nil || len(live) != 1 || live[0].Name != "o1" {
 		t.Fatalf("live origins: %+v %v", live, err)
 	}
-	if _, err := c.SendHeartbeat(ctx, "ghost", Heartbeat{}); !errors.Is(err, ErrUnknownNode) {
+	if _, err := c.SendHeartbeat(ctx, "ghost", nodewire.Heartbeat{}); !errors.Is(err, ErrUnknownNode) {
 		t.Fatalf("heartbeat of unknown node: %v", err)
 	}
 	// 5xx answers are retried.
@@ -137,7 +141,7 @@ func TestClientUnreachableFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.AuthorizePublish(context.Background(), PublishRequest{App: "live", Name: "x", Query: "key=supersecret"})
+	_, err = c.AuthorizePublish(context.Background(), nodewire.PublishRequest{App: "live", Name: "x", Query: "key=supersecret"})
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
@@ -147,16 +151,16 @@ func TestClientUnreachableFailsClosed(t *testing.T) {
 }
 
 func TestAgentReregistersAfter404(t *testing.T) {
-	cp := &controlPlane{nodes: map[string]NodeInfo{}}
+	cp := &controlPlane{nodes: map[string]nodewire.NodeInfo{}}
 	c := newTestClient(t, cp)
-	a := NewAgent(AgentParams{Client: c, Node: NodeInfo{Name: "origin-1", Role: "origin"},
-		Report: func() Heartbeat { return Heartbeat{Published: []string{"live/foo"}} }})
+	a := NewAgent(AgentParams{Client: c, Node: nodewire.NodeInfo{Name: "origin-1", Role: "origin"},
+		Report: func() nodewire.Heartbeat { return nodewire.Heartbeat{Published: []string{"live/foo"}} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return len(cp.heartbeats) >= 2 })
+	testutil.Eventually(t, 5*time.Second, "the condition", func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return len(cp.heartbeats) >= 2 })
 	if !a.Registered() {
 		t.Fatal("agent not registered after heartbeats")
 	}
@@ -166,7 +170,7 @@ func TestAgentReregistersAfter404(t *testing.T) {
 	}
 	delete(cp.nodes, "origin-1") // control plane forgets the node
 	cp.mu.Unlock()
-	waitFor(t, func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return cp.registers >= 2 })
+	testutil.Eventually(t, 5*time.Second, "the condition", func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return cp.registers >= 2 })
 }
 
 func TestRedactURL(t *testing.T) {
@@ -179,16 +183,5 @@ func TestRedactURL(t *testing.T) {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,4 +1,7 @@
-package cluster
+// Package rendezvous picks members for keys by rendezvous (highest random
+// weight) hashing: edges pick the origin of a stream path, stable when
+// origins come and go.
+package rendezvous
 
 import (
 	"hash/fnv"

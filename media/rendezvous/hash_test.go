@@ -1,4 +1,4 @@
-package cluster
+package rendezvous
 
 import (
 	"fmt"
@@ -48,12 +48,21 @@ func TestPickStableUnderRemoval(t *testing.T) {
 func TestPickStableUnderAddition(t *testing.T) {
 	members := []string{"a:1935", "b:1935", "c:1935"}
 	grown := append(slices.Clone(members), "d:1935")
+	toNew := 0
 	for i := range 1000 {
 		k := fmt.Sprintf("live/s%d", i)
 		was, now := Pick(k, members), Pick(k, grown)
 		if now != was && now != "d:1935" {
 			t.Fatalf("adding d moved %s from %s to %s", k, was, now)
 		}
+		if now == "d:1935" {
+			toNew++
+		}
+	}
+	// The new member takes its share (a quarter of 1000 keys, ± 10%), so a
+	// Pick that never chose it (or chose it for everything) fails.
+	if toNew < 150 || toNew > 350 {
+		t.Fatalf("the new member got %d of 1000 keys; want about 250", toNew)
 	}
 }
 

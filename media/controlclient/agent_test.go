@@ -1,4 +1,4 @@
-package cluster
+package controlclient
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portier/portier/internal/nodewire"
 )
 
 // A 409 name_taken answer to a registration is final: Register returns a
@@ -38,9 +40,9 @@ func TestAgentNameTakenAndEndOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends := make(chan []EndOrder, 16)
-	a := NewAgent(AgentParams{Client: c, Node: NodeInfo{Name: "n", Role: "edge"}, Report: func() Heartbeat { return Heartbeat{} },
-		OnEnd: func(o []EndOrder) { ends <- o }})
+	ends := make(chan []nodewire.EndOrder, 16)
+	a := NewAgent(AgentParams{Client: c, Node: nodewire.NodeInfo{Name: "n", Role: "edge"}, Report: func() nodewire.Heartbeat { return nodewire.Heartbeat{} },
+		OnEnd: func(o []nodewire.EndOrder) { ends <- o }})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	go a.Run(ctx)
@@ -56,12 +58,12 @@ func TestAgentNameTakenAndEndOrders(t *testing.T) {
 
 	taken.Store(true)
 	registers.Store(0)
-	_, err = c.Register(context.Background(), NodeInfo{Name: "n", Role: "edge"})
+	_, err = c.Register(context.Background(), nodewire.NodeInfo{Name: "n", Role: "edge"})
 	var nt *NameTakenError
 	if !errors.As(err, &nt) || nt.Holder.Role != "origin" || !strings.Contains(nt.Error(), "--name") {
 		t.Fatalf("Register on 409: %v", err)
 	}
-	a = NewAgent(AgentParams{Client: c, Node: NodeInfo{Name: "n", Role: "edge"}, Report: func() Heartbeat { return Heartbeat{} }})
+	a = NewAgent(AgentParams{Client: c, Node: nodewire.NodeInfo{Name: "n", Role: "edge"}, Report: func() nodewire.Heartbeat { return nodewire.Heartbeat{} }})
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan struct{})
@@ -110,7 +112,7 @@ func TestAgentLeavesWhenShutdownCutsAHeartbeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := NewAgent(AgentParams{Client: c, Node: NodeInfo{Name: "n", Role: "origin"}, Report: func() Heartbeat { return Heartbeat{} }})
+	a := NewAgent(AgentParams{Client: c, Node: nodewire.NodeInfo{Name: "n", Role: "origin"}, Report: func() nodewire.Heartbeat { return nodewire.Heartbeat{} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()

@@ -1,4 +1,4 @@
-package cluster
+package nodewire
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,4 @@
-package cluster
+package controlclient
 
 import "net"
 
