@@ -294,7 +294,14 @@ func runAll(ctx context.Context, args []string) error {
 	}()
 
 	if edge != nil {
-		edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), cdnEdgeDefaultCapacity, logger)
+		// Viewers fetch segments from the address the edge registers (the
+		// playlist rewriter writes it into their playlists): the public
+		// host when there is one.
+		edgeHost := "127.0.0.1"
+		if cfg.PublicHost != "" {
+			edgeHost = cfg.PublicHost
+		}
+		edgeAgent, err := cdnEdgeAgent(edge, control, token, cfg.Name+"-cdn-edge", net.JoinHostPort(edgeHost, strconv.Itoa(httpPort)), cdnEdgeDefaultCapacity, logger)
 		if err != nil {
 			return err
 		}

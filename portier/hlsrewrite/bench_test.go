@@ -68,18 +68,24 @@ func BenchmarkRewriterHTTP(b *testing.B) {
 }
 
 // BenchmarkRewriterViewers is the open-loop view of the same replica:
-// 1000 viewers, each reloading a media playlist every 100 ms (10,000
-// playlists/s offered, as 1000 viewers at a 0.1 s target duration or
-// 20,000 viewers at 2 s), over loopback HTTP; it reports the rate served
-// and p50/p99 latency. b.N is the total number of reloads. Run:
+// 1000 viewers, each reloading a media playlist every 100, 200 or 500 ms
+// (10,000, 5,000 or 2,000 playlists/s offered; 10,000/s is 20,000
+// viewers at a 2 s target duration), over loopback HTTP; it reports the
+// rate served and p50/p99 latency. b.N is the total number of reloads. Run:
 //
 //	go test -run '^$' -bench RewriterViewers -benchtime 50000x ./portier/hlsrewrite/
 func BenchmarkRewriterViewers(b *testing.B) {
+	for _, every := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond} {
+		b.Run(fmt.Sprintf("offered=%d/s", int(1000*time.Second/every)), func(b *testing.B) { benchViewers(b, every) })
+	}
+}
+
+func benchViewers(b *testing.B, every time.Duration) {
 	_, srv := benchRewriter(b)
 	tr := &http.Transport{MaxIdleConns: 2000, MaxIdleConnsPerHost: 2000}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	const viewers, every = 1000, 100 * time.Millisecond
+	const viewers = 1000
 	per := max(b.N/viewers, 1)
 	lat := make([][]time.Duration, viewers)
 	var wg sync.WaitGroup

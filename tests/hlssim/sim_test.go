@@ -155,6 +155,9 @@ func TestSimKeyDepths(t *testing.T) {
 		t.Skip("a 60 s simulation")
 	}
 	viewers, dur := 300, 20*time.Second
+	if raceEnabled {
+		t.Skip("timing claims mean nothing under the race detector (see TestSimRace)")
+	}
 	if s := os.Getenv("PORTIER_HLSSIM_VIEWERS"); s != "" {
 		viewers, _ = strconv.Atoi(s)
 	}
@@ -216,6 +219,9 @@ func TestSimEdgeDeath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 40 s simulation")
 	}
+	if raceEnabled {
+		t.Skip("timing claims mean nothing under the race detector (see TestSimRace)")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := startSim(t, ctx, hlsrewrite.DefaultKeyDepth, 2*time.Second)
@@ -253,4 +259,23 @@ func edgeServed(e *cdnedge.Edge) float64 {
 		}
 	}
 	return n
+}
+
+// TestSimRace runs the simulator, the rewriter and the edges briefly (20
+// viewers, 8 s, an edge killed) for the race detector; it checks only
+// that viewers play and no reload is discarded.
+func TestSimRace(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := startSim(t, ctx, hlsrewrite.DefaultKeyDepth, time.Second)
+	done := make(chan *Result)
+	go func() {
+		done <- Run(ctx, Params{Master: c.rwSrv.URL + "/hls/live/s1/master.m3u8", Viewers: 20, StartSpread: time.Second, Duration: 8 * time.Second})
+	}()
+	time.Sleep(4 * time.Second) // the kill happens at a fixed point of the run
+	c.kill(c.dir.edges[0])
+	sum := (<-done).Summarize(time.Time{}, time.Time{})
+	if sum.Failed > 0 || sum.Discarded > 0 || sum.Segments == 0 {
+		t.Fatalf("%s", sum)
+	}
 }

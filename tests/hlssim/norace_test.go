@@ -1,0 +1,5 @@
+//go:build !race
+
+package hlssim
+
+const raceEnabled = false
