@@ -43,6 +43,9 @@ func (o *liveOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		last := int(time.Since(o.start) / o.seg)
 		first := max(last-5, 0)
 		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		// Cache headers as media/hlsorigin sends them: playlists for half
+		// a target duration (at least 1 s), segments immutable.
+		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(max(1, int(o.seg.Seconds()+0.5)/2)))
 		fmt.Fprintf(w, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n", int(o.seg.Seconds()+0.5), first)
 		for i := first; i <= last; i++ {
 			fmt.Fprintf(w, "#EXTINF:%.3f,\nseg_%d.ts\n", o.seg.Seconds(), i)
@@ -53,6 +56,7 @@ func (o *liveOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.mu.Unlock()
 		o.nreads.Add(1)
 		w.Header().Set("Content-Type", "video/mp2t")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		w.Header().Set("Content-Length", strconv.Itoa(len(o.payload)))
 		_, _ = w.Write(o.payload)
 	default:
