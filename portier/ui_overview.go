@@ -213,6 +213,11 @@ func (s *Server) uiCluster(c *gin.Context) {
 		return vm.Groups[i].Role < vm.Groups[j].Role
 	})
 	vm.CDN = cdnView(nodes, s.nodeStateAt(now))
+	if m := s.hls.Load(); m != nil && vm.CDN != nil {
+		for _, v := range m.rw.Viewers() {
+			vm.CDN.Viewers = append(vm.CDN.Viewers, views.HLSViewers{Stream: v.App + "/" + v.Name, Viewers: v.Viewers})
+		}
+	}
 	s.render(c, http.StatusOK, views.ClusterView(s.page(c, "Cluster", "cluster"), vm))
 }
 

@@ -35,5 +35,6 @@ func (m *metrics) request(kind string, code int) {
 
 // Collectors are the rewriter's metrics, for the control plane's registry.
 func (r *Rewriter) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.m.requests, r.m.originFetches, r.m.assigned, r.m.reassigned, r.m.generation}
+	return []prometheus.Collector{r.m.requests, r.m.originFetches, r.m.assigned, r.m.reassigned, r.m.generation,
+		viewersCollector{r: r, desc: prometheus.NewDesc("portier_hls_viewers", "HLS viewers of each stream, estimated from its media playlist reloads in the last 10 s.", []string{"stream"}, nil)}}
 }

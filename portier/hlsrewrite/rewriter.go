@@ -141,6 +141,8 @@ type Rewriter struct {
 
 	renderMu sync.Mutex // guards rendered
 	rendered map[renderKey]rendered
+
+	viewers viewerCounter
 }
 
 // signed is a stream prefix's signature, reused while it has more than
@@ -364,6 +366,7 @@ func (r *Rewriter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if r.originFailed(w, req, v.kind, err) {
 			return
 		}
+		r.viewers.add(st.ID, v.app, v.name, targetOf(body), r.p.Now())
 		out, err := r.rewriteMedia(body, st.ID, opath, pw, set)
 		if err != nil {
 			r.fail(w, req, v.kind, http.StatusServiceUnavailable, err)

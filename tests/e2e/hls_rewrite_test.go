@@ -345,6 +345,23 @@ func TestHLSRewriterPlaysThroughEdges(t *testing.T) {
 	}
 	t.Logf("%d segment requests, per edge %v", len(reqs), perEdge)
 
+	// The cluster page's CDN card shows the 3 edges and this stream's HLS
+	// viewer (the player), from its playlist reloads.
+	ui := rc.a.signIn(t, "admin", "e2e-admin-password")
+	cresp, err := ui.Get("http://" + rc.a.http + "/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpage, _ := io.ReadAll(cresp.Body)
+	cresp.Body.Close()
+	stream := rc.st.App + "/" + rc.st.Name
+	vm := regexp.MustCompile(`data-hls-viewers="` + regexp.QuoteMeta(stream) + `".*?<td>(\d+)</td>`).FindSubmatch(cpage)
+	if n := strings.Count(string(cpage), "data-cdn-edge="); cresp.StatusCode != 200 || n != 3 || vm == nil || string(vm[1]) == "0" {
+		t.Errorf("cluster page: HTTP %d, %d CDN edge rows (want 3), HLS viewers of %s %q (want ≥ 1)", cresp.StatusCode, n, stream, vm)
+	} else {
+		t.Logf("cluster page: 3 CDN edges, %s viewers of %s", vm[1], stream)
+	}
+
 	// Kill the edge of the newest segment request.
 	newest := reqs[len(reqs)-1]
 	for _, r := range reqs {

@@ -77,6 +77,7 @@ var german = map[string]string{
 	"CDN": "CDN", "%d live edges serve %s of %s.": "%d erreichbare Edges liefern %s von %s.",
 	"Edges this egress calls for: %d.": "Edges, die dieser Ausgang braucht: %d.", "Edge": "Edge", "Egress": "Ausgang",
 	"Capacity used": "Genutzte Kapazität", "Hit ratio": "Trefferquote", "Requests in flight": "Laufende Anfragen", "Cache": "Cache",
+	"HLS viewers per stream": "HLS-Zuschauer je Stream",
 
 	// Administration
 	"Role": "Rolle", "Status": "Status", "Created": "Angelegt", "Role of %s": "Rolle von %s", "Set role": "Rolle setzen",

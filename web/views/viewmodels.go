@@ -208,6 +208,14 @@ type CDN struct {
 	Capacity string // their registered egress capacity
 	Desired  int    // portier_cdn_desired_edges
 	Edges    []CDNEdgeRow
+	Viewers  []HLSViewers // HLS viewers per stream, most watched first
+}
+
+// HLSViewers is one stream's HLS viewers, as the playlist rewriter
+// estimates them from its viewers' playlist reloads.
+type HLSViewers struct {
+	Stream  string // app/name
+	Viewers int
 }
 
 // CDNEdgeRow is one live CDN edge.
