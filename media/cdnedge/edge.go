@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlssign"
+	"github.com/portier/portier/internal/httpcors"
 	"github.com/portier/portier/media/httpserve"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -79,7 +80,7 @@ type Edge struct {
 	cache   *cache
 	disk    *diskCache // nil: memory only
 	m       *metrics
-	cors    corsPolicy
+	cors    httpcors.Policy
 
 	ctx    context.Context // fills; cancelled by Close
 	cancel context.CancelFunc
@@ -143,7 +144,7 @@ func New(p Params) (*Edge, error) {
 		e.disk = d
 	}
 	e.m = newMetrics(func() float64 { u, _, _ := e.cache.stats(); return float64(u) }, float64(p.CacheBytes))
-	e.cors = newCORSPolicy(p.AllowOrigins)
+	e.cors = httpcors.New(p.AllowOrigins, "Content-Length", "Content-Range", "ETag", "Last-Modified", "Age", "X-Cache")
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e, nil
 }

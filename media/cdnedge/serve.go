@@ -30,9 +30,9 @@ var xCache = map[string][]string{resultHit: {resultHit}, resultDiskHit: {resultD
 func (e *Edge) serveHLS(w http.ResponseWriter, r *http.Request) {
 	e.m.active.Add(1)
 	defer e.m.active.Add(-1)
-	e.cors.apply(w, r)
+	e.cors.Apply(w, r)
 	if r.Method == http.MethodOptions {
-		e.cors.preflight(w, r)
+		e.cors.Preflight(w, r)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

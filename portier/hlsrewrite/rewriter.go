@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlssign"
+	"github.com/portier/portier/internal/httpcors"
 )
 
 // Key depths: how many path segments below /hls/s/ make the hashing key.
@@ -126,7 +127,7 @@ type Params struct {
 type Rewriter struct {
 	p       Params
 	log     *slog.Logger
-	cors    corsPolicy
+	cors    httpcors.Policy
 	edges   *tracker
 	book    *loadBook
 	fetch   *fetcher
@@ -193,7 +194,7 @@ func New(p Params) (*Rewriter, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	r := &Rewriter{p: p, log: p.Logger.With("component", "hls-rewriter"), cors: newCORSPolicy(p.AllowOrigins),
+	r := &Rewriter{p: p, log: p.Logger.With("component", "hls-rewriter"), cors: httpcors.New(p.AllowOrigins, "Content-Length", "Age", "X-Portier-Pathway"),
 		book: newLoadBook(), tables: map[int64]*assignTable{},
 		sigs: map[string]signed{}, rendered: map[renderKey]rendered{}, m: newMetrics()}
 	r.streams = streamCache{dir: p.Directory, now: p.Now, m: map[string]*cachedStream{}}
@@ -304,12 +305,12 @@ var (
 
 // ServeHTTP answers viewers under /hls/.
 func (r *Rewriter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if !r.cors.apply(w, req) {
+	if !r.cors.Apply(w, req) {
 		r.fail(w, req, "cors", http.StatusForbidden, errors.New("this page's origin is not allowed to load these playlists (--hls-allowed-origins)"))
 		return
 	}
 	if req.Method == http.MethodOptions {
-		r.cors.preflight(w, req)
+		r.cors.Preflight(w, req)
 		return
 	}
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {

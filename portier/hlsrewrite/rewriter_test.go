@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/hlssign"
+	"github.com/portier/portier/internal/httpcors"
 )
 
 // fakeDir is a Directory with edges the test changes.
@@ -361,7 +362,7 @@ func TestCORS(t *testing.T) {
 	if h.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("default: %v", h)
 	}
-	e.rw.cors = newCORSPolicy([]string{"https://a.example"})
+	e.rw.cors = httpcors.New([]string{"https://a.example"}, "Content-Length", "Age", "X-Portier-Pathway")
 	req, _ := http.NewRequest(http.MethodOptions, e.srv.URL+"/hls/live/cam/master.m3u8", nil)
 	req.Header.Set("Origin", "https://a.example")
 	req.Header.Set("Access-Control-Request-Method", "GET")
