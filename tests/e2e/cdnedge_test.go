@@ -28,9 +28,15 @@ import (
 // origins and waits for /healthz.
 func startCDNEdge(t *testing.T, name, control string, origins []string, extra ...string) *relayProc {
 	t.Helper()
+	return startCDNEdgeToken(t, name, control, relayClusterToken, origins, extra...)
+}
+
+// startCDNEdgeToken is startCDNEdge with the cluster token token.
+func startCDNEdgeToken(t *testing.T, name, control, token string, origins []string, extra ...string) *relayProc {
+	t.Helper()
 	bin := peers.PortierBinary(t)
 	ep := &relayProc{name: name, httpAddr: peers.FreeAddr(t), done: make(chan struct{})}
-	args := append([]string{"cdn-edge", "--name", name, "--control", control, "--cluster-token", relayClusterToken,
+	args := append([]string{"cdn-edge", "--name", name, "--control", control, "--cluster-token", token,
 		"--http-addr", ep.httpAddr, "--origin", strings.Join(origins, ","), "--log-level", "debug"}, extra...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {

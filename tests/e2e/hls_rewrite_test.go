@@ -9,9 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,40 +21,6 @@ import (
 	"github.com/portier/portier/tests/peers"
 	"github.com/portier/portier/web"
 )
-
-// startEdgeWithToken starts `portier cdn-edge` in front of origin with
-// the cluster token token and waits for /healthz.
-func startEdgeWithToken(t *testing.T, name, control, origin, token string) *relayProc {
-	t.Helper()
-	ep := &relayProc{name: name, httpAddr: peers.FreeAddr(t), done: make(chan struct{})}
-	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep.log = logf
-	ep.cmd = exec.Command(peers.PortierBinary(t), "cdn-edge", "--name", name, "--control", control, "--cluster-token", token,
-		"--http-addr", ep.httpAddr, "--origin", origin)
-	ep.cmd.Env = clusterEnv()
-	ep.cmd.Stdout, ep.cmd.Stderr = logf, logf
-	if err := ep.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = ep.cmd.Wait(); close(ep.done) }()
-	t.Cleanup(func() {
-		ep.kill(syscall.SIGKILL)
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("%s log:\n%s", name, tail(string(b), 3000))
-		}
-		logf.Close()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := waitHTTP(ctx, "http://"+ep.httpAddr+"/healthz"); err != nil {
-		t.Fatalf("%s did not come up: %v", name, err)
-	}
-	return ep
-}
 
 // rewriteCluster is `portier run` without its embedded edge, 3 real
 // `portier cdn-edge` processes, and a live stream with an HLS task whose
@@ -76,7 +39,7 @@ func startRewriteCluster(t *testing.T, ctx context.Context, nEdges int) *rewrite
 	a := startAllInOne(t, "--cluster-token", hlsE2EToken, "--no-cdn-edge")
 	rc := &rewriteCluster{a: a}
 	for i := range nEdges {
-		rc.edges = append(rc.edges, startEdgeWithToken(t, fmt.Sprintf("cdn-%d", i+1), "http://"+a.http, "http://"+a.http, hlsE2EToken))
+		rc.edges = append(rc.edges, startCDNEdgeToken(t, fmt.Sprintf("cdn-%d", i+1), "http://"+a.http, hlsE2EToken, []string{"http://" + a.http}))
 	}
 	if code := a.api(t, "POST", "/api/v1/streams", map[string]any{"name": "rw1"}, &rc.st); code != http.StatusCreated {
 		t.Fatalf("create stream: HTTP %d", code)
