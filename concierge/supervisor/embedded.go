@@ -110,6 +110,7 @@ chmod=0700
 
 [supervisord]
 nodaemon=true
+silent=true
 logfile=%[2]s/supervisord.log
 logfile_maxbytes=5MB
 logfile_backups=2
@@ -178,9 +179,11 @@ func (e *Embedded) start(ctx context.Context) error {
 	cmd := exec.Command(e.p.Binary, "-c", filepath.Join(e.p.Dir, "supervisord.conf"))
 	cmd.Dir = e.p.Dir
 	// supervisord's own output goes to a file, not to a pipe to this
-	// process: with nodaemon it echoes its log there, and after this
-	// process died Python's supervisord met a broken pipe while logging
-	// the SIGTERM below and exited without stopping its programs.
+	// process: with nodaemon it echoed its log there (silent=true stops
+	// that on Python's; the file keeps what it prints before its log is
+	// open), and after this process died Python's supervisord met a
+	// broken pipe while logging the SIGTERM below and exited without
+	// stopping its programs.
 	outPath := filepath.Join(e.p.Dir, "supervisord.out")
 	out, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
