@@ -367,7 +367,7 @@ func (r *Rewriter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if r.originFailed(w, req, v.kind, err) {
 			return
 		}
-		r.viewers.add(st.ID, v.app, v.name, targetOf(body), r.p.Now())
+		r.viewers.add(st.ID, v.app, v.name, targetDuration(body), r.p.Now())
 		out, err := r.rewriteMedia(body, st.ID, opath, pw, set)
 		if err != nil {
 			r.fail(w, req, v.kind, http.StatusServiceUnavailable, err)

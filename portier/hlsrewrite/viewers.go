@@ -1,17 +1,18 @@
 package hlsrewrite
 
 import (
-	"bytes"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// viewerWindow is how far back media playlist requests count as viewers.
-const viewerWindow = 10 * time.Second
+// viewerSeconds is how far back, in seconds, media playlist requests
+// count as viewers (one ring bucket per second).
+const viewerSeconds = 10
+
+const viewerWindow = viewerSeconds * time.Second
 
 // viewerCounter estimates each stream's HLS viewers from its media playlist
 // requests: a playing viewer reloads one media playlist about once per
@@ -27,8 +28,8 @@ type viewerCounter struct {
 type streamRequests struct {
 	app, name string
 	target    time.Duration
-	sec       [10]int64 // unix second of each bucket
-	n         [10]int
+	sec       [viewerSeconds]int64 // unix second of each bucket
+	n         [viewerSeconds]int
 }
 
 func (c *viewerCounter) add(id int64, app, name string, target time.Duration, now time.Time) {
@@ -47,7 +48,7 @@ func (c *viewerCounter) add(id int64, app, name string, target time.Duration, no
 		s.target = target
 	}
 	u := now.Unix()
-	i := int(u % int64(len(s.sec)))
+	i := int(u % viewerSeconds)
 	if s.sec[i] != u {
 		s.sec[i], s.n[i] = u, 0
 	}
@@ -74,7 +75,7 @@ func (c *viewerCounter) snapshot(now time.Time) []StreamViewers {
 	for id, s := range c.streams {
 		total := 0
 		for i, sec := range s.sec {
-			if sec > u-int64(len(s.sec)) && sec <= u {
+			if sec > u-viewerSeconds && sec <= u {
 				total += s.n[i]
 			}
 		}
@@ -96,24 +97,6 @@ func (c *viewerCounter) snapshot(now time.Time) []StreamViewers {
 		return out[i].StreamID < out[j].StreamID
 	})
 	return out
-}
-
-// targetOf is a media playlist's EXT-X-TARGETDURATION (0 if absent).
-func targetOf(body []byte) time.Duration {
-	const tag = "#EXT-X-TARGETDURATION:"
-	i := bytes.Index(body, []byte(tag))
-	if i < 0 {
-		return 0
-	}
-	rest := body[i+len(tag):]
-	if j := bytes.IndexAny(rest, "\r\n"); j >= 0 {
-		rest = rest[:j]
-	}
-	v, err := strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
-	if err != nil || v <= 0 || v > 3600 {
-		return 0
-	}
-	return time.Duration(v * float64(time.Second))
 }
 
 // viewersCollector exports Viewers as portier_hls_viewers{stream}.

@@ -30,15 +30,15 @@ func TestViewerCounter(t *testing.T) {
 	}
 }
 
-func TestTargetOf(t *testing.T) {
+func TestTargetDuration(t *testing.T) {
 	for body, want := range map[string]time.Duration{
 		"#EXTM3U\n#EXT-X-TARGETDURATION:2\n":     2 * time.Second,
 		"#EXTM3U\r\n#EXT-X-TARGETDURATION:6\r\n": 6 * time.Second,
 		"#EXTM3U\n":                              0,
 		"#EXT-X-TARGETDURATION:x\n":              0,
 	} {
-		if got := targetOf([]byte(body)); got != want {
-			t.Errorf("targetOf(%q) = %v, want %v", body, got, want)
+		if got := targetDuration([]byte(body)); got != want {
+			t.Errorf("targetDuration(%q) = %v, want %v", body, got, want)
 		}
 	}
 }
