@@ -98,10 +98,7 @@ func (r *Relay) publishDone(app, name, tag string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := r.client.PublishDone(ctx, r.p.Name, app, name, sid, pid); err != nil {
-			r.closeMu.Lock()
-			closing := r.closed
-			r.closeMu.Unlock()
-			if closing { // a clean stop: the node's leave tells the control plane
+			if r.closing() { // a clean stop: the node's leave tells the control plane
 				r.log.Debug("publish done not delivered while stopping", "path", app+"/"+name, "err", err)
 				return
 			}

@@ -361,16 +361,20 @@ func (r *Relay) AdvertisedHTTP() string {
 	return controlclient.AdvertiseAddr(r.p.AdvertiseHTTP, r.httpLn)
 }
 
+// closing reports whether Close has begun.
+func (r *Relay) closing() bool {
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
+	return r.closed
+}
+
 // Ready reports whether the relay serves: listeners open and, for an
 // origin, registered with the control plane (it cannot accept publishes
 // otherwise). An edge serves players from its static origins without the
 // control plane, so it does not wait for registration.
 func (r *Relay) Ready() (bool, string) {
-	r.closeMu.Lock()
-	closed := r.closed
-	r.closeMu.Unlock()
 	switch {
-	case closed:
+	case r.closing():
 		return false, "closing"
 	case r.rtmpLn == nil:
 		return false, "not started"

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,15 +177,7 @@ func (t *tracker) refresh(ctx context.Context) error {
 	if t.probe {
 		live = t.probeAll(ctx, live)
 	}
-	slices.SortFunc(live, func(a, b Edge) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(live, func(a, b Edge) int { return strings.Compare(a.Name, b.Name) })
 	prev := t.get()
 	next := &edgeSet{edges: live, live: map[string]int{}}
 	ms := make([]boundedhash.Member, len(live))
