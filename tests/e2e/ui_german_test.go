@@ -164,10 +164,10 @@ func TestUIGermanWalk(t *testing.T) {
 	// Fails at once: nothing listens there.
 	addConfig(`{"type":"restream","name":"broken","target":"rtmp://127.0.0.1:9/live","key":"x","enabled":true}`)
 	// Too big for the concierge's capacity: stays pending with a reason.
-	addConfig(`{"type":"hls","name":"ladder","renditions":[`+
-		`{"name":"a","width":1920,"height":1080,"video_bitrate_kbps":6000,"audio_bitrate_kbps":128},`+
-		`{"name":"b","width":1280,"height":720,"video_bitrate_kbps":3000,"audio_bitrate_kbps":128},`+
-		`{"name":"c","width":960,"height":540,"video_bitrate_kbps":2000,"audio_bitrate_kbps":96},`+
+	addConfig(`{"type":"hls","name":"ladder","renditions":[` +
+		`{"name":"a","width":1920,"height":1080,"video_bitrate_kbps":6000,"audio_bitrate_kbps":128},` +
+		`{"name":"b","width":1280,"height":720,"video_bitrate_kbps":3000,"audio_bitrate_kbps":128},` +
+		`{"name":"c","width":960,"height":540,"video_bitrate_kbps":2000,"audio_bitrate_kbps":96},` +
 		`{"name":"d","width":640,"height":360,"video_bitrate_kbps":800,"audio_bitrate_kbps":64}],"enabled":true}`)
 
 	b := newUIBrowser(t)
