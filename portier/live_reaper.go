@@ -28,7 +28,7 @@ func (s *Server) StartBackground(ctx context.Context) {
 		return // started already, or closed
 	}
 	ctx, s.bgCancel = context.WithCancel(ctx)
-	s.startScheduler(ctx) // task placement and leases (portier/sched.go)
+	s.sched.Start(ctx) // task placement and leases (portier/sched)
 	s.bg.Go(func() {
 		t := time.NewTicker(s.lv.hb)
 		defer t.Stop()
@@ -57,6 +57,7 @@ func (s *Server) Close() {
 		cancel()
 	}
 	s.bg.Wait()
+	s.sched.Wait()
 	s.thumbs.close()
 }
 

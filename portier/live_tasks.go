@@ -37,7 +37,7 @@ func (l *liveState) compileOnLive(sts map[int64]*models.Stream, cfgs []models.Ta
 // streamLive follows a stream going live: its tasks were created with it
 // (compileOnLive); place them now, not at the next tick.
 func (l *liveState) streamLive() {
-	l.s.kickPlacement()
+	l.s.sched.KickPlacement()
 }
 
 // streamOffline stops the tasks of a stream that went offline.
@@ -51,7 +51,7 @@ func (l *liveState) streamOffline(ctx context.Context, streamID int64, why strin
 		return
 	}
 	if n > 0 {
-		l.s.kickScheduler() // wake the concierges' long polls now
+		l.s.sched.Kick() // wake the concierges' long polls now
 		l.log.Info("stream offline, tasks stopped", "stream", streamID, "tasks", n, "why", why)
 	}
 }
@@ -63,7 +63,7 @@ func (l *liveState) startConfig(ctx context.Context, cfg *models.TaskConfig, st 
 	t := l.compileTask(cfg, st)
 	out, _, err := l.s.p.Store.CreateCompiledTask(ctx, t)
 	if err == nil {
-		l.s.kickPlacement() // place it now, not at the next tick
+		l.s.sched.KickPlacement() // place it now, not at the next tick
 	}
 	return out, err
 }

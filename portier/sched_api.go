@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -25,6 +26,11 @@ const (
 	maxBatchBody = 8 << 20
 	maxLogTail   = 4096
 	maxErrorText = 500
+
+	// A long poll waits longPollWait unless the concierge asks for another
+	// wait (at most maxLongPoll).
+	longPollWait = 25 * time.Second
+	maxLongPoll  = 60 * time.Second
 )
 
 // registerConciergeAPI registers the concierge endpoints under g
@@ -92,7 +98,7 @@ func (s *Server) conciergeAssignments(c *gin.Context) {
 	if err := httpserve.LongPoll(c.Writer, wait); err != nil {
 		s.log.Warn("long poll: cannot lift the connection's deadlines", "err", err)
 	}
-	a, err := s.waitAssignment(c.Request.Context(), name, c.Query("after"), wait)
+	a, err := s.sched.WaitAssignment(c.Request.Context(), name, c.Query("after"), wait)
 	if err != nil {
 		if c.Request.Context().Err() != nil {
 			return // the concierge went away
@@ -136,10 +142,10 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 		return
 	}
 	rep = one[0].StatusReport
-	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.schedNow(), s.schedLease())
+	t, err := s.p.Store.ReportTaskStatus(c.Request.Context(), name, id, rep, s.sched.Now(), s.sched.Lease())
 	switch {
 	case errors.Is(err, models.ErrStaleEpoch):
-		s.sched().m.staleEpoch.Inc()
+		s.sched.StaleReport()
 		schedErr(c, http.StatusConflict, wire.CodeStaleEpoch, err.Error()+": stop it")
 		return
 	case errors.Is(err, models.ErrNotFound):
@@ -152,7 +158,7 @@ func (s *Server) conciergeStatus(c *gin.Context) {
 	}
 	s.log.Info("task state", "task", id, "node", name, "epoch", r.Epoch, "state", t.State, "error", rep.Error)
 	if t.State == models.TaskPending {
-		s.kickScheduler()
+		s.sched.Kick()
 	}
 	c.JSON(http.StatusOK, wire.StatusAnswer{State: t.State})
 }
@@ -196,7 +202,7 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the reports")
 		return
 	}
-	res, err := s.p.Store.ReportTaskStatuses(c.Request.Context(), name, reps, s.schedNow(), s.schedLease())
+	res, err := s.p.Store.ReportTaskStatuses(c.Request.Context(), name, reps, s.sched.Now(), s.sched.Lease())
 	if err != nil {
 		s.log.Error("task status batch", "node", name, "reports", len(reps), "err", err)
 		schedErr(c, http.StatusInternalServerError, "internal", "cannot record the reports")
@@ -209,7 +215,7 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 		out.Results[i].TaskID = id
 		switch {
 		case errors.Is(r.Err, models.ErrStaleEpoch):
-			s.sched().m.staleEpoch.Inc()
+			s.sched.StaleReport()
 			out.Results[i].Error = &wire.Error{Code: wire.CodeStaleEpoch, Message: r.Err.Error() + ": stop it"}
 		case errors.Is(r.Err, models.ErrNotFound):
 			out.Results[i].Error = &wire.Error{Code: wire.CodeUnknownTask, Message: "no task " + strconv.FormatInt(id, 10) + ": stop it"}
@@ -222,14 +228,14 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 		}
 	}
 	if kick {
-		s.kickScheduler()
+		s.sched.Kick()
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) conciergeDrain(c *gin.Context) {
 	name := c.Param("name")
-	ids, err := s.p.Store.DrainConcierge(c.Request.Context(), name, s.schedNow())
+	ids, err := s.p.Store.DrainConcierge(c.Request.Context(), name, s.sched.Now())
 	if errors.Is(err, models.ErrNotFound) {
 		schedErr(c, http.StatusNotFound, wire.CodeUnknownNode, "no concierge named "+strconv.Quote(name))
 		return
@@ -240,7 +246,7 @@ func (s *Server) conciergeDrain(c *gin.Context) {
 		return
 	}
 	s.log.Info("concierge draining; tasks handed back", "node", name, "tasks", len(ids))
-	s.kickScheduler()
+	s.sched.Kick()
 	if ids == nil {
 		ids = []int64{}
 	}
@@ -303,4 +309,27 @@ func truncateTail(s string, max int) string {
 		s = s[1:]
 	}
 	return strings.ToValidUTF8(s, "?")
+}
+
+// parseIDs parses "1,2,3" (at most 10,000 ids).
+func parseIDs(s string) ([]int64, error) {
+	var out []int64
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != ',' {
+			continue
+		}
+		if i > start {
+			id, err := strconv.ParseInt(s[start:i], 10, 64)
+			if err != nil || id <= 0 {
+				return nil, fmt.Errorf("bad task id %q", s[start:i])
+			}
+			out = append(out, id)
+			if len(out) > 10000 {
+				return nil, fmt.Errorf("too many task ids")
+			}
+		}
+		start = i + 1
+	}
+	return out, nil
 }

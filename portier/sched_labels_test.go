@@ -29,7 +29,7 @@ func TestTaskConfigLabels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.startScheduler(ctx)
+			s.sched.Start(ctx)
 			u, err := st.CreateUser(ctx, "labels", "labelspassword", models.RoleOperator)
 			if err != nil {
 				t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/sched"
 )
 
 // Params configures a control-plane Server.
@@ -58,11 +59,10 @@ type Server struct {
 	core        *core.Core // the write paths (portier/core)
 	metrics     *Metrics
 	sessionAuth SessionAuthenticator
-	schedOnce   sync.Once
-	schedState  *scheduler   // see sched.go; built on first use by sched()
-	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
-	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
-	hls         hlsMount     // HLS playlist rewriter (hlsmount.go)
+	sched       *sched.Scheduler // task placement and leases (portier/sched)
+	thumbs      *thumbnailer     // stream thumbnails for the UI (ui_thumbnail.go)
+	relay       relayMount       // embedded relay's HTTP handler (relaymount.go)
+	hls         hlsMount         // HLS playlist rewriter (hlsmount.go)
 	throttle    *loginThrottle
 
 	// Background work (StartBackground, Close): bgMu guards bgCancel and
@@ -88,11 +88,13 @@ func New(p Params) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.throttle = newLoginThrottle(p.Security.Now)
+	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
 	s.lv = newLiveState(s)
 	s.lv.env.CheckURL = p.Security.TaskURLs.Check
 	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{s}, Logger: s.log, Now: func() time.Time { return s.lv.now() }})
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
+	s.metrics.Registry.MustRegister(s.sched.Collectors()...)
 	s.engine = gin.New()
 	// ContextWithFallback stays false on purpose: then a *gin.Context passed
 	// as a context.Context has a nil Done channel, so database/sql starts no

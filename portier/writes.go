@@ -50,5 +50,5 @@ func (s *Server) actor(c *gin.Context) core.Actor {
 }
 
 func (h liveHooks) RestartTask(ctx context.Context, id int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error) {
-	return h.s.restartTask(ctx, id, reason, inTx)
+	return h.s.sched.RestartTask(ctx, id, reason, inTx)
 }

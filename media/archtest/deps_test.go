@@ -159,3 +159,14 @@ func TestControlPlaneImportsGoOneWay(t *testing.T) {
 		[]string{"./concierge/..."},
 		[]string{module + "/portier", module + "/models", module + "/web"})
 }
+
+// The control plane's packages are layered: the scheduler at the bottom
+// (store and wire types only), then live state, then the surfaces; nothing
+// imports the composition root (package portier) but cmd/ and the tests'
+// harness.
+func TestControlPlaneLayers(t *testing.T) {
+	forbid(t, "portier/sched is the bottom of the control plane: it imports the store and wire types, nothing above it",
+		[]string{"./portier/sched"},
+		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
+		module+"/portier/compile")
+}

@@ -1,4 +1,8 @@
-package portier
+// Package sched places the control plane's tasks on concierges, renews and
+// expires their leases, and wakes the concierges' long polls when their
+// assignments change. It is the bottom of the control plane: it imports the
+// store and the wire types, nothing above it.
+package sched
 
 import (
 	"context"
@@ -6,10 +10,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/internal/hlscred"
@@ -32,17 +38,35 @@ import (
 
 const (
 	placeInterval = 250 * time.Millisecond
-	pollInterval  = 250 * time.Millisecond
-	placeBatch    = 1000
-	longPollWait  = 25 * time.Second
-	maxLongPoll   = 60 * time.Second
+	// PollInterval is the default change-stamp poll (Params.PollEvery).
+	PollInterval = 250 * time.Millisecond
+	placeBatch   = 1000
 )
 
-// scheduler is the per-Server scheduler state. Concurrency: mu guards wake
+// Params configures a Scheduler.
+type Params struct {
+	Store *models.Store
+	// Heartbeat is the nodes' heartbeat interval (default
+	// nodewire.DefaultHeartbeat); a lease lasts nodewire.Lease(Heartbeat).
+	Heartbeat time.Duration
+	// ClusterToken signs the HLS tasks' credentials (internal/hlscred).
+	ClusterToken string
+	Logger       *slog.Logger
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
+	// PollEvery is the change-stamp poll, the fallback when a notification
+	// is lost (default PollInterval).
+	PollEvery time.Duration
+}
+
+// Scheduler is one replica's scheduler state. Concurrency: mu guards wake
 // only and is never held across I/O or a channel send; the run loop is the
 // only writer of stamp.
-type scheduler struct {
-	s     *Server
+type Scheduler struct {
+	st    *models.Store
+	log   *slog.Logger
+	now   func() time.Time
+	token string
 	lease time.Duration
 
 	mu   sync.Mutex
@@ -55,6 +79,7 @@ type scheduler struct {
 	kick  chan struct{}
 	stamp string
 	once  sync.Once
+	wg    sync.WaitGroup // the goroutines of Start
 	m     schedMetrics
 
 	// Multi-replica wake-ups (Postgres LISTEN/NOTIFY): id tells this
@@ -67,59 +92,71 @@ type scheduler struct {
 	listening atomic.Bool
 }
 
-func (s *Server) sched() *scheduler {
-	s.schedOnce.Do(func() {
-		hb := s.p.Live.HeartbeatInterval
-		if hb <= 0 {
-			hb = nodewire.DefaultHeartbeat
-		}
-		var id [8]byte
-		_, _ = rand.Read(id[:])
-		s.schedState = &scheduler{s: s, lease: nodewire.Lease(hb), wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1), m: newSchedMetrics(),
-			id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: pollInterval}
-		s.registerSchedMetrics(s.schedState)
-	})
-	return s.schedState
-}
-
-// schedLease is how long an assignment lives without a heartbeat.
-func (s *Server) schedLease() time.Duration { return s.sched().lease }
-
-func (s *Server) schedNow() time.Time {
-	if s.p.Live.Now != nil {
-		return s.p.Live.Now().UTC()
+// New builds a Scheduler; Start runs it.
+func New(p Params) *Scheduler {
+	if p.Heartbeat <= 0 {
+		p.Heartbeat = nodewire.DefaultHeartbeat
 	}
-	return time.Now().UTC()
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.PollEvery <= 0 {
+		p.PollEvery = PollInterval
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	sc := &Scheduler{st: p.Store, log: p.Logger.With("component", "scheduler"), now: p.Now, token: p.ClusterToken,
+		lease: nodewire.Lease(p.Heartbeat), wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1),
+		m: newSchedMetrics(), id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: p.PollEvery}
+	return sc
 }
 
-// kickScheduler asks for a placement round now and wakes waiting
-// concierges (after a restart, a stop, a drain: changes to assigned tasks).
-// It never blocks.
-func (s *Server) kickScheduler() {
-	s.kickPlacement()
-	s.sched().changed()
+// Lease is how long an assignment lives without a heartbeat.
+func (sc *Scheduler) Lease() time.Duration { return sc.lease }
+
+// Now is the scheduler's clock, in UTC.
+func (sc *Scheduler) Now() time.Time { return sc.now().UTC() }
+
+// Listening reports whether the Postgres listener is connected.
+func (sc *Scheduler) Listening() bool { return sc.listening.Load() }
+
+// SetPollEvery sets the change-stamp poll interval; call it before Start
+// (tests of the notification fallback use it).
+func (sc *Scheduler) SetPollEvery(d time.Duration) { sc.pollEvery = d }
+
+// StaleReport counts a concierge report refused for its stale epoch.
+func (sc *Scheduler) StaleReport() { sc.m.staleEpoch.Inc() }
+
+// Kick asks for a placement round now and wakes waiting concierges (after
+// a restart, a stop, a drain: changes to assigned tasks). It never blocks.
+func (sc *Scheduler) Kick() {
+	sc.KickPlacement()
+	sc.changed()
 }
 
-// kickPlacement asks for a placement round now without waking anyone: for
+// KickPlacement asks for a placement round now without waking anyone: for
 // new pending tasks, which are in no concierge's assignment until placed
 // (placement then wakes the concierges that got them). It never blocks.
-func (s *Server) kickPlacement() {
+func (sc *Scheduler) KickPlacement() {
 	select {
-	case s.sched().kick <- struct{}{}:
+	case sc.kick <- struct{}{}:
 	default:
 	}
 }
 
 // changed wakes this replica's long polls and, on Postgres, the other
 // replicas' (NOTIFY). For changes made by this process.
-func (sc *scheduler) changed() {
+func (sc *Scheduler) changed() {
 	sc.broadcast()
 	sc.notifyReplicas()
 }
 
 // changedNodes is changed for changes to the assignments of nodes only:
 // here only their long polls wake; other replicas wake all of theirs.
-func (sc *scheduler) changedNodes(nodes []string) {
+func (sc *Scheduler) changedNodes(nodes []string) {
 	sc.mu.Lock()
 	for _, n := range nodes {
 		if ch, ok := sc.nodeWake[n]; ok {
@@ -131,19 +168,19 @@ func (sc *scheduler) changedNodes(nodes []string) {
 	sc.notifyReplicas()
 }
 
-func (sc *scheduler) notifyReplicas() {
+func (sc *Scheduler) notifyReplicas() {
 	select {
 	case sc.notify <- struct{}{}:
 	default:
 	}
 }
 
-// restartTask restarts a task: back to pending with epoch+1 (fencing its
-// current runner), placed again at once. For the REST API and the UI; audit
-// (if not nil) runs in the same transaction as the restart.
-func (s *Server) restartTask(ctx context.Context, id int64, reason string, audit func(tx *models.Store, t *models.Task) error) (*models.Task, error) {
+// RestartTask restarts a task: back to pending with epoch+1 (fencing its
+// current runner), placed again at once. For the write paths (portier/core);
+// audit (if not nil) runs in the same transaction as the restart.
+func (sc *Scheduler) RestartTask(ctx context.Context, id int64, reason string, audit func(tx *models.Store, t *models.Task) error) (*models.Task, error) {
 	var out *models.Task
-	err := s.p.Store.Tx(ctx, func(tx *models.Store) error {
+	err := sc.st.Tx(ctx, func(tx *models.Store) error {
 		t, err := tx.RequestTaskRestart(ctx, id, reason)
 		if err != nil {
 			return err
@@ -157,11 +194,11 @@ func (s *Server) restartTask(ctx context.Context, id int64, reason string, audit
 	if err != nil {
 		return nil, err
 	}
-	s.kickScheduler()
+	sc.Kick()
 	return out, nil
 }
 
-func (sc *scheduler) broadcast() {
+func (sc *Scheduler) broadcast() {
 	sc.mu.Lock()
 	close(sc.wake)
 	sc.wake = make(chan struct{})
@@ -170,7 +207,7 @@ func (sc *scheduler) broadcast() {
 
 // waitCh returns the channels a long poll of node waits on: one closed on
 // any change, one closed on a change to node's assignment.
-func (sc *scheduler) waitCh(node string) (all, mine <-chan struct{}) {
+func (sc *Scheduler) waitCh(node string) (all, mine <-chan struct{}) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	ch, ok := sc.nodeWake[node]
@@ -181,29 +218,30 @@ func (sc *scheduler) waitCh(node string) (all, mine <-chan struct{}) {
 	return sc.wake, ch
 }
 
-// startScheduler runs placement, lease expiry and change polling until ctx
-// ends (goroutines in s.bg, awaited by Close). Calling it more than once
-// starts one loop.
-func (s *Server) startScheduler(ctx context.Context) {
-	sc := s.sched()
+// Start runs placement, lease expiry and change polling until ctx ends
+// (Wait waits for them). Calling it more than once starts one loop.
+func (sc *Scheduler) Start(ctx context.Context) {
 	sc.once.Do(func() {
-		s.bg.Go(func() { sc.run(ctx) })
-		if s.p.Store.Dialect() == models.DialectPostgres {
-			s.bg.Go(func() { sc.notifier(ctx) })
-			s.bg.Go(func() { sc.listener(ctx) })
+		sc.wg.Go(func() { sc.run(ctx) })
+		if sc.st.Dialect() == models.DialectPostgres {
+			sc.wg.Go(func() { sc.notifier(ctx) })
+			sc.wg.Go(func() { sc.listener(ctx) })
 		}
 	})
 }
 
+// Wait waits for the goroutines of Start to end (after its ctx ended).
+func (sc *Scheduler) Wait() { sc.wg.Wait() }
+
 // notifier sends one NOTIFY per burst of local changes.
-func (sc *scheduler) notifier(ctx context.Context) {
+func (sc *Scheduler) notifier(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sc.notify:
-			if err := sc.s.p.Store.NotifyTasksChanged(ctx, sc.id); err != nil && ctx.Err() == nil {
-				sc.s.log.Warn("task change notification failed (other replicas notice within the poll interval)", "component", "scheduler", "err", err)
+			if err := sc.st.NotifyTasksChanged(ctx, sc.id); err != nil && ctx.Err() == nil {
+				sc.log.Warn("task change notification failed (other replicas notice within the poll interval)", "err", err)
 			}
 		}
 	}
@@ -211,10 +249,10 @@ func (sc *scheduler) notifier(ctx context.Context) {
 
 // listener wakes this replica's long polls when another replica notifies;
 // it reconnects after a second if the listening connection fails.
-func (sc *scheduler) listener(ctx context.Context) {
-	log := sc.s.log.With("component", "scheduler")
+func (sc *Scheduler) listener(ctx context.Context) {
+	log := sc.log
 	for ctx.Err() == nil {
-		err := sc.s.p.Store.ListenTasksChanged(ctx, func() { sc.listening.Store(true) }, func(from string) {
+		err := sc.st.ListenTasksChanged(ctx, func() { sc.listening.Store(true) }, func(from string) {
 			if from != sc.id {
 				sc.broadcast()
 			}
@@ -231,9 +269,9 @@ func (sc *scheduler) listener(ctx context.Context) {
 	}
 }
 
-func (sc *scheduler) run(ctx context.Context) {
-	log := sc.s.log.With("component", "scheduler")
-	log.Info("scheduler started", "lease", sc.lease, "dialect", sc.s.p.Store.Dialect())
+func (sc *Scheduler) run(ctx context.Context) {
+	log := sc.log
+	log.Info("scheduler started", "lease", sc.lease, "dialect", sc.st.Dialect())
 	place := time.NewTicker(placeInterval)
 	defer place.Stop()
 	poll := time.NewTicker(sc.pollEvery)
@@ -259,13 +297,13 @@ func (sc *scheduler) run(ctx context.Context) {
 	}
 }
 
-func (sc *scheduler) placeRound(ctx context.Context, log interface {
+func (sc *Scheduler) placeRound(ctx context.Context, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
 	for range 20 { // bounded: 20 batches per round
-		now := sc.s.schedNow()
-		got, err := sc.s.p.Store.PlaceTasks(ctx, now, sc.lease, now.Add(-sc.lease), placeBatch, placeTasks)
+		now := sc.Now()
+		got, err := sc.st.PlaceTasks(ctx, now, sc.lease, now.Add(-sc.lease), placeBatch, placeTasks)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Error("placement failed", "err", err)
@@ -292,12 +330,12 @@ func (sc *scheduler) placeRound(ctx context.Context, log interface {
 	}
 }
 
-func (sc *scheduler) reapAndPoll(ctx context.Context, log interface {
+func (sc *Scheduler) reapAndPoll(ctx context.Context, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
-	now := sc.s.schedNow()
-	r, err := sc.s.p.Store.ExpireLeases(ctx, now, sc.lease, now.Add(-sc.lease))
+	now := sc.Now()
+	r, err := sc.st.ExpireLeases(ctx, now, sc.lease, now.Add(-sc.lease))
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("lease expiry failed", "err", err)
@@ -310,7 +348,7 @@ func (sc *scheduler) reapAndPoll(ctx context.Context, log interface {
 		sc.placeRound(ctx, log)
 		sc.changed()
 	}
-	stamp, err := sc.s.p.Store.TasksChangeStamp(ctx)
+	stamp, err := sc.st.TasksChangeStamp(ctx)
 	if err != nil {
 		return
 	}
@@ -340,19 +378,19 @@ func assignmentOf(tasks []models.SchedTask, lease time.Duration, clusterToken st
 	return out
 }
 
-// waitAssignment answers the long poll: at once if the version differs from
-// after, else when it changes, else after wait.
-func (s *Server) waitAssignment(ctx context.Context, node, after string, wait time.Duration) (wire.Assignment, error) {
-	sc := s.sched()
+// WaitAssignment answers a concierge's long poll: at once if the version of
+// node's assignment differs from after, else when it changes, else after
+// wait.
+func (sc *Scheduler) WaitAssignment(ctx context.Context, node, after string, wait time.Duration) (wire.Assignment, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		all, mine := sc.waitCh(node) // before reading, so no change is missed
-		tasks, err := s.p.Store.AssignedTasks(ctx, node)
+		tasks, err := sc.st.AssignedTasks(ctx, node)
 		if err != nil {
 			return wire.Assignment{}, err
 		}
-		a := assignmentOf(tasks, sc.lease, s.p.ClusterToken)
+		a := assignmentOf(tasks, sc.lease, sc.token)
 		if a.Version != after {
 			return a, nil
 		}
@@ -382,25 +420,8 @@ const kickGather = 25 * time.Millisecond
 // re-reads its assignment.
 const wakeSettle = 20 * time.Millisecond
 
-// parseIDs parses "1,2,3" (at most 10,000 ids).
-func parseIDs(s string) ([]int64, error) {
-	var out []int64
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] != ',' {
-			continue
-		}
-		if i > start {
-			id, err := strconv.ParseInt(s[start:i], 10, 64)
-			if err != nil || id <= 0 {
-				return nil, fmt.Errorf("bad task id %q", s[start:i])
-			}
-			out = append(out, id)
-			if len(out) > 10000 {
-				return nil, fmt.Errorf("too many task ids")
-			}
-		}
-		start = i + 1
-	}
-	return out, nil
+// Collectors are the scheduler's Prometheus collectors: what this replica
+// did, and the task counts read from the store at scrape time.
+func (sc *Scheduler) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{sc.m.assigned, sc.m.expired, sc.m.staleEpoch, taskCollector{sc.st}}
 }

@@ -1,10 +1,12 @@
-package portier
+package sched
 
 import (
 	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portier/portier/models"
 )
 
 // schedMetrics are the scheduler's Prometheus metrics: counters of what this
@@ -18,14 +20,14 @@ type schedMetrics struct {
 
 var descTasks = prometheus.NewDesc("portier_tasks", "Tasks by state and desired state.", []string{"state", "desired"}, nil)
 
-type taskCollector struct{ s *Server }
+type taskCollector struct{ st *models.Store }
 
 func (c taskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descTasks }
 
 func (c taskCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	counts, err := c.s.p.Store.TaskStateCounts(ctx)
+	counts, err := c.st.TaskStateCounts(ctx)
 	if err != nil {
 		return
 	}
@@ -43,13 +45,4 @@ func newSchedMetrics() schedMetrics {
 		staleEpoch: prometheus.NewCounter(prometheus.CounterOpts{Name: "portier_scheduler_stale_reports_total",
 			Help: "Concierge reports refused with 409 stale_epoch (the concierge stops the task)."}),
 	}
-}
-
-// registerSchedMetrics adds the scheduler's collectors to the Server's
-// registry (once per Server).
-func (s *Server) registerSchedMetrics(sc *scheduler) {
-	if s.metrics == nil || s.metrics.Registry == nil {
-		return
-	}
-	s.metrics.Registry.MustRegister(sc.m.assigned, sc.m.expired, sc.m.staleEpoch, taskCollector{s})
 }
