@@ -192,7 +192,7 @@ type apiNodeView struct {
 
 // nodeState is "alive", "draining" or "dead".
 func (s *Server) nodeState(n *models.Node, now time.Time) string {
-	if n.LastHeartbeat == nil || now.Sub(*n.LastHeartbeat) > s.lv.aliveWindow() {
+	if n.LastHeartbeat == nil || now.Sub(*n.LastHeartbeat) > s.lv.AliveWindow() {
 		return "dead"
 	}
 	if n.Draining {

@@ -127,7 +127,7 @@ func TestStoredTaskURLRefusedAtCompile(t *testing.T) {
 			`{"source":"rtsp://169.254.169.254/s1"}`, pull.ID).Error; err != nil {
 			t.Fatal(err)
 		}
-		if err := e.srv.onTaskConfigChanged(ctx, pull.ID); err != nil {
+		if err := e.srv.lv.ConfigChanged(ctx, pull.ID); err != nil {
 			t.Fatal(err)
 		}
 		var failed bool

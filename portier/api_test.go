@@ -414,7 +414,7 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 		}
 
 		// Nodes with liveness.
-		if _, err := e.store.RegisterNode(ctx, models.Node{Name: "origin-1", Role: "origin", RTMPAddress: "127.0.0.1:1935"}, e.srv.lv.now()); err != nil {
+		if _, err := e.store.RegisterNode(ctx, models.Node{Name: "origin-1", Role: "origin", RTMPAddress: "127.0.0.1:1935"}, e.srv.lv.Now()); err != nil {
 			t.Fatal(err)
 		}
 		nl := e.mustDo("viewer", "GET", "/nodes", "", 200)

@@ -1,6 +1,7 @@
 package portier
 
 import (
+	"github.com/portier/portier/portier/live"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -13,14 +14,14 @@ import (
 // 404 when none does.
 func (s *Server) directoryLookup(c *gin.Context) {
 	app, name := c.Param("app"), c.Param("name")
-	if err := checkAppName(app, name); err != nil {
+	if err := live.CheckAppName(app, name); err != nil {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", err.Error(), ""))
 		return
 	}
-	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.aliveSince())
+	nodes, err := s.p.Store.DirectoryOrigins(c.Request.Context(), app, name, s.lv.AliveSince())
 	if err != nil {
-		s.lv.log.Error("directory", "err", err)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
+		s.liveLog.Error("directory", "err", err)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot read its database; retry", ""))
 		return
 	}
 	out := make([]nodewire.Origin, 0, len(nodes))

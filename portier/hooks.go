@@ -2,6 +2,7 @@ package portier
 
 import (
 	"crypto/subtle"
+	"github.com/portier/portier/portier/live"
 	"net"
 	"net/http"
 	"net/netip"
@@ -34,11 +35,11 @@ const maxHookBody = 1 << 20
 
 func (s *Server) registerHooks(r *gin.Engine) {
 	g := r.Group("/hooks")
-	g.POST("/srs", s.hookAuth(dialectSRS, true), s.hookSRS)
-	nginx := s.hookAuth(dialectNginx, true)
+	g.POST("/srs", s.hookAuth(live.DialectSRS, true), s.hookSRS)
+	nginx := s.hookAuth(live.DialectNginx, true)
 	g.POST("/nginx-rtmp", nginx, s.hookNginx)
 	g.GET("/nginx-rtmp", nginx, s.hookNginx) // notify_method get
-	mtx := s.hookAuth(dialectMediaMTX, true)
+	mtx := s.hookAuth(live.DialectMediaMTX, true)
 	g.POST("/mediamtx", mtx, s.hookMediaMTX)
 	g.POST("/mediamtx/unpublish", mtx, s.hookMediaMTXUnpublish)
 	g.POST("/mediamtx/ready", mtx, s.hookMediaMTXReady)
@@ -59,7 +60,7 @@ func (s *Server) hookAuth(dialect string, queryToken bool) gin.HandlerFunc {
 			msg += " or add ?token=TOKEN to the hook URL"
 		}
 		msg += ", or allow the caller's address for the " + dialect + " dialect"
-		s.lv.log.Warn("unauthenticated hook call", "dialect", dialect, "addr", c.Request.RemoteAddr, "path", c.Request.URL.Path)
+		s.liveLog.Warn("unauthenticated hook call", "dialect", dialect, "addr", c.Request.RemoteAddr, "path", c.Request.URL.Path)
 		c.AbortWithStatusJSON(http.StatusUnauthorized, hookErrBody("unauthenticated", msg, ""))
 	}
 }

@@ -3,6 +3,7 @@ package portier
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"github.com/portier/portier/portier/live"
 	"net/http"
 	"strings"
 
@@ -56,23 +57,23 @@ func splitPath(p string) (app, name string) {
 func (s *Server) hookMediaMTX(c *gin.Context) {
 	var a mediamtxAuth
 	if err := json.NewDecoder(c.Request.Body).Decode(&a); err != nil {
-		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, "malformed MediaMTX auth body: "+err.Error(), ""))
+		c.JSON(http.StatusBadRequest, hookErrBody(live.CodeBadRequest, "malformed MediaMTX auth body: "+err.Error(), ""))
 		return
 	}
 	noCreds := a.User == "" && a.Password == "" && a.Token == ""
-	refuse := func(d decision) {
+	refuse := func(d live.Decision) {
 		status := http.StatusForbidden
 		if noCreds {
 			status = http.StatusUnauthorized
 		}
-		if d.Code == codeUnavailable || d.Code == codeBadRequest {
+		if d.Code == live.CodeUnavailable || d.Code == live.CodeBadRequest {
 			status = d.Status
 		}
 		c.JSON(status, hookErrBody(d.Code, d.Reason, ""))
 	}
 	app, name := splitPath(a.Path)
-	req := hookReq{
-		Dialect: dialectMediaMTX, Node: hookNode(c, dialectMediaMTX, ""), App: app, Name: name,
+	req := live.Request{
+		Dialect: live.DialectMediaMTX, Node: hookNode(c, live.DialectMediaMTX, ""), App: app, Name: name,
 		Query: a.Query, Addr: a.IP, Protocol: a.Protocol,
 	}
 	ctx := c.Request.Context()
@@ -83,14 +84,14 @@ func (s *Server) hookMediaMTX(c *gin.Context) {
 		if req.Key == "" {
 			req.Key = a.Token
 		}
-		if d := s.lv.authorizePublish(ctx, req); !d.Allow {
+		if d := s.lv.AuthorizePublish(ctx, req); !d.Allow {
 			refuse(d)
 			return
 		}
 		c.Status(http.StatusOK)
 	case "read", "playback":
 		req.Action = "play"
-		if d := s.lv.authorizePlay(ctx, req); !d.Allow {
+		if d := s.lv.AuthorizePlay(ctx, req); !d.Allow {
 			refuse(d)
 			return
 		}
@@ -100,12 +101,12 @@ func (s *Server) hookMediaMTX(c *gin.Context) {
 		ok := tok != "" && (subtle.ConstantTimeCompare([]byte(a.Password), []byte(tok)) == 1 ||
 			subtle.ConstantTimeCompare([]byte(a.Token), []byte(tok)) == 1)
 		if !ok {
-			refuse(deny(http.StatusForbidden, "admin_denied", "MediaMTX "+a.Action+" needs the cluster token as password or token"))
+			refuse(live.Deny(http.StatusForbidden, "admin_denied", "MediaMTX "+a.Action+" needs the cluster token as password or token"))
 			return
 		}
 		c.Status(http.StatusOK)
 	default:
-		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, "unknown MediaMTX action "+strconvQuote(a.Action), "action"))
+		c.JSON(http.StatusBadRequest, hookErrBody(live.CodeBadRequest, "unknown MediaMTX action "+strconvQuote(a.Action), "action"))
 	}
 }
 
@@ -133,14 +134,14 @@ func mediamtxPath(c *gin.Context) string {
 func (s *Server) hookMediaMTXUnpublish(c *gin.Context) {
 	p := mediamtxPath(c)
 	if p == "" {
-		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, "give the MediaMTX path as ?path=$MTX_PATH", "path"))
+		c.JSON(http.StatusBadRequest, hookErrBody(live.CodeBadRequest, "give the MediaMTX path as ?path=$MTX_PATH", "path"))
 		return
 	}
 	app, name := splitPath(p)
-	req := hookReq{Dialect: dialectMediaMTX, Action: "publish_done", Node: hookNode(c, dialectMediaMTX, ""), App: app, Name: name}
-	if err := s.lv.publishDone(c.Request.Context(), req); err != nil {
-		s.lv.log.Error("mediamtx unpublish", "err", err, "node", req.Node)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+	req := live.Request{Dialect: live.DialectMediaMTX, Action: "publish_done", Node: hookNode(c, live.DialectMediaMTX, ""), App: app, Name: name}
+	if err := s.lv.PublishDone(c.Request.Context(), req); err != nil {
+		s.liveLog.Error("mediamtx unpublish", "err", err, "node", req.Node)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"ok": true})
@@ -151,12 +152,12 @@ func (s *Server) hookMediaMTXUnpublish(c *gin.Context) {
 func (s *Server) hookMediaMTXReady(c *gin.Context) {
 	p := mediamtxPath(c)
 	if p == "" {
-		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, "give the MediaMTX path as ?path=$MTX_PATH", "path"))
+		c.JSON(http.StatusBadRequest, hookErrBody(live.CodeBadRequest, "give the MediaMTX path as ?path=$MTX_PATH", "path"))
 		return
 	}
 	app, name := splitPath(p)
-	req := hookReq{Dialect: dialectMediaMTX, Action: "ready", Node: hookNode(c, dialectMediaMTX, ""), App: app, Name: name}
-	d := s.lv.confirmPublish(c.Request.Context(), req, true)
+	req := live.Request{Dialect: live.DialectMediaMTX, Action: "ready", Node: hookNode(c, live.DialectMediaMTX, ""), App: app, Name: name}
+	d := s.lv.ConfirmPublish(c.Request.Context(), req, true)
 	if !d.Allow {
 		c.JSON(d.Status, hookErrBody(d.Code, d.Reason, ""))
 		return

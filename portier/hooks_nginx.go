@@ -1,6 +1,7 @@
 package portier
 
 import (
+	"github.com/portier/portier/portier/live"
 	"net/http"
 	"net/url"
 
@@ -37,8 +38,8 @@ func (s *Server) hookNginx(c *gin.Context) {
 		}
 		args[k] = v
 	}
-	req := hookReq{
-		Dialect: dialectNginx, Node: hookNode(c, dialectNginx, ""),
+	req := live.Request{
+		Dialect: live.DialectNginx, Node: hookNode(c, live.DialectNginx, ""),
 		App: form.Get("app"), Name: form.Get("name"), Query: args.Encode(),
 		Addr: form.Get("addr"), Protocol: "rtmp",
 	}
@@ -46,7 +47,7 @@ func (s *Server) hookNginx(c *gin.Context) {
 	switch call := form.Get("call"); call {
 	case "publish":
 		req.Action = "publish"
-		d := s.lv.authorizePublish(ctx, req)
+		d := s.lv.AuthorizePublish(ctx, req)
 		switch {
 		case !d.Allow:
 			c.String(d.Status, "%s", d.Reason)
@@ -58,7 +59,7 @@ func (s *Server) hookNginx(c *gin.Context) {
 		}
 	case "play":
 		req.Action = "play"
-		d := s.lv.authorizePlay(ctx, req)
+		d := s.lv.AuthorizePlay(ctx, req)
 		if !d.Allow {
 			c.String(d.Status, "%s", d.Reason)
 			return
@@ -66,8 +67,8 @@ func (s *Server) hookNginx(c *gin.Context) {
 		c.String(http.StatusOK, "OK")
 	case "publish_done":
 		req.Action = "publish_done"
-		if err := s.lv.publishDone(ctx, req); err != nil {
-			s.lv.log.Error("nginx-rtmp publish_done", "err", err, "node", req.Node)
+		if err := s.lv.PublishDone(ctx, req); err != nil {
+			s.liveLog.Error("nginx-rtmp publish_done", "err", err, "node", req.Node)
 			c.String(http.StatusServiceUnavailable, "the control plane cannot write its database; retry")
 			return
 		}
@@ -77,8 +78,8 @@ func (s *Server) hookNginx(c *gin.Context) {
 		// confirms stays live under OriginTTL; a disabled stream, or a
 		// publish whose key was rotated since, is refused, which makes
 		// nginx-rtmp drop the session.
-		d := s.lv.confirmPublish(ctx, req, false)
-		if !d.Allow && (d.Code == codeDisabled || d.Code == codeWrongKey) {
+		d := s.lv.ConfirmPublish(ctx, req, false)
+		if !d.Allow && (d.Code == live.CodeDisabled || d.Code == live.CodeWrongKey) {
 			c.String(d.Status, "%s", d.Reason)
 			return
 		}

@@ -2,13 +2,14 @@ package portier
 
 import (
 	"fmt"
+	"github.com/portier/portier/portier/live"
 	"net/netip"
 	"strings"
 	"time"
 )
 
 // hookDialects are the names HookParams maps use.
-var hookDialects = map[string]bool{dialectNative: true, dialectSRS: true, dialectNginx: true, dialectMediaMTX: true}
+var hookDialects = map[string]bool{live.DialectNative: true, live.DialectSRS: true, live.DialectNginx: true, live.DialectMediaMTX: true}
 
 // splitDialectList splits "dialect=v1,v2;dialect=v3" into dialect -> values.
 func splitDialectList(s, what string) (map[string][]string, error) {
@@ -34,7 +35,7 @@ func splitDialectList(s, what string) (map[string][]string, error) {
 
 // mediaServerDialects are the dialects of /hooks/*: a --hook-allow list
 // without DIALECT= applies to them (not to the native node API).
-var mediaServerDialects = []string{dialectSRS, dialectNginx, dialectMediaMTX}
+var mediaServerDialects = []string{live.DialectSRS, live.DialectNginx, live.DialectMediaMTX}
 
 // ParseHookAllow parses the allow-lists of --hook-allow into
 // HookParams.Allow: "127.0.0.1/32,10.0.0.0/8" allows those networks for

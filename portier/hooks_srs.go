@@ -2,6 +2,7 @@ package portier
 
 import (
 	"encoding/json"
+	"github.com/portier/portier/portier/live"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,16 +48,16 @@ func (s *Server) hookSRS(c *gin.Context) {
 		srsReply(c, http.StatusBadRequest, "malformed SRS hook body: "+err.Error())
 		return
 	}
-	node := hookNode(c, dialectSRS, h.ServerID)
-	req := hookReq{
-		Dialect: dialectSRS, Node: node, App: h.App, Name: h.Stream,
+	node := hookNode(c, live.DialectSRS, h.ServerID)
+	req := live.Request{
+		Dialect: live.DialectSRS, Node: node, App: h.App, Name: h.Stream,
 		Query: srsQuery(h), Addr: h.IP, Protocol: srsProtocol(h.TcURL),
 	}
 	ctx := c.Request.Context()
 	switch h.Action {
 	case "on_publish":
 		req.Action = "publish"
-		d := s.lv.authorizePublish(ctx, req)
+		d := s.lv.AuthorizePublish(ctx, req)
 		if !d.Allow {
 			srsReply(c, d.Status, d.Reason)
 			return
@@ -64,15 +65,15 @@ func (s *Server) hookSRS(c *gin.Context) {
 		srsReply(c, http.StatusOK, "OK")
 	case "on_unpublish":
 		req.Action = "publish_done"
-		if err := s.lv.publishDone(ctx, req); err != nil {
-			s.lv.log.Error("srs on_unpublish", "err", err, "node", node)
+		if err := s.lv.PublishDone(ctx, req); err != nil {
+			s.liveLog.Error("srs on_unpublish", "err", err, "node", node)
 			srsReply(c, http.StatusServiceUnavailable, "the control plane cannot write its database; retry")
 			return
 		}
 		srsReply(c, http.StatusOK, "OK")
 	case "on_play":
 		req.Action = "play"
-		d := s.lv.authorizePlay(ctx, req)
+		d := s.lv.AuthorizePlay(ctx, req)
 		if !d.Allow {
 			srsReply(c, d.Status, d.Reason)
 			return

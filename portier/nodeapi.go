@@ -3,6 +3,7 @@ package portier
 import (
 	"encoding/json"
 	"errors"
+	"github.com/portier/portier/portier/live"
 	"net"
 	"net/http"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // Requests are JSON; unknown fields are ignored so nodes of a newer version
 // can talk to an older control plane.
 func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
-	g.Use(s.hookAuth(dialectNative, false))
+	g.Use(s.hookAuth(live.DialectNative, false))
 	g.POST("/nodes/register", s.nodeRegister)
 	g.POST("/nodes/:name/heartbeat", s.nodeHeartbeat)
 	g.POST("/nodes/leave", s.nodeLeave)
@@ -39,7 +40,7 @@ func bindNodeJSON(c *gin.Context, v any) bool {
 			c.JSON(http.StatusRequestEntityTooLarge, hookErrBody("too_large", "the body is larger than 1 MiB", ""))
 			return false
 		}
-		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, "malformed JSON body: "+err.Error(), ""))
+		c.JSON(http.StatusBadRequest, hookErrBody(live.CodeBadRequest, "malformed JSON body: "+err.Error(), ""))
 		return false
 	}
 	return true
@@ -91,22 +92,22 @@ func (s *Server) nodeRegister(c *gin.Context) {
 	n, err := s.p.Store.ClaimNode(c.Request.Context(), models.Node{
 		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host,
 		Capacity: r.Capacity, Labels: r.Labels, Version: r.Version,
-	}, s.lv.now(), s.lv.aliveSince())
+	}, s.lv.Now(), s.lv.AliveSince())
 	var taken *models.NameTakenError
 	if errors.As(err, &taken) {
 		s.nameTaken(c, r, taken)
 		return
 	}
 	if err != nil {
-		s.lv.log.Error("register node", "err", err, "node", r.Name)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		s.liveLog.Error("register node", "err", err, "node", r.Name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
-	s.lv.log.Info("node registered", "node", n.Name, "role", n.Role, "rtmp", n.RTMPAddress, "http", n.HTTPAddress)
+	s.liveLog.Info("node registered", "node", n.Name, "role", n.Role, "rtmp", n.RTMPAddress, "http", n.HTTPAddress)
 	c.JSON(http.StatusOK, nodewire.RegisterReply{
 		Name:                n.Name,
-		HeartbeatIntervalMS: int(s.lv.hb.Milliseconds()),
-		LeaseMS:             int(nodewire.Lease(s.lv.hb).Milliseconds()),
+		HeartbeatIntervalMS: int(s.lv.Heartbeat().Milliseconds()),
+		LeaseMS:             int(nodewire.Lease(s.lv.Heartbeat()).Milliseconds()),
 	})
 }
 
@@ -124,12 +125,12 @@ func (s *Server) nodeLeave(c *gin.Context) {
 	}
 	ok, err := s.p.Store.ReleaseNode(c.Request.Context(), models.Node{Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host})
 	if err != nil {
-		s.lv.log.Error("node leave", "err", err, "node", r.Name)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		s.liveLog.Error("node leave", "err", err, "node", r.Name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
 	if ok {
-		s.lv.log.Info("node left", "node", r.Name, "role", r.Role)
+		s.liveLog.Info("node left", "node", r.Name, "role", r.Role)
 	}
 	c.JSON(http.StatusOK, gin.H{"released": ok})
 }
@@ -139,10 +140,10 @@ func (s *Server) nodeLeave(c *gin.Context) {
 // "holder", and audits the refusal.
 func (s *Server) nameTaken(c *gin.Context, r registerReq, e *models.NameTakenError) {
 	h := e.Holder
-	s.lv.log.Warn("node registration refused: name taken", "node", r.Name, "role", r.Role, "rtmp", r.RTMPAddress,
+	s.liveLog.Warn("node registration refused: name taken", "node", r.Name, "role", r.Role, "rtmp", r.RTMPAddress,
 		"http", r.HTTPAddress, "host", r.Host, "holder_role", h.Role, "holder_rtmp", h.RTMPAddress, "holder_http", h.HTTPAddress, "holder_host", h.Host)
-	s.lv.storeAudit(c.Request.Context(), &models.AuditEvent{
-		Time: s.lv.now().UTC(), Actor: "node:" + r.Name, Action: "node.register", Object: "node:" + r.Name,
+	s.lv.StoreAudit(c.Request.Context(), &models.AuditEvent{
+		Time: s.lv.Now().UTC(), Actor: "node:" + r.Name, Action: "node.register", Object: "node:" + r.Name,
 		Result: models.ResultDenied, Reason: e.Error(), Node: r.Name, Addr: c.ClientIP(),
 		Details: models.MustJSON(gin.H{"role": r.Role, "rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress, "host": r.Host,
 			"holder": gin.H{"role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress, "host": h.Host}}),
@@ -185,33 +186,33 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	err := s.p.Store.NodeHeartbeat(ctx, name, models.NodeLoad(r.Load), s.lv.now())
+	err := s.p.Store.NodeHeartbeat(ctx, name, models.NodeLoad(r.Load), s.lv.Now())
 	if errors.Is(err, models.ErrNotFound) {
 		c.JSON(http.StatusNotFound, hookErrBody(nodewire.CodeUnknownNode, "node "+strconvQuote(name)+" is not registered: register again", ""))
 		return
 	}
 	if err != nil {
-		s.lv.log.Error("heartbeat", "err", err, "node", name)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		s.liveLog.Error("heartbeat", "err", err, "node", name)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
-	var ends []endOrder
+	var ends []nodewire.EndOrder
 	if len(r.Published) > 0 || len(r.Publishes) > 0 {
-		if ends, err = s.lv.reconcile(ctx, name, published); err != nil {
-			s.lv.log.Error("reconcile live state", "err", err, "node", name)
+		if ends, err = s.lv.Reconcile(ctx, name, published); err != nil {
+			s.liveLog.Error("reconcile live state", "err", err, "node", name)
 		}
 	}
 	if reports != nil {
-		if err := s.lv.storeStreamStats(ctx, name, reports); err != nil {
-			s.lv.log.Error("store stream statistics", "err", err, "node", name)
+		if err := s.lv.StoreStreamStats(ctx, name, reports); err != nil {
+			s.liveLog.Error("store stream statistics", "err", err, "node", name)
 		}
 	}
-	c.JSON(http.StatusOK, nodewire.HeartbeatReply{HeartbeatIntervalMS: s.lv.hb.Milliseconds(), End: ends})
+	c.JSON(http.StatusOK, nodewire.HeartbeatReply{HeartbeatIntervalMS: s.lv.Heartbeat().Milliseconds(), End: ends})
 }
 
 // parsePublished reads a heartbeat's publishes: the "publishes" objects of
 // newer relays, else the "published" "app/name" strings of older ones.
-func parsePublished(published, publishes json.RawMessage) (out []reportedPublish, field, msg string) {
+func parsePublished(published, publishes json.RawMessage) (out []nodewire.PublishedStream, field, msg string) {
 	if len(publishes) > 0 && string(publishes) != "null" {
 		if err := json.Unmarshal(publishes, &out); err != nil {
 			return nil, "publishes", `publishes must be a list of {"path","stream_id","publish_id"}`
@@ -222,9 +223,9 @@ func parsePublished(published, publishes json.RawMessage) (out []reportedPublish
 		if err := json.Unmarshal(published, &paths); err != nil {
 			return nil, "published", `published must be a list of "app/name" strings`
 		}
-		out = make([]reportedPublish, len(paths))
+		out = make([]nodewire.PublishedStream, len(paths))
 		for i, p := range paths {
-			out[i] = reportedPublish{Path: p}
+			out[i] = nodewire.PublishedStream{Path: p}
 		}
 		field = "published"
 	}
@@ -241,7 +242,7 @@ func parsePublished(published, publishes json.RawMessage) (out []reportedPublish
 
 // nodeAlive reports whether n heartbeat within the alive window and is not draining.
 func (s *Server) nodeAlive(n *models.Node) bool {
-	return n.LastHeartbeat != nil && !n.Draining && !n.LastHeartbeat.Before(s.lv.aliveSince())
+	return n.LastHeartbeat != nil && !n.Draining && !n.LastHeartbeat.Before(s.lv.AliveSince())
 }
 
 func (s *Server) nodeList(c *gin.Context) {
@@ -252,7 +253,7 @@ func (s *Server) nodeList(c *gin.Context) {
 	}
 	nodes, err := s.p.Store.ListNodes(c.Request.Context(), role)
 	if err != nil {
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot read its database; retry", ""))
 		return
 	}
 	out := make([]nodewire.Node, 0, len(nodes))
@@ -274,13 +275,13 @@ type nodePublishReq struct {
 	PublishID int64 `json:"publish_id"`
 }
 
-func (r *nodePublishReq) hookReq(c *gin.Context, action string) (hookReq, bool) {
+func (r *nodePublishReq) request(c *gin.Context, action string) (live.Request, bool) {
 	if !nodeNameRE.MatchString(r.Node) {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", "node must name the asking node (letters, digits, _ . : -)", "node"))
-		return hookReq{}, false
+		return live.Request{}, false
 	}
-	return hookReq{
-		Dialect: dialectNative, Action: action, Node: r.Node, App: r.App, Name: r.Name,
+	return live.Request{
+		Dialect: live.DialectNative, Action: action, Node: r.Node, App: r.App, Name: r.Name,
 		Query: strings.TrimPrefix(r.Query, "?"), Addr: r.Addr, Protocol: r.Protocol,
 	}, true
 }
@@ -290,11 +291,11 @@ func (s *Server) nodePublishAuthorize(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	req, ok := r.hookReq(c, "publish")
+	req, ok := r.request(c, "publish")
 	if !ok {
 		return
 	}
-	d := s.lv.authorizePublish(c.Request.Context(), req)
+	d := s.lv.AuthorizePublish(c.Request.Context(), req)
 	if !d.Allow {
 		c.JSON(d.Status, nodewire.PublishDecision{Reason: d.Reason, Code: d.Code})
 		return
@@ -310,19 +311,19 @@ func (s *Server) nodePublishDone(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	req, ok := r.hookReq(c, "publish_done")
+	req, ok := r.request(c, "publish_done")
 	if !ok {
 		return
 	}
 	var err error
 	if r.StreamID > 0 && r.PublishID >= 0 {
-		err = s.lv.publishDoneByID(c.Request.Context(), req, r.StreamID, r.PublishID)
+		err = s.lv.PublishDoneByID(c.Request.Context(), req, r.StreamID, r.PublishID)
 	} else {
-		err = s.lv.publishDone(c.Request.Context(), req)
+		err = s.lv.PublishDone(c.Request.Context(), req)
 	}
 	if err != nil {
-		s.lv.log.Error("publish done", "err", err, "node", req.Node)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot write its database; retry", ""))
+		s.liveLog.Error("publish done", "err", err, "node", req.Node)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot write its database; retry", ""))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"ok": true})
@@ -338,17 +339,17 @@ func (s *Server) nodePublishResolve(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	if err := checkAppName(r.App, r.Name); err != nil {
-		c.JSON(http.StatusBadRequest, hookErrBody(codeBadRequest, err.Error(), ""))
+	if err := live.CheckAppName(r.App, r.Name); err != nil {
+		c.JSON(http.StatusBadRequest, hookErrBody(live.CodeBadRequest, err.Error(), ""))
 		return
 	}
-	t, _, err := s.lv.findStream(c.Request.Context(), r.App, r.Name)
+	t, _, err := s.lv.FindStream(c.Request.Context(), r.App, r.Name)
 	switch {
 	case errors.Is(err, models.ErrNotFound):
-		c.JSON(http.StatusNotFound, hookErrBody(codeUnknownStream, "unknown stream "+r.App+"/"+redact(r.Name), ""))
+		c.JSON(http.StatusNotFound, hookErrBody(live.CodeUnknownStream, "unknown stream "+r.App+"/"+live.Redact(r.Name), ""))
 	case err != nil:
-		s.lv.log.Error("resolve publish name", "err", err)
-		c.JSON(http.StatusServiceUnavailable, hookErrBody(codeUnavailable, "the control plane cannot read its database; retry", ""))
+		s.liveLog.Error("resolve publish name", "err", err)
+		c.JSON(http.StatusServiceUnavailable, hookErrBody(live.CodeUnavailable, "the control plane cannot read its database; retry", ""))
 	default:
 		c.JSON(http.StatusOK, nodewire.ResolveReply{App: t.App, Name: t.Name})
 	}
@@ -359,11 +360,11 @@ func (s *Server) nodePlayAuthorize(c *gin.Context) {
 	if !bindNodeJSON(c, &r) {
 		return
 	}
-	req, ok := r.hookReq(c, "play")
+	req, ok := r.request(c, "play")
 	if !ok {
 		return
 	}
-	d := s.lv.authorizePlay(c.Request.Context(), req)
+	d := s.lv.AuthorizePlay(c.Request.Context(), req)
 	if !d.Allow {
 		c.JSON(d.Status, nodewire.PlayDecision{Reason: d.Reason, Code: d.Code})
 		return

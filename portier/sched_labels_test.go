@@ -54,7 +54,7 @@ func TestTaskConfigLabels(t *testing.T) {
 				if err := st.CreateTaskConfig(ctx, c); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.onTaskConfigChanged(ctx, c.ID); err != nil {
+				if err := s.lv.ConfigChanged(ctx, c.ID); err != nil {
 					t.Fatal(err)
 				}
 				ts, _, err := st.ListTasks(ctx, models.TaskFilter{StreamID: stream.ID, Limit: 100})

@@ -14,7 +14,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/live"
 	"github.com/portier/portier/portier/sched"
 )
 
@@ -50,12 +52,26 @@ type Params struct {
 	Security SecurityParams
 }
 
+// LiveParams configures live state, the node registry and task compilation.
+type LiveParams struct {
+	// HeartbeatInterval is what nodes are told to heartbeat at (default 1s).
+	// A node that misses 3 intervals is dead: the streams it held are cleared.
+	HeartbeatInterval time.Duration
+	// Compile is the environment task descriptions are resolved against
+	// (relay URL, record directory, HLS origin and its per-task tokens).
+	// An empty RelayRTMPURL defaults to rtmp://127.0.0.1:1935.
+	Compile compile.Env
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
+}
+
 // Server is the control plane's HTTP server.
 type Server struct {
 	p           Params
 	log         *slog.Logger
 	engine      *gin.Engine
-	lv          *liveState
+	lv          *live.State // live state, node registry, task compilation (portier/live)
+	liveLog     *slog.Logger
 	core        *core.Core // the write paths (portier/core)
 	metrics     *Metrics
 	sessionAuth SessionAuthenticator
@@ -89,9 +105,12 @@ func New(p Params) (*Server, error) {
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.throttle = newLoginThrottle(p.Security.Now)
 	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
-	s.lv = newLiveState(s)
-	s.lv.env.CheckURL = p.Security.TaskURLs.Check
-	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{s}, Logger: s.log, Now: func() time.Time { return s.lv.now() }})
+	s.liveLog = s.log.With("part", "live")
+	env := p.Live.Compile
+	env.CheckURL = p.Security.TaskURLs.Check
+	s.lv = live.New(live.Params{Store: p.Store, Sched: s.sched, Heartbeat: p.Live.HeartbeatInterval, Compile: env,
+		ClusterToken: p.ClusterToken, OriginTTL: p.Hooks.OriginTTL, Now: p.Live.Now, Logger: s.liveLog})
+	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{lv: s.lv, sched: s.sched, log: s.log}, Logger: s.log, Now: s.lv.Now})
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.metrics.Registry.MustRegister(s.sched.Collectors()...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/portier/portier/portier/live"
 	"math"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, fie
 	out = make([]models.StreamStatReport, 0, len(list))
 	for _, r := range list {
 		app, name, ok := strings.Cut(r.Path, "/")
-		if !ok || checkAppName(app, name) != nil ||
+		if !ok || live.CheckAppName(app, name) != nil ||
 			r.Players < 0 || r.BitrateIn < 0 || r.Width < 0 || r.Height < 0 || r.SampleRate < 0 || r.Channels < 0 ||
 			r.FPS < 0 || r.FPS > 1000 || len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 {
 			continue
@@ -71,22 +72,6 @@ func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, fie
 			BitrateIn: r.BitrateIn, Codec: codec})
 	}
 	return out, "", ""
-}
-
-// storeStreamStats replaces node's stream statistics with reports.
-func (l *liveState) storeStreamStats(ctx context.Context, node string, reports []models.StreamStatReport) error {
-	n, err := l.s.p.Store.NodeByName(ctx, node)
-	if err != nil {
-		return err
-	}
-	now := l.now()
-	if err := l.s.p.Store.UpdateNodeStreamStats(ctx, node, n.Role, reports, now, now.Add(-3*l.hb)); err != nil {
-		return err
-	}
-	if n.Role == models.NodeRoleOrigin {
-		l.followTracks(ctx, reports)
-	}
-	return nil
 }
 
 // streamStatsView is a live stream's statistics in the API (null while the
@@ -120,7 +105,7 @@ func (s *Server) attachStats(ctx context.Context, views ...*streamView) error {
 	if err != nil {
 		return err
 	}
-	now := s.lv.now()
+	now := s.lv.Now()
 	for _, v := range views {
 		if !v.Live {
 			continue

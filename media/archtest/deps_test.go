@@ -169,4 +169,8 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{"./portier/sched"},
 		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
 		module+"/portier/compile")
+	forbid(t, "portier/live keeps live state: it calls the scheduler through its Scheduler interface and knows no HTTP surface",
+		[]string{"./portier/live"},
+		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
+		module+"/portier/compile")
 }

@@ -1,4 +1,4 @@
-package portier
+package live
 
 import (
 	"context"
@@ -7,65 +7,16 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
-// StartBackground starts the live-state reaper and the task scheduler
-// (with, on Postgres, its notifier and listener); they run until ctx ends
-// or Close is called, and Close waits for them.
-// Every heartbeat interval the reaper clears the streams held by registered
-// nodes that missed nodewire.AliveHeartbeats heartbeats, expires the origins
-// of hook-only nodes per Params.Hooks.OriginTTL, and forgets old
-// publish-done tombstones. Each step is idempotent, so several
-// control-plane replicas may run it at once.
-func (s *Server) StartBackground(ctx context.Context) {
-	s.bgMu.Lock()
-	defer s.bgMu.Unlock()
-	if s.bgCancel != nil || s.closed {
-		return // started already, or closed
-	}
-	ctx, s.bgCancel = context.WithCancel(ctx)
-	s.sched.Start(ctx) // task placement and leases (portier/sched)
-	s.bg.Go(func() {
-		t := time.NewTicker(s.lv.hb)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := s.lv.reap(ctx); err != nil && ctx.Err() == nil {
-					s.lv.log.Warn("live-state reaper", "err", err)
-				}
-			}
-		}
-	})
-}
-
-// Close stops the background work (StartBackground) and the thumbnail
-// grabs and waits for their goroutines, so the store can be closed after
-// it. The HTTP handler must be shut down first. Close is idempotent.
-func (s *Server) Close() {
-	s.bgMu.Lock()
-	s.closed = true
-	cancel := s.bgCancel
-	s.bgMu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	s.bg.Wait()
-	s.sched.Wait()
-	s.thumbs.close()
-}
-
-// reap runs one pass of the reaper.
-func (l *liveState) reap(ctx context.Context) error {
-	st := l.s.p.Store
-	now := l.now()
-	dead, err := st.DeadOriginNodes(ctx, now.Add(-l.aliveWindow()))
+// Reap runs one pass of the reaper.
+func (l *State) Reap(ctx context.Context) error {
+	st := l.st
+	now := l.clock()
+	dead, err := st.DeadOriginNodes(ctx, now.Add(-l.AliveWindow()))
 	if err != nil {
 		return err
 	}
@@ -80,10 +31,10 @@ func (l *liveState) reap(ctx context.Context) error {
 		}
 		l.log.Warn("node dead, streams cleared", "node", node, "offline", len(offline))
 		for _, id := range offline {
-			l.streamOffline(ctx, id, "origin "+node+" died")
+			l.StreamOffline(ctx, id, "origin "+node+" died")
 		}
 	}
-	for dialect, ttl := range l.s.p.Hooks.OriginTTL {
+	for dialect, ttl := range l.originTTL {
 		if ttl <= 0 {
 			continue
 		}
@@ -92,11 +43,11 @@ func (l *liveState) reap(ctx context.Context) error {
 			return err
 		}
 		for _, id := range offline {
-			l.streamOffline(ctx, id, dialect+" publish not confirmed within "+ttl.String())
+			l.StreamOffline(ctx, id, dialect+" publish not confirmed within "+ttl.String())
 		}
 	}
 	// Statistics of relays that stopped heartbeating (3 intervals).
-	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-l.aliveWindow())); err != nil {
+	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-l.AliveWindow())); err != nil {
 		return err
 	}
 	l.sweepTombs()
@@ -114,7 +65,7 @@ type (
 	endOrder = nodewire.EndOrder
 )
 
-// reconcile makes the origin set of node equal to the publishes it
+// Reconcile makes the origin set of node equal to the publishes it
 // reports, the full list of publishes it holds now, and returns the
 // publishes it must end. A publish is attached only to the stream that
 // authorised it (StreamID), never to another that took its name since,
@@ -122,9 +73,9 @@ type (
 // intervals are kept even if missing (the heartbeat may predate the
 // publish), and publishes ended in that window are not re-added (the
 // heartbeat may predate the done).
-func (l *liveState) reconcile(ctx context.Context, node string, reported []reportedPublish) ([]endOrder, error) {
-	st := l.s.p.Store
-	now := l.now()
+func (l *State) Reconcile(ctx context.Context, node string, reported []reportedPublish) ([]endOrder, error) {
+	st := l.st
+	now := l.clock()
 	want, ends, err := l.reportedStreams(ctx, node, reported)
 	if err != nil {
 		return nil, err
@@ -148,7 +99,7 @@ func (l *liveState) reconcile(ctx context.Context, node string, reported []repor
 			return nil, err
 		}
 		if off {
-			l.streamOffline(ctx, o.StreamID, "origin "+node+" no longer holds it")
+			l.StreamOffline(ctx, o.StreamID, "origin "+node+" no longer holds it")
 		}
 	}
 	ids := slices.Sorted(maps.Keys(want))
@@ -195,8 +146,8 @@ func (l *liveState) reconcile(ctx context.Context, node string, reported []repor
 // so such a stream existed when the publish was authorised and is the
 // stream that authorised it; a newer stream may have taken the name of a
 // deleted one, and is left alone.
-func (l *liveState) reportedStreams(ctx context.Context, node string, reported []reportedPublish) (map[int64]reportedPublish, []endOrder, error) {
-	st := l.s.p.Store
+func (l *State) reportedStreams(ctx context.Context, node string, reported []reportedPublish) (map[int64]reportedPublish, []endOrder, error) {
+	st := l.st
 	var ids []int64
 	for _, r := range reported {
 		if r.StreamID > 0 {
@@ -234,7 +185,7 @@ func (l *liveState) reportedStreams(ctx context.Context, node string, reported [
 	}
 	for _, path := range legacy {
 		app, name, ok := strings.Cut(path, "/")
-		if !ok || checkAppName(app, name) != nil {
+		if !ok || CheckAppName(app, name) != nil {
 			continue
 		}
 		t, err := st.StreamByName(ctx, app, name)
@@ -253,7 +204,7 @@ func (l *liveState) reportedStreams(ctx context.Context, node string, reported [
 }
 
 // auditEnds records, once per publish, that node was told to end it.
-func (l *liveState) auditEnds(ctx context.Context, node string, ends []endOrder) {
+func (l *State) auditEnds(ctx context.Context, node string, ends []endOrder) {
 	for _, e := range ends {
 		key := fmt.Sprintf("end\x00%s\x00%d\x00%d", node, e.StreamID, e.PublishID)
 		if l.tombstoned(node, key) {
@@ -261,8 +212,8 @@ func (l *liveState) auditEnds(ctx context.Context, node string, ends []endOrder)
 		}
 		l.tombstone(node, key)
 		l.log.Info("relay told to end a publish", "node", node, "stream", e.StreamID, "publish", e.PublishID, "reason", e.Reason)
-		l.storeAudit(ctx, &models.AuditEvent{
-			Time: l.now().UTC(), Actor: "control", Action: "publish.end", Object: fmt.Sprintf("stream:%d", e.StreamID),
+		l.StoreAudit(ctx, &models.AuditEvent{
+			Time: l.clock().UTC(), Actor: "control", Action: "publish.end", Object: fmt.Sprintf("stream:%d", e.StreamID),
 			Result: models.ResultOK, Reason: "stream " + models.RevokeText(e.Reason) + ": the relay ends the publish", Node: node,
 			Details: models.MustJSON(map[string]any{"reason": e.Reason, "publish_id": e.PublishID, "path": e.Path}),
 		})

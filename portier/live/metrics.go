@@ -1,4 +1,4 @@
-package portier
+package live
 
 import (
 	"time"
@@ -22,17 +22,17 @@ func newLiveMetrics() *liveMetrics {
 		}, []string{"dialect", "action", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "portier_hook_decision_seconds",
-			Help:    "Time to take a publish or play authorisation decision, by dialect and action.",
+			Help:    "Time to take a publish or play authorisation Decision, by dialect and action.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"dialect", "action"}),
 	}
 }
 
-func (m *liveMetrics) observe(dialect, action string, d decision, took time.Duration) {
+func (m *liveMetrics) observe(dialect, action string, d Decision, took time.Duration) {
 	res := "allowed"
 	if !d.Allow {
 		res = "denied"
-		if d.Code == codeUnavailable {
+		if d.Code == CodeUnavailable {
 			res = "error"
 		}
 	}
@@ -40,8 +40,8 @@ func (m *liveMetrics) observe(dialect, action string, d decision, took time.Dura
 	m.latency.WithLabelValues(dialect, action).Observe(took.Seconds())
 }
 
-// HookCollectors returns the hook metrics of this Server for the registry
+// Collectors are the hook metrics of this live state, for the registry
 // that serves /metrics.
-func (s *Server) HookCollectors() []prometheus.Collector {
-	return []prometheus.Collector{s.lv.metrics.decisions, s.lv.metrics.latency}
+func (l *State) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{l.metrics.decisions, l.metrics.latency}
 }

@@ -1,4 +1,4 @@
-package portier
+package live
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 // AddOrigin calls it inside the transaction that marks streams live, so a
 // burst of publishes gets its tasks in the same shared transactions as
 // its live flags. A config that does not compile becomes a failed task.
-func (l *liveState) compileOnLive(sts map[int64]*models.Stream, cfgs []models.TaskConfig) []*models.Task {
+func (l *State) compileOnLive(sts map[int64]*models.Stream, cfgs []models.TaskConfig) []*models.Task {
 	tasks := make([]*models.Task, 0, len(cfgs))
 	for i := range cfgs {
 		if st := sts[cfgs[i].StreamID]; st != nil { // nil: deleted meanwhile
@@ -36,22 +36,22 @@ func (l *liveState) compileOnLive(sts map[int64]*models.Stream, cfgs []models.Ta
 
 // streamLive follows a stream going live: its tasks were created with it
 // (compileOnLive); place them now, not at the next tick.
-func (l *liveState) streamLive() {
-	l.s.sched.KickPlacement()
+func (l *State) streamLive() {
+	l.sched.KickPlacement()
 }
 
-// streamOffline stops the tasks of a stream that went offline.
-func (l *liveState) streamOffline(ctx context.Context, streamID int64, why string) {
+// StreamOffline stops the tasks of a stream that went offline.
+func (l *State) StreamOffline(ctx context.Context, streamID int64, why string) {
 	l.mu.Lock()
 	delete(l.tracks, streamID)
 	l.mu.Unlock()
-	n, err := l.s.p.Store.StopStreamTasks(ctx, streamID, "stream offline: "+why, models.TypePull)
+	n, err := l.st.StopStreamTasks(ctx, streamID, "stream offline: "+why, models.TypePull)
 	if err != nil {
 		l.log.Error("stop tasks on offline", "err", err, "stream", streamID)
 		return
 	}
 	if n > 0 {
-		l.s.sched.Kick() // wake the concierges' long polls now
+		l.sched.Kick() // wake the concierges' long polls now
 		l.log.Info("stream offline, tasks stopped", "stream", streamID, "tasks", n, "why", why)
 	}
 }
@@ -59,16 +59,16 @@ func (l *liveState) streamOffline(ctx context.Context, streamID int64, why strin
 // startConfig compiles cfg and inserts its task unless one is active. A
 // config that does not compile becomes a failed task whose last error says
 // why, so the operator sees it.
-func (l *liveState) startConfig(ctx context.Context, cfg *models.TaskConfig, st *models.Stream) (*models.Task, error) {
+func (l *State) startConfig(ctx context.Context, cfg *models.TaskConfig, st *models.Stream) (*models.Task, error) {
 	t := l.compileTask(cfg, st)
-	out, _, err := l.s.p.Store.CreateCompiledTask(ctx, t)
+	out, _, err := l.st.CreateCompiledTask(ctx, t)
 	if err == nil {
-		l.s.sched.KickPlacement() // place it now, not at the next tick
+		l.sched.KickPlacement() // place it now, not at the next tick
 	}
 	return out, err
 }
 
-func (l *liveState) compileTask(cfg *models.TaskConfig, st *models.Stream) *models.Task {
+func (l *State) compileTask(cfg *models.TaskConfig, st *models.Stream) *models.Task {
 	id := cfg.ID
 	t := &models.Task{
 		ConfigID: &id, ConfigVersion: cfg.Version, StreamID: st.ID, Type: cfg.Type,
@@ -135,15 +135,15 @@ func tracksOf(c models.StreamCodec) compile.Tracks {
 // stream is replaced by one that maps video only (compile.NeedsReplace
 // leaves every other task running). l.tracks is guarded by l.mu, never
 // held across the store calls.
-func (l *liveState) followTracks(ctx context.Context, reports []models.StreamStatReport) {
+func (l *State) followTracks(ctx context.Context, reports []models.StreamStatReport) {
 	for _, r := range reports {
 		tr := tracksOf(r.Codec)
 		if !r.Publisher || !tr.Known {
 			continue
 		}
 		// (The cached target's Live may predate the publish:
-		// onTaskConfigChanged reads the stream itself.)
-		t, _, err := l.findStream(ctx, r.App, r.Name)
+		// ConfigChanged reads the stream itself.)
+		t, _, err := l.FindStream(ctx, r.App, r.Name)
 		if err != nil {
 			continue
 		}
@@ -154,7 +154,7 @@ func (l *liveState) followTracks(ctx context.Context, reports []models.StreamSta
 		if seen && old == tr {
 			continue
 		}
-		if err := l.s.onStreamChanged(ctx, t.StreamID); err != nil {
+		if err := l.StreamChanged(ctx, t.StreamID); err != nil {
 			l.log.Error("recompile tasks for the stream's tracks", "err", err, "stream", t.StreamID,
 				"video", tr.Video, "audio", tr.Audio)
 			continue
@@ -190,28 +190,27 @@ func needsReplace(running *models.Task, next *models.Task) bool {
 		fromModelDescription(next.Type, next.Description))
 }
 
-// onTaskConfigChanged brings the tasks of config cfgID in line with it after
+// ConfigChanged brings the tasks of config cfgID in line with it after
 // the API created, edited, enabled or disabled it. The API calls it after
 // committing the change. An edit that changes the command replaces the
 // running task (stop old, create new, one transaction); an edit that does not
 // (a rename) only records the new config version on the running task.
-func (s *Server) onTaskConfigChanged(ctx context.Context, cfgID int64) error {
-	l := s.lv
-	cfg, err := s.p.Store.CompileConfig(ctx, cfgID)
+func (l *State) ConfigChanged(ctx context.Context, cfgID int64) error {
+	cfg, err := l.st.CompileConfig(ctx, cfgID)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil // deleted: its tasks lost their config (see onTaskConfigDeleting)
+		return nil // deleted: its tasks lost their config (see ConfigDeleting)
 	}
 	if err != nil {
 		return err
 	}
-	cur, err := s.p.Store.ActiveConfigTask(ctx, cfgID)
+	cur, err := l.st.ActiveConfigTask(ctx, cfgID)
 	if err != nil && !errors.Is(err, models.ErrNotFound) {
 		return err
 	}
 	if errors.Is(err, models.ErrNotFound) {
 		cur = nil
 	}
-	st, err := s.p.Store.StreamByID(ctx, cfg.StreamID)
+	st, err := l.st.StreamByID(ctx, cfg.StreamID)
 	if err != nil {
 		return err
 	}
@@ -222,7 +221,7 @@ func (s *Server) onTaskConfigChanged(ctx context.Context, cfgID int64) error {
 			if cfg.Enabled {
 				reason = "stream offline"
 			}
-			return s.p.Store.StopCompiledTask(ctx, cur.ID, reason)
+			return l.st.StopCompiledTask(ctx, cur.ID, reason)
 		}
 		return nil
 	}
@@ -232,36 +231,36 @@ func (s *Server) onTaskConfigChanged(ctx context.Context, cfgID int64) error {
 	}
 	next := l.compileTask(cfg, st)
 	if !needsReplace(cur, next) {
-		return s.p.Store.SetTaskConfigVersion(ctx, cur.ID, cfg.Version)
+		return l.st.SetTaskConfigVersion(ctx, cur.ID, cfg.Version)
 	}
-	return s.p.Store.ReplaceCompiledTask(ctx, cur.ID, next, "replaced: config edited")
+	return l.st.ReplaceCompiledTask(ctx, cur.ID, next, "replaced: config edited")
 }
 
-// onTaskConfigDeleting stops the running task of a config about to be
+// ConfigDeleting stops the running task of a config about to be
 // deleted. The API calls it before deleting (afterwards the task no longer
 // points at its config).
-func (s *Server) onTaskConfigDeleting(ctx context.Context, cfgID int64) error {
-	cur, err := s.p.Store.ActiveConfigTask(ctx, cfgID)
+func (l *State) ConfigDeleting(ctx context.Context, cfgID int64) error {
+	cur, err := l.st.ActiveConfigTask(ctx, cfgID)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.p.Store.StopCompiledTask(ctx, cur.ID, "config deleted")
+	return l.st.StopCompiledTask(ctx, cur.ID, "config deleted")
 }
 
-// onStreamChanged re-runs onTaskConfigChanged for every config of a stream
+// StreamChanged re-runs ConfigChanged for every config of a stream
 // after a change that reaches its tasks (a key rotation changes what pull
 // tasks publish with; enabling or disabling the stream).
-func (s *Server) onStreamChanged(ctx context.Context, streamID int64) error {
-	cfgs, err := s.p.Store.ListTaskConfigs(ctx, streamID)
+func (l *State) StreamChanged(ctx context.Context, streamID int64) error {
+	cfgs, err := l.st.ListTaskConfigs(ctx, streamID)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, c := range cfgs {
-		errs = append(errs, s.onTaskConfigChanged(ctx, c.ID))
+		errs = append(errs, l.ConfigChanged(ctx, c.ID))
 	}
 	return errors.Join(errs...)
 }
