@@ -36,7 +36,7 @@ type streamView struct {
 	Ingest        *ingestView    `json:"ingest,omitempty"`
 	Play          playView       `json:"play"`
 	Origins       []originView   `json:"origins,omitempty"` // GET of one stream only
-	// Stats are the live statistics (portier/stats.go); null while offline.
+	// Stats are the live statistics (stats.go); null while offline.
 	Stats     *streamStatsView `json:"stats"`
 	CreatedAt time.Time        `json:"created_at"`
 	UpdatedAt time.Time        `json:"updated_at"`

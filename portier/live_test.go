@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/portier/portier/portier/live"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/live"
 )
 
 // fakeClock is the clock of a live test.

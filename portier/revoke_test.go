@@ -2,10 +2,10 @@ package portier
 
 import (
 	"context"
-	"github.com/portier/portier/internal/nodewire"
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
 )

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/testutil"
-
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/compile"

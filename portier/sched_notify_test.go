@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/internal/testutil"
-
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/sched"

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/internal/testutil"
-
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 )
@@ -32,15 +31,6 @@ func newSchedEnv(t *testing.T, st *models.Store, hb time.Duration) *schedEnv {
 	s, err := New(Params{Store: st, ClusterToken: "cluster-secret", Logger: slog.New(slog.DiscardHandler), Live: LiveParams{HeartbeatInterval: hb}})
 	if err != nil {
 		t.Fatal(err)
-	}
-	registered := false
-	for _, r := range s.engine.Routes() {
-		if strings.HasSuffix(r.Path, "/assignments") {
-			registered = true
-		}
-	}
-	if !registered {
-		s.registerConciergeAPI(s.engine.Group("/internal/v1"))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

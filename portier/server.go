@@ -17,6 +17,7 @@ import (
 	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/portier/live"
+	"github.com/portier/portier/portier/nodeapi"
 	"github.com/portier/portier/portier/sched"
 )
 
@@ -29,9 +30,9 @@ type Params struct {
 	// the networks of Hooks.Allow are.
 	ClusterToken string
 	Logger       *slog.Logger
-	// Hooks configures the media-server hook endpoints (see hooks.go).
+	// Hooks configures the media-server hook endpoints (portier/nodeapi).
 	Hooks HookParams
-	// Live configures live state, the node registry and task compilation (see live.go).
+	// Live configures live state, the node registry and task compilation (portier/live).
 	Live LiveParams
 
 	// PublicHost is the host name encoders and players use in ingest and play
@@ -126,8 +127,8 @@ func New(p Params) (*Server, error) {
 	s.engine.Use(gin.Recovery(), s.metrics.middleware)
 	s.registerOps(s.engine)
 	s.registerAPI(s.engine.Group("/api/v1"))
-	s.registerHooks(s.engine)
-	s.registerNodeAPI(s.engine.Group("/internal/v1"))
+	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
+		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
 	s.registerUI(s.engine)
 	s.registerRelayMount(s.engine)
 	s.registerHLSMount(s.engine)

@@ -173,4 +173,20 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{"./portier/live"},
 		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
 		module+"/portier/compile")
+	forbid(t, "portier/nodeapi (node API, hook dialects) decides through portier/live and reaches the scheduler through an interface; it knows neither the REST API nor the UI",
+		[]string{"./portier/nodeapi"},
+		[]string{module + "/portier", module + "/web"},
+		module+"/portier/live", module+"/portier/compile")
+	// Nothing below the composition root imports it (portiertest, the
+	// test harness, starts a whole control plane: it is above the root).
+	for _, p := range list(t, "./portier/...") {
+		if p.ImportPath == module+"/portier" || p.ImportPath == module+"/portier/portiertest" {
+			continue
+		}
+		for _, d := range p.Deps {
+			if d == module+"/portier" {
+				t.Errorf("%s depends on %s: only cmd/ and the test harness import the composition root", p.ImportPath, d)
+			}
+		}
+	}
 }

@@ -1,11 +1,12 @@
-package portier
+package nodeapi
 
 import (
 	"fmt"
-	"github.com/portier/portier/portier/live"
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/portier/portier/portier/live"
 )
 
 // hookDialects are the names HookParams maps use.

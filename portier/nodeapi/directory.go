@@ -1,12 +1,12 @@
-package portier
+package nodeapi
 
 import (
-	"github.com/portier/portier/portier/live"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/portier/live"
 )
 
 // directoryLookup answers which alive origins hold app/name now, most recent

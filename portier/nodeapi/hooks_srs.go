@@ -1,13 +1,14 @@
-package portier
+package nodeapi
 
 import (
 	"encoding/json"
-	"github.com/portier/portier/portier/live"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/portier/live"
 )
 
 // srsHook is the JSON body SRS's http_hooks POST for every action (fields

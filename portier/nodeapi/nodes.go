@@ -1,9 +1,8 @@
-package portier
+package nodeapi
 
 import (
 	"encoding/json"
 	"errors"
-	"github.com/portier/portier/portier/live"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/live"
 )
 
 // The node API (contract A in the project notes): relays and other nodes
@@ -29,7 +29,7 @@ func (s *Server) registerNodeAPI(g *gin.RouterGroup) {
 	g.POST("/play/authorize", s.nodePlayAuthorize)
 	g.GET("/directory/:app/:name", s.directoryLookup)
 	g.POST("/publish/resolve", s.nodePublishResolve)
-	s.registerConciergeAPI(g) // concierge endpoints (portier/sched_api.go)
+	s.registerConciergeAPI(g) // concierge endpoints (concierge.go)
 }
 
 // bindNodeJSON decodes a node API body, answering 400 itself on failure.
@@ -164,7 +164,7 @@ type heartbeatReq struct {
 	// Publishes (newer relays; when present it replaces Published) lists
 	// each publish with the stream and publish number that authorised it.
 	Publishes json.RawMessage `json:"publishes"`
-	// Streams has per-stream statistics (relays; see portier/stats.go).
+	// Streams has per-stream statistics (relays; see portier/live/stats.go).
 	// Absent or null: the node reports none (older relays, other roles).
 	Streams json.RawMessage `json:"streams"`
 }

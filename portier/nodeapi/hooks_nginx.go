@@ -1,11 +1,12 @@
-package portier
+package nodeapi
 
 import (
-	"github.com/portier/portier/portier/live"
 	"net/http"
 	"net/url"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/portier/live"
 )
 
 // nginxFields are the fields nginx-rtmp's notify module sends itself; every

@@ -1,15 +1,15 @@
-package portier
+package nodeapi
 
 import (
 	"crypto/subtle"
 	"encoding/json"
-	"github.com/portier/portier/portier/live"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/live"
 )
 
 // mediamtxAuth is the body of MediaMTX's HTTP external authentication

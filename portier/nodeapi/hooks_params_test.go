@@ -1,4 +1,4 @@
-package portier
+package nodeapi
 
 import (
 	"net/netip"
