@@ -11,60 +11,53 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
 )
 
 // MaxBodyBytes is the largest JSON body the API accepts.
 const MaxBodyBytes = 1 << 20
 
-// Pagination limits of list endpoints.
-const (
-	defaultPageLimit = 50
-	maxPageLimit     = 100
-	// maxPageOffset bounds ?offset= so that offset+limit can never
-	// overflow an int (a 64-bit offset near MaxInt64 once panicked the
-	// recordings list) and the database never sees an absurd OFFSET.
-	maxPageOffset = 1_000_000_000
-)
-
 // registerAPI registers the REST API. Every route needs a principal
-// (s.authenticate); changes need the write scope and a non-viewer role; user
+// (s.auth.Authenticate); changes need the write scope and a non-viewer role; user
 // administration needs the admin role and scope. Ownership of streams is
 // checked in the handlers (s.loadStream).
 func (s *Server) registerAPI(g *gin.RouterGroup) {
 	g.GET("/openapi.json", s.serveOpenAPI)
-	g.Use(s.limitBody, s.authenticate)
+	g.Use(s.limitBody, s.auth.Authenticate)
 
 	g.GET("/me", s.apiMe)
 
 	g.GET("/applications", s.apiListApps)
-	g.POST("/applications", s.requireAdmin, s.apiCreateApp)
-	g.DELETE("/applications/:id", s.requireAdmin, s.apiDeleteApp)
+	g.POST("/applications", s.auth.RequireAdmin, s.apiCreateApp)
+	g.DELETE("/applications/:id", s.auth.RequireAdmin, s.apiDeleteApp)
 
 	g.GET("/streams", s.apiListStreams)
-	g.POST("/streams", s.requireWriter, s.apiCreateStream)
+	g.POST("/streams", s.auth.RequireWriter, s.apiCreateStream)
 	g.GET("/streams/:id", s.apiGetStream)
-	g.PATCH("/streams/:id", s.requireWriter, s.apiPatchStream)
-	g.DELETE("/streams/:id", s.requireWriter, s.apiDeleteStream)
-	g.POST("/streams/:id/rotate-key", s.requireWriter, s.apiRotateKey)
+	g.PATCH("/streams/:id", s.auth.RequireWriter, s.apiPatchStream)
+	g.DELETE("/streams/:id", s.auth.RequireWriter, s.apiDeleteStream)
+	g.POST("/streams/:id/rotate-key", s.auth.RequireWriter, s.apiRotateKey)
 
 	g.GET("/streams/:id/recordings", s.apiListRecordings)
 	g.GET("/streams/:id/task-configs", s.apiListTaskConfigs)
-	g.POST("/streams/:id/task-configs", s.requireWriter, s.apiCreateTaskConfig)
+	g.POST("/streams/:id/task-configs", s.auth.RequireWriter, s.apiCreateTaskConfig)
 	g.GET("/streams/:id/task-configs/:cid", s.apiGetTaskConfig)
-	g.PATCH("/streams/:id/task-configs/:cid", s.requireWriter, s.apiPatchTaskConfig)
-	g.DELETE("/streams/:id/task-configs/:cid", s.requireWriter, s.apiDeleteTaskConfig)
+	g.PATCH("/streams/:id/task-configs/:cid", s.auth.RequireWriter, s.apiPatchTaskConfig)
+	g.DELETE("/streams/:id/task-configs/:cid", s.auth.RequireWriter, s.apiDeleteTaskConfig)
 
 	g.GET("/tasks", s.apiListTasks)
 	g.GET("/tasks/:id", s.apiGetTask)
-	g.POST("/tasks/:id/restart", s.requireWriter, s.apiRestartTask)
+	g.POST("/tasks/:id/restart", s.auth.RequireWriter, s.apiRestartTask)
 
 	g.GET("/nodes", s.apiListNodes)
 	g.GET("/audit", s.apiListAudit)
 
-	g.GET("/users", s.requireAdmin, s.apiListUsers)
-	g.POST("/users", s.requireAdmin, s.apiCreateUser)
-	g.GET("/users/:id", s.requireAdmin, s.apiGetUser)
-	g.PATCH("/users/:id", s.requireAdmin, s.apiPatchUser)
+	g.GET("/users", s.auth.RequireAdmin, s.apiListUsers)
+	g.POST("/users", s.auth.RequireAdmin, s.apiCreateUser)
+	g.GET("/users/:id", s.auth.RequireAdmin, s.apiGetUser)
+	g.PATCH("/users/:id", s.auth.RequireAdmin, s.apiPatchUser)
 
 	g.GET("/tokens", s.apiListTokens)
 	g.POST("/tokens", s.apiCreateToken)
@@ -74,7 +67,7 @@ func (s *Server) registerAPI(g *gin.RouterGroup) {
 // limitBody caps request bodies at MaxBodyBytes.
 func (s *Server) limitBody(c *gin.Context) {
 	if c.Request.ContentLength > MaxBodyBytes {
-		s.fail(c, apiErr(http.StatusRequestEntityTooLarge, codeTooLarge, "", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)))
+		s.fail(c, httperr.New(http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)))
 		return
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
@@ -86,10 +79,10 @@ func readBody(c *gin.Context) ([]byte, error) {
 	b, err := io.ReadAll(c.Request.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, apiErr(http.StatusRequestEntityTooLarge, codeTooLarge, "", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes))
+		return nil, httperr.New(http.StatusRequestEntityTooLarge, httperr.CodeTooLarge, "", fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes))
 	}
 	if err != nil {
-		return nil, apiErr(http.StatusBadRequest, codeMalformed, "", "could not read the body: "+err.Error())
+		return nil, httperr.New(http.StatusBadRequest, httperr.CodeMalformed, "", "could not read the body: "+err.Error())
 	}
 	return b, nil
 }
@@ -98,7 +91,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 // fields and trailing data.
 func decodeStrict(b []byte, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
-		return apiErr(http.StatusBadRequest, codeMalformed, "", "the body must be a JSON object")
+		return httperr.New(http.StatusBadRequest, httperr.CodeMalformed, "", "the body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -106,18 +99,18 @@ func decodeStrict(b []byte, v any) error {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
 			if ute.Field == "" {
-				return apiErr(http.StatusBadRequest, codeMalformed, "", "the body must be a JSON object, not a JSON "+ute.Value)
+				return httperr.New(http.StatusBadRequest, httperr.CodeMalformed, "", "the body must be a JSON object, not a JSON "+ute.Value)
 			}
-			return errInvalid(ute.Field, fmt.Sprintf("%s must be a %s, not a JSON %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value))
+			return httperr.Invalid(ute.Field, fmt.Sprintf("%s must be a %s, not a JSON %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value))
 		}
 		msg := err.Error()
 		if f, ok := cutPrefix(msg, "json: unknown field "); ok {
-			return errInvalid(trimQuotes(f), "unknown field "+f)
+			return httperr.Invalid(trimQuotes(f), "unknown field "+f)
 		}
-		return apiErr(http.StatusBadRequest, codeMalformed, "", "malformed JSON: "+msg)
+		return httperr.New(http.StatusBadRequest, httperr.CodeMalformed, "", "malformed JSON: "+msg)
 	}
 	if dec.More() {
-		return apiErr(http.StatusBadRequest, codeMalformed, "", "malformed JSON: data after the object")
+		return httperr.New(http.StatusBadRequest, httperr.CodeMalformed, "", "malformed JSON: data after the object")
 	}
 	return nil
 }
@@ -164,55 +157,9 @@ func trimQuotes(s string) string {
 func idParam(c *gin.Context, name string) (int64, error) {
 	id, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, errInvalid(name, name+" must be a positive integer")
+		return 0, httperr.Invalid(name, name+" must be a positive integer")
 	}
 	return id, nil
-}
-
-// page is the pagination of a list request.
-type page struct{ Limit, Offset int }
-
-// pageParams reads ?limit (1-100, default 50) and ?offset (0-1e9): a value
-// out of range or not a decimal integer is the client's mistake (400).
-func pageParams(c *gin.Context) (page, error) {
-	p := page{Limit: defaultPageLimit}
-	if v, ok := c.GetQuery("limit"); ok {
-		n, err := parseBounded(v, 1, maxPageLimit)
-		if err != nil {
-			return p, errInvalid("limit", fmt.Sprintf("limit must be an integer between 1 and %d", maxPageLimit))
-		}
-		p.Limit = n
-	}
-	if v, ok := c.GetQuery("offset"); ok {
-		n, err := parseOffset(v)
-		if err != nil {
-			return p, errInvalid("offset", err.Error())
-		}
-		p.Offset = n
-	}
-	return p, nil
-}
-
-// parseOffset parses a paging offset (see maxPageOffset).
-func parseOffset(v string) (int, error) {
-	n, err := parseBounded(v, 0, maxPageOffset)
-	if err != nil {
-		return 0, fmt.Errorf("offset must be an integer between 0 and %d", maxPageOffset)
-	}
-	return n, nil
-}
-
-// parseBounded parses a decimal integer in [lo, hi]; signs other than a
-// leading '-' for negatives, spaces and overflow are errors.
-func parseBounded(v string, lo, hi int) (int, error) {
-	if v == "" || len(v) > 20 || v[0] == '+' {
-		return 0, errors.New("not an integer")
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < int64(lo) || n > int64(hi) {
-		return 0, errors.New("out of range")
-	}
-	return int(n), nil
 }
 
 // listBody is the shape of every list response. NextOffset is absent on the
@@ -225,7 +172,7 @@ type listBody struct {
 	NextOffset *int  `json:"next_offset,omitempty"`
 }
 
-func listOf(items any, total int64, p page, n int) listBody {
+func listOf(items any, total int64, p paging.Page, n int) listBody {
 	b := listBody{Items: items, Total: total, Limit: p.Limit, Offset: p.Offset}
 	if int64(p.Offset+n) < total {
 		next := p.Offset + n

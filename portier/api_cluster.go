@@ -9,6 +9,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
 )
 
 // Applications, tasks, nodes and audit events.
@@ -19,7 +22,7 @@ func (s *Server) apiListApps(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, listOf(apps, int64(len(apps)), page{Limit: len(apps)}, len(apps)))
+	c.JSON(http.StatusOK, listOf(apps, int64(len(apps)), paging.Page{Limit: len(apps)}, len(apps)))
 }
 
 func (s *Server) apiCreateApp(c *gin.Context) {
@@ -30,7 +33,7 @@ func (s *Server) apiCreateApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	app, err := s.core.CreateApplication(c.Request.Context(), s.actor(c), req.Name)
+	app, err := s.core.CreateApplication(c.Request.Context(), auth.Actor(c), req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -44,9 +47,9 @@ func (s *Server) apiDeleteApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	err = s.core.DeleteApplication(c.Request.Context(), s.actor(c), id)
+	err = s.core.DeleteApplication(c.Request.Context(), auth.Actor(c), id)
 	if errors.Is(err, models.ErrNotFound) {
-		err = errNotFound("application")
+		err = httperr.NotFound("application")
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -96,25 +99,25 @@ var taskStates = map[string]bool{
 }
 
 func (s *Server) apiListTasks(c *gin.Context) {
-	pg, err := pageParams(c)
+	pg, err := paging.Params(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	f := models.TaskFilter{Limit: pg.Limit, Offset: pg.Offset, State: c.Query("state"), NodeName: c.Query("node")}
 	if f.State != "" && !taskStates[f.State] {
-		s.fail(c, errInvalid("state", "state must be one of pending, assigned, starting, running, backoff, failed, stopping, stopped"))
+		s.fail(c, httperr.Invalid("state", "state must be one of pending, assigned, starting, running, backoff, failed, stopping, stopped"))
 		return
 	}
 	if v := c.Query("stream"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id <= 0 {
-			s.fail(c, errInvalid("stream", "stream must be a stream id"))
+			s.fail(c, httperr.Invalid("stream", "stream must be a stream id"))
 			return
 		}
 		f.StreamID = id
 	}
-	if p := s.principal(c); !p.SeesAllStreams() {
+	if p := auth.PrincipalOf(c); !p.SeesAllStreams() {
 		f.OwnerID = p.User.ID
 	}
 	list, total, err := s.p.Store.ListTasks(c.Request.Context(), f)
@@ -137,15 +140,15 @@ func (s *Server) loadTask(c *gin.Context) (*models.Task, error) {
 	}
 	t, err := s.p.Store.TaskByID(c.Request.Context(), id)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, errNotFound("task")
+		return nil, httperr.NotFound("task")
 	}
 	if err != nil {
 		return nil, err
 	}
-	if p := s.principal(c); !p.SeesAllStreams() {
+	if p := auth.PrincipalOf(c); !p.SeesAllStreams() {
 		st, err := s.p.Store.StreamByID(c.Request.Context(), t.StreamID)
 		if err != nil || !p.Owns(st) {
-			return nil, errNotFound("task")
+			return nil, httperr.NotFound("task")
 		}
 	}
 	return t, nil
@@ -166,7 +169,7 @@ func (s *Server) apiRestartTask(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out, err := s.core.RestartTask(c.Request.Context(), s.actor(c), t.ID)
+	out, err := s.core.RestartTask(c.Request.Context(), auth.Actor(c), t.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -190,17 +193,6 @@ type apiNodeView struct {
 	State         string          `json:"state"`
 }
 
-// nodeState is "alive", "draining" or "dead".
-func (s *Server) nodeState(n *models.Node, now time.Time) string {
-	if n.LastHeartbeat == nil || now.Sub(*n.LastHeartbeat) > s.lv.AliveWindow() {
-		return "dead"
-	}
-	if n.Draining {
-		return "draining"
-	}
-	return "alive"
-}
-
 func (s *Server) apiListNodes(c *gin.Context) {
 	nodes, err := s.p.Store.ListNodes(c.Request.Context(), c.Query("role"))
 	if err != nil {
@@ -211,18 +203,18 @@ func (s *Server) apiListNodes(c *gin.Context) {
 	out := make([]apiNodeView, len(nodes))
 	for i := range nodes {
 		n := &nodes[i]
-		st := s.nodeState(n, now)
+		st := s.lv.NodeState(n, now)
 		out[i] = apiNodeView{Name: n.Name, Role: n.Role, RTMPAddress: n.RTMPAddress, HTTPAddress: n.HTTPAddress,
 			Capacity: n.Capacity, Labels: n.Labels, Load: n.Load, Version: n.Version, LastHeartbeat: n.LastHeartbeat,
 			RegisteredAt: n.RegisteredAt, Draining: n.Draining, Alive: st != "dead", State: st}
 	}
-	c.JSON(http.StatusOK, listOf(out, int64(len(out)), page{Limit: len(out)}, len(out)))
+	c.JSON(http.StatusOK, listOf(out, int64(len(out)), paging.Page{Limit: len(out)}, len(out)))
 }
 
 // apiListAudit lists audit events: admins see every event, other users only
 // their own actions.
 func (s *Server) apiListAudit(c *gin.Context) {
-	pg, err := pageParams(c)
+	pg, err := paging.Params(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -231,14 +223,14 @@ func (s *Server) apiListAudit(c *gin.Context) {
 	if v := c.Query("since"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			s.fail(c, errInvalid("since", "since must be an RFC 3339 time, like 2026-01-02T15:04:05Z"))
+			s.fail(c, httperr.Invalid("since", "since must be an RFC 3339 time, like 2026-01-02T15:04:05Z"))
 			return
 		}
 		f.Since = t
 	}
-	if p := s.principal(c); !p.IsAdmin() {
+	if p := auth.PrincipalOf(c); !p.IsAdmin() {
 		if f.Actor != "" && f.Actor != p.User.Username {
-			s.fail(c, errForbidden("only admins may read other users' audit events"))
+			s.fail(c, httperr.Forbidden("only admins may read other users' audit events"))
 			return
 		}
 		f.Actor = p.User.Username

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/portier/portier/portier/httperr"
 )
 
 // TestAPIPagingBadValues: every paged list answers a bad or huge limit or
@@ -39,7 +41,7 @@ func TestAPIPagingBadValues(t *testing.T) {
 			for _, b := range bad {
 				code, body := e.do("admin", "GET", l+"?"+b.q, "")
 				c, f := errCode(body)
-				if code != 400 || c != codeInvalid || f != b.field {
+				if code != 400 || c != httperr.CodeInvalid || f != b.field {
 					t.Errorf("GET %s?%s: %d %v, want 400 invalid on %s", l, b.q, code, body, b.field)
 				}
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
 )
 
 // Recordings are the segment files record tasks write under
@@ -96,20 +98,20 @@ func (s *Server) apiListRecordings(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	pg, err := pageParams(c)
+	pg, err := paging.Params(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	base := s.p.Live.Compile.RecordDir
 	if base == "" || !filepath.IsAbs(base) {
-		s.fail(c, apiErr(http.StatusConflict, codeConflict, "", "no record directory is configured: start the control plane with --record-dir"))
+		s.fail(c, httperr.New(http.StatusConflict, httperr.CodeConflict, "", "no record directory is configured: start the control plane with --record-dir"))
 		return
 	}
 	all, err := listRecordings(compile.RecordingDir(base, st.ID))
 	if err != nil {
 		s.log.Error("list recordings", "err", err, "stream", st.ID)
-		s.fail(c, apiErr(http.StatusInternalServerError, "internal", "", "cannot read the record directory"))
+		s.fail(c, httperr.New(http.StatusInternalServerError, "internal", "", "cannot read the record directory"))
 		return
 	}
 	// Newest first.

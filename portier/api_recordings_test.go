@@ -8,6 +8,7 @@ import (
 
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // TestListRecordings: segment files sorted by the start time in their
@@ -65,7 +66,7 @@ func TestAPIRecordings(t *testing.T) {
 	s := e.mustDo("op1", "POST", "/streams", `{"name":"cam1"}`, 201)
 	path := "/streams/" + id(s) + "/recordings"
 	code, body := e.do("op1", "GET", path, "")
-	if c, _ := errCode(body); code != 409 || c != codeConflict {
+	if c, _ := errCode(body); code != 409 || c != httperr.CodeConflict {
 		t.Fatalf("without a record dir: %d %v", code, body)
 	}
 

@@ -2,51 +2,44 @@ package portier
 
 import (
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
+	"github.com/portier/portier/portier/streamurl"
 )
 
 // streamView is a stream as the API shows it. Key (and Ingest, which embeds
 // it) is present only on create, on rotate-key and on GET of one stream by
 // its owner; everyone else sees KeyHint (the first 4 characters).
 type streamView struct {
-	ID            int64          `json:"id"`
-	Name          string         `json:"name"`
-	App           string         `json:"app"`
-	Owner         string         `json:"owner"`
-	OwnerID       int64          `json:"owner_id"`
-	Enabled       bool           `json:"enabled"`
-	AllowTakeover bool           `json:"allow_takeover"`
-	HLSPublic     bool           `json:"hls_public"`
-	Live          bool           `json:"live"`
-	PublishCount  int64          `json:"publish_count"`
-	LastPublishAt *time.Time     `json:"last_publish_at"`
-	CodecInfo     models.RawJSON `json:"codec_info"`
-	Bitrate       int64          `json:"bitrate"`
-	Key           string         `json:"key,omitempty"`
-	KeyHint       string         `json:"key_hint"`
-	Ingest        *ingestView    `json:"ingest,omitempty"`
-	Play          playView       `json:"play"`
-	Origins       []originView   `json:"origins,omitempty"` // GET of one stream only
+	ID            int64             `json:"id"`
+	Name          string            `json:"name"`
+	App           string            `json:"app"`
+	Owner         string            `json:"owner"`
+	OwnerID       int64             `json:"owner_id"`
+	Enabled       bool              `json:"enabled"`
+	AllowTakeover bool              `json:"allow_takeover"`
+	HLSPublic     bool              `json:"hls_public"`
+	Live          bool              `json:"live"`
+	PublishCount  int64             `json:"publish_count"`
+	LastPublishAt *time.Time        `json:"last_publish_at"`
+	CodecInfo     models.RawJSON    `json:"codec_info"`
+	Bitrate       int64             `json:"bitrate"`
+	Key           string            `json:"key,omitempty"`
+	KeyHint       string            `json:"key_hint"`
+	Ingest        *streamurl.Ingest `json:"ingest,omitempty"`
+	Play          streamurl.Play    `json:"play"`
+	Origins       []originView      `json:"origins,omitempty"` // GET of one stream only
 	// Stats are the live statistics (stats.go); null while offline.
 	Stats     *streamStatsView `json:"stats"`
 	CreatedAt time.Time        `json:"created_at"`
 	UpdatedAt time.Time        `json:"updated_at"`
-}
-
-type ingestView struct {
-	RTMPURL      string `json:"rtmp_url"`
-	OBSServer    string `json:"obs_server"`
-	OBSStreamKey string `json:"obs_stream_key"`
-	FFmpeg       string `json:"ffmpeg"`
 }
 
 // originView is an origin node holding the stream's publish now.
@@ -55,72 +48,21 @@ type originView struct {
 	Since time.Time `json:"since"`
 }
 
-type playView struct {
-	RTMP string `json:"rtmp"`
-	FLV  string `json:"flv"`
-	// RTSP is there when the relays serve RTSP (Params.RTSPPort).
-	RTSP string `json:"rtsp,omitempty"`
-	// HLS is the viewer URL of the master playlist (GET of one stream,
-	// while it has an enabled HLS task config; see hlsmount.go).
-	HLS string `json:"hls,omitempty"`
-}
-
-// publicHost is the host name for ingest and play URLs.
-func (s *Server) publicHost(c *gin.Context) string {
-	if s.p.PublicHost != "" {
-		return s.p.PublicHost
-	}
-	h := c.Request.Host
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	if h == "" {
-		h = "127.0.0.1"
-	}
-	return h
-}
-
+// viewStream is st as the API shows it; the key and its ingest URLs only
+// with showKey.
 func (s *Server) viewStream(c *gin.Context, st *models.Stream, showKey bool) streamView {
-	host := s.publicHost(c)
-	rtmpBase := "rtmp://" + net.JoinHostPort(host, strconv.Itoa(s.p.RTMPPort)) + "/" + st.Application.Name
-	flvBase := s.p.PlayHTTPBase
-	if flvBase == "" {
-		// Without a configured base, HTTP-FLV is served where the API is
-		// (`portier run` mounts the relay on the control plane's address).
-		flvBase = "http://" + c.Request.Host
-		if s.p.PublicHost != "" {
-			flvBase = "http://" + s.p.PublicHost
-			if _, port, err := net.SplitHostPort(c.Request.Host); err == nil {
-				flvBase = "http://" + net.JoinHostPort(s.p.PublicHost, port)
-			}
-		}
-	}
 	v := streamView{
 		ID: st.ID, Name: st.Name, App: st.Application.Name, Owner: st.Owner.Username, OwnerID: st.OwnerID,
 		Enabled: st.Enabled, AllowTakeover: st.AllowTakeover, HLSPublic: st.HLSPublic, Live: st.Live, PublishCount: st.PublishCount,
 		LastPublishAt: st.LastPublishAt, CodecInfo: st.CodecInfo, Bitrate: st.Bitrate,
-		Play: playView{
-			RTMP: rtmpBase + "/" + st.Name,
-			FLV:  flvBase + "/" + url.PathEscape(st.Application.Name) + "/" + url.PathEscape(st.Name) + ".flv",
-		},
+		Play:      s.urls.Play(c.Request, st.Application.Name, st.Name),
+		KeyHint:   streamurl.KeyHint(st.PublishKey),
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
-	}
-	if s.p.RTSPPort > 0 {
-		v.Play.RTSP = "rtsp://" + net.JoinHostPort(host, strconv.Itoa(s.p.RTSPPort)) + "/" + st.Application.Name + "/" + st.Name
-	}
-	if len(st.PublishKey) >= 4 {
-		v.KeyHint = st.PublishKey[:4] + "…"
 	}
 	if showKey {
 		v.Key = st.PublishKey
-		pub := rtmpBase + "/" + st.Name + "?key=" + url.QueryEscape(st.PublishKey)
-		v.Ingest = &ingestView{
-			RTMPURL:      pub,
-			OBSServer:    rtmpBase,
-			OBSStreamKey: st.PublishKey, // the key alone as the stream name (contract)
-			FFmpeg: fmt.Sprintf("ffmpeg -re -i input.mp4 -c:v libx264 -preset veryfast -tune zerolatency -g 50 "+
-				"-c:a aac -b:a 128k -f flv '%s'", pub),
-		}
+		in := s.urls.Ingest(c.Request, st.Application.Name, st.Name, st.PublishKey)
+		v.Ingest = &in
 	}
 	return v
 }
@@ -135,20 +77,20 @@ func (s *Server) loadStream(c *gin.Context) (*models.Stream, error) {
 	}
 	st, err := s.p.Store.StreamByID(c.Request.Context(), id)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, errNotFound("stream")
+		return nil, httperr.NotFound("stream")
 	}
 	if err != nil {
 		return nil, err
 	}
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	if !p.SeesAllStreams() && !p.Owns(st) {
-		return nil, errNotFound("stream")
+		return nil, httperr.NotFound("stream")
 	}
 	return st, nil
 }
 
 func (s *Server) apiListStreams(c *gin.Context) {
-	pg, err := pageParams(c)
+	pg, err := paging.Params(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -167,10 +109,10 @@ func (s *Server) apiListStreams(c *gin.Context) {
 		t := false
 		f.Live = &t
 	default:
-		s.fail(c, errInvalid("live", "live must be true or false"))
+		s.fail(c, httperr.Invalid("live", "live must be true or false"))
 		return
 	}
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	if !p.SeesAllStreams() {
 		f.OwnerID = p.User.ID
 	}
@@ -203,12 +145,12 @@ func (s *Server) apiCreateStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	st, err := s.core.CreateStream(c.Request.Context(), s.actor(c), req.App, req.Name)
+	st, err := s.core.CreateStream(c.Request.Context(), auth.Actor(c), req.App, req.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	st.Owner = *s.principal(c).User
+	st.Owner = *auth.PrincipalOf(c).User
 	c.JSON(http.StatusCreated, s.viewStream(c, st, true))
 }
 
@@ -218,7 +160,7 @@ func (s *Server) apiGetStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	v := s.viewStream(c, st, s.principal(c).Owns(st))
+	v := s.viewStream(c, st, auth.PrincipalOf(c).Owns(st))
 	v.Play.HLS = s.hlsPlayURL(c, st)
 	origins, err := s.p.Store.StreamOrigins(c.Request.Context(), st.ID)
 	if err != nil {
@@ -253,12 +195,12 @@ func (s *Server) apiPatchStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	up, err := s.core.UpdateStream(c.Request.Context(), s.actor(c), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover, HLSPublic: req.HLSPublic})
+	up, err := s.core.UpdateStream(c.Request.Context(), auth.Actor(c), st, models.StreamUpdate{Name: req.Name, Enabled: req.Enabled, AllowTakeover: req.AllowTakeover, HLSPublic: req.HLSPublic})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	v := s.viewStream(c, up, s.principal(c).Owns(up))
+	v := s.viewStream(c, up, auth.PrincipalOf(c).Owns(up))
 	if err := s.attachStats(c.Request.Context(), &v); err != nil {
 		s.fail(c, err)
 		return
@@ -272,7 +214,7 @@ func (s *Server) apiRotateKey(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	up, err := s.core.RotateKey(c.Request.Context(), s.actor(c), st)
+	up, err := s.core.RotateKey(c.Request.Context(), auth.Actor(c), st)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -291,7 +233,7 @@ func (s *Server) apiDeleteStream(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	err = s.core.DeleteStream(c.Request.Context(), s.actor(c), st)
+	err = s.core.DeleteStream(c.Request.Context(), auth.Actor(c), st)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -9,6 +9,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
 )
 
 // Task configs are flat JSON objects: the common fields (type, name,
@@ -44,7 +47,7 @@ func splitConfigBody(c *gin.Context) (common map[string]json.RawMessage, spec ma
 		case "type", "name", "enabled":
 			common[k] = v
 		case "id", "stream_id", "version", "created_at", "updated_at", "key_set", "key_hint":
-			return nil, nil, errInvalid(k, k+" is read-only")
+			return nil, nil, httperr.Invalid(k, k+" is read-only")
 		default:
 			spec[k] = v
 		}
@@ -59,7 +62,7 @@ func rawString(m map[string]json.RawMessage, k string) (*string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
-		return nil, errInvalid(k, k+" must be a string")
+		return nil, httperr.Invalid(k, k+" must be a string")
 	}
 	return &s, nil
 }
@@ -71,7 +74,7 @@ func rawBool(m map[string]json.RawMessage, k string) (*bool, error) {
 	}
 	var b bool
 	if err := json.Unmarshal(v, &b); err != nil {
-		return nil, errInvalid(k, k+" must be true or false")
+		return nil, httperr.Invalid(k, k+" must be true or false")
 	}
 	return &b, nil
 }
@@ -91,7 +94,7 @@ func (s *Server) apiListTaskConfigs(c *gin.Context) {
 	for i := range list {
 		out[i] = taskConfigView(&list[i])
 	}
-	c.JSON(http.StatusOK, listOf(out, int64(len(out)), page{Limit: len(out)}, len(out)))
+	c.JSON(http.StatusOK, listOf(out, int64(len(out)), paging.Page{Limit: len(out)}, len(out)))
 }
 
 func (s *Server) apiCreateTaskConfig(c *gin.Context) {
@@ -107,7 +110,7 @@ func (s *Server) apiCreateTaskConfig(c *gin.Context) {
 	}
 	typ, err := rawString(common, "type")
 	if err == nil && typ == nil {
-		err = errInvalid("type", "type is required: restream, record, pull or hls")
+		err = httperr.Invalid("type", "type is required: restream, record, pull or hls")
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -128,7 +131,7 @@ func (s *Server) apiCreateTaskConfig(c *gin.Context) {
 	}
 	specJSON, _ := json.Marshal(spec)
 	tc := &models.TaskConfig{Type: *typ, Name: *name, Enabled: enabled == nil || *enabled, Spec: specJSON}
-	if err := s.core.CreateTaskConfig(c.Request.Context(), s.actor(c), st, tc); err != nil {
+	if err := s.core.CreateTaskConfig(c.Request.Context(), auth.Actor(c), st, tc); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -146,7 +149,7 @@ func (s *Server) loadTaskConfig(c *gin.Context) (*models.Stream, *models.TaskCon
 	}
 	tc, err := s.p.Store.TaskConfigByID(c.Request.Context(), st.ID, cid)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, nil, errNotFound("task config")
+		return nil, nil, httperr.NotFound("task config")
 	}
 	return st, tc, err
 }
@@ -172,7 +175,7 @@ func (s *Server) apiPatchTaskConfig(c *gin.Context) {
 		return
 	}
 	if typ, err := rawString(common, "type"); err != nil || (typ != nil && *typ != tc.Type) {
-		s.fail(c, errInvalid("type", "the type of a task config cannot change; create a new one"))
+		s.fail(c, httperr.Invalid("type", "the type of a task config cannot change; create a new one"))
 		return
 	}
 	up := models.TaskConfigUpdate{}
@@ -198,7 +201,7 @@ func (s *Server) apiPatchTaskConfig(c *gin.Context) {
 		}
 		up.Spec, _ = json.Marshal(merged)
 	}
-	out, err := s.core.UpdateTaskConfig(c.Request.Context(), s.actor(c), st, tc, up)
+	out, err := s.core.UpdateTaskConfig(c.Request.Context(), auth.Actor(c), st, tc, up)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -212,7 +215,7 @@ func (s *Server) apiDeleteTaskConfig(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.core.DeleteTaskConfig(c.Request.Context(), s.actor(c), st, tc); err != nil {
+	if err := s.core.DeleteTaskConfig(c.Request.Context(), auth.Actor(c), st, tc); err != nil {
 		s.fail(c, err)
 		return
 	}

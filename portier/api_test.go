@@ -16,6 +16,8 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // apiEnv is a Server on one store with users of every role and tokens.
@@ -466,15 +468,15 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 func TestAPISessionPrincipal(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t, modelstest.SQLite(t))
-	e.srv.SetSessionAuthenticator(func(c *gin.Context) (*Principal, error) {
+	e.srv.SetSessionAuthenticator(func(c *gin.Context) (*auth.Principal, error) {
 		ck, err := c.Cookie("sess")
 		if err != nil {
 			return nil, nil
 		}
 		if ck != "op2" {
-			return nil, apiErr(http.StatusForbidden, codeForbidden, "", "bad CSRF token")
+			return nil, httperr.New(http.StatusForbidden, httperr.CodeForbidden, "", "bad CSRF token")
 		}
-		return &Principal{User: e.users["op2"]}, nil
+		return &auth.Principal{User: e.users["op2"]}, nil
 	})
 	send := func(cookie, bearer string) (int, map[string]any) {
 		req := httptest.NewRequest("GET", "/api/v1/me", nil)

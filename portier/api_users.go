@@ -8,6 +8,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
 )
 
 // Users (admin only), the caller's own tokens, and /me.
@@ -19,12 +22,12 @@ type meView struct {
 }
 
 func (s *Server) apiMe(c *gin.Context) {
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	c.JSON(http.StatusOK, meView{User: *p.User, Via: p.Via, Scopes: p.Scopes})
 }
 
 func (s *Server) apiListUsers(c *gin.Context) {
-	pg, err := pageParams(c)
+	pg, err := paging.Params(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -50,7 +53,7 @@ func (s *Server) apiCreateUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	u, err := s.core.CreateUser(c.Request.Context(), s.actor(c), models.NewUser{Username: req.Username, Password: req.Password, Role: req.Role, Language: req.Language})
+	u, err := s.core.CreateUser(c.Request.Context(), auth.Actor(c), models.NewUser{Username: req.Username, Password: req.Password, Role: req.Role, Language: req.Language})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -65,7 +68,7 @@ func (s *Server) loadUser(c *gin.Context) (*models.User, error) {
 	}
 	u, err := s.p.Store.UserByID(c.Request.Context(), id)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, errNotFound("user")
+		return nil, httperr.NotFound("user")
 	}
 	return u, err
 }
@@ -99,7 +102,7 @@ func (s *Server) apiPatchUser(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out, err := s.core.ChangeUser(c.Request.Context(), s.actor(c), u.ID, models.UserChange{UserUpdate: models.UserUpdate{
+	out, err := s.core.ChangeUser(c.Request.Context(), auth.Actor(c), u.ID, models.UserChange{UserUpdate: models.UserUpdate{
 		Role: req.Role, Disabled: req.Disabled, Language: req.Language, Password: req.Password}})
 	if err != nil {
 		s.fail(c, err)
@@ -115,7 +118,7 @@ type tokenView struct {
 }
 
 func (s *Server) apiListTokens(c *gin.Context) {
-	list, err := s.p.Store.ListTokens(c.Request.Context(), s.principal(c).User.ID)
+	list, err := s.p.Store.ListTokens(c.Request.Context(), auth.PrincipalOf(c).User.ID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -124,7 +127,7 @@ func (s *Server) apiListTokens(c *gin.Context) {
 	for i := range list {
 		out[i] = tokenView{APIToken: list[i], Scopes: list[i].ScopeList()}
 	}
-	c.JSON(http.StatusOK, listOf(out, int64(len(out)), page{Limit: len(out)}, len(out)))
+	c.JSON(http.StatusOK, listOf(out, int64(len(out)), paging.Page{Limit: len(out)}, len(out)))
 }
 
 type createTokenReq struct {
@@ -144,17 +147,17 @@ func (s *Server) apiCreateToken(c *gin.Context) {
 	}
 	scopes, err := models.NormalizeScopes(req.Scopes)
 	if err != nil {
-		s.fail(c, errInvalid("scopes", err.Error()))
+		s.fail(c, httperr.Invalid("scopes", err.Error()))
 		return
 	}
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	for _, sc := range scopes {
 		if !p.HasScope(sc) || (sc == models.ScopeAdmin && !p.IsAdmin()) {
-			s.fail(c, apiErr(http.StatusForbidden, codeForbidden, "scopes", "you cannot give a token the "+sc+" scope"))
+			s.fail(c, httperr.New(http.StatusForbidden, httperr.CodeForbidden, "scopes", "you cannot give a token the "+sc+" scope"))
 			return
 		}
 	}
-	tok, row, err := s.core.IssueToken(c.Request.Context(), s.actor(c), p.User, req.Name, scopes, req.ExpiresAt)
+	tok, row, err := s.core.IssueToken(c.Request.Context(), auth.Actor(c), p.User, req.Name, scopes, req.ExpiresAt)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -168,9 +171,9 @@ func (s *Server) apiRevokeToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	err = s.core.RevokeToken(c.Request.Context(), s.actor(c), id)
+	err = s.core.RevokeToken(c.Request.Context(), auth.Actor(c), id)
 	if errors.Is(err, models.ErrNotFound) {
-		err = errNotFound("token")
+		err = httperr.NotFound("token")
 	}
 	if err != nil {
 		s.fail(c, err)

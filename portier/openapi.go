@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/paging"
 )
 
 // The OpenAPI 3 document of /api/v1, written by hand as Go values. A test
@@ -157,7 +158,7 @@ var openAPIOps = []op{
 
 var queryDocs = map[string]obj{
 	"limit":  {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
-	"offset": {"type": "integer", "minimum": 0, "maximum": maxPageOffset, "default": 0},
+	"offset": {"type": "integer", "minimum": 0, "maximum": paging.MaxOffset, "default": 0},
 	"live":   {"type": "boolean"},
 	"state":  {"type": "string"},
 	"since":  {"type": "string", "format": "date-time"},

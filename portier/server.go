@@ -14,11 +14,13 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/portier/live"
 	"github.com/portier/portier/portier/nodeapi"
 	"github.com/portier/portier/portier/sched"
+	"github.com/portier/portier/portier/streamurl"
 )
 
 // Params configures a control-plane Server.
@@ -68,19 +70,20 @@ type LiveParams struct {
 
 // Server is the control plane's HTTP server.
 type Server struct {
-	p           Params
-	log         *slog.Logger
-	engine      *gin.Engine
-	lv          *live.State // live state, node registry, task compilation (portier/live)
-	liveLog     *slog.Logger
-	core        *core.Core // the write paths (portier/core)
-	metrics     *Metrics
-	sessionAuth SessionAuthenticator
-	sched       *sched.Scheduler // task placement and leases (portier/sched)
-	thumbs      *thumbnailer     // stream thumbnails for the UI (ui_thumbnail.go)
-	relay       relayMount       // embedded relay's HTTP handler (relaymount.go)
-	hls         hlsMount         // HLS playlist rewriter (hlsmount.go)
-	throttle    *loginThrottle
+	p        Params
+	log      *slog.Logger
+	engine   *gin.Engine
+	lv       *live.State // live state, node registry, task compilation (portier/live)
+	liveLog  *slog.Logger
+	core     *core.Core // the write paths (portier/core)
+	metrics  *Metrics
+	urls     *streamurl.Builder  // public ingest and play URLs (portier/streamurl)
+	auth     *auth.Authenticator // API tokens and UI sessions (portier/auth)
+	sched    *sched.Scheduler    // task placement and leases (portier/sched)
+	thumbs   *thumbnailer        // stream thumbnails for the UI (ui_thumbnail.go)
+	relay    relayMount          // embedded relay's HTTP handler (relaymount.go)
+	hls      hlsMount            // HLS playlist rewriter (hlsmount.go)
+	throttle *loginThrottle
 
 	// Background work (StartBackground, Close): bgMu guards bgCancel and
 	// closed; bg counts the goroutines Close waits for.
@@ -105,6 +108,8 @@ func New(p Params) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.throttle = newLoginThrottle(p.Security.Now)
+	s.urls = streamurl.New(streamurl.Params{PublicHost: p.PublicHost, RTMPPort: p.RTMPPort, RTSPPort: p.RTSPPort, PlayHTTPBase: p.PlayHTTPBase})
+	s.auth = auth.New(auth.Params{Store: p.Store, Logger: s.log})
 	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
 	s.liveLog = s.log.With("part", "live")
 	env := p.Live.Compile

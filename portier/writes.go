@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/portier/live"
@@ -46,15 +44,6 @@ func (h liveHooks) TaskConfigDeleting(ctx context.Context, id int64) error {
 
 // Core is the control plane's write paths (for tests and embedding tools).
 func (s *Server) Core() *core.Core { return s.core }
-
-// actor is who makes the request, for the audit events of the write paths.
-func (s *Server) actor(c *gin.Context) core.Actor {
-	a := core.Actor{Addr: s.clientAddr(c)}
-	if p := s.principal(c); p != nil {
-		a.Name, a.ID = p.User.Username, p.User.ID
-	}
-	return a
-}
 
 func (h liveHooks) RestartTask(ctx context.Context, id int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error) {
 	return h.sched.RestartTask(ctx, id, reason, inTx)

@@ -177,6 +177,10 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{"./portier/nodeapi"},
 		[]string{module + "/portier", module + "/web"},
 		module+"/portier/live", module+"/portier/compile")
+	forbid(t, "the pieces the REST API and the UI share (auth, httperr, paging, streamurl) know neither surface nor live state",
+		[]string{"./portier/auth", "./portier/httperr", "./portier/paging", "./portier/streamurl"},
+		[]string{module + "/portier", module + "/web", module + "/concierge"},
+		module+"/portier/core", module+"/portier/compile", module+"/portier/httperr")
 	// Nothing below the composition root imports it (portiertest, the
 	// test harness, starts a whole control plane: it is above the root).
 	for _, p := range list(t, "./portier/...") {

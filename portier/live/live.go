@@ -477,3 +477,15 @@ func (l *State) sweepTombs() {
 		}
 	}
 }
+
+// NodeState is "alive", "draining" or "dead" (no heartbeat within the
+// alive window at now).
+func (l *State) NodeState(n *models.Node, now time.Time) string {
+	if n.LastHeartbeat == nil || now.Sub(*n.LastHeartbeat) > l.AliveWindow() {
+		return "dead"
+	}
+	if n.Draining {
+		return "draining"
+	}
+	return "alive"
+}
