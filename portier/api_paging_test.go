@@ -14,9 +14,9 @@ import (
 // valid offsets give an empty page.
 func TestAPIPagingBadValues(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, e *apiEnv) {
+	rec := t.TempDir()
+	forEachStoreWith(t, func(p *Params) { p.Live.Compile.RecordDir = rec }, func(t *testing.T, e *apiEnv) {
 		s := e.mustDo("op1", "POST", "/streams", `{"name":"cam1"}`, 201)
-		e.srv.p.Live.Compile.RecordDir = t.TempDir()
 		lists := []string{"/streams", "/streams/" + id(s) + "/recordings", "/tasks", "/audit", "/users"}
 		bad := []struct{ q, field string }{
 			{"offset=9223372036854775807", "offset"},

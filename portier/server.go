@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/api"
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
@@ -131,7 +132,8 @@ func New(p Params) (*Server, error) {
 	}
 	s.engine.Use(gin.Recovery(), s.metrics.middleware)
 	s.registerOps(s.engine)
-	s.registerAPI(s.engine.Group("/api/v1"))
+	api.New(api.Params{Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, HLSPlayURL: s.hlsPlayURL,
+		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
 	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
 		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
 	s.registerUI(s.engine)

@@ -181,6 +181,11 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{"./portier/auth", "./portier/httperr", "./portier/paging", "./portier/streamurl"},
 		[]string{module + "/portier", module + "/web", module + "/concierge"},
 		module+"/portier/core", module+"/portier/compile", module+"/portier/httperr")
+	forbid(t, "portier/api (REST) reaches live state through its Live interface and shares only auth, httperr, paging and streamurl with the UI; it never imports the UI, the node API or the scheduler",
+		[]string{"./portier/api"},
+		[]string{module + "/portier", module + "/web", module + "/concierge"},
+		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
+		module+"/portier/paging", module+"/portier/streamurl")
 	// Nothing below the composition root imports it (portiertest, the
 	// test harness, starts a whole control plane: it is above the root).
 	for _, p := range list(t, "./portier/...") {

@@ -1,4 +1,4 @@
-package portier
+package api
 
 import (
 	"bytes"
@@ -19,11 +19,11 @@ import (
 // MaxBodyBytes is the largest JSON body the API accepts.
 const MaxBodyBytes = 1 << 20
 
-// registerAPI registers the REST API. Every route needs a principal
-// (s.auth.Authenticate); changes need the write scope and a non-viewer role; user
-// administration needs the admin role and scope. Ownership of streams is
-// checked in the handlers (s.loadStream).
-func (s *Server) registerAPI(g *gin.RouterGroup) {
+// Register adds the REST API to g (/api/v1). Every route needs a
+// principal (auth.Authenticator.Authenticate); changes need the write scope
+// and a non-viewer role; user administration needs the admin role and
+// scope. Ownership of streams is checked in the handlers (s.loadStream).
+func (s *Server) Register(g *gin.RouterGroup) {
 	g.GET("/openapi.json", s.serveOpenAPI)
 	g.Use(s.limitBody, s.auth.Authenticate)
 

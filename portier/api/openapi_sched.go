@@ -1,4 +1,4 @@
-package portier
+package api
 
 // OpenAPI additions of the scheduler's features, kept next to them rather
 // than in openapi.go: the labels every task config may carry.

@@ -1,4 +1,4 @@
-package portier
+package api
 
 import (
 	"net/http"
@@ -103,7 +103,7 @@ func (s *Server) apiListRecordings(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	base := s.p.Live.Compile.RecordDir
+	base := s.p.RecordDir
 	if base == "" || !filepath.IsAbs(base) {
 		s.fail(c, httperr.New(http.StatusConflict, httperr.CodeConflict, "", "no record directory is configured: start the control plane with --record-dir"))
 		return
