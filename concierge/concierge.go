@@ -23,6 +23,7 @@ import (
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/internal/hoststats"
 	"github.com/portier/portier/media/httpserve"
 )
 
@@ -84,6 +85,8 @@ type Concierge struct {
 	emb *supervisor.Embedded
 	drv *supervisor.Driver
 	m   *metrics
+	// host samples the host's figures for heartbeats.
+	host *hoststats.Sampler
 
 	httpAddr atomic.Value // net.Addr once serving
 
@@ -151,6 +154,7 @@ func New(p Params) (*Concierge, error) {
 	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}}
 	c.log = p.Logger.With("component", "concierge", "node", p.Name)
 	c.m = newMetrics(c)
+	c.host = hoststats.New(p.Version)
 	c.hbEvery.Store(int64(time.Second))
 	c.lease.Store(int64(5 * time.Second))
 	return c, nil
@@ -338,7 +342,7 @@ func (c *Concierge) registerLoop(ctx context.Context) error {
 func (c *Concierge) heartbeatLoop(ctx context.Context) {
 	for {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.ctl.heartbeat(hctx, c.p.Name, int(c.nRunning.Load()), int(c.costUsed.Load()))
+		err := c.ctl.sendHeartbeat(hctx, c.p.Name, c.heartbeatBody())
 		cancel()
 		switch {
 		case err == nil:
