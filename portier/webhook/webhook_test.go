@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -277,16 +278,27 @@ func TestSSRFRefused(t *testing.T) {
 	if row.StatusCode != 0 || !strings.Contains(row.Error, "loopback") || len(rcv.deliveries()) != 0 {
 		t.Fatalf("delivery to a refused address: %+v (receiver got %d)", row, len(rcv.deliveries()))
 	}
-	// The dial-time check: a policy that refuses the address itself
-	// (by --task-url-deny) stops the connection, whatever the URL said.
-	s.SetTaskURLPolicy(models.TaskURLPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	// The dial-time check: a URL whose host name passes (DNS names are
+	// not resolved when saved) but resolves to a refused address.
+	dd := start(t, webhook.Params{Store: dnsToLoopback{s}})
+	row, err = dd.SendTest(ctx, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.StatusCode != 0 || !strings.Contains(row.Error, "host 127.0.0.1 is loopback") || len(rcv.deliveries()) != 0 {
+		t.Fatalf("delivery to a name resolving to loopback: %+v (receiver got %d)", row, len(rcv.deliveries()))
+	}
 	if err := s.CheckWebhookAddr("https", netip.MustParseAddr("169.254.169.254")); err == nil {
 		t.Fatal("metadata address accepted at dial time")
 	}
-	if err := s.CheckWebhookAddr("https", netip.MustParseAddr("127.0.0.1")); err != nil {
-		t.Fatalf("allowed loopback refused at dial time: %v", err)
-	}
 }
+
+// dnsToLoopback is the store with every URL passing its check, as one
+// naming a host would whose DNS points at a refused address: only the
+// dial-time check (the store's, with the built-in policy) stands.
+type dnsToLoopback struct{ *models.Store }
+
+func (dnsToLoopback) CheckWebhookURL(raw string) (*url.URL, error) { return url.Parse(raw) }
 
 // TestSendTest: the test-delivery button's call makes one signed
 // webhook.test delivery, answers its result and logs it.
