@@ -95,16 +95,19 @@ type Concierge struct {
 	haveAsg  bool
 	draining bool
 
-	poke      chan struct{}
-	lastHBOK  atomic.Int64 // unix nanos of the last successful heartbeat
-	hbEvery   atomic.Int64 // nanoseconds
-	lease     atomic.Int64 // nanoseconds
-	costUsed  atomic.Int64
-	nRunning  atomic.Int64
-	runs      map[string]*run // by program name; reconcile goroutine only
-	queue     []pendingReport // reports of the current reconcile pass
-	reconMu   sync.Mutex      // one reconcile at a time (loop and drain)
-	fencedLog bool
+	poke     chan struct{}
+	lastHBOK atomic.Int64 // unix nanos of the last successful heartbeat
+	hbEvery  atomic.Int64 // nanoseconds
+	lease    atomic.Int64 // nanoseconds
+	// progressEvery is how often running tasks report progress
+	// (nanoseconds; 0: the control plane asks for none).
+	progressEvery atomic.Int64
+	costUsed      atomic.Int64
+	nRunning      atomic.Int64
+	runs          map[string]*run // by program name; reconcile goroutine only
+	queue         []pendingReport // reports of the current reconcile pass
+	reconMu       sync.Mutex      // one reconcile at a time (loop and drain)
+	fencedLog     bool
 	// svRestarted is set when the embedded supervisord was restarted.
 	svRestarted atomic.Bool
 }
@@ -386,6 +389,7 @@ func (c *Concierge) assignmentLoop(ctx context.Context) {
 		if a.LeaseMS > 0 {
 			c.lease.Store(int64(time.Duration(a.LeaseMS) * time.Millisecond))
 		}
+		c.progressEvery.Store(int64(progressPeriod(a.ProgressMS)))
 		if a.Version != after || !c.hasAssignment() {
 			c.mu.Lock()
 			c.assign, c.haveAsg = a, true

@@ -28,9 +28,10 @@ import (
 // supervisord writes standard output and error to the task's log, which
 // it rotates (so the blocks cost no unbounded file), and the blocks keep
 // the log of a healthy task from being empty: with -loglevel warning
-// ffmpeg writes nothing else while all is well. The concierge reads the
-// log's tail and parses its last complete block (parseProgress); failure
-// reports leave the blocks out (stripProgress).
+// ffmpeg writes nothing else while all is well. When the control plane
+// asks for progress (wire.Assignment.ProgressMS), the concierge reads the
+// log's tail at that period and reports its last complete block
+// (parseProgress). Failure reports leave the blocks out (stripProgress).
 
 // progressArgs asks ffmpeg for a progress block on standard output every
 // wire.ProgressEvery. They are global options, put first.
@@ -44,6 +45,16 @@ func withProgress(command string, args []string) []string {
 		return args
 	}
 	return append(slices.Clone(progressArgs), args...)
+}
+
+// progressPeriod is how often to report progress when the assignment asks
+// every ms milliseconds: never (0) or at least wire.ProgressEvery, when
+// ffmpeg writes a new block.
+func progressPeriod(ms int64) time.Duration {
+	if ms <= 0 {
+		return 0
+	}
+	return max(time.Duration(ms)*time.Millisecond, wire.ProgressEvery)
 }
 
 // progressTailBytes is how much of a log's end is read for its last

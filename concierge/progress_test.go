@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portier/portier/concierge/wire"
 )
 
 // TestParseProgressOfRealFFmpeg runs ffmpeg with the options the concierge
@@ -107,6 +109,9 @@ func TestParseProgressAmongMessages(t *testing.T) {
 	}
 	if got := uptime(time.Time{}, time.Unix(100, 0), time.Unix(130, 0)); got != 30*time.Second {
 		t.Fatalf("uptime = %v", got)
+	}
+	if progressPeriod(0) != 0 || progressPeriod(1000) != wire.ProgressEvery || progressPeriod(60000) != time.Minute {
+		t.Fatalf("progressPeriod: %v %v %v", progressPeriod(0), progressPeriod(1000), progressPeriod(60000))
 	}
 	if args := withProgress("sleep", []string{"5"}); len(args) != 1 {
 		t.Fatalf("withProgress(sleep) = %q", args)

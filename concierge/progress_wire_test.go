@@ -21,7 +21,8 @@ import (
 )
 
 // wireRecorder is the concierge's HTTP transport: it keeps the status
-// reports and heartbeats the concierge sends, as they go over the wire.
+// reports and heartbeats the concierge sends, as they go over the wire,
+// and asks for progress in every assignment (wire.Assignment.ProgressMS).
 type wireRecorder struct {
 	mu         sync.Mutex
 	reports    []wire.TaskStatusReport
@@ -51,7 +52,26 @@ func (w *wireRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		w.mu.Unlock()
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasSuffix(r.URL.Path, "/assignments") {
+		return resp, err
+	}
+	// The control plane does not ask for progress yet (wiring it into
+	// the scheduler is another change): ask for it in its place.
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var a map[string]any
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, err
+	}
+	a["progress_ms"] = wire.ProgressEvery.Milliseconds()
+	b, _ = json.Marshal(a)
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
 
 // TestRunningTaskReportsProgress runs a real ffmpeg task (a lavfi test

@@ -242,7 +242,7 @@ func (c *Concierge) step(ctx context.Context, r *run, pi supervisor.ProcessInfo,
 		if now.Sub(r.startedAt) > stableAfter {
 			r.failures = 0
 		}
-		if r.reported == "running" && now.Sub(r.progressAt) >= wire.ProgressEvery {
+		if every := time.Duration(c.progressEvery.Load()); every > 0 && r.reported == "running" && now.Sub(r.progressAt) >= every {
 			c.sampleProgress(ctx, r, pi, now)
 		}
 	case supervisor.StateStarting, supervisor.StateStopping:

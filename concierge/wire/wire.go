@@ -49,6 +49,10 @@ type Assignment struct {
 	// LeaseMS is how long an assignment lives without a heartbeat: a
 	// concierge cut off from the control plane that long must stop its tasks.
 	LeaseMS int64 `json:"lease_ms"`
+	// ProgressMS is how often the control plane wants the progress of each
+	// running task (StatusReport.Progress), at least ProgressEvery. Zero,
+	// as from control planes that do not read progress, asks for none.
+	ProgressMS int64 `json:"progress_ms,omitempty"`
 }
 
 // Task is one assigned task.
@@ -148,17 +152,15 @@ type StatusReport struct {
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Error    string `json:"error,omitempty"`
 	LogTail  string `json:"log_tail,omitempty"`
-	// Progress is the task's latest progress (running ffmpeg tasks only).
-	// A report whose State is the one already reported and that carries a
-	// Progress is a progress sample, sent every ProgressEvery while the
-	// task runs, not a state change. Control planes that predate it
-	// ignore the field, and take the report as a repeated "running".
+	// Progress is the task's latest progress (running ffmpeg tasks only,
+	// when the assignment asks for it: Assignment.ProgressMS). A report
+	// whose State is the one already reported and that carries a Progress
+	// is a progress sample, not a state change.
 	Progress *Progress `json:"progress,omitempty"`
 }
 
-// ProgressEvery is how often a concierge samples (and reports) the
-// progress of each running ffmpeg task: ffmpeg writes it at this period
-// (-stats_period).
+// ProgressEvery is how often ffmpeg writes its progress (-stats_period):
+// the shortest period Assignment.ProgressMS can ask for.
 const ProgressEvery = 5 * time.Second
 
 // Progress is what a running ffmpeg reported of its work last (its
