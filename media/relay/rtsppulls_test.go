@@ -8,18 +8,19 @@ import (
 // RTSP pulls are checked when the relay is built: only origins pull, a
 // path is pulled once, and a bad URL is refused with the option's name.
 func TestRTSPPullParams(t *testing.T) {
-	cam := RTSPPull{Path: "live/cam1", URL: "rtsp://127.0.0.1:1/cam"}
+	cam := RTSPPull{Path: "live/cam1", Key: "k1", URL: "rtsp://127.0.0.1:1/cam"}
 	for _, tc := range []struct {
 		name  string
 		p     Params
 		want  string // "" for success
 		pulls int
 	}{
-		{"origin", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{cam, {Path: "live/cam2", URL: "rtsp://127.0.0.1:1/b", Transport: "tcp"}}}, "", 2},
+		{"origin", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{cam, {Path: "live/cam2", Key: "k2", URL: "rtsp://127.0.0.1:1/b", Transport: "tcp"}}}, "", 2},
 		{"edge", Params{Role: RoleEdge, StaticOrigins: []string{"127.0.0.1:1"}, RTSPPulls: []RTSPPull{cam}}, "for origins", 0},
 		{"twice", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{cam, cam}}, "pulled twice", 0},
-		{"bad URL", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{{Path: "live/x", URL: "http://cam/x"}}}, "--rtsp-pull", 0},
-		{"bad transport", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{{Path: "live/x", URL: "rtsp://cam/x", Transport: "sctp"}}}, "transport", 0},
+		{"no key", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{{Path: "live/x", URL: "rtsp://cam/x"}}}, "key is required", 0},
+		{"bad URL", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{{Path: "live/x", Key: "k", URL: "http://cam/x"}}}, "--rtsp-pull", 0},
+		{"bad transport", Params{Role: RoleOrigin, RTSPPulls: []RTSPPull{{Path: "live/x", Key: "k", URL: "rtsp://cam/x", Transport: "sctp"}}}, "transport", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.p.Name, tc.p.RTMPAddr = "n1", "127.0.0.1:0"
