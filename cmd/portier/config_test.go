@@ -177,6 +177,8 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"relay", []string{"--control", ""}, "control"},
 		{"relay", []string{"--role", "edge", "--control", ""}, "control"},
 		{"relay", []string{"--control", "control:8080"}, "control"},
+		{"relay", []string{"--control", "http://control-0:8080,control-1:8080"}, "control"},
+		{"relay", []string{"--control", " , "}, "control"},
 		{"relay", []string{"--origins", "origin-1:1935,nohost"}, "origins"},
 		{"relay", []string{"--name", "no spaces"}, "name"},
 		{"relay", []string{"--rtmp-addr", ""}, "rtmp-addr"},
@@ -200,6 +202,7 @@ func TestConfigValidationErrors(t *testing.T) {
 
 		{"concierge", []string{"--control", ""}, "control"},
 		{"concierge", []string{"--control", "ftp://control"}, "control"},
+		{"concierge", []string{"--control", "http://control-0:8080,ftp://control-1"}, "control"},
 		{"concierge", []string{"--supervisor-url", "ftp://sv", "--supervisor-include-dir", "/etc/sv"}, "supervisor-url"},
 		{"concierge", []string{"--supervisor-url", "unix:///run/supervisor.sock"}, "supervisor-include-dir"},
 		{"concierge", []string{"--name", "-dash-first"}, "name"},
@@ -351,5 +354,18 @@ func TestConfigHelp(t *testing.T) {
 		if _, err := load([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("portier %s -h: %v, want flag.ErrHelp", command, err)
 		}
+	}
+}
+
+// --control takes several control-plane replicas, separated by commas, on
+// every role that has it.
+func TestControlAcceptsReplicas(t *testing.T) {
+	clearPortierEnv(t)
+	const list = "http://control-0:8080, http://control-1:8080"
+	if c, err := loadConfig[relayConfig]("relay", []string{"--role", "origin", "--control", list}); err != nil || c.Control != list {
+		t.Fatalf("relay --control %q: %+v %v", list, c.Control, err)
+	}
+	if c, err := loadConfig[conciergeConfig]("concierge", []string{"--control", list}); err != nil || c.Control != list {
+		t.Fatalf("concierge --control %q: %+v %v", list, c.Control, err)
 	}
 }

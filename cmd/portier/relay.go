@@ -41,7 +41,7 @@ type relayConfig struct {
 
 func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Role, "role", "", "origin (accepts publishes, serves edges) or edge (serves players, pulls from origins, forwards publishes)")
-	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://127.0.0.1:8080 (required for origins)")
+	fs.StringVar(&c.Control, "control", "", controlHelp+" (required for origins)")
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token for the control plane's node API")
 	fs.StringVar(&c.RTMPAddr, "rtmp-addr", ":1935", "RTMP listen address")
 	fs.StringVar(&c.RTSPAddr, "rtsp-addr", ":8554", "RTSP listen address (empty: no RTSP)")
@@ -71,7 +71,7 @@ func (c *relayConfig) validate() error {
 	}
 	switch {
 	case c.Control != "":
-		p.add(checkURL("control", c.Control, "http://control:8080", "http", "https"))
+		p.add(checkControl(c.Control))
 	case c.Role == relay.RoleOrigin:
 		p.add(invalid("control", "an origin needs --control (publishes are authorised by the control plane), e.g. --control http://control:8080"))
 	case c.Role == relay.RoleEdge && len(c.staticOrigins()) == 0:
