@@ -22,6 +22,7 @@ import (
 	"github.com/portier/portier/portier/nodeapi"
 	"github.com/portier/portier/portier/sched"
 	"github.com/portier/portier/portier/streamurl"
+	"github.com/portier/portier/portier/ui"
 )
 
 // Params configures a control-plane Server.
@@ -71,20 +72,19 @@ type LiveParams struct {
 
 // Server is the control plane's HTTP server.
 type Server struct {
-	p        Params
-	log      *slog.Logger
-	engine   *gin.Engine
-	lv       *live.State // live state, node registry, task compilation (portier/live)
-	liveLog  *slog.Logger
-	core     *core.Core // the write paths (portier/core)
-	metrics  *Metrics
-	urls     *streamurl.Builder  // public ingest and play URLs (portier/streamurl)
-	auth     *auth.Authenticator // API tokens and UI sessions (portier/auth)
-	sched    *sched.Scheduler    // task placement and leases (portier/sched)
-	thumbs   *thumbnailer        // stream thumbnails for the UI (ui_thumbnail.go)
-	relay    relayMount          // embedded relay's HTTP handler (relaymount.go)
-	hls      hlsMount            // HLS playlist rewriter (hlsmount.go)
-	throttle *loginThrottle
+	p       Params
+	log     *slog.Logger
+	engine  *gin.Engine
+	lv      *live.State // live state, node registry, task compilation (portier/live)
+	liveLog *slog.Logger
+	core    *core.Core // the write paths (portier/core)
+	metrics *Metrics
+	urls    *streamurl.Builder  // public ingest and play URLs (portier/streamurl)
+	auth    *auth.Authenticator // API tokens and UI sessions (portier/auth)
+	sched   *sched.Scheduler    // task placement and leases (portier/sched)
+	ui      *ui.Server          // the web UI (portier/ui); Close stops its thumbnail grabs
+	relay   relayMount          // embedded relay's HTTP handler (relaymount.go)
+	hls     hlsMount            // HLS playlist rewriter (hlsmount.go)
 
 	// Background work (StartBackground, Close): bgMu guards bgCancel and
 	// closed; bg counts the goroutines Close waits for.
@@ -108,7 +108,6 @@ func New(p Params) (*Server, error) {
 	p.Store.SetTaskURLPolicy(p.Security.TaskURLs)
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
-	s.throttle = newLoginThrottle(p.Security.Now)
 	s.urls = streamurl.New(streamurl.Params{PublicHost: p.PublicHost, RTMPPort: p.RTMPPort, RTSPPort: p.RTSPPort, PlayHTTPBase: p.PlayHTTPBase})
 	s.auth = auth.New(auth.Params{Store: p.Store, Logger: s.log})
 	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
@@ -118,7 +117,6 @@ func New(p Params) (*Server, error) {
 	s.lv = live.New(live.Params{Store: p.Store, Sched: s.sched, Heartbeat: p.Live.HeartbeatInterval, Compile: env,
 		ClusterToken: p.ClusterToken, OriginTTL: p.Hooks.OriginTTL, Now: p.Live.Now, Logger: s.liveLog})
 	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{lv: s.lv, sched: s.sched, log: s.log}, Logger: s.log, Now: s.lv.Now})
-	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.metrics.Registry.MustRegister(s.sched.Collectors()...)
 	s.engine = gin.New()
@@ -136,7 +134,10 @@ func New(p Params) (*Server, error) {
 		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
 	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
 		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
-	s.registerUI(s.engine)
+	s.ui = ui.New(ui.Params{Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,
+		PlayHTTPBase: p.PlayHTTPBase, HLSOriginURL: p.Live.Compile.HLSOriginURL, HLSPlayURL: s.hlsPlayURL, HLSViewers: s.hlsViewers,
+		Now: p.Security.Now, Logger: s.log})
+	s.ui.Register(s.engine)
 	s.registerRelayMount(s.engine)
 	s.registerHLSMount(s.engine)
 	return s, nil
