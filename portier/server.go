@@ -1,74 +1,32 @@
-// Package portier is the control plane: REST API, web UI, publish
-// authorisation hooks, stream directory, node registry, task compiler and
-// scheduler. Every other role calls it over HTTP.
+// Package portier is the control plane's composition root: New builds the
+// scheduler (portier/sched), live state (portier/live), the write paths
+// (portier/core) and the HTTP surfaces (portier/api, portier/ui,
+// portier/nodeapi) from one Params and serves them behind one Handler;
+// StartBackground and Close run and stop the background work. Every
+// other role calls the control plane over HTTP.
 package portier
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/api"
 	"github.com/portier/portier/portier/auth"
-	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/live"
 	"github.com/portier/portier/portier/nodeapi"
 	"github.com/portier/portier/portier/sched"
 	"github.com/portier/portier/portier/streamurl"
 	"github.com/portier/portier/portier/ui"
 )
-
-// Params configures a control-plane Server.
-type Params struct {
-	Store *models.Store
-	// ClusterToken authenticates nodes (relays, concierges) and media-server
-	// hooks. No caller is trusted for its address alone, loopback included
-	// (behind a reverse proxy on the same host, everyone is loopback): only
-	// the networks of Hooks.Allow are.
-	ClusterToken string
-	Logger       *slog.Logger
-	// Hooks configures the media-server hook endpoints (portier/nodeapi).
-	Hooks HookParams
-	// Live configures live state, the node registry and task compilation (portier/live).
-	Live LiveParams
-
-	// PublicHost is the host name encoders and players use in ingest and play
-	// URLs. Empty: the host of the API request.
-	PublicHost string
-	// RTMPPort is the public RTMP port of the relays (default 1935).
-	RTMPPort int
-	// RTSPPort is the public RTSP port of the relays, for play URLs (0:
-	// the relays serve no RTSP and streams show no RTSP URL).
-	RTSPPort int
-	// PlayHTTPBase is the base URL of HTTP-FLV playback, e.g.
-	// "http://example.com:8081". Empty: the address the API was reached at
-	// (right for `portier run`, which serves HTTP-FLV there).
-	PlayHTTPBase string
-
-	// Security holds the account and input hardening settings (trusted
-	// proxies, login throttling, task URL networks); see security.go.
-	Security SecurityParams
-}
-
-// LiveParams configures live state, the node registry and task compilation.
-type LiveParams struct {
-	// HeartbeatInterval is what nodes are told to heartbeat at (default 1s).
-	// A node that misses 3 intervals is dead: the streams it held are cleared.
-	HeartbeatInterval time.Duration
-	// Compile is the environment task descriptions are resolved against
-	// (relay URL, record directory, HLS origin and its per-task tokens).
-	// An empty RelayRTMPURL defaults to rtmp://127.0.0.1:1935.
-	Compile compile.Env
-	// Now is the clock (tests inject one); default time.Now.
-	Now func() time.Time
-}
 
 // Server is the control plane's HTTP server.
 type Server struct {
@@ -148,3 +106,38 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Store is the database the Server uses.
 func (s *Server) Store() *models.Store { return s.p.Store }
+
+// Core is the control plane's write paths (for tests and embedding tools).
+func (s *Server) Core() *core.Core { return s.core }
+
+// SetSessionAuthenticator replaces how the API authenticates UI session
+// cookies (Bearer tokens are always tried first); tests use it.
+func (s *Server) SetSessionAuthenticator(f auth.SessionFunc) { s.auth.SetSessionFunc(f) }
+
+// fail answers err with the one error body (httperr.Fail) and aborts.
+func (s *Server) fail(c *gin.Context, err error) { httperr.Fail(c, s.log, err) }
+
+// Client addresses. The address a request comes from is recorded in audit
+// events and sessions and keys login throttling, so it must not be
+// forgeable: X-Forwarded-For and X-Real-IP are believed only when the TCP
+// peer is one of Params.Security.TrustedProxies (none by default; gin
+// itself would trust every peer). clientAddr is the one function that
+// answers "who is this"; nothing else reads those headers.
+
+// configureProxies tells gin which peers' forwarding headers to believe.
+func (s *Server) configureProxies() error {
+	list := make([]string, len(s.p.Security.TrustedProxies))
+	for i, p := range s.p.Security.TrustedProxies {
+		list[i] = p.String()
+	}
+	s.engine.TrustedPlatform = ""
+	s.engine.ForwardedByClientIP = len(list) > 0
+	s.engine.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+	if len(list) == 0 {
+		list = nil // trust no peer
+	}
+	if err := s.engine.SetTrustedProxies(list); err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
+	}
+	return nil
+}
