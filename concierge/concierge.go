@@ -23,12 +23,14 @@ import (
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/internal/hoststats"
 	"github.com/portier/portier/media/httpserve"
 )
 
 // Params configures a concierge.
 type Params struct {
-	// Control is the control plane's base URL; ClusterToken authenticates.
+	// Control is the control plane's base URL, or several replicas' separated
+	// by commas (calls fail over between them); ClusterToken authenticates.
 	Control      string
 	ClusterToken string
 	// Name is the node name (default: the host name).
@@ -84,6 +86,8 @@ type Concierge struct {
 	emb *supervisor.Embedded
 	drv *supervisor.Driver
 	m   *metrics
+	// host samples the host's figures for heartbeats.
+	host *hoststats.Sampler
 
 	httpAddr atomic.Value // net.Addr once serving
 
@@ -92,16 +96,19 @@ type Concierge struct {
 	haveAsg  bool
 	draining bool
 
-	poke      chan struct{}
-	lastHBOK  atomic.Int64 // unix nanos of the last successful heartbeat
-	hbEvery   atomic.Int64 // nanoseconds
-	lease     atomic.Int64 // nanoseconds
-	costUsed  atomic.Int64
-	nRunning  atomic.Int64
-	runs      map[string]*run // by program name; reconcile goroutine only
-	queue     []pendingReport // reports of the current reconcile pass
-	reconMu   sync.Mutex      // one reconcile at a time (loop and drain)
-	fencedLog bool
+	poke     chan struct{}
+	lastHBOK atomic.Int64 // unix nanos of the last successful heartbeat
+	hbEvery  atomic.Int64 // nanoseconds
+	lease    atomic.Int64 // nanoseconds
+	// progressEvery is how often running tasks report progress
+	// (nanoseconds; 0: the control plane asks for none).
+	progressEvery atomic.Int64
+	costUsed      atomic.Int64
+	nRunning      atomic.Int64
+	runs          map[string]*run // by program name; reconcile goroutine only
+	queue         []pendingReport // reports of the current reconcile pass
+	reconMu       sync.Mutex      // one reconcile at a time (loop and drain)
+	fencedLog     bool
 	// svRestarted is set when the embedded supervisord was restarted.
 	svRestarted atomic.Bool
 }
@@ -144,13 +151,15 @@ func New(p Params) (*Concierge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ffmpeg not found (%s): the concierge runs every task with ffmpeg; install it (Debian: apt-get install ffmpeg) or pass --ffmpeg PATH", ff)
 	}
-	ctl, err := newControl(p.Control, p.ClusterToken, p.HTTPClient)
+	log := p.Logger.With("component", "concierge", "node", p.Name)
+	ctl, err := newControl(p.Control, p.ClusterToken, p.HTTPClient, log)
 	if err != nil {
 		return nil, err
 	}
 	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}}
-	c.log = p.Logger.With("component", "concierge", "node", p.Name)
+	c.log = log
 	c.m = newMetrics(c)
+	c.host = hoststats.New(p.Version)
 	c.hbEvery.Store(int64(time.Second))
 	c.lease.Store(int64(5 * time.Second))
 	return c, nil
@@ -216,7 +225,7 @@ func (c *Concierge) Run(ctx context.Context) error {
 	}
 	c.m.registered.Store(true)
 	c.lastHBOK.Store(time.Now().UnixNano())
-	c.log.Info("concierge registered", "control", c.p.Control, "capacity", c.p.Capacity, "ffmpeg", c.ffmp)
+	c.log.Info("concierge registered", "control", c.ctl.current(), "capacity", c.p.Capacity, "ffmpeg", c.ffmp)
 
 	work, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -338,7 +347,7 @@ func (c *Concierge) registerLoop(ctx context.Context) error {
 func (c *Concierge) heartbeatLoop(ctx context.Context) {
 	for {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.ctl.heartbeat(hctx, c.p.Name, int(c.nRunning.Load()), int(c.costUsed.Load()))
+		err := c.ctl.sendHeartbeat(hctx, c.p.Name, c.heartbeatBody())
 		cancel()
 		switch {
 		case err == nil:
@@ -382,6 +391,7 @@ func (c *Concierge) assignmentLoop(ctx context.Context) {
 		if a.LeaseMS > 0 {
 			c.lease.Store(int64(time.Duration(a.LeaseMS) * time.Millisecond))
 		}
+		c.progressEvery.Store(int64(progressPeriod(a.ProgressMS)))
 		if a.Version != after || !c.hasAssignment() {
 			c.mu.Lock()
 			c.assign, c.haveAsg = a, true

@@ -1,4 +1,7 @@
-package e2e
+// Package rtmpplayer is an RTMP viewer for end-to-end and cluster tests: it
+// plays one stream with media/rtmp's play client and measures what a viewer
+// would notice (arrival gaps, timestamps going backwards, disconnects).
+package rtmpplayer
 
 import (
 	"context"
@@ -11,10 +14,10 @@ import (
 	"github.com/portier/portier/media/rtmp"
 )
 
-// rtmpPlayer plays one stream with media/rtmp's play client and measures
+// Player plays one stream with media/rtmp's play client and measures
 // what a viewer would notice: arrival gaps between media messages and DTS
 // order per track.
-type rtmpPlayer struct {
+type Player struct {
 	name string
 	done chan struct{}
 	cc   *rtmp.ClientConn
@@ -31,9 +34,9 @@ type rtmpPlayer struct {
 	err       error
 }
 
-// startRTMPPlayer dials url (rtmp://host:port/app) and plays name until ctx
+// Start dials url (rtmp://host:port/app) and plays name until ctx
 // ends or the server ends the stream.
-func startRTMPPlayer(t *testing.T, ctx context.Context, url, name string) (*rtmpPlayer, error) {
+func Start(t testing.TB, ctx context.Context, url, name string) (*Player, error) {
 	t.Helper()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -45,7 +48,7 @@ func startRTMPPlayer(t *testing.T, ctx context.Context, url, name string) (*rtmp
 		cc.Close()
 		return nil, err
 	}
-	p := &rtmpPlayer{name: url + "/" + name, done: make(chan struct{}), cc: cc,
+	p := &Player{name: url + "/" + name, done: make(chan struct{}), cc: cc,
 		unwrap: map[uint8]*rtmp.TimestampUnwrapper{}, lastDTS: map[uint8]int64{}}
 	stop := context.AfterFunc(ctx, func() { cc.Close() })
 	t.Cleanup(func() { cc.Close(); <-p.done })
@@ -68,7 +71,7 @@ func startRTMPPlayer(t *testing.T, ctx context.Context, url, name string) (*rtmp
 	return p, nil
 }
 
-func (p *rtmpPlayer) record(msg rtmp.Message, now time.Time) {
+func (p *Player) record(msg rtmp.Message, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if msg.Type != rtmp.TypeVideo && msg.Type != rtmp.TypeAudio {
@@ -94,28 +97,32 @@ func (p *rtmpPlayer) record(msg rtmp.Message, now time.Time) {
 	p.lastDTS[msg.Type] = dts
 }
 
-// stats returns messages received, the largest gap, backwards steps and
+// Stats returns messages received, the largest gap, backwards steps and
 // the error that ended playback (nil while playing).
-func (p *rtmpPlayer) stats() (messages int, maxGap time.Duration, backwards int, err error) {
+func (p *Player) Stats() (messages int, maxGap time.Duration, backwards int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.messages, p.maxGap, p.backwards, p.err
 }
 
-// resetGap forgets the largest gap so far (to measure one event).
-func (p *rtmpPlayer) resetGap() {
+// ResetGap forgets the largest gap so far (to measure one event).
+func (p *Player) ResetGap() {
 	p.mu.Lock()
 	p.maxGap, p.gapAt = 0, time.Time{}
 	p.mu.Unlock()
 }
 
-// close ends playback and waits for the reading goroutine.
-func (p *rtmpPlayer) close() {
+// Close ends playback and waits for the reading goroutine.
+func (p *Player) Close() {
 	p.cc.Close()
 	<-p.done
 }
 
-func (p *rtmpPlayer) playing() bool {
+// Done is closed when playback ended.
+func (p *Player) Done() <-chan struct{} { return p.done }
+
+// Playing reports whether the player is still connected.
+func (p *Player) Playing() bool {
 	select {
 	case <-p.done:
 		return false
@@ -124,14 +131,14 @@ func (p *rtmpPlayer) playing() bool {
 	}
 }
 
-// waitMessages waits until the player received at least n media messages.
-func (p *rtmpPlayer) waitMessages(ctx context.Context, n int) error {
+// WaitMessages waits until the player received at least n media messages.
+func (p *Player) WaitMessages(ctx context.Context, n int) error {
 	for {
-		m, _, _, err := p.stats()
+		m, _, _, err := p.Stats()
 		if m >= n {
 			return nil
 		}
-		if !p.playing() {
+		if !p.Playing() {
 			return fmt.Errorf("player %s ended after %d messages: %v", p.name, m, err)
 		}
 		select {
