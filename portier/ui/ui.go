@@ -84,6 +84,7 @@ func (s *Server) Register(r *gin.Engine) {
 	ad.POST("/users/:id/role", s.uiSetRole)
 	ad.POST("/users/:id/disabled", s.uiSetDisabled)
 	ad.GET("/audit", s.uiAudit)
+	ad.GET("/audit.csv", s.uiAuditCSV)
 
 	r.NoRoute(s.uiSecurityHeaders, s.uiSession, s.uiNotFound)
 }

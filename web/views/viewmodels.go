@@ -326,11 +326,17 @@ type AuditRow struct {
 
 // Audit is the audit log page.
 type Audit struct {
-	Rows       []AuditRow
-	Actor      string
-	Action     string
-	Object     string
-	Total      int64
+	Rows         []AuditRow
+	Actor        string
+	Action       string
+	Object       string
+	Since, Until string // datetime-local values, UTC
+	// Plays shows play authorisations; HiddenPlays is how many the
+	// filters match while they are hidden.
+	Plays       bool
+	HiddenPlays int64
+	Errors      FieldErrors
+	Total       int64
 	Offset     int
 	PrevOffset int // -1: no previous page
 	NextOffset int // -1: no next page
