@@ -94,6 +94,7 @@ var german = map[string]string{
 	"Use at most 100 characters.":                       "Verwenden Sie höchstens 100 Zeichen.",
 	"Actor":                                             "Akteur", "Action": "Aktion", "Object": "Objekt", "%d events": "%d Ereignisse", "Time": "Zeit", "Result": "Ergebnis",
 	"Details": "Details", "Pages": "Seiten", "Newer": "Neuere", "Older": "Ältere",
+	"ok": "ok", "denied": "abgelehnt", "error": "Fehler",
 	"From (UTC)": "Von (UTC)", "Until (UTC)": "Bis (UTC)", "Show play authorisations": "Wiedergabe-Freigaben zeigen",
 	"Export CSV": "Als CSV exportieren", "%d play authorisations hidden.": "%d Wiedergabe-Freigaben ausgeblendet.",
 	"Show them": "Zeigen", "Use a date and time like %s.": "Verwenden Sie Datum und Uhrzeit wie %s.",
