@@ -337,9 +337,9 @@ type Audit struct {
 	HiddenPlays int64
 	Errors      FieldErrors
 	Total       int64
-	Offset     int
-	PrevOffset int // -1: no previous page
-	NextOffset int // -1: no next page
+	Offset      int
+	PrevOffset  int // -1: no previous page
+	NextOffset  int // -1: no next page
 }
 
 // Account is the signed-in user's own settings page.
