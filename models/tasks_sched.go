@@ -383,6 +383,9 @@ type TaskReport struct {
 type ReportResult struct {
 	Task *SchedTask
 	Err  error
+	// Prev is the task's state before the report: with Task.State it tells
+	// a change (a task that failed, one that recovered) from a repeat.
+	Prev string
 }
 
 // MaxReportBatch bounds the reports of one ReportTaskStatuses call.
@@ -427,6 +430,7 @@ func (s *Store) ReportTaskStatuses(ctx context.Context, node string, reports []T
 				out[i].Err = fmt.Errorf("task %d: %w", r.TaskID, ErrNotFound)
 				continue
 			}
+			out[i].Prev = t.State
 			cols, err := applyReport(t, node, r.StatusReport, now, lease)
 			if err != nil {
 				out[i].Err = err

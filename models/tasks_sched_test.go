@@ -251,6 +251,11 @@ func TestReportTaskStatusesBatch(t *testing.T) {
 			if res[2].Task.State != models.TaskStarting || res[3].Task.State != models.TaskBackoff || res[4].Task.Restarts != 1 {
 				t.Fatalf("results of task %d's reports: %+v %+v %+v", c, res[2].Task, res[3].Task, res[4].Task)
 			}
+			// Prev is the state each report found (webhooks tell failures
+			// and recoveries from repeats by it).
+			if res[3].Prev != models.TaskStarting || res[4].Prev != models.TaskBackoff {
+				t.Fatalf("previous states %q, %q; want starting, backoff", res[3].Prev, res[4].Prev)
+			}
 			all, _, err := s.ListTasks(ctx, models.TaskFilter{})
 			if err != nil {
 				t.Fatal(err)
