@@ -29,7 +29,8 @@ import (
 
 // Params configures a concierge.
 type Params struct {
-	// Control is the control plane's base URL; ClusterToken authenticates.
+	// Control is the control plane's base URL, or several replicas' separated
+	// by commas (calls fail over between them); ClusterToken authenticates.
 	Control      string
 	ClusterToken string
 	// Name is the node name (default: the host name).
@@ -150,12 +151,13 @@ func New(p Params) (*Concierge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ffmpeg not found (%s): the concierge runs every task with ffmpeg; install it (Debian: apt-get install ffmpeg) or pass --ffmpeg PATH", ff)
 	}
-	ctl, err := newControl(p.Control, p.ClusterToken, p.HTTPClient)
+	log := p.Logger.With("component", "concierge", "node", p.Name)
+	ctl, err := newControl(p.Control, p.ClusterToken, p.HTTPClient, log)
 	if err != nil {
 		return nil, err
 	}
 	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}}
-	c.log = p.Logger.With("component", "concierge", "node", p.Name)
+	c.log = log
 	c.m = newMetrics(c)
 	c.host = hoststats.New(p.Version)
 	c.hbEvery.Store(int64(time.Second))
@@ -223,7 +225,7 @@ func (c *Concierge) Run(ctx context.Context) error {
 	}
 	c.m.registered.Store(true)
 	c.lastHBOK.Store(time.Now().UnixNano())
-	c.log.Info("concierge registered", "control", c.p.Control, "capacity", c.p.Capacity, "ffmpeg", c.ffmp)
+	c.log.Info("concierge registered", "control", c.ctl.current(), "capacity", c.p.Capacity, "ffmpeg", c.ffmp)
 
 	work, stopWork := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

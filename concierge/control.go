@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,14 +15,28 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/replicas"
 )
 
-// control is the concierge's HTTP client for the control plane.
+// control is the concierge's HTTP client for the control plane's replicas:
+// a call goes to the replica in use and, on a connection error or a 5xx,
+// to the next one at once (each replica once per call); the replica that
+// answers stays in use. Its mutable state is the replica in use, an atomic
+// in replicas.List.
 type control struct {
-	base  string
+	reps  *replicas.List
 	token string
 	http  *http.Client
+	log   *slog.Logger
+	// attempt bounds one attempt of a short call, so that a replica that
+	// does not answer (a partition, a hung process) leaves time for the
+	// next one within the caller's deadline.
+	attempt time.Duration
 }
+
+// longPollSlack is how much longer than its wait a long poll may take
+// before the replica counts as failed.
+const longPollSlack = 10 * time.Second
 
 // apiError is a non-2xx answer of the control plane.
 type apiError struct {
@@ -44,31 +59,74 @@ func isStatus(err error, status int) bool {
 	return errors.As(err, &ae) && ae.Status == status
 }
 
-func newControl(base, token string, hc *http.Client) (*control, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--control %q: want the control plane's base URL, e.g. http://control:8080", base)
+func newControl(base, token string, hc *http.Client, log *slog.Logger) (*control, error) {
+	reps, err := replicas.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("--control %q: %v; want the control plane's base URL, or several replicas' separated by commas, e.g. http://control-0:8080,http://control-1:8080", replicas.Redact(base), err)
 	}
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 60 * time.Second}}
 	}
-	return &control{base: strings.TrimRight(base, "/"), token: token, http: hc}, nil
+	if log == nil {
+		log = slog.Default()
+	}
+	return &control{reps: reps, token: token, http: hc, log: log, attempt: 3 * time.Second}, nil
 }
 
+// current is the replica in use, for logs.
+func (c *control) current() string {
+	_, u := c.reps.Current()
+	return replicas.Redact(u)
+}
+
+// do runs one call with the short-call attempt bound.
 func (c *control) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	return c.call(ctx, c.attempt, method, path, in, out)
+}
+
+// call tries every replica once, from the one in use, each attempt bounded
+// by attempt (and by ctx). An answer other than a 5xx ends the call: it is
+// the control plane's decision, which any replica would repeat.
+func (c *control) call(ctx context.Context, attempt time.Duration, method, path string, in, out any) error {
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	start, _ := c.reps.Current()
+	var err error
+	for k := 0; k < c.reps.Len(); k++ {
+		i, base := c.reps.At(start + k)
+		var retry bool
+		retry, err = c.once(ctx, attempt, method, base, path, body, out)
+		if !retry || ctx.Err() != nil {
+			return err
+		}
+		if c.reps.Failed(i) {
+			_, next := c.reps.Current()
+			c.log.Warn("control plane replica failed; moving to the next", "from", replicas.Redact(base), "to", replicas.Redact(next), "err", err)
+		}
+	}
+	return err
+}
+
+// once makes one attempt on one replica; retry says the replica failed (a
+// transport error or a 5xx) and the next one may answer.
+func (c *control) once(ctx context.Context, attempt time.Duration, method, base, path string, body []byte, out any) (retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, attempt)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -76,12 +134,16 @@ func (c *control) do(ctx context.Context, method, path string, in, out any) erro
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL: the query may carry state
+		}
+		return true, fmt.Errorf("%s %s%s: %w", method, replicas.Redact(base), replicas.Redact(path), err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return true, fmt.Errorf("%s %s%s: %w", method, replicas.Redact(base), replicas.Redact(path), err)
 	}
 	if resp.StatusCode/100 != 2 {
 		ae := &apiError{Status: resp.StatusCode}
@@ -94,14 +156,14 @@ func (c *control) do(ctx context.Context, method, path string, in, out any) erro
 		if json.Unmarshal(raw, &e) == nil {
 			ae.Code, ae.Message = e.Error.Code, e.Error.Message
 		}
-		return ae
+		return resp.StatusCode >= 500, ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
+			return false, fmt.Errorf("%s %s: bad answer: %w", method, replicas.Redact(path), err)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 type registerReq struct {
@@ -142,7 +204,7 @@ func (c *control) heartbeat(ctx context.Context, name string, running, cost int)
 func (c *control) assignments(ctx context.Context, name, after string, wait time.Duration) (wire.Assignment, error) {
 	var a wire.Assignment
 	q := "?after=" + url.QueryEscape(after) + "&wait_ms=" + strconv.FormatInt(wait.Milliseconds(), 10)
-	err := c.do(ctx, http.MethodGet, fmt.Sprintf(wire.PathAssignments, url.PathEscape(name))+q, nil, &a)
+	err := c.call(ctx, wait+longPollSlack, http.MethodGet, fmt.Sprintf(wire.PathAssignments, url.PathEscape(name))+q, nil, &a)
 	return a, err
 }
 

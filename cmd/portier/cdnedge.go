@@ -47,7 +47,7 @@ const cdnEdgeDefaultCapacity = 1000
 func (c *cdnEdgeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":"+cdnEdgeDefaultPort, "HTTP listen address (/hls/s/ for viewers, /metrics, /healthz, /readyz)")
 	fs.StringVar(&c.Origins, "origin", "", "HLS origin base URLs, comma-separated, e.g. http://hls-origin-1:8090,http://hls-origin-2:8090 (required)")
-	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://control:8080 (required)")
+	fs.StringVar(&c.Control, "control", "", controlHelp+" (required)")
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token: authorises origin reads and the control plane's node API; the viewer signature secret is derived from it")
 	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-cdn-edge, plus -PORT when the --http-addr port is not "+cdnEdgeDefaultPort+")")
 	fs.StringVar(&c.AdvertiseHTTP, "advertise-http-addr", "", "HTTP host:port viewers and the control plane use to reach this edge (default: the listen address, with 127.0.0.1 for an unspecified host)")
@@ -90,7 +90,7 @@ func (c *cdnEdgeConfig) validate() error {
 	if c.Control == "" {
 		p.add(missing("control", "the control plane's base URL, where the edge registers, e.g. http://control:8080"))
 	} else {
-		p.add(checkURL("control", c.Control, "http://control:8080", "http", "https"))
+		p.add(checkControl(c.Control))
 	}
 	p.add(checkRequired("cluster-token", c.ClusterToken, "the control plane's cluster token: it authorises origin reads and signs viewer URLs"))
 	if c.Name == "" {

@@ -33,7 +33,7 @@ type conciergeConfig struct {
 }
 
 func (c *conciergeConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://control:8080 (required)")
+	fs.StringVar(&c.Control, "control", "", controlHelp+" (required)")
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token for the control plane's node API")
 	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-concierge, plus -PORT when the --http-addr port is not 8082)")
 	fs.StringVar(&c.SupervisorURL, "supervisor-url", "", "drive an existing supervisord at http://HOST:PORT or unix:///path.sock instead of starting an embedded one")
@@ -55,7 +55,7 @@ func (c *conciergeConfig) validate() error {
 	if c.Control == "" {
 		p.add(missing("control", "the control plane's base URL, e.g. http://127.0.0.1:8080"))
 	} else {
-		p.add(checkURL("control", c.Control, "http://control:8080", "http", "https"))
+		p.add(checkControl(c.Control))
 	}
 	if c.SupervisorURL != "" {
 		p.add(checkSupervisorURL(c.SupervisorURL))

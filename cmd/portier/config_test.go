@@ -176,6 +176,8 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"relay", []string{"--control", ""}, "control"},
 		{"relay", []string{"--role", "edge", "--control", ""}, "control"},
 		{"relay", []string{"--control", "control:8080"}, "control"},
+		{"relay", []string{"--control", "http://control-0:8080,control-1:8080"}, "control"},
+		{"relay", []string{"--control", " , "}, "control"},
 		{"relay", []string{"--origins", "origin-1:1935,nohost"}, "origins"},
 		{"relay", []string{"--name", "no spaces"}, "name"},
 		{"relay", []string{"--rtmp-addr", ""}, "rtmp-addr"},
@@ -183,6 +185,11 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"relay", []string{"--rtsp-udp-addr", ":8001"}, "rtsp-udp-addr"},
 		{"relay", []string{"--rtsp-udp-read-buffer", "-2"}, "rtsp-udp-read-buffer"},
 		{"relay", []string{"--http-addr", "x"}, "http-addr"},
+		{"relay", []string{"--rtsp-pull", "cam1=rtsp://10.0.0.7/s"}, "rtsp-pull"},
+		{"relay", []string{"--rtsp-pull", "live/cam1=http://10.0.0.7/s"}, "rtsp-pull"},
+		{"relay", []string{"--rtsp-pull", "live/cam1"}, "rtsp-pull"},
+		{"relay", []string{"--role", "edge", "--rtsp-pull", "live/cam1=rtsp://10.0.0.7/s"}, "rtsp-pull"},
+		{"relay", []string{"--rtsp-pull-transport", "multicast"}, "rtsp-pull-transport"},
 		{"relay", []string{"--advertise-addr", ":1935"}, "advertise-addr"},
 		{"relay", []string{"--advertise-http-addr", "origin-1"}, "advertise-http-addr"},
 		{"relay", []string{"--no-origin-timeout", "0s"}, "no-origin-timeout"},
@@ -192,6 +199,7 @@ func TestConfigValidationErrors(t *testing.T) {
 
 		{"concierge", []string{"--control", ""}, "control"},
 		{"concierge", []string{"--control", "ftp://control"}, "control"},
+		{"concierge", []string{"--control", "http://control-0:8080,ftp://control-1"}, "control"},
 		{"concierge", []string{"--supervisor-url", "ftp://sv", "--supervisor-include-dir", "/etc/sv"}, "supervisor-url"},
 		{"concierge", []string{"--supervisor-url", "unix:///run/supervisor.sock"}, "supervisor-include-dir"},
 		{"concierge", []string{"--name", "-dash-first"}, "name"},
@@ -343,5 +351,18 @@ func TestConfigHelp(t *testing.T) {
 		if _, err := load([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("portier %s -h: %v, want flag.ErrHelp", command, err)
 		}
+	}
+}
+
+// --control takes several control-plane replicas, separated by commas, on
+// every role that has it.
+func TestControlAcceptsReplicas(t *testing.T) {
+	clearPortierEnv(t)
+	const list = "http://control-0:8080, http://control-1:8080"
+	if c, err := loadConfig[relayConfig]("relay", []string{"--role", "origin", "--control", list}); err != nil || c.Control != list {
+		t.Fatalf("relay --control %q: %+v %v", list, c.Control, err)
+	}
+	if c, err := loadConfig[conciergeConfig]("concierge", []string{"--control", list}); err != nil || c.Control != list {
+		t.Fatalf("concierge --control %q: %+v %v", list, c.Control, err)
 	}
 }

@@ -44,7 +44,7 @@ const hlsOriginDefaultPort = "8090"
 func (c *hlsOriginConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":"+hlsOriginDefaultPort, "HTTP listen address (/hls/s/, /metrics, /healthz, /readyz)")
 	fs.StringVar(&c.Storage, "storage", "", "where objects are stored: a directory, or s3://BUCKET/PREFIX (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-	fs.StringVar(&c.Control, "control", "", "control plane base URL, e.g. http://control:8080 (required)")
+	fs.StringVar(&c.Control, "control", "", controlHelp+" (required)")
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "cluster token: verifies task credentials, authorises reads and the control plane's node API")
 	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-hls-origin, plus -PORT when the --http-addr port is not "+hlsOriginDefaultPort+")")
 	fs.StringVar(&c.AdvertiseHTTP, "advertise-http-addr", "", "HTTP host:port other nodes use to reach this origin (default: the listen address, with 127.0.0.1 for an unspecified host)")
@@ -72,7 +72,7 @@ func (c *hlsOriginConfig) validate() error {
 	if c.Control == "" {
 		p.add(missing("control", "the control plane's base URL, where the origin registers, e.g. http://control:8080"))
 	} else {
-		p.add(checkURL("control", c.Control, "http://control:8080", "http", "https"))
+		p.add(checkControl(c.Control))
 	}
 	p.add(checkRequired("cluster-token", c.ClusterToken, "the control plane's cluster token: it verifies task credentials and authorises reads"))
 	if c.Name == "" {

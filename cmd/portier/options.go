@@ -120,6 +120,28 @@ func checkURL(option, raw, example string, schemes ...string) error {
 	return badValue(option, shown, fmt.Sprintf("want a URL (%s://) with a host, e.g. %s", strings.Join(schemes, ":// or "), example))
 }
 
+// checkControl checks --control: one control-plane base URL, or several
+// replicas' separated by commas (the clients fail over between them).
+func checkControl(raw string) error {
+	n := 0
+	for _, u := range strings.Split(raw, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		n++
+		if err := checkURL("control", u, "http://control:8080 or http://control-0:8080,http://control-1:8080", "http", "https"); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return badValue("control", raw, "want a URL, or several separated by commas, e.g. http://control-0:8080,http://control-1:8080")
+	}
+	return nil
+}
+
+// controlHelp is the usage of --control on every role that takes it.
+const controlHelp = "control plane base URL, or several replicas' separated by commas (calls fail over between them), e.g. http://control:8080"
+
 // checkPositive checks a duration option that must be above zero.
 func checkPositive(option string, d time.Duration, example string) error {
 	if d <= 0 {

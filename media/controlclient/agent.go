@@ -124,7 +124,7 @@ func (a *Agent) Run(ctx context.Context) {
 				if r.HeartbeatIntervalMS > 0 {
 					interval = time.Duration(r.HeartbeatIntervalMS) * time.Millisecond
 				}
-				a.log.Info("registered with control plane", "control", a.p.Client.BaseURL(), "heartbeat_interval", interval)
+				a.log.Info("registered with control plane", "control", a.p.Client.Current(), "heartbeat_interval", interval)
 			}
 		}
 		if err == nil {
@@ -157,7 +157,7 @@ func (a *Agent) Run(ctx context.Context) {
 			}
 		} else {
 			if failures > 0 {
-				a.log.Info("control plane reachable again", "after_failures", failures)
+				a.log.Info("control plane reachable again", "control", a.p.Client.Current(), "after_failures", failures)
 			}
 			failures = 0
 			backoff = 200 * time.Millisecond

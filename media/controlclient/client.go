@@ -14,10 +14,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/internal/replicas"
 )
 
 // Errors returned by Client calls.
@@ -48,7 +48,10 @@ func (e *NameTakenError) Error() string {
 
 // ClientParams configures a Client.
 type ClientParams struct {
-	// BaseURL of the control plane, e.g. http://127.0.0.1:8080.
+	// BaseURL of the control plane, e.g. http://127.0.0.1:8080, or several
+	// replicas' separated by commas: calls go to one replica and stay with
+	// it while it answers; a connection error or a 5xx moves them to the
+	// next at once (without waiting for the backoff).
 	BaseURL string
 	// Token is the cluster token sent as a bearer token (may be empty when
 	// the control plane trusts loopback callers).
@@ -58,9 +61,9 @@ type ClientParams struct {
 	HTTPClient *http.Client
 	// Timeout of one attempt (default 3 s).
 	Timeout time.Duration
-	// Retries after a failed attempt (default 2), with exponential backoff
-	// starting at Backoff (default 100 ms). Only transport errors and 5xx
-	// answers are retried.
+	// Retries after a failed round (one attempt on every replica; default
+	// 2), with exponential backoff starting at Backoff (default 100 ms).
+	// Only transport errors and 5xx answers are retried.
 	Retries int
 	Backoff time.Duration
 	// ObserveLatency, if set, is called after every answered attempt with
@@ -71,19 +74,20 @@ type ClientParams struct {
 }
 
 // Client calls the control plane's node API (/internal/v1). It is safe for
-// concurrent use and holds no mutable state besides its HTTP client.
+// concurrent use; its mutable state is the replica in use (an atomic in
+// replicas.List) and its HTTP client.
 type Client struct {
 	p    ClientParams
-	base *url.URL
+	reps *replicas.List
 	hc   *http.Client
 	log  *slog.Logger
 }
 
 // NewClient validates p and builds a Client.
 func NewClient(p ClientParams) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(p.BaseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("control plane URL %q: want http(s)://host:port", RedactURL(p.BaseURL))
+	reps, err := replicas.Parse(p.BaseURL)
+	if err != nil {
+		return nil, err
 	}
 	if p.Timeout <= 0 {
 		p.Timeout = 3 * time.Second
@@ -103,11 +107,18 @@ func NewClient(p ClientParams) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{p: p, base: u, hc: hc, log: p.Logger.With("component", "control-client")}, nil
+	return &Client{p: p, reps: reps, hc: hc, log: p.Logger.With("component", "control-client")}, nil
 }
 
-// BaseURL is the control plane's address, for logs (never carries secrets).
-func (c *Client) BaseURL() string { return RedactURL(c.base.String()) }
+// BaseURL lists the control plane's replicas, for logs (never carries
+// secrets).
+func (c *Client) BaseURL() string { return c.reps.String() }
+
+// Current is the replica calls go to now, for logs (never carries secrets).
+func (c *Client) Current() string {
+	_, u := c.reps.Current()
+	return RedactURL(u)
+}
 
 // HeartbeatReply is the control plane's answer to a heartbeat.
 type HeartbeatReply struct {
@@ -268,7 +279,8 @@ var refusals = map[int]bool{http.StatusForbidden: true, http.StatusNotFound: tru
 
 // do runs one call with retries. Statuses in accept are returned with their
 // decoded body; other 4xx are errors (not retried); 5xx and transport
-// failures are retried, then wrapped in ErrUnreachable.
+// failures move to the next replica at once, and after a round over every
+// replica are retried with backoff, then wrapped in ErrUnreachable.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any, accept map[int]bool) (int, error) {
 	var body []byte
 	if in != nil {
@@ -279,40 +291,49 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any, a
 	}
 	backoff := c.p.Backoff
 	var lastErr error
-	for attempt := 0; attempt <= c.p.Retries; attempt++ {
-		if attempt > 0 {
+	for round := 0; round <= c.p.Retries; round++ {
+		if round > 0 {
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return 0, fmt.Errorf("%w: %s %s: %v", ErrUnreachable, method, RedactURL(path), ctx.Err())
+				return 0, fmt.Errorf("%w: %s %s: %v (last error: %v)", ErrUnreachable, method, RedactURL(path), ctx.Err(), lastErr)
 			case <-t.C:
 			}
 			backoff *= 2
 		}
-		status, retry, err := c.once(ctx, op, method, path, body, out, accept)
-		if err == nil {
-			return status, nil
-		}
-		if !retry {
-			return status, err
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
+		start, _ := c.reps.Current()
+		for k := 0; k < c.reps.Len(); k++ {
+			i, base := c.reps.At(start + k)
+			status, retry, err := c.once(ctx, op, method, base, path, body, out, accept)
+			if err == nil {
+				return status, nil
+			}
+			if !retry {
+				return status, err
+			}
+			lastErr = err
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("%w: %v", ErrUnreachable, lastErr)
+			}
+			if c.reps.Failed(i) {
+				_, next := c.reps.Current()
+				c.log.Warn("control plane replica failed; moving to the next", "op", op,
+					"from", RedactURL(base), "to", RedactURL(next), "err", err)
+			}
 		}
 	}
 	return 0, fmt.Errorf("%w: %v", ErrUnreachable, lastErr)
 }
 
-func (c *Client) once(ctx context.Context, op, method, path string, body []byte, out any, accept map[int]bool) (status int, retry bool, err error) {
+func (c *Client) once(ctx context.Context, op, method, base, path string, body []byte, out any, accept map[int]bool) (status int, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.p.Timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return 0, false, fmt.Errorf("build request %s: %w", RedactURL(path), err)
 	}
@@ -331,7 +352,7 @@ func (c *Client) once(ctx context.Context, op, method, path string, body []byte,
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return 0, true, fmt.Errorf("%s %s: %v", method, RedactURL(path), err)
+		return 0, true, fmt.Errorf("%s %s%s: %v", method, RedactURL(base), RedactURL(path), err)
 	}
 	defer resp.Body.Close()
 	if c.p.ObserveLatency != nil {
@@ -344,7 +365,7 @@ func (c *Client) once(ctx context.Context, op, method, path string, body []byte,
 	status = resp.StatusCode
 	switch {
 	case status >= 500:
-		return status, true, fmt.Errorf("%s %s: status %d%s", method, RedactURL(path), status, errorMessage(b))
+		return status, true, fmt.Errorf("%s %s%s: status %d%s", method, RedactURL(base), RedactURL(path), status, errorMessage(b))
 	case status == http.StatusOK || status == http.StatusCreated || accept[status]:
 		if out != nil && len(b) > 0 {
 			if err := json.Unmarshal(b, out); err != nil && status < 300 {
@@ -369,13 +390,4 @@ func errorMessage(b []byte) string {
 
 // RedactURL drops the query string and user info of a URL or path, where
 // keys and tokens travel, so that it can be logged.
-func RedactURL(s string) string {
-	if i := strings.IndexAny(s, "?#"); i >= 0 {
-		s = s[:i]
-	}
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = nil
-		s = u.String()
-	}
-	return s
-}
+func RedactURL(s string) string { return replicas.Redact(s) }

@@ -117,8 +117,10 @@ func feed(ctx context.Context, cc *rtmp.ClientConn) {
 	}
 }
 
+// With no control-plane replica reachable, an origin authorises nothing
+// new: a publish is refused with a reason that says why.
 func TestOriginFailsClosedWithoutControlPlane(t *testing.T) {
-	r := start(t, Params{Role: RoleOrigin, Name: "origin-1", ControlURL: deadURL(t)})
+	r := start(t, Params{Role: RoleOrigin, Name: "origin-1", ControlURL: deadURL(t) + "," + deadURL(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := publishSynthetic(t, ctx, "rtmp://"+r.RTMPAddr().String()+"/live", "foo?key=good")

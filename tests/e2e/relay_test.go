@@ -21,6 +21,7 @@ import (
 	"github.com/portier/portier/media/relay"
 	"github.com/portier/portier/media/rendezvous"
 	"github.com/portier/portier/tests/peers"
+	"github.com/portier/portier/tests/rtmpplayer"
 )
 
 // (a) ffmpeg publishes to an origin (both key forms), ffprobe plays from
@@ -92,16 +93,16 @@ func TestRelayEdgeFanout50(t *testing.T) {
 	}
 	edgeURL := "rtmp://" + edge.RTMPAddr().String() + "/live"
 	const players = 50
-	var ps []*rtmpPlayer
+	var ps []*rtmpplayer.Player
 	for i := range players {
-		p, err := startRTMPPlayer(t, ctx, edgeURL, "foo")
+		p, err := rtmpplayer.Start(t, ctx, edgeURL, "foo")
 		if err != nil {
 			t.Fatalf("player %d: %v", i, err)
 		}
 		ps = append(ps, p)
 	}
 	for i, p := range ps {
-		if err := p.waitMessages(ctx, 100); err != nil {
+		if err := p.WaitMessages(ctx, 100); err != nil {
 			t.Fatalf("player %d: %v", i, err)
 		}
 	}
@@ -126,14 +127,14 @@ func TestRelayEdgeFanout50(t *testing.T) {
 		t.Errorf("edge upstream sessions = %v to %q, want 1 to %s", sessions, est.Upstream, origin.RTMPAddr())
 	}
 	for i, p := range ps {
-		_, _, back, err := p.stats()
+		_, _, back, err := p.Stats()
 		if back != 0 || err != nil {
 			t.Errorf("player %d: %d backwards timestamps, err %v", i, back, err)
 		}
 	}
 	// When every player leaves, the upstream closes after the idle time.
 	for _, p := range ps {
-		p.close()
+		p.Close()
 	}
 	testutil.Eventually(t, 10*time.Second, "edge upstream closed after the players left", func() bool {
 		v, _ := metricValue(t, edge.HTTPAddr().String(), "portier_relay_upstream_sessions")
@@ -166,16 +167,16 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 	})
 
 	const players = 10
-	var ps []*rtmpPlayer
+	var ps []*rtmpplayer.Player
 	for i := range players {
-		p, err := startRTMPPlayer(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
+		p, err := rtmpplayer.Start(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
 		if err != nil {
 			t.Fatalf("player %d: %v", i, err)
 		}
 		ps = append(ps, p)
 	}
 	for _, p := range ps {
-		if err := p.waitMessages(ctx, 50); err != nil {
+		if err := p.WaitMessages(ctx, 50); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,11 +197,11 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 		// Let the players settle, then measure only the kill.
 		time.Sleep(500 * time.Millisecond)
 		for _, p := range ps {
-			p.resetGap()
+			p.ResetGap()
 		}
 		before := make([]int, len(ps))
 		for i, p := range ps {
-			before[i], _, _, _ = p.stats()
+			before[i], _, _, _ = p.Stats()
 		}
 		victim.kill(syscall.SIGKILL)
 		t.Logf("round %d: killed %s (pid %d) while the edge pulled from it", round, victim.name, victim.cmd.Process.Pid)
@@ -210,14 +211,14 @@ func TestRelayFailoverOriginKill(t *testing.T) {
 		})
 		// Two seconds of media after the switch.
 		for i, p := range ps {
-			if err := p.waitMessages(ctx, before[i]+150); err != nil {
+			if err := p.WaitMessages(ctx, before[i]+150); err != nil {
 				t.Fatalf("round %d player %d after the kill: %v", round, i, err)
 			}
 		}
 		var worst time.Duration
 		for i, p := range ps {
-			_, gap, back, err := p.stats()
-			if !p.playing() || err != nil {
+			_, gap, back, err := p.Stats()
+			if !p.Playing() || err != nil {
 				t.Errorf("round %d player %d disconnected: %v", round, i, err)
 			}
 			if back != 0 {
@@ -418,13 +419,13 @@ func TestRelayEdgeNoOriginEndsPlayers(t *testing.T) {
 	if err := pub.WaitFrames(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	var ps []*rtmpPlayer
+	var ps []*rtmpplayer.Player
 	for range 3 {
-		p, err := startRTMPPlayer(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
+		p, err := rtmpplayer.Start(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.waitMessages(ctx, 50); err != nil {
+		if err := p.WaitMessages(ctx, 50); err != nil {
 			t.Fatal(err)
 		}
 		ps = append(ps, p)
@@ -433,11 +434,11 @@ func TestRelayEdgeNoOriginEndsPlayers(t *testing.T) {
 	stopped := time.Now()
 	for i, p := range ps {
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-ctx.Done():
 			t.Fatalf("player %d not told the stream ended", i)
 		}
-		_, _, _, err := p.stats()
+		_, _, _, err := p.Stats()
 		if !errors.Is(err, io.EOF) {
 			t.Errorf("player %d ended with %v, want the server's end of stream (EOF)", i, err)
 		}
@@ -473,13 +474,13 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 		}
 		encoders[o.RTMPAddr().String()] = p
 	}
-	var ps []*rtmpPlayer
+	var ps []*rtmpplayer.Player
 	for range 5 {
-		p, err := startRTMPPlayer(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
+		p, err := rtmpplayer.Start(t, ctx, "rtmp://"+edge.RTMPAddr().String()+"/live", "foo")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.waitMessages(ctx, 50); err != nil {
+		if err := p.WaitMessages(ctx, 50); err != nil {
 			t.Fatal(err)
 		}
 		ps = append(ps, p)
@@ -487,8 +488,8 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 	up, _ := edge.Edge().Upstream("live/foo")
 	before := make([]int, len(ps))
 	for i, p := range ps {
-		p.resetGap()
-		before[i], _, _, _ = p.stats()
+		p.ResetGap()
+		before[i], _, _, _ = p.Stats()
 	}
 	encoders[up.Origin].Kill()
 	testutil.Eventually(t, 10*time.Second, "edge switched origin", func() bool {
@@ -497,10 +498,10 @@ func TestRelayFailoverOriginDropsStream(t *testing.T) {
 	})
 	var worst time.Duration
 	for i, p := range ps {
-		if err := p.waitMessages(ctx, before[i]+150); err != nil {
+		if err := p.WaitMessages(ctx, before[i]+150); err != nil {
 			t.Fatalf("player %d: %v", i, err)
 		}
-		_, gap, back, err := p.stats()
+		_, gap, back, err := p.Stats()
 		if err != nil || back != 0 {
 			t.Errorf("player %d: err %v, %d backwards timestamps", i, err, back)
 		}

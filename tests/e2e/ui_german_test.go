@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -38,6 +39,24 @@ const pageTextJS = `(() => {
     for (const a of ['title', 'aria-label', 'placeholder']) {
       const s = (el.getAttribute(a) || '').trim();
       if (s) out.push(s);
+    }
+  }
+  return JSON.stringify(out);
+})()`
+
+// overflowJS names the elements that stick out of the viewport to the
+// right (making the page scroll sideways); content inside a box that
+// scrolls on its own (a wide table in its wrapper, a log) does not count.
+const overflowJS = `(() => {
+  const w = document.documentElement.clientWidth, out = [];
+  if (document.documentElement.scrollWidth <= w) return JSON.stringify(out);
+  const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; } return false; };
+  for (const el of document.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > w + 1 && !scrolls(el)) {
+      out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : '') + ' right=' + Math.round(r.right) + ' of ' + w);
+      if (out.length >= 5) break;
     }
   }
   return JSON.stringify(out);
@@ -107,9 +126,10 @@ func untranslated(texts []string, cat map[string]string) []string {
 }
 
 // TestUIGermanWalk signs in as an account set to German and walks every
-// page of the UI — with a live stream, tasks running, pending and failed,
+// page of the UI — with a live stream, tasks running, in backoff and failed,
 // nodes, tokens, users, audit events, field errors and error pages — and
-// finds no English text on any of them.
+// finds no English text on any of them, and nothing that makes a page
+// scroll sideways at 1400 px or on a 390 px phone.
 func TestUIGermanWalk(t *testing.T) {
 	peers.RequireTool(t, "ffmpeg")
 	s := startUIStack(t, func(c *uiStackConfig) { c.concierge = true })
@@ -190,6 +210,25 @@ func TestUIGermanWalk(t *testing.T) {
 		for _, s := range untranslated(texts, cat) {
 			problems = append(problems, fmt.Sprintf("%s: %q", page, s))
 		}
+		// Nothing makes the page scroll sideways, on a wide screen or a phone.
+		for _, width := range []int64{1400, 390} {
+			if _, err := chromedp.Call(b.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+				Width: width, Height: 900, DeviceScaleFactor: 1, Mobile: width < 500}); err != nil {
+				t.Fatal(err)
+			}
+			raw := uiGet(t, b, "measure "+page, 10*time.Second, chromedp.Evaluate[string](overflowJS))
+			var over []string
+			if err := json.Unmarshal([]byte(raw), &over); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range over {
+				problems = append(problems, fmt.Sprintf("%s at %d px: %s overflows", page, width, o))
+			}
+		}
+		if _, err := chromedp.Call(b.ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: 1400, Height: 1000, DeviceScaleFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	visit := func(path, wait string) {
 		t.Helper()
@@ -201,7 +240,7 @@ func TestUIGermanWalk(t *testing.T) {
 	// A failed sign-in shows its error.
 	b.do(t, "wrong password", 20*time.Second,
 		chromedp.SendKeys(uiCSS("#username"), "dora"), chromedp.SendKeys(uiCSS("#password"), "wrong-password"),
-		chromedp.Click(uiCSS("#sign-in")), chromedp.WaitVisible(uiCSS("#username")))
+		chromedp.Click(uiCSS("#sign-in")), chromedp.WaitVisible(uiCSS("#login-error")))
 	check("/login (wrong password)")
 	uiSignIn(t, b, s.URL, "dora", "dora-password")
 

@@ -321,3 +321,16 @@ func lastLines(s string, n int) string {
 	}
 	return string(bytes.TrimSpace([]byte(strings.Join(lines, " | "))))
 }
+
+// Start starts cmd as a peer named name: its output goes to a log file
+// under t.TempDir() (tail logged if the test fails), and the test's cleanup
+// stops it by its PID. Portier's own nodes started as processes (a control
+// plane replica, a relay in a network namespace) use it.
+func Start(t testing.TB, name string, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p, err := startProc(t, name, cmd, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
