@@ -76,6 +76,14 @@ func (s *Server) hlsPlayURL(c *gin.Context, st *models.Stream) string {
 	return u
 }
 
+// hlsViewers is the HLS viewers per stream (none without a rewriter).
+func (s *Server) hlsViewers() []hlsrewrite.StreamViewers {
+	if m := s.hls.Load(); m != nil {
+		return m.rw.Viewers()
+	}
+	return nil
+}
+
 // HLSDirectory is the rewriter's view of the control plane: live CDN
 // edges from the node registry and streams by app and name.
 func (s *Server) HLSDirectory() hlsrewrite.Directory { return hlsDirectory{s.p.Store} }

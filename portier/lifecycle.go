@@ -52,7 +52,7 @@ func (s *Server) Close() {
 	}
 	s.bg.Wait()
 	s.sched.Wait()
-	s.thumbs.close()
+	s.ui.Close()
 }
 
 // HookCollectors returns the hook metrics of this Server for the registry

@@ -1,4 +1,4 @@
-package portier
+package ui
 
 import (
 	"errors"
@@ -214,9 +214,9 @@ func (s *Server) uiCluster(c *gin.Context) {
 		}
 		return vm.Groups[i].Role < vm.Groups[j].Role
 	})
-	vm.CDN = cdnView(nodes, s.nodeStateAt(now))
-	if m := s.hls.Load(); m != nil && vm.CDN != nil {
-		for _, v := range m.rw.Viewers() {
+	vm.CDN = cdnView(nodes, func(n *models.Node) string { return s.lv.NodeState(n, now) })
+	if vm.CDN != nil {
+		for _, v := range s.hlsViewers() {
 			vm.CDN.Viewers = append(vm.CDN.Viewers, views.HLSViewers{Stream: v.App + "/" + v.Name, Viewers: v.Viewers})
 		}
 	}
