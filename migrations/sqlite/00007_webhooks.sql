@@ -31,11 +31,6 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
 
--- When the control plane last told (webhook node.lost) that a node
--- stopped heartbeating: one replica claims each loss (ClaimLostNodes).
-ALTER TABLE nodes ADD COLUMN lost_at DATETIME;
-
 -- +goose Down
-ALTER TABLE nodes DROP COLUMN lost_at;
 DROP TABLE webhook_deliveries;
 DROP TABLE webhook_endpoints;

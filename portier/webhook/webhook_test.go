@@ -379,7 +379,9 @@ func TestDeliveryLogBounded(t *testing.T) {
 				}
 			}
 			// Age alone: a row older than KeepFor goes even when its
-			// endpoint has few.
+			// endpoint has few. (The dispatcher stops first: its own
+			// pruning at Start must not take the row.)
+			d.Close()
 			if err := s.AddWebhookDelivery(ctx, &models.WebhookDelivery{EndpointID: b.ID, EventID: "evt_old2", Event: "stream.live", Attempt: 1,
 				CreatedAt: time.Now().Add(-48 * time.Hour)}); err != nil {
 				t.Fatal(err)
