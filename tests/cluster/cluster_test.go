@@ -250,12 +250,20 @@ func TestCluster(t *testing.T) {
 	survivor.in.Impair(0, 0)
 	t.Logf("step 5, 100 ms delay and 2 %% loss on %s's link for 5 s of media: players kept playing, worst gap %d ms", survivor.name, gap.Milliseconds())
 
-	// Step 6: restart the killed replica and origin (same addresses); the
-	// origin takes the publish again and the API lists both origins.
+	// Step 6: restart the killed replica, origin and concierge (same
+	// addresses); the origin takes the publish again and the API lists
+	// both origins; the concierge runs nothing stale (the task stays where
+	// it moved, with its epoch, in one process).
 	c.start(a)
 	c.start(victim)
+	c.start(cgVictim)
 	publish(victim)
 	c.checkAPI(ctx, token, s1.ID, "live/s1", "step 6")
+	c.waitHeartbeatAfter(ctx, store, cgVictim.name, time.Now())
+	time.Sleep(3 * heartbeat) // observation window: a stale runner would start here
+	if cur, err := store.TaskByID(ctx, moved.ID); err != nil || cur.NodeName != moved.NodeName || cur.Epoch != moved.Epoch || cur.State != models.TaskRunning {
+		t.Errorf("step 6: task after %s came back: %+v %v, want running on %s epoch %d", cgVictim.name, cur, err, moved.NodeName, moved.Epoch)
+	}
 	c.checkPlayers("step 6", players, nil, 0)
 
 	if n := runners.result(); n > 1 {
