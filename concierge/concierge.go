@@ -23,6 +23,7 @@ import (
 	"github.com/portier/portier/concierge/supervisor"
 	"github.com/portier/portier/concierge/wire"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/internal/hoststats"
 	"github.com/portier/portier/media/httpserve"
 )
 
@@ -85,6 +86,8 @@ type Concierge struct {
 	emb *supervisor.Embedded
 	drv *supervisor.Driver
 	m   *metrics
+	// host samples the host's figures for heartbeats.
+	host *hoststats.Sampler
 
 	httpAddr atomic.Value // net.Addr once serving
 
@@ -93,16 +96,19 @@ type Concierge struct {
 	haveAsg  bool
 	draining bool
 
-	poke      chan struct{}
-	lastHBOK  atomic.Int64 // unix nanos of the last successful heartbeat
-	hbEvery   atomic.Int64 // nanoseconds
-	lease     atomic.Int64 // nanoseconds
-	costUsed  atomic.Int64
-	nRunning  atomic.Int64
-	runs      map[string]*run // by program name; reconcile goroutine only
-	queue     []pendingReport // reports of the current reconcile pass
-	reconMu   sync.Mutex      // one reconcile at a time (loop and drain)
-	fencedLog bool
+	poke     chan struct{}
+	lastHBOK atomic.Int64 // unix nanos of the last successful heartbeat
+	hbEvery  atomic.Int64 // nanoseconds
+	lease    atomic.Int64 // nanoseconds
+	// progressEvery is how often running tasks report progress
+	// (nanoseconds; 0: the control plane asks for none).
+	progressEvery atomic.Int64
+	costUsed      atomic.Int64
+	nRunning      atomic.Int64
+	runs          map[string]*run // by program name; reconcile goroutine only
+	queue         []pendingReport // reports of the current reconcile pass
+	reconMu       sync.Mutex      // one reconcile at a time (loop and drain)
+	fencedLog     bool
 	// svRestarted is set when the embedded supervisord was restarted.
 	svRestarted atomic.Bool
 }
@@ -153,6 +159,7 @@ func New(p Params) (*Concierge, error) {
 	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}}
 	c.log = log
 	c.m = newMetrics(c)
+	c.host = hoststats.New(p.Version)
 	c.hbEvery.Store(int64(time.Second))
 	c.lease.Store(int64(5 * time.Second))
 	return c, nil
@@ -340,7 +347,7 @@ func (c *Concierge) registerLoop(ctx context.Context) error {
 func (c *Concierge) heartbeatLoop(ctx context.Context) {
 	for {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.ctl.heartbeat(hctx, c.p.Name, int(c.nRunning.Load()), int(c.costUsed.Load()))
+		err := c.ctl.sendHeartbeat(hctx, c.p.Name, c.heartbeatBody())
 		cancel()
 		switch {
 		case err == nil:
@@ -384,6 +391,7 @@ func (c *Concierge) assignmentLoop(ctx context.Context) {
 		if a.LeaseMS > 0 {
 			c.lease.Store(int64(time.Duration(a.LeaseMS) * time.Millisecond))
 		}
+		c.progressEvery.Store(int64(progressPeriod(a.ProgressMS)))
 		if a.Version != after || !c.hasAssignment() {
 			c.mu.Lock()
 			c.assign, c.haveAsg = a, true

@@ -78,7 +78,9 @@ func lastLine(s string) string {
 // input with its URL ("rtsp://cam:554/x: Connection refused"), so a pull
 // whose camera is down says "source refused connection".
 func atSource(reason, logTail, input string) string {
-	if input == "" || !strings.Contains(reason, "target") {
+	// A reason naming both already covers the source ("not found at source
+	// or target"): rewriting it said "source or source".
+	if input == "" || !strings.Contains(reason, "target") || strings.Contains(reason, "source") {
 		return reason
 	}
 	lines := strings.Split(strings.TrimSpace(logTail), "\n")

@@ -1,6 +1,13 @@
 package concierge
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/web/i18n"
+)
 
 func TestFailureReason(t *testing.T) {
 	cases := []struct {
@@ -39,5 +46,22 @@ func TestAtSource(t *testing.T) {
 	}
 	if got := atSource("target refused connection", log, ""); got != "target refused connection" {
 		t.Errorf("no input known: %q", got)
+	}
+}
+
+// Every reason a concierge reports reads in German on a German page.
+func TestReasonsTranslated(t *testing.T) {
+	for _, r := range reasonRules {
+		for _, reason := range []string{r.reason, atSource(r.reason, "rtsp://cam/x: boom", "rtsp://cam/x")} {
+			retry := fmt.Sprintf("%s (retry %d in %s)", reason, 2, time.Second)
+			if got := i18n.DE.Reason(retry); got == retry || strings.Contains(got, reason) {
+				t.Errorf("no German for %q: %q", retry, got)
+			}
+		}
+	}
+	for _, r := range []string{failureReason("", 1, ""), failureReason("", 0, "")} {
+		if got := i18n.DE.Reason(r); got == r {
+			t.Errorf("no German for %q", r)
+		}
 	}
 }

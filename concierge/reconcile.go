@@ -41,8 +41,12 @@ type run struct {
 	failures  int       // consecutive failures (backoff exponent)
 	nextStart time.Time // when a task in backoff starts again
 	startedAt time.Time
-	fenced    bool // the control plane refused a report: never run again
-	red       *redact.Redactor
+	// progressAt is when the task's progress was last sampled, progress
+	// what was reported then, progressMoved when it last changed.
+	progressAt, progressMoved time.Time
+	progress                  wire.Progress
+	fenced                    bool // the control plane refused a report: never run again
+	red                       *redact.Redactor
 }
 
 // newRun is the run of t; relay is the base URL of the relay near this host
@@ -238,6 +242,9 @@ func (c *Concierge) step(ctx context.Context, r *run, pi supervisor.ProcessInfo,
 		if now.Sub(r.startedAt) > stableAfter {
 			r.failures = 0
 		}
+		if every := time.Duration(c.progressEvery.Load()); every > 0 && r.reported == "running" && now.Sub(r.progressAt) >= every {
+			c.sampleProgress(ctx, r, pi, now)
+		}
 	case supervisor.StateStarting, supervisor.StateStopping:
 	default: // STOPPED, EXITED, FATAL, BACKOFF, UNKNOWN
 		switch r.reported {
@@ -274,13 +281,14 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 		delay = c.p.BackoffMax
 	}
 	r.nextStart = now.Add(delay)
-	tail, _ := c.drv.Tail(ctx, r.name, logTailBytes)
-	if len(tail) >= logTailBytes {
-		// The tail starts inside a line, maybe inside a key that the
-		// redaction below would no longer recognise: drop that line.
-		if i := strings.IndexByte(tail, '\n'); i >= 0 {
-			tail = tail[i+1:]
-		}
+	// The log holds progress blocks (see progressArgs) between ffmpeg's
+	// messages: read more than is reported, and leave the blocks out.
+	tail, _ := c.drv.Tail(ctx, r.name, 4*logTailBytes)
+	if len(tail) >= 4*logTailBytes {
+		tail = fromLine(tail)
+	}
+	if tail = stripProgress(tail); len(tail) > logTailBytes {
+		tail = fromLine(tail[len(tail)-logTailBytes:])
 	}
 	code := pi.ExitStatus
 	var exit *int
@@ -299,6 +307,39 @@ func (c *Concierge) failed(ctx context.Context, r *run, pi supervisor.ProcessInf
 	c.log.Warn("task failed", attrs...)
 	c.report(r, wire.StatusReport{State: "backoff", ExitCode: exit,
 		Error: fmt.Sprintf("%s (retry %d in %s)", reason, r.failures, delay.Round(100*time.Millisecond)), LogTail: tail}, nil)
+}
+
+// fromLine drops the first line of a tail that starts inside a line, maybe
+// inside a key that redaction would no longer recognise.
+func fromLine(tail string) string {
+	if i := strings.IndexByte(tail, '\n'); i >= 0 {
+		return tail[i+1:]
+	}
+	return tail
+}
+
+// sampleProgress reads the progress a running ffmpeg task wrote last and
+// reports it. A task that writes none (not ffmpeg, or no block yet)
+// reports nothing.
+func (c *Concierge) sampleProgress(ctx context.Context, r *run, pi supervisor.ProcessInfo, now time.Time) {
+	r.progressAt = now
+	tail, err := c.drv.Tail(ctx, r.name, progressTailBytes)
+	if err != nil {
+		return
+	}
+	p, ok := parseProgress(tail)
+	if !ok {
+		return
+	}
+	p.UptimeMS = uptime(pi.Start, r.startedAt, now).Milliseconds()
+	// ffmpeg writes a block every wire.ProgressEvery: the same block for
+	// twice that long means it is stuck.
+	if r.progressMoved.IsZero() || p.OutTimeMS != r.progress.OutTimeMS || p.TotalSize != r.progress.TotalSize || p.Frame != r.progress.Frame {
+		r.progressMoved = now
+	}
+	p.Stalled = now.Sub(r.progressMoved) > 2*wire.ProgressEvery
+	r.progress = p
+	c.report(r, wire.StatusReport{State: "running", Progress: &p}, nil)
 }
 
 // pendingReport is a state change waiting for the end of the reconcile pass.
@@ -424,7 +465,7 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 	// below the lease, so the runner that replaces the task elsewhere
 	// rarely overlaps with this one (fencing makes an overlap harmless).
 	p := supervisor.Program{
-		Name: r.name, Argv: append([]string{cmd}, r.desc.Args...), Env: env,
+		Name: r.name, Argv: append([]string{cmd}, withProgress(cmd, r.desc.Args)...), Env: env,
 		StopWaitSecs: taskStopWaitSecs, LogFile: logFile, LogMaxBytes: 1 << 20, LogBackups: 2,
 	}
 	f, err := c.drv.Client().Flavor(ctx)

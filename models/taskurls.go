@@ -145,17 +145,28 @@ func (p *TaskURLPolicy) Check(field string, u *url.URL) error {
 	if !known {
 		return nil // a DNS name: not resolved (see TaskURLPolicy)
 	}
+	return p.checkAddr(field, u.Scheme, u.Hostname(), a)
+}
+
+// CheckAddr applies rules 2 to 5 to the address a URL of scheme resolved
+// to, for a client that resolves names itself and can check each address
+// it connects to (the control plane's webhook deliveries).
+func (p *TaskURLPolicy) CheckAddr(field, scheme string, a netip.Addr) error {
+	return p.checkAddr(field, scheme, a.String(), a.Unmap())
+}
+
+func (p *TaskURLPolicy) checkAddr(field, scheme, host string, a netip.Addr) error {
 	if inAny(a, p.Deny) {
-		return specErr(field, "host %s is in a network that --task-url-deny refuses", u.Hostname())
+		return specErr(field, "host %s is in a network that --task-url-deny refuses", host)
 	}
 	if inAny(a, p.Allow) {
 		return nil
 	}
 	if inAny(a, builtinDenied) {
-		return specErr(field, "host %s is link-local or a cloud metadata address, which tasks may not reach; an operator can allow its network with --task-url-allow", u.Hostname())
+		return specErr(field, "host %s is link-local or a cloud metadata address, which tasks and webhooks may not reach; an operator can allow its network with --task-url-allow", host)
 	}
-	if s := strings.ToLower(u.Scheme); (s == "http" || s == "https") && inAny(a, loopbacks) {
-		return specErr(field, "host %s is loopback, where only this host's own HTTP services listen; an operator can allow it with --task-url-allow", u.Hostname())
+	if s := strings.ToLower(scheme); (s == "http" || s == "https") && inAny(a, loopbacks) {
+		return specErr(field, "host %s is loopback, where only this host's own HTTP services listen; an operator can allow it with --task-url-allow", host)
 	}
 	return nil
 }

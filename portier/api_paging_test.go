@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/portier/portier/portier/httperr"
 )
 
 // TestAPIPagingBadValues: every paged list answers a bad or huge limit or
@@ -12,9 +14,9 @@ import (
 // valid offsets give an empty page.
 func TestAPIPagingBadValues(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, e *apiEnv) {
+	rec := t.TempDir()
+	forEachStoreWith(t, func(p *Params) { p.Live.Compile.RecordDir = rec }, func(t *testing.T, e *apiEnv) {
 		s := e.mustDo("op1", "POST", "/streams", `{"name":"cam1"}`, 201)
-		e.srv.p.Live.Compile.RecordDir = t.TempDir()
 		lists := []string{"/streams", "/streams/" + id(s) + "/recordings", "/tasks", "/audit", "/users"}
 		bad := []struct{ q, field string }{
 			{"offset=9223372036854775807", "offset"},
@@ -39,7 +41,7 @@ func TestAPIPagingBadValues(t *testing.T) {
 			for _, b := range bad {
 				code, body := e.do("admin", "GET", l+"?"+b.q, "")
 				c, f := errCode(body)
-				if code != 400 || c != codeInvalid || f != b.field {
+				if code != 400 || c != httperr.CodeInvalid || f != b.field {
 					t.Errorf("GET %s?%s: %d %v, want 400 invalid on %s", l, b.q, code, body, b.field)
 				}
 			}

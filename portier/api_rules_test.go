@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // TestAPIRefusesWhatTheCompilerRefuses: inputs that the task compiler
@@ -42,7 +43,7 @@ func TestAPIRefusesWhatTheCompilerRefuses(t *testing.T) {
 		} {
 			code, body := e.do(tc.who, tc.method, tc.path, tc.body)
 			c, f := errCode(body)
-			if code != 400 || c != codeInvalid || f != tc.field || !strings.Contains(jsonNum(body), tc.says) {
+			if code != 400 || c != httperr.CodeInvalid || f != tc.field || !strings.Contains(jsonNum(body), tc.says) {
 				t.Errorf("%s %s %s: %d %v, want 400 on %s saying %q", tc.method, tc.path, tc.body, code, body, tc.field, tc.says)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // TestAPITaskURLNetworks: task sources and targets that point at link-local
@@ -49,7 +50,7 @@ func TestAPITaskURLNetworks(t *testing.T) {
 		for _, r := range refused {
 			code, body := post(r.typ, r.field, r.url)
 			c, f := errCode(body)
-			if code != 400 || c != codeInvalid || f != r.field || !strings.Contains(jsonNum(body), r.says) {
+			if code != 400 || c != httperr.CodeInvalid || f != r.field || !strings.Contains(jsonNum(body), r.says) {
 				t.Errorf("%s %s: %d %v, want 400 on %s saying %q", r.typ, r.url, code, body, r.field, r.says)
 			}
 		}
@@ -127,7 +128,7 @@ func TestStoredTaskURLRefusedAtCompile(t *testing.T) {
 			`{"source":"rtsp://169.254.169.254/s1"}`, pull.ID).Error; err != nil {
 			t.Fatal(err)
 		}
-		if err := e.srv.onTaskConfigChanged(ctx, pull.ID); err != nil {
+		if err := e.srv.lv.ConfigChanged(ctx, pull.ID); err != nil {
 			t.Fatal(err)
 		}
 		var failed bool

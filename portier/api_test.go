@@ -16,6 +16,9 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/api"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // apiEnv is a Server on one store with users of every role and tokens.
@@ -30,9 +33,19 @@ type apiEnv struct {
 
 func newAPIEnv(t *testing.T, st *models.Store) *apiEnv {
 	t.Helper()
+	return newAPIEnvWith(t, st, nil)
+}
+
+// newAPIEnvWith is newAPIEnv with Params changed by edit (if not nil).
+func newAPIEnvWith(t *testing.T, st *models.Store, edit func(*Params)) *apiEnv {
+	t.Helper()
 	ctx := context.Background()
-	srv, err := New(Params{Store: st, Logger: slog.New(slog.DiscardHandler), PublicHost: "media.example", RTMPPort: 1935,
-		RTSPPort: 8554, PlayHTTPBase: "http://media.example:8081"})
+	p := Params{Store: st, Logger: slog.New(slog.DiscardHandler), PublicHost: "media.example", RTMPPort: 1935,
+		RTSPPort: 8554, PlayHTTPBase: "http://media.example:8081"}
+	if edit != nil {
+		edit(&p)
+	}
+	srv, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +127,13 @@ func jsonNum(v any) string {
 }
 
 func forEachStore(t *testing.T, fn func(t *testing.T, e *apiEnv)) {
+	forEachStoreWith(t, nil, fn)
+}
+
+// forEachStoreWith is forEachStore with Params changed by edit (if not nil).
+func forEachStoreWith(t *testing.T, edit func(*Params), fn func(t *testing.T, e *apiEnv)) {
 	for _, n := range modelstest.Stores(t) {
-		t.Run(n.Name, func(t *testing.T) { fn(t, newAPIEnv(t, n.Store)) })
+		t.Run(n.Name, func(t *testing.T) { fn(t, newAPIEnvWith(t, n.Store, edit)) })
 	}
 }
 
@@ -194,7 +212,7 @@ func TestAPIErrors(t *testing.T) {
 		ctx := context.Background()
 		s := e.mustDo("op1", "POST", "/streams", `{"name":"mine"}`, 201)
 		sid := id(s)
-		big := `{"name":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
+		big := `{"name":"` + strings.Repeat("a", api.MaxBodyBytes) + `"}`
 		cases := []struct {
 			who, method, path, body string
 			status                  int
@@ -277,7 +295,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 		}
 		// A chunked body (no Content-Length) over the limit is cut at 1 MiB too.
-		req := httptest.NewRequest("POST", "/api/v1/streams", io.MultiReader(strings.NewReader(`{"name":"`), strings.NewReader(strings.Repeat("b", 2*MaxBodyBytes)), strings.NewReader(`"}`)))
+		req := httptest.NewRequest("POST", "/api/v1/streams", io.MultiReader(strings.NewReader(`{"name":"`), strings.NewReader(strings.Repeat("b", 2*api.MaxBodyBytes)), strings.NewReader(`"}`)))
 		req.ContentLength = -1
 		req.Header.Set("Authorization", "Bearer "+e.tokens["op1"])
 		w := httptest.NewRecorder()
@@ -414,7 +432,7 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 		}
 
 		// Nodes with liveness.
-		if _, err := e.store.RegisterNode(ctx, models.Node{Name: "origin-1", Role: "origin", RTMPAddress: "127.0.0.1:1935"}, e.srv.lv.now()); err != nil {
+		if _, err := e.store.RegisterNode(ctx, models.Node{Name: "origin-1", Role: "origin", RTMPAddress: "127.0.0.1:1935"}, e.srv.lv.Now()); err != nil {
 			t.Fatal(err)
 		}
 		nl := e.mustDo("viewer", "GET", "/nodes", "", 200)
@@ -466,15 +484,15 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 func TestAPISessionPrincipal(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t, modelstest.SQLite(t))
-	e.srv.SetSessionAuthenticator(func(c *gin.Context) (*Principal, error) {
+	e.srv.SetSessionAuthenticator(func(c *gin.Context) (*auth.Principal, error) {
 		ck, err := c.Cookie("sess")
 		if err != nil {
 			return nil, nil
 		}
 		if ck != "op2" {
-			return nil, apiErr(http.StatusForbidden, codeForbidden, "", "bad CSRF token")
+			return nil, httperr.New(http.StatusForbidden, httperr.CodeForbidden, "", "bad CSRF token")
 		}
-		return &Principal{User: e.users["op2"]}, nil
+		return &auth.Principal{User: e.users["op2"]}, nil
 	})
 	send := func(cookie, bearer string) (int, map[string]any) {
 		req := httptest.NewRequest("GET", "/api/v1/me", nil)

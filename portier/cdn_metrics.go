@@ -88,7 +88,7 @@ func desiredEdges(egress, capSum float64, live int) int {
 
 // nodeStateAt is s.nodeState at a fixed time, for collectCDN.
 func (s *Server) nodeStateAt(now time.Time) func(*models.Node) string {
-	return func(n *models.Node) string { return s.nodeState(n, now) }
+	return func(n *models.Node) string { return s.lv.NodeState(n, now) }
 }
 
 // cdnView is the cluster page's CDN card, nil without any CDN edge.

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/portier/portier/models"
 )
 
@@ -37,8 +35,3 @@ func (s *Server) configureProxies() error {
 	}
 	return nil
 }
-
-// clientAddr is the address of the client behind the request: the TCP
-// peer, or, when the peer is a trusted proxy, the address it forwarded
-// (gin walks X-Forwarded-For from the right, skipping trusted proxies).
-func (s *Server) clientAddr(c *gin.Context) string { return c.ClientIP() }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/auth"
 )
 
 // TestClientAddrTrustedProxies: X-Forwarded-For from an untrusted peer is
@@ -51,14 +52,14 @@ func TestClientAddrTrustedProxies(t *testing.T) {
 			w := send(httptest.NewRequest("GET", "/login", nil))
 			var csrf string
 			for _, ck := range w.Result().Cookies() {
-				if ck.Name == loginCSRFCookie {
+				if ck.Name == auth.LoginCSRFCookie {
 					csrf = ck.Value
 				}
 			}
 			form := url.Values{"_csrf": {csrf}, "username": {"op1"}, "password": {"password-op1"}}
 			req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.AddCookie(&http.Cookie{Name: loginCSRFCookie, Value: csrf})
+			req.AddCookie(&http.Cookie{Name: auth.LoginCSRFCookie, Value: csrf})
 			if w := send(req); w.Code != http.StatusSeeOther {
 				t.Fatalf("login: %d", w.Code)
 			}

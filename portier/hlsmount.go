@@ -12,6 +12,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/hlsrewrite"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // MountHLS serves the HLS playlist rewriter (portier/hlsrewrite) to
@@ -38,7 +39,7 @@ func (s *Server) registerHLSMount(r *gin.Engine) {
 	r.Any("/hls/*path", func(c *gin.Context) {
 		m := s.hls.Load()
 		if m == nil {
-			s.fail(c, errNotFound("HLS playlist rewriter"))
+			s.fail(c, httperr.NotFound("HLS playlist rewriter"))
 			return
 		}
 		m.rw.ServeHTTP(c.Writer, c.Request)

@@ -19,7 +19,7 @@ func (e *liveEnv) addConfig(t *testing.T, typ, name, spec string, enabled bool) 
 	if err := e.store.CreateTaskConfig(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.onTaskConfigChanged(context.Background(), c.ID); err != nil {
+	if err := e.srv.lv.ConfigChanged(context.Background(), c.ID); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -102,7 +102,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.srv.onTaskConfigChanged(ctx, yt.ID); err != nil {
+		if err := e.srv.lv.ConfigChanged(ctx, yt.ID); err != nil {
 			t.Fatal(err)
 		}
 		run = e.running(t)
@@ -114,7 +114,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.srv.onTaskConfigChanged(ctx, yt.ID); err != nil {
+		if err := e.srv.lv.ConfigChanged(ctx, yt.ID); err != nil {
 			t.Fatal(err)
 		}
 		run = e.running(t)
@@ -130,19 +130,19 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 		if _, err := e.store.UpdateTaskConfig(ctx, e.stream.ID, hls.ID, models.TaskConfigUpdate{Enabled: &on}); err != nil {
 			t.Fatal(err)
 		}
-		e.srv.onTaskConfigChanged(ctx, hls.ID)
+		e.srv.lv.ConfigChanged(ctx, hls.ID)
 		if d := e.running(t)[hls.ID].Description; d.Cost != 1 || !slices.Contains(d.Args, "-var_stream_map") {
 			t.Fatalf("hls task: %+v", d)
 		}
 		if _, err := e.store.UpdateTaskConfig(ctx, e.stream.ID, rec.ID, models.TaskConfigUpdate{Enabled: &offv}); err != nil {
 			t.Fatal(err)
 		}
-		e.srv.onTaskConfigChanged(ctx, rec.ID)
+		e.srv.lv.ConfigChanged(ctx, rec.ID)
 		if _, ok := e.running(t)[rec.ID]; ok {
 			t.Fatal("disabled config still running")
 		}
 		// Deleting a config stops its task.
-		if err := e.srv.onTaskConfigDeleting(ctx, hls.ID); err != nil {
+		if err := e.srv.lv.ConfigDeleting(ctx, hls.ID); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.store.DeleteTaskConfig(ctx, e.stream.ID, hls.ID); err != nil {
@@ -163,7 +163,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.srv.onStreamChanged(ctx, e.stream.ID); err != nil {
+		if err := e.srv.lv.StreamChanged(ctx, e.stream.ID); err != nil {
 			t.Fatal(err)
 		}
 		if run = e.running(t); !slices.Contains(run[pull.ID].Description.Args, "rtmp://127.0.0.1:1935/live/show?key="+st.PublishKey) {
@@ -173,8 +173,9 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 }
 
 func TestTaskCompileFailureIsVisible(t *testing.T) {
-	forEachLiveStore(t, func(t *testing.T, e *liveEnv) {
-		e.srv.lv.env.RecordDir = "relative/dir" // a deployment mistake
+	forEachLiveStoreWith(t, func(p *Params) {
+		p.Live.Compile.RecordDir = "relative/dir" // a deployment mistake
+	}, func(t *testing.T, e *liveEnv) {
 		rec := e.addConfig(t, models.TypeRecord, "rec", `{}`, true)
 		e.publish(t, "origin-1")
 		var failed *models.Task

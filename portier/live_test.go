@@ -16,6 +16,7 @@ import (
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/live"
 )
 
 // fakeClock is the clock of a live test.
@@ -43,15 +44,25 @@ const testToken = "cluster-secret"
 
 func newLiveEnv(t testing.TB, st *models.Store) *liveEnv {
 	t.Helper()
+	return newLiveEnvWith(t, st, nil)
+}
+
+// newLiveEnvWith is newLiveEnv with Params changed by edit (if not nil).
+func newLiveEnvWith(t testing.TB, st *models.Store, edit func(*Params)) *liveEnv {
+	t.Helper()
 	ctx := context.Background()
 	clk := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
-	srv, err := New(Params{
+	p := Params{
 		Store: st, ClusterToken: testToken, Logger: slog.New(slog.DiscardHandler),
 		Live: LiveParams{
 			HeartbeatInterval: time.Second, Now: clk.now,
 			Compile: compile.Env{RelayRTMPURL: "rtmp://127.0.0.1:1935", RecordDir: t.TempDir(), HLSOriginURL: "http://127.0.0.1:8090"},
 		},
-	})
+	}
+	if edit != nil {
+		edit(&p)
+	}
+	srv, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +84,12 @@ func newLiveEnv(t testing.TB, st *models.Store) *liveEnv {
 }
 
 func forEachLiveStore(t *testing.T, fn func(t *testing.T, e *liveEnv)) {
+	forEachLiveStoreWith(t, nil, fn)
+}
+
+func forEachLiveStoreWith(t *testing.T, edit func(*Params), fn func(t *testing.T, e *liveEnv)) {
 	for _, n := range modelstest.Stores(t) {
-		t.Run(n.Name, func(t *testing.T) { fn(t, newLiveEnv(t, n.Store)) })
+		t.Run(n.Name, func(t *testing.T) { fn(t, newLiveEnvWith(t, n.Store, edit)) })
 	}
 }
 
@@ -142,11 +157,11 @@ func TestNativePublishDecisions(t *testing.T) {
 			status      int
 			code        string
 		}{
-			{"show", "key=wrong", 403, codeWrongKey},
-			{"show", "", 403, codeMissingKey},
-			{"nope", "key=" + key, 404, codeUnknownStream},
-			{"wrong-key-as-name-0123456789", "", 404, codeUnknownStream},
-			{"bad/name", "", 400, codeBadRequest},
+			{"show", "key=wrong", 403, live.CodeWrongKey},
+			{"show", "", 403, live.CodeMissingKey},
+			{"nope", "key=" + key, 404, live.CodeUnknownStream},
+			{"wrong-key-as-name-0123456789", "", 404, live.CodeUnknownStream},
+			{"bad/name", "", 400, live.CodeBadRequest},
 		}
 		for _, c := range cases {
 			code, out := e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{
@@ -204,7 +219,7 @@ func TestNativePublishDecisions(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, out = e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{"node": "origin-1", "app": "live", "name": "show", "query": "key=" + key})
-		if code != 403 || out["code"] != codeDisabled {
+		if code != 403 || out["code"] != live.CodeDisabled {
 			t.Fatalf("disabled: %d %v", code, out)
 		}
 		code, _ = e.call(t, "POST", "/internal/v1/play/authorize", map[string]any{"node": "edge-1", "app": "live", "name": "show"})
@@ -356,14 +371,14 @@ func TestHeartbeatReconcileAndReaper(t *testing.T) {
 		// Reaper: origin-2 publishes again, then stops heartbeating.
 		e.call(t, "POST", "/internal/v1/publish/authorize", map[string]any{"node": "origin-2", "app": "live", "name": "show", "query": "key=" + e.stream.PublishKey})
 		e.clock.add(2 * time.Second)
-		if err := e.srv.lv.reap(ctx); err != nil {
+		if err := e.srv.lv.Reap(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if !e.live(t) {
 			t.Fatal("reaped a node that missed only 2 heartbeats")
 		}
 		e.clock.add(2 * time.Second)
-		if err := e.srv.lv.reap(ctx); err != nil {
+		if err := e.srv.lv.Reap(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if e.live(t) {

@@ -118,7 +118,7 @@ func (d *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[[2]string]int{}
 	now := time.Now()
 	for i := range nodes {
-		counts[[2]string{nodes[i].Role, d.s.nodeState(&nodes[i], now)}]++
+		counts[[2]string{nodes[i].Role, d.s.lv.NodeState(&nodes[i], now)}]++
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(n), k[0], k[1])

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/httperr"
 )
 
 // MountRelay serves an embedded relay's HTTP handler under /relay/
@@ -32,11 +33,11 @@ func (s *Server) registerRelayMount(r *gin.Engine) {
 func (s *Server) serveRelay(c *gin.Context) {
 	h := s.relay.Load()
 	if h == nil {
-		s.fail(c, errNotFound("relay"))
+		s.fail(c, httperr.NotFound("relay"))
 		return
 	}
 	if strings.HasPrefix(c.Param("path"), "/api/") && !s.clusterBearer(c.Request) {
-		p, err := s.findPrincipal(c)
+		p, err := s.auth.FindPrincipal(c)
 		if err != nil {
 			c.Header("WWW-Authenticate", `Bearer realm="portier"`)
 			s.fail(c, err)
@@ -45,7 +46,7 @@ func (s *Server) serveRelay(c *gin.Context) {
 		// A read of operational data: the admin role and the read scope
 		// (the admin scope guards user administration).
 		if !p.IsAdmin() || !p.HasScope(models.ScopeRead) {
-			s.fail(c, errForbidden("the relay API needs the admin role or the cluster token"))
+			s.fail(c, httperr.Forbidden("the relay API needs the admin role or the cluster token"))
 			return
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
 )
@@ -29,10 +30,10 @@ func (e *liveEnv) authorizeOn(t *testing.T, node, key string) (int, int64) {
 
 // heartbeatPublishes sends a heartbeat in the newer form and returns the
 // publishes the control plane tells the node to end.
-func (e *liveEnv) heartbeatPublishes(t *testing.T, node string, pubs ...reportedPublish) []map[string]any {
+func (e *liveEnv) heartbeatPublishes(t *testing.T, node string, pubs ...nodewire.PublishedStream) []map[string]any {
 	t.Helper()
 	if pubs == nil {
-		pubs = []reportedPublish{}
+		pubs = []nodewire.PublishedStream{}
 	}
 	code, out := e.call(t, "POST", "/internal/v1/nodes/"+node+"/heartbeat", map[string]any{"load": map[string]any{}, "publishes": pubs})
 	if code != 200 {
@@ -78,7 +79,7 @@ func TestRevocationEndsPublishes(t *testing.T) {
 		ctx := context.Background()
 		e.register(t, "origin-1", "origin")
 		_, pid := e.authorizeOn(t, "origin-1", e.stream.PublishKey)
-		pub := reportedPublish{Path: "live/show", StreamID: e.stream.ID, PublishID: pid}
+		pub := nodewire.PublishedStream{Path: "live/show", StreamID: e.stream.ID, PublishID: pid}
 		if ends := e.heartbeatPublishes(t, "origin-1", pub); len(ends) != 0 || !e.live(t) {
 			t.Fatalf("a valid publish: ends %v, live %v", ends, e.live(t))
 		}
@@ -111,7 +112,7 @@ func TestRevocationEndsPublishes(t *testing.T) {
 
 		// A new publish, then a key rotation: it is revoked; the old key is refused.
 		_, pid2 := e.authorizeOn(t, "origin-1", e.stream.PublishKey)
-		pub2 := reportedPublish{Path: "live/show", StreamID: e.stream.ID, PublishID: pid2}
+		pub2 := nodewire.PublishedStream{Path: "live/show", StreamID: e.stream.ID, PublishID: pid2}
 		if ends := e.heartbeatPublishes(t, "origin-1", pub2); len(ends) != 0 || !e.live(t) || pid2 <= pid {
 			t.Fatalf("a new publish: id %d (old %d), ends %v, live %v", pid2, pid, ends, e.live(t))
 		}
@@ -129,7 +130,7 @@ func TestRevocationEndsPublishes(t *testing.T) {
 		// A publish with the new key goes on while the revoked one is still reported.
 		_, pid3 := e.authorizeOn(t, "origin-2", rot.PublishKey)
 		e.register(t, "origin-2", "origin")
-		pub3 := reportedPublish{Path: "live/show", StreamID: e.stream.ID, PublishID: pid3}
+		pub3 := nodewire.PublishedStream{Path: "live/show", StreamID: e.stream.ID, PublishID: pid3}
 		if ends := e.heartbeatPublishes(t, "origin-2", pub3); len(ends) != 0 || !e.live(t) {
 			t.Fatalf("a publish with the new key: ends %v, live %v", ends, e.live(t))
 		}
@@ -146,7 +147,7 @@ func TestHeartbeatNeverAttachesToANewStreamOfTheName(t *testing.T) {
 		ctx := context.Background()
 		e.register(t, "origin-1", "origin")
 		_, pid := e.authorizeOn(t, "origin-1", e.stream.PublishKey)
-		old := reportedPublish{Path: "live/show", StreamID: e.stream.ID, PublishID: pid}
+		old := nodewire.PublishedStream{Path: "live/show", StreamID: e.stream.ID, PublishID: pid}
 		st, _ := e.store.StreamByID(ctx, e.stream.ID)
 		if err := e.srv.Core().DeleteStream(ctx, core.Actor{Name: "op"}, st); err != nil {
 			t.Fatal(err)

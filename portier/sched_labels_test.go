@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/testutil"
-
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/compile"
@@ -29,7 +28,7 @@ func TestTaskConfigLabels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.startScheduler(ctx)
+			s.sched.Start(ctx)
 			u, err := st.CreateUser(ctx, "labels", "labelspassword", models.RoleOperator)
 			if err != nil {
 				t.Fatal(err)
@@ -54,7 +53,7 @@ func TestTaskConfigLabels(t *testing.T) {
 				if err := st.CreateTaskConfig(ctx, c); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.onTaskConfigChanged(ctx, c.ID); err != nil {
+				if err := s.lv.ConfigChanged(ctx, c.ID); err != nil {
 					t.Fatal(err)
 				}
 				ts, _, err := st.ListTasks(ctx, models.TaskFilter{StreamID: stream.ID, Limit: 100})

@@ -30,7 +30,7 @@ func TestLongPollOutlivesHTTPTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.startScheduler(ctx)
+	s.sched.Start(ctx)
 	if _, err := st.RegisterNode(ctx, models.Node{Name: "c1", Role: models.NodeRoleConcierge, Capacity: 10}, time.Now()); err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/internal/testutil"
-
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/sched"
 )
 
 // TestSchedulerNotifyAcrossReplicas runs two control-plane replicas
@@ -46,15 +46,15 @@ func TestSchedulerNotifyAcrossReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.sched().pollEvery = poll
-		s.startScheduler(ctx)
+		s.sched.SetPollEvery(poll)
+		s.sched.Start(ctx)
 		hs := httptest.NewServer(s.Handler())
 		t.Cleanup(hs.Close)
 		return s, hs.URL
 	}
 	a, urlA := replica(stA, time.Hour)
 	b, _ := replica(stB, time.Hour)
-	testutil.Eventually(t, 10*time.Second, "both listeners", func() bool { return a.sched().listening.Load() && b.sched().listening.Load() })
+	testutil.Eventually(t, 10*time.Second, "both listeners", func() bool { return a.sched.Listening() && b.sched.Listening() })
 
 	u, err := stB.CreateUser(ctx, "notify", "notifypassword", models.RoleOperator)
 	if err != nil {
@@ -107,7 +107,7 @@ func TestSchedulerNotifyAcrossReplicas(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // let the long poll start waiting
 	t0 := time.Now()
 	id := addTask()
-	b.kickScheduler()
+	b.sched.Kick()
 	var ans answer
 	select {
 	case ans = <-got:
@@ -125,7 +125,7 @@ func TestSchedulerNotifyAcrossReplicas(t *testing.T) {
 
 	// 2. Fallback: a change no replica notifies (written straight to the
 	// database) still reaches a long poll on A within its 250 ms poll.
-	a2, urlA2 := replica(stA, pollInterval) // a third replica with the default poll
+	a2, urlA2 := replica(stA, sched.PollInterval) // a third replica with the default poll
 	_ = a2
 	cur, _ := poll(urlA2, "")
 	go func() { as, d := poll(urlA2, cur.Version); got <- answer{as, d} }()
@@ -139,7 +139,7 @@ func TestSchedulerNotifyAcrossReplicas(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the long poll did not wake within 10 s of an un-notified change")
 	}
-	t.Logf("un-notified change → long poll answered after %v (change-stamp poll fallback, every %v)", time.Since(t0).Round(time.Millisecond), pollInterval)
+	t.Logf("un-notified change → long poll answered after %v (change-stamp poll fallback, every %v)", time.Since(t0).Round(time.Millisecond), sched.PollInterval)
 	if d := time.Since(t0); d > 2*time.Second {
 		t.Errorf("fallback wake took %v", d)
 	}

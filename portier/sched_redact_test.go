@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portier/portier/internal/testutil"
-
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 )
@@ -19,6 +18,10 @@ import (
 // in reports from a concierge that did not, before it stores them, and
 // shortens a long log tail only after masking and from a line start, so a
 // cut through a key leaves no piece of it.
+// maxLogTail is the node API's bound of a stored log tail
+// (portier/nodeapi).
+const maxLogTail = 4096
+
 func TestReportsRedactedBeforeStored(t *testing.T) {
 	ctx := context.Background()
 	e := newSchedEnv(t, modelstest.SQLite(t), time.Second)

@@ -14,7 +14,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/api"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/live"
+	"github.com/portier/portier/portier/nodeapi"
+	"github.com/portier/portier/portier/sched"
+	"github.com/portier/portier/portier/streamurl"
 )
 
 // Params configures a control-plane Server.
@@ -26,9 +33,9 @@ type Params struct {
 	// the networks of Hooks.Allow are.
 	ClusterToken string
 	Logger       *slog.Logger
-	// Hooks configures the media-server hook endpoints (see hooks.go).
+	// Hooks configures the media-server hook endpoints (portier/nodeapi).
 	Hooks HookParams
-	// Live configures live state, the node registry and task compilation (see live.go).
+	// Live configures live state, the node registry and task compilation (portier/live).
 	Live LiveParams
 
 	// PublicHost is the host name encoders and players use in ingest and play
@@ -49,21 +56,35 @@ type Params struct {
 	Security SecurityParams
 }
 
+// LiveParams configures live state, the node registry and task compilation.
+type LiveParams struct {
+	// HeartbeatInterval is what nodes are told to heartbeat at (default 1s).
+	// A node that misses 3 intervals is dead: the streams it held are cleared.
+	HeartbeatInterval time.Duration
+	// Compile is the environment task descriptions are resolved against
+	// (relay URL, record directory, HLS origin and its per-task tokens).
+	// An empty RelayRTMPURL defaults to rtmp://127.0.0.1:1935.
+	Compile compile.Env
+	// Now is the clock (tests inject one); default time.Now.
+	Now func() time.Time
+}
+
 // Server is the control plane's HTTP server.
 type Server struct {
-	p           Params
-	log         *slog.Logger
-	engine      *gin.Engine
-	lv          *liveState
-	core        *core.Core // the write paths (portier/core)
-	metrics     *Metrics
-	sessionAuth SessionAuthenticator
-	schedOnce   sync.Once
-	schedState  *scheduler   // see sched.go; built on first use by sched()
-	thumbs      *thumbnailer // stream thumbnails for the UI (ui_thumbnail.go)
-	relay       relayMount   // embedded relay's HTTP handler (relaymount.go)
-	hls         hlsMount     // HLS playlist rewriter (hlsmount.go)
-	throttle    *loginThrottle
+	p        Params
+	log      *slog.Logger
+	engine   *gin.Engine
+	lv       *live.State // live state, node registry, task compilation (portier/live)
+	liveLog  *slog.Logger
+	core     *core.Core // the write paths (portier/core)
+	metrics  *Metrics
+	urls     *streamurl.Builder  // public ingest and play URLs (portier/streamurl)
+	auth     *auth.Authenticator // API tokens and UI sessions (portier/auth)
+	sched    *sched.Scheduler    // task placement and leases (portier/sched)
+	thumbs   *thumbnailer        // stream thumbnails for the UI (ui_thumbnail.go)
+	relay    relayMount          // embedded relay's HTTP handler (relaymount.go)
+	hls      hlsMount            // HLS playlist rewriter (hlsmount.go)
+	throttle *loginThrottle
 
 	// Background work (StartBackground, Close): bgMu guards bgCancel and
 	// closed; bg counts the goroutines Close waits for.
@@ -88,11 +109,18 @@ func New(p Params) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
 	s.throttle = newLoginThrottle(p.Security.Now)
-	s.lv = newLiveState(s)
-	s.lv.env.CheckURL = p.Security.TaskURLs.Check
-	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{s}, Logger: s.log, Now: func() time.Time { return s.lv.now() }})
+	s.urls = streamurl.New(streamurl.Params{PublicHost: p.PublicHost, RTMPPort: p.RTMPPort, RTSPPort: p.RTSPPort, PlayHTTPBase: p.PlayHTTPBase})
+	s.auth = auth.New(auth.Params{Store: p.Store, Logger: s.log})
+	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
+	s.liveLog = s.log.With("part", "live")
+	env := p.Live.Compile
+	env.CheckURL = p.Security.TaskURLs.Check
+	s.lv = live.New(live.Params{Store: p.Store, Sched: s.sched, Heartbeat: p.Live.HeartbeatInterval, Compile: env,
+		ClusterToken: p.ClusterToken, OriginTTL: p.Hooks.OriginTTL, Now: p.Live.Now, Logger: s.liveLog})
+	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{lv: s.lv, sched: s.sched, log: s.log}, Logger: s.log, Now: s.lv.Now})
 	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
+	s.metrics.Registry.MustRegister(s.sched.Collectors()...)
 	s.engine = gin.New()
 	// ContextWithFallback stays false on purpose: then a *gin.Context passed
 	// as a context.Context has a nil Done channel, so database/sql starts no
@@ -104,9 +132,10 @@ func New(p Params) (*Server, error) {
 	}
 	s.engine.Use(gin.Recovery(), s.metrics.middleware)
 	s.registerOps(s.engine)
-	s.registerAPI(s.engine.Group("/api/v1"))
-	s.registerHooks(s.engine)
-	s.registerNodeAPI(s.engine.Group("/internal/v1"))
+	api.New(api.Params{Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, HLSPlayURL: s.hlsPlayURL,
+		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
+	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
+		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
 	s.registerUI(s.engine)
 	s.registerRelayMount(s.engine)
 	s.registerHLSMount(s.engine)

@@ -110,7 +110,7 @@ func TestHeartbeatStreamStatsInAPI(t *testing.T) {
 		// Edges that stop heartbeating leave the count after 3 intervals.
 		e.clock.add(4 * time.Second)
 		e.statsHeartbeat(t, "origin-1", []string{"live/show"}, streamReport("live/show", true, 2, 2_100_000))
-		if err := e.srv.lv.reap(ctx); err != nil {
+		if err := e.srv.lv.Reap(ctx); err != nil {
 			t.Fatal(err)
 		}
 		rows, err := e.store.StreamStats(ctx, e.stream.ID, time.Time{})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/auth"
 )
 
 // loginBrowser posts the sign-in form from a given address.
@@ -28,7 +29,7 @@ func newLoginBrowser(t *testing.T, h http.Handler, addr string) *loginBrowser {
 	b := &loginBrowser{t: t, h: h, addr: addr}
 	w := b.send(httptest.NewRequest("GET", "/login", nil))
 	for _, ck := range w.Result().Cookies() {
-		if ck.Name == loginCSRFCookie {
+		if ck.Name == auth.LoginCSRFCookie {
 			b.csrf = ck.Value
 		}
 	}
@@ -53,7 +54,7 @@ func (b *loginBrowser) login(user, pw string) *httptest.ResponseRecorder {
 	form := url.Values{"_csrf": {b.csrf}, "username": {user}, "password": {pw}}
 	req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: loginCSRFCookie, Value: b.csrf})
+	req.AddCookie(&http.Cookie{Name: auth.LoginCSRFCookie, Value: b.csrf})
 	return b.send(req)
 }
 

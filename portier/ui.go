@@ -13,7 +13,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web"
 	"github.com/portier/portier/web/i18n"
 	"github.com/portier/portier/web/views"
@@ -22,9 +24,8 @@ import (
 // registerUI registers the operator web UI: server-rendered templ pages
 // (handlers → store, through view models), htmx partials for live parts,
 // static assets embedded from web/static. Authorisation is the API's
-// (Principal, loadStream rules); sessions and CSRF live in session.go.
+// (Principal, loadStream rules); sessions and CSRF tokens are portier/auth's (the middleware is in ui_session.go).
 func (s *Server) registerUI(r *gin.Engine) {
-	s.SetSessionAuthenticator(s.sessionPrincipal)
 	if missing := web.VendorMissing(); len(missing) > 0 {
 		s.log.Warn("web UI: front-end libraries were not built into this binary; live updates and the preview player will not work (build with make)", "missing", missing)
 	}
@@ -91,7 +92,7 @@ func (s *Server) uiNotFound(c *gin.Context) {
 	p := c.Request.URL.Path
 	for _, prefix := range []string{"/api/", "/internal/", "/hooks/"} {
 		if strings.HasPrefix(p, prefix) {
-			s.fail(c, apiErr(http.StatusNotFound, codeNotFound, "", "no such endpoint: "+c.Request.Method+" "+p))
+			s.fail(c, httperr.New(http.StatusNotFound, httperr.CodeNotFound, "", "no such endpoint: "+c.Request.Method+" "+p))
 			return
 		}
 	}
@@ -141,7 +142,7 @@ func (s *Server) uiStatic(c *gin.Context) {
 }
 
 func (s *Server) uiRequireUser(c *gin.Context) {
-	if s.principal(c) != nil {
+	if auth.PrincipalOf(c) != nil {
 		c.Next()
 		return
 	}
@@ -156,7 +157,7 @@ func (s *Server) uiRequireUser(c *gin.Context) {
 }
 
 func (s *Server) uiRequireAdmin(c *gin.Context) {
-	if !s.principal(c).IsAdmin() {
+	if !auth.PrincipalOf(c).IsAdmin() {
 		s.uiError(c, http.StatusForbidden, errors.New("this page is for administrators"))
 		c.Abort()
 		return
@@ -167,7 +168,7 @@ func (s *Server) uiRequireAdmin(c *gin.Context) {
 // lang picks the request's language: the account setting, else the browser's.
 func (s *Server) lang(c *gin.Context) i18n.Lang {
 	acct := ""
-	if p := s.principal(c); p != nil {
+	if p := auth.PrincipalOf(c); p != nil {
 		acct = p.User.Language
 	}
 	return i18n.Negotiate(acct, c.GetHeader("Accept-Language"))
@@ -177,10 +178,10 @@ func (s *Server) lang(c *gin.Context) i18n.Lang {
 func (s *Server) page(c *gin.Context, title, nav string) views.Page {
 	l := s.lang(c)
 	p := views.Page{Title: l.T(title), Lang: l, Nav: nav}
-	if pr := s.principal(c); pr != nil {
+	if pr := auth.PrincipalOf(c); pr != nil {
 		p.User = &views.UserBadge{Username: pr.User.Username, Role: pr.User.Role, IsAdmin: pr.IsAdmin(), CanWrite: pr.CanWrite()}
 	}
-	if se := currentSession(c); se != nil {
+	if se := auth.CurrentSession(c); se != nil {
 		p.CSRF = se.CSRFToken
 	}
 	if msg, ok := flashes[c.Query("done")]; ok {
@@ -222,7 +223,7 @@ func (s *Server) render(c *gin.Context, status int, comp templ.Component) {
 func (s *Server) uiError(c *gin.Context, status int, err error) {
 	l := s.lang(c)
 	e := views.ErrorPage{Status: status, Message: err.Error()}
-	var ae *APIError
+	var ae *httperr.APIError
 	var se *models.SpecError
 	switch {
 	case status != 0:
@@ -250,7 +251,7 @@ func (s *Server) uiError(c *gin.Context, status int, err error) {
 		e.Heading = l.T("Something went wrong")
 	}
 	if e.Status >= 500 {
-		e.ID = newErrorID()
+		e.ID = httperr.NewID()
 		e.Message = l.T("The server could not complete the request. The server log has details under this error id.")
 		s.log.Error("ui error", "id", e.ID, "status", e.Status, "method", c.Request.Method, "path", c.FullPath(), "err", err)
 	} else {

@@ -9,6 +9,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/paging"
 	"github.com/portier/portier/web/views"
 )
 
@@ -17,7 +20,7 @@ func (s *Server) usersVM(c *gin.Context, form views.NewUser) (views.Users, error
 	if err != nil {
 		return views.Users{}, err
 	}
-	me := s.principal(c).User.ID
+	me := auth.PrincipalOf(c).User.ID
 	vm := views.Users{Form: form}
 	for _, u := range list {
 		vm.Rows = append(vm.Rows, views.UserRow{ID: u.ID, Username: u.Username, Role: u.Role, Disabled: u.Disabled,
@@ -49,7 +52,7 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 		form.Errors["password"] = l.T("Use 8 to 72 characters.")
 	}
 	if len(form.Errors) == 0 {
-		_, err := s.core.CreateUser(rctx(c), s.actor(c), models.NewUser{Username: form.Username, Password: password, Role: form.Role})
+		_, err := s.core.CreateUser(rctx(c), auth.Actor(c), models.NewUser{Username: form.Username, Password: password, Role: form.Role})
 		switch {
 		case errors.Is(err, models.ErrConflict):
 			form.Errors["username"] = l.T("A user %s already exists.", form.Username)
@@ -75,10 +78,10 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
-		s.uiError(c, 0, errNotFound("user"))
+		s.uiError(c, 0, httperr.NotFound("user"))
 		return
 	}
-	if _, err := s.core.ChangeUser(rctx(c), s.actor(c), id, models.UserChange{UserUpdate: up}); err != nil {
+	if _, err := s.core.ChangeUser(rctx(c), auth.Actor(c), id, models.UserChange{UserUpdate: up}); err != nil {
 		var se *models.SpecError
 		if errors.As(err, &se) {
 			s.uiError(c, http.StatusBadRequest, errors.New(se.Field+" "+se.Message))
@@ -101,7 +104,7 @@ func (s *Server) uiSetDisabled(c *gin.Context) {
 }
 
 func (s *Server) tokensVM(c *gin.Context, form views.NewToken) (views.Tokens, error) {
-	list, err := s.p.Store.ListTokens(rctx(c), s.principal(c).User.ID)
+	list, err := s.p.Store.ListTokens(rctx(c), auth.PrincipalOf(c).User.ID)
 	if err != nil {
 		return views.Tokens{}, err
 	}
@@ -127,7 +130,7 @@ func (s *Server) uiTokens(c *gin.Context) {
 // (never in a URL, never again).
 func (s *Server) uiCreateToken(c *gin.Context) {
 	l := s.lang(c)
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	form := views.NewToken{Name: strings.TrimSpace(c.PostForm("name")), Scopes: c.PostFormArray("scopes"), Errors: views.FieldErrors{}}
 	scopes, err := models.NormalizeScopes(form.Scopes)
 	if err != nil {
@@ -143,7 +146,7 @@ func (s *Server) uiCreateToken(c *gin.Context) {
 	}
 	var tok string
 	if len(form.Errors) == 0 {
-		if tok, _, err = s.core.IssueToken(rctx(c), s.actor(c), p.User, form.Name, scopes, nil); err != nil {
+		if tok, _, err = s.core.IssueToken(rctx(c), auth.Actor(c), p.User, form.Name, scopes, nil); err != nil {
 			s.uiError(c, 0, err)
 			return
 		}
@@ -165,10 +168,10 @@ func (s *Server) uiCreateToken(c *gin.Context) {
 func (s *Server) uiRevokeToken(c *gin.Context) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
-		s.uiError(c, 0, errNotFound("token"))
+		s.uiError(c, 0, httperr.NotFound("token"))
 		return
 	}
-	err = s.core.RevokeToken(rctx(c), s.actor(c), id)
+	err = s.core.RevokeToken(rctx(c), auth.Actor(c), id)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -181,7 +184,7 @@ const auditPageSize = 50
 func (s *Server) uiAudit(c *gin.Context) {
 	offset := 0
 	if v, ok := c.GetQuery("offset"); ok {
-		n, err := parseOffset(v)
+		n, err := paging.ParseOffset(v)
 		if err != nil {
 			s.uiError(c, http.StatusBadRequest, err)
 			return

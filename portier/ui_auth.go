@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/web/i18n"
 	"github.com/portier/portier/web/views"
 )
@@ -45,19 +46,19 @@ func safeNext(next string) string {
 }
 
 func (s *Server) uiLoginForm(c *gin.Context) {
-	if s.principal(c) != nil {
+	if auth.PrincipalOf(c) != nil {
 		redirect(c, safeNext(c.Query("next")))
 		return
 	}
 	p := s.page(c, "Sign in", "")
-	p.CSRF = s.loginCSRF(c)
+	p.CSRF = s.auth.LoginCSRF(c)
 	s.render(c, http.StatusOK, views.LoginView(p, views.Login{Next: safeNext(c.Query("next"))}))
 }
 
 func (s *Server) uiLogin(c *gin.Context) {
 	username, password := strings.TrimSpace(c.PostForm("username")), c.PostForm("password")
 	next := safeNext(c.PostForm("next"))
-	addr := s.clientAddr(c)
+	addr := auth.ClientAddr(c)
 	if wait := s.throttle.Wait(username, addr); wait > 0 {
 		s.refuseThrottled(c, wait, func(p views.Page, msg string) {
 			s.render(c, http.StatusTooManyRequests, views.LoginView(p, views.Login{Username: username, Next: next, Error: msg}))
@@ -73,13 +74,13 @@ func (s *Server) uiLogin(c *gin.Context) {
 		s.auditLogin(c, username, models.ResultDenied)
 		s.passwordFailed(c, username, addr)
 		p := s.page(c, "Sign in", "")
-		p.CSRF = s.loginCSRF(c)
+		p.CSRF = s.auth.LoginCSRF(c)
 		s.render(c, http.StatusUnauthorized, views.LoginView(p, views.Login{
 			Username: username, Next: next, Error: p.T("Wrong username or password, or the account is disabled."),
 		}))
 		return
 	}
-	if err := s.startSession(c, u); err != nil {
+	if err := s.auth.StartSession(c, u); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
@@ -100,7 +101,7 @@ func (s *Server) refuseThrottled(c *gin.Context, wait time.Duration, render func
 	secs := int64((wait + time.Second - 1) / time.Second)
 	c.Header("Retry-After", strconv.FormatInt(secs, 10))
 	p := s.page(c, "Sign in", "")
-	p.CSRF = s.loginCSRF(c)
+	p.CSRF = s.auth.LoginCSRF(c)
 	render(p, p.T("Too many failed sign-ins. Try again in %d seconds.", secs))
 }
 
@@ -127,19 +128,19 @@ func (s *Server) passwordFailed(c *gin.Context, username, addr string) {
 }
 
 func (s *Server) auditLogin(c *gin.Context, username, result string) {
-	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: s.clientAddr(c)}
+	ev := &models.AuditEvent{Actor: username, Action: "ui.login", Result: result, Addr: auth.ClientAddr(c)}
 	if err := s.p.Store.Audit(rctx(c), ev); err != nil {
 		s.log.Error("audit login", "err", err)
 	}
 }
 
 func (s *Server) uiLogout(c *gin.Context) {
-	s.endSession(c)
+	s.auth.EndSession(c)
 	redirect(c, "/login")
 }
 
 func (s *Server) accountVM(c *gin.Context) views.Account {
-	u := s.principal(c).User
+	u := auth.PrincipalOf(c).User
 	return views.Account{Username: u.Username, Role: u.Role, Language: u.Language, Errors: views.FieldErrors{}}
 }
 
@@ -148,11 +149,11 @@ func (s *Server) uiAccount(c *gin.Context) {
 }
 
 func (s *Server) uiChangePassword(c *gin.Context) {
-	pr := s.principal(c)
+	pr := auth.PrincipalOf(c)
 	l := s.lang(c)
 	vm := s.accountVM(c)
 	cur, nw, confirm := c.PostForm("current"), c.PostForm("new"), c.PostForm("confirm")
-	addr := s.clientAddr(c)
+	addr := auth.ClientAddr(c)
 	if wait := s.throttle.Wait(pr.User.Username, addr); wait > 0 {
 		s.refuseThrottled(c, wait, func(_ views.Page, msg string) {
 			vm.Errors["current"] = msg
@@ -176,7 +177,7 @@ func (s *Server) uiChangePassword(c *gin.Context) {
 		s.render(c, http.StatusBadRequest, views.AccountView(s.page(c, "Account", "account"), vm))
 		return
 	}
-	_, err := s.core.SetPassword(rctx(c), s.actor(c), pr.User.ID, nw, currentSession(c).ID)
+	_, err := s.core.SetPassword(rctx(c), auth.Actor(c), pr.User.ID, nw, auth.CurrentSession(c).ID)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -194,7 +195,7 @@ func (s *Server) uiSetLanguage(c *gin.Context) {
 		}
 		lang = string(l)
 	}
-	if _, err := s.core.ChangeUser(rctx(c), s.actor(c), s.principal(c).User.ID, models.UserChange{UserUpdate: models.UserUpdate{Language: &lang}}); err != nil {
+	if _, err := s.core.ChangeUser(rctx(c), auth.Actor(c), auth.PrincipalOf(c).User.ID, models.UserChange{UserUpdate: models.UserUpdate{Language: &lang}}); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}

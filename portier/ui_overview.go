@@ -13,13 +13,15 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web/views"
 )
 
 // taskRows lists tasks the principal may see with their stream and config
 // names (looked up once per distinct stream and config).
 func (s *Server) taskRows(c *gin.Context, f models.TaskFilter) ([]views.TaskRow, error) {
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	if !p.SeesAllStreams() {
 		f.OwnerID = p.User.ID
 	}
@@ -97,7 +99,7 @@ func (s *Server) uiTask(c *gin.Context) {
 		return
 	}
 	d := views.TaskDetail{LogTail: t.LogTail, Command: redactCommand(t.Description), Started: formatTime(t.StartedAt)}
-	d.Row = taskRow(t, "", "", s.principal(c).CanWrite())
+	d.Row = taskRow(t, "", "", auth.PrincipalOf(c).CanWrite())
 	for _, r := range rows {
 		if r.ID == t.ID {
 			d.Row = r
@@ -117,7 +119,7 @@ func redactCommand(d models.TaskDescription) string {
 }
 
 func (s *Server) uiRestartTask(c *gin.Context) {
-	if !s.principal(c).CanWrite() {
+	if !auth.PrincipalOf(c).CanWrite() {
 		s.uiError(c, http.StatusForbidden, errors.New("viewers have read-only access"))
 		return
 	}
@@ -126,7 +128,7 @@ func (s *Server) uiRestartTask(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	_, err = s.core.RestartTask(rctx(c), s.actor(c), t.ID)
+	_, err = s.core.RestartTask(rctx(c), auth.Actor(c), t.ID)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -136,7 +138,7 @@ func (s *Server) uiRestartTask(c *gin.Context) {
 
 // nodeRow builds a node's view; origins also list the streams they hold.
 func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.NodeRow {
-	state := s.nodeState(n, now)
+	state := s.lv.NodeState(n, now)
 	r := views.NodeRow{
 		Name: n.Name, Role: n.Role, Alive: state != "dead", Draining: n.Draining,
 		LastHeartbeat: formatTime(n.LastHeartbeat), Address: n.HTTPAddress,
@@ -256,7 +258,7 @@ func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
 	d.NodesAll = len(nodes)
 	now := time.Now()
 	for i := range nodes {
-		if s.nodeState(&nodes[i], now) == "dead" {
+		if s.lv.NodeState(&nodes[i], now) == "dead" {
 			d.Silent = append(d.Silent, s.nodeRow(c, &nodes[i], now))
 		}
 	}
@@ -305,19 +307,19 @@ func redactArg(a string) string {
 func (s *Server) uiLoadTask(c *gin.Context) (*models.Task, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return nil, errNotFound("task")
+		return nil, httperr.NotFound("task")
 	}
 	t, err := s.p.Store.TaskByID(rctx(c), id)
 	if err != nil {
 		return nil, err
 	}
-	if p := s.principal(c); !p.SeesAllStreams() {
+	if p := auth.PrincipalOf(c); !p.SeesAllStreams() {
 		st, err := s.p.Store.StreamByID(rctx(c), t.StreamID)
 		if err != nil {
 			return nil, err
 		}
 		if !p.Owns(st) {
-			return nil, errForbidden("this task belongs to another operator's stream")
+			return nil, httperr.Forbidden("this task belongs to another operator's stream")
 		}
 	}
 	return t, nil

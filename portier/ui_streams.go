@@ -14,6 +14,9 @@ import (
 
 	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/streamurl"
 	"github.com/portier/portier/web/views"
 )
 
@@ -24,18 +27,18 @@ import (
 func (s *Server) uiLoadStream(c *gin.Context) (*models.Stream, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return nil, errNotFound("stream")
+		return nil, httperr.NotFound("stream")
 	}
 	st, err := s.p.Store.StreamByID(rctx(c), id)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, errNotFound("stream")
+		return nil, httperr.NotFound("stream")
 	}
 	if err != nil {
 		return nil, err
 	}
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	if !p.SeesAllStreams() && !p.Owns(st) {
-		return nil, errForbidden("this stream belongs to another operator")
+		return nil, httperr.Forbidden("this stream belongs to another operator")
 	}
 	return st, nil
 }
@@ -43,7 +46,7 @@ func (s *Server) uiLoadStream(c *gin.Context) (*models.Stream, error) {
 // uiCanEdit reports whether the principal may change st: writers (not
 // viewers) on streams they can see; operators see only their own.
 func (s *Server) uiCanEdit(c *gin.Context, st *models.Stream) bool {
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	return p.CanWrite() && (p.SeesAllStreams() || p.Owns(st))
 }
 
@@ -158,7 +161,7 @@ func (s *Server) streamRow(c *gin.Context, st *models.Stream) views.StreamRow {
 }
 
 func (s *Server) streamRows(c *gin.Context, f models.StreamFilter) ([]views.StreamRow, int64, error) {
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	if !p.SeesAllStreams() {
 		f.OwnerID = p.User.ID
 	}
@@ -181,7 +184,7 @@ func (s *Server) uiStreams(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	vm := views.Streams{Rows: rows, CanCreate: s.principal(c).CanWrite(), Form: views.CreateStream{App: models.DefaultApp}}
+	vm := views.Streams{Rows: rows, CanCreate: auth.PrincipalOf(c).CanWrite(), Form: views.CreateStream{App: models.DefaultApp}}
 	s.render(c, http.StatusOK, views.StreamsView(s.page(c, "Streams", "streams"), vm))
 }
 
@@ -195,7 +198,7 @@ func (s *Server) uiStreamsTable(c *gin.Context) {
 }
 
 func (s *Server) uiCreateStream(c *gin.Context) {
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	if !p.CanWrite() {
 		s.uiError(c, http.StatusForbidden, errors.New("viewers have read-only access"))
 		return
@@ -205,7 +208,7 @@ func (s *Server) uiCreateStream(c *gin.Context) {
 	if form.App == "" {
 		form.App = models.DefaultApp
 	}
-	st, err := s.core.CreateStream(rctx(c), s.actor(c), form.App, form.Name)
+	st, err := s.core.CreateStream(rctx(c), auth.Actor(c), form.App, form.Name)
 	switch {
 	case errors.Is(err, models.ErrConflict):
 		form.Errors["name"] = l.T("A stream %s/%s already exists.", form.App, form.Name)
@@ -230,23 +233,24 @@ func (s *Server) uiCreateStream(c *gin.Context) {
 // streamDetail builds the detail view model. The key and the commands that
 // embed it are only filled in for the owner who asked to reveal them.
 func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (views.StreamDetail, error) {
-	p := s.principal(c)
+	p := auth.PrincipalOf(c)
 	owner := p.Owns(st)
 	reveal = reveal && owner
-	v := s.viewStream(c, st, reveal)
+	play := s.urls.Play(c.Request, st.Application.Name, st.Name)
 	d := views.StreamDetail{
-		Row: s.streamRow(c, st), CanEdit: s.uiCanEdit(c, st), IsOwner: owner, KeyHint: v.KeyHint, Revealed: reveal,
-		OBSServer: "rtmp://" + hostPort(s.publicHost(c), s.p.RTMPPort) + "/" + st.Application.Name,
-		PlayRTMP:  v.Play.RTMP,
+		Row: s.streamRow(c, st), CanEdit: s.uiCanEdit(c, st), IsOwner: owner, KeyHint: streamurl.KeyHint(st.PublishKey), Revealed: reveal,
+		OBSServer: s.urls.RTMPBase(c.Request, st.Application.Name),
+		PlayRTMP:  play.RTMP,
 		PlayFLV:   s.uiFLVURL(st),
-		PlayURLs:  []views.PlayURL{{Proto: "RTMP", URL: v.Play.RTMP}},
+		PlayURLs:  []views.PlayURL{{Proto: "RTMP", URL: play.RTMP}},
 		Thumbnail: thumbnailURL(st),
 	}
-	if reveal && v.Ingest != nil {
-		d.Key, d.OBSKey, d.IngestURL, d.FFmpeg = v.Key, v.Ingest.OBSStreamKey, v.Ingest.RTMPURL, v.Ingest.FFmpeg
-		d.OBSServer = v.Ingest.OBSServer
+	if reveal {
+		in := s.urls.Ingest(c.Request, st.Application.Name, st.Name, st.PublishKey)
+		d.Key, d.OBSKey, d.IngestURL, d.FFmpeg = st.PublishKey, in.OBSStreamKey, in.RTMPURL, in.FFmpeg
+		d.OBSServer = in.OBSServer
 		// Who looked at a key, and when, is worth knowing after a leak.
-		if err := s.core.RevealKey(rctx(c), s.actor(c), st); err != nil {
+		if err := s.core.RevealKey(rctx(c), auth.Actor(c), st); err != nil {
 			s.log.Error("audit key reveal", "stream", st.ID, "err", err)
 		}
 	}
@@ -261,10 +265,10 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 	if err != nil {
 		return d, err
 	}
-	if v.Play.RTSP != "" {
-		d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "RTSP", URL: v.Play.RTSP})
+	if play.RTSP != "" {
+		d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "RTSP", URL: play.RTSP})
 	}
-	d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "HTTP-FLV", URL: v.Play.FLV})
+	d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "HTTP-FLV", URL: play.FLV})
 	if u := s.hlsPlayURL(c, st); u != "" {
 		d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "HLS", URL: u})
 	}
@@ -291,13 +295,6 @@ func (s *Server) uiHLSURL(c *gin.Context, st *models.Stream) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-func hostPort(host string, port int) string {
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + strconv.Itoa(port)
 }
 
 // uiFLVURL is the preview's HTTP-FLV URL: same-origin (/APP/NAME.flv, where
@@ -377,7 +374,7 @@ func (s *Server) uiStreamEnabled(c *gin.Context) {
 		return
 	}
 	enabled := c.PostForm("enabled") == "true"
-	_, err := s.core.UpdateStream(rctx(c), s.actor(c), st, models.StreamUpdate{Enabled: &enabled})
+	_, err := s.core.UpdateStream(rctx(c), auth.Actor(c), st, models.StreamUpdate{Enabled: &enabled})
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -404,13 +401,13 @@ func (s *Server) uiRotateKey(c *gin.Context) {
 	if st == nil {
 		return
 	}
-	_, err := s.core.RotateKey(rctx(c), s.actor(c), st)
+	_, err := s.core.RotateKey(rctx(c), auth.Actor(c), st)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
 	target := fmt.Sprintf("/streams/%d?done=key-rotated", st.ID)
-	if s.principal(c).Owns(st) {
+	if auth.PrincipalOf(c).Owns(st) {
 		target += "&reveal=1"
 	}
 	redirect(c, target)
@@ -435,7 +432,7 @@ func (s *Server) uiDeleteStream(c *gin.Context) {
 	if st == nil {
 		return
 	}
-	err := s.core.DeleteStream(rctx(c), s.actor(c), st)
+	err := s.core.DeleteStream(rctx(c), auth.Actor(c), st)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return

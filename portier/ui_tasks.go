@@ -11,7 +11,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web/views"
 )
 
@@ -250,7 +252,7 @@ func (s *Server) uiCreateConfig(c *gin.Context) {
 		return
 	}
 	tc := &models.TaskConfig{Type: typ, Name: f.Name, Enabled: f.Enabled, Spec: spec}
-	if s.configSaveFailed(c, &f, s.core.CreateTaskConfig(rctx(c), s.actor(c), st, tc)) {
+	if s.configSaveFailed(c, &f, s.core.CreateTaskConfig(rctx(c), auth.Actor(c), st, tc)) {
 		return
 	}
 	redirect(c, fmt.Sprintf("/streams/%d?done=config-saved", st.ID))
@@ -280,7 +282,7 @@ func (s *Server) uiLoadConfig(c *gin.Context) (*models.Stream, *models.TaskConfi
 	}
 	cid, err := strconv.ParseInt(c.Param("cid"), 10, 64)
 	if err != nil {
-		s.uiError(c, 0, errNotFound("task config"))
+		s.uiError(c, 0, httperr.NotFound("task config"))
 		return nil, nil
 	}
 	tc, err := s.p.Store.TaskConfigByID(rctx(c), st.ID, cid)
@@ -330,7 +332,7 @@ func (s *Server) uiUpdateConfig(c *gin.Context) {
 		s.renderConfigForm(c, http.StatusBadRequest, f)
 		return
 	}
-	_, err := s.core.UpdateTaskConfig(rctx(c), s.actor(c), st, tc, models.TaskConfigUpdate{Name: &f.Name, Enabled: &f.Enabled, Spec: spec})
+	_, err := s.core.UpdateTaskConfig(rctx(c), auth.Actor(c), st, tc, models.TaskConfigUpdate{Name: &f.Name, Enabled: &f.Enabled, Spec: spec})
 	if s.configSaveFailed(c, &f, err) {
 		return
 	}
@@ -356,7 +358,7 @@ func (s *Server) uiDeleteConfig(c *gin.Context) {
 	if tc == nil {
 		return
 	}
-	if err := s.core.DeleteTaskConfig(rctx(c), s.actor(c), st, tc); err != nil {
+	if err := s.core.DeleteTaskConfig(rctx(c), auth.Actor(c), st, tc); err != nil {
 		s.uiError(c, 0, err)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/auth"
 )
 
 // uiEnv is a control plane over httptest with a browser-like client per user.
@@ -158,7 +159,7 @@ func TestUISignInSessionAndCookies(t *testing.T) {
 	}
 	var sess *http.Cookie
 	for _, ck := range res.Cookies() {
-		if ck.Name == sessionCookie {
+		if ck.Name == auth.SessionCookie {
 			sess = ck
 		}
 	}
@@ -180,7 +181,7 @@ func TestUISignInSessionAndCookies(t *testing.T) {
 		t.Fatalf("API POST with a session but no CSRF header: status %d, want 403", res.StatusCode)
 	}
 	req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/api/v1/streams", strings.NewReader(`{"name":"viaapi"}`))
-	req.Header.Set(csrfHeader, csrf)
+	req.Header.Set(auth.CSRFHeader, csrf)
 	if res, _ := c.do(req); res.StatusCode != http.StatusCreated {
 		t.Fatalf("API POST with a session and CSRF header: status %d, want 201", res.StatusCode)
 	}
@@ -191,7 +192,7 @@ func TestUISignInSessionAndCookies(t *testing.T) {
 	}
 	other := e.client()
 	u, _ := url.Parse(e.srv.URL)
-	other.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: sess.Value}})
+	other.c.Jar.SetCookies(u, []*http.Cookie{{Name: auth.SessionCookie, Value: sess.Value}})
 	other.get("/", http.StatusSeeOther)
 }
 
@@ -730,7 +731,7 @@ func TestUISecureCookieBehindTLS(t *testing.T) {
 	res.Body.Close()
 	var found bool
 	for _, ck := range res.Cookies() {
-		if ck.Name == loginCSRFCookie {
+		if ck.Name == auth.LoginCSRFCookie {
 			found = true
 			if !ck.Secure || !ck.HttpOnly {
 				t.Fatalf("cookie over TLS: %+v", ck)

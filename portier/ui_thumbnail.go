@@ -184,7 +184,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // thumbnailSource is the RTMP URL of stream st at the origin that took its
 // publish most recently among the live ones (errNoThumbnail if none).
 func (s *Server) thumbnailSource(ctx context.Context, st *models.Stream) (string, error) {
-	nodes, err := s.p.Store.DirectoryOrigins(ctx, st.Application.Name, st.Name, s.lv.aliveSince())
+	nodes, err := s.p.Store.DirectoryOrigins(ctx, st.Application.Name, st.Name, s.lv.AliveSince())
 	if err != nil {
 		return "", err
 	}

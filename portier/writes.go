@@ -2,53 +2,49 @@ package portier
 
 import (
 	"context"
-
-	"github.com/gin-gonic/gin"
+	"log/slog"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/live"
+	"github.com/portier/portier/portier/sched"
 )
 
 // The writes a user can make go through core (one function per action:
 // validate, write, audit, after-commit step); the REST and UI handlers only
 // translate input and errors. liveHooks gives core the after-commit steps
 // of the live state.
-type liveHooks struct{ s *Server }
+type liveHooks struct {
+	lv    *live.State
+	sched *sched.Scheduler
+	log   *slog.Logger
+}
 
 var _ core.Live = liveHooks{}
 
 func (h liveHooks) StreamChanged(ctx context.Context, id int64) {
-	if err := h.s.onStreamChanged(ctx, id); err != nil {
-		h.s.log.Error("reconcile tasks after stream change", "stream", id, "err", err)
+	if err := h.lv.StreamChanged(ctx, id); err != nil {
+		h.log.Error("reconcile tasks after stream change", "stream", id, "err", err)
 	}
 }
 
 func (h liveHooks) StreamOffline(ctx context.Context, id int64, why string) {
-	h.s.lv.streamOffline(ctx, id, why)
+	h.lv.StreamOffline(ctx, id, why)
 }
 
 func (h liveHooks) TaskConfigChanged(ctx context.Context, id int64) {
-	if err := h.s.onTaskConfigChanged(ctx, id); err != nil {
-		h.s.log.Error("reconcile task after config change", "config", id, "err", err)
+	if err := h.lv.ConfigChanged(ctx, id); err != nil {
+		h.log.Error("reconcile task after config change", "config", id, "err", err)
 	}
 }
 
 func (h liveHooks) TaskConfigDeleting(ctx context.Context, id int64) error {
-	return h.s.onTaskConfigDeleting(ctx, id)
+	return h.lv.ConfigDeleting(ctx, id)
 }
 
 // Core is the control plane's write paths (for tests and embedding tools).
 func (s *Server) Core() *core.Core { return s.core }
 
-// actor is who makes the request, for the audit events of the write paths.
-func (s *Server) actor(c *gin.Context) core.Actor {
-	a := core.Actor{Addr: s.clientAddr(c)}
-	if p := s.principal(c); p != nil {
-		a.Name, a.ID = p.User.Username, p.User.ID
-	}
-	return a
-}
-
 func (h liveHooks) RestartTask(ctx context.Context, id int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error) {
-	return h.s.restartTask(ctx, id, reason, inTx)
+	return h.sched.RestartTask(ctx, id, reason, inTx)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Paths, relative to the control plane's base URL; NAME is the concierge's
@@ -48,6 +49,10 @@ type Assignment struct {
 	// LeaseMS is how long an assignment lives without a heartbeat: a
 	// concierge cut off from the control plane that long must stop its tasks.
 	LeaseMS int64 `json:"lease_ms"`
+	// ProgressMS is how often the control plane wants the progress of each
+	// running task (StatusReport.Progress), at least ProgressEvery. Zero,
+	// as from control planes that do not read progress, asks for none.
+	ProgressMS int64 `json:"progress_ms,omitempty"`
 }
 
 // Task is one assigned task.
@@ -147,6 +152,41 @@ type StatusReport struct {
 	ExitCode *int   `json:"exit_code,omitempty"`
 	Error    string `json:"error,omitempty"`
 	LogTail  string `json:"log_tail,omitempty"`
+	// Progress is the task's latest progress (running ffmpeg tasks only,
+	// when the assignment asks for it: Assignment.ProgressMS). A report
+	// whose State is the one already reported and that carries a Progress
+	// is a progress sample, not a state change.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// ProgressEvery is how often ffmpeg writes its progress (-stats_period):
+// the shortest period Assignment.ProgressMS can ask for.
+const ProgressEvery = 5 * time.Second
+
+// Progress is what a running ffmpeg reported of its work last (its
+// -progress output), with the task's uptime. A figure ffmpeg could not
+// give (it says N/A) is 0: an HLS or segmented record output has no size,
+// so no bitrate.
+type Progress struct {
+	// Frame counts the video frames written; FPS is their rate.
+	Frame int64   `json:"frame"`
+	FPS   float64 `json:"fps"`
+	// Bitrate is the output's bitrate in bits per second.
+	Bitrate int64 `json:"bitrate"`
+	// TotalSize is the bytes written.
+	TotalSize int64 `json:"total_size"`
+	// OutTimeMS is the media time written, in milliseconds.
+	OutTimeMS int64 `json:"out_time_ms"`
+	// Speed is media time over wall-clock time (1 for a live stream
+	// that keeps up).
+	Speed      float64 `json:"speed"`
+	DropFrames int64   `json:"drop_frames"`
+	DupFrames  int64   `json:"dup_frames"`
+	// UptimeMS is how long the task's process has run.
+	UptimeMS int64 `json:"uptime_ms"`
+	// Stalled: ffmpeg wrote no new progress for two periods (the figures
+	// are its last), its input or output is stuck.
+	Stalled bool `json:"stalled,omitempty"`
 }
 
 // TaskStatusReport is a StatusReport of one task, in a StatusBatch.
@@ -196,4 +236,35 @@ type DrainAnswer struct {
 // HandoffAnswer lists handed-back tasks that do not run elsewhere yet.
 type HandoffAnswer struct {
 	Waiting []int64 `json:"waiting"`
+}
+
+// Heartbeat is the body of a concierge's heartbeat on the node API
+// (/internal/v1/nodes/NAME/heartbeat): the subset of a node's heartbeat a
+// concierge sends.
+type Heartbeat struct {
+	Load HeartbeatLoad `json:"load"`
+	// Host is the concierge host's figures (nil from older concierges).
+	Host *HostStats `json:"host,omitempty"`
+}
+
+// HeartbeatLoad is a concierge's load: the tasks it runs and their cost.
+type HeartbeatLoad struct {
+	Streams  int `json:"streams"`
+	CostUsed int `json:"cost_used"`
+}
+
+// HostStats is what a node reports of itself and its host with every
+// heartbeat. It has the fields of internal/nodewire.HostStats (the same
+// JSON), which both convert from internal/hoststats.Stats.
+type HostStats struct {
+	Version       string `json:"version,omitempty"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	CPUs          int    `json:"cpus"`
+	// CPUPercent is the host's CPU use since the previous heartbeat, 100
+	// when every CPU was busy.
+	CPUPercent       float64 `json:"cpu_percent"`
+	Load1            float64 `json:"load1"`
+	MemoryTotalBytes int64   `json:"memory_total_bytes"`
+	MemoryUsedBytes  int64   `json:"memory_used_bytes"`
+	ProcessRSSBytes  int64   `json:"process_rss_bytes"`
 }

@@ -104,6 +104,25 @@ type Heartbeat struct {
 	// it, and ignores Published. Older control planes read Published.
 	Publishes []PublishedStream `json:"publishes"`
 	Streams   []StreamReport    `json:"streams"`
+	// Host is the node's own figures: version, uptime, CPU and memory
+	// (nil from older nodes).
+	Host *HostStats `json:"host,omitempty"`
+}
+
+// HostStats is what a node reports of itself and its host with every
+// heartbeat (filled by media/controlclient's agent from
+// internal/hoststats; concierge/wire.HostStats is the same JSON).
+type HostStats struct {
+	Version       string `json:"version,omitempty"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	CPUs          int    `json:"cpus"`
+	// CPUPercent is the host's CPU use since the previous heartbeat, 100
+	// when every CPU was busy.
+	CPUPercent       float64 `json:"cpu_percent"`
+	Load1            float64 `json:"load1"`
+	MemoryTotalBytes int64   `json:"memory_total_bytes"`
+	MemoryUsedBytes  int64   `json:"memory_used_bytes"`
+	ProcessRSSBytes  int64   `json:"process_rss_bytes"`
 }
 
 // PublishedStream is one publish an origin holds.

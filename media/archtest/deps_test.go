@@ -159,3 +159,43 @@ func TestControlPlaneImportsGoOneWay(t *testing.T) {
 		[]string{"./concierge/..."},
 		[]string{module + "/portier", module + "/models", module + "/web"})
 }
+
+// The control plane's packages are layered: the scheduler at the bottom
+// (store and wire types only), then live state, then the surfaces; nothing
+// imports the composition root (package portier) but cmd/ and the tests'
+// harness.
+func TestControlPlaneLayers(t *testing.T) {
+	forbid(t, "portier/sched is the bottom of the control plane: it imports the store and wire types, nothing above it",
+		[]string{"./portier/sched"},
+		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
+		module+"/portier/compile")
+	forbid(t, "portier/live keeps live state: it calls the scheduler through its Scheduler interface and knows no HTTP surface",
+		[]string{"./portier/live"},
+		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
+		module+"/portier/compile")
+	forbid(t, "portier/nodeapi (node API, hook dialects) decides through portier/live and reaches the scheduler through an interface; it knows neither the REST API nor the UI",
+		[]string{"./portier/nodeapi"},
+		[]string{module + "/portier", module + "/web"},
+		module+"/portier/live", module+"/portier/compile")
+	forbid(t, "the pieces the REST API and the UI share (auth, httperr, paging, streamurl) know neither surface nor live state",
+		[]string{"./portier/auth", "./portier/httperr", "./portier/paging", "./portier/streamurl"},
+		[]string{module + "/portier", module + "/web", module + "/concierge"},
+		module+"/portier/core", module+"/portier/compile", module+"/portier/httperr")
+	forbid(t, "portier/api (REST) reaches live state through its Live interface and shares only auth, httperr, paging and streamurl with the UI; it never imports the UI, the node API or the scheduler",
+		[]string{"./portier/api"},
+		[]string{module + "/portier", module + "/web", module + "/concierge"},
+		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
+		module+"/portier/paging", module+"/portier/streamurl")
+	// Nothing below the composition root imports it (portiertest, the
+	// test harness, starts a whole control plane: it is above the root).
+	for _, p := range list(t, "./portier/...") {
+		if p.ImportPath == module+"/portier" || p.ImportPath == module+"/portier/portiertest" {
+			continue
+		}
+		for _, d := range p.Deps {
+			if d == module+"/portier" {
+				t.Errorf("%s depends on %s: only cmd/ and the test harness import the composition root", p.ImportPath, d)
+			}
+		}
+	}
+}

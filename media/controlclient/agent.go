@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portier/portier/internal/hoststats"
 	"github.com/portier/portier/internal/nodewire"
 )
 
@@ -33,6 +34,7 @@ type Agent struct {
 	registered atomic.Bool
 	fatal      chan struct{}
 	fatalErr   error // written before fatal is closed
+	host       *hoststats.Sampler
 }
 
 // NewAgent builds an Agent; Run starts it.
@@ -43,7 +45,18 @@ func NewAgent(p AgentParams) *Agent {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name), fatal: make(chan struct{})}
+	return &Agent{p: p, log: p.Logger.With("component", "cluster-agent", "node", p.Node.Name), fatal: make(chan struct{}),
+		host: hoststats.New(p.Node.Version)}
+}
+
+// report is the next heartbeat: Report's, with the host's figures.
+func (a *Agent) report() nodewire.Heartbeat {
+	hb := a.p.Report()
+	if hb.Host == nil {
+		h := nodewire.HostStats(a.host.Sample())
+		hb.Host = &h
+	}
+	return hb
 }
 
 // Registered reports whether the last registration or heartbeat succeeded.
@@ -116,7 +129,7 @@ func (a *Agent) Run(ctx context.Context) {
 		}
 		if err == nil {
 			var rep HeartbeatReply
-			rep, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.p.Report())
+			rep, err = a.p.Client.SendHeartbeat(ctx, a.p.Node.Name, a.report())
 			switch {
 			case errors.Is(err, ErrUnknownNode):
 				a.log.Warn("control plane forgot this node; registering again")

@@ -95,21 +95,95 @@ func (b *S3Backend) Put(ctx context.Context, key string, r io.Reader) (Info, err
 	return Info{Key: key, Size: ui.Size, ModTime: ui.LastModified, ETag: `"` + strings.Trim(ui.ETag, `"`) + `"`}, nil
 }
 
-// Open fetches key; the returned reader seeks with ranged GETs.
+// Open fetches key with one GET, so the bytes and the Info come from one
+// version of the object even while it is being overwritten. The returned
+// reader reads that response on; a seek elsewhere reopens with a ranged
+// GET that must match the ETag (http.ServeContent seeks for Range).
+//
+// minio.Object would HEAD first and GET with If-Match second: a playlist
+// overwritten between the two failed the read (412), about one read in
+// seven under a writer rewriting it as fast as it could.
 func (b *S3Backend) Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, error) {
-	obj, err := b.c.GetObject(ctx, b.bucket, b.prefix+key, minio.GetObjectOptions{})
+	body, oi, _, err := minio.Core{Client: b.c}.GetObject(ctx, b.bucket, b.prefix+key, minio.GetObjectOptions{})
 	if err != nil {
-		return nil, Info{}, err
-	}
-	oi, err := obj.Stat()
-	if err != nil {
-		_ = obj.Close()
 		if isNotFound(err) {
 			return nil, Info{}, ErrNotFound
 		}
-		return nil, Info{}, err
+		return nil, Info{}, fmt.Errorf("s3 get %s: %w", key, err)
 	}
-	return obj, b.info(key, oi), nil
+	in := b.info(key, oi)
+	return &s3Reader{b: b, ctx: ctx, key: key, etag: oi.ETag, size: oi.Size, body: body}, in, nil
+}
+
+// s3Reader reads one version of an object: sequentially from the first
+// GET's body, and from ranged GETs pinned to its ETag after a seek.
+type s3Reader struct {
+	b    *S3Backend
+	ctx  context.Context
+	key  string
+	etag string
+	size int64
+
+	body    io.ReadCloser // nil after a seek away from bodyPos
+	bodyPos int64         // offset body reads next
+	pos     int64         // offset the caller reads next
+}
+
+func (r *s3Reader) Read(p []byte) (int, error) {
+	if r.pos >= r.size {
+		return 0, io.EOF
+	}
+	if r.body == nil || r.bodyPos != r.pos {
+		if r.body != nil {
+			_ = r.body.Close()
+			r.body = nil
+		}
+		opts := minio.GetObjectOptions{}
+		if err := opts.SetMatchETag(r.etag); err != nil {
+			return 0, err
+		}
+		if err := opts.SetRange(r.pos, r.size-1); err != nil {
+			return 0, err
+		}
+		body, _, _, err := minio.Core{Client: r.b.c}.GetObject(r.ctx, r.b.bucket, r.b.prefix+r.key, opts)
+		if err != nil {
+			return 0, fmt.Errorf("s3 get %s at %d: %w", r.key, r.pos, err)
+		}
+		r.body, r.bodyPos = body, r.pos
+	}
+	n, err := r.body.Read(p)
+	r.pos += int64(n)
+	r.bodyPos += int64(n)
+	if err == io.EOF && r.pos < r.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (r *s3Reader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.size
+	default:
+		return r.pos, fmt.Errorf("s3 seek: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return r.pos, fmt.Errorf("s3 seek: negative offset %d", offset)
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+func (r *s3Reader) Close() error {
+	if r.body == nil {
+		return nil
+	}
+	err := r.body.Close()
+	r.body = nil
+	return err
 }
 
 // Stat describes key.

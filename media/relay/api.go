@@ -119,6 +119,9 @@ func (r *Relay) HTTPHandler() http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no stream %q on this relay", path))
 	})
+	api("GET /api/v1/rtsp-pulls", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"node": r.p.Name, "pulls": r.RTSPPulls()})
+	})
 	mux.Handle("GET /{app}/{file}", r.flvHandler())
 	return mux
 }

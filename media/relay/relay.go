@@ -20,6 +20,7 @@ import (
 	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/edge"
 	"github.com/portier/portier/media/httpserve"
+	"github.com/portier/portier/media/rtsppull"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -84,11 +85,14 @@ type Params struct {
 	// relay without a cluster token serves its API to nobody). `portier
 	// run` passes requests through because it serves the API only behind
 	// the control plane's own check (portier.Server.MountRelay).
-	APIAuth  func(http.Handler) http.Handler
-	Capacity int
-	Version  string
-	Labels   map[string]string
-	Logger   *slog.Logger
+	APIAuth func(http.Handler) http.Handler
+	// RTSPPulls (origins only) are RTSP sources the relay pulls into its
+	// hub itself, each under its own path.
+	RTSPPulls []RTSPPull
+	Capacity  int
+	Version   string
+	Labels    map[string]string
+	Logger    *slog.Logger
 }
 
 func (p *Params) validate() error {
@@ -147,6 +151,8 @@ type Relay struct {
 	metrics *metrics
 	rates   rates
 
+	pulls []*rtsppull.Puller // fixed by New
+
 	fwdMu    sync.Mutex // guards forwards; never held across I/O
 	forwards map[string]*forwardSession
 
@@ -201,6 +207,9 @@ func New(p Params) (*Relay, error) {
 	r.hub = stream.NewHub(hp)
 	if r.edge != nil {
 		r.edge.SetHub(r.hub)
+	}
+	if err := r.buildPulls(); err != nil {
+		return nil, err
 	}
 	r.metrics = newMetrics(p.Role, p.Name, r.totals, r.edge, &r.rates, r.servers.rtpFlows)
 	r.metrics.udpDrops = r.servers.udpDrops
@@ -257,6 +266,7 @@ func (r *Relay) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	r.startPulls()
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
@@ -316,6 +326,7 @@ func (r *Relay) Close() error {
 		cancel()
 	}
 	r.servers.close()
+	r.closePulls()
 	r.closeForwards()
 	if r.rtmpLn != nil {
 		r.rtmpLn.Close()

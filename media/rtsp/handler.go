@@ -180,7 +180,7 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 // stream live.
 type announce struct {
 	app, name, query, addr string
-	tracks                 []publishTrack
+	tracks                 []Track
 }
 
 func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {

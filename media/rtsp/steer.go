@@ -97,7 +97,7 @@ func (p *publishSession) steer(transport string) []bool {
 		p.steered = append(p.steered, conn)
 		p.steerMu.Unlock()
 		out[i] = true
-		handle := p.handler(t)
+		handle := p.in.Handler(t)
 		p.s.wg.Add(1)
 		go func() {
 			defer p.s.wg.Done()
@@ -109,7 +109,7 @@ func (p *publishSession) steer(transport string) []bool {
 
 // readSteered reads one track's RTP until its socket is closed: count and
 // stamp each packet on arrival, reorder, depacketise.
-func (p *publishSession) readSteered(conn *net.UDPConn, t publishTrack, fl *flow, handle func(*description.Media, *pionrtp.Packet)) {
+func (p *publishSession) readSteered(conn *net.UDPConn, t Track, fl *flow, handle func(*description.Media, *pionrtp.Packet)) {
 	pt := t.media.Formats[0].PayloadType()
 	reorder := rtp.NewReorderer(rtp.DefaultReorderBuffer)
 	buf := make([]byte, maxRTPDatagram)

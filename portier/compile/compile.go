@@ -239,6 +239,13 @@ func Compile(cfg TaskConfigInput, st StreamState, env Env) (Description, error) 
 }
 
 // commonInput is the argument prefix every task uses to read from url.
+// ffmpeg logs warnings and errors only; the concierge adds -progress
+// pipe:1 -stats_period 5 (concierge/progress.go), so a healthy task's log
+// gets a progress block every 5 s instead of staying empty, and the
+// concierge reads its progress from there. They are left out here because
+// how progress is read depends on how the concierge captures a task's
+// output, and because adding them would change every description's hash
+// (and so restart every running task on upgrade).
 func commonInput(url string) []string {
 	a := []string{"-hide_banner", "-nostdin", "-loglevel", "warning"}
 	if strings.HasPrefix(url, "rtsp://") || strings.HasPrefix(url, "rtsps://") {

@@ -55,16 +55,20 @@ type FanoutRow struct {
 
 // BenchSizes reads PORTIER_BENCH_N (comma-separated player counts, each
 // 1..MaxPlayers); default 10,100.
-func BenchSizes() ([]int, error) {
-	v := os.Getenv("PORTIER_BENCH_N")
+func BenchSizes() ([]int, error) { return benchSizesFrom("PORTIER_BENCH_N", []int{10, 100}) }
+
+// benchSizesFrom reads player counts from the environment variable env
+// (comma-separated, each 1..MaxPlayers); def when it is unset.
+func benchSizesFrom(env string, def []int) ([]int, error) {
+	v := os.Getenv(env)
 	if v == "" {
-		return []int{10, 100}, nil
+		return def, nil
 	}
 	var out []int
 	for _, f := range strings.Split(v, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > MaxPlayers {
-			return nil, fmt.Errorf("PORTIER_BENCH_N=%q: %q is not a player count in 1..%d", v, f, MaxPlayers)
+			return nil, fmt.Errorf("%s=%q: %q is not a player count in 1..%d", env, v, f, MaxPlayers)
 		}
 		out = append(out, n)
 	}

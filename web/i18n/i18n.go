@@ -6,8 +6,11 @@ package i18n
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Lang is a supported UI language.
@@ -102,4 +105,115 @@ func (l Lang) Has(msg string) bool {
 	}
 	_, ok := german[msg]
 	return ok
+}
+
+// Catalogue returns a copy of l's translations keyed by their English
+// source text (empty for English), for tests that look for English left
+// on a translated page.
+func (l Lang) Catalogue() map[string]string {
+	out := map[string]string{}
+	if l != DE {
+		return out
+	}
+	for k, v := range german {
+		out[k] = v
+	}
+	return out
+}
+
+// Reason translates a reason or error text that the control plane, the
+// scheduler or a concierge built from catalogued parts: "a: b" chains
+// ("invalid task config: …"), and messages with arguments ("%s (retry %d in
+// %s)"), whose text arguments are translated in turn. What the catalogue
+// does not know (an ffmpeg log line quoted in a reason) stays as it is.
+func (l Lang) Reason(s string) string {
+	if l != DE || s == "" {
+		return s
+	}
+	return l.reason(s, 0)
+}
+
+func (l Lang) reason(s string, depth int) string {
+	if tr, ok := german[s]; ok {
+		return tr
+	}
+	if depth > 4 {
+		return s
+	}
+	for _, p := range germanPatterns() {
+		m := p.re.FindStringSubmatch(s)
+		if m == nil {
+			continue
+		}
+		args := make([]any, len(m)-1)
+		for i, a := range m[1:] {
+			if p.text[i] {
+				a = l.reason(a, depth+1)
+			}
+			args[i] = a
+		}
+		return fmt.Sprintf(p.de, args...)
+	}
+	if head, tail, ok := strings.Cut(s, ": "); ok {
+		return l.reason(head, depth+1) + ": " + l.reason(tail, depth+1)
+	}
+	return s
+}
+
+// pattern is a catalogued message with arguments, as a regular expression
+// over its English text and a format of its German one.
+type pattern struct {
+	re   *regexp.Regexp
+	de   string // the German text with every verb turned into %s
+	text []bool // whether argument i is text to translate (a %s)
+}
+
+var (
+	patternsOnce sync.Once
+	patterns     []pattern
+	verbRE       = regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z]`)
+)
+
+// germanPatterns turns the catalogue's messages with arguments into
+// patterns, longest English text first so the most specific one wins.
+func germanPatterns() []pattern {
+	patternsOnce.Do(func() {
+		keys := make([]string, 0, len(german))
+		for en := range german {
+			if verbRE.MatchString(en) {
+				keys = append(keys, en)
+			}
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if len(keys[i]) != len(keys[j]) {
+				return len(keys[i]) > len(keys[j])
+			}
+			return keys[i] < keys[j]
+		})
+		for _, en := range keys {
+			var text []bool
+			var b strings.Builder
+			b.WriteString("^")
+			rest := en
+			for {
+				loc := verbRE.FindStringIndex(rest)
+				if loc == nil {
+					b.WriteString(regexp.QuoteMeta(rest))
+					break
+				}
+				b.WriteString(regexp.QuoteMeta(rest[:loc[0]]))
+				switch verb := rest[loc[1]-1]; verb {
+				case 'd':
+					b.WriteString(`(-?\d+)`)
+				default:
+					b.WriteString(`(.+?)`)
+				}
+				text = append(text, rest[loc[1]-1] == 's')
+				rest = rest[loc[1]:]
+			}
+			b.WriteString("$")
+			patterns = append(patterns, pattern{re: regexp.MustCompile(b.String()), de: verbRE.ReplaceAllString(german[en], "%s"), text: text})
+		}
+	})
+	return patterns
 }

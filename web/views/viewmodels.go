@@ -326,3 +326,7 @@ type ErrorPage struct {
 	Message string
 	ID      string // error id, also in the server log
 }
+
+// Reason translates a reason or error text built from catalogued parts
+// (see i18n.Lang.Reason).
+func (p Page) Reason(s string) string { return p.Lang.Reason(s) }
