@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/internal/testutil"
+	"github.com/portier/portier/media/rtmp"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/tests/peers"
@@ -68,6 +70,10 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1, err := store.CreateStream(ctx, "live", "s1", owner.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := store.CreateStream(ctx, "live", "s2", owner.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,21 +226,29 @@ func TestCluster(t *testing.T) {
 	}
 	cancelProbe()
 
-	// Step 4: partition the last edge from the control plane (origins
-	// still reachable): its players go on; the control plane sees it dead
-	// within 3 heartbeats, alive again within 3 after the heal.
+	// Step 4: partition the last edge from the control plane (its origin
+	// link stays): the control plane sees it dead within 3 heartbeats;
+	// its players keep playing and a new player is let in (plays fail
+	// open); after the heal it is alive again.
 	cut := c.edges[len(c.edges)-1]
 	counts = c.playerCounts(players)
 	for _, l := range cut.control {
 		l.Cut()
 	}
 	dead := c.waitAlive(ctx, store, cut.name, false)
+	late, err := rtmpplayer.Start(t, ctx, "rtmp://"+cut.ip+":1935/live", "s1")
+	if err == nil {
+		err = late.WaitMessages(ctx, 50)
+	}
+	if err != nil {
+		t.Errorf("step 4: a new player on the partitioned %s: %v", cut.name, err)
+	}
 	c.checkPlayers("step 4 (partitioned)", players, counts, 100)
 	for _, l := range cut.control {
 		l.Heal()
 	}
 	back := c.waitAlive(ctx, store, cut.name, true)
-	t.Logf("step 4, partition of %s: dead for the control plane after %v, alive %v after the heal; its players kept playing",
+	t.Logf("step 4, partition of %s from the control plane: dead for it after %v, alive %v after the heal; its players kept playing, a new one was let in",
 		cut.name, dead.Round(time.Millisecond), back.Round(time.Millisecond))
 
 	// Step 5: 100 ms delay and 2 % loss on the surviving origin's link
@@ -266,6 +280,27 @@ func TestCluster(t *testing.T) {
 	}
 	c.checkPlayers("step 6", players, nil, 0)
 
+	// Step 7: partition an origin from the control plane (edges still
+	// reach it): it authorises nothing new (a publish is refused with the
+	// reason) and keeps its publish; the stream stays live through the
+	// other origin; after the heal the API lists both origins again.
+	for _, l := range victim.control {
+		l.Cut()
+	}
+	c.waitAlive(ctx, store, victim.name, false)
+	if reason := refusedPublish(ctx, victim, "s2?key="+s2.PublishKey); reason != "control plane unreachable" {
+		t.Errorf("step 7: publish at the partitioned %s: refusal %q, want \"control plane unreachable\"", victim.name, reason)
+	}
+	if st, ok := streamOn(victim, "live/s1"); !ok || !st.Live {
+		t.Errorf("step 7: the partitioned %s dropped its publish", victim.name)
+	}
+	for _, l := range victim.control {
+		l.Heal()
+	}
+	c.waitAlive(ctx, store, victim.name, true)
+	c.checkAPI(ctx, token, s1.ID, "live/s1", "step 7")
+	t.Logf("step 7, partition of %s from the control plane: a publish was refused (control plane unreachable), its publish went on", victim.name)
+
 	if n := runners.result(); n > 1 {
 		t.Errorf("the restream task ran %d times at once, want never more than 1 (fencing)", n)
 	}
@@ -275,6 +310,28 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	t.Logf("cluster test done in %v", time.Since(t0).Round(time.Second))
+}
+
+// refusedPublish publishes name at n's RTMP server and returns the
+// refusal's description ("" if the publish was accepted).
+func refusedPublish(ctx context.Context, n *node, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cc, err := rtmp.Dial(ctx, "rtmp://"+n.ip+":1935/live", rtmp.ClientConfig{})
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer cc.Close()
+	err = cc.Publish(ctx, name)
+	var se *rtmp.StatusError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &se):
+		return se.Description
+	default:
+		return err.Error()
+	}
 }
 
 func hostOf(t *testing.T, dsn string) string {
