@@ -236,20 +236,20 @@ func viaHost(dsn, addr string) string {
 	return u.String()
 }
 
-// taskProcs lists live processes running task id under one of the given
-// supervisor markers (PORTIER_TASK_ID and PORTIER_SUPERVISOR in their
-// environment; the same test as tests/e2e's, on processes that may live in
-// any namespace: /proc shows them all).
-func taskProcs(id int64, markers []string) int {
+// taskProcs counts live task processes under one of the given supervisor
+// markers (PORTIER_TASK_ID and PORTIER_SUPERVISOR in their environment; the
+// same test as tests/e2e's, on processes in any namespace: /proc shows them
+// all). The test's only task config is one restream, so every one of them
+// is a runner of that restream, whatever its task row.
+func taskProcs(markers []string) int {
 	ents, _ := os.ReadDir("/proc")
-	needle := []byte("PORTIER_TASK_ID=" + strconv.FormatInt(id, 10) + "\x00")
 	n := 0
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, needle) || !slices.ContainsFunc(markers, func(m string) bool {
+		if err != nil || !bytes.Contains(env, []byte("\x00PORTIER_TASK_ID=")) || !slices.ContainsFunc(markers, func(m string) bool {
 			return bytes.Contains(env, []byte(supervisor.MarkerEnv+"="+m+"\x00"))
 		}) {
 			continue
@@ -272,13 +272,13 @@ type runnerWatch struct {
 	done chan struct{}
 }
 
-func watchRunners(id int64, markers []string) *runnerWatch {
+func watchRunners(markers []string) *runnerWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &runnerWatch{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
-			n := taskProcs(id, markers)
+			n := taskProcs(markers)
 			w.mu.Lock()
 			w.max = max(w.max, n)
 			w.mu.Unlock()
