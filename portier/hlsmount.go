@@ -76,6 +76,23 @@ func (s *Server) hlsPlayURL(c *gin.Context, st *models.Stream) string {
 	return u
 }
 
+// hlsViewers is the HLS viewers per stream (none without a rewriter).
+func (s *Server) hlsViewers() []hlsrewrite.StreamViewers {
+	if m := s.hls.Load(); m != nil {
+		return m.rw.Viewers()
+	}
+	return nil
+}
+
+// hlsViewersByPath is hlsViewers keyed "app/name" (the dashboard's history).
+func (s *Server) hlsViewersByPath() map[string]int {
+	out := map[string]int{}
+	for _, v := range s.hlsViewers() {
+		out[v.App+"/"+v.Name] += v.Viewers
+	}
+	return out
+}
+
 // HLSDirectory is the rewriter's view of the control plane: live CDN
 // edges from the node registry and streams by app and name.
 func (s *Server) HLSDirectory() hlsrewrite.Directory { return hlsDirectory{s.p.Store} }

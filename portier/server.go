@@ -1,90 +1,50 @@
-// Package portier is the control plane: REST API, web UI, publish
-// authorisation hooks, stream directory, node registry, task compiler and
-// scheduler. Every other role calls it over HTTP.
+// Package portier is the control plane's composition root: New builds the
+// scheduler (portier/sched), live state (portier/live), the write paths
+// (portier/core) and the HTTP surfaces (portier/api, portier/ui,
+// portier/nodeapi) from one Params and serves them behind one Handler;
+// StartBackground and Close run and stop the background work. Every
+// other role calls the control plane over HTTP.
 package portier
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/api"
 	"github.com/portier/portier/portier/auth"
-	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/history"
+	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/live"
 	"github.com/portier/portier/portier/nodeapi"
 	"github.com/portier/portier/portier/sched"
 	"github.com/portier/portier/portier/streamurl"
+	"github.com/portier/portier/portier/ui"
 )
-
-// Params configures a control-plane Server.
-type Params struct {
-	Store *models.Store
-	// ClusterToken authenticates nodes (relays, concierges) and media-server
-	// hooks. No caller is trusted for its address alone, loopback included
-	// (behind a reverse proxy on the same host, everyone is loopback): only
-	// the networks of Hooks.Allow are.
-	ClusterToken string
-	Logger       *slog.Logger
-	// Hooks configures the media-server hook endpoints (portier/nodeapi).
-	Hooks HookParams
-	// Live configures live state, the node registry and task compilation (portier/live).
-	Live LiveParams
-
-	// PublicHost is the host name encoders and players use in ingest and play
-	// URLs. Empty: the host of the API request.
-	PublicHost string
-	// RTMPPort is the public RTMP port of the relays (default 1935).
-	RTMPPort int
-	// RTSPPort is the public RTSP port of the relays, for play URLs (0:
-	// the relays serve no RTSP and streams show no RTSP URL).
-	RTSPPort int
-	// PlayHTTPBase is the base URL of HTTP-FLV playback, e.g.
-	// "http://example.com:8081". Empty: the address the API was reached at
-	// (right for `portier run`, which serves HTTP-FLV there).
-	PlayHTTPBase string
-
-	// Security holds the account and input hardening settings (trusted
-	// proxies, login throttling, task URL networks); see security.go.
-	Security SecurityParams
-}
-
-// LiveParams configures live state, the node registry and task compilation.
-type LiveParams struct {
-	// HeartbeatInterval is what nodes are told to heartbeat at (default 1s).
-	// A node that misses 3 intervals is dead: the streams it held are cleared.
-	HeartbeatInterval time.Duration
-	// Compile is the environment task descriptions are resolved against
-	// (relay URL, record directory, HLS origin and its per-task tokens).
-	// An empty RelayRTMPURL defaults to rtmp://127.0.0.1:1935.
-	Compile compile.Env
-	// Now is the clock (tests inject one); default time.Now.
-	Now func() time.Time
-}
 
 // Server is the control plane's HTTP server.
 type Server struct {
-	p        Params
-	log      *slog.Logger
-	engine   *gin.Engine
-	lv       *live.State // live state, node registry, task compilation (portier/live)
-	liveLog  *slog.Logger
-	core     *core.Core // the write paths (portier/core)
-	metrics  *Metrics
-	urls     *streamurl.Builder  // public ingest and play URLs (portier/streamurl)
-	auth     *auth.Authenticator // API tokens and UI sessions (portier/auth)
-	sched    *sched.Scheduler    // task placement and leases (portier/sched)
-	thumbs   *thumbnailer        // stream thumbnails for the UI (ui_thumbnail.go)
-	relay    relayMount          // embedded relay's HTTP handler (relaymount.go)
-	hls      hlsMount            // HLS playlist rewriter (hlsmount.go)
-	throttle *loginThrottle
+	p       Params
+	log     *slog.Logger
+	engine  *gin.Engine
+	lv      *live.State // live state, node registry, task compilation (portier/live)
+	liveLog *slog.Logger
+	core    *core.Core // the write paths (portier/core)
+	metrics *Metrics
+	urls    *streamurl.Builder  // public ingest and play URLs (portier/streamurl)
+	auth    *auth.Authenticator // API tokens and UI sessions (portier/auth)
+	sched   *sched.Scheduler    // task placement and leases (portier/sched)
+	ui      *ui.Server          // the web UI (portier/ui); Close stops its thumbnail grabs
+	history *history.Recorder   // the dashboard's last hour (portier/history)
+	relay   relayMount          // embedded relay's HTTP handler (relaymount.go)
+	hls     hlsMount            // HLS playlist rewriter (hlsmount.go)
 
 	// Background work (StartBackground, Close): bgMu guards bgCancel and
 	// closed; bg counts the goroutines Close waits for.
@@ -108,7 +68,6 @@ func New(p Params) (*Server, error) {
 	p.Store.SetTaskURLPolicy(p.Security.TaskURLs)
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{p: p, log: p.Logger.With("component", "control")}
-	s.throttle = newLoginThrottle(p.Security.Now)
 	s.urls = streamurl.New(streamurl.Params{PublicHost: p.PublicHost, RTMPPort: p.RTMPPort, RTSPPort: p.RTSPPort, PlayHTTPBase: p.PlayHTTPBase})
 	s.auth = auth.New(auth.Params{Store: p.Store, Logger: s.log})
 	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
@@ -118,7 +77,6 @@ func New(p Params) (*Server, error) {
 	s.lv = live.New(live.Params{Store: p.Store, Sched: s.sched, Heartbeat: p.Live.HeartbeatInterval, Compile: env,
 		ClusterToken: p.ClusterToken, OriginTTL: p.Hooks.OriginTTL, Now: p.Live.Now, Logger: s.liveLog})
 	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{lv: s.lv, sched: s.sched, log: s.log}, Logger: s.log, Now: s.lv.Now})
-	s.thumbs = newThumbnailer("")
 	s.metrics = newMetrics(s)
 	s.metrics.Registry.MustRegister(s.sched.Collectors()...)
 	s.engine = gin.New()
@@ -136,7 +94,12 @@ func New(p Params) (*Server, error) {
 		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
 	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
 		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
-	s.registerUI(s.engine)
+	s.history = history.New(history.Params{Interval: p.HistoryInterval, Logger: s.log,
+		Source: history.StoreSource(p.Store, s.lv.AliveSince, s.hlsViewersByPath)})
+	s.ui = ui.New(ui.Params{History: s.history, Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,
+		PlayHTTPBase: p.PlayHTTPBase, HLSOriginURL: p.Live.Compile.HLSOriginURL, HLSPlayURL: s.hlsPlayURL, HLSViewers: s.hlsViewers,
+		Now: p.Security.Now, Logger: s.log})
+	s.ui.Register(s.engine)
 	s.registerRelayMount(s.engine)
 	s.registerHLSMount(s.engine)
 	return s, nil
@@ -147,3 +110,38 @@ func (s *Server) Handler() http.Handler { return s.engine }
 
 // Store is the database the Server uses.
 func (s *Server) Store() *models.Store { return s.p.Store }
+
+// Core is the control plane's write paths (for tests and embedding tools).
+func (s *Server) Core() *core.Core { return s.core }
+
+// SetSessionAuthenticator replaces how the API authenticates UI session
+// cookies (Bearer tokens are always tried first); tests use it.
+func (s *Server) SetSessionAuthenticator(f auth.SessionFunc) { s.auth.SetSessionFunc(f) }
+
+// fail answers err with the one error body (httperr.Fail) and aborts.
+func (s *Server) fail(c *gin.Context, err error) { httperr.Fail(c, s.log, err) }
+
+// Client addresses. The address a request comes from is recorded in audit
+// events and sessions and keys login throttling, so it must not be
+// forgeable: X-Forwarded-For and X-Real-IP are believed only when the TCP
+// peer is one of Params.Security.TrustedProxies (none by default; gin
+// itself would trust every peer). clientAddr is the one function that
+// answers "who is this"; nothing else reads those headers.
+
+// configureProxies tells gin which peers' forwarding headers to believe.
+func (s *Server) configureProxies() error {
+	list := make([]string, len(s.p.Security.TrustedProxies))
+	for i, p := range s.p.Security.TrustedProxies {
+		list[i] = p.String()
+	}
+	s.engine.TrustedPlatform = ""
+	s.engine.ForwardedByClientIP = len(list) > 0
+	s.engine.RemoteIPHeaders = []string{"X-Forwarded-For", "X-Real-IP"}
+	if len(list) == 0 {
+		list = nil // trust no peer
+	}
+	if err := s.engine.SetTrustedProxies(list); err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
+	}
+	return nil
+}

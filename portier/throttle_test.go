@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -177,27 +176,6 @@ func TestLoginThrottlingDistributed(t *testing.T) {
 	}
 }
 
-// TestLoginThrottleBounded: the tables never grow past maxThrottleKeys, and
-// the most attacked account survives eviction.
-func TestLoginThrottleBounded(t *testing.T) {
-	t.Parallel()
-	clk := &fakeClock{t: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)}
-	th := newLoginThrottle(clk.now)
-	for range 8 {
-		th.Fail("victim", "192.0.2.1")
-	}
-	for i := range maxThrottleKeys + 500 {
-		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		th.Fail(fmt.Sprintf("spray%d", i), a.String())
-	}
-	if na, nd := th.size(); na > maxThrottleKeys || nd > maxThrottleKeys {
-		t.Fatalf("tables grew to %d accounts, %d addresses", na, nd)
-	}
-	if th.Wait("victim", "198.51.100.1") == 0 {
-		t.Fatal("the attacked account was evicted")
-	}
-}
-
 // TestAccountPasswordThrottled: the account page's current-password check
 // is a password check too: after 5 wrong ones from a new address, the next
 // attempt waits (429) even with the right password.
@@ -208,9 +186,7 @@ func TestAccountPasswordThrottled(t *testing.T) {
 	c := e.login("op1")
 	// Signing in made 127.0.0.1 a known address of op1: forget it, as if
 	// the session had been stolen and used elsewhere.
-	e.ctl.throttle.mu.Lock()
-	delete(e.ctl.throttle.accts, "op1")
-	e.ctl.throttle.mu.Unlock()
+	e.ctl.ui.ForgetKnownAddrs("op1")
 	change := func(cur string) int {
 		res, _ := c.submit("/account/password", url.Values{"current": {cur}, "new": {"another-password"}, "confirm": {"another-password"}})
 		return res.StatusCode

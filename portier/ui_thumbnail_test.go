@@ -136,7 +136,7 @@ func TestUIThumbnailCoalescedAndCached(t *testing.T) {
 	if code, ct, img := raw(op1, path); code != 200 || ct != "image/jpeg" || string(img) != string(imgs[0]) {
 		t.Fatalf("cached thumbnail: %d %s", code, ct)
 	}
-	if n := e.ctl.thumbs.grabs.Load(); n != 1 {
+	if n := e.ctl.ui.ThumbnailGrabs(); n != 1 {
 		t.Fatalf("%d ffmpeg grabs, want 1", n)
 	}
 	// The detail page and the htmx partial point at the image.

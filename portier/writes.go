@@ -22,6 +22,11 @@ type liveHooks struct {
 
 var _ core.Live = liveHooks{}
 
+// RestartTask restarts a task through the scheduler.
+func (h liveHooks) RestartTask(ctx context.Context, id int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error) {
+	return h.sched.RestartTask(ctx, id, reason, inTx)
+}
+
 func (h liveHooks) StreamChanged(ctx context.Context, id int64) {
 	if err := h.lv.StreamChanged(ctx, id); err != nil {
 		h.log.Error("reconcile tasks after stream change", "stream", id, "err", err)
@@ -40,11 +45,4 @@ func (h liveHooks) TaskConfigChanged(ctx context.Context, id int64) {
 
 func (h liveHooks) TaskConfigDeleting(ctx context.Context, id int64) error {
 	return h.lv.ConfigDeleting(ctx, id)
-}
-
-// Core is the control plane's write paths (for tests and embedding tools).
-func (s *Server) Core() *core.Core { return s.core }
-
-func (h liveHooks) RestartTask(ctx context.Context, id int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error) {
-	return h.sched.RestartTask(ctx, id, reason, inTx)
 }

@@ -186,6 +186,11 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{module + "/portier", module + "/web", module + "/concierge"},
 		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
 		module+"/portier/paging", module+"/portier/streamurl")
+	forbid(t, "portier/ui (web UI) reaches live state through its Live interface (and live's CDN load arithmetic) and shares only auth, httperr, paging and streamurl with the REST API; it never imports the REST API, the node API or the scheduler",
+		[]string{"./portier/ui"},
+		[]string{module + "/portier", module + "/concierge"},
+		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
+		module+"/portier/paging", module+"/portier/streamurl", module+"/portier/hlsrewrite", module+"/portier/live")
 	// Nothing below the composition root imports it (portiertest, the
 	// test harness, starts a whole control plane: it is above the root).
 	for _, p := range list(t, "./portier/...") {

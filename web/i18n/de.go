@@ -78,6 +78,7 @@ var german = map[string]string{
 	"Edges this egress calls for: %d.": "Edges, die dieser Ausgang braucht: %d.", "Edge": "Edge", "Egress": "Ausgang",
 	"Capacity used": "Genutzte Kapazität", "Hit ratio": "Trefferquote", "Requests in flight": "Laufende Anfragen", "Cache": "Cache",
 	"HLS viewers per stream": "HLS-Zuschauer je Stream",
+	"Cluster now":            "Cluster jetzt", "Live streams": "Live-Streams", "none": "keine",
 
 	// Administration
 	"Role": "Rolle", "Status": "Status", "Created": "Angelegt", "Role of %s": "Rolle von %s", "Set role": "Rolle setzen",
@@ -93,6 +94,9 @@ var german = map[string]string{
 	"Use at most 100 characters.":                       "Verwenden Sie höchstens 100 Zeichen.",
 	"Actor":                                             "Akteur", "Action": "Aktion", "Object": "Objekt", "%d events": "%d Ereignisse", "Time": "Zeit", "Result": "Ergebnis",
 	"Details": "Details", "Pages": "Seiten", "Newer": "Neuere", "Older": "Ältere",
+	"From (UTC)": "Von (UTC)", "Until (UTC)": "Bis (UTC)", "Show play authorisations": "Wiedergabe-Freigaben zeigen",
+	"Export CSV": "Als CSV exportieren", "%d play authorisations hidden.": "%d Wiedergabe-Freigaben ausgeblendet.",
+	"Show them": "Zeigen", "Use a date and time like %s.": "Verwenden Sie Datum und Uhrzeit wie %s.",
 
 	// Confirmations after a change
 	"The stream was created.": "Der Stream wurde angelegt.", "The stream was updated.": "Der Stream wurde geändert.",

@@ -58,6 +58,30 @@ type StreamRow struct {
 	Viewers   string
 	Origins   []string
 	Publishes int64
+	// BitrateGraph and ViewersGraph are the last hour (dashboard only;
+	// nil elsewhere).
+	BitrateGraph, ViewersGraph *Spark
+}
+
+// Spark is one small graph: its values oldest first, the latest as text,
+// and what it shows.
+type Spark struct {
+	Label  string
+	Latest string
+	Values []float64
+}
+
+// DashboardTotals are the cluster's figures at the top of the dashboard.
+type DashboardTotals struct {
+	Live                    int
+	Ingest, Egress, Viewers Spark
+	Tasks                   []StateCount // tasks by state, in lifecycle order
+}
+
+// StateCount is how many tasks are in a state.
+type StateCount struct {
+	State string
+	Count int64
 }
 
 // Streams is the stream list page.
@@ -230,6 +254,7 @@ type CDNEdgeRow struct {
 
 // Dashboard is the start page.
 type Dashboard struct {
+	Totals     DashboardTotals
 	Live       []StreamRow
 	Attention  []TaskRow
 	Silent     []NodeRow
@@ -301,11 +326,17 @@ type AuditRow struct {
 
 // Audit is the audit log page.
 type Audit struct {
-	Rows       []AuditRow
-	Actor      string
-	Action     string
-	Object     string
-	Total      int64
+	Rows         []AuditRow
+	Actor        string
+	Action       string
+	Object       string
+	Since, Until string // datetime-local values, UTC
+	// Plays shows play authorisations; HiddenPlays is how many the
+	// filters match while they are hidden.
+	Plays       bool
+	HiddenPlays int64
+	Errors      FieldErrors
+	Total       int64
 	Offset     int
 	PrevOffset int // -1: no previous page
 	NextOffset int // -1: no next page

@@ -1,4 +1,4 @@
-package portier
+package ui
 
 import (
 	"context"
@@ -21,11 +21,13 @@ import (
 	"github.com/portier/portier/web/views"
 )
 
-// registerUI registers the operator web UI: server-rendered templ pages
+// Register adds the operator web UI to r: server-rendered templ pages
 // (handlers → store, through view models), htmx partials for live parts,
-// static assets embedded from web/static. Authorisation is the API's
-// (Principal, loadStream rules); sessions and CSRF tokens are portier/auth's (the middleware is in ui_session.go).
-func (s *Server) registerUI(r *gin.Engine) {
+// static assets embedded from web/static, and the answer to unknown paths
+// (NoRoute). Authorisation is the API's (auth.Principal, the loadStream
+// rules); sessions and CSRF tokens are portier/auth's (the middleware is in
+// session.go).
+func (s *Server) Register(r *gin.Engine) {
 	if missing := web.VendorMissing(); len(missing) > 0 {
 		s.log.Warn("web UI: front-end libraries were not built into this binary; live updates and the preview player will not work (build with make)", "missing", missing)
 	}
@@ -82,6 +84,7 @@ func (s *Server) registerUI(r *gin.Engine) {
 	ad.POST("/users/:id/role", s.uiSetRole)
 	ad.POST("/users/:id/disabled", s.uiSetDisabled)
 	ad.GET("/audit", s.uiAudit)
+	ad.GET("/audit.csv", s.uiAuditCSV)
 
 	r.NoRoute(s.uiSecurityHeaders, s.uiSession, s.uiNotFound)
 }
@@ -104,7 +107,7 @@ func (s *Server) uiNotFound(c *gin.Context) {
 // HTTP-FLV or HLS is served elsewhere, those origins; no framing, no plugins.
 func (s *Server) contentSecurityPolicy() string {
 	connect := "'self'"
-	for _, base := range []string{s.p.PlayHTTPBase, s.p.Live.Compile.HLSOriginURL} {
+	for _, base := range []string{s.p.PlayHTTPBase, s.p.HLSOriginURL} {
 		if u, err := url.Parse(base); err == nil && u.Scheme != "" && u.Host != "" {
 			connect += " " + u.Scheme + "://" + u.Host
 		}

@@ -1,10 +1,12 @@
-package portier
+package ui
 
 import (
+	"encoding/csv"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/paging"
+	"github.com/portier/portier/web/i18n"
 	"github.com/portier/portier/web/views"
 )
 
@@ -181,6 +184,42 @@ func (s *Server) uiRevokeToken(c *gin.Context) {
 
 const auditPageSize = 50
 
+// playAuthorize is the audit action of a play authorisation: one per
+// player start, so they outnumber everything else; the page hides them
+// unless asked (plays=1, or an action filter naming them).
+const playAuthorize = "play.authorize"
+
+// auditTimeLayout is the datetime-local form of the time range, in UTC.
+const auditTimeLayout = "2006-01-02T15:04"
+
+// auditFilter reads the audit page's filters (shared by the page and its
+// CSV export); bad times are field errors.
+func auditFilter(c *gin.Context, l i18n.Lang) (views.Audit, models.AuditFilter) {
+	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
+		Object: strings.TrimSpace(c.Query("object")), Since: strings.TrimSpace(c.Query("since")),
+		Until: strings.TrimSpace(c.Query("until")), Plays: c.Query("plays") == "1", PrevOffset: -1, NextOffset: -1,
+		Errors: views.FieldErrors{}}
+	f := models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object}
+	for _, tf := range []struct {
+		field, v string
+		t        *time.Time
+	}{{"since", vm.Since, &f.Since}, {"until", vm.Until, &f.Until}} {
+		if tf.v == "" {
+			continue
+		}
+		t, err := time.ParseInLocation(auditTimeLayout, tf.v, time.UTC)
+		if err != nil {
+			vm.Errors[tf.field] = l.T("Use a date and time like %s.", "2026-12-03T14:00")
+			continue
+		}
+		*tf.t = t
+	}
+	if !vm.Plays && vm.Action != playAuthorize {
+		f.ExceptActions = []string{playAuthorize}
+	}
+	return vm, f
+}
+
 func (s *Server) uiAudit(c *gin.Context) {
 	offset := 0
 	if v, ok := c.GetQuery("offset"); ok {
@@ -191,15 +230,28 @@ func (s *Server) uiAudit(c *gin.Context) {
 		}
 		offset = n
 	}
-	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
-		Object: strings.TrimSpace(c.Query("object")), Offset: offset, PrevOffset: -1, NextOffset: -1}
-	list, total, err := s.p.Store.ListAudit(rctx(c), models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object,
-		Limit: auditPageSize, Offset: offset})
+	vm, f := auditFilter(c, s.lang(c))
+	vm.Offset = offset
+	status := http.StatusOK
+	if len(vm.Errors) > 0 {
+		status = http.StatusBadRequest
+		s.render(c, status, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+		return
+	}
+	f.Limit, f.Offset = auditPageSize, offset
+	list, total, err := s.p.Store.ListAudit(rctx(c), f)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
 	vm.Total = total
+	if f.ExceptActions != nil {
+		plays := f
+		plays.ExceptActions, plays.Action, plays.Limit, plays.Offset = nil, playAuthorize, 1, 0
+		if _, n, err := s.p.Store.ListAudit(rctx(c), plays); err == nil {
+			vm.HiddenPlays = n
+		}
+	}
 	if offset > 0 {
 		vm.PrevOffset = max(0, offset-auditPageSize)
 	}
@@ -214,5 +266,49 @@ func (s *Server) uiAudit(c *gin.Context) {
 		vm.Rows = append(vm.Rows, views.AuditRow{Time: formatTime(&e.Time), Actor: e.Actor, Action: e.Action, Object: e.Object,
 			Result: e.Result, Reason: e.Reason, Node: e.Node, Addr: e.Addr, Details: details})
 	}
-	s.render(c, http.StatusOK, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+	s.render(c, status, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+}
+
+// auditCSVMax bounds one export; a longer range is exported in parts (the
+// time filter).
+const auditCSVMax = 100_000
+
+// uiAuditCSV exports the filtered audit events (newest first) as CSV.
+func (s *Server) uiAuditCSV(c *gin.Context) {
+	vm, f := auditFilter(c, s.lang(c))
+	if len(vm.Errors) > 0 {
+		s.uiError(c, http.StatusBadRequest, errors.New("the time range is not a date and time like 2026-12-03T14:00"))
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="audit-`+time.Now().UTC().Format("20060102-1504")+`.csv"`)
+	w := csv.NewWriter(c.Writer)
+	_ = w.Write([]string{"time", "actor", "action", "object", "result", "reason", "node", "address", "details"})
+	const page = 1000
+	for f.Offset = 0; f.Offset < auditCSVMax; f.Offset += page {
+		f.Limit = page
+		list, _, err := s.p.Store.ListAudit(rctx(c), f)
+		if err != nil {
+			// The header is out: end the file where the error is, and log it.
+			s.log.Error("audit export", "err", err)
+			break
+		}
+		for _, e := range list {
+			_ = w.Write([]string{e.Time.UTC().Format(time.RFC3339), csvCell(e.Actor), csvCell(e.Action), csvCell(e.Object),
+				csvCell(e.Result), csvCell(e.Reason), csvCell(e.Node), csvCell(e.Addr), csvCell(string(e.Details))})
+		}
+		if len(list) < page {
+			break
+		}
+	}
+	w.Flush()
+}
+
+// csvCell keeps a spreadsheet from running a cell as a formula (a user
+// name or a reason an attacker chose, "=HYPERLINK(…)").
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

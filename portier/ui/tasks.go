@@ -1,4 +1,4 @@
-package portier
+package ui
 
 import (
 	"encoding/json"
