@@ -149,6 +149,12 @@ func TestCluster(t *testing.T) {
 	if code, err := post("http://"+a.ip+":8080/api/v1/streams", token, map[string]string{"app": "live", "name": "ack-1"}); code != 201 {
 		t.Fatalf("create stream through %s: %d %v", a.name, code, err)
 	}
+	for _, ps := range players {
+		for _, p := range ps {
+			p.ResetGap()
+		}
+	}
+	counts := c.playerCounts(players)
 	kill := time.Now()
 	a.proc.Kill()
 	var worst time.Duration
@@ -163,7 +169,9 @@ func TestCluster(t *testing.T) {
 	if _, err := store.StreamByName(ctx, "live", "ack-1"); err != nil {
 		t.Errorf("step 1: the stream created through %s before its kill is lost: %v", a.name, err)
 	}
-	c.checkPlayers("step 1", players, nil, 0)
+	if gap := c.checkPlayers("step 1", players, counts, 50); gap >= time.Second {
+		t.Errorf("step 1: media gap %v while a control-plane replica died, want < 1 s", gap)
+	}
 	c.checkAPI(ctx, token, s1.ID, "live/s1", "step 1")
 
 	// Step 2: kill -9 of the origin edge-1 pulls from. No player drops;
@@ -185,7 +193,7 @@ func TestCluster(t *testing.T) {
 			p.ResetGap()
 		}
 	}
-	counts := c.playerCounts(players)
+	counts = c.playerCounts(players)
 	victim.proc.Kill()
 	pubs[victim.name].Stop()
 	for _, e := range c.edges {
