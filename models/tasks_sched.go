@@ -559,7 +559,7 @@ func colsKey(cols map[string]any) string {
 // more on it) and hands back every task on it that should run: pending
 // again, to be placed elsewhere (with epoch+1, as every assignment). The old runner keeps running
 // until the new one runs (make before break, bounded by the concierge).
-func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) ([]int64, error) {
+func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time, ev *AuditEvent) ([]int64, error) {
 	now = now.UTC()
 	var ids []int64
 	err := s.writeTx(ctx, func(tx *Store) error {
@@ -592,6 +592,10 @@ func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) 
 			if u.RowsAffected == 1 {
 				ids = append(ids, t.ID)
 			}
+		}
+		if ev != nil {
+			ev.Details = MustJSON(map[string]any{"tasks": ids})
+			return tx.Audit(ctx, ev)
 		}
 		return nil
 	})

@@ -134,7 +134,7 @@ func TestSchedStore(t *testing.T) {
 			if len(mine) != 3 || mine[0].ID != a || mine[0].Epoch != 2 {
 				t.Fatalf("c2 holds %+v; want 3 tasks, task %d reassigned at epoch 2", mine, a)
 			}
-			ids, err := s.DrainConcierge(ctx, "c2", muchLater)
+			ids, err := s.DrainConcierge(ctx, "c2", muchLater, nil)
 			if err != nil || len(ids) != 3 {
 				t.Fatalf("drain: %v %v", ids, err)
 			}
@@ -142,7 +142,7 @@ func TestSchedStore(t *testing.T) {
 			if err != nil || len(placed) != 0 {
 				t.Fatalf("placed on a draining node: %+v %v", placed, err)
 			}
-			if _, err := s.DrainConcierge(ctx, "nobody", muchLater); !errors.Is(err, models.ErrNotFound) {
+			if _, err := s.DrainConcierge(ctx, "nobody", muchLater, nil); !errors.Is(err, models.ErrNotFound) {
 				t.Fatalf("drain unknown: %v", err)
 			}
 			st1, _ := s.TasksChangeStamp(ctx)

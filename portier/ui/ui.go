@@ -85,6 +85,7 @@ func (s *Server) Register(r *gin.Engine) {
 	ad.POST("/users/:id/disabled", s.uiSetDisabled)
 	ad.GET("/audit", s.uiAudit)
 	ad.GET("/audit.csv", s.uiAuditCSV)
+	ad.POST("/nodes/:name/:action", s.uiNodeAction)
 
 	r.NoRoute(s.uiSecurityHeaders, s.uiSession, s.uiNotFound)
 }
@@ -208,6 +209,9 @@ var flashes = map[string]string{
 	"user-created":     "The user was created.",
 	"user-updated":     "The user was updated.",
 	"token-revoked":    "The token was revoked.",
+	"node-drained":     "The concierge drains: its tasks move to other concierges.",
+	"node-resumed":     "The concierge takes tasks again.",
+	"node-removed":     "The node was removed.",
 }
 
 // render writes a templ component as an HTML response. Pages carry keys and

@@ -78,7 +78,12 @@ var german = map[string]string{
 	"Edges this egress calls for: %d.": "Edges, die dieser Ausgang braucht: %d.", "Edge": "Edge", "Egress": "Ausgang",
 	"Capacity used": "Genutzte Kapazität", "Hit ratio": "Trefferquote", "Requests in flight": "Laufende Anfragen", "Cache": "Cache",
 	"HLS viewers per stream": "HLS-Zuschauer je Stream",
-	"Cluster now":            "Cluster jetzt", "Live streams": "Live-Streams", "none": "keine",
+	"Host":                   "Host", "CPU": "CPU", "Memory": "Speicher", "Drain": "Leeren", "Resume": "Fortsetzen", "Remove": "Entfernen",
+	"The concierge drains: its tasks move to other concierges.": "Der Concierge leert sich: Seine Aufgaben wandern zu anderen Concierges.",
+	"The concierge takes tasks again.":                          "Der Concierge übernimmt wieder Aufgaben.", "The node was removed.": "Der Knoten wurde entfernt.",
+	"node %s still reports in: stop it first, or it registers again": "Knoten %s meldet sich noch: Stoppen Sie ihn zuerst, sonst meldet er sich wieder an",
+	"still in use": "noch in Gebrauch",
+	"Cluster now":  "Cluster jetzt", "Live streams": "Live-Streams", "none": "keine",
 
 	// Administration
 	"Role": "Rolle", "Status": "Status", "Created": "Angelegt", "Role of %s": "Rolle von %s", "Set role": "Rolle setzen",

@@ -204,6 +204,12 @@ type NodeRow struct {
 	LoadPercent   int
 	Held          []string // streams this origin holds; an edge's streams with their players
 	Version       string
+	// CPU, Memory and Uptime are what the node reports of its host ("" from
+	// older nodes).
+	CPU, Memory, Uptime string
+	// CanDrain, CanResume and CanRemove offer the admin's actions: drain or
+	// resume a concierge, forget a node that no longer reports in.
+	CanDrain, CanResume, CanRemove bool
 }
 
 // NodeGroup is the nodes of one role.
