@@ -61,6 +61,7 @@ func (s *Server) Register(g *gin.RouterGroup) {
 	g.POST("/users", s.auth.RequireAdmin, s.apiCreateUser)
 	g.GET("/users/:id", s.auth.RequireAdmin, s.apiGetUser)
 	g.PATCH("/users/:id", s.auth.RequireAdmin, s.apiPatchUser)
+	g.DELETE("/users/:id", s.auth.RequireAdmin, s.apiDeleteUser)
 
 	g.GET("/tokens", s.apiListTokens)
 	g.POST("/tokens", s.apiCreateToken)

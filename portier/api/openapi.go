@@ -153,6 +153,7 @@ var openAPIOps = []op{
 	{"POST", "/users", "Create a user (admin)", "accounts", "UserCreate", 201, "User", nil},
 	{"GET", "/users/{id}", "Show a user (admin)", "accounts", "", 200, "User", nil},
 	{"PATCH", "/users/{id}", "Change role, password, language or disable (admin)", "accounts", "UserPatch", 200, "User", nil},
+	{"DELETE", "/users/{id}", "Delete a user with their tokens and sessions; 409 while they own streams (admin)", "accounts", "", 204, "", nil},
 	{"GET", "/tokens", "List the caller's API tokens (no secrets)", "accounts", "", 200, "list:Token", nil},
 	{"POST", "/tokens", "Create an API token; the secret is shown only here", "accounts", "TokenCreate", 201, "Token", nil},
 	{"DELETE", "/tokens/{id}", "Revoke one of the caller's API tokens", "accounts", "", 204, "", nil},

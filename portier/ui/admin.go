@@ -79,6 +79,11 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 // core.ChangeUser (admins cannot demote or disable themselves, as in the
 // API; disabling ends the user's sessions at once).
 func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
+	s.uiUpdateUserThen(c, up, "user-updated")
+}
+
+// uiUpdateUserThen is uiUpdateUser with the confirmation done names.
+func (s *Server) uiUpdateUserThen(c *gin.Context, up models.UserUpdate, done string) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		s.uiError(c, 0, httperr.NotFound("user"))
@@ -93,7 +98,37 @@ func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
 		s.uiError(c, 0, err)
 		return
 	}
-	redirect(c, "/admin/users?done=user-updated")
+	redirect(c, "/admin/users?done="+done)
+}
+
+// uiResetPassword sets another user's password (an admin helping someone
+// locked out); their sessions end.
+func (s *Server) uiResetPassword(c *gin.Context) {
+	pw := c.PostForm("password")
+	if err := models.CheckPassword(pw); err != nil {
+		s.uiError(c, http.StatusBadRequest, errors.New(s.lang(c).T("Use 8 to 72 characters.")))
+		return
+	}
+	s.uiUpdateUserThen(c, models.UserUpdate{Password: &pw}, "password-reset")
+}
+
+// uiDeleteUser removes a user (refused while they own streams).
+func (s *Server) uiDeleteUser(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		s.uiError(c, 0, httperr.NotFound("user"))
+		return
+	}
+	if err := s.core.DeleteUser(rctx(c), auth.Actor(c), id); err != nil {
+		var se *models.SpecError
+		if errors.As(err, &se) {
+			s.uiError(c, http.StatusBadRequest, errors.New(se.Message))
+			return
+		}
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/admin/users?done=user-deleted")
 }
 
 func (s *Server) uiSetRole(c *gin.Context) {
@@ -134,7 +169,18 @@ func (s *Server) uiTokens(c *gin.Context) {
 func (s *Server) uiCreateToken(c *gin.Context) {
 	l := s.lang(c)
 	p := auth.PrincipalOf(c)
-	form := views.NewToken{Name: strings.TrimSpace(c.PostForm("name")), Scopes: c.PostFormArray("scopes"), Errors: views.FieldErrors{}}
+	form := views.NewToken{Name: strings.TrimSpace(c.PostForm("name")), Scopes: c.PostFormArray("scopes"),
+		ExpiresDays: c.PostForm("expires_days"), Errors: views.FieldErrors{}}
+	var expires *time.Time
+	if form.ExpiresDays != "" {
+		days, err := strconv.Atoi(form.ExpiresDays)
+		if err != nil || days < 1 || days > 3650 {
+			form.Errors["expires_days"] = l.T("Choose when the token expires.")
+		} else {
+			t := time.Now().UTC().AddDate(0, 0, days)
+			expires = &t
+		}
+	}
 	scopes, err := models.NormalizeScopes(form.Scopes)
 	if err != nil {
 		form.Errors["scopes"] = err.Error()
@@ -149,7 +195,7 @@ func (s *Server) uiCreateToken(c *gin.Context) {
 	}
 	var tok string
 	if len(form.Errors) == 0 {
-		if tok, _, err = s.core.IssueToken(rctx(c), auth.Actor(c), p.User, form.Name, scopes, nil); err != nil {
+		if tok, _, err = s.core.IssueToken(rctx(c), auth.Actor(c), p.User, form.Name, scopes, expires); err != nil {
 			s.uiError(c, 0, err)
 			return
 		}

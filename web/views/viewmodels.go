@@ -312,9 +312,10 @@ type Tokens struct {
 
 // NewToken is the create-token form.
 type NewToken struct {
-	Name   string
-	Scopes []string
-	Errors FieldErrors
+	Name        string
+	Scopes      []string
+	ExpiresDays string // "" never, else days from now
+	Errors      FieldErrors
 }
 
 // AuditRow is one audit event.
