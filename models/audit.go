@@ -3,8 +3,22 @@ package models
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 )
+
+// Audit objects are named "kind/id", one scheme everywhere (migration 00008
+// renamed the older "stream:1" and "node:a" ones).
+
+// StreamObject is the audit object of a stream.
+func StreamObject(id int64) string { return "stream/" + strconv.FormatInt(id, 10) }
+
+// NodeObject is the audit object of a cluster node.
+func NodeObject(name string) string { return "node/" + name }
+
+// PathObject is the audit object of a requested app/name that matched no
+// stream (a refused publish or play of a path nobody configured).
+func PathObject(app, name string) string { return "path/" + app + "/" + name }
 
 // Audit results.
 const (
@@ -53,8 +67,12 @@ type AuditFilter struct {
 	Actor  string
 	Object string
 	Since  time.Time
-	Limit  int
-	Offset int
+	Until  time.Time // events before it (zero: no end)
+	// ExceptActions leaves these actions out (the UI hides play
+	// authorisations, which outnumber everything else, unless asked).
+	ExceptActions []string
+	Limit         int
+	Offset        int
 }
 
 // ListAudit lists audit events, newest first, with the total matching count.
@@ -71,6 +89,12 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, int
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("time >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		q = q.Where("time < ?", f.Until.UTC())
+	}
+	if len(f.ExceptActions) > 0 {
+		q = q.Where("action NOT IN ?", f.ExceptActions)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {

@@ -51,7 +51,7 @@ func TestAddOriginGroupCommit(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						ev := &models.AuditEvent{Action: "publish.authorize", Object: fmt.Sprintf("stream:%d", id)}
+						ev := &models.AuditEvent{Action: "publish.authorize", Object: models.StreamObject(id)}
 						went, err := s.AddOrigin(ctx, id, fmt.Sprintf("n%d", j), time.Now(), true, ev)
 						mu.Lock()
 						defer mu.Unlock()
@@ -97,7 +97,7 @@ func TestAddOriginGroupCommit(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						ev := &models.AuditEvent{Action: "publish.authorize", Object: fmt.Sprintf("stream:%d", id)}
+						ev := &models.AuditEvent{Action: "publish.authorize", Object: models.StreamObject(id)}
 						if went, err := s.AddOrigin(ctx, id, "n0", time.Now(), true, ev); err != nil || went {
 							t.Errorf("stream %d again: went live %v, %v", id, went, err)
 						}

@@ -134,6 +134,15 @@ func TestTaskConfigsTasksAudit(t *testing.T) {
 			if _, total, _ := s.ListAudit(ctx, models.AuditFilter{Since: time.Now().UTC().Add(time.Hour)}); total != 0 {
 				t.Fatalf("future since: %d", total)
 			}
+			if _, total, _ := s.ListAudit(ctx, models.AuditFilter{Actor: "op", Until: before}); total != 0 {
+				t.Fatalf("until before the events: %d", total)
+			}
+			if _, total, _ := s.ListAudit(ctx, models.AuditFilter{Actor: "op", Since: before, Until: time.Now().UTC().Add(time.Second)}); total != 3 {
+				t.Fatalf("since..until around the events: %d, want 3", total)
+			}
+			if _, total, _ := s.ListAudit(ctx, models.AuditFilter{Actor: "op", ExceptActions: []string{"stream.create"}}); total != 1 {
+				t.Fatalf("all but stream.create: %d, want 1", total)
+			}
 		})
 	}
 }

@@ -89,7 +89,7 @@ func TestAPIAndUIRecordTheSameAuditEvents(t *testing.T) {
 			uid = st.ID
 		}
 	}
-	same("stream.create", last("stream.create", core.StreamObject(aid)), last("stream.create", core.StreamObject(uid)), "name")
+	same("stream.create", last("stream.create", models.StreamObject(aid)), last("stream.create", models.StreamObject(uid)), "name")
 
 	// A record config each, then the same update.
 	api("POST", "/streams/"+strconv.FormatInt(aid, 10)+"/task-configs", `{"type":"record","name":"rec","segment_seconds":60,"format":"mp4"}`, http.StatusCreated)
@@ -110,16 +110,16 @@ func TestAPIAndUIRecordTheSameAuditEvents(t *testing.T) {
 	// Disable each stream.
 	api("PATCH", "/streams/"+strconv.FormatInt(aid, 10), `{"enabled":false}`, http.StatusOK)
 	submit("/streams/"+uiID(uid)+"/enabled", url.Values{"enabled": {"false"}})
-	same("stream.update", last("stream.update", core.StreamObject(aid)), last("stream.update", core.StreamObject(uid)))
+	same("stream.update", last("stream.update", models.StreamObject(aid)), last("stream.update", models.StreamObject(uid)))
 
 	// Rotate, delete the config, delete the stream.
 	api("POST", "/streams/"+strconv.FormatInt(aid, 10)+"/rotate-key", ``, http.StatusOK)
 	submit("/streams/"+uiID(uid)+"/rotate-key", nil)
-	same("stream.rotate_key", last("stream.rotate_key", core.StreamObject(aid)), last("stream.rotate_key", core.StreamObject(uid)))
+	same("stream.rotate_key", last("stream.rotate_key", models.StreamObject(aid)), last("stream.rotate_key", models.StreamObject(uid)))
 	api("DELETE", "/streams/"+strconv.FormatInt(aid, 10)+"/task-configs/"+strconv.FormatInt(acfg[0].ID, 10), ``, http.StatusNoContent)
 	submit("/streams/"+uiID(uid)+"/configs/"+uiID(ucfg[0].ID)+"/delete", nil)
 	same("task_config.delete", last("task_config.delete", aobj), last("task_config.delete", uobj))
 	api("DELETE", "/streams/"+strconv.FormatInt(aid, 10), ``, http.StatusNoContent)
 	submit("/streams/"+uiID(uid)+"/delete", nil)
-	same("stream.delete", last("stream.delete", core.StreamObject(aid)), last("stream.delete", core.StreamObject(uid)), "name")
+	same("stream.delete", last("stream.delete", models.StreamObject(aid)), last("stream.delete", models.StreamObject(uid)), "name")
 }

@@ -28,10 +28,6 @@ type relayConfig struct {
 	RTSPUDPReadBuffer int
 	HTTPAddr          string
 	Origins           string // HOST:PORT,... (see staticOrigins)
-	// RTSPPull: APP/NAME=rtsp://...,... (see rtspPulls); RTSPPullTransport
-	// applies to all of them.
-	RTSPPull          string
-	RTSPPullTransport string
 	Name              string
 	AdvertiseAddr     string
 	AdvertiseHTTP     string
@@ -40,6 +36,7 @@ type relayConfig struct {
 	Capacity          int
 	LogLevel          string
 	HTTP              httpTimeoutConfig
+	rtspPullConfig
 }
 
 func (c *relayConfig) flags(fs *flag.FlagSet) {
@@ -51,9 +48,6 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RTSPUDPAddr, "rtsp-udp-addr", "", "UDP address for RTSP's RTP (RTCP on the next port); empty: RTSP over TCP only")
 	fs.IntVar(&c.RTSPUDPReadBuffer, "rtsp-udp-read-buffer", rtsp.DefaultUDPReadBuffer, rtspUDPReadBufferHelp)
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8081", "HTTP listen address (HTTP-FLV, /api/v1/streams, /metrics, /healthz, /readyz)")
-	fs.StringVar(&c.RTSPPull, "rtsp-pull", "", "origins: RTSP sources the relay pulls itself, APP/NAME=rtsp://[user:pass@]host[:port]/path,... "+
-		"(percent-encode a comma in a URL as %2C); each plays at APP/NAME and is retried with backoff")
-	fs.StringVar(&c.RTSPPullTransport, "rtsp-pull-transport", "", "transport of --rtsp-pull sources: udp, tcp, or empty for UDP then TCP")
 	fs.StringVar(&c.Origins, "origins", "", "static origin list HOST:PORT,... used by edges when the control plane is unreachable")
 	fs.StringVar(&c.Name, "name", "", "node name, unique among live nodes (default: HOST-ROLE, plus -PORT when the --rtmp-addr port is not 1935, e.g. studio-1-edge)")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "RTMP host:port other nodes use to reach this relay (default: the listen address, with 127.0.0.1 for an unspecified host)")
@@ -62,6 +56,7 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Second, "edges: how long an upstream session stays open after its last player left")
 	fs.IntVar(&c.Capacity, "capacity", 0, "capacity reported at registration (0: unspecified)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	c.rtspPullConfig.flags(fs, "origins: ")
 	c.HTTP.flags(fs)
 }
 
@@ -104,7 +99,10 @@ func (c *relayConfig) validate() error {
 	if c.HTTPAddr != "" {
 		p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8081"))
 	}
-	p.add(c.checkRTSPPulls())
+	p.add(c.rtspPullConfig.validate())
+	if c.RTSPPull != "" && c.Role == relay.RoleEdge {
+		p.add(invalid("rtsp-pull", "--rtsp-pull is for origins: an edge serves what origins hold"))
+	}
 	if c.AdvertiseAddr != "" {
 		p.add(checkDialAddr("advertise-addr", c.AdvertiseAddr, "origin-1.example:1935"))
 	}
@@ -143,45 +141,6 @@ func checkRTSPUDPAddr(addr string) error {
 	return nil
 }
 
-// rtspPulls is --rtsp-pull as a list: APP/NAME=URL entries separated by
-// commas, empty entries skipped. The first error names the bad entry
-// without its URL (which may hold a password).
-func (c *relayConfig) rtspPulls() ([]relay.RTSPPull, error) {
-	var out []relay.RTSPPull
-	for i, e := range strings.Split(c.RTSPPull, ",") {
-		if e = strings.TrimSpace(e); e == "" {
-			continue
-		}
-		path, u, ok := strings.Cut(e, "=")
-		app, name, okPath := strings.Cut(path, "/")
-		if !ok || !okPath || app == "" || name == "" || strings.Contains(name, "/") {
-			return nil, invalid("rtsp-pull", "--rtsp-pull entry %d: want APP/NAME=rtsp://host/path, e.g. live/cam1=rtsp://10.0.0.7:554/stream1", i+1)
-		}
-		if err := checkURL("rtsp-pull", u, "rtsp://10.0.0.7:554/stream1", "rtsp", "rtsps"); err != nil {
-			return nil, invalid("rtsp-pull", "--rtsp-pull entry %d (%s): want an rtsp:// URL with a host, e.g. live/cam1=rtsp://10.0.0.7:554/stream1", i+1, path)
-		}
-		out = append(out, relay.RTSPPull{Path: path, URL: u, Transport: c.RTSPPullTransport})
-	}
-	return out, nil
-}
-
-// checkRTSPPulls checks --rtsp-pull and --rtsp-pull-transport.
-func (c *relayConfig) checkRTSPPulls() error {
-	switch c.RTSPPullTransport {
-	case "", "udp", "tcp":
-	default:
-		return badValue("rtsp-pull-transport", c.RTSPPullTransport, "want udp, tcp, or empty for UDP then TCP")
-	}
-	pulls, err := c.rtspPulls()
-	if err != nil {
-		return err
-	}
-	if len(pulls) > 0 && c.Role == relay.RoleEdge {
-		return invalid("rtsp-pull", "--rtsp-pull is for origins: an edge serves what origins hold")
-	}
-	return nil
-}
-
 // staticOrigins is --origins as a list, without empty entries.
 func (c *relayConfig) staticOrigins() []string {
 	var out []string
@@ -203,7 +162,7 @@ func runRelay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pulls, err := cfg.rtspPulls()
+	pulls, err := cfg.pulls()
 	if err != nil {
 		return err
 	}

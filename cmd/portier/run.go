@@ -52,6 +52,7 @@ type runConfig struct {
 	// NoCDNEdge leaves out the embedded CDN edge (viewers' segments then
 	// go to `portier cdn-edge` processes only).
 	NoCDNEdge bool
+	rtspPullConfig
 	securityConfig
 	hlsRewriteConfig
 }
@@ -71,6 +72,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret for relays, concierges and media-server hooks that join this all-in-one from outside (default: a new random one at each start, known only to the embedded roles)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.NoCDNEdge, "no-cdn-edge", false, "do not start the embedded CDN edge (viewers' segment requests then go to `portier cdn-edge` processes that join with --cluster-token)")
+	c.rtspPullConfig.flags(fs, "")
 	c.securityConfig.flags(fs)
 	c.hlsRewriteConfig.flags(fs)
 	c.HTTP.flags(fs)
@@ -90,6 +92,7 @@ func (c *runConfig) validate() error {
 		p.add(checkRTSPUDPAddr(c.RTSPUDPAddr))
 	}
 	p.add(checkRTSPUDPReadBuffer(c.RTSPUDPReadBuffer))
+	p.add(c.rtspPullConfig.validate())
 	p.add(checkRequired("name", c.Name, "the base name of this host's nodes, e.g. studio-1"))
 	if c.Name != "" {
 		p.add(checkNodeName(c.Name, "studio-1"))
@@ -232,10 +235,14 @@ func runAll(ctx context.Context, args []string) error {
 		return err
 	}
 
+	pulls, err := cfg.pulls()
+	if err != nil {
+		return err
+	}
 	rel, err := relay.New(relay.Params{
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		RTSPUDPAddr: cfg.RTSPUDPAddr, RTSPUDPReadBuffer: cfg.RTSPUDPReadBuffer,
-		ControlURL: control, ClusterToken: token, Logger: logger,
+		ControlURL: control, ClusterToken: token, Logger: logger, RTSPPulls: pulls,
 		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		// The relay API is served only through the control plane, which
 		// checks for an admin or the cluster token (MountRelay).

@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -120,6 +121,28 @@ func (r *Relay) HTTPHandler() http.Handler {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no stream %q on this relay", path))
 	})
 	api("GET /api/v1/rtsp-pulls", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"node": r.p.Name, "pulls": r.RTSPPulls()})
+	})
+	// The whole set of pulls, replaced per path (see SetRTSPPulls): what
+	// the control plane will send an origin.
+	api("PUT /api/v1/rtsp-pulls", func(w http.ResponseWriter, req *http.Request) {
+		var body struct {
+			Pulls []RTSPPull `json:"pulls"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid", "body: want {\"pulls\": [{\"path\", \"key\", \"url\", \"transport\"}]}: "+err.Error())
+			return
+		}
+		if err := r.SetRTSPPulls(body.Pulls); err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, ErrPullsNotOrigin) {
+				status = http.StatusConflict
+			}
+			writeError(w, status, "invalid", err.Error())
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"node": r.p.Name, "pulls": r.RTSPPulls()})
 	})
 	mux.Handle("GET /{app}/{file}", r.flvHandler())

@@ -20,7 +20,6 @@ import (
 	"github.com/portier/portier/media/controlclient"
 	"github.com/portier/portier/media/edge"
 	"github.com/portier/portier/media/httpserve"
-	"github.com/portier/portier/media/rtsppull"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -151,7 +150,7 @@ type Relay struct {
 	metrics *metrics
 	rates   rates
 
-	pulls []*rtsppull.Puller // fixed by New
+	pulls pullSet // RTSP sources pulled by this origin
 
 	fwdMu    sync.Mutex // guards forwards; never held across I/O
 	forwards map[string]*forwardSession
@@ -208,7 +207,7 @@ func New(p Params) (*Relay, error) {
 	if r.edge != nil {
 		r.edge.SetHub(r.hub)
 	}
-	if err := r.buildPulls(); err != nil {
+	if err := r.SetRTSPPulls(p.RTSPPulls); err != nil {
 		return nil, err
 	}
 	r.metrics = newMetrics(p.Role, p.Name, r.totals, r.edge, &r.rates, r.servers.rtpFlows)

@@ -1,8 +1,12 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
+	"sync"
 
 	"github.com/portier/portier/media/rtsppull"
 )
@@ -10,57 +14,179 @@ import (
 // RTSPPull is one RTSP source an origin pulls into its hub itself (see
 // media/rtsppull): no ffmpeg, one depacketisation, reconnect with backoff.
 type RTSPPull struct {
-	// Path is the hub path ("app/name") players play.
-	Path string
+	// Path is the hub path ("app/name") players play: a stream of the
+	// control plane.
+	Path string `json:"path"`
+	// Key is the stream's publish key: each session is authorised by the
+	// control plane like an encoder's publish (audited, revocable, live
+	// at once). Never logged or shown.
+	Key string `json:"key"`
 	// URL is rtsp://[user:pass@]host[:port]/path of the source.
-	URL string
+	URL string `json:"url"`
 	// Transport is "udp", "tcp" or "" (UDP, then TCP).
-	Transport string
+	Transport string `json:"transport,omitempty"`
 }
 
-// buildPulls validates Params.RTSPPulls and builds their pullers (not
-// started). Only origins pull: a pulled stream is a publish, and edges
-// serve what origins hold.
-func (r *Relay) buildPulls() error {
-	if len(r.p.RTSPPulls) == 0 {
-		return nil
+// pullSet is the relay's RTSP pulls by path.
+//
+// Concurrency rule: setMu serialises changes (SetRTSPPulls, start, close)
+// and may be held while pullers stop; mu guards the map and started and is
+// never held across a puller's Start or Close.
+type pullSet struct {
+	setMu   sync.Mutex
+	mu      sync.Mutex
+	byPath  map[string]*pullEntry
+	order   []string // paths in configuration order
+	started bool
+	closed  bool
+}
+
+type pullEntry struct {
+	cfg RTSPPull
+	pl  *rtsppull.Puller
+}
+
+// ErrPullsNotOrigin: only origins pull (a pulled stream is a publish, and
+// edges serve what origins hold).
+var ErrPullsNotOrigin = errors.New("relay: RTSP pulls are for origins (an edge serves what origins hold): configure them on an origin")
+
+// SetRTSPPulls makes the relay pull exactly pulls, per path: a pull whose
+// configuration is unchanged keeps running untouched; a changed one is
+// stopped, then rebuilt (one publisher per path: players wait through the
+// hub's publisher grace); a removed one stops. Pulls of other paths are
+// never cut. The whole set is checked first: on an error nothing changes.
+// Before Start the pulls are only recorded; Start starts them.
+func (r *Relay) SetRTSPPulls(pulls []RTSPPull) error {
+	if len(pulls) > 0 && r.p.Role != RoleOrigin {
+		return ErrPullsNotOrigin
 	}
-	if r.p.Role != RoleOrigin {
-		return errors.New("relay: --rtsp-pull is for origins (an edge serves what origins hold): configure it on an origin")
-	}
-	seen := map[string]bool{}
-	for _, sp := range r.p.RTSPPulls {
-		if seen[sp.Path] {
-			return fmt.Errorf("relay: --rtsp-pull: path %q is pulled twice", sp.Path)
+	built := map[string]*pullEntry{}
+	order := make([]string, 0, len(pulls))
+	for _, sp := range pulls {
+		if _, dup := built[sp.Path]; dup {
+			return fmt.Errorf("relay: RTSP pull: path %q is pulled twice", sp.Path)
 		}
-		seen[sp.Path] = true
-		pl, err := rtsppull.New(rtsppull.Params{Hub: r.hub, Path: sp.Path, URL: sp.URL, Transport: sp.Transport, Logger: r.p.Logger})
+		if sp.Key == "" {
+			return fmt.Errorf("relay: RTSP pull %s: the stream's key is required (APP/NAME?key=KEY=rtsp://...): the control plane authorises the publish", sp.Path)
+		}
+		app, name, _ := strings.Cut(sp.Path, "/")
+		pl, err := rtsppull.New(rtsppull.Params{Hub: r.hub, Path: sp.Path, URL: sp.URL, Transport: sp.Transport, Logger: r.p.Logger,
+			Authorizer: &pullAuth{r: r, app: app, name: name, key: sp.Key}})
 		if err != nil {
-			return fmt.Errorf("relay: --rtsp-pull: %w", err)
+			return fmt.Errorf("relay: RTSP pull: %w", err)
 		}
-		r.pulls = append(r.pulls, pl)
+		built[sp.Path] = &pullEntry{cfg: sp, pl: pl}
+		order = append(order, sp.Path)
+	}
+
+	ps := &r.pulls
+	ps.setMu.Lock()
+	defer ps.setMu.Unlock()
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		return errors.New("relay: closed")
+	}
+	old, started := ps.byPath, ps.started
+	next := make(map[string]*pullEntry, len(built))
+	var stop []*rtsppull.Puller
+	var start []*rtsppull.Puller
+	for path, e := range built {
+		if o := old[path]; o != nil && o.cfg == e.cfg {
+			next[path] = o // unchanged: keep it running (the new one was never started)
+			continue
+		}
+		next[path] = e
+		start = append(start, e.pl)
+	}
+	for path, o := range old {
+		if n := next[path]; n != o {
+			stop = append(stop, o.pl)
+		}
+	}
+	ps.byPath, ps.order = next, order
+	ps.mu.Unlock()
+
+	for _, pl := range stop {
+		_ = pl.Close()
+	}
+	if started {
+		for _, pl := range start {
+			pl.Start()
+		}
 	}
 	return nil
 }
 
 func (r *Relay) startPulls() {
-	for _, pl := range r.pulls {
-		pl.Start()
+	ps := &r.pulls
+	ps.setMu.Lock()
+	defer ps.setMu.Unlock()
+	ps.mu.Lock()
+	ps.started = true
+	list := ps.listLocked()
+	ps.mu.Unlock()
+	for _, e := range list {
+		e.pl.Start()
 	}
 }
 
 func (r *Relay) closePulls() {
-	for _, pl := range r.pulls {
-		_ = pl.Close()
+	ps := &r.pulls
+	ps.setMu.Lock()
+	defer ps.setMu.Unlock()
+	ps.mu.Lock()
+	ps.closed = true
+	list := ps.listLocked()
+	ps.byPath, ps.order = nil, nil
+	ps.mu.Unlock()
+	for _, e := range list {
+		_ = e.pl.Close()
 	}
 }
 
-// RTSPPulls is the state of the relay's RTSP pull sources (URLs without
-// credentials), in configuration order.
-func (r *Relay) RTSPPulls() []rtsppull.Status {
-	out := make([]rtsppull.Status, 0, len(r.pulls))
-	for _, pl := range r.pulls {
-		out = append(out, pl.Status())
+func (ps *pullSet) listLocked() []*pullEntry {
+	out := make([]*pullEntry, 0, len(ps.order))
+	for _, p := range ps.order {
+		out = append(out, ps.byPath[p])
 	}
 	return out
+}
+
+// RTSPPulls is the state of the relay's RTSP pulls in configuration order
+// (URLs without credentials, no keys).
+func (r *Relay) RTSPPulls() []rtsppull.Status {
+	r.pulls.mu.Lock()
+	list := r.pulls.listLocked()
+	r.pulls.mu.Unlock()
+	out := make([]rtsppull.Status, 0, len(list))
+	for _, e := range list {
+		out = append(out, e.pl.Status())
+	}
+	return out
+}
+
+// pullAuth asks the control plane for each session of one pull, with the
+// stream's key, as the RTMP and RTSP servers do for encoders.
+type pullAuth struct {
+	r              *Relay
+	app, name, key string
+}
+
+var _ rtsppull.Authorizer = (*pullAuth)(nil)
+
+func (a *pullAuth) AuthorizePull(ctx context.Context, path, source string) (rtsppull.Grant, error) {
+	v := a.r.authorizePublish(ctx, a.app, a.name, "key="+url.QueryEscape(a.key), source, rtsppull.Protocol)
+	switch {
+	case !v.Allow:
+		return rtsppull.Grant{}, errors.New(v.Reason)
+	case v.App != "" && v.App != a.app, v.Name != "" && v.Name != a.name:
+		// The pull publishes under its configured path only.
+		return rtsppull.Grant{}, fmt.Errorf("the key belongs to stream %s/%s, not %s", v.App, v.Name, path)
+	}
+	return rtsppull.Grant{Tag: v.Tag, Takeover: v.Takeover}, nil
+}
+
+func (a *pullAuth) PullDone(_ string, g rtsppull.Grant) {
+	a.r.publishDone(a.app, a.name, g.Tag)
 }

@@ -49,9 +49,27 @@ type Params struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ReadTimeout: silence after which the source is considered lost.
 	ReadTimeout time.Duration
-	// Tag is the hub publisher's Tag (see stream.PublisherInfo).
-	Tag    string
-	Logger *slog.Logger
+	// Authorizer, if set, decides on the publish of every session before
+	// it starts (an origin asks its control plane, as for any encoder);
+	// nil publishes under Path without asking.
+	Authorizer Authorizer
+	Logger     *slog.Logger
+}
+
+// Authorizer decides whether a pull may publish into the hub. The relay
+// implements it with the control plane's publish decision.
+type Authorizer interface {
+	// AuthorizePull is asked before each session's publish; an error
+	// refuses it (the puller backs off and asks again).
+	AuthorizePull(ctx context.Context, path, sourceAddr string) (Grant, error)
+	// PullDone is told when a granted publish ended.
+	PullDone(path string, g Grant)
+}
+
+// Grant is an Authorizer's yes.
+type Grant struct {
+	Tag      string // the hub publisher's Tag (see stream.PublisherInfo)
+	Takeover bool   // replace a live publisher of the path
 }
 
 // Status is a puller's state, for APIs and tests. URL never carries
@@ -220,7 +238,17 @@ func (pl *Puller) session(ctx context.Context) (played bool, err error) {
 			return false, fmt.Errorf("SETUP: %w", err)
 		}
 	}
-	pub, err := pl.p.Hub.Publish(pl.p.Path, stream.PublisherInfo{RemoteAddr: pl.url.Host, Protocol: Protocol, Tag: pl.p.Tag})
+	var g Grant
+	if a := pl.p.Authorizer; a != nil {
+		actx, cancel := context.WithTimeout(ctx, pl.p.ReadTimeout)
+		g, err = a.AuthorizePull(actx, pl.p.Path, pl.url.Host)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("publish refused: %w", err)
+		}
+		defer a.PullDone(pl.p.Path, g)
+	}
+	pub, err := pl.p.Hub.Publish(pl.p.Path, stream.PublisherInfo{RemoteAddr: pl.url.Host, Protocol: Protocol, Tag: g.Tag, Takeover: g.Takeover})
 	if err != nil {
 		return false, err
 	}

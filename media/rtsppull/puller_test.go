@@ -2,11 +2,15 @@ package rtsppull
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,5 +279,65 @@ func TestNewValidates(t *testing.T) {
 	pl.Start() // after Close: nothing runs
 	if err := pl.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fakeAuth refuses the first refusals asks, then grants with a tag, and
+// records what it was told.
+type fakeAuth struct {
+	mu       sync.Mutex
+	refusals int
+	asked    int
+	done     []Grant
+}
+
+func (a *fakeAuth) AuthorizePull(_ context.Context, path, source string) (Grant, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked++
+	if a.asked <= a.refusals {
+		return Grant{}, errors.New("stream disabled")
+	}
+	return Grant{Tag: "7/" + strconv.Itoa(a.asked)}, nil
+}
+
+func (a *fakeAuth) PullDone(path string, g Grant) {
+	a.mu.Lock()
+	a.done = append(a.done, g)
+	a.mu.Unlock()
+}
+
+func (a *fakeAuth) state() (int, []Grant) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.asked, slices.Clone(a.done)
+}
+
+// With an Authorizer, every session's publish is asked for: a refusal is
+// retried with backoff and publishes nothing; a grant publishes with its
+// tag (which the control plane's end orders name), and its end is told.
+func TestPullAuthorized(t *testing.T) {
+	peers.RequireTool(t, "ffmpeg")
+	src := startSource(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src.publish(t, ctx, "live/cam")
+	hub := stream.NewHub(stream.HubParams{Logger: testLogger()})
+	defer hub.Close()
+	auth := &fakeAuth{refusals: 2}
+	pl := startPuller(t, Params{Hub: hub, Path: "live/cam1", URL: src.url("live/cam"), Transport: "tcp", Authorizer: auth,
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	readMedia(t, hub, "live/cam1", 20*time.Second)
+	if st := pl.Status(); st.Failures != 2 || st.Sessions != 1 || !strings.Contains(st.LastError, "stream disabled") {
+		t.Errorf("status %+v, want 2 refusals then one session", st)
+	}
+	for _, si := range hub.Streams() {
+		if si.Path == "live/cam1" && si.Publisher.Tag != "7/3" {
+			t.Errorf("publisher tag %q, want the grant's 7/3", si.Publisher.Tag)
+		}
+	}
+	pl.Close()
+	if asked, done := auth.state(); asked != 3 || len(done) != 1 || done[0].Tag != "7/3" {
+		t.Errorf("asked %d times, told done %+v; want 3 asks and the granted publish's end", asked, done)
 	}
 }

@@ -220,13 +220,18 @@ func (s *Server) apiListAudit(c *gin.Context) {
 		return
 	}
 	f := models.AuditFilter{Action: c.Query("action"), Actor: c.Query("actor"), Object: c.Query("object"), Limit: pg.Limit, Offset: pg.Offset}
-	if v := c.Query("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			s.fail(c, httperr.Invalid("since", "since must be an RFC 3339 time, like 2026-01-02T15:04:05Z"))
-			return
+	for _, tf := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := c.Query(tf.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.fail(c, httperr.Invalid(tf.name, tf.name+" must be an RFC 3339 time, like 2026-01-02T15:04:05Z"))
+				return
+			}
+			*tf.t = t
 		}
-		f.Since = t
 	}
 	if p := auth.PrincipalOf(c); !p.IsAdmin() {
 		if f.Actor != "" && f.Actor != p.User.Username {

@@ -145,7 +145,7 @@ var openAPIOps = []op{
 	{"GET", "/tasks/{id}", "Show a task", "tasks", "", 200, "Task", nil},
 	{"POST", "/tasks/{id}/restart", "Restart a task (new epoch, rescheduled)", "tasks", "", 200, "Task", nil},
 	{"GET", "/nodes", "List nodes with liveness", "nodes", "", 200, "list:Node", []string{"role"}},
-	{"GET", "/audit", "List audit events (non-admins: their own)", "audit", "", 200, "list:AuditEvent", []string{"action", "actor", "object", "since", "limit", "offset"}},
+	{"GET", "/audit", "List audit events (non-admins: their own)", "audit", "", 200, "list:AuditEvent", []string{"action", "actor", "object", "since", "until", "limit", "offset"}},
 	{"GET", "/users", "List users (admin)", "accounts", "", 200, "list:User", []string{"limit", "offset"}},
 	{"POST", "/users", "Create a user (admin)", "accounts", "UserCreate", 201, "User", nil},
 	{"GET", "/users/{id}", "Show a user (admin)", "accounts", "", 200, "User", nil},
@@ -162,6 +162,7 @@ var queryDocs = map[string]obj{
 	"live":   {"type": "boolean"},
 	"state":  {"type": "string"},
 	"since":  {"type": "string", "format": "date-time"},
+	"until":  {"type": "string", "format": "date-time"},
 	"stream": {"type": "integer"},
 }
 

@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 
 	"github.com/portier/portier/models"
 )
@@ -11,11 +9,8 @@ import (
 // RevealKey records that the actor was shown the stream's key (worth
 // knowing after a leak).
 func (c *Core) RevealKey(ctx context.Context, by Actor, st *models.Stream) error {
-	return c.store.Audit(ctx, c.event(by, "stream.reveal_key", StreamObject(st.ID), nil))
+	return c.store.Audit(ctx, c.event(by, "stream.reveal_key", models.StreamObject(st.ID), nil))
 }
-
-// StreamObject is the audit object of a stream.
-func StreamObject(id int64) string { return "stream/" + strconv.FormatInt(id, 10) }
 
 // CreateStream creates the stream app/name owned by the actor (app ""
 // means models.DefaultApp).
@@ -32,7 +27,7 @@ func (c *Core) CreateStream(ctx context.Context, by Actor, app, name string) (*m
 		if st, err = tx.CreateStream(ctx, app, name, by.ID); err != nil {
 			return conflict(err, "name", "a stream %s/%s already exists", app, name)
 		}
-		return tx.Audit(ctx, c.event(by, "stream.create", StreamObject(st.ID), map[string]any{"app": app, "name": name}))
+		return tx.Audit(ctx, c.event(by, "stream.create", models.StreamObject(st.ID), map[string]any{"app": app, "name": name}))
 	})
 	if err != nil {
 		return nil, err
@@ -61,7 +56,7 @@ func (c *Core) UpdateStream(ctx context.Context, by Actor, st *models.Stream, up
 	if up.HLSPublic != nil {
 		details["hls_public"] = *up.HLSPublic
 	}
-	ev := c.event(by, "stream.update", StreamObject(st.ID), details)
+	ev := c.event(by, "stream.update", models.StreamObject(st.ID), details)
 	var out *models.Stream
 	var revoked []models.StreamOrigin
 	var offline bool
@@ -91,7 +86,7 @@ func (c *Core) UpdateStream(ctx context.Context, by Actor, st *models.Stream, up
 // RotateKey gives a stream a new key and revokes the publishes that the
 // old one authorised.
 func (c *Core) RotateKey(ctx context.Context, by Actor, st *models.Stream) (*models.Stream, error) {
-	ev := c.event(by, "stream.rotate_key", StreamObject(st.ID), nil)
+	ev := c.event(by, "stream.rotate_key", models.StreamObject(st.ID), nil)
 	var out *models.Stream
 	var revoked []models.StreamOrigin
 	var offline bool
@@ -116,7 +111,7 @@ func (c *Core) RotateKey(ctx context.Context, by Actor, st *models.Stream) (*mod
 // DeleteStream removes a stream; relays holding its publish are told to end
 // it at their next heartbeat (the stream id they report is gone).
 func (c *Core) DeleteStream(ctx context.Context, by Actor, st *models.Stream) error {
-	ev := c.event(by, "stream.delete", StreamObject(st.ID), map[string]any{"app": st.Application.Name, "name": st.Name})
+	ev := c.event(by, "stream.delete", models.StreamObject(st.ID), map[string]any{"app": st.Application.Name, "name": st.Name})
 	var revoked []models.StreamOrigin
 	err := c.store.Tx(ctx, func(tx *models.Store) error {
 		var err error
@@ -146,7 +141,7 @@ func (c *Core) DeleteStream(ctx context.Context, by Actor, st *models.Stream) er
 func (c *Core) revokeEvent(change *models.AuditEvent, st *models.Stream, reason string) func(o models.StreamOrigin) *models.AuditEvent {
 	return func(o models.StreamOrigin) *models.AuditEvent {
 		return &models.AuditEvent{
-			Time: c.now().UTC(), Actor: change.Actor, Action: "publish.revoke", Object: fmt.Sprintf("stream:%d", st.ID),
+			Time: c.now().UTC(), Actor: change.Actor, Action: "publish.revoke", Object: models.StreamObject(st.ID),
 			Result: models.ResultOK, Node: o.NodeName, Addr: change.Addr,
 			Reason: "stream " + models.RevokeText(reason) + ": relay " + o.NodeName + " ends the publish at its next heartbeat",
 			Details: models.MustJSON(map[string]any{"reason": reason, "publish_id": o.PublishID,

@@ -404,9 +404,9 @@ func (l *State) ConfirmPublish(ctx context.Context, req Request, restore bool) D
 }
 
 func (l *State) auditEvent(action string, req Request, d Decision) *models.AuditEvent {
-	obj := "stream:" + req.App + "/" + Redact(req.Name)
+	obj := models.PathObject(req.App, Redact(req.Name))
 	if d.Target != nil {
-		obj = fmt.Sprintf("stream:%d", d.Target.StreamID)
+		obj = models.StreamObject(d.Target.StreamID)
 	}
 	res, reason := models.ResultOK, d.Reason
 	if !d.Allow {

@@ -22,7 +22,7 @@ func (l *State) Reap(ctx context.Context) error {
 	}
 	for _, node := range dead {
 		ev := &models.AuditEvent{
-			Time: now.UTC(), Actor: "control", Action: "node.dead", Object: "node:" + node,
+			Time: now.UTC(), Actor: "control", Action: "node.dead", Object: models.NodeObject(node),
 			Result: models.ResultOK, Reason: fmt.Sprintf("missed %d heartbeats; its streams are cleared", nodewire.AliveHeartbeats), Node: node,
 		}
 		offline, err := st.ClearNodeOrigins(ctx, node, ev)
@@ -91,7 +91,7 @@ func (l *State) Reconcile(ctx context.Context, node string, reported []reportedP
 			continue
 		}
 		ev := &models.AuditEvent{
-			Time: now.UTC(), Actor: "control", Action: "publish.reconcile", Object: fmt.Sprintf("stream:%d", o.StreamID),
+			Time: now.UTC(), Actor: "control", Action: "publish.reconcile", Object: models.StreamObject(o.StreamID),
 			Result: models.ResultOK, Reason: "the node no longer reports this publish", Node: node,
 		}
 		off, err := st.RemoveOrigin(ctx, o.StreamID, node, ev)
@@ -109,7 +109,7 @@ func (l *State) Reconcile(ctx context.Context, node string, reported []reportedP
 			continue
 		}
 		ev := &models.AuditEvent{
-			Time: now.UTC(), Actor: "control", Action: "publish.reconcile", Object: fmt.Sprintf("stream:%d", id),
+			Time: now.UTC(), Actor: "control", Action: "publish.reconcile", Object: models.StreamObject(id),
 			Result: models.ResultOK, Reason: "the node reports a publish the control plane had lost", Node: node,
 		}
 		// Enabled and not revoked, checked again under the stream's lock.
@@ -213,7 +213,7 @@ func (l *State) auditEnds(ctx context.Context, node string, ends []endOrder) {
 		l.tombstone(node, key)
 		l.log.Info("relay told to end a publish", "node", node, "stream", e.StreamID, "publish", e.PublishID, "reason", e.Reason)
 		l.StoreAudit(ctx, &models.AuditEvent{
-			Time: l.clock().UTC(), Actor: "control", Action: "publish.end", Object: fmt.Sprintf("stream:%d", e.StreamID),
+			Time: l.clock().UTC(), Actor: "control", Action: "publish.end", Object: models.StreamObject(e.StreamID),
 			Result: models.ResultOK, Reason: "stream " + models.RevokeText(e.Reason) + ": the relay ends the publish", Node: node,
 			Details: models.MustJSON(map[string]any{"reason": e.Reason, "publish_id": e.PublishID, "path": e.Path}),
 		})

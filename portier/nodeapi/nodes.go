@@ -143,7 +143,7 @@ func (s *Server) nameTaken(c *gin.Context, r registerReq, e *models.NameTakenErr
 	s.liveLog.Warn("node registration refused: name taken", "node", r.Name, "role", r.Role, "rtmp", r.RTMPAddress,
 		"http", r.HTTPAddress, "host", r.Host, "holder_role", h.Role, "holder_rtmp", h.RTMPAddress, "holder_http", h.HTTPAddress, "holder_host", h.Host)
 	s.lv.StoreAudit(c.Request.Context(), &models.AuditEvent{
-		Time: s.lv.Now().UTC(), Actor: "node:" + r.Name, Action: "node.register", Object: "node:" + r.Name,
+		Time: s.lv.Now().UTC(), Actor: "node:" + r.Name, Action: "node.register", Object: models.NodeObject(r.Name),
 		Result: models.ResultDenied, Reason: e.Error(), Node: r.Name, Addr: c.ClientIP(),
 		Details: models.MustJSON(gin.H{"role": r.Role, "rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress, "host": r.Host,
 			"holder": gin.H{"role": h.Role, "rtmp_address": h.RTMPAddress, "http_address": h.HTTPAddress, "host": h.Host}}),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/history"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web/views"
 )
@@ -234,6 +235,20 @@ func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
 		return d, err
 	}
 	d.Live = rows
+	d.Totals.Live = len(rows)
+	if s.p.History != nil {
+		for i := range d.Live {
+			pts := s.p.History.Stream(d.Live[i].ID)
+			if len(pts) == 0 {
+				continue
+			}
+			d.Live[i].BitrateGraph = sparkOf(pts, "Bitrate", func(p history.Point) int64 { return p.BitrateIn }, formatRate)
+			d.Live[i].ViewersGraph = sparkOf(pts, "Viewers", func(p history.Point) int64 { return int64(p.Viewers) }, formatCount)
+		}
+	}
+	if err := s.dashboardTotals(c, &d.Totals); err != nil {
+		return d, err
+	}
 	if _, d.StreamsAll, err = s.streamRows(c, models.StreamFilter{Limit: 1}); err != nil {
 		return d, err
 	}
@@ -263,6 +278,58 @@ func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
 		}
 	}
 	return d, nil
+}
+
+// dashboardTotals fills the cluster's figures: ingest, egress and viewers
+// with their last hour (from History; the latest sample alone without it),
+// and the tasks by state.
+func (s *Server) dashboardTotals(c *gin.Context, t *views.DashboardTotals) error {
+	var pts []history.Point
+	if s.p.History != nil {
+		pts = s.p.History.Totals()
+	}
+	if len(pts) == 0 {
+		pts = []history.Point{{}}
+	}
+	t.Ingest = *sparkOf(pts, "Ingest", func(p history.Point) int64 { return p.BitrateIn }, formatRate)
+	t.Egress = *sparkOf(pts, "Egress", func(p history.Point) int64 { return p.BitrateOut }, formatRate)
+	t.Viewers = *sparkOf(pts, "Viewers", func(p history.Point) int64 { return int64(p.Viewers) }, formatCount)
+	counts, err := s.p.Store.TaskStateCounts(rctx(c))
+	if err != nil {
+		return err
+	}
+	byState := map[string]int64{}
+	for _, n := range counts {
+		byState[n.State] += n.N
+	}
+	for _, st := range []string{models.TaskRunning, models.TaskStarting, models.TaskAssigned, models.TaskPending,
+		models.TaskBackoff, models.TaskFailed, models.TaskStopping} {
+		if byState[st] > 0 {
+			t.Tasks = append(t.Tasks, views.StateCount{State: st, Count: byState[st]})
+		}
+	}
+	return nil
+}
+
+// sparkOf is the graph of one figure of pts, labelled with the latest
+// value.
+func sparkOf(pts []history.Point, label string, v func(history.Point) int64, format func(int64) string) *views.Spark {
+	g := &views.Spark{Label: label, Values: make([]float64, len(pts))}
+	for i, p := range pts {
+		g.Values[i] = float64(v(p))
+	}
+	g.Latest = format(v(pts[len(pts)-1]))
+	return g
+}
+
+func formatCount(n int64) string { return strconv.FormatInt(n, 10) }
+
+// formatRate is formatBitrate that shows an idle cluster as 0.
+func formatRate(bps int64) string {
+	if bps <= 0 {
+		return "0 kbit/s"
+	}
+	return formatBitrate(bps)
 }
 
 func (s *Server) uiDashboard(c *gin.Context) {

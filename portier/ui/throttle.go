@@ -3,6 +3,7 @@ package ui
 import (
 	"math"
 	"net/netip"
+	"sort"
 	"sync"
 	"time"
 )
@@ -203,7 +204,10 @@ func (e *throttleEntry) expired(now time.Time) bool {
 }
 
 // insertBounded makes room in m for one more entry (see loginThrottle) and
-// returns e. Called with the mutex held.
+// returns e. Called with the mutex held. A full table is cut to nine
+// tenths in one pass (expired entries first, then the fewest failures), so
+// a spray of new names costs one sort per thousand inserts, not a scan of
+// the whole table under the mutex for each of them.
 func insertBounded[K comparable](m map[K]*throttleEntry, k K, e *throttleEntry, now time.Time) *throttleEntry {
 	if len(m) < maxThrottleKeys {
 		return e
@@ -213,15 +217,21 @@ func insertBounded[K comparable](m map[K]*throttleEntry, k K, e *throttleEntry, 
 			delete(m, key)
 		}
 	}
-	for len(m) >= maxThrottleKeys {
-		var victim K
-		least := math.MaxInt
-		for key, v := range m {
-			if v.failures < least {
-				victim, least = key, v.failures
-			}
-		}
-		delete(m, victim)
+	const keep = maxThrottleKeys * 9 / 10
+	if len(m) <= keep {
+		return e
+	}
+	type entry struct {
+		key      K
+		failures int
+	}
+	all := make([]entry, 0, len(m))
+	for key, v := range m {
+		all = append(all, entry{key, v.failures})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].failures < all[j].failures })
+	for _, v := range all[:len(all)-keep] {
+		delete(m, v.key)
 	}
 	return e
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/internal/testutil"
+	"github.com/portier/portier/models"
 
 	"github.com/portier/portier/tests/peers"
 )
@@ -58,7 +59,7 @@ func (a *allInOne) auditHas(t *testing.T, action string, id uint, node, why stri
 	}
 	a.api(t, "GET", "/api/v1/audit?limit=100&action="+action, nil, &out)
 	for _, e := range out.Items {
-		if e.Object == fmt.Sprintf("stream:%d", id) && e.Node == node && strings.Contains(e.Reason, why) {
+		if e.Object == models.StreamObject(int64(id)) && e.Node == node && strings.Contains(e.Reason, why) {
 			return true
 		}
 	}

@@ -78,6 +78,7 @@ var german = map[string]string{
 	"Edges this egress calls for: %d.": "Edges, die dieser Ausgang braucht: %d.", "Edge": "Edge", "Egress": "Ausgang",
 	"Capacity used": "Genutzte Kapazität", "Hit ratio": "Trefferquote", "Requests in flight": "Laufende Anfragen", "Cache": "Cache",
 	"HLS viewers per stream": "HLS-Zuschauer je Stream",
+	"Cluster now":            "Cluster jetzt", "Live streams": "Live-Streams", "none": "keine",
 
 	// Administration
 	"Role": "Rolle", "Status": "Status", "Created": "Angelegt", "Role of %s": "Rolle von %s", "Set role": "Rolle setzen",

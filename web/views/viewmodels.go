@@ -58,6 +58,30 @@ type StreamRow struct {
 	Viewers   string
 	Origins   []string
 	Publishes int64
+	// BitrateGraph and ViewersGraph are the last hour (dashboard only;
+	// nil elsewhere).
+	BitrateGraph, ViewersGraph *Spark
+}
+
+// Spark is one small graph: its values oldest first, the latest as text,
+// and what it shows.
+type Spark struct {
+	Label  string
+	Latest string
+	Values []float64
+}
+
+// DashboardTotals are the cluster's figures at the top of the dashboard.
+type DashboardTotals struct {
+	Live                    int
+	Ingest, Egress, Viewers Spark
+	Tasks                   []StateCount // tasks by state, in lifecycle order
+}
+
+// StateCount is how many tasks are in a state.
+type StateCount struct {
+	State string
+	Count int64
 }
 
 // Streams is the stream list page.
@@ -230,6 +254,7 @@ type CDNEdgeRow struct {
 
 // Dashboard is the start page.
 type Dashboard struct {
+	Totals     DashboardTotals
 	Live       []StreamRow
 	Attention  []TaskRow
 	Silent     []NodeRow
