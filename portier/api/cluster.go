@@ -211,6 +211,34 @@ func (s *Server) apiListNodes(c *gin.Context) {
 	c.JSON(http.StatusOK, listOf(out, int64(len(out)), paging.Page{Limit: len(out)}, len(out)))
 }
 
+func (s *Server) apiDrainNode(c *gin.Context) {
+	ids, err := s.core.DrainNode(c.Request.Context(), auth.Actor(c), c.Param("name"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if ids == nil {
+		ids = []int64{}
+	}
+	c.JSON(http.StatusOK, gin.H{"tasks": ids})
+}
+
+func (s *Server) apiResumeNode(c *gin.Context) {
+	if err := s.core.ResumeNode(c.Request.Context(), auth.Actor(c), c.Param("name")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) apiRemoveNode(c *gin.Context) {
+	if err := s.core.RemoveNode(c.Request.Context(), auth.Actor(c), c.Param("name")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
 // apiListAudit lists audit events: admins see every event, other users only
 // their own actions.
 func (s *Server) apiListAudit(c *gin.Context) {

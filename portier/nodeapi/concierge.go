@@ -235,7 +235,7 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 
 func (s *Server) conciergeDrain(c *gin.Context) {
 	name := c.Param("name")
-	ids, err := s.p.Store.DrainConcierge(c.Request.Context(), name, s.sched.Now())
+	ids, err := s.p.Store.DrainConcierge(c.Request.Context(), name, s.sched.Now(), nil)
 	if errors.Is(err, models.ErrNotFound) {
 		schedErr(c, http.StatusNotFound, wire.CodeUnknownNode, "no concierge named "+strconv.Quote(name))
 		return

@@ -155,6 +155,21 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 	if n.Capacity > 0 {
 		r.LoadPercent = min(100, n.Load.CostUsed*100/n.Capacity)
 	}
+	if h := n.Load.Host; h != nil && r.Alive {
+		r.CPU = fmt.Sprintf("%.0f %% × %d", h.CPUPercent, h.CPUs)
+		if h.MemoryTotalBytes > 0 {
+			r.Memory = fmt.Sprintf("%.1f / %.1f GiB", float64(h.MemoryUsedBytes)/(1<<30), float64(h.MemoryTotalBytes)/(1<<30))
+		}
+		r.Uptime = formatDuration(time.Duration(h.UptimeSeconds) * time.Second)
+		if h.Version != "" {
+			r.Version = h.Version
+		}
+	}
+	if auth.PrincipalOf(c).IsAdmin() {
+		r.CanDrain = n.Role == models.NodeRoleConcierge && r.Alive && !n.Draining
+		r.CanResume = n.Role == models.NodeRoleConcierge && n.Draining
+		r.CanRemove = !r.Alive
+	}
 	if n.Role == models.NodeRoleOrigin {
 		held, err := s.p.Store.NodeOrigins(rctx(c), n.Name)
 		if err != nil {
@@ -222,6 +237,32 @@ func (s *Server) uiCluster(c *gin.Context) {
 		}
 	}
 	s.render(c, http.StatusOK, views.ClusterView(s.page(c, "Cluster", "cluster"), vm))
+}
+
+// uiNodeAction runs an admin's action on node :name and goes back to the
+// cluster page.
+func (s *Server) uiNodeAction(c *gin.Context) {
+	name, by := c.Param("name"), auth.Actor(c)
+	var err error
+	done := ""
+	switch c.Param("action") {
+	case "drain":
+		_, err = s.core.DrainNode(rctx(c), by, name)
+		done = "node-drained"
+	case "resume":
+		err = s.core.ResumeNode(rctx(c), by, name)
+		done = "node-resumed"
+	case "remove":
+		err = s.core.RemoveNode(rctx(c), by, name)
+		done = "node-removed"
+	default:
+		err = httperr.NotFound("action")
+	}
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/cluster?done="+done)
 }
 
 // attentionStates are task states an operator should look at.

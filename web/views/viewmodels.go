@@ -204,6 +204,12 @@ type NodeRow struct {
 	LoadPercent   int
 	Held          []string // streams this origin holds; an edge's streams with their players
 	Version       string
+	// CPU, Memory and Uptime are what the node reports of its host ("" from
+	// older nodes).
+	CPU, Memory, Uptime string
+	// CanDrain, CanResume and CanRemove offer the admin's actions: drain or
+	// resume a concierge, forget a node that no longer reports in.
+	CanDrain, CanResume, CanRemove bool
 }
 
 // NodeGroup is the nodes of one role.
@@ -306,9 +312,10 @@ type Tokens struct {
 
 // NewToken is the create-token form.
 type NewToken struct {
-	Name   string
-	Scopes []string
-	Errors FieldErrors
+	Name        string
+	Scopes      []string
+	ExpiresDays string // "" never, else days from now
+	Errors      FieldErrors
 }
 
 // AuditRow is one audit event.
@@ -326,14 +333,20 @@ type AuditRow struct {
 
 // Audit is the audit log page.
 type Audit struct {
-	Rows       []AuditRow
-	Actor      string
-	Action     string
-	Object     string
-	Total      int64
-	Offset     int
-	PrevOffset int // -1: no previous page
-	NextOffset int // -1: no next page
+	Rows         []AuditRow
+	Actor        string
+	Action       string
+	Object       string
+	Since, Until string // datetime-local values, UTC
+	// Plays shows play authorisations; HiddenPlays is how many the
+	// filters match while they are hidden.
+	Plays       bool
+	HiddenPlays int64
+	Errors      FieldErrors
+	Total       int64
+	Offset      int
+	PrevOffset  int // -1: no previous page
+	NextOffset  int // -1: no next page
 }
 
 // Account is the signed-in user's own settings page.
