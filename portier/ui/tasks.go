@@ -12,8 +12,8 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
-	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web/views"
 )
