@@ -38,8 +38,9 @@ lint:
 test: deps-test build lint
 	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# The HLS viewer simulations skip under -race (it slows the simulated
-	@# viewers 5-10x); their timing claims are checked here without it.
-	PATH="$(BIN):$$PATH" $(GO) test -count=1 -timeout 10m -run 'TestSim|TestHLSSimulatedViewersOnRealEdges' ./tests/hlssim/ ./tests/e2e/
+	@# viewers 5-10x); their timing claims are checked here without it. So
+	@# does the cluster test (network namespaces, as root; about a minute).
+	PATH="$(BIN):$$PATH" $(GO) test -count=1 -timeout 10m -run 'TestSim|TestHLSSimulatedViewersOnRealEdges|^TestCluster$$' ./tests/hlssim/ ./tests/e2e/ ./tests/cluster/
 
 bench: deps-test build
 	PATH="$(BIN):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/ | tee docs/bench-latest.txt

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -169,4 +170,50 @@ func (s *Store) DeadOriginNodes(ctx context.Context, deadline time.Time) ([]stri
 		return nil, fmt.Errorf("dead origin nodes: %w", err)
 	}
 	return out, nil
+}
+
+// ResumeConcierge ends an operator's drain of a concierge: the scheduler
+// places tasks there again (ErrNotFound: no such concierge).
+func (s *Store) ResumeConcierge(ctx context.Context, name string, ev *AuditEvent) error {
+	return s.writeTx(ctx, func(tx *Store) error {
+		res := tx.db(ctx).Model(&Node{}).Where("name = ? AND role = ?", name, NodeRoleConcierge).Update("draining", false)
+		if res.Error != nil {
+			return fmt.Errorf("resume %s: %w", name, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("concierge %s: %w", name, ErrNotFound)
+		}
+		if ev != nil {
+			return tx.Audit(ctx, ev)
+		}
+		return nil
+	})
+}
+
+// RemoveNode forgets a node that has not heartbeated since aliveSince, with
+// its stream statistics (the reaper already cleared what it held). A live
+// node is refused with ErrInUse: it would register again at once.
+func (s *Store) RemoveNode(ctx context.Context, name string, aliveSince time.Time, ev *AuditEvent) error {
+	return s.writeTx(ctx, func(tx *Store) error {
+		var n Node
+		if err := tx.db(ctx).Where("name = ?", name).First(&n).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("node %s: %w", name, ErrNotFound)
+			}
+			return fmt.Errorf("node %s: %w", name, err)
+		}
+		if n.LastHeartbeat != nil && !n.LastHeartbeat.Before(aliveSince.UTC()) {
+			return fmt.Errorf("node %s still reports in: stop it first, or it registers again: %w", name, ErrInUse)
+		}
+		if err := tx.db(ctx).Where("node_name = ?", name).Delete(&StreamStat{}).Error; err != nil {
+			return fmt.Errorf("remove statistics of %s: %w", name, err)
+		}
+		if err := tx.db(ctx).Delete(&n).Error; err != nil {
+			return fmt.Errorf("remove node %s: %w", name, err)
+		}
+		if ev != nil {
+			return tx.Audit(ctx, ev)
+		}
+		return nil
+	})
 }

@@ -352,6 +352,9 @@ type StatusReport struct {
 	ExitCode *int
 	Error    string
 	LogTail  string
+	// Progress is a running task's latest progress as JSON (nil: none in
+	// this report; a report of another state clears the stored one).
+	Progress []byte
 }
 
 // ConciergeReportable reports whether a concierge may report state st.
@@ -383,6 +386,16 @@ type TaskReport struct {
 type ReportResult struct {
 	Task *SchedTask
 	Err  error
+	// Prev is the task's state before the report: with Task.State it tells
+	// a change from a repeat (a progress sample).
+	Prev string
+	// Failed: the report is the first failure (backoff or failed) after
+	// the task last ran well, or ever; its retries that fail again are not.
+	// Recovered: the report is the first "running" after such a failure.
+	// (The task.failed and task.recovered webhooks.) A task counts as
+	// failing while its last_error is set: a failure's report sets it, a
+	// running report clears it.
+	Failed, Recovered bool
 }
 
 // MaxReportBatch bounds the reports of one ReportTaskStatuses call.
@@ -418,6 +431,14 @@ func (s *Store) ReportTaskStatuses(ctx context.Context, node string, reports []T
 		for i := range rows {
 			tasks[rows[i].ID] = &rows[i]
 		}
+		var failingIDs []int64
+		if err := tx.db(ctx).Table("tasks").Where("id IN ? AND last_error <> ''", ids).Pluck("id", &failingIDs).Error; err != nil {
+			return fmt.Errorf("load failing tasks: %w", err)
+		}
+		failing := make(map[int64]bool, len(failingIDs))
+		for _, id := range failingIDs {
+			failing[id] = true
+		}
 		// Each task's reports fold into one set of column changes.
 		changes := map[int64]map[string]any{}
 		var order []int64
@@ -427,10 +448,17 @@ func (s *Store) ReportTaskStatuses(ctx context.Context, node string, reports []T
 				out[i].Err = fmt.Errorf("task %d: %w", r.TaskID, ErrNotFound)
 				continue
 			}
+			out[i].Prev = t.State
 			cols, err := applyReport(t, node, r.StatusReport, now, lease)
 			if err != nil {
 				out[i].Err = err
 				continue
+			}
+			switch r.State {
+			case TaskBackoff, TaskFailed:
+				out[i].Failed, failing[t.ID] = !failing[t.ID], true
+			case TaskRunning:
+				out[i].Recovered, failing[t.ID] = failing[t.ID], false
 			}
 			if changes[t.ID] == nil {
 				changes[t.ID] = map[string]any{}
@@ -498,6 +526,12 @@ func applyReport(t *SchedTask, node string, r StatusReport, now time.Time, lease
 	if r.LogTail != "" {
 		cols["log_tail"] = r.LogTail
 	}
+	switch {
+	case r.State == TaskRunning && r.Progress != nil:
+		cols["progress"] = string(r.Progress)
+	case r.State != TaskRunning:
+		cols["progress"] = ""
+	}
 	if r.State == TaskRunning && t.State != TaskRunning {
 		cols["started_at"] = now
 	}
@@ -534,7 +568,7 @@ func colsKey(cols map[string]any) string {
 // more on it) and hands back every task on it that should run: pending
 // again, to be placed elsewhere (with epoch+1, as every assignment). The old runner keeps running
 // until the new one runs (make before break, bounded by the concierge).
-func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) ([]int64, error) {
+func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time, ev *AuditEvent) ([]int64, error) {
 	now = now.UTC()
 	var ids []int64
 	err := s.writeTx(ctx, func(tx *Store) error {
@@ -567,6 +601,10 @@ func (s *Store) DrainConcierge(ctx context.Context, node string, now time.Time) 
 			if u.RowsAffected == 1 {
 				ids = append(ids, t.ID)
 			}
+		}
+		if ev != nil {
+			ev.Details = MustJSON(map[string]any{"tasks": ids})
+			return tx.Audit(ctx, ev)
 		}
 		return nil
 	})

@@ -134,7 +134,7 @@ func TestSchedStore(t *testing.T) {
 			if len(mine) != 3 || mine[0].ID != a || mine[0].Epoch != 2 {
 				t.Fatalf("c2 holds %+v; want 3 tasks, task %d reassigned at epoch 2", mine, a)
 			}
-			ids, err := s.DrainConcierge(ctx, "c2", muchLater)
+			ids, err := s.DrainConcierge(ctx, "c2", muchLater, nil)
 			if err != nil || len(ids) != 3 {
 				t.Fatalf("drain: %v %v", ids, err)
 			}
@@ -142,7 +142,7 @@ func TestSchedStore(t *testing.T) {
 			if err != nil || len(placed) != 0 {
 				t.Fatalf("placed on a draining node: %+v %v", placed, err)
 			}
-			if _, err := s.DrainConcierge(ctx, "nobody", muchLater); !errors.Is(err, models.ErrNotFound) {
+			if _, err := s.DrainConcierge(ctx, "nobody", muchLater, nil); !errors.Is(err, models.ErrNotFound) {
 				t.Fatalf("drain unknown: %v", err)
 			}
 			st1, _ := s.TasksChangeStamp(ctx)
@@ -251,6 +251,14 @@ func TestReportTaskStatusesBatch(t *testing.T) {
 			if res[2].Task.State != models.TaskStarting || res[3].Task.State != models.TaskBackoff || res[4].Task.Restarts != 1 {
 				t.Fatalf("results of task %d's reports: %+v %+v %+v", c, res[2].Task, res[3].Task, res[4].Task)
 			}
+			// Prev is the state each report found (webhooks tell failures
+			// and recoveries from repeats by it).
+			if res[3].Prev != models.TaskStarting || res[4].Prev != models.TaskBackoff {
+				t.Fatalf("previous states %q, %q; want starting, backoff", res[3].Prev, res[4].Prev)
+			}
+			if !res[3].Failed || res[3].Recovered || res[0].Failed || res[0].Recovered || res[4].Failed {
+				t.Fatalf("failed/recovered flags: %+v", res[:5])
+			}
 			all, _, err := s.ListTasks(ctx, models.TaskFilter{})
 			if err != nil {
 				t.Fatal(err)
@@ -270,6 +278,22 @@ func TestReportTaskStatusesBatch(t *testing.T) {
 			}
 			if got[d].State != models.TaskAssigned {
 				t.Fatalf("a stale report changed task %d: %+v", d, got[d])
+			}
+			// The next failure of the same streak is no new failure; the
+			// first running after it is the recovery.
+			res, err = s.ReportTaskStatuses(ctx, "c1", []models.TaskReport{
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskBackoff, Error: "target refused connection"}},
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskStarting}},
+			}, now, lease)
+			if err != nil || res[0].Failed || res[1].Failed || res[1].Recovered {
+				t.Fatalf("second failure: %+v, %v", res, err)
+			}
+			res, err = s.ReportTaskStatuses(ctx, "c1", []models.TaskReport{
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskRunning}},
+				{TaskID: c, StatusReport: models.StatusReport{Epoch: 1, State: models.TaskRunning}},
+			}, now, lease)
+			if err != nil || !res[0].Recovered || res[1].Recovered || res[0].Prev != models.TaskStarting || res[1].Prev != models.TaskRunning {
+				t.Fatalf("recovery: %+v, %v", res, err)
 			}
 
 			// A stopped task the runner gives up while it should run goes

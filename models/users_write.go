@@ -179,3 +179,35 @@ func (s *Store) IssueToken(ctx context.Context, u *User, name string, scopes []s
 	}
 	return tok, row, nil
 }
+
+// DeleteUser removes user id with their API tokens and sessions, audited as
+// user.delete. A user who owns streams is refused with ErrInUse (their
+// streams' keys and configs would be left without an owner), and so is
+// the actor deleting themself.
+func (s *Store) DeleteUser(ctx context.Context, id int64, by Actor) error {
+	if by.ID != 0 && by.ID == id {
+		return specErr("user", "cannot delete yourself: ask another admin")
+	}
+	return s.Tx(ctx, func(tx *Store) error {
+		u, err := tx.UserByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		var owned int64
+		if err := tx.db(ctx).Model(&Stream{}).Where("owner_id = ?", id).Count(&owned).Error; err != nil {
+			return fmt.Errorf("count streams of %s: %w", u.Username, err)
+		}
+		if owned > 0 {
+			return fmt.Errorf("%s owns %d streams: delete them first: %w", u.Username, owned, ErrInUse)
+		}
+		for _, m := range []any{&APIToken{}, &Session{}} {
+			if err := tx.db(ctx).Where("user_id = ?", id).Delete(m).Error; err != nil {
+				return fmt.Errorf("delete %s's tokens and sessions: %w", u.Username, err)
+			}
+		}
+		if err := tx.db(ctx).Delete(&User{}, id).Error; err != nil {
+			return fmt.Errorf("delete user %s: %w", u.Username, err)
+		}
+		return tx.Audit(ctx, &AuditEvent{Actor: by.Name, Action: "user.delete", Object: "user/" + u.Username, Addr: by.Addr})
+	})
+}

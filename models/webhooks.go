@@ -350,3 +350,35 @@ func (s *Store) PruneWebhookDeliveries(ctx context.Context, keepPerEndpoint int,
 	}
 	return res.RowsAffected, nil
 }
+
+// LostNode is a node that stopped heartbeating without leaving.
+type LostNode struct {
+	Name          string
+	Role          string
+	LastHeartbeat time.Time
+}
+
+// ClaimLostNodes marks, and returns, the nodes whose last heartbeat is
+// before aliveSince and whose loss nobody has claimed since: nodes that
+// left (no last heartbeat) or drain are not lost. Each loss is claimed
+// once, whichever replica asks first (one UPDATE … RETURNING); a node that
+// heartbeats again can be lost again later. For the node.lost webhook.
+func (s *Store) ClaimLostNodes(ctx context.Context, aliveSince, now time.Time) ([]LostNode, error) {
+	var rows []struct {
+		Name          string
+		Role          string
+		LastHeartbeat time.Time
+	}
+	err := s.db(ctx).Raw(`UPDATE nodes SET lost_at = ?
+		WHERE last_heartbeat IS NOT NULL AND last_heartbeat < ? AND draining = ? AND (lost_at IS NULL OR lost_at < last_heartbeat)
+		RETURNING name, role, last_heartbeat`, now.UTC(), aliveSince.UTC(), false).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("claim lost nodes: %w", err)
+	}
+	out := make([]LostNode, len(rows))
+	for i, r := range rows {
+		out[i] = LostNode(r)
+	}
+	slices.SortFunc(out, func(a, b LostNode) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}

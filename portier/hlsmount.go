@@ -84,6 +84,15 @@ func (s *Server) hlsViewers() []hlsrewrite.StreamViewers {
 	return nil
 }
 
+// hlsViewersByPath is hlsViewers keyed "app/name" (the dashboard's history).
+func (s *Server) hlsViewersByPath() map[string]int {
+	out := map[string]int{}
+	for _, v := range s.hlsViewers() {
+		out[v.App+"/"+v.Name] += v.Viewers
+	}
+	return out
+}
+
 // HLSDirectory is the rewriter's view of the control plane: live CDN
 // edges from the node registry and streams by app and name.
 func (s *Server) HLSDirectory() hlsrewrite.Directory { return hlsDirectory{s.p.Store} }

@@ -22,7 +22,8 @@ func (s *Server) StartBackground(ctx context.Context) {
 		return // started already, or closed
 	}
 	ctx, s.bgCancel = context.WithCancel(ctx)
-	s.sched.Start(ctx) // task placement and leases (portier/sched)
+	s.sched.Start(ctx)   // task placement and leases (portier/sched)
+	s.history.Start(ctx) // the dashboard's graphs (portier/history)
 	s.bg.Go(func() {
 		t := time.NewTicker(s.lv.Heartbeat())
 		defer t.Stop()
@@ -52,6 +53,7 @@ func (s *Server) Close() {
 	}
 	s.bg.Wait()
 	s.sched.Wait()
+	s.history.Close()
 	s.ui.Close()
 }
 

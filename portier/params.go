@@ -40,6 +40,10 @@ type Params struct {
 	// Security holds the account and input hardening settings (trusted
 	// proxies, login throttling, task URL networks).
 	Security SecurityParams
+
+	// HistoryInterval is how often the dashboard's graphs sample the
+	// cluster (default 10 s; they keep the last hour).
+	HistoryInterval time.Duration
 }
 
 // LiveParams configures live state, the node registry and task compilation.

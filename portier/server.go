@@ -20,6 +20,7 @@ import (
 	"github.com/portier/portier/portier/api"
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/history"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/live"
 	"github.com/portier/portier/portier/nodeapi"
@@ -41,6 +42,7 @@ type Server struct {
 	auth    *auth.Authenticator // API tokens and UI sessions (portier/auth)
 	sched   *sched.Scheduler    // task placement and leases (portier/sched)
 	ui      *ui.Server          // the web UI (portier/ui); Close stops its thumbnail grabs
+	history *history.Recorder   // the dashboard's last hour (portier/history)
 	relay   relayMount          // embedded relay's HTTP handler (relaymount.go)
 	hls     hlsMount            // HLS playlist rewriter (hlsmount.go)
 
@@ -92,7 +94,9 @@ func New(p Params) (*Server, error) {
 		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
 	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
 		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
-	s.ui = ui.New(ui.Params{Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,
+	s.history = history.New(history.Params{Interval: p.HistoryInterval, Logger: s.log,
+		Source: history.StoreSource(p.Store, s.lv.AliveSince, s.hlsViewersByPath)})
+	s.ui = ui.New(ui.Params{History: s.history, Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,
 		PlayHTTPBase: p.PlayHTTPBase, HLSOriginURL: p.Live.Compile.HLSOriginURL, HLSPlayURL: s.hlsPlayURL, HLSViewers: s.hlsViewers,
 		Now: p.Security.Now, Logger: s.log})
 	s.ui.Register(s.engine)

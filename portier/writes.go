@@ -3,6 +3,7 @@ package portier
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/core"
@@ -21,6 +22,12 @@ type liveHooks struct {
 }
 
 var _ core.Live = liveHooks{}
+
+// Kick wakes the scheduler.
+func (h liveHooks) Kick() { h.sched.Kick() }
+
+// AliveSince is live state's liveness rule.
+func (h liveHooks) AliveSince() time.Time { return h.lv.AliveSince() }
 
 // RestartTask restarts a task through the scheduler.
 func (h liveHooks) RestartTask(ctx context.Context, id int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error) {

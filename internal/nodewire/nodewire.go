@@ -139,6 +139,9 @@ type Load struct {
 	HitRatio           float64 `json:"hit_ratio,omitempty"`
 	CacheBytes         int64   `json:"cache_bytes,omitempty"`
 	CacheCapacityBytes int64   `json:"cache_capacity_bytes,omitempty"`
+	// Host is the node's own figures from its heartbeat (Heartbeat.Host),
+	// which the control plane keeps with the load; nodes leave it out here.
+	Host *HostStats `json:"host,omitempty"`
 }
 
 // Heartbeat is one heartbeat body. Published is the full set of app/name

@@ -52,12 +52,16 @@ func (s *Server) Register(g *gin.RouterGroup) {
 	g.POST("/tasks/:id/restart", s.auth.RequireWriter, s.apiRestartTask)
 
 	g.GET("/nodes", s.apiListNodes)
+	g.POST("/nodes/:name/drain", s.auth.RequireAdmin, s.apiDrainNode)
+	g.POST("/nodes/:name/resume", s.auth.RequireAdmin, s.apiResumeNode)
+	g.DELETE("/nodes/:name", s.auth.RequireAdmin, s.apiRemoveNode)
 	g.GET("/audit", s.apiListAudit)
 
 	g.GET("/users", s.auth.RequireAdmin, s.apiListUsers)
 	g.POST("/users", s.auth.RequireAdmin, s.apiCreateUser)
 	g.GET("/users/:id", s.auth.RequireAdmin, s.apiGetUser)
 	g.PATCH("/users/:id", s.auth.RequireAdmin, s.apiPatchUser)
+	g.DELETE("/users/:id", s.auth.RequireAdmin, s.apiDeleteUser)
 
 	g.GET("/tokens", s.apiListTokens)
 	g.POST("/tokens", s.apiCreateToken)

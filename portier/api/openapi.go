@@ -33,6 +33,7 @@ var (
 	tStr   = obj{"type": "string"}
 	tInt   = obj{"type": "integer", "format": "int64"}
 	tBool  = obj{"type": "boolean"}
+	tNum   = obj{"type": "number"}
 	tTime  = obj{"type": "string", "format": "date-time"}
 	tNTime = obj{"type": "string", "format": "date-time", "nullable": true}
 	tObj   = obj{"type": "object", "additionalProperties": true}
@@ -95,7 +96,11 @@ var openAPISchemas = obj{
 		"id": tInt, "config_id": tInt, "stream_id": tInt, "type": tStr,
 		"state":         obj{"type": "string", "enum": []string{"pending", "assigned", "starting", "running", "backoff", "failed", "stopping", "stopped"}},
 		"desired_state": tStr, "node": tStr, "epoch": tInt, "restarts": tInt, "last_exit_code": tInt,
-		"last_error": tStr, "log_tail": tStr, "started_at": tNTime, "lease_until": tNTime, "reason": tStr,
+		"last_error": tStr, "log_tail": tStr,
+		"progress": obj{"type": "object", "description": "a running ffmpeg task's latest progress (absent otherwise)", "properties": obj{
+			"frame": tInt, "fps": tNum, "bitrate": tInt, "total_size": tInt, "out_time_ms": tInt, "speed": tNum,
+			"drop_frames": tInt, "dup_frames": tInt, "uptime_ms": tInt, "stalled": tBool}},
+		"started_at": tNTime, "lease_until": tNTime, "reason": tStr,
 		"command": tStr, "cost": tInt, "config_version": tInt, "created_at": tTime, "updated_at": tTime,
 	}),
 	"Node": props(nil, obj{"name": tStr, "role": tStr, "rtmp_address": tStr, "http_address": tStr, "capacity": tInt,
@@ -145,11 +150,15 @@ var openAPIOps = []op{
 	{"GET", "/tasks/{id}", "Show a task", "tasks", "", 200, "Task", nil},
 	{"POST", "/tasks/{id}/restart", "Restart a task (new epoch, rescheduled)", "tasks", "", 200, "Task", nil},
 	{"GET", "/nodes", "List nodes with liveness", "nodes", "", 200, "list:Node", []string{"role"}},
+	{"POST", "/nodes/{name}/drain", "Drain a concierge: no new tasks, its tasks move elsewhere; answers {\"tasks\": [ids handed back]} (admin)", "nodes", "", 200, "", nil},
+	{"POST", "/nodes/{name}/resume", "End a concierge's drain (admin)", "nodes", "", 204, "", nil},
+	{"DELETE", "/nodes/{name}", "Forget a node that no longer reports in (409 while it does) (admin)", "nodes", "", 204, "", nil},
 	{"GET", "/audit", "List audit events (non-admins: their own)", "audit", "", 200, "list:AuditEvent", []string{"action", "actor", "object", "since", "until", "limit", "offset"}},
 	{"GET", "/users", "List users (admin)", "accounts", "", 200, "list:User", []string{"limit", "offset"}},
 	{"POST", "/users", "Create a user (admin)", "accounts", "UserCreate", 201, "User", nil},
 	{"GET", "/users/{id}", "Show a user (admin)", "accounts", "", 200, "User", nil},
 	{"PATCH", "/users/{id}", "Change role, password, language or disable (admin)", "accounts", "UserPatch", 200, "User", nil},
+	{"DELETE", "/users/{id}", "Delete a user with their tokens and sessions; 409 while they own streams (admin)", "accounts", "", 204, "", nil},
 	{"GET", "/tokens", "List the caller's API tokens (no secrets)", "accounts", "", 200, "list:Token", nil},
 	{"POST", "/tokens", "Create an API token; the secret is shown only here", "accounts", "TokenCreate", 201, "Token", nil},
 	{"DELETE", "/tokens/{id}", "Revoke one of the caller's API tokens", "accounts", "", 204, "", nil},

@@ -75,18 +75,11 @@ func (s *Server) loadStream(c *gin.Context) (*models.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.p.Store.StreamByID(c.Request.Context(), id)
-	if errors.Is(err, models.ErrNotFound) {
+	st, err := s.auth.Stream(c.Request.Context(), auth.PrincipalOf(c), id)
+	if errors.Is(err, auth.ErrOtherOwner) {
 		return nil, httperr.NotFound("stream")
 	}
-	if err != nil {
-		return nil, err
-	}
-	p := auth.PrincipalOf(c)
-	if !p.SeesAllStreams() && !p.Owns(st) {
-		return nil, httperr.NotFound("stream")
-	}
-	return st, nil
+	return st, err
 }
 
 func (s *Server) apiListStreams(c *gin.Context) {

@@ -181,3 +181,18 @@ func (s *Server) apiRevokeToken(c *gin.Context) {
 	}
 	c.Status(http.StatusNoContent)
 }
+
+// apiDeleteUser removes a user (core.DeleteUser: 409 while they own
+// streams, 400 for oneself).
+func (s *Server) apiDeleteUser(c *gin.Context) {
+	u, err := s.loadUser(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.core.DeleteUser(c.Request.Context(), auth.Actor(c), u.ID); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}

@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -172,6 +173,29 @@ func (a *Authenticator) RequireWriter(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// ErrOtherOwner is the answer of Stream for a stream that exists but
+// belongs to another operator, whom the principal may not see.
+var ErrOtherOwner = errors.New("this stream belongs to another operator")
+
+// Stream loads stream id for p with the visibility rules of Principal
+// (SeesAllStreams, Owns): httperr.NotFound when it does not exist,
+// ErrOtherOwner when p may not see it. The REST API answers the second
+// with 404 too, so ids leak nothing; the UI says it plainly (403), since
+// ids are visible in links anyway.
+func (a *Authenticator) Stream(ctx context.Context, p *Principal, id int64) (*models.Stream, error) {
+	st, err := a.st.StreamByID(ctx, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, httperr.NotFound("stream")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.SeesAllStreams() && !p.Owns(st) {
+		return nil, ErrOtherOwner
+	}
+	return st, nil
 }
 
 // Actor is who makes the request, for the audit events of the write paths

@@ -77,3 +77,9 @@ func (c *Core) RevokeToken(ctx context.Context, by Actor, tokenID int64) error {
 		return tx.Audit(ctx, c.event(by, "token.revoke", "token/"+strconv.FormatInt(tokenID, 10), nil))
 	})
 }
+
+// DeleteUser removes a user with their tokens and sessions
+// (models.DeleteUser: refused while they own streams).
+func (c *Core) DeleteUser(ctx context.Context, by Actor, id int64) error {
+	return c.store.DeleteUser(ctx, id, by)
+}

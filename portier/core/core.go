@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 )
 
@@ -39,6 +40,10 @@ type Live interface {
 	// same transaction (the audit event). models.ErrInUse: the task is not
 	// meant to run now.
 	RestartTask(ctx context.Context, taskID int64, reason string, inTx func(tx *models.Store, out *models.Task) error) (*models.Task, error)
+	// Kick wakes the scheduler (tasks were handed back).
+	Kick()
+	// AliveSince is when a node must have heartbeated last to be alive.
+	AliveSince() time.Time
 }
 
 // Params configures a Core.
@@ -147,6 +152,10 @@ func (noLive) StreamOffline(context.Context, int64, string) {}
 func (noLive) TaskConfigChanged(context.Context, int64)     {}
 func (noLive) TaskConfigDeleting(context.Context, int64) error {
 	return nil
+}
+func (noLive) Kick() {}
+func (noLive) AliveSince() time.Time {
+	return time.Now().Add(-nodewire.AliveWindow(nodewire.DefaultHeartbeat))
 }
 func (noLive) RestartTask(context.Context, int64, string, func(*models.Store, *models.Task) error) (*models.Task, error) {
 	return nil, errors.New("core: no scheduler to restart tasks")

@@ -164,6 +164,9 @@ func (s *Server) nameTaken(c *gin.Context, r registerReq, e *models.NameTakenErr
 
 type heartbeatReq struct {
 	Load nodewire.Load `json:"load"`
+	// Host is the node's own figures (version, uptime, CPU, memory); nil
+	// from older nodes. Kept with the load for the cluster page.
+	Host *nodewire.HostStats `json:"host"`
 	// Published is absent for nodes that publish nothing (concierges,
 	// CDN edges); [] or null from a relay means it holds no publish.
 	// "app/name" strings: the form of older relays.
@@ -202,7 +205,14 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	err := s.p.Store.NodeHeartbeat(ctx, name, models.NodeLoad(r.Load), s.lv.Now())
+	load := models.NodeLoad(r.Load)
+	if h := r.Host; h != nil {
+		if len(h.Version) > 64 {
+			h.Version = h.Version[:64]
+		}
+		load.Host = h
+	}
+	err := s.p.Store.NodeHeartbeat(ctx, name, load, s.lv.Now())
 	if errors.Is(err, models.ErrNotFound) {
 		c.JSON(http.StatusNotFound, hookErrBody(nodewire.CodeUnknownNode, "node "+strconvQuote(name)+" is not registered: register again", ""))
 		return

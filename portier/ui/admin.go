@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"encoding/csv"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/paging"
+	"github.com/portier/portier/web/i18n"
 	"github.com/portier/portier/web/views"
 )
 
@@ -76,6 +79,11 @@ func (s *Server) uiCreateUser(c *gin.Context) {
 // core.ChangeUser (admins cannot demote or disable themselves, as in the
 // API; disabling ends the user's sessions at once).
 func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
+	s.uiUpdateUserThen(c, up, "user-updated")
+}
+
+// uiUpdateUserThen is uiUpdateUser with the confirmation done names.
+func (s *Server) uiUpdateUserThen(c *gin.Context, up models.UserUpdate, done string) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil {
 		s.uiError(c, 0, httperr.NotFound("user"))
@@ -90,7 +98,37 @@ func (s *Server) uiUpdateUser(c *gin.Context, up models.UserUpdate) {
 		s.uiError(c, 0, err)
 		return
 	}
-	redirect(c, "/admin/users?done=user-updated")
+	redirect(c, "/admin/users?done="+done)
+}
+
+// uiResetPassword sets another user's password (an admin helping someone
+// locked out); their sessions end.
+func (s *Server) uiResetPassword(c *gin.Context) {
+	pw := c.PostForm("password")
+	if err := models.CheckPassword(pw); err != nil {
+		s.uiError(c, http.StatusBadRequest, errors.New(s.lang(c).T("Use 8 to 72 characters.")))
+		return
+	}
+	s.uiUpdateUserThen(c, models.UserUpdate{Password: &pw}, "password-reset")
+}
+
+// uiDeleteUser removes a user (refused while they own streams).
+func (s *Server) uiDeleteUser(c *gin.Context) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil {
+		s.uiError(c, 0, httperr.NotFound("user"))
+		return
+	}
+	if err := s.core.DeleteUser(rctx(c), auth.Actor(c), id); err != nil {
+		var se *models.SpecError
+		if errors.As(err, &se) {
+			s.uiError(c, http.StatusBadRequest, errors.New(se.Message))
+			return
+		}
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/admin/users?done=user-deleted")
 }
 
 func (s *Server) uiSetRole(c *gin.Context) {
@@ -131,7 +169,18 @@ func (s *Server) uiTokens(c *gin.Context) {
 func (s *Server) uiCreateToken(c *gin.Context) {
 	l := s.lang(c)
 	p := auth.PrincipalOf(c)
-	form := views.NewToken{Name: strings.TrimSpace(c.PostForm("name")), Scopes: c.PostFormArray("scopes"), Errors: views.FieldErrors{}}
+	form := views.NewToken{Name: strings.TrimSpace(c.PostForm("name")), Scopes: c.PostFormArray("scopes"),
+		ExpiresDays: c.PostForm("expires_days"), Errors: views.FieldErrors{}}
+	var expires *time.Time
+	if form.ExpiresDays != "" {
+		days, err := strconv.Atoi(form.ExpiresDays)
+		if err != nil || days < 1 || days > 3650 {
+			form.Errors["expires_days"] = l.T("Choose when the token expires.")
+		} else {
+			t := time.Now().UTC().AddDate(0, 0, days)
+			expires = &t
+		}
+	}
 	scopes, err := models.NormalizeScopes(form.Scopes)
 	if err != nil {
 		form.Errors["scopes"] = err.Error()
@@ -146,7 +195,7 @@ func (s *Server) uiCreateToken(c *gin.Context) {
 	}
 	var tok string
 	if len(form.Errors) == 0 {
-		if tok, _, err = s.core.IssueToken(rctx(c), auth.Actor(c), p.User, form.Name, scopes, nil); err != nil {
+		if tok, _, err = s.core.IssueToken(rctx(c), auth.Actor(c), p.User, form.Name, scopes, expires); err != nil {
 			s.uiError(c, 0, err)
 			return
 		}
@@ -181,6 +230,42 @@ func (s *Server) uiRevokeToken(c *gin.Context) {
 
 const auditPageSize = 50
 
+// playAuthorize is the audit action of a play authorisation: one per
+// player start, so they outnumber everything else; the page hides them
+// unless asked (plays=1, or an action filter naming them).
+const playAuthorize = "play.authorize"
+
+// auditTimeLayout is the datetime-local form of the time range, in UTC.
+const auditTimeLayout = "2006-01-02T15:04"
+
+// auditFilter reads the audit page's filters (shared by the page and its
+// CSV export); bad times are field errors.
+func auditFilter(c *gin.Context, l i18n.Lang) (views.Audit, models.AuditFilter) {
+	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
+		Object: strings.TrimSpace(c.Query("object")), Since: strings.TrimSpace(c.Query("since")),
+		Until: strings.TrimSpace(c.Query("until")), Plays: c.Query("plays") == "1", PrevOffset: -1, NextOffset: -1,
+		Errors: views.FieldErrors{}}
+	f := models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object}
+	for _, tf := range []struct {
+		field, v string
+		t        *time.Time
+	}{{"since", vm.Since, &f.Since}, {"until", vm.Until, &f.Until}} {
+		if tf.v == "" {
+			continue
+		}
+		t, err := time.ParseInLocation(auditTimeLayout, tf.v, time.UTC)
+		if err != nil {
+			vm.Errors[tf.field] = l.T("Use a date and time like %s.", "2026-12-03T14:00")
+			continue
+		}
+		*tf.t = t
+	}
+	if !vm.Plays && vm.Action != playAuthorize {
+		f.ExceptActions = []string{playAuthorize}
+	}
+	return vm, f
+}
+
 func (s *Server) uiAudit(c *gin.Context) {
 	offset := 0
 	if v, ok := c.GetQuery("offset"); ok {
@@ -191,15 +276,28 @@ func (s *Server) uiAudit(c *gin.Context) {
 		}
 		offset = n
 	}
-	vm := views.Audit{Actor: strings.TrimSpace(c.Query("actor")), Action: strings.TrimSpace(c.Query("action")),
-		Object: strings.TrimSpace(c.Query("object")), Offset: offset, PrevOffset: -1, NextOffset: -1}
-	list, total, err := s.p.Store.ListAudit(rctx(c), models.AuditFilter{Actor: vm.Actor, Action: vm.Action, Object: vm.Object,
-		Limit: auditPageSize, Offset: offset})
+	vm, f := auditFilter(c, s.lang(c))
+	vm.Offset = offset
+	status := http.StatusOK
+	if len(vm.Errors) > 0 {
+		status = http.StatusBadRequest
+		s.render(c, status, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+		return
+	}
+	f.Limit, f.Offset = auditPageSize, offset
+	list, total, err := s.p.Store.ListAudit(rctx(c), f)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
 	}
 	vm.Total = total
+	if f.ExceptActions != nil {
+		plays := f
+		plays.ExceptActions, plays.Action, plays.Limit, plays.Offset = nil, playAuthorize, 1, 0
+		if _, n, err := s.p.Store.ListAudit(rctx(c), plays); err == nil {
+			vm.HiddenPlays = n
+		}
+	}
 	if offset > 0 {
 		vm.PrevOffset = max(0, offset-auditPageSize)
 	}
@@ -214,5 +312,49 @@ func (s *Server) uiAudit(c *gin.Context) {
 		vm.Rows = append(vm.Rows, views.AuditRow{Time: formatTime(&e.Time), Actor: e.Actor, Action: e.Action, Object: e.Object,
 			Result: e.Result, Reason: e.Reason, Node: e.Node, Addr: e.Addr, Details: details})
 	}
-	s.render(c, http.StatusOK, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+	s.render(c, status, views.AuditView(s.page(c, "Audit log", "audit"), vm))
+}
+
+// auditCSVMax bounds one export; a longer range is exported in parts (the
+// time filter).
+const auditCSVMax = 100_000
+
+// uiAuditCSV exports the filtered audit events (newest first) as CSV.
+func (s *Server) uiAuditCSV(c *gin.Context) {
+	vm, f := auditFilter(c, s.lang(c))
+	if len(vm.Errors) > 0 {
+		s.uiError(c, http.StatusBadRequest, errors.New("the time range is not a date and time like 2026-12-03T14:00"))
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="audit-`+time.Now().UTC().Format("20060102-1504")+`.csv"`)
+	w := csv.NewWriter(c.Writer)
+	_ = w.Write([]string{"time", "actor", "action", "object", "result", "reason", "node", "address", "details"})
+	const page = 1000
+	for f.Offset = 0; f.Offset < auditCSVMax; f.Offset += page {
+		f.Limit = page
+		list, _, err := s.p.Store.ListAudit(rctx(c), f)
+		if err != nil {
+			// The header is out: end the file where the error is, and log it.
+			s.log.Error("audit export", "err", err)
+			break
+		}
+		for _, e := range list {
+			_ = w.Write([]string{e.Time.UTC().Format(time.RFC3339), csvCell(e.Actor), csvCell(e.Action), csvCell(e.Object),
+				csvCell(e.Result), csvCell(e.Reason), csvCell(e.Node), csvCell(e.Addr), csvCell(string(e.Details))})
+		}
+		if len(list) < page {
+			break
+		}
+	}
+	w.Flush()
+}
+
+// csvCell keeps a spreadsheet from running a cell as a formula (a user
+// name or a reason an attacker chose, "=HYPERLINK(…)").
+func csvCell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

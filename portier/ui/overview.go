@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/history"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web/views"
 )
@@ -65,7 +67,43 @@ func taskRow(t *models.Task, stream, config string, canWrite bool) views.TaskRow
 	if t.LastExitCode != nil {
 		r.ExitCode = strconv.Itoa(*t.LastExitCode)
 	}
+	r.Progress, r.Stalled = progressText(t)
 	return r
+}
+
+// taskProgress is the part of concierge/wire.Progress the UI shows.
+type taskProgress struct {
+	FPS        float64 `json:"fps"`
+	Bitrate    int64   `json:"bitrate"`
+	Speed      float64 `json:"speed"`
+	DropFrames int64   `json:"drop_frames"`
+	UptimeMS   int64   `json:"uptime_ms"`
+	Stalled    bool    `json:"stalled"`
+}
+
+// progressText is a running task's progress in a line: frame rate, output
+// bitrate, speed (1.00× keeps up with a live stream), dropped frames and
+// how long its ffmpeg has run.
+func progressText(t *models.Task) (string, bool) {
+	var p taskProgress
+	if t.State != models.TaskRunning || t.Progress == "" || json.Unmarshal([]byte(t.Progress), &p) != nil {
+		return "", false
+	}
+	parts := []string{}
+	if p.FPS > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f fps", p.FPS))
+	}
+	if p.Bitrate > 0 {
+		parts = append(parts, formatBitrate(p.Bitrate))
+	}
+	parts = append(parts, fmt.Sprintf("%.2f×", p.Speed))
+	if p.DropFrames > 0 {
+		parts = append(parts, fmt.Sprintf("−%d", p.DropFrames))
+	}
+	if p.UptimeMS > 0 {
+		parts = append(parts, formatDuration(time.Duration(p.UptimeMS)*time.Millisecond))
+	}
+	return strings.Join(parts, " · "), p.Stalled
 }
 
 func (s *Server) uiTasks(c *gin.Context) {
@@ -154,6 +192,21 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 	if n.Capacity > 0 {
 		r.LoadPercent = min(100, n.Load.CostUsed*100/n.Capacity)
 	}
+	if h := n.Load.Host; h != nil && r.Alive {
+		r.CPU = fmt.Sprintf("%.0f %% × %d", h.CPUPercent, h.CPUs)
+		if h.MemoryTotalBytes > 0 {
+			r.Memory = fmt.Sprintf("%.1f / %.1f GiB", float64(h.MemoryUsedBytes)/(1<<30), float64(h.MemoryTotalBytes)/(1<<30))
+		}
+		r.Uptime = formatDuration(time.Duration(h.UptimeSeconds) * time.Second)
+		if h.Version != "" {
+			r.Version = h.Version
+		}
+	}
+	if auth.PrincipalOf(c).IsAdmin() {
+		r.CanDrain = n.Role == models.NodeRoleConcierge && r.Alive && !n.Draining
+		r.CanResume = n.Role == models.NodeRoleConcierge && n.Draining
+		r.CanRemove = !r.Alive
+	}
 	if n.Role == models.NodeRoleOrigin {
 		held, err := s.p.Store.NodeOrigins(rctx(c), n.Name)
 		if err != nil {
@@ -223,6 +276,32 @@ func (s *Server) uiCluster(c *gin.Context) {
 	s.render(c, http.StatusOK, views.ClusterView(s.page(c, "Cluster", "cluster"), vm))
 }
 
+// uiNodeAction runs an admin's action on node :name and goes back to the
+// cluster page.
+func (s *Server) uiNodeAction(c *gin.Context) {
+	name, by := c.Param("name"), auth.Actor(c)
+	var err error
+	done := ""
+	switch c.Param("action") {
+	case "drain":
+		_, err = s.core.DrainNode(rctx(c), by, name)
+		done = "node-drained"
+	case "resume":
+		err = s.core.ResumeNode(rctx(c), by, name)
+		done = "node-resumed"
+	case "remove":
+		err = s.core.RemoveNode(rctx(c), by, name)
+		done = "node-removed"
+	default:
+		err = httperr.NotFound("action")
+	}
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, "/cluster?done="+done)
+}
+
 // attentionStates are task states an operator should look at.
 var attentionStates = []string{models.TaskFailed, models.TaskBackoff, models.TaskPending}
 
@@ -234,6 +313,20 @@ func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
 		return d, err
 	}
 	d.Live = rows
+	d.Totals.Live = len(rows)
+	if s.p.History != nil {
+		for i := range d.Live {
+			pts := s.p.History.Stream(d.Live[i].ID)
+			if len(pts) == 0 {
+				continue
+			}
+			d.Live[i].BitrateGraph = sparkOf(pts, "Bitrate", func(p history.Point) int64 { return p.BitrateIn }, formatRate)
+			d.Live[i].ViewersGraph = sparkOf(pts, "Viewers", func(p history.Point) int64 { return int64(p.Viewers) }, formatCount)
+		}
+	}
+	if err := s.dashboardTotals(c, &d.Totals); err != nil {
+		return d, err
+	}
 	if _, d.StreamsAll, err = s.streamRows(c, models.StreamFilter{Limit: 1}); err != nil {
 		return d, err
 	}
@@ -263,6 +356,58 @@ func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
 		}
 	}
 	return d, nil
+}
+
+// dashboardTotals fills the cluster's figures: ingest, egress and viewers
+// with their last hour (from History; the latest sample alone without it),
+// and the tasks by state.
+func (s *Server) dashboardTotals(c *gin.Context, t *views.DashboardTotals) error {
+	var pts []history.Point
+	if s.p.History != nil {
+		pts = s.p.History.Totals()
+	}
+	if len(pts) == 0 {
+		pts = []history.Point{{}}
+	}
+	t.Ingest = *sparkOf(pts, "Ingest", func(p history.Point) int64 { return p.BitrateIn }, formatRate)
+	t.Egress = *sparkOf(pts, "Egress", func(p history.Point) int64 { return p.BitrateOut }, formatRate)
+	t.Viewers = *sparkOf(pts, "Viewers", func(p history.Point) int64 { return int64(p.Viewers) }, formatCount)
+	counts, err := s.p.Store.TaskStateCounts(rctx(c))
+	if err != nil {
+		return err
+	}
+	byState := map[string]int64{}
+	for _, n := range counts {
+		byState[n.State] += n.N
+	}
+	for _, st := range []string{models.TaskRunning, models.TaskStarting, models.TaskAssigned, models.TaskPending,
+		models.TaskBackoff, models.TaskFailed, models.TaskStopping} {
+		if byState[st] > 0 {
+			t.Tasks = append(t.Tasks, views.StateCount{State: st, Count: byState[st]})
+		}
+	}
+	return nil
+}
+
+// sparkOf is the graph of one figure of pts, labelled with the latest
+// value.
+func sparkOf(pts []history.Point, label string, v func(history.Point) int64, format func(int64) string) *views.Spark {
+	g := &views.Spark{Label: label, Values: make([]float64, len(pts))}
+	for i, p := range pts {
+		g.Values[i] = float64(v(p))
+	}
+	g.Latest = format(v(pts[len(pts)-1]))
+	return g
+}
+
+func formatCount(n int64) string { return strconv.FormatInt(n, 10) }
+
+// formatRate is formatBitrate that shows an idle cluster as 0.
+func formatRate(bps int64) string {
+	if bps <= 0 {
+		return "0 kbit/s"
+	}
+	return formatBitrate(bps)
 }
 
 func (s *Server) uiDashboard(c *gin.Context) {

@@ -14,6 +14,7 @@ import (
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/core"
+	"github.com/portier/portier/portier/history"
 	"github.com/portier/portier/portier/hlsrewrite"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/streamurl"
@@ -23,6 +24,12 @@ import (
 type Live interface {
 	NodeState(n *models.Node, now time.Time) string
 	AliveSince() time.Time
+}
+
+// History is the dashboard's last hour of figures (history.Recorder).
+type History interface {
+	Totals() []history.Point
+	Stream(id int64) []history.Point
 }
 
 // Params configures the web UI.
@@ -42,6 +49,8 @@ type Params struct {
 	// it has none); HLSViewers the HLS viewers per stream. nil: none.
 	HLSPlayURL func(c *gin.Context, st *models.Stream) string
 	HLSViewers func() []hlsrewrite.StreamViewers
+	// History draws the dashboard's graphs; nil: figures without graphs.
+	History History
 	// Now is the clock of login throttling (tests inject one); nil is
 	// time.Now.
 	Now    func() time.Time

@@ -29,18 +29,11 @@ func (s *Server) uiLoadStream(c *gin.Context) (*models.Stream, error) {
 	if err != nil || id <= 0 {
 		return nil, httperr.NotFound("stream")
 	}
-	st, err := s.p.Store.StreamByID(rctx(c), id)
-	if errors.Is(err, models.ErrNotFound) {
-		return nil, httperr.NotFound("stream")
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := auth.PrincipalOf(c)
-	if !p.SeesAllStreams() && !p.Owns(st) {
+	st, err := s.auth.Stream(rctx(c), auth.PrincipalOf(c), id)
+	if errors.Is(err, auth.ErrOtherOwner) {
 		return nil, httperr.Forbidden("this stream belongs to another operator")
 	}
-	return st, nil
+	return st, err
 }
 
 // uiCanEdit reports whether the principal may change st: writers (not

@@ -83,7 +83,11 @@ func (s *Server) Register(r *gin.Engine) {
 	ad.POST("/users", s.uiCreateUser)
 	ad.POST("/users/:id/role", s.uiSetRole)
 	ad.POST("/users/:id/disabled", s.uiSetDisabled)
+	ad.POST("/users/:id/password", s.uiResetPassword)
+	ad.POST("/users/:id/delete", s.uiDeleteUser)
 	ad.GET("/audit", s.uiAudit)
+	ad.GET("/audit.csv", s.uiAuditCSV)
+	ad.POST("/nodes/:name/:action", s.uiNodeAction)
 
 	r.NoRoute(s.uiSecurityHeaders, s.uiSession, s.uiNotFound)
 }
@@ -207,6 +211,11 @@ var flashes = map[string]string{
 	"user-created":     "The user was created.",
 	"user-updated":     "The user was updated.",
 	"token-revoked":    "The token was revoked.",
+	"password-reset":   "The password was set. The user's sessions were signed out.",
+	"user-deleted":     "The user was deleted.",
+	"node-drained":     "The concierge drains: its tasks move to other concierges.",
+	"node-resumed":     "The concierge takes tasks again.",
+	"node-removed":     "The node was removed.",
 }
 
 // render writes a templ component as an HTML response. Pages carry keys and

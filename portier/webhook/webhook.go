@@ -373,8 +373,11 @@ func (d *Dispatcher) worker() {
 				continue
 			}
 			_, retry := d.attempt(d.ctx, dl)
-			if !retry || dl.attempt >= d.p.MaxAttempts || d.ctx.Err() != nil {
-				if retry && d.ctx.Err() == nil {
+			if d.ctx.Err() != nil {
+				return // Close: counted as dropped
+			}
+			if !retry || dl.attempt >= d.p.MaxAttempts {
+				if retry {
 					d.log.Warn("webhook delivery failed for good", "endpoint", dl.ep.ID, "event", dl.ev.Type, "id", dl.ev.ID, "attempts", dl.attempt)
 				}
 				d.pending.Add(-1)

@@ -379,7 +379,9 @@ func TestDeliveryLogBounded(t *testing.T) {
 				}
 			}
 			// Age alone: a row older than KeepFor goes even when its
-			// endpoint has few.
+			// endpoint has few. (The dispatcher stops first: its own
+			// pruning at Start must not take the row.)
+			d.Close()
 			if err := s.AddWebhookDelivery(ctx, &models.WebhookDelivery{EndpointID: b.ID, EventID: "evt_old2", Event: "stream.live", Attempt: 1,
 				CreatedAt: time.Now().Add(-48 * time.Hour)}); err != nil {
 				t.Fatal(err)
@@ -398,5 +400,35 @@ func TestDeliveryLogBounded(t *testing.T) {
 				t.Fatalf("audit %+v", evs)
 			}
 		})
+	}
+}
+
+// TestCloseCutsHangingDelivery: Close does not wait for a receiver that
+// never answers; it cancels the attempt and returns with every goroutine
+// gone (TestMain's goleak check).
+func TestCloseCutsHangingDelivery(t *testing.T) {
+	s := modelstest.SQLite(t)
+	allowLoopback(s)
+	in := make(chan struct{}, 1)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then the server sees the client go
+		in <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	endpoint(t, s, models.WebhookEndpointInput{URL: hang.URL, Enabled: true})
+	d := webhook.New(webhook.Params{Store: s, Logger: slog.New(slog.DiscardHandler), Timeout: time.Minute})
+	d.Start()
+	if err := d.Emit(context.Background(), webhook.Event{Type: webhook.NodeLost}); err != nil {
+		t.Fatal(err)
+	}
+	<-in
+	t0 := time.Now()
+	d.Close()
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Fatalf("Close took %v with a hanging receiver", took)
+	}
+	if d.Pending() != 1 {
+		t.Fatalf("pending %d after Close; want the cut delivery counted", d.Pending())
 	}
 }

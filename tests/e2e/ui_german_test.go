@@ -294,7 +294,7 @@ func TestUIGermanWalk(t *testing.T) {
 	for _, tk := range tasks {
 		visit(fmt.Sprintf("/tasks/%d", tk.ID), "main h1")
 	}
-	for _, p := range []string{"/cluster", "/tokens", "/account", "/users", "/audit", "/streams/999999"} {
+	for _, p := range []string{"/cluster", "/tokens", "/account", "/admin/users", "/admin/audit", "/admin/audit?plays=1", "/admin/audit?since=bad", "/streams/999999"} {
 		visit(p, "main h1")
 	}
 	if len(problems) > 0 {

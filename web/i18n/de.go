@@ -66,6 +66,8 @@ var german = map[string]string{
 	"restream": "Restream", "record": "Aufnahme", "pull": "Pull", "hls": "HLS",
 	"pending": "wartend", "assigned": "zugewiesen", "starting": "startet", "running": "läuft", "backoff": "wartet auf Neustart",
 	"failed": "fehlgeschlagen", "stopping": "stoppt", "stopped": "gestoppt",
+	"Progress": "Fortschritt", "stalled": "hängt",
+	"frame rate · output bitrate · speed · dropped frames · running for": "Bildrate · Ausgangsbitrate · Geschwindigkeit · verworfene Bilder · läuft seit",
 
 	// Dashboard and cluster
 	"Live now": "Jetzt live", "No stream is live.": "Kein Stream ist live.", "Tasks needing attention": "Aufgaben, die Aufmerksamkeit brauchen",
@@ -78,6 +80,18 @@ var german = map[string]string{
 	"Edges this egress calls for: %d.": "Edges, die dieser Ausgang braucht: %d.", "Edge": "Edge", "Egress": "Ausgang",
 	"Capacity used": "Genutzte Kapazität", "Hit ratio": "Trefferquote", "Requests in flight": "Laufende Anfragen", "Cache": "Cache",
 	"HLS viewers per stream": "HLS-Zuschauer je Stream",
+	"Expires":                "Läuft ab", "never": "nie", "in 7 days": "in 7 Tagen", "in 30 days": "in 30 Tagen", "in 90 days": "in 90 Tagen",
+	"in a year": "in einem Jahr", "Choose when the token expires.": "Wählen Sie, wann das Token abläuft.",
+	"Reset password": "Passwort zurücksetzen", "Set password": "Passwort setzen",
+	"The password was set. The user's sessions were signed out.": "Das Passwort wurde gesetzt. Die Sitzungen des Benutzers wurden abgemeldet.",
+	"The user was deleted.": "Der Benutzer wurde gelöscht.", "cannot delete yourself: ask another admin": "Sie können sich nicht selbst löschen: Bitten Sie einen anderen Administrator",
+	"%s owns %d streams: delete them first": "%s besitzt %d Streams: Löschen Sie diese zuerst",
+	"Host":                                  "Host", "CPU": "CPU", "Memory": "Speicher", "Drain": "Leeren", "Resume": "Fortsetzen", "Remove": "Entfernen",
+	"The concierge drains: its tasks move to other concierges.": "Der Concierge leert sich: Seine Aufgaben wandern zu anderen Concierges.",
+	"The concierge takes tasks again.":                          "Der Concierge übernimmt wieder Aufgaben.", "The node was removed.": "Der Knoten wurde entfernt.",
+	"node %s still reports in: stop it first, or it registers again": "Knoten %s meldet sich noch: Stoppen Sie ihn zuerst, sonst meldet er sich wieder an",
+	"still in use": "noch in Gebrauch",
+	"Cluster now":  "Cluster jetzt", "Live streams": "Live-Streams", "none": "keine",
 
 	// Administration
 	"Role": "Rolle", "Status": "Status", "Created": "Angelegt", "Role of %s": "Rolle von %s", "Set role": "Rolle setzen",
@@ -93,6 +107,10 @@ var german = map[string]string{
 	"Use at most 100 characters.":                       "Verwenden Sie höchstens 100 Zeichen.",
 	"Actor":                                             "Akteur", "Action": "Aktion", "Object": "Objekt", "%d events": "%d Ereignisse", "Time": "Zeit", "Result": "Ergebnis",
 	"Details": "Details", "Pages": "Seiten", "Newer": "Neuere", "Older": "Ältere",
+	"ok": "ok", "denied": "abgelehnt", "error": "Fehler",
+	"From (UTC)": "Von (UTC)", "Until (UTC)": "Bis (UTC)", "Show play authorisations": "Wiedergabe-Freigaben zeigen",
+	"Export CSV": "Als CSV exportieren", "%d play authorisations hidden.": "%d Wiedergabe-Freigaben ausgeblendet.",
+	"Show them": "Zeigen", "Use a date and time like %s.": "Verwenden Sie Datum und Uhrzeit wie %s.",
 
 	// Confirmations after a change
 	"The stream was created.": "Der Stream wurde angelegt.", "The stream was updated.": "Der Stream wurde geändert.",

@@ -58,6 +58,30 @@ type StreamRow struct {
 	Viewers   string
 	Origins   []string
 	Publishes int64
+	// BitrateGraph and ViewersGraph are the last hour (dashboard only;
+	// nil elsewhere).
+	BitrateGraph, ViewersGraph *Spark
+}
+
+// Spark is one small graph: its values oldest first, the latest as text,
+// and what it shows.
+type Spark struct {
+	Label  string
+	Latest string
+	Values []float64
+}
+
+// DashboardTotals are the cluster's figures at the top of the dashboard.
+type DashboardTotals struct {
+	Live                    int
+	Ingest, Egress, Viewers Spark
+	Tasks                   []StateCount // tasks by state, in lifecycle order
+}
+
+// StateCount is how many tasks are in a state.
+type StateCount struct {
+	State string
+	Count int64
 }
 
 // Streams is the stream list page.
@@ -147,6 +171,10 @@ type TaskRow struct {
 	Reason     string
 	Updated    string
 	CanRestart bool
+	// Progress is a running ffmpeg task's latest figures as text ("" when
+	// it reports none); Stalled: its ffmpeg stopped writing progress.
+	Progress string
+	Stalled  bool
 }
 
 // Tasks is the task list page.
@@ -180,6 +208,12 @@ type NodeRow struct {
 	LoadPercent   int
 	Held          []string // streams this origin holds; an edge's streams with their players
 	Version       string
+	// CPU, Memory and Uptime are what the node reports of its host ("" from
+	// older nodes).
+	CPU, Memory, Uptime string
+	// CanDrain, CanResume and CanRemove offer the admin's actions: drain or
+	// resume a concierge, forget a node that no longer reports in.
+	CanDrain, CanResume, CanRemove bool
 }
 
 // NodeGroup is the nodes of one role.
@@ -230,6 +264,7 @@ type CDNEdgeRow struct {
 
 // Dashboard is the start page.
 type Dashboard struct {
+	Totals     DashboardTotals
 	Live       []StreamRow
 	Attention  []TaskRow
 	Silent     []NodeRow
@@ -281,9 +316,10 @@ type Tokens struct {
 
 // NewToken is the create-token form.
 type NewToken struct {
-	Name   string
-	Scopes []string
-	Errors FieldErrors
+	Name        string
+	Scopes      []string
+	ExpiresDays string // "" never, else days from now
+	Errors      FieldErrors
 }
 
 // AuditRow is one audit event.
@@ -301,14 +337,20 @@ type AuditRow struct {
 
 // Audit is the audit log page.
 type Audit struct {
-	Rows       []AuditRow
-	Actor      string
-	Action     string
-	Object     string
-	Total      int64
-	Offset     int
-	PrevOffset int // -1: no previous page
-	NextOffset int // -1: no next page
+	Rows         []AuditRow
+	Actor        string
+	Action       string
+	Object       string
+	Since, Until string // datetime-local values, UTC
+	// Plays shows play authorisations; HiddenPlays is how many the
+	// filters match while they are hidden.
+	Plays       bool
+	HiddenPlays int64
+	Errors      FieldErrors
+	Total       int64
+	Offset      int
+	PrevOffset  int // -1: no previous page
+	NextOffset  int // -1: no next page
 }
 
 // Account is the signed-in user's own settings page.

@@ -1,0 +1,7 @@
+-- +goose Up
+-- When the control plane last told (webhook node.lost) that a node stopped
+-- heartbeating: one replica claims each loss (models.ClaimLostNodes).
+ALTER TABLE nodes ADD COLUMN lost_at DATETIME;
+
+-- +goose Down
+ALTER TABLE nodes DROP COLUMN lost_at;
