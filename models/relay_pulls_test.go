@@ -87,6 +87,25 @@ func TestRelayPulls(t *testing.T) {
 				t.Fatalf("after a playing report: %+v", x)
 			}
 
+			// The stream disabled: o1's answer leaves the pull out (it
+			// stops), the task says why; enabled again, it comes back.
+			off, on := false, true
+			if _, err := s.UpdateStream(ctx, st.ID, models.StreamUpdate{Enabled: &off}); err != nil {
+				t.Fatal(err)
+			}
+			if o, err := s.OriginPulls(ctx, "o1", []nodewire.PullReport{}, t0); err != nil || len(o) != 0 {
+				t.Fatalf("stream disabled: orders %+v, %v", o, err)
+			}
+			if x := get(); x.State != models.TaskBackoff || x.LastError != "stream disabled" {
+				t.Fatalf("stream disabled: %s %q", x.State, x.LastError)
+			}
+			if _, err := s.UpdateStream(ctx, st.ID, models.StreamUpdate{Enabled: &on}); err != nil {
+				t.Fatal(err)
+			}
+			if o, _ := s.OriginPulls(ctx, "o1", []nodewire.PullReport{{TaskID: task.ID, Playing: true}}, t0); len(o) != 1 {
+				t.Fatalf("stream enabled again: orders %+v", o)
+			}
+
 			// o1 stops heartbeating; o2 is alive: the pull moves within the
 			// alive window, with a new epoch.
 			t1 := t0.Add(4 * time.Second)
