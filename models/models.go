@@ -183,10 +183,13 @@ type Task struct {
 	LastExitCode *int
 	LastError    string
 	LogTail      string
-	StartedAt    *time.Time
-	Reason       string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Progress is a running ffmpeg task's latest progress report
+	// (concierge/wire.Progress as JSON), "" when it has none.
+	Progress  string
+	StartedAt *time.Time
+	Reason    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // NodeLoad is what a node reports in its heartbeat.

@@ -352,6 +352,9 @@ type StatusReport struct {
 	ExitCode *int
 	Error    string
 	LogTail  string
+	// Progress is a running task's latest progress as JSON (nil: none in
+	// this report; a report of another state clears the stored one).
+	Progress []byte
 }
 
 // ConciergeReportable reports whether a concierge may report state st.
@@ -522,6 +525,12 @@ func applyReport(t *SchedTask, node string, r StatusReport, now time.Time, lease
 	}
 	if r.LogTail != "" {
 		cols["log_tail"] = r.LogTail
+	}
+	switch {
+	case r.State == TaskRunning && r.Progress != nil:
+		cols["progress"] = string(r.Progress)
+	case r.State != TaskRunning:
+		cols["progress"] = ""
 	}
 	if r.State == TaskRunning && t.State != TaskRunning {
 		cols["started_at"] = now

@@ -191,7 +191,7 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{module + "/portier", module + "/concierge"},
 		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
 		module+"/portier/paging", module+"/portier/streamurl", module+"/portier/hlsrewrite", module+"/portier/live",
-		module+"/portier/webhook") // webhook: through live
+		module+"/portier/history", module+"/portier/webhook") // webhook: through live
 	// Nothing below the composition root imports it (portiertest, the
 	// test harness, starts a whole control plane: it is above the root).
 	for _, p := range list(t, "./portier/...") {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -61,26 +62,28 @@ func (s *Server) apiDeleteApp(c *gin.Context) {
 // apiTaskView is a task as the API shows it. The argument list is left out: it
 // holds target keys and publish keys.
 type apiTaskView struct {
-	ID            int64      `json:"id"`
-	ConfigID      *int64     `json:"config_id"`
-	StreamID      int64      `json:"stream_id"`
-	Type          string     `json:"type"`
-	State         string     `json:"state"`
-	DesiredState  string     `json:"desired_state"`
-	Node          string     `json:"node"`
-	Epoch         int64      `json:"epoch"`
-	Restarts      int        `json:"restarts"`
-	LastExitCode  *int       `json:"last_exit_code"`
-	LastError     string     `json:"last_error"`
-	LogTail       string     `json:"log_tail"`
-	StartedAt     *time.Time `json:"started_at"`
-	LeaseUntil    *time.Time `json:"lease_until"`
-	Reason        string     `json:"reason"`
-	Command       string     `json:"command"`
-	Cost          int        `json:"cost"`
-	ConfigVersion int64      `json:"config_version"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	ID           int64  `json:"id"`
+	ConfigID     *int64 `json:"config_id"`
+	StreamID     int64  `json:"stream_id"`
+	Type         string `json:"type"`
+	State        string `json:"state"`
+	DesiredState string `json:"desired_state"`
+	Node         string `json:"node"`
+	Epoch        int64  `json:"epoch"`
+	Restarts     int    `json:"restarts"`
+	LastExitCode *int   `json:"last_exit_code"`
+	LastError    string `json:"last_error"`
+	LogTail      string `json:"log_tail"`
+	// Progress is a running ffmpeg task's latest progress (absent otherwise).
+	Progress      json.RawMessage `json:"progress,omitempty"`
+	StartedAt     *time.Time      `json:"started_at"`
+	LeaseUntil    *time.Time      `json:"lease_until"`
+	Reason        string          `json:"reason"`
+	Command       string          `json:"command"`
+	Cost          int             `json:"cost"`
+	ConfigVersion int64           `json:"config_version"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
 }
 
 func apiViewTask(t *models.Task) apiTaskView {
@@ -89,8 +92,17 @@ func apiViewTask(t *models.Task) apiTaskView {
 		Node: t.NodeName, Epoch: t.Epoch, Restarts: t.Restarts, LastExitCode: t.LastExitCode, LastError: t.LastError,
 		LogTail: t.LogTail, StartedAt: t.StartedAt, LeaseUntil: t.LeaseUntil, Reason: t.Reason,
 		Command: t.Description.Command, Cost: t.Description.Cost, ConfigVersion: t.ConfigVersion,
-		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Progress: taskProgress(t),
 	}
+}
+
+// taskProgress is t's stored progress, nil when it has none (or it is not
+// running: a stopped task's last figures are history, not progress).
+func taskProgress(t *models.Task) json.RawMessage {
+	if t.Progress == "" || t.State != models.TaskRunning || !json.Valid([]byte(t.Progress)) {
+		return nil
+	}
+	return json.RawMessage(t.Progress)
 }
 
 var taskStates = map[string]bool{

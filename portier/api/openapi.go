@@ -34,6 +34,7 @@ var (
 	tStr   = obj{"type": "string"}
 	tInt   = obj{"type": "integer", "format": "int64"}
 	tBool  = obj{"type": "boolean"}
+	tNum   = obj{"type": "number"}
 	tTime  = obj{"type": "string", "format": "date-time"}
 	tNTime = obj{"type": "string", "format": "date-time", "nullable": true}
 	tObj   = obj{"type": "object", "additionalProperties": true}
@@ -96,7 +97,11 @@ var openAPISchemas = obj{
 		"id": tInt, "config_id": tInt, "stream_id": tInt, "type": tStr,
 		"state":         obj{"type": "string", "enum": []string{"pending", "assigned", "starting", "running", "backoff", "failed", "stopping", "stopped"}},
 		"desired_state": tStr, "node": tStr, "epoch": tInt, "restarts": tInt, "last_exit_code": tInt,
-		"last_error": tStr, "log_tail": tStr, "started_at": tNTime, "lease_until": tNTime, "reason": tStr,
+		"last_error": tStr, "log_tail": tStr,
+		"progress": obj{"type": "object", "description": "a running ffmpeg task's latest progress (absent otherwise)", "properties": obj{
+			"frame": tInt, "fps": tNum, "bitrate": tInt, "total_size": tInt, "out_time_ms": tInt, "speed": tNum,
+			"drop_frames": tInt, "dup_frames": tInt, "uptime_ms": tInt, "stalled": tBool}},
+		"started_at": tNTime, "lease_until": tNTime, "reason": tStr,
 		"command": tStr, "cost": tInt, "config_version": tInt, "created_at": tTime, "updated_at": tTime,
 	}),
 	"Node": props(nil, obj{"name": tStr, "role": tStr, "rtmp_address": tStr, "http_address": tStr, "capacity": tInt,

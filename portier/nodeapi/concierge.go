@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -224,7 +225,12 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 		default:
 			out.Results[i].State = r.Task.State
 			kick = kick || r.Task.State == models.TaskPending
-			s.log.Info("task state", "task", id, "node", name, "epoch", reps[i].Epoch, "state", r.Task.State, "error", reps[i].Error)
+			// A progress sample repeats the state: not worth an INFO line.
+			lvl := slog.LevelInfo
+			if r.Prev == r.Task.State {
+				lvl = slog.LevelDebug
+			}
+			s.log.Log(c.Request.Context(), lvl, "task state", "task", id, "node", name, "epoch", reps[i].Epoch, "state", r.Task.State, "error", reps[i].Error)
 		}
 	}
 	s.emitTaskEvents(c.Request.Context(), name, reps, res)
@@ -284,7 +290,11 @@ func toStoreReport(r wire.StatusReport) (rep models.StatusReport, bad string) {
 	if !models.ConciergeReportable(r.State) {
 		return rep, "state must be one of starting, running, backoff, failed, stopping, stopped"
 	}
-	return models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode, Error: r.Error, LogTail: r.LogTail}, ""
+	rep = models.StatusReport{Epoch: r.Epoch, State: r.State, ExitCode: r.ExitCode, Error: r.Error, LogTail: r.LogTail}
+	if r.Progress != nil && r.State == models.TaskRunning {
+		rep.Progress, _ = json.Marshal(r.Progress) // numbers and a bool: cannot fail
+	}
+	return rep, ""
 }
 
 // truncateLog keeps the last max bytes of a log, from the start of a line:

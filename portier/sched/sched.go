@@ -364,7 +364,8 @@ func (sc *Scheduler) reapAndPoll(ctx context.Context, log interface {
 // (internal/hlscred): the version already changes with the epoch.
 func assignmentOf(tasks []models.SchedTask, lease time.Duration, clusterToken string) wire.Assignment {
 	h := sha256.New()
-	out := wire.Assignment{Tasks: make([]wire.Task, 0, len(tasks)), LeaseMS: lease.Milliseconds()}
+	out := wire.Assignment{Tasks: make([]wire.Task, 0, len(tasks)), LeaseMS: lease.Milliseconds(),
+		ProgressMS: wire.ProgressEvery.Milliseconds()}
 	for _, t := range tasks {
 		d := sha256.Sum256(t.Description)
 		fmt.Fprintf(h, "%d:%d:%s:%x;", t.ID, t.Epoch, t.DesiredState, d[:8])

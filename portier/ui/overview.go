@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,7 +67,43 @@ func taskRow(t *models.Task, stream, config string, canWrite bool) views.TaskRow
 	if t.LastExitCode != nil {
 		r.ExitCode = strconv.Itoa(*t.LastExitCode)
 	}
+	r.Progress, r.Stalled = progressText(t)
 	return r
+}
+
+// taskProgress is the part of concierge/wire.Progress the UI shows.
+type taskProgress struct {
+	FPS        float64 `json:"fps"`
+	Bitrate    int64   `json:"bitrate"`
+	Speed      float64 `json:"speed"`
+	DropFrames int64   `json:"drop_frames"`
+	UptimeMS   int64   `json:"uptime_ms"`
+	Stalled    bool    `json:"stalled"`
+}
+
+// progressText is a running task's progress in a line: frame rate, output
+// bitrate, speed (1.00× keeps up with a live stream), dropped frames and
+// how long its ffmpeg has run.
+func progressText(t *models.Task) (string, bool) {
+	var p taskProgress
+	if t.State != models.TaskRunning || t.Progress == "" || json.Unmarshal([]byte(t.Progress), &p) != nil {
+		return "", false
+	}
+	parts := []string{}
+	if p.FPS > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f fps", p.FPS))
+	}
+	if p.Bitrate > 0 {
+		parts = append(parts, formatBitrate(p.Bitrate))
+	}
+	parts = append(parts, fmt.Sprintf("%.2f×", p.Speed))
+	if p.DropFrames > 0 {
+		parts = append(parts, fmt.Sprintf("−%d", p.DropFrames))
+	}
+	if p.UptimeMS > 0 {
+		parts = append(parts, formatDuration(time.Duration(p.UptimeMS)*time.Millisecond))
+	}
+	return strings.Join(parts, " · "), p.Stalled
 }
 
 func (s *Server) uiTasks(c *gin.Context) {

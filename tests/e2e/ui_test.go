@@ -431,6 +431,13 @@ func TestUIEndToEnd(t *testing.T) {
 		t.Fatalf("task node %q", node)
 	}
 	b.screenshot(t, "stream-tasks")
+	// The running ffmpeg reports its progress through the concierge (every
+	// 5 s): frame rate, bitrate and speed show in the row.
+	b.do(t, "task progress shows", 30*time.Second,
+		chromedp.WaitVisible(uiCSS(`#stream-tasks tr[data-config="yt"] .progress`)))
+	if prog := uiGet(t, b, "progress", 5*time.Second, chromedp.Text(uiCSS(`#stream-tasks tr[data-config="yt"] .progress`))); !regexp.MustCompile(`\d+ fps · \d+(\.\d)? [kM]bit/s · \d\.\d\d×`).MatchString(prog) {
+		t.Errorf("task progress %q, want fps, bitrate and speed", prog)
+	}
 
 	// Rotate the key (with confirmation); the old key is refused at once.
 	stopPub()

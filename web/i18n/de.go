@@ -66,6 +66,8 @@ var german = map[string]string{
 	"restream": "Restream", "record": "Aufnahme", "pull": "Pull", "hls": "HLS",
 	"pending": "wartend", "assigned": "zugewiesen", "starting": "startet", "running": "läuft", "backoff": "wartet auf Neustart",
 	"failed": "fehlgeschlagen", "stopping": "stoppt", "stopped": "gestoppt",
+	"Progress": "Fortschritt", "stalled": "hängt",
+	"frame rate · output bitrate · speed · dropped frames · running for": "Bildrate · Ausgangsbitrate · Geschwindigkeit · verworfene Bilder · läuft seit",
 
 	// Dashboard and cluster
 	"Live now": "Jetzt live", "No stream is live.": "Kein Stream ist live.", "Tasks needing attention": "Aufgaben, die Aufmerksamkeit brauchen",

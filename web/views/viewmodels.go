@@ -171,6 +171,10 @@ type TaskRow struct {
 	Reason     string
 	Updated    string
 	CanRestart bool
+	// Progress is a running ffmpeg task's latest figures as text ("" when
+	// it reports none); Stalled: its ffmpeg stopped writing progress.
+	Progress string
+	Stalled  bool
 }
 
 // Tasks is the task list page.
