@@ -168,6 +168,16 @@ func TestUIGermanWalk(t *testing.T) {
 	}
 	st := api("POST", "/streams", `{"app":"live","name":"walk"}`)
 	id := int64(st["id"].(float64))
+	// A webhook endpoint with a delivery in its log (the webhooks page).
+	hook, err := s.Store.CreateWebhookEndpoint(ctx, models.WebhookEndpointInput{URL: "https://example.com/receiver",
+		Events: []string{models.WebhookStreamLive}, Enabled: true, Description: "Walk"}, models.Actor{Name: "dora"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.AddWebhookDelivery(ctx, &models.WebhookDelivery{EndpointID: hook.ID, EventID: "evt_walk", Event: models.WebhookTest,
+		Attempt: 1, StatusCode: 200, DurationMS: 12}); err != nil {
+		t.Fatal(err)
+	}
 	copyStream, err := s.Store.CreateStream(ctx, "live", "walk-copy", dora.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +318,7 @@ func TestUIGermanWalk(t *testing.T) {
 	for _, tk := range tasks {
 		visit(fmt.Sprintf("/tasks/%d", tk.ID), "main h1")
 	}
-	for _, p := range []string{"/cluster", "/tokens", "/account", "/admin/users", "/admin/audit", "/admin/audit?plays=1", "/admin/audit?since=bad", "/streams/999999"} {
+	for _, p := range []string{"/cluster", "/tokens", "/account", "/admin/users", "/admin/audit", "/admin/webhooks", "/admin/audit?plays=1", "/admin/audit?since=bad", "/streams/999999"} {
 		visit(p, "main h1")
 	}
 	if len(problems) > 0 {

@@ -197,4 +197,16 @@ var german = map[string]string{
 	"missed %d heartbeats; its streams are cleared":         "%d Lebenszeichen verpasst; seine Streams werden geleert",
 	"the node no longer reports this publish":               "der Knoten meldet diese Veröffentlichung nicht mehr",
 	"the node reports a publish the control plane had lost": "der Knoten meldet eine Veröffentlichung, die die Steuerung verloren hatte",
+
+	// Webhooks
+	"Webhooks": "Webhooks", "Signing secret": "Signaturgeheimnis", "No webhooks yet.": "Noch keine Webhooks.",
+	"All applications": "Alle Anwendungen", "Events": "Ereignisse", "All events": "Alle Ereignisse", "Disabled": "Deaktiviert",
+	"Description": "Beschreibung", "Send test": "Test senden", "Deliveries": "Zustellungen", "No deliveries yet.": "Noch keine Zustellungen.",
+	"Event": "Ereignis", "Attempt": "Versuch", "Response": "Antwort", "Error": "Fehler", "Duration": "Dauer", "no answer": "keine Antwort",
+	"New webhook": "Neuer Webhook", "URL": "URL", "Events (none checked: all)": "Ereignisse (keines gewählt: alle)",
+	"Create webhook": "Webhook anlegen", "Choose an application.": "Wählen Sie eine Anwendung.", "Refused: %s": "Abgelehnt: %s",
+	"Portier posts each event as JSON, signed with HMAC-SHA256 in the Portier-Signature header.": "Portier sendet jedes Ereignis als JSON per POST, signiert mit HMAC-SHA256 im Header Portier-Signature.",
+	"Give an http:// or https:// URL, e.g. https://example.com/hooks/portier.":                   "Geben Sie eine http://- oder https://-URL an, z. B. https://example.com/hooks/portier.",
+	"A test event was sent: its delivery is in the log.":                                         "Ein Testereignis wurde gesendet: seine Zustellung steht im Protokoll.",
+	"The webhook was updated.": "Der Webhook wurde geändert.", "The webhook was deleted.": "Der Webhook wurde gelöscht.",
 }
