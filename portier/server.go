@@ -100,7 +100,7 @@ func New(p Params) (*Server, error) {
 		Logger: s.log, LiveLogger: s.liveLog, Webhooks: s.hooks}).Register(s.engine) // /hooks and /internal/v1
 	s.history = history.New(history.Params{Interval: p.HistoryInterval, Logger: s.log,
 		Source: history.StoreSource(p.Store, s.lv.AliveSince, s.hlsViewersByPath)})
-	s.ui = ui.New(ui.Params{History: s.history, Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,
+	s.ui = ui.New(ui.Params{History: s.history, RecordDir: p.Live.Compile.RecordDir, Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,
 		PlayHTTPBase: p.PlayHTTPBase, HLSOriginURL: p.Live.Compile.HLSOriginURL, HLSPlayURL: s.hlsPlayURL, HLSViewers: s.hlsViewers,
 		Now: p.Security.Now, Logger: s.log})
 	s.ui.Register(s.engine)

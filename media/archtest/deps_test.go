@@ -146,7 +146,10 @@ func TestControlPlaneImportsGoOneWay(t *testing.T) {
 	forbid(t, "portier/core holds the write paths: it calls models, never the HTTP layer above it",
 		[]string{"./portier/core"},
 		[]string{module + "/portier", module + "/web", module + "/media", "github.com/gin-gonic/gin"},
-		module+"/portier/compile")
+		module+"/portier/compile", module+"/portier/recordings")
+	forbid(t, "portier/recordings is the recorded files (list, path, delete): it knows nothing else of the system",
+		[]string{"./portier/recordings"},
+		[]string{module, "github.com/gin-gonic/gin", "gorm.io"})
 	forbid(t, "models is the store: it never calls the control plane above it (compile's name rule aside)",
 		[]string{"./models/..."},
 		[]string{module + "/portier", module + "/web", module + "/media", module + "/concierge"},
@@ -180,18 +183,19 @@ func TestControlPlaneLayers(t *testing.T) {
 	forbid(t, "the pieces the REST API and the UI share (auth, httperr, paging, streamurl) know neither surface nor live state",
 		[]string{"./portier/auth", "./portier/httperr", "./portier/paging", "./portier/streamurl"},
 		[]string{module + "/portier", module + "/web", module + "/concierge"},
-		module+"/portier/core", module+"/portier/compile", module+"/portier/httperr")
+		module+"/portier/core", module+"/portier/compile", module+"/portier/httperr", module+"/portier/recordings")
 	forbid(t, "portier/api (REST) reaches live state through its Live interface and shares only auth, httperr, paging and streamurl with the UI; it never imports the UI, the node API or the scheduler",
 		[]string{"./portier/api"},
 		[]string{module + "/portier", module + "/web", module + "/concierge"},
 		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
-		module+"/portier/paging", module+"/portier/streamurl")
+		module+"/portier/paging", module+"/portier/streamurl", module+"/portier/recordings")
 	forbid(t, "portier/ui (web UI) reaches live state through its Live interface (and live's CDN load arithmetic) and shares only auth, httperr, paging and streamurl with the REST API; it never imports the REST API, the node API or the scheduler",
 		[]string{"./portier/ui"},
 		[]string{module + "/portier", module + "/concierge"},
 		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
 		module+"/portier/paging", module+"/portier/streamurl", module+"/portier/hlsrewrite", module+"/portier/live",
-		module+"/portier/history", module+"/portier/webhook") // webhook: through live
+		module+"/portier/history", module+"/portier/webhook", // webhook: through live
+		module+"/portier/recordings")
 	// Nothing below the composition root imports it (portiertest, the
 	// test harness, starts a whole control plane: it is above the root).
 	for _, p := range list(t, "./portier/...") {

@@ -41,6 +41,8 @@ func (s *Server) Register(g *gin.RouterGroup) {
 	g.POST("/streams/:id/rotate-key", s.auth.RequireWriter, s.apiRotateKey)
 
 	g.GET("/streams/:id/recordings", s.apiListRecordings)
+	g.GET("/streams/:id/recordings/:name", s.apiGetRecording)
+	g.DELETE("/streams/:id/recordings/:name", s.auth.RequireWriter, s.apiDeleteRecording)
 	g.GET("/streams/:id/task-configs", s.apiListTaskConfigs)
 	g.POST("/streams/:id/task-configs", s.auth.RequireWriter, s.apiCreateTaskConfig)
 	g.GET("/streams/:id/task-configs/:cid", s.apiGetTaskConfig)

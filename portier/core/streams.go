@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/portier/portier/models"
+	"github.com/portier/portier/portier/recordings"
 )
 
 // RevealKey records that the actor was shown the stream's key (worth
@@ -159,4 +160,14 @@ func (c *Core) afterRevoke(ctx context.Context, st *models.Stream, revoked []mod
 	if offline {
 		c.live.StreamOffline(ctx, st.ID, "publish revoked: "+models.RevokeText(reason))
 	}
+}
+
+// DeleteRecording deletes the stream's recorded segment name in dir (the
+// stream's recording directory; recordings.Delete checks the name), audited
+// as recording.delete.
+func (c *Core) DeleteRecording(ctx context.Context, by Actor, st *models.Stream, dir, name string) error {
+	if err := recordings.Delete(dir, name); err != nil {
+		return err
+	}
+	return c.store.Audit(ctx, c.event(by, "recording.delete", models.StreamObject(st.ID)+"/recording/"+name, nil))
 }

@@ -49,6 +49,9 @@ type Params struct {
 	// it has none); HLSViewers the HLS viewers per stream. nil: none.
 	HLSPlayURL func(c *gin.Context, st *models.Stream) string
 	HLSViewers func() []hlsrewrite.StreamViewers
+	// RecordDir is where record tasks write (the stream page lists and
+	// serves its recordings; "": no recordings section).
+	RecordDir string
 	// History draws the dashboard's graphs; nil: figures without graphs.
 	History History
 	// Now is the clock of login throttling (tests inject one); nil is

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +17,9 @@ import (
 	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
+	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/httperr"
+	"github.com/portier/portier/portier/recordings"
 	"github.com/portier/portier/portier/streamurl"
 	"github.com/portier/portier/web/views"
 )
@@ -225,6 +229,86 @@ func (s *Server) uiCreateStream(c *gin.Context) {
 
 // streamDetail builds the detail view model. The key and the commands that
 // embed it are only filled in for the owner who asked to reveal them.
+// recordingsDir is the stream's recording directory ("" without a record
+// directory).
+func (s *Server) recordingsDir(st *models.Stream) string {
+	if s.p.RecordDir == "" || !filepath.IsAbs(s.p.RecordDir) {
+		return ""
+	}
+	return compile.RecordingDir(s.p.RecordDir, st.ID)
+}
+
+// streamRecordings fills the page's recordings: newest first, and whether
+// a record task runs now.
+func (s *Server) streamRecordings(c *gin.Context, st *models.Stream, d *views.StreamDetail) {
+	dir := s.recordingsDir(st)
+	if dir == "" {
+		return
+	}
+	d.HasRecordDir = true
+	list, err := recordings.List(dir)
+	if err != nil {
+		s.log.Error("ui: list recordings", "stream", st.ID, "err", err)
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		r := list[i]
+		row := views.RecordingRow{Name: r.Name, Start: formatTime(&r.StartTime), Size: orZeroBytes(r.Size)}
+		if r.DurationSeconds > 0 {
+			row.Duration = formatDuration(time.Duration(r.DurationSeconds * float64(time.Second)))
+		}
+		d.Recordings = append(d.Recordings, row)
+	}
+	for _, t := range d.Tasks {
+		if t.Type == models.TypeRecord && t.State == models.TaskRunning {
+			d.RecordingNow = true
+		}
+	}
+}
+
+// orZeroBytes is formatBytes that shows an empty file as 0 B.
+func orZeroBytes(n int64) string {
+	if n <= 0 {
+		return "0 B"
+	}
+	return formatBytes(n)
+}
+
+// uiRecording downloads one of the stream's recordings.
+func (s *Server) uiRecording(c *gin.Context) {
+	st, err := s.uiLoadStream(c)
+	if err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	p, err := recordings.Path(s.recordingsDir(st), c.Param("name"))
+	if fi, serr := os.Stat(p); err != nil || s.recordingsDir(st) == "" || serr != nil || !fi.Mode().IsRegular() {
+		s.uiError(c, 0, httperr.NotFound("recording"))
+		return
+	}
+	c.FileAttachment(p, filepath.Base(p))
+}
+
+// uiDeleteRecording deletes one of the stream's recordings.
+func (s *Server) uiDeleteRecording(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	dir := s.recordingsDir(st)
+	if dir == "" {
+		s.uiError(c, 0, httperr.NotFound("recording"))
+		return
+	}
+	if err := s.core.DeleteRecording(rctx(c), auth.Actor(c), st, dir, c.Param("name")); err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, recordings.ErrBadName) {
+			err = httperr.NotFound("recording")
+		}
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, fmt.Sprintf("/streams/%d?done=recording-deleted#recordings", st.ID))
+}
+
 func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (views.StreamDetail, error) {
 	p := auth.PrincipalOf(c)
 	owner := p.Owns(st)
@@ -258,6 +342,7 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 	if err != nil {
 		return d, err
 	}
+	s.streamRecordings(c, st, &d)
 	if play.RTSP != "" {
 		d.PlayURLs = append(d.PlayURLs, views.PlayURL{Proto: "RTSP", URL: play.RTSP})
 	}

@@ -55,6 +55,8 @@ func (s *Server) Register(r *gin.Engine) {
 	a.GET("/streams/:id/thumbnail", s.uiStreamThumbnailBlock)
 	a.GET("/streams/:id/thumbnail.jpg", s.uiStreamThumbnail)
 	a.POST("/streams/:id/enabled", s.uiStreamEnabled)
+	a.GET("/streams/:id/recordings/:name", s.uiRecording)
+	a.POST("/streams/:id/recordings/:name/delete", s.uiDeleteRecording)
 	a.GET("/streams/:id/rotate-key", s.uiRotateKeyConfirm)
 	a.POST("/streams/:id/rotate-key", s.uiRotateKey)
 	a.GET("/streams/:id/delete", s.uiDeleteStreamConfirm)
@@ -204,26 +206,27 @@ func (s *Server) page(c *gin.Context, title, nav string) views.Page {
 // flashes are the one-line confirmations a redirect after a change shows
 // (?done=code), so no message text travels in URLs.
 var flashes = map[string]string{
-	"stream-created":   "The stream was created.",
-	"stream-updated":   "The stream was updated.",
-	"stream-deleted":   "The stream was deleted.",
-	"key-rotated":      "The key was rotated. The old key no longer works: update your encoder.",
-	"config-saved":     "The task config was saved.",
-	"config-deleted":   "The task config was deleted.",
-	"task-restarted":   "The task will restart.",
-	"password-changed": "Your password was changed. Other sessions were signed out.",
-	"language-saved":   "The language was saved.",
-	"user-created":     "The user was created.",
-	"user-updated":     "The user was updated.",
-	"token-revoked":    "The token was revoked.",
-	"password-reset":   "The password was set. The user's sessions were signed out.",
-	"user-deleted":     "The user was deleted.",
-	"node-drained":     "The concierge drains: its tasks move to other concierges.",
-	"node-resumed":     "The concierge takes tasks again.",
-	"node-removed":     "The node was removed.",
-	"webhook-tested":   "A test event was sent: its delivery is in the log.",
-	"webhook-updated":  "The webhook was updated.",
-	"webhook-deleted":  "The webhook was deleted.",
+	"stream-created":    "The stream was created.",
+	"stream-updated":    "The stream was updated.",
+	"stream-deleted":    "The stream was deleted.",
+	"key-rotated":       "The key was rotated. The old key no longer works: update your encoder.",
+	"config-saved":      "The task config was saved.",
+	"config-deleted":    "The task config was deleted.",
+	"task-restarted":    "The task will restart.",
+	"password-changed":  "Your password was changed. Other sessions were signed out.",
+	"language-saved":    "The language was saved.",
+	"user-created":      "The user was created.",
+	"user-updated":      "The user was updated.",
+	"token-revoked":     "The token was revoked.",
+	"password-reset":    "The password was set. The user's sessions were signed out.",
+	"user-deleted":      "The user was deleted.",
+	"recording-deleted": "The recording was deleted.",
+	"node-drained":      "The concierge drains: its tasks move to other concierges.",
+	"node-resumed":      "The concierge takes tasks again.",
+	"node-removed":      "The node was removed.",
+	"webhook-tested":    "A test event was sent: its delivery is in the log.",
+	"webhook-updated":   "The webhook was updated.",
+	"webhook-deleted":   "The webhook was deleted.",
 }
 
 // render writes a templ component as an HTML response. Pages carry keys and

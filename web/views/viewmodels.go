@@ -118,6 +118,19 @@ type StreamDetail struct {
 	Configs    []TaskConfigRow
 	Tasks      []TaskRow
 	NewKeyNote bool // the key was just rotated
+	// Recordings are the stream's recorded segments, newest first (nil
+	// without a record directory); RecordingNow: a record task runs.
+	Recordings   []RecordingRow
+	HasRecordDir bool
+	RecordingNow bool
+}
+
+// RecordingRow is one recorded segment on a stream's page.
+type RecordingRow struct {
+	Name     string
+	Start    string
+	Duration string
+	Size     string
 }
 
 // TaskConfigRow is one task config in a stream's list.

@@ -1,4 +1,4 @@
-package api
+package recordings
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // names, durations up to the next segment (the newest: to its last
 // write), other files ignored, a missing directory an empty list.
 func TestListRecordings(t *testing.T) {
-	if got, err := listRecordings(filepath.Join(t.TempDir(), "none")); err != nil || len(got) != 0 {
+	if got, err := List(filepath.Join(t.TempDir(), "none")); err != nil || len(got) != 0 {
 		t.Fatalf("missing dir: %v %v", got, err)
 	}
 	dir := t.TempDir()
@@ -29,7 +29,7 @@ func TestListRecordings(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(dir, "20261121-100004.mp4"), time.Now(), start.Add(7500*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := listRecordings(dir)
+	got, err := List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,5 +51,17 @@ func TestListRecordings(t *testing.T) {
 		if g.Name != w.name || g.Size != w.size || !g.StartTime.Equal(start.Add(w.at)) || g.DurationSeconds != w.dur || g.Format != "mp4" {
 			t.Errorf("recording %d: %+v, want %s size %d start +%v duration %.1f", i, g, w.name, w.size, w.at, w.dur)
 		}
+	}
+}
+
+// Only a plain segment file name of dir is a recording's path.
+func TestPath(t *testing.T) {
+	for _, bad := range []string{"", "../x.mp4", "a/b.mp4", ".hidden.mp4", "notes.txt", "x.mp4/..", "/etc/passwd"} {
+		if _, err := Path("/rec", bad); err == nil {
+			t.Errorf("Path(%q) accepted", bad)
+		}
+	}
+	if p, err := Path("/rec", "20261121-100000.mp4"); err != nil || p != "/rec/20261121-100000.mp4" {
+		t.Errorf("Path = %q, %v", p, err)
 	}
 }
