@@ -87,7 +87,6 @@ func List(dir string) ([]Recording, error) {
 	return out, nil
 }
 
-
 // ErrBadName is a file name that is not one of a stream's segments.
 var ErrBadName = errors.New("not a recording's file name")
 
