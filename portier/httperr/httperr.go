@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -84,7 +85,16 @@ func Map(err error) *APIError {
 	case errors.As(err, &ce):
 		return New(http.StatusConflict, CodeConflict, ce.Field, ce.Message)
 	case errors.As(err, &se):
-		return Invalid(se.Field, se.Field+" "+se.Message)
+		// Several field errors (core.CheckTaskConfig joins them) are
+		// answered together: field names the first, the message has all.
+		var msgs []string
+		for _, fe := range core.FieldErrors(err) {
+			msgs = append(msgs, fe.Field+" "+fe.Message)
+		}
+		if len(msgs) == 0 {
+			msgs = []string{se.Field + " " + se.Message}
+		}
+		return Invalid(se.Field, strings.Join(msgs, "; "))
 	case errors.Is(err, models.ErrNotFound):
 		return New(http.StatusNotFound, CodeNotFound, "", err.Error())
 	case errors.Is(err, models.ErrConflict):
