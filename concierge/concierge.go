@@ -197,6 +197,8 @@ func (c *Concierge) Run(ctx context.Context) error {
 		return err
 	}
 	defer release()
+	// Its keep-alive connections to the control plane end with it.
+	defer c.ctl.http.CloseIdleConnections()
 	// Listen before supervisord starts, so that a taken --http-addr stops
 	// the concierge before it has anything to clean up.
 	var ln net.Listener

@@ -202,7 +202,9 @@ func (s *stack) waitTask(t *testing.T, id int64, what string, cond func(*models.
 	}
 }
 
-// taskPIDs finds the live processes of a task by their PORTIER_TASK_ID.
+// taskPIDs finds the live processes of a task by their PORTIER_TASK_ID,
+// among this test process's descendants only: other packages' tests run
+// concierges with tasks of the same ids at the same time.
 func taskPIDs(id int64) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
@@ -217,11 +219,46 @@ func taskPIDs(id int64) []int {
 		if err != nil || err2 != nil || !bytes.Contains(env, needle) {
 			continue
 		}
-		if f := strings.Fields(string(st)); len(f) > 2 && f[2] != "Z" {
+		if f := statFields(st); len(f) > 1 && f[0] != "Z" && descendsFromUs(pid) {
 			out = append(out, pid)
 		}
 	}
 	return out
+}
+
+// statFields are the fields of /proc/PID/stat after the command name (which
+// may hold spaces): state, ppid, ….
+func statFields(st []byte) []string {
+	i := bytes.LastIndexByte(st, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(st[i+1:]))
+}
+
+// descendsFromUs reports whether pid is a descendant of this process.
+func descendsFromUs(pid int) bool {
+	self := os.Getpid()
+	for range 64 {
+		if pid == self {
+			return true
+		}
+		if pid <= 1 {
+			return false
+		}
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return false
+		}
+		f := statFields(st)
+		if len(f) < 2 {
+			return false
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // TestSupervisordDeathAndBadArguments: a task whose argument cannot pass
@@ -297,8 +334,9 @@ func TestCutOffStopsTasks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-listen on %s: %v", addr, err)
 	}
-	go http.Serve(nl, s.hs.Config.Handler)
-	t.Cleanup(func() { nl.Close() })
+	back := &http.Server{Handler: s.hs.Config.Handler}
+	go back.Serve(nl)
+	t.Cleanup(func() { back.Close() })
 	s.waitTask(t, id, "running again after the control plane returned", func(tk *models.Task) bool {
 		return tk.State == models.TaskRunning && len(taskPIDs(id)) == 1
 	})
