@@ -154,6 +154,14 @@ type TaskDescription struct {
 	// CredentialArg: the argument holding the HLS credential placeholder,
 	// which the concierge fills per assignment (compile.Description).
 	CredentialArg int `json:"credential_arg,omitempty"`
+	// RelayPull: an origin can pull the task's RTSP source itself
+	// (compile.Description.RelayPull); see PlaceRelayPulls.
+	RelayPull *RelayPull `json:"relay_pull,omitempty"`
+}
+
+// RelayPull is compile.RelayPull as stored.
+type RelayPull struct {
+	Source string `json:"source"`
 }
 
 // Value stores the description as JSON text.
@@ -215,6 +223,20 @@ func (l Labels) Value() (driver.Value, error) {
 // Scan reads the labels from JSON text.
 func (l *Labels) Scan(src any) error { return jsonScan(src, (*map[string]string)(l)) }
 
+// Capabilities are a node's capabilities (nodewire.NodeInfo.Capabilities).
+type Capabilities []string
+
+// Value stores the capabilities as a JSON list.
+func (c Capabilities) Value() (driver.Value, error) {
+	if c == nil {
+		return "[]", nil
+	}
+	return jsonValue([]string(c))
+}
+
+// Scan reads the capabilities from JSON text.
+func (c *Capabilities) Scan(src any) error { return jsonScan(src, (*[]string)(c)) }
+
 // Node is a registered relay, concierge, HLS origin or CDN edge.
 type Node struct {
 	ID          int64 `gorm:"primaryKey"`
@@ -224,9 +246,12 @@ type Node struct {
 	HTTPAddress string `gorm:"column:http_address"`
 	// Host is the host name the node runs on, as it reported it; with Role
 	// and the addresses it tells a restart from another node of that name.
-	Host          string
-	Capacity      int
-	Labels        Labels
+	Host     string
+	Capacity int
+	Labels   Labels
+	// Capabilities are what the node registered it can do
+	// (nodewire.CapRTSPPull).
+	Capabilities  Capabilities
 	Load          NodeLoad
 	Version       string
 	LastHeartbeat *time.Time

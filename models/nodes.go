@@ -89,7 +89,7 @@ func (s *Store) ClaimNode(ctx context.Context, n Node, now, aliveSince time.Time
 	res := s.db(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "name"}},
 		DoUpdates: clause.AssignmentColumns([]string{
-			"role", "rtmp_address", "http_address", "host", "capacity", "labels", "version", "last_heartbeat", "draining", "registered_at",
+			"role", "rtmp_address", "http_address", "host", "capacity", "labels", "capabilities", "version", "last_heartbeat", "draining", "registered_at",
 		}),
 		Where: clause.Where{Exprs: []clause.Expression{gorm.Expr(
 			"(nodes.role = excluded.role AND nodes.rtmp_address = excluded.rtmp_address AND "+

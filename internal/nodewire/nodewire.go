@@ -62,6 +62,56 @@ type NodeInfo struct {
 	// Host is the host name the node runs on: with the role and addresses
 	// it tells the control plane a restart from another node of the name.
 	Host string `json:"host,omitempty"`
+	// Capabilities are what the node can do beyond its role's basics
+	// (CapRTSPPull); older nodes send none.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// CapRTSPPull is the capability of an origin that pulls the RTSP sources
+// the control plane assigns it (HeartbeatReply.Pulls) and reports them
+// (Heartbeat.Pulls). Without an alive origin that has it, the control
+// plane runs RTSP pull configs with ffmpeg on a concierge.
+const CapRTSPPull = "rtsp-pull"
+
+// HasCapability reports whether caps has c.
+func HasCapability(caps []string, c string) bool {
+	for _, x := range caps {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// PullOrder is one RTSP source the control plane assigns an origin to pull
+// into a stream. The full set comes with every heartbeat answer: a pull
+// not in it stops.
+type PullOrder struct {
+	// TaskID is the control plane's task of the pull; the origin reports
+	// it back in Heartbeat.Pulls.
+	TaskID int64 `json:"task_id"`
+	// Path is the stream's "app/name".
+	Path string `json:"path"`
+	// Key is the stream's publish key: the origin authorises each session
+	// with it like an encoder's publish. Never logged.
+	Key string `json:"key"`
+	// URL is the rtsp:// or rtsps:// source, with its credentials.
+	URL string `json:"url"`
+	// Transport is "udp", "tcp" or "" (UDP, then TCP).
+	Transport string `json:"transport,omitempty"`
+}
+
+// PullReport is the state of one assigned pull, reported with every
+// heartbeat of an origin that has CapRTSPPull.
+type PullReport struct {
+	TaskID int64  `json:"task_id"`
+	Path   string `json:"path"`
+	// Playing: a session is up and publishing into the stream.
+	Playing bool `json:"playing"`
+	// Error is the last session's failure (no credentials), when not playing.
+	Error string `json:"error,omitempty"`
+	// Failures counts the sessions that failed since the origin took the pull.
+	Failures uint64 `json:"failures,omitempty"`
 }
 
 // RegisterReply is the control plane's answer to a registration.
@@ -110,6 +160,10 @@ type Heartbeat struct {
 	// Host is the node's own figures: version, uptime, CPU and memory
 	// (nil from older nodes).
 	Host *HostStats `json:"host,omitempty"`
+	// Pulls is the state of the pulls the control plane assigned: a list
+	// (empty when there are none) from origins with CapRTSPPull, which
+	// asks for HeartbeatReply.Pulls; nil (null) from other nodes.
+	Pulls []PullReport `json:"pulls"`
 }
 
 // HostStats is what a node reports of itself and its host with every
@@ -248,6 +302,10 @@ type HeartbeatReply struct {
 	// End lists publishes the relay must end now: their stream was
 	// deleted or disabled, or its key rotated, since they started.
 	End []EndOrder `json:"end,omitempty"`
+	// Pulls, when not null, is the full set of RTSP pulls the origin must
+	// run (see PullOrder); null (older control planes, other roles)
+	// leaves the origin's assigned pulls as they are.
+	Pulls []PullOrder `json:"pulls"`
 }
 
 // PublishDone tells the control plane that a publish ended.

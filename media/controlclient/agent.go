@@ -20,6 +20,10 @@ type AgentParams struct {
 	// OnEnd, if set, gets the publishes a heartbeat answer says to end
 	// (called from the agent's goroutine; it must not block for long).
 	OnEnd func([]nodewire.EndOrder)
+	// OnPulls, if set, gets the RTSP pulls a heartbeat answer assigns (the
+	// full set; answers without the field are not passed on). Called from
+	// the agent's goroutine; it must not block for long.
+	OnPulls func([]nodewire.PullOrder)
 	// DefaultInterval is used until the control plane states one (1 s).
 	DefaultInterval time.Duration
 	Logger          *slog.Logger
@@ -140,6 +144,9 @@ func (a *Agent) Run(ctx context.Context) {
 			}
 			if err == nil && len(rep.End) > 0 && a.p.OnEnd != nil {
 				a.p.OnEnd(rep.End)
+			}
+			if err == nil && rep.Pulls != nil && a.p.OnPulls != nil {
+				a.p.OnPulls(rep.Pulls)
 			}
 		}
 		wait := interval

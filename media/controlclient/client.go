@@ -127,6 +127,9 @@ type HeartbeatReply struct {
 	// End lists publishes the relay must end now: their stream was
 	// deleted or disabled, or its key rotated, since they started.
 	End []nodewire.EndOrder
+	// Pulls, when not nil, is the full set of RTSP pulls the origin must
+	// run (nodewire.HeartbeatReply.Pulls); nil leaves them as they are.
+	Pulls []nodewire.PullOrder
 }
 
 // Register registers (or re-registers) the node. A *NameTakenError means
@@ -173,7 +176,7 @@ func (c *Client) SendHeartbeat(ctx context.Context, name string, hb nodewire.Hea
 	if status == http.StatusNotFound {
 		return HeartbeatReply{}, ErrUnknownNode
 	}
-	return HeartbeatReply{Interval: time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, End: r.End}, nil
+	return HeartbeatReply{Interval: time.Duration(r.HeartbeatIntervalMS) * time.Millisecond, End: r.End, Pulls: r.Pulls}, nil
 }
 
 // AuthorizePublish asks the control plane whether a publish may start. A

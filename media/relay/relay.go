@@ -270,9 +270,10 @@ func (r *Relay) Start(ctx context.Context) error {
 	go func() { defer r.wg.Done(); r.sampleRates(ctx) }()
 	if r.client != nil {
 		host, _ := os.Hostname()
-		r.agent = controlclient.NewAgent(controlclient.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes,
+		r.agent = controlclient.NewAgent(controlclient.AgentParams{Client: r.client, Logger: r.p.Logger, Report: r.report, OnEnd: r.endPublishes, OnPulls: r.assignPulls,
 			Node: nodewire.NodeInfo{Name: r.p.Name, Role: r.p.Role, RTMPAddress: r.AdvertisedRTMP(),
-				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host}})
+				HTTPAddress: r.AdvertisedHTTP(), Capacity: r.p.Capacity, Labels: r.p.Labels, Version: r.p.Version, Host: host,
+				Capabilities: r.capabilities()}})
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); r.agent.Run(ctx) }()
 	}
@@ -418,7 +419,16 @@ func (r *Relay) report() nodewire.Heartbeat {
 		}
 	}
 	hb.Streams = streamReports(infos)
+	hb.Pulls = r.pullReports()
 	return hb
+}
+
+// capabilities are what the relay registers it can do beyond its role.
+func (r *Relay) capabilities() []string {
+	if r.p.Role == RoleOrigin {
+		return []string{nodewire.CapRTSPPull}
+	}
+	return nil
 }
 
 // endPublishes ends the publishes the control plane revoked (their stream

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/rtsppull"
 )
 
@@ -27,18 +29,25 @@ type RTSPPull struct {
 	Transport string `json:"transport,omitempty"`
 }
 
-// pullSet is the relay's RTSP pulls by path.
+// pullSet is the relay's RTSP pulls by path: its own (local) and those its
+// control plane assigned.
 //
-// Concurrency rule: setMu serialises changes (SetRTSPPulls, start, close)
-// and may be held while pullers stop; mu guards the map and started and is
-// never held across a puller's Start or Close.
+// Concurrency rule: cfgMu serialises changes of local and assigned and is
+// taken before setMu; setMu serialises changes of the running set
+// (applyPulls, start, close) and may be held while pullers stop; mu
+// guards the map, started, assigned and tasks and is never held across a
+// puller's Start, Close or Status.
 type pullSet struct {
-	setMu   sync.Mutex
-	mu      sync.Mutex
-	byPath  map[string]*pullEntry
-	order   []string // paths in configuration order
-	started bool
-	closed  bool
+	cfgMu    sync.Mutex
+	local    []RTSPPull
+	assigned []RTSPPull
+	tasks    map[string]int64 // assigned path -> the control plane's task
+	setMu    sync.Mutex
+	mu       sync.Mutex
+	byPath   map[string]*pullEntry
+	order    []string // paths in configuration order
+	started  bool
+	closed   bool
 }
 
 type pullEntry struct {
@@ -50,13 +59,116 @@ type pullEntry struct {
 // edges serve what origins hold).
 var ErrPullsNotOrigin = errors.New("relay: RTSP pulls are for origins (an edge serves what origins hold): configure them on an origin")
 
-// SetRTSPPulls makes the relay pull exactly pulls, per path: a pull whose
-// configuration is unchanged keeps running untouched; a changed one is
-// stopped, then rebuilt (one publisher per path: players wait through the
-// hub's publisher grace); a removed one stops. Pulls of other paths are
-// never cut. The whole set is checked first: on an error nothing changes.
-// Before Start the pulls are only recorded; Start starts them.
+// SetRTSPPulls makes the relay pull exactly pulls (its own configuration:
+// --rtsp-pull, PUT /api/v1/rtsp-pulls), besides the pulls its control plane
+// assigns (assignPulls), per path: a pull whose configuration is unchanged
+// keeps running untouched; a changed one is stopped, then rebuilt (one
+// publisher per path: players wait through the hub's publisher grace); a
+// removed one stops. Pulls of other paths are never cut. The whole set is
+// checked first: on an error nothing changes. Before Start the pulls are
+// only recorded; Start starts them. A path of pulls wins over an assigned
+// pull of the same path.
 func (r *Relay) SetRTSPPulls(pulls []RTSPPull) error {
+	ps := &r.pulls
+	ps.cfgMu.Lock()
+	defer ps.cfgMu.Unlock()
+	if err := r.applyPulls(mergePulls(pulls, ps.assigned)); err != nil {
+		return err
+	}
+	ps.local = pulls
+	return nil
+}
+
+// assignPulls makes the relay pull what its control plane assigned (the
+// full set, from a heartbeat answer), besides its own pulls; see
+// SetRTSPPulls. An assignment the relay cannot take is logged (the
+// control plane sees the pull not playing).
+func (r *Relay) assignPulls(orders []nodewire.PullOrder) {
+	if r.p.Role != RoleOrigin {
+		return
+	}
+	ps := &r.pulls
+	ps.cfgMu.Lock()
+	defer ps.cfgMu.Unlock()
+	assigned := make([]RTSPPull, 0, len(orders))
+	tasks := make(map[string]int64, len(orders))
+	for _, o := range orders {
+		if _, dup := tasks[o.Path]; dup {
+			continue
+		}
+		tasks[o.Path] = o.TaskID
+		assigned = append(assigned, RTSPPull{Path: o.Path, Key: o.Key, URL: o.URL, Transport: o.Transport})
+	}
+	if slices.Equal(assigned, ps.assigned) {
+		return
+	}
+	if err := r.applyPulls(mergePulls(ps.local, assigned)); err != nil {
+		r.log.Error("RTSP pulls assigned by the control plane refused", "err", err, "pulls", len(assigned))
+		return
+	}
+	ps.mu.Lock()
+	ps.assigned, ps.tasks = assigned, tasks
+	ps.mu.Unlock()
+}
+
+// mergePulls is local, then the assigned pulls of other paths.
+func mergePulls(local, assigned []RTSPPull) []RTSPPull {
+	out := append([]RTSPPull(nil), local...)
+	for _, a := range assigned {
+		if !slices.ContainsFunc(local, func(l RTSPPull) bool { return l.Path == a.Path }) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// pullReports is the state of the assigned pulls for the heartbeat: a
+// list (empty, not nil) on origins, which tells the control plane they
+// take pulls (nodewire.CapRTSPPull); nil on edges.
+func (r *Relay) pullReports() []nodewire.PullReport {
+	if r.p.Role != RoleOrigin {
+		return nil
+	}
+	ps := &r.pulls
+	ps.mu.Lock()
+	out := make([]nodewire.PullReport, 0, len(ps.tasks))
+	for path, id := range ps.tasks {
+		e := ps.byPath[path]
+		if e == nil || !slices.Contains(ps.assigned, e.cfg) {
+			continue // a pull of the relay's own configuration holds the path
+		}
+		out = append(out, nodewire.PullReport{TaskID: id, Path: path})
+	}
+	entries := make([]*pullEntry, len(out))
+	for i, rep := range out {
+		entries[i] = ps.byPath[rep.Path]
+	}
+	ps.mu.Unlock()
+	for i, e := range entries {
+		st := e.pl.Status() // its own lock: not under ps.mu
+		out[i].Playing, out[i].Failures = st.Playing, st.Failures
+		if !st.Playing {
+			out[i].Error = pullError(st.LastError)
+		}
+	}
+	return out
+}
+
+// pullError puts the common cause first in a pull's error, in the words a
+// concierge uses for an ffmpeg pull ("source refused connection").
+func pullError(e string) string {
+	switch {
+	case strings.Contains(e, "connection refused"):
+		return "source refused connection: " + e
+	case strings.Contains(e, "i/o timeout"), strings.Contains(e, "deadline exceeded"):
+		return "source timed out: " + e
+	}
+	return e
+}
+
+// applyPulls makes the relay pull exactly pulls (SetRTSPPulls' rules).
+// The caller holds cfgMu.
+func (r *Relay) applyPulls(pulls []RTSPPull) error {
 	if len(pulls) > 0 && r.p.Role != RoleOrigin {
 		return ErrPullsNotOrigin
 	}

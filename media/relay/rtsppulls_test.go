@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/media/rtsppull"
 )
@@ -138,4 +139,54 @@ func paths(list []rtsppull.Status) string {
 		out = append(out, st.Path)
 	}
 	return strings.Join(out, " ")
+}
+
+// Pulls the control plane assigns (heartbeat answers) run besides the
+// relay's own: its own win a path both name, an unchanged answer changes
+// nothing, and the heartbeat reports the assigned ones only, with the
+// failure in the words a concierge uses.
+func TestAssignedRTSPPulls(t *testing.T) {
+	r := start(t, Params{Role: RoleOrigin, Name: "o1", ControlURL: deadURL(t), ClusterToken: "tok"})
+	own := RTSPPull{Path: "live/a", Key: "ka", URL: "rtsp://127.0.0.1:1/own"}
+	if err := r.SetRTSPPulls([]RTSPPull{own}); err != nil {
+		t.Fatal(err)
+	}
+	if reps := r.pullReports(); reps == nil || len(reps) != 0 {
+		t.Fatalf("an origin without assigned pulls reports %v, want an empty list (it takes pulls)", reps)
+	}
+	orders := []nodewire.PullOrder{
+		{TaskID: 1, Path: "live/a", Key: "k1", URL: "rtsp://127.0.0.1:1/assigned"},
+		{TaskID: 2, Path: "live/b", Key: "k2", URL: "rtsp://127.0.0.1:1/b"},
+	}
+	r.assignPulls(orders)
+	st := r.RTSPPulls()
+	if got := paths(st); got != "live/a live/b" || !strings.HasSuffix(st[0].URL, "/own") {
+		t.Fatalf("pulls %+v, want the own live/a and the assigned live/b", st)
+	}
+	r.pulls.mu.Lock()
+	pb := r.pulls.byPath["live/b"].pl
+	r.pulls.mu.Unlock()
+	r.assignPulls(orders)
+	r.pulls.mu.Lock()
+	same := r.pulls.byPath["live/b"].pl == pb
+	r.pulls.mu.Unlock()
+	if !same {
+		t.Error("the same answer rebuilt a pull")
+	}
+	testutil.Eventually(t, 10*time.Second, "the assigned pull reported failing", func() bool {
+		reps := r.pullReports()
+		return len(reps) == 1 && reps[0].TaskID == 2 && !reps[0].Playing && reps[0].Failures > 0 &&
+			strings.HasPrefix(reps[0].Error, "source refused connection")
+	})
+	// The relay's own set drops live/a: the assigned one takes the path.
+	if err := r.SetRTSPPulls(nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.RTSPPulls(); paths(st) != "live/a live/b" || !strings.HasSuffix(st[0].URL, "/assigned") {
+		t.Fatalf("after the own pull went: %+v", st)
+	}
+	r.assignPulls([]nodewire.PullOrder{})
+	if st := r.RTSPPulls(); len(st) != 0 {
+		t.Fatalf("after an empty answer: %+v", st)
+	}
 }

@@ -138,6 +138,19 @@ type Description struct {
 	// the placeholder when it writes the program. It follows from Args, so
 	// Hash leaves it out.
 	CredentialArg int `json:"credential_arg,omitempty"`
+	// RelayPull, set on pulls of an rtsp:// or rtsps:// source, says that
+	// an origin relay can pull the source itself (media/rtsppull) instead
+	// of a concierge running the ffmpeg command: the control plane assigns
+	// the task to an alive origin with nodewire.CapRTSPPull, and to a
+	// concierge (Args) only when there is none. It follows from Input, so
+	// Hash leaves it out.
+	RelayPull *RelayPull `json:"relay_pull,omitempty"`
+}
+
+// RelayPull is what an origin needs to pull a task's RTSP source itself;
+// the stream's path and key are the task's stream's.
+type RelayPull struct {
+	Source string `json:"source"`
 }
 
 // CredentialPlaceholder stands for the task's HLS credential in the

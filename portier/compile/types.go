@@ -121,5 +121,9 @@ func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	}
 	out := relayURL(env, st) + "?key=" + url.QueryEscape(st.Key)
 	args := append(commonInput(cfg.Source), "-c", "copy", "-f", "flv", out)
-	return Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1, RelayArgs: []int{len(args) - 1}}, nil
+	d := Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1, RelayArgs: []int{len(args) - 1}}
+	if src.Scheme == "rtsp" || src.Scheme == "rtsps" {
+		d.RelayPull = &RelayPull{Source: cfg.Source}
+	}
+	return d, nil
 }

@@ -167,17 +167,25 @@ func (l *State) followTracks(ctx context.Context, reports []models.StreamStatRep
 // toModelDescription keeps what a concierge runs (the type and version
 // are on the Task and recomputed from the rest).
 func toModelDescription(d compile.Description) models.TaskDescription {
-	return models.TaskDescription{
+	md := models.TaskDescription{
 		Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
 		Relay: d.Relay, RelayArgs: d.RelayArgs, CredentialArg: d.CredentialArg,
 	}
+	if d.RelayPull != nil {
+		md.RelayPull = &models.RelayPull{Source: d.RelayPull.Source}
+	}
+	return md
 }
 
 func fromModelDescription(typ string, d models.TaskDescription) compile.Description {
-	return compile.Description{
+	cd := compile.Description{
 		Type: typ, Command: d.Command, Args: d.Args, Input: d.Input, Outputs: d.Outputs, Env: d.Env, Dirs: d.Dirs, Cost: d.Cost, Labels: d.Labels,
 		Relay: d.Relay, RelayArgs: d.RelayArgs, CredentialArg: d.CredentialArg,
 	}
+	if d.RelayPull != nil {
+		cd.RelayPull = &compile.RelayPull{Source: d.RelayPull.Source}
+	}
+	return cd
 }
 
 // needsReplace compares what is stored for a running task with a fresh

@@ -63,6 +63,13 @@ func (r *registerReq) validate() (field, msg string) {
 		return "version", "version is longer than 128 characters"
 	case len(r.Host) > 256:
 		return "host", "host is longer than 256 characters"
+	case len(r.Capabilities) > 32:
+		return "capabilities", "at most 32 capabilities"
+	}
+	for _, c := range r.Capabilities {
+		if len(c) == 0 || len(c) > 64 {
+			return "capabilities", "a capability is 1-64 characters"
+		}
 	}
 	for f, a := range map[string]string{"rtmp_address": r.RTMPAddress, "http_address": r.HTTPAddress} {
 		if a == "" {
@@ -91,7 +98,7 @@ func (s *Server) nodeRegister(c *gin.Context) {
 	}
 	n, err := s.p.Store.ClaimNode(c.Request.Context(), models.Node{
 		Name: r.Name, Role: r.Role, RTMPAddress: r.RTMPAddress, HTTPAddress: r.HTTPAddress, Host: r.Host,
-		Capacity: r.Capacity, Labels: r.Labels, Version: r.Version,
+		Capacity: r.Capacity, Labels: r.Labels, Version: r.Version, Capabilities: r.Capabilities,
 	}, s.lv.Now(), s.lv.AliveSince())
 	var taken *models.NameTakenError
 	if errors.As(err, &taken) {
@@ -170,6 +177,10 @@ type heartbeatReq struct {
 	// Streams has per-stream statistics (relays; see portier/live/stats.go).
 	// Absent or null: the node reports none (older relays, other roles).
 	Streams json.RawMessage `json:"streams"`
+	// Pulls (origins with nodewire.CapRTSPPull; absent from others) is
+	// the state of the RTSP pulls this control plane assigned: its
+	// presence asks for the full set in the answer.
+	Pulls json.RawMessage `json:"pulls"`
 }
 
 func (s *Server) nodeHeartbeat(c *gin.Context) {
@@ -184,6 +195,11 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		return
 	}
 	reports, field, msg := parseStreamReports(r.Streams)
+	if field != "" {
+		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
+		return
+	}
+	pulls, wantsPulls, field, msg := parsePullReports(r.Pulls)
 	if field != "" {
 		c.JSON(http.StatusBadRequest, hookErrBody("invalid", msg, field))
 		return
@@ -217,7 +233,30 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 			s.liveLog.Error("store stream statistics", "err", err, "node", name)
 		}
 	}
-	c.JSON(http.StatusOK, nodewire.HeartbeatReply{HeartbeatIntervalMS: s.lv.Heartbeat().Milliseconds(), End: ends})
+	reply := nodewire.HeartbeatReply{HeartbeatIntervalMS: s.lv.Heartbeat().Milliseconds(), End: ends}
+	if wantsPulls {
+		// On an error the answer leaves Pulls null: the origin keeps
+		// what it runs until the next heartbeat.
+		if reply.Pulls, err = s.p.Store.OriginPulls(ctx, name, pulls, s.lv.Now()); err != nil {
+			s.liveLog.Error("origin pulls", "err", err, "node", name)
+		}
+	}
+	c.JSON(http.StatusOK, reply)
+}
+
+// parsePullReports reads an origin's pull reports; wants is false when the
+// node sent none (not even an empty list): it does not take pulls.
+func parsePullReports(raw json.RawMessage) (out []nodewire.PullReport, wants bool, field, msg string) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, false, "", ""
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, false, "pulls", `pulls must be a list of {"task_id","path","playing","error"}`
+	}
+	if len(out) > 100_000 {
+		return nil, false, "pulls", "at most 100000 pulls"
+	}
+	return out, true, "", ""
 }
 
 // parsePublished reads a heartbeat's publishes: the "publishes" objects of

@@ -68,6 +68,7 @@ type Scheduler struct {
 	now   func() time.Time
 	token string
 	lease time.Duration
+	alive time.Duration // nodewire.AliveWindow: when a node is dead
 
 	mu   sync.Mutex
 	wake chan struct{} // closed (and replaced) whenever any assignment may have changed
@@ -109,7 +110,7 @@ func New(p Params) *Scheduler {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	sc := &Scheduler{st: p.Store, log: p.Logger.With("component", "scheduler"), now: p.Now, token: p.ClusterToken,
-		lease: nodewire.Lease(p.Heartbeat), wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1),
+		lease: nodewire.Lease(p.Heartbeat), alive: nodewire.AliveWindow(p.Heartbeat), wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1),
 		m: newSchedMetrics(), id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: p.PollEvery}
 	return sc
 }
@@ -301,6 +302,7 @@ func (sc *Scheduler) placeRound(ctx context.Context, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
+	sc.placeRelayPullsRound(ctx)
 	for range 20 { // bounded: 20 batches per round
 		now := sc.Now()
 		got, err := sc.st.PlaceTasks(ctx, now, sc.lease, now.Add(-sc.lease), placeBatch, placeTasks)

@@ -308,5 +308,5 @@ func (s *Server) uiFieldMessage(c *gin.Context, se *models.SpecError) string {
 		l := s.lang(c)
 		return l.T("Use %s.", l.T(se.Rule))
 	}
-	return se.Message
+	return s.lang(c).Reason(se.Message)
 }

@@ -44,10 +44,13 @@ func TestRunPull(t *testing.T) {
 	}
 	testutil.Eventually(t, 30*time.Second, "pulled stream live", func() bool { return a.live(t, st.ID) })
 	t.Logf("pull config to stream live: %v", time.Since(t0).Round(time.Millisecond))
-	ts := a.tasks(t, st.ID)
-	if len(ts) != 1 || ts[0].Type != "pull" || ts[0].State != "running" || ts[0].Node == "" {
-		t.Fatalf("pull task: %+v, want one running pull task on a node", ts)
-	}
+	// The relay pulls the RTSP source itself (no ffmpeg): the task runs
+	// on the origin once its next heartbeat reports the pull playing.
+	var ts []apiTask
+	testutil.Eventually(t, 5*time.Second, "one running pull task on the origin", func() bool {
+		ts = a.tasks(t, st.ID)
+		return len(ts) == 1 && ts[0].Type == "pull" && ts[0].State == "running" && ts[0].Node == "e2e-origin"
+	})
 	res, err := peers.ProbeUntil(t, ctx, "rtmp://"+a.rtmp+"/live/pulled")
 	if err != nil || !res.HasCodec("h264") || !res.HasCodec("aac") {
 		t.Fatalf("ffprobe of the pulled stream from the relay: codecs %v, err %v", res.Codecs(), err)

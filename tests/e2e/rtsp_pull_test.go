@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -84,7 +83,7 @@ func TestRTSPPullThroughEdge(t *testing.T) {
 		t.Fatalf("ffprobe RTSP from the edge after the camera came back: %v", err)
 	}
 	testutil.Eventually(t, 10*time.Second, "second authorisation and the first publish's end audited", func() bool {
-		evs, _, err := cp.Store.ListAudit(ctx, models.AuditFilter{Action: "publish.done", Object: fmt.Sprintf("stream:%d", cp.Stream.ID), Limit: 100})
+		evs, _, err := cp.Store.ListAudit(ctx, models.AuditFilter{Action: "publish.done", Object: models.StreamObject(cp.Stream.ID), Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -294,6 +294,20 @@ func TestUIGermanWalk(t *testing.T) {
 		chromedp.Click(uiCSS("#save-config")),
 		chromedp.WaitVisible(uiCSS(`[aria-invalid="true"]`)))
 	check("restream form with errors")
+	for _, id := range []string{"#cfg-name-error", "#cfg-target-error"} {
+		if n := uiGet(t, b, "error "+id, 5*time.Second, chromedp.Evaluate[int](`document.querySelectorAll('`+id+`').length`)); n != 1 {
+			t.Errorf("the form shows %d %s, want every field's error at once", n, id)
+		}
+	}
+	// An explicit segment length of 0 is an error at its field, not 60.
+	b.do(t, "record with 0 s segments", 20*time.Second,
+		chromedp.Navigate(s.URL+stream+"/configs/new?type=record"),
+		chromedp.WaitVisible(uiCSS("#cfg-name")),
+		chromedp.SendKeys(uiCSS("#cfg-name"), "zero"),
+		chromedp.SetValue(uiCSS("#cfg-segment"), "0"),
+		chromedp.Click(uiCSS("#save-config")),
+		chromedp.WaitVisible(uiCSS("#cfg-segment-error")))
+	check("record form with 0 s segments")
 	visit(stream+"/rotate-key", "button#confirm")
 	visit(stream+"/delete", "button#confirm")
 	visit("/tasks", "main h1")
