@@ -1,0 +1,120 @@
+package live
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portier/portier/models"
+	"github.com/portier/portier/models/modelstest"
+	"github.com/portier/portier/portier/webhook"
+)
+
+type recEmitter struct {
+	mu  sync.Mutex
+	evs []webhook.Event
+}
+
+func (r *recEmitter) Emit(_ context.Context, ev webhook.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, ev)
+	return nil
+}
+
+func (r *recEmitter) of(typ string) []webhook.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []webhook.Event
+	for _, ev := range r.evs {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+type noSched struct{}
+
+func (noSched) Kick()          {}
+func (noSched) KickPlacement() {}
+
+// TestWebhookEvents: a publish going live emits stream.live once (not
+// again for a second origin), its end stream.offline; refused publishes
+// emit publish.refused at most once a minute per app, name, address and
+// code, and never with the key that was tried.
+func TestWebhookEvents(t *testing.T) {
+	st := modelstest.SQLite(t)
+	ctx := context.Background()
+	u, err := st.CreateUser(ctx, "ann", "ann-password", models.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.CreateStream(ctx, "live", "cam", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	rec := &recEmitter{}
+	l := New(Params{Store: st, Sched: noSched{}, Now: func() time.Time { return now }, Webhooks: rec})
+
+	for _, node := range []string{"o1", "o2"} {
+		if d := l.AuthorizePublish(ctx, Request{Node: node, App: "live", Name: "cam", Query: "key=" + s.PublishKey, Addr: "10.0.0.1"}); !d.Allow {
+			t.Fatalf("publish on %s refused: %+v", node, d)
+		}
+	}
+	if got := rec.of(webhook.StreamLive); len(got) != 1 || got[0].Application != "live" {
+		t.Fatalf("stream.live events %+v, want one for application live", got)
+	} else if d := got[0].Data.(webhook.StreamData); d.StreamID != s.ID || d.Name != "cam" || d.Node != "o1" || d.PublishID == 0 {
+		t.Errorf("stream.live data %+v", d)
+	}
+	for _, node := range []string{"o1", "o2"} {
+		if err := l.PublishDone(ctx, Request{Node: node, App: "live", Name: "cam"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rec.of(webhook.StreamOffline); len(got) != 1 {
+		t.Fatalf("stream.offline events %+v, want one (after the last origin)", got)
+	}
+
+	wrong, keyName := "wrong-key-0123456789", "sk_0123456789abcdefghij"
+	for range 3 {
+		l.AuthorizePublish(ctx, Request{Node: "o1", App: "live", Name: "cam", Query: "key=" + wrong, Addr: "10.0.0.2"})
+		l.AuthorizePublish(ctx, Request{Node: "o1", App: "live", Name: keyName, Addr: "10.0.0.2"})
+	}
+	l.AuthorizePublish(ctx, Request{Node: "o1", App: "live", Name: "cam", Query: "key=" + wrong, Addr: "10.0.0.3"})
+	got := rec.of(webhook.PublishRefused)
+	if len(got) != 3 {
+		t.Fatalf("%d publish.refused events within a minute, want 3 (wrong key from 2 addresses, unknown stream)", len(got))
+	}
+	for _, ev := range got {
+		d := ev.Data.(webhook.PublishRefusedData)
+		if strings.Contains(d.Name+d.Reason, wrong) || strings.Contains(d.Name+d.Reason, keyName) || strings.Contains(d.Reason, s.PublishKey) {
+			t.Errorf("publish.refused holds a key: %+v", d)
+		}
+	}
+	if d := got[1].Data.(webhook.PublishRefusedData); d.Code != CodeUnknownStream || d.Name != Redact(keyName) {
+		t.Errorf("unknown stream refusal %+v", d)
+	}
+	now = now.Add(time.Minute)
+	l.AuthorizePublish(ctx, Request{Node: "o1", App: "live", Name: "cam", Query: "key=" + wrong, Addr: "10.0.0.2"})
+	if n := len(rec.of(webhook.PublishRefused)); n != 4 {
+		t.Errorf("%d publish.refused events a minute later, want 4", n)
+	}
+
+	// A node that stops heartbeating is lost once, at the reaper's next pass.
+	if _, err := st.RegisterNode(ctx, models.Node{Name: "edge-9", Role: models.NodeRoleEdge}, now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(l.AliveWindow() + time.Second)
+	for range 2 {
+		if err := l.Reap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost := rec.of(webhook.NodeLost); len(lost) != 1 || lost[0].Application != "" || lost[0].Data.(webhook.NodeData).Name != "edge-9" {
+		t.Errorf("node.lost events %+v, want one for edge-9", lost)
+	}
+}
