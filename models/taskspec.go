@@ -250,6 +250,14 @@ func ParseSpec(typ string, raw []byte) (RawJSON, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		raw = []byte("{}")
 	}
+	// Leaving segment_seconds out takes the default; an explicit 0 is a
+	// mistake to name, not a value to replace silently.
+	if typ == TypeRecord || typ == TypeHLS {
+		var probe map[string]json.RawMessage
+		if json.Unmarshal(raw, &probe) == nil && string(bytes.TrimSpace(probe["segment_seconds"])) == "0" {
+			return nil, specErr("segment_seconds", "must be between 1 and 86400 (leave it out for the default)")
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -7,8 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// StartBackground starts the live-state reaper and the task scheduler
-// (with, on Postgres, its notifier and listener); they run until ctx ends
+// StartBackground starts the live-state reaper, the task scheduler
+// (with, on Postgres, its notifier and listener) and the webhook
+// dispatcher; they run until ctx ends
 // or Close is called, and Close waits for them.
 // Every heartbeat interval the reaper clears the streams held by registered
 // nodes that missed nodewire.AliveHeartbeats heartbeats, expires the origins
@@ -24,6 +25,7 @@ func (s *Server) StartBackground(ctx context.Context) {
 	ctx, s.bgCancel = context.WithCancel(ctx)
 	s.sched.Start(ctx)   // task placement and leases (portier/sched)
 	s.history.Start(ctx) // the dashboard's graphs (portier/history)
+	s.hooks.Start()      // outgoing webhooks (portier/webhook)
 	s.bg.Go(func() {
 		t := time.NewTicker(s.lv.Heartbeat())
 		defer t.Stop()
@@ -55,6 +57,7 @@ func (s *Server) Close() {
 	s.sched.Wait()
 	s.history.Close()
 	s.ui.Close()
+	_ = s.hooks.Close() // before the store closes: deliveries log to it
 }
 
 // HookCollectors returns the hook metrics of this Server for the registry

@@ -27,6 +27,7 @@ import (
 	"github.com/portier/portier/portier/sched"
 	"github.com/portier/portier/portier/streamurl"
 	"github.com/portier/portier/portier/ui"
+	"github.com/portier/portier/portier/webhook"
 )
 
 // Server is the control plane's HTTP server.
@@ -43,6 +44,7 @@ type Server struct {
 	sched   *sched.Scheduler    // task placement and leases (portier/sched)
 	ui      *ui.Server          // the web UI (portier/ui); Close stops its thumbnail grabs
 	history *history.Recorder   // the dashboard's last hour (portier/history)
+	hooks   *webhook.Dispatcher // outgoing webhooks (portier/webhook)
 	relay   relayMount          // embedded relay's HTTP handler (relaymount.go)
 	hls     hlsMount            // HLS playlist rewriter (hlsmount.go)
 
@@ -72,11 +74,13 @@ func New(p Params) (*Server, error) {
 	s.auth = auth.New(auth.Params{Store: p.Store, Logger: s.log})
 	s.sched = sched.New(sched.Params{Store: p.Store, Heartbeat: p.Live.HeartbeatInterval, ClusterToken: p.ClusterToken, Logger: s.log, Now: p.Live.Now})
 	s.liveLog = s.log.With("part", "live")
+	s.hooks = webhook.New(webhook.Params{Store: p.Store, Logger: s.log, Now: p.Live.Now})
 	env := p.Live.Compile
 	env.CheckURL = p.Security.TaskURLs.Check
 	s.lv = live.New(live.Params{Store: p.Store, Sched: s.sched, Heartbeat: p.Live.HeartbeatInterval, Compile: env,
-		ClusterToken: p.ClusterToken, OriginTTL: p.Hooks.OriginTTL, Now: p.Live.Now, Logger: s.liveLog})
-	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{lv: s.lv, sched: s.sched, log: s.log}, Logger: s.log, Now: s.lv.Now})
+		ClusterToken: p.ClusterToken, OriginTTL: p.Hooks.OriginTTL, Now: p.Live.Now, Logger: s.liveLog, Webhooks: s.hooks})
+	s.core = core.New(core.Params{Store: p.Store, Live: liveHooks{lv: s.lv, sched: s.sched, log: s.log}, Logger: s.log, Now: s.lv.Now,
+		Webhooks: s.hooks})
 	s.metrics = newMetrics(s)
 	s.metrics.Registry.MustRegister(s.sched.Collectors()...)
 	s.engine = gin.New()
@@ -93,7 +97,7 @@ func New(p Params) (*Server, error) {
 	api.New(api.Params{Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, HLSPlayURL: s.hlsPlayURL,
 		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
 	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
-		Logger: s.log, LiveLogger: s.liveLog}).Register(s.engine) // /hooks and /internal/v1
+		Logger: s.log, LiveLogger: s.liveLog, Webhooks: s.hooks}).Register(s.engine) // /hooks and /internal/v1
 	s.history = history.New(history.Params{Interval: p.HistoryInterval, Logger: s.log,
 		Source: history.StoreSource(p.Store, s.lv.AliveSince, s.hlsViewersByPath)})
 	s.ui = ui.New(ui.Params{History: s.history, Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,

@@ -172,11 +172,11 @@ func TestControlPlaneLayers(t *testing.T) {
 	forbid(t, "portier/live keeps live state: it calls the scheduler through its Scheduler interface and knows no HTTP surface",
 		[]string{"./portier/live"},
 		[]string{module + "/portier", module + "/web", "github.com/gin-gonic/gin"},
-		module+"/portier/compile")
+		module+"/portier/compile", module+"/portier/webhook")
 	forbid(t, "portier/nodeapi (node API, hook dialects) decides through portier/live and reaches the scheduler through an interface; it knows neither the REST API nor the UI",
 		[]string{"./portier/nodeapi"},
 		[]string{module + "/portier", module + "/web"},
-		module+"/portier/live", module+"/portier/compile")
+		module+"/portier/live", module+"/portier/compile", module+"/portier/webhook")
 	forbid(t, "the pieces the REST API and the UI share (auth, httperr, paging, streamurl) know neither surface nor live state",
 		[]string{"./portier/auth", "./portier/httperr", "./portier/paging", "./portier/streamurl"},
 		[]string{module + "/portier", module + "/web", module + "/concierge"},
@@ -191,7 +191,7 @@ func TestControlPlaneLayers(t *testing.T) {
 		[]string{module + "/portier", module + "/concierge"},
 		module+"/portier/core", module+"/portier/compile", module+"/portier/auth", module+"/portier/httperr",
 		module+"/portier/paging", module+"/portier/streamurl", module+"/portier/hlsrewrite", module+"/portier/live",
-		module+"/portier/history")
+		module+"/portier/history", module+"/portier/webhook") // webhook: through live
 	// Nothing below the composition root imports it (portiertest, the
 	// test harness, starts a whole control plane: it is above the root).
 	for _, p := range list(t, "./portier/...") {

@@ -63,6 +63,14 @@ func (s *Server) Register(g *gin.RouterGroup) {
 	g.PATCH("/users/:id", s.auth.RequireAdmin, s.apiPatchUser)
 	g.DELETE("/users/:id", s.auth.RequireAdmin, s.apiDeleteUser)
 
+	g.GET("/webhooks", s.auth.RequireAdmin, s.apiListWebhooks)
+	g.POST("/webhooks", s.auth.RequireAdmin, s.apiCreateWebhook)
+	g.GET("/webhooks/:id", s.auth.RequireAdmin, s.apiGetWebhook)
+	g.PATCH("/webhooks/:id", s.auth.RequireAdmin, s.apiPatchWebhook)
+	g.DELETE("/webhooks/:id", s.auth.RequireAdmin, s.apiDeleteWebhook)
+	g.GET("/webhooks/:id/deliveries", s.auth.RequireAdmin, s.apiListWebhookDeliveries)
+	g.POST("/webhooks/:id/test", s.auth.RequireAdmin, s.apiTestWebhook)
+
 	g.GET("/tokens", s.apiListTokens)
 	g.POST("/tokens", s.apiCreateToken)
 	g.DELETE("/tokens/:id", s.apiRevokeToken)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/paging"
 )
@@ -112,7 +113,18 @@ var openAPISchemas = obj{
 		"disabled": tBool, "language": tStr, "created_at": tTime, "updated_at": tTime}),
 	"UserCreate": props([]string{"username", "password", "role"}, obj{"username": tStr, "password": tStr, "role": tStr, "language": tStr}),
 	"UserPatch":  props(nil, obj{"role": tStr, "disabled": tBool, "language": tStr, "password": tStr}),
-	"Me":         props(nil, obj{"id": tInt, "username": tStr, "role": tStr, "via": tStr, "scopes": arr(tStr)}),
+	"Webhook": props([]string{"id", "url", "events", "enabled"}, obj{
+		"id": tInt, "url": tStr, "application_id": obj{"type": "integer", "format": "int64", "nullable": true, "description": "null: global (every application's events)"},
+		"application": ref("Application"), "events": arr(obj{"type": "string", "enum": models.WebhookEventTypes}),
+		"enabled": tBool, "description": tStr, "created_at": tTime, "updated_at": tTime,
+		"secret": obj{"type": "string", "description": "the HMAC-SHA256 signing secret: only in the answer to POST"},
+	}),
+	"WebhookInput": props(nil, obj{"url": tStr, "application_id": obj{"type": "integer", "format": "int64", "nullable": true},
+		"events":  obj{"type": "array", "items": obj{"type": "string", "enum": models.WebhookEventTypes}, "description": "empty: every event"},
+		"enabled": tBool, "description": tStr, "secret": obj{"type": "string", "description": "16 to 256 characters; empty: one is made"}}),
+	"WebhookDelivery": props(nil, obj{"id": tInt, "endpoint_id": tInt, "event_id": tStr, "event": tStr, "attempt": tInt,
+		"status_code": obj{"type": "integer", "description": "0: no HTTP answer (see error)"}, "error": tStr, "duration_ms": tInt, "created_at": tTime}),
+	"Me": props(nil, obj{"id": tInt, "username": tStr, "role": tStr, "via": tStr, "scopes": arr(tStr)}),
 	"Token": props(nil, obj{"id": tInt, "user_id": tInt, "name": tStr, "prefix": tStr, "scopes": arr(tStr),
 		"expires_at": tNTime, "revoked_at": tNTime, "last_used_at": tNTime, "created_at": tTime,
 		"token": obj{"type": "string", "description": "the secret, only in the answer to POST"}}),
@@ -159,6 +171,13 @@ var openAPIOps = []op{
 	{"GET", "/users/{id}", "Show a user (admin)", "accounts", "", 200, "User", nil},
 	{"PATCH", "/users/{id}", "Change role, password, language or disable (admin)", "accounts", "UserPatch", 200, "User", nil},
 	{"DELETE", "/users/{id}", "Delete a user with their tokens and sessions; 409 while they own streams (admin)", "accounts", "", 204, "", nil},
+	{"GET", "/webhooks", "List webhook endpoints (admin)", "webhooks", "", 200, "list:Webhook", nil},
+	{"POST", "/webhooks", "Create a webhook endpoint; its signing secret is shown only here (admin)", "webhooks", "WebhookInput", 201, "Webhook", nil},
+	{"GET", "/webhooks/{id}", "Show a webhook endpoint (admin)", "webhooks", "", 200, "Webhook", nil},
+	{"PATCH", "/webhooks/{id}", "Change a webhook endpoint (given fields are merged; a new secret is not echoed) (admin)", "webhooks", "WebhookInput", 200, "Webhook", nil},
+	{"DELETE", "/webhooks/{id}", "Delete a webhook endpoint with its delivery log (admin)", "webhooks", "", 204, "", nil},
+	{"GET", "/webhooks/{id}/deliveries", "List an endpoint's delivery attempts, newest first (admin)", "webhooks", "", 200, "list:WebhookDelivery", []string{"limit"}},
+	{"POST", "/webhooks/{id}/test", "Deliver a webhook.test event now and answer the attempt (admin)", "webhooks", "", 200, "WebhookDelivery", nil},
 	{"GET", "/tokens", "List the caller's API tokens (no secrets)", "accounts", "", 200, "list:Token", nil},
 	{"POST", "/tokens", "Create an API token; the secret is shown only here", "accounts", "TokenCreate", 201, "Token", nil},
 	{"DELETE", "/tokens/{id}", "Revoke one of the caller's API tokens", "accounts", "", 204, "", nil},

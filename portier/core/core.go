@@ -54,6 +54,9 @@ type Params struct {
 	Logger *slog.Logger
 	// Now is the clock of audit event times (default time.Now).
 	Now func() time.Time
+	// Webhooks makes test deliveries (portier/webhook.Dispatcher); nil:
+	// SendTestWebhook fails.
+	Webhooks WebhookTester
 }
 
 // Core is the set of write paths over one store.
@@ -62,6 +65,7 @@ type Core struct {
 	live  Live
 	log   *slog.Logger
 	now   func() time.Time
+	hooks WebhookTester
 }
 
 // New builds a Core.
@@ -75,7 +79,7 @@ func New(p Params) *Core {
 	if p.Live == nil {
 		p.Live = noLive{}
 	}
-	return &Core{store: p.Store, live: p.Live, log: p.Logger, now: p.Now}
+	return &Core{store: p.Store, live: p.Live, log: p.Logger, now: p.Now, hooks: p.Webhooks}
 }
 
 // Actor is who makes a change: the audit events name them.

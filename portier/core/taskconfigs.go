@@ -16,7 +16,7 @@ func ConfigObject(streamID, id int64) string {
 // CreateTaskConfig adds tc (StreamID, Type, Name, Enabled, Spec set) to
 // stream st and compiles its task if the stream is live.
 func (c *Core) CreateTaskConfig(ctx context.Context, by Actor, st *models.Stream, tc *models.TaskConfig) error {
-	if err := checkNames("name", tc.Name); err != nil {
+	if err := CheckTaskConfig(tc.Type, &tc.Name, tc.Spec); err != nil {
 		return err
 	}
 	tc.StreamID = st.ID
@@ -33,14 +33,28 @@ func (c *Core) CreateTaskConfig(ctx context.Context, by Actor, st *models.Stream
 	return nil
 }
 
+// CheckTaskConfig validates a config's name (nil: unchanged) and spec (nil:
+// unchanged) without writing, and returns every field error at once
+// (joined; FieldErrors lists them), so a form can show them together.
+func CheckTaskConfig(typ string, name *string, spec []byte) error {
+	var errs []error
+	if name != nil {
+		errs = append(errs, checkNames("name", *name))
+	}
+	if spec != nil {
+		if _, err := models.ParseSpec(typ, spec); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // UpdateTaskConfig changes a task config and replaces its running task.
 // The audit event records the config's name, enabled flag and new version,
 // whichever surface made the change.
 func (c *Core) UpdateTaskConfig(ctx context.Context, by Actor, st *models.Stream, tc *models.TaskConfig, up models.TaskConfigUpdate) (*models.TaskConfig, error) {
-	if up.Name != nil {
-		if err := checkNames("name", *up.Name); err != nil {
-			return nil, err
-		}
+	if err := CheckTaskConfig(tc.Type, up.Name, up.Spec); err != nil {
+		return nil, err
 	}
 	var out *models.TaskConfig
 	err := c.store.Tx(ctx, func(tx *models.Store) error {

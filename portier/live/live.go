@@ -71,6 +71,9 @@ type Params struct {
 	// Now is the clock (tests inject one); default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Webhooks takes the events outgoing webhooks deliver (stream.live,
+	// stream.offline, publish.refused, node.lost); nil: none.
+	Webhooks Emitter
 }
 
 // State holds what the live-state machinery keeps in memory. Its one
@@ -84,6 +87,8 @@ type State struct {
 	originTTL map[string]time.Duration
 	metrics   *liveMetrics
 	log       *slog.Logger
+	hooks     Emitter
+	refused   refusals // publish.refused rate limit (webhooks.go)
 
 	mu sync.Mutex
 	// tomb remembers recent publish-done events per node and stream, so a
@@ -114,7 +119,7 @@ func New(p Params) *State {
 	}
 	l := &State{
 		st: p.Store, sched: p.Sched, hb: p.Heartbeat, clock: p.Now, env: p.Compile, originTTL: p.OriginTTL,
-		metrics: newLiveMetrics(), log: p.Logger,
+		metrics: newLiveMetrics(), log: p.Logger, hooks: p.Webhooks,
 		tomb: map[string]time.Time{}, tracks: map[int64]compile.Tracks{},
 	}
 	p.Store.SetLiveCompiler(l.compileOnLive)
@@ -224,7 +229,10 @@ func (l *State) FindStream(ctx context.Context, app, name string) (t *models.Pub
 // Decision, and on success marks the stream live on req.Node (idempotent).
 func (l *State) AuthorizePublish(ctx context.Context, req Request) (d Decision) {
 	start := l.clock()
-	defer func() { l.metrics.observe(req.Dialect, "publish", d, time.Since(start)) }()
+	defer func() {
+		l.metrics.observe(req.Dialect, "publish", d, time.Since(start))
+		l.emitRefused(ctx, req, d)
+	}()
 	if err := CheckAppName(req.App, req.Name); err != nil {
 		d = Deny(http.StatusBadRequest, CodeBadRequest, err.Error())
 		l.audit(ctx, "publish.authorize", req, d)
@@ -291,6 +299,7 @@ func (l *State) AuthorizePublish(ctx context.Context, req Request) (d Decision) 
 	}
 	if wentLive {
 		l.streamLive()
+		l.emitLive(ctx, t, req.Node, req.Addr, publishID)
 	}
 	return d
 }
@@ -395,6 +404,7 @@ func (l *State) ConfirmPublish(ctx context.Context, req Request, restore bool) D
 		wentLive, err = l.st.AddOrigin(ctx, t.StreamID, req.Node, l.clock(), false, nil)
 		if wentLive {
 			l.streamLive()
+			l.emitLive(ctx, t, req.Node, req.Addr, 0)
 		}
 	}
 	if err != nil {

@@ -50,6 +50,9 @@ func (l *State) Reap(ctx context.Context) error {
 	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-l.AliveWindow())); err != nil {
 		return err
 	}
+	if err := l.emitLostNodes(ctx, now); err != nil {
+		return err
+	}
 	l.sweepTombs()
 	return nil
 }
@@ -113,7 +116,7 @@ func (l *State) Reconcile(ctx context.Context, node string, reported []reportedP
 			Result: models.ResultOK, Reason: "the node reports a publish the control plane had lost", Node: node,
 		}
 		// Enabled and not revoked, checked again under the stream's lock.
-		wentLive, _, err := st.AddPublish(ctx, models.Publish{StreamID: id, Node: node, Now: now,
+		wentLive, publishID, err := st.AddPublish(ctx, models.Publish{StreamID: id, Node: node, Now: now,
 			RequireEnabled: true, PublishID: r.PublishID, Event: ev})
 		var rv *models.RevokedError
 		switch {
@@ -132,6 +135,7 @@ func (l *State) Reconcile(ctx context.Context, node string, reported []reportedP
 		}
 		if wentLive {
 			l.streamLive()
+			l.emitLiveByID(ctx, id, node, publishID)
 		}
 	}
 	l.auditEnds(ctx, node, ends)

@@ -45,6 +45,7 @@ func (l *State) StreamOffline(ctx context.Context, streamID int64, why string) {
 	l.mu.Lock()
 	delete(l.tracks, streamID)
 	l.mu.Unlock()
+	l.emitOffline(ctx, streamID, why)
 	n, err := l.st.StopStreamTasks(ctx, streamID, "stream offline: "+why, models.TypePull)
 	if err != nil {
 		l.log.Error("stop tasks on offline", "err", err, "stream", streamID)

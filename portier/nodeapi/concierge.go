@@ -233,6 +233,7 @@ func (s *Server) conciergeStatusBatch(c *gin.Context) {
 			s.log.Log(c.Request.Context(), lvl, "task state", "task", id, "node", name, "epoch", reps[i].Epoch, "state", r.Task.State, "error", reps[i].Error)
 		}
 	}
+	s.emitTaskEvents(c.Request.Context(), name, reps, res)
 	if kick {
 		s.sched.Kick()
 	}

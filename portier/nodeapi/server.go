@@ -67,6 +67,8 @@ type Params struct {
 	// Logger is the control plane's logger; LiveLogger the live-state part
 	// of it (decisions, registrations, heartbeats).
 	Logger, LiveLogger *slog.Logger
+	// Webhooks takes task.failed and task.recovered events; nil: none.
+	Webhooks Emitter
 }
 
 // Server serves the node API and the hook dialects.

@@ -13,6 +13,7 @@ import (
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/compile"
+	"github.com/portier/portier/portier/core"
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/web/views"
 )
@@ -144,6 +145,15 @@ func formSpec(f *views.TaskConfigForm) []byte {
 		spec = h
 	}
 	b, _ := json.Marshal(spec)
+	if f.Type == models.TypeRecord && f.SegmentSeconds == "" {
+		// An empty field takes the default: leave the key out (a 0 would
+		// be refused as the mistake it is when typed).
+		var m map[string]any
+		if json.Unmarshal(b, &m) == nil {
+			delete(m, "segment_seconds")
+			b, _ = json.Marshal(m)
+		}
+	}
 	return b
 }
 
@@ -218,21 +228,20 @@ func renditionLine(r models.Rendition) string {
 
 // specFieldError puts a store validation error next to its form field.
 func (s *Server) specFieldError(c *gin.Context, f *views.TaskConfigForm, err error) bool {
-	var se *models.SpecError
-	if !errors.As(err, &se) {
-		return false
+	fes := core.FieldErrors(err)
+	for _, se := range fes {
+		field := se.Field
+		switch {
+		case strings.HasPrefix(field, "renditions"):
+			f.Errors["renditions"] = se.Field + " " + se.Message
+			continue
+		case field == "target", field == "key", field == "format", field == "source", field == "segment_seconds", field == "name":
+		default:
+			field = "form"
+		}
+		f.Errors[field] = s.uiFieldMessage(c, se)
 	}
-	field := se.Field
-	switch {
-	case strings.HasPrefix(field, "renditions"):
-		f.Errors["renditions"] = se.Field + " " + se.Message
-		return true
-	case field == "target", field == "key", field == "format", field == "source", field == "segment_seconds", field == "name":
-	default:
-		field = "form"
-	}
-	f.Errors[field] = s.uiFieldMessage(c, se)
-	return true
+	return len(fes) > 0
 }
 
 func (s *Server) uiCreateConfig(c *gin.Context) {
@@ -248,6 +257,8 @@ func (s *Server) uiCreateConfig(c *gin.Context) {
 	f := configForm(c, st, typ)
 	spec := formSpec(&f)
 	if len(f.Errors) > 0 {
+		// The form's own errors, and every other field's too: all at once.
+		s.addFieldErrors(c, &f, core.CheckTaskConfig(typ, &f.Name, spec))
 		s.renderConfigForm(c, http.StatusBadRequest, f)
 		return
 	}
@@ -256,6 +267,20 @@ func (s *Server) uiCreateConfig(c *gin.Context) {
 		return
 	}
 	redirect(c, fmt.Sprintf("/streams/%d?done=config-saved", st.ID))
+}
+
+// addFieldErrors adds err's field errors to the form's, keeping the
+// form's own where both name a field.
+func (s *Server) addFieldErrors(c *gin.Context, f *views.TaskConfigForm, err error) {
+	more := views.FieldErrors{}
+	if !s.specFieldError(c, &views.TaskConfigForm{Type: f.Type, Errors: more}, err) {
+		return
+	}
+	for k, v := range more {
+		if _, ok := f.Errors[k]; !ok {
+			f.Errors[k] = v
+		}
+	}
 }
 
 // configSaveFailed shows validation and name conflicts at their fields and

@@ -87,6 +87,11 @@ func (s *Server) Register(r *gin.Engine) {
 	ad.POST("/users/:id/delete", s.uiDeleteUser)
 	ad.GET("/audit", s.uiAudit)
 	ad.GET("/audit.csv", s.uiAuditCSV)
+	ad.GET("/webhooks", s.uiWebhooks)
+	ad.POST("/webhooks", s.uiCreateWebhook)
+	ad.POST("/webhooks/:id/test", s.uiTestWebhook)
+	ad.POST("/webhooks/:id/enabled", s.uiWebhookEnabled)
+	ad.POST("/webhooks/:id/delete", s.uiDeleteWebhook)
 	ad.POST("/nodes/:name/:action", s.uiNodeAction)
 
 	r.NoRoute(s.uiSecurityHeaders, s.uiSession, s.uiNotFound)
@@ -216,6 +221,9 @@ var flashes = map[string]string{
 	"node-drained":     "The concierge drains: its tasks move to other concierges.",
 	"node-resumed":     "The concierge takes tasks again.",
 	"node-removed":     "The node was removed.",
+	"webhook-tested":   "A test event was sent: its delivery is in the log.",
+	"webhook-updated":  "The webhook was updated.",
+	"webhook-deleted":  "The webhook was deleted.",
 }
 
 // render writes a templ component as an HTML response. Pages carry keys and
@@ -300,5 +308,5 @@ func (s *Server) uiFieldMessage(c *gin.Context, se *models.SpecError) string {
 		l := s.lang(c)
 		return l.T("Use %s.", l.T(se.Rule))
 	}
-	return se.Message
+	return s.lang(c).Reason(se.Message)
 }

@@ -168,6 +168,16 @@ func TestUIGermanWalk(t *testing.T) {
 	}
 	st := api("POST", "/streams", `{"app":"live","name":"walk"}`)
 	id := int64(st["id"].(float64))
+	// A webhook endpoint with a delivery in its log (the webhooks page).
+	hook, err := s.Store.CreateWebhookEndpoint(ctx, models.WebhookEndpointInput{URL: "https://example.com/receiver",
+		Events: []string{models.WebhookStreamLive}, Enabled: true, Description: "Walk"}, models.Actor{Name: "dora"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Store.AddWebhookDelivery(ctx, &models.WebhookDelivery{EndpointID: hook.ID, EventID: "evt_walk", Event: models.WebhookTest,
+		Attempt: 1, StatusCode: 200, DurationMS: 12}); err != nil {
+		t.Fatal(err)
+	}
 	copyStream, err := s.Store.CreateStream(ctx, "live", "walk-copy", dora.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +294,20 @@ func TestUIGermanWalk(t *testing.T) {
 		chromedp.Click(uiCSS("#save-config")),
 		chromedp.WaitVisible(uiCSS(`[aria-invalid="true"]`)))
 	check("restream form with errors")
+	for _, id := range []string{"#cfg-name-error", "#cfg-target-error"} {
+		if n := uiGet(t, b, "error "+id, 5*time.Second, chromedp.Evaluate[int](`document.querySelectorAll('`+id+`').length`)); n != 1 {
+			t.Errorf("the form shows %d %s, want every field's error at once", n, id)
+		}
+	}
+	// An explicit segment length of 0 is an error at its field, not 60.
+	b.do(t, "record with 0 s segments", 20*time.Second,
+		chromedp.Navigate(s.URL+stream+"/configs/new?type=record"),
+		chromedp.WaitVisible(uiCSS("#cfg-name")),
+		chromedp.SendKeys(uiCSS("#cfg-name"), "zero"),
+		chromedp.SetValue(uiCSS("#cfg-segment"), "0"),
+		chromedp.Click(uiCSS("#save-config")),
+		chromedp.WaitVisible(uiCSS("#cfg-segment-error")))
+	check("record form with 0 s segments")
 	visit(stream+"/rotate-key", "button#confirm")
 	visit(stream+"/delete", "button#confirm")
 	visit("/tasks", "main h1")
@@ -294,7 +318,7 @@ func TestUIGermanWalk(t *testing.T) {
 	for _, tk := range tasks {
 		visit(fmt.Sprintf("/tasks/%d", tk.ID), "main h1")
 	}
-	for _, p := range []string{"/cluster", "/tokens", "/account", "/admin/users", "/admin/audit", "/admin/audit?plays=1", "/admin/audit?since=bad", "/streams/999999"} {
+	for _, p := range []string{"/cluster", "/tokens", "/account", "/admin/users", "/admin/audit", "/admin/webhooks", "/admin/audit?plays=1", "/admin/audit?since=bad", "/streams/999999"} {
 		visit(p, "main h1")
 	}
 	if len(problems) > 0 {

@@ -14,7 +14,7 @@ type Page struct {
 	Lang  i18n.Lang
 	User  *UserBadge // nil when signed out
 	CSRF  string
-	Nav   string // the active navigation entry: dashboard, streams, tasks, cluster, users, audit, tokens, account
+	Nav   string // the active navigation entry: dashboard, streams, tasks, cluster, users, audit, tokens, webhooks, account
 	Flash string // a one-line success message
 	Error string // a one-line error message
 }
