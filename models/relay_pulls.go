@@ -86,6 +86,17 @@ func isRelayPull(d RawJSON) bool {
 // may give them to a concierge. It returns the assignments.
 func (s *Store) PlaceRelayPulls(ctx context.Context, now time.Time, lease time.Duration, aliveSince time.Time, place RelayPullPlaceFunc) ([]Assignment, error) {
 	now = now.UTC()
+	// Every placement round calls this: without a relay pull to look at,
+	// it does not take the write lock.
+	var n int64
+	if err := s.db(ctx).Table("tasks").
+		Where("type = ? AND desired_state = ? AND state IN ? AND description LIKE ?", TypePull, DesiredRunning, activeStates, relayPullLike).
+		Count(&n).Error; err != nil {
+		return nil, fmt.Errorf("count relay pull tasks: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
 	var out []Assignment
 	err := s.writeTx(ctx, func(tx *Store) error {
 		var cand []SchedTask
