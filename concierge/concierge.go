@@ -349,7 +349,7 @@ func (c *Concierge) registerLoop(ctx context.Context) error {
 func (c *Concierge) heartbeatLoop(ctx context.Context) {
 	for {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.ctl.sendHeartbeat(hctx, c.p.Name, c.heartbeatBody())
+		err := c.ctl.heartbeat(hctx, c.p.Name, c.heartbeatBody())
 		cancel()
 		switch {
 		case err == nil:

@@ -188,16 +188,8 @@ func (c *control) register(ctx context.Context, r registerReq) (registerReply, e
 	return out, err
 }
 
-type heartbeatReq struct {
-	Load struct {
-		Streams  int `json:"streams"`
-		CostUsed int `json:"cost_used"`
-	} `json:"load"`
-}
-
-func (c *control) heartbeat(ctx context.Context, name string, running, cost int) error {
-	var hb heartbeatReq
-	hb.Load.Streams, hb.Load.CostUsed = running, cost
+// heartbeat posts hb (the load and the host's figures) to the node API.
+func (c *control) heartbeat(ctx context.Context, name string, hb wire.Heartbeat) error {
 	return c.do(ctx, http.MethodPost, "/internal/v1/nodes/"+url.PathEscape(name)+"/heartbeat", hb, nil)
 }
 

@@ -62,7 +62,7 @@ func TestControlFailsOverBetweenReplicas(t *testing.T) {
 	}
 	c.attempt = 300 * time.Millisecond
 	ctx := context.Background()
-	if err := c.heartbeat(ctx, "w1", 0, 0); err != nil || a.Calls() != 1 || b.Calls() != 0 {
+	if err := c.heartbeat(ctx, "w1", wire.Heartbeat{}); err != nil || a.Calls() != 1 || b.Calls() != 0 {
 		t.Fatalf("heartbeat: %v (calls a=%d b=%d, want 1 0)", err, a.Calls(), b.Calls())
 	}
 
@@ -73,7 +73,7 @@ func TestControlFailsOverBetweenReplicas(t *testing.T) {
 	}
 	// A 5xx moves to the next replica within the call.
 	a.mode.Store("503")
-	if err := c.heartbeat(ctx, "w1", 0, 0); err != nil || c.current() != b.URL() {
+	if err := c.heartbeat(ctx, "w1", wire.Heartbeat{}); err != nil || c.current() != b.URL() {
 		t.Fatalf("heartbeat on 503: %v (current %s)", err, c.current())
 	}
 	a.mode.Store("ok")
@@ -109,13 +109,13 @@ func TestControlFailsOverBetweenReplicas(t *testing.T) {
 	a2.mode.Store("hang")
 	c2, _ := newControl(a2.URL()+","+b2.URL(), "tok", nil, nil)
 	c2.attempt = 300 * time.Millisecond
-	if err := c2.heartbeat(ctx, "w1", 0, 0); err != nil {
+	if err := c2.heartbeat(ctx, "w1", wire.Heartbeat{}); err != nil {
 		t.Fatalf("heartbeat past a hung replica: %v", err)
 	}
 	// Every replica down: the error says so.
 	a2.Kill()
 	b2.Kill()
-	if err := c2.heartbeat(ctx, "w1", 0, 0); err == nil || !strings.Contains(err.Error(), "/heartbeat") {
+	if err := c2.heartbeat(ctx, "w1", wire.Heartbeat{}); err == nil || !strings.Contains(err.Error(), "/heartbeat") {
 		t.Fatalf("heartbeat with every replica down: %v", err)
 	}
 }
