@@ -21,15 +21,21 @@ type Emitter interface {
 // does not flood the endpoints.
 const refusedEvery = time.Minute
 
+// maxRefusalKeys bounds the refusals remembered at once.
+const maxRefusalKeys = 10000
+
 // refusals remembers when each refusal was last emitted. Its mutex is never
 // held across I/O.
 type refusals struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+	mu    sync.Mutex
+	last  map[string]time.Time
+	swept time.Time
 }
 
-// allow reports whether the refusal k may be emitted at now, and forgets
-// old entries so the map stays small.
+// allow reports whether the refusal k may be emitted at now. A full table
+// forgets expired entries at most once a second (a spray of new names would
+// otherwise scan it on every refused publish) and, while still full, lets no
+// new refusal through: such a spray is not worth 10,000 events a minute.
 func (r *refusals) allow(k string, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -39,11 +45,17 @@ func (r *refusals) allow(k string, now time.Time) bool {
 	if t, ok := r.last[k]; ok && now.Sub(t) < refusedEvery {
 		return false
 	}
-	if len(r.last) > 10000 {
-		for k, t := range r.last {
-			if now.Sub(t) >= refusedEvery {
-				delete(r.last, k)
+	if len(r.last) >= maxRefusalKeys {
+		if now.Sub(r.swept) >= time.Second {
+			r.swept = now
+			for k, t := range r.last {
+				if now.Sub(t) >= refusedEvery {
+					delete(r.last, k)
+				}
 			}
+		}
+		if len(r.last) >= maxRefusalKeys {
+			return false
 		}
 	}
 	r.last[k] = now

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -116,5 +117,23 @@ func TestWebhookEvents(t *testing.T) {
 	}
 	if lost := rec.of(webhook.NodeLost); len(lost) != 1 || lost[0].Application != "" || lost[0].Data.(webhook.NodeData).Name != "edge-9" {
 		t.Errorf("node.lost events %+v, want one for edge-9", lost)
+	}
+}
+
+// A spray of new names fills the refusal table; while it is full no new
+// refusal is emitted, and once its entries expire new ones are again.
+func TestRefusalsBounded(t *testing.T) {
+	var r refusals
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for i := range maxRefusalKeys {
+		if !r.allow(fmt.Sprint("spray", i), t0) {
+			t.Fatalf("refusal %d not allowed below the bound", i)
+		}
+	}
+	if r.allow("one-more", t0.Add(time.Second)) {
+		t.Fatal("a new refusal was let through a full table")
+	}
+	if !r.allow("later", t0.Add(refusedEvery+time.Second)) || len(r.last) != 1 {
+		t.Fatalf("after expiry: %d entries", len(r.last))
 	}
 }
