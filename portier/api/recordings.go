@@ -69,12 +69,8 @@ func (s *Server) recordingFile(c *gin.Context) (*models.Stream, string, bool) {
 	if !ok {
 		return nil, "", false
 	}
-	p, err := recordings.Path(compile.RecordingDir(base, st.ID), c.Param("name"))
+	p, err := recordings.File(compile.RecordingDir(base, st.ID), c.Param("name"))
 	if err != nil {
-		s.fail(c, httperr.NotFound("recording"))
-		return nil, "", false
-	}
-	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
 		s.fail(c, httperr.NotFound("recording"))
 		return nil, "", false
 	}

@@ -100,6 +100,26 @@ func Path(dir, name string) (string, error) {
 	return filepath.Join(dir, name), nil
 }
 
+// File is the path of an existing recording name in dir: ErrBadName for a
+// name that is not a segment's, os.ErrNotExist when there is no such file.
+func File(dir, name string) (string, error) {
+	if dir == "" {
+		return "", fmt.Errorf("no record directory: %w", os.ErrNotExist)
+	}
+	p, err := Path(dir, name)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a file: %w", name, os.ErrNotExist)
+	}
+	return p, nil
+}
+
 // Delete removes recording name from dir (os.ErrNotExist if absent).
 func Delete(dir, name string) error {
 	p, err := Path(dir, name)

@@ -1,6 +1,7 @@
 package recordings
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,5 +64,30 @@ func TestPath(t *testing.T) {
 	}
 	if p, err := Path("/rec", "20261121-100000.mp4"); err != nil || p != "/rec/20261121-100000.mp4" {
 		t.Errorf("Path = %q, %v", p, err)
+	}
+}
+
+// File finds existing segment files only.
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "20261121-100000.mp4"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "20261121-100002.ts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := File(dir, "20261121-100000.mp4"); err != nil || p != filepath.Join(dir, "20261121-100000.mp4") {
+		t.Errorf("File = %q, %v", p, err)
+	}
+	for _, name := range []string{"20261121-100001.mp4", "20261121-100002.ts"} {
+		if _, err := File(dir, name); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("File(%q) = %v, want not exist", name, err)
+		}
+	}
+	if _, err := File(dir, "../x.mp4"); !errors.Is(err, ErrBadName) {
+		t.Errorf("File(../x.mp4) = %v", err)
+	}
+	if _, err := File("", "20261121-100000.mp4"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("File without a directory = %v", err)
 	}
 }

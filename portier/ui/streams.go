@@ -280,8 +280,8 @@ func (s *Server) uiRecording(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	p, err := recordings.Path(s.recordingsDir(st), c.Param("name"))
-	if fi, serr := os.Stat(p); err != nil || s.recordingsDir(st) == "" || serr != nil || !fi.Mode().IsRegular() {
+	p, err := recordings.File(s.recordingsDir(st), c.Param("name"))
+	if err != nil {
 		s.uiError(c, 0, httperr.NotFound("recording"))
 		return
 	}
