@@ -63,9 +63,7 @@ func TestUIClusterActions(t *testing.T) {
 		t.Error("the removed node is still stored")
 	}
 	// A node that reports in cannot be removed (it would register again).
-	uiGet(t, b, "post remove of a live origin", 5*time.Second, chromedp.Evaluate[bool](`(() => {
-		const f = document.createElement('form'); f.method = 'post'; f.action = '/admin/nodes/origin-e2e/remove';
-		f.appendChild(document.querySelector('input[name="_csrf"]').cloneNode()); document.body.appendChild(f); f.submit(); return true; })()`))
+	uiPostForm(t, b, "/admin/nodes/origin-e2e/remove")
 	b.do(t, "refused", 20*time.Second, chromedp.WaitVisible(uiCSS(".error-status")))
 	if st := uiGet(t, b, "status", 5*time.Second, chromedp.Text(uiCSS(".error-status"))); !strings.Contains(st, "409") {
 		t.Errorf("removing a live node: %q, want 409", st)

@@ -271,6 +271,16 @@ func uiSignIn(t *testing.T, b *uiBrowser, base, user, pw string) {
 	)
 }
 
+// uiPostForm submits an empty form (with the page's CSRF token) to path,
+// as a crafted request from a signed-in browser would: for actions the page
+// does not offer.
+func uiPostForm(t *testing.T, b *uiBrowser, path string) {
+	t.Helper()
+	uiGet(t, b, "post "+path, 5*time.Second, chromedp.Evaluate[bool](`(() => {
+		const f = document.createElement('form'); f.method = 'post'; f.action = '`+path+`';
+		f.appendChild(document.querySelector('input[name="_csrf"]').cloneNode()); document.body.appendChild(f); f.submit(); return true; })()`))
+}
+
 // waitUntil polls cond until it holds or d passes.
 // previewAdvances waits until the preview video's currentTime has moved on
 // by more than a second: the player really plays, not just loaded.

@@ -54,18 +54,13 @@ func TestUIUserAdministration(t *testing.T) {
 	}
 
 	// lee owns a stream: refused, with the reason; kim owns none: deleted.
-	post := func(path string) {
-		uiGet(t, b, "post "+path, 5*time.Second, chromedp.Evaluate[bool](`(() => {
-			const f = document.createElement('form'); f.method = 'post'; f.action = '`+path+`';
-			f.appendChild(document.querySelector('input[name="_csrf"]').cloneNode()); document.body.appendChild(f); f.submit(); return true; })()`))
-	}
-	post("/admin/users/" + strconv.FormatInt(owner.ID, 10) + "/delete")
+	uiPostForm(t, b, "/admin/users/"+strconv.FormatInt(owner.ID, 10)+"/delete")
 	b.do(t, "refused", 20*time.Second, chromedp.WaitVisible(uiCSS(".error-status")))
 	if st := uiGet(t, b, "status", 5*time.Second, chromedp.Text(uiCSS("main"))); !strings.Contains(st, "409") || !strings.Contains(st, "owns 1 streams") {
 		t.Errorf("deleting a stream owner: %q", st)
 	}
 	b.do(t, "users again", 20*time.Second, chromedp.Navigate(s.URL+"/admin/users"), chromedp.WaitVisible(uiCSS("button.user-delete")))
-	post("/admin/users/" + kimID + "/delete")
+	uiPostForm(t, b, "/admin/users/"+kimID+"/delete")
 	b.do(t, "deleted", 20*time.Second, chromedp.WaitVisible(uiCSS(".flash")))
 	if _, err := s.Store.UserByID(ctx, kim.ID); err == nil {
 		t.Error("kim is still there")
