@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -151,18 +150,11 @@ func TestUIGermanWalk(t *testing.T) {
 	}
 	api := func(method, path, body string) map[string]any {
 		t.Helper()
-		req, _ := http.NewRequest(method, s.URL+"/api/v1"+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, raw := apiCall(t, s.URL, tok, method, path, body)
 		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode >= 300 {
-			t.Fatalf("%s %s = %d %v", method, path, resp.StatusCode, out)
+		_ = json.Unmarshal(raw, &out)
+		if code >= 300 {
+			t.Fatalf("%s %s = %d %s", method, path, code, raw)
 		}
 		return out
 	}

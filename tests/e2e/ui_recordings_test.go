@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -87,15 +86,8 @@ func TestUIRecordings(t *testing.T) {
 		t.Fatal(err)
 	}
 	get := func(path string) (int, string) {
-		req, _ := http.NewRequest("GET", s.URL+"/api/v1"+path, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, out := apiCall(t, s.URL, tok, "GET", path, nil)
+		return code, string(out)
 	}
 	if code, out := get(fmt.Sprintf("/streams/%d/recordings", st.ID)); code != 200 || !strings.Contains(out, name) {
 		t.Errorf("API list %d %s", code, out)

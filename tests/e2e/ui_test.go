@@ -3,8 +3,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -269,6 +272,38 @@ func uiSignIn(t *testing.T, b *uiBrowser, base, user, pw string) {
 		chromedp.Click(uiCSS("#sign-in")),
 		chromedp.WaitVisible(uiCSS("form.logout")),
 	)
+}
+
+// apiCall calls the REST API at base+"/api/v1"+path with a bearer token;
+// body is nil, a JSON string, or a value to marshal. It returns the status
+// and the body.
+func apiCall(t *testing.T, base, token, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, base+"/api/v1"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
 }
 
 // uiPostForm submits an empty form (with the page's CSRF token) to path,
