@@ -14,8 +14,14 @@ type TaskFilter struct {
 	OwnerID  int64 // only tasks of streams owned by this user
 	State    string
 	NodeName string
-	Limit    int
-	Offset   int
+	// ConfigID: only the runs of this task config (its run history).
+	ConfigID int64
+	// LatestPerConfig: only the newest task of each task config (a task
+	// whose config was deleted counts as its own config), the one row per
+	// config that lists show; earlier runs are its history.
+	LatestPerConfig bool
+	Limit           int
+	Offset          int
 }
 
 // ListTasks lists tasks, newest first, with the total matching count.
@@ -33,6 +39,12 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int64, err
 	if f.NodeName != "" {
 		q = q.Where("node_name = ?", f.NodeName)
 	}
+	if f.ConfigID != 0 {
+		q = q.Where("config_id = ?", f.ConfigID)
+	}
+	if f.LatestPerConfig {
+		q = q.Where("id IN (SELECT MAX(id) FROM tasks GROUP BY COALESCE(config_id, -id))")
+	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("count tasks: %w", err)
@@ -42,6 +54,27 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int64, err
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	return out, total, nil
+}
+
+// TaskRuns counts the tasks (runs) of each of the given task configs.
+func (s *Store) TaskRuns(ctx context.Context, configIDs []int64) (map[int64]int, error) {
+	out := make(map[int64]int, len(configIDs))
+	if len(configIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		ConfigID int64
+		N        int
+	}
+	err := s.db(ctx).Model(&Task{}).Select("config_id, COUNT(*) AS n").
+		Where("config_id IN ?", configIDs).Group("config_id").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("count task runs: %w", err)
+	}
+	for _, r := range rows {
+		out[r.ConfigID] = r.N
+	}
+	return out, nil
 }
 
 // BeforeCreate sets Cost from the description: a missing, zero or negative

@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +143,73 @@ func TestTaskConfigsTasksAudit(t *testing.T) {
 			}
 			if _, total, _ := s.ListAudit(ctx, models.AuditFilter{Actor: "op", ExceptActions: []string{"stream.create"}}); total != 1 {
 				t.Fatalf("all but stream.create: %d, want 1", total)
+			}
+		})
+	}
+}
+
+// TestTaskRunHistory: lists show one row per task config (its newest run;
+// a task whose config was deleted is its own row), and a config's earlier
+// runs are its history.
+func TestTaskRunHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			s := n.Store
+			u, _ := s.CreateUser(ctx, "op", "password1", models.RoleOperator)
+			st, _ := s.CreateStream(ctx, "live", "cam", u.ID)
+			var cfgs []*models.TaskConfig
+			for _, name := range []string{"archive", "yt"} {
+				c := &models.TaskConfig{StreamID: st.ID, Type: models.TypeRecord, Name: name, Enabled: true, Spec: models.RawJSON(`{}`)}
+				if err := s.CreateTaskConfig(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				cfgs = append(cfgs, c)
+			}
+			run := func(c *models.TaskConfig, state string) int64 {
+				task := &models.Task{StreamID: st.ID, Type: models.TypeRecord, DesiredState: models.DesiredStopped, State: state,
+					Description: models.TaskDescription{Command: "ffmpeg"}}
+				if c != nil {
+					task.ConfigID = &c.ID
+				}
+				if err := s.DB.Create(task).Error; err != nil {
+					t.Fatal(err)
+				}
+				return task.ID
+			}
+			// Three go-lives of "archive", two of "yt", two orphans.
+			run(cfgs[0], models.TaskStopped)
+			run(cfgs[1], models.TaskFailed)
+			run(cfgs[0], models.TaskStopped)
+			orphan1 := run(nil, models.TaskStopped)
+			orphan2 := run(nil, models.TaskStopped)
+			ytLast := run(cfgs[1], models.TaskStopped)
+			archiveLast := run(cfgs[0], models.TaskRunning)
+
+			latest, total, err := s.ListTasks(ctx, models.TaskFilter{StreamID: st.ID, LatestPerConfig: true})
+			if err != nil || total != 4 {
+				t.Fatalf("latest per config: total %d, %v; want 4 (archive, yt, two orphans)", total, err)
+			}
+			var ids []int64
+			for _, l := range latest {
+				ids = append(ids, l.ID)
+			}
+			if want := []int64{archiveLast, ytLast, orphan2, orphan1}; fmt.Sprint(ids) != fmt.Sprint(want) {
+				t.Fatalf("latest per config = %v; want %v", ids, want)
+			}
+			// A state filter picks among the newest runs: yt's failed run
+			// is history, not a failing config.
+			if _, total, _ := s.ListTasks(ctx, models.TaskFilter{State: models.TaskFailed, LatestPerConfig: true}); total != 0 {
+				t.Fatalf("failed newest runs: %d; want 0", total)
+			}
+			hist, total, err := s.ListTasks(ctx, models.TaskFilter{ConfigID: cfgs[0].ID})
+			if err != nil || total != 3 || hist[0].ID != archiveLast {
+				t.Fatalf("archive history: %d runs, first %v, %v", total, hist, err)
+			}
+			runs, err := s.TaskRuns(ctx, []int64{cfgs[0].ID, cfgs[1].ID})
+			if err != nil || runs[cfgs[0].ID] != 3 || runs[cfgs[1].ID] != 2 {
+				t.Fatalf("TaskRuns = %v, %v; want 3 and 2", runs, err)
 			}
 		})
 	}

@@ -129,6 +129,22 @@ func (s *Server) apiListTasks(c *gin.Context) {
 		}
 		f.StreamID = id
 	}
+	if v := c.Query("config"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			s.fail(c, httperr.Invalid("config", "config must be a task config id"))
+			return
+		}
+		f.ConfigID = id
+	}
+	if v := c.Query("latest"); v != "" {
+		latest, err := strconv.ParseBool(v)
+		if err != nil {
+			s.fail(c, httperr.Invalid("latest", "latest must be true or false"))
+			return
+		}
+		f.LatestPerConfig = latest
+	}
 	if p := auth.PrincipalOf(c); !p.SeesAllStreams() {
 		f.OwnerID = p.User.ID
 	}

@@ -158,7 +158,7 @@ var openAPIOps = []op{
 	{"GET", "/streams/{id}/task-configs/{cid}", "Show a task config", "task-configs", "", 200, "TaskConfig", nil},
 	{"PATCH", "/streams/{id}/task-configs/{cid}", "Change a task config (given fields are merged)", "task-configs", "TaskConfig", 200, "TaskConfig", nil},
 	{"DELETE", "/streams/{id}/task-configs/{cid}", "Delete a task config (stops its task)", "task-configs", "", 204, "", nil},
-	{"GET", "/tasks", "List tasks", "tasks", "", 200, "list:Task", []string{"stream", "state", "node", "limit", "offset"}},
+	{"GET", "/tasks", "List tasks", "tasks", "", 200, "list:Task", []string{"stream", "config", "latest", "state", "node", "limit", "offset"}},
 	{"GET", "/tasks/{id}", "Show a task", "tasks", "", 200, "Task", nil},
 	{"POST", "/tasks/{id}/restart", "Restart a task (new epoch, rescheduled)", "tasks", "", 200, "Task", nil},
 	{"GET", "/nodes", "List nodes with liveness", "nodes", "", 200, "list:Node", []string{"role"}},
@@ -192,6 +192,8 @@ var queryDocs = map[string]obj{
 	"since":  {"type": "string", "format": "date-time"},
 	"until":  {"type": "string", "format": "date-time"},
 	"stream": {"type": "integer"},
+	"config": {"type": "integer", "description": "only the runs of this task config (its run history)"},
+	"latest": {"type": "boolean", "description": "only the newest task of each task config (one row per config)"},
 }
 
 func errResp(desc string) obj {

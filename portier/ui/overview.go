@@ -31,6 +31,18 @@ func (s *Server) taskRows(c *gin.Context, f models.TaskFilter) ([]views.TaskRow,
 	if err != nil {
 		return nil, err
 	}
+	var runs map[int64]int
+	if f.LatestPerConfig {
+		ids := make([]int64, 0, len(list))
+		for i := range list {
+			if list[i].ConfigID != nil {
+				ids = append(ids, *list[i].ConfigID)
+			}
+		}
+		if runs, err = s.p.Store.TaskRuns(rctx(c), ids); err != nil {
+			return nil, err
+		}
+	}
 	streams := map[int64]string{}
 	configs := map[int64]string{}
 	rows := make([]views.TaskRow, len(list))
@@ -53,6 +65,9 @@ func (s *Server) taskRows(c *gin.Context, f models.TaskFilter) ([]views.TaskRow,
 			}
 		}
 		rows[i] = taskRow(t, name, cfg, p.CanWrite())
+		if t.ConfigID != nil {
+			rows[i].Runs = runs[*t.ConfigID]
+		}
 	}
 	return rows, nil
 }
@@ -108,7 +123,7 @@ func progressText(t *models.Task) (string, bool) {
 
 func (s *Server) uiTasks(c *gin.Context) {
 	state := c.Query("state")
-	rows, err := s.taskRows(c, models.TaskFilter{State: state, Limit: uiListLimit})
+	rows, err := s.taskRows(c, models.TaskFilter{State: state, LatestPerConfig: true, Limit: uiListLimit})
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -117,7 +132,7 @@ func (s *Server) uiTasks(c *gin.Context) {
 }
 
 func (s *Server) uiTasksTable(c *gin.Context) {
-	rows, err := s.taskRows(c, models.TaskFilter{State: c.Query("state"), Limit: uiListLimit})
+	rows, err := s.taskRows(c, models.TaskFilter{State: c.Query("state"), LatestPerConfig: true, Limit: uiListLimit})
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -131,7 +146,13 @@ func (s *Server) uiTask(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	rows, err := s.taskRows(c, models.TaskFilter{StreamID: t.StreamID, Limit: uiListLimit})
+	// The task's own row (with its stream and config names) and its
+	// config's run history, newest first.
+	f := models.TaskFilter{StreamID: t.StreamID, Limit: uiListLimit}
+	if t.ConfigID != nil {
+		f.ConfigID = *t.ConfigID
+	}
+	rows, err := s.taskRows(c, f)
 	if err != nil {
 		s.uiError(c, 0, err)
 		return
@@ -142,6 +163,9 @@ func (s *Server) uiTask(c *gin.Context) {
 		if r.ID == t.ID {
 			d.Row = r
 		}
+	}
+	if t.ConfigID != nil && len(rows) > 1 {
+		d.Runs = rows
 	}
 	s.render(c, http.StatusOK, views.TaskDetailView(s.page(c, fmt.Sprintf("Task #%d", t.ID), "tasks"), d))
 }
@@ -331,7 +355,7 @@ func (s *Server) dashboard(c *gin.Context) (views.Dashboard, error) {
 		return d, err
 	}
 	for _, st := range attentionStates {
-		tr, err := s.taskRows(c, models.TaskFilter{State: st, Limit: 20})
+		tr, err := s.taskRows(c, models.TaskFilter{State: st, LatestPerConfig: true, Limit: 20})
 		if err != nil {
 			return d, err
 		}

@@ -338,7 +338,7 @@ func (s *Server) streamDetail(c *gin.Context, st *models.Stream, reveal bool) (v
 	for i := range cfgs {
 		d.Configs = append(d.Configs, configRow(&cfgs[i]))
 	}
-	d.Tasks, err = s.taskRows(c, models.TaskFilter{StreamID: st.ID, Limit: 50})
+	d.Tasks, err = s.taskRows(c, models.TaskFilter{StreamID: st.ID, LatestPerConfig: true, Limit: 50})
 	if err != nil {
 		return d, err
 	}
@@ -438,7 +438,7 @@ func (s *Server) uiStreamTasks(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	rows, err := s.taskRows(c, models.TaskFilter{StreamID: st.ID, Limit: 50})
+	rows, err := s.taskRows(c, models.TaskFilter{StreamID: st.ID, LatestPerConfig: true, Limit: 50})
 	if err != nil {
 		s.uiError(c, 0, err)
 		return

@@ -62,6 +62,7 @@ var german = map[string]string{
 	"Filter": "Filtern", "any": "alle", "Task": "Aufgabe", "Node": "Knoten", "Restarts": "Neustarts", "Exit code": "Exit-Code",
 	"Last error": "Letzter Fehler", "Restart": "Neu starten", "Config": "Konfiguration", "desired": "Soll",
 	"Reason": "Grund", "Started": "Gestartet", "Updated": "Aktualisiert", "Command": "Befehl", "Last log lines": "Letzte Logzeilen",
+	"%d runs": "%d Läufe", "Run history of %s": "Verlauf der Läufe von %s",
 	"No tasks. Tasks start when the stream goes live (pull tasks at once).": "Keine Aufgaben. Aufgaben starten, wenn der Stream live geht (Pull-Aufgaben sofort).",
 	"restream": "Restream", "record": "Aufnahme", "pull": "Pull", "hls": "HLS",
 	"pending": "wartend", "assigned": "zugewiesen", "starting": "startet", "running": "läuft", "backoff": "wartet auf Neustart",

@@ -188,6 +188,9 @@ type TaskRow struct {
 	// it reports none); Stalled: its ffmpeg stopped writing progress.
 	Progress string
 	Stalled  bool
+	// Runs is how many times the task's config has run (its tasks), in
+	// lists that show one row per config; 0 elsewhere.
+	Runs int
 }
 
 // Tasks is the task list page.
@@ -202,6 +205,9 @@ type TaskDetail struct {
 	LogTail string
 	Command string
 	Started string
+	// Runs is the run history of the task's config, newest first (nil
+	// when it has run once or has no config).
+	Runs []TaskRow
 }
 
 // NodeRow is one cluster node.
