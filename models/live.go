@@ -72,6 +72,9 @@ const (
 	RevokeDeleted    = "deleted"
 	RevokeDisabled   = "disabled"
 	RevokeKeyRotated = "key_rotated"
+	// RevokeKicked: an operator ended the publish (Core.KickPublisher);
+	// unlike the others it bars nothing: the encoder may publish again.
+	RevokeKicked = "kicked"
 )
 
 // ErrRevoked: the publish was revoked (its stream was disabled, deleted or

@@ -147,6 +147,8 @@ func RevokeText(reason string) string {
 		return "disabled"
 	case RevokeKeyRotated:
 		return "key rotated"
+	case RevokeKicked:
+		return "publisher kicked"
 	}
 	return reason
 }

@@ -19,6 +19,19 @@ type StreamCodec struct {
 	AudioCodec string  `json:"audio_codec,omitempty"`
 	SampleRate int     `json:"sample_rate,omitempty"`
 	Channels   int     `json:"channels,omitempty"`
+	// GOPMillis and GOPFrames are the last complete group of pictures the
+	// relay received (keyframe to keyframe, from their timestamps).
+	GOPMillis int64 `json:"gop_ms,omitempty"`
+	GOPFrames int   `json:"gop_frames,omitempty"`
+}
+
+// StreamPublisher is who publishes a stream, as the relay holding the
+// publish saw it: address (IP:port), protocol and the software it named
+// (RTMP onMetaData "encoder" or connect flashVer, RTSP User-Agent).
+type StreamPublisher struct {
+	Addr     string `json:"addr,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+	Encoder  string `json:"encoder,omitempty"`
 }
 
 // LiveCodecInfo is the document stored in Stream.CodecInfo while a stream
@@ -26,7 +39,10 @@ type StreamCodec struct {
 // viewers counted over every relay (see UpdateNodeStreamStats).
 type LiveCodecInfo struct {
 	StreamCodec
-	Viewers int `json:"viewers"`
+	// Publisher is the origin's view of the publisher (nil from relays
+	// that do not report it).
+	Publisher *StreamPublisher `json:"publisher,omitempty"`
+	Viewers   int              `json:"viewers"`
 }
 
 // StreamStat is one relay's statistics of one stream, replaced by each of
@@ -51,6 +67,8 @@ type StreamStatReport struct {
 	Players   int
 	BitrateIn int64
 	Codec     StreamCodec
+	// PublishedBy is the relay's publisher (zero when not reported).
+	PublishedBy StreamPublisher
 }
 
 // UpdateNodeStreamStats replaces the stream statistics of node (of role)
@@ -132,6 +150,10 @@ func (s *Store) updateLiveCodecInfo(ctx context.Context, id int64, node string, 
 		return fmt.Errorf("viewers of stream %d: %w", id, err)
 	}
 	info := LiveCodecInfo{StreamCodec: r.Codec, Viewers: int(max(agg.Players-agg.Edges, 0))}
+	if r.PublishedBy != (StreamPublisher{}) {
+		pb := r.PublishedBy
+		info.Publisher = &pb
+	}
 	err = s.db(ctx).Model(&Stream{}).
 		Where("id = ? AND live = ? AND EXISTS (SELECT 1 FROM stream_origins WHERE stream_origins.stream_id = ? AND stream_origins.node_name = ?)", id, true, id, node).
 		Updates(map[string]any{"codec_info": MustJSON(info), "bitrate": max(r.BitrateIn, 0)}).Error

@@ -148,3 +148,53 @@ func TestUIClusterShowsPlayersPerEdge(t *testing.T) {
 		t.Fatalf("edge row does not show its players: %q", row)
 	}
 }
+
+// The origin's report of the publisher (address, protocol, encoder) and of
+// the GOP reaches the API; a relay that leaves them out (an older one)
+// gives statistics without them, and client-supplied text that is too
+// long or has control characters is left out.
+func TestHeartbeatPublisherAndGOPInAPI(t *testing.T) {
+	forEachLiveStore(t, func(t *testing.T, e *liveEnv) {
+		e.register(t, "origin-1", "origin")
+		e.register(t, "edge-1", "edge")
+		e.statsHeartbeat(t, "origin-1", []string{"live/show"}, streamReport("live/show", true, 0, 2_000_000))
+		st, _ := e.apiStream(t)["stats"].(map[string]any)
+		for _, k := range []string{"publisher_addr", "publisher_protocol", "encoder", "gop_seconds", "gop_frames"} {
+			if _, ok := st[k]; ok {
+				t.Errorf("stats from an older relay have %s: %v", k, st)
+			}
+		}
+		report := streamReport("live/show", true, 0, 2_000_000)
+		for k, v := range map[string]any{"publisher_addr": "192.0.2.7:50312", "publisher_protocol": "rtmp",
+			"encoder": "obs-output module (libobs version 30.1.2)", "gop_ms": 2000, "gop_frames": 50} {
+			report[k] = v
+		}
+		// An edge's view (its upstream pull from the origin) is not the
+		// publisher's.
+		edge := streamReport("live/show", true, 1, 2_000_000)
+		edge["publisher_addr"], edge["publisher_protocol"], edge["gop_ms"] = "127.0.0.1:1935", "edge-pull", 1000
+		e.statsHeartbeat(t, "edge-1", nil, edge)
+		e.statsHeartbeat(t, "origin-1", []string{"live/show"}, report)
+		st, _ = e.apiStream(t)["stats"].(map[string]any)
+		want := map[string]any{"publisher_addr": "192.0.2.7:50312", "publisher_protocol": "rtmp",
+			"encoder": "obs-output module (libobs version 30.1.2)", "gop_seconds": 2.0, "gop_frames": 50.0}
+		for k, w := range want {
+			if st[k] != w {
+				t.Errorf("stats.%s = %v, want %v (stats %v)", k, st[k], w, st)
+			}
+		}
+
+		report["encoder"] = "evil\x1b[31m"
+		report["publisher_addr"] = strings.Repeat("9", 65)
+		e.statsHeartbeat(t, "origin-1", []string{"live/show"}, report)
+		st, _ = e.apiStream(t)["stats"].(map[string]any)
+		if _, ok := st["encoder"]; ok || st["publisher_addr"] != nil || st["publisher_protocol"] != "rtmp" {
+			t.Errorf("stats with a control character in the encoder and a 65-byte address: %v", st)
+		}
+		report["gop_ms"] = -1
+		e.statsHeartbeat(t, "origin-1", []string{"live/show"}, report)
+		if st, _ = e.apiStream(t)["stats"].(map[string]any); st["gop_seconds"] != 2.0 {
+			t.Errorf("a report with a negative GOP replaced the last good one: %v", st)
+		}
+	})
+}

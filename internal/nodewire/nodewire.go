@@ -194,7 +194,7 @@ type EndOrder struct {
 	Path      string `json:"path"`
 	StreamID  int64  `json:"stream_id"`
 	PublishID int64  `json:"publish_id"`
-	Reason    string `json:"reason"` // deleted, disabled, key_rotated
+	Reason    string `json:"reason"` // deleted, disabled, key_rotated, kicked
 }
 
 // StreamReport is one stream's statistics on one relay.
@@ -219,6 +219,21 @@ type StreamReport struct {
 	// the origin; a forwarded publish is a player at the edge) but not the
 	// system's own (InternalPlayQuery: task inputs, thumbnail grabs).
 	Players int `json:"players"`
+	// The publisher as this relay sees it (older relays leave these
+	// out): its address (IP:port; on an origin behind an edge, the edge's
+	// forwarding session), its protocol ("rtmp", "rtsp", "rtsp-pull",
+	// "edge-pull") and its software as it names itself (an RTMP
+	// onMetaData "encoder", else the connect's flashVer; an RTSP
+	// User-Agent). Client-supplied: at most 128 bytes, no control
+	// characters.
+	PublisherAddr     string `json:"publisher_addr,omitempty"`
+	PublisherProtocol string `json:"publisher_protocol,omitempty"`
+	Encoder           string `json:"encoder,omitempty"`
+	// GOPMillis and GOPFrames are the last complete group of pictures the
+	// relay received: keyframe to keyframe, from their timestamps, and
+	// its frames (left out until two keyframes went through).
+	GOPMillis int64 `json:"gop_ms,omitempty"`
+	GOPFrames int   `json:"gop_frames,omitempty"`
 }
 
 // InternalPlayQuery is the query parameter of a play URL by which the

@@ -432,7 +432,8 @@ func (r *Relay) capabilities() []string {
 }
 
 // endPublishes ends the publishes the control plane revoked (their stream
-// was deleted or disabled, or its key rotated). Only the publish the order
+// was deleted or disabled, its key rotated, or an operator kicked the
+// publisher). Only the publish the order
 // names is ended: a newer publish of the same path is left alone.
 func (r *Relay) endPublishes(orders []nodewire.EndOrder) {
 	for _, o := range orders {
@@ -456,7 +457,12 @@ func streamReports(infos []stream.StreamInfo) []nodewire.StreamReport {
 			Path: si.Path, Publisher: si.Live, VideoCodec: c.VideoCodec, Width: c.Width, Height: c.Height,
 			FPS: si.FPS, AudioCodec: c.AudioCodec, SampleRate: c.SampleRate, Channels: c.Channels,
 			BitrateIn: int64(si.BitrateIn), Players: si.Readers - si.InternalReaders,
+			GOPMillis: si.GOPMillis, GOPFrames: si.GOPFrames,
 		})
+		if si.Live {
+			r := &out[len(out)-1]
+			r.PublisherAddr, r.PublisherProtocol, r.Encoder = si.Publisher.RemoteAddr, si.Publisher.Protocol, si.Publisher.Encoder
+		}
 	}
 	return out
 }

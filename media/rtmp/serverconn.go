@@ -79,12 +79,15 @@ func (k RequestKind) String() string {
 
 // Request is what a client asked for in connect and publish/play.
 type Request struct {
-	Kind        RequestKind
-	App         string     // connect's app without query, e.g. "live"
-	Name        string     // stream name without query, e.g. "test"
-	Query       url.Values // query of the tcUrl/app and of the stream name, merged
-	RawQuery    string     // the same query in encoded form
-	TcURL       string
+	Kind     RequestKind
+	App      string     // connect's app without query, e.g. "live"
+	Name     string     // stream name without query, e.g. "test"
+	Query    url.Values // query of the tcUrl/app and of the stream name, merged
+	RawQuery string     // the same query in encoded form
+	TcURL    string
+	// FlashVer is the client's connect flashVer: its software, e.g.
+	// "FMLE/3.0 (compatible; Lavf61.7.100)" from ffmpeg. Client-supplied.
+	FlashVer    string
 	PublishType string // publish only: "live", "record" or "append"
 	StreamID    uint32 // message stream id of the publish/play
 }
@@ -143,7 +146,7 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 func (c *ServerConn) acceptCommands() (*Request, error) {
-	var app, tcURL string
+	var app, tcURL, flashVer string
 	connected := false
 	for {
 		msg, err := c.readMessage()
@@ -165,6 +168,7 @@ func (c *ServerConn) acceptCommands() (*Request, error) {
 			obj, _ := args[0].(amf0.Object)
 			app, _ = obj["app"].(string)
 			tcURL, _ = obj["tcUrl"].(string)
+			flashVer, _ = obj["flashVer"].(string)
 			if err := c.replyConnect(txn); err != nil {
 				return nil, err
 			}
@@ -183,6 +187,7 @@ func (c *ServerConn) acceptCommands() (*Request, error) {
 			}
 			streamName, _ := args[1].(string)
 			req := buildRequest(app, tcURL, streamName)
+			req.FlashVer = flashVer
 			req.StreamID = msg.StreamID
 			if req.StreamID == 0 {
 				req.StreamID = PlayStreamID

@@ -54,6 +54,8 @@ func (s *Server) publish(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log
 		Protocol:   "rtmp",
 		Takeover:   res.Takeover,
 		Tag:        res.Tag,
+		// The connect's flashVer until onMetaData names the encoder.
+		Encoder: req.FlashVer,
 	})
 	if err != nil {
 		ss.reason, ss.err = "publish refused by hub", err
@@ -123,6 +125,11 @@ func pumpPublish(c *rtmp.ServerConn, pub *stream.Publisher) (string, error) {
 		if updateCodec(&codec, u) {
 			pub.SetCodecInfo(codec)
 		}
+		if u.Kind == stream.KindData && u.Header {
+			if enc := metadataEncoder(u.Payload); enc != "" {
+				pub.SetEncoder(enc)
+			}
+		}
 		if err := pub.Write(u); err != nil {
 			return "publisher replaced or server closing", nil
 		}
@@ -158,6 +165,18 @@ func toUnit(msg rtmp.Message, dts int64) *stream.Unit {
 		return nil
 	}
 	return u
+}
+
+// metadataEncoder is the "encoder" property of an onMetaData body ("" when
+// absent): ffmpeg writes "Lavf61.7.100", OBS "obs-output module (libobs
+// version 30.1.2)".
+func metadataEncoder(payload []byte) string {
+	props, err := flv.ParseMetadata(payload)
+	if err != nil {
+		return ""
+	}
+	enc, _ := props["encoder"].(string)
+	return enc
 }
 
 // updateCodec records codec details from header units and the first media

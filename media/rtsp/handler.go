@@ -180,7 +180,9 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 // stream live.
 type announce struct {
 	app, name, query, addr string
-	tracks                 []Track
+	// userAgent is the ANNOUNCE's User-Agent (ffmpeg: "Lavf61.7.100").
+	userAgent string
+	tracks    []Track
 }
 
 func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
@@ -196,7 +198,8 @@ func (h *handler) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.R
 		h.s.log.Info("rtsp publish refused: unsupported media", "app", app, "addr", addr, "err", err)
 		return refusal(base.StatusUnsupportedMediaType, err.Error()), nil
 	}
-	ctx.Session.SetUserData(&sessionState{ann: &announce{app: app, name: name, query: ctx.Query, addr: addr, tracks: tracks}})
+	ctx.Session.SetUserData(&sessionState{ann: &announce{app: app, name: name, query: ctx.Query, addr: addr,
+		userAgent: headerValue(ctx.Request.Header, "User-Agent"), tracks: tracks}})
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -234,7 +237,8 @@ func (h *handler) startPublish(ss *gortsplib.ServerSession, st *sessionState, re
 		name = ar.Name
 	}
 	path := app + "/" + name
-	pub, err := h.s.p.Hub.Publish(path, stream.PublisherInfo{RemoteAddr: addr, Protocol: "rtsp", Takeover: ar.Takeover, Tag: ar.Tag})
+	pub, err := h.s.p.Hub.Publish(path, stream.PublisherInfo{RemoteAddr: addr, Protocol: "rtsp", Takeover: ar.Takeover, Tag: ar.Tag,
+		Encoder: firstNonEmpty(a.userAgent, headerValue(req.Header, "User-Agent"))})
 	if err != nil {
 		h.s.log.Info("rtsp publish refused by the hub", "path", path, "addr", addr, "err", err)
 		if errors.Is(err, stream.ErrAlreadyPublishing) {
@@ -361,4 +365,19 @@ func transportName(t *gortsplib.Transport) string {
 		return "tcp"
 	}
 	return t.String()
+}
+
+// headerValue is the first value of an RTSP header ("" when absent).
+func headerValue(h base.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

@@ -147,6 +147,7 @@ func (h *Hub) Publish(path string, info PublisherInfo) (*Publisher, error) {
 	if info.Start.IsZero() {
 		info.Start = time.Now()
 	}
+	info.Encoder = CleanEncoder(info.Encoder)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

@@ -1,9 +1,12 @@
 package stream
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // PublisherInfo describes who publishes a stream.
@@ -17,6 +20,30 @@ type PublisherInfo struct {
 	// here (a relay puts the control plane's stream and publish ids), to
 	// end exactly this publish later (EndPublish).
 	Tag string
+	// Encoder is the publisher's software as it names itself (an RTMP
+	// connect's flashVer, then its onMetaData "encoder"; an RTSP
+	// User-Agent), cleaned by CleanEncoder; empty when it said nothing.
+	Encoder string
+}
+
+// maxEncoderLen bounds an encoder name: it comes from the publisher.
+const maxEncoderLen = 128
+
+// CleanEncoder makes a publisher-supplied software name safe to keep and
+// show: control characters dropped, spaces trimmed, at most 128 bytes
+// (cut at a rune boundary).
+func CleanEncoder(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > maxEncoderLen {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // CodecInfo is what the publisher side learned from the codec headers.
@@ -44,6 +71,7 @@ type stream struct {
 	haveDTS bool
 	rate    rateMeter
 	fps     fpsMeter
+	gop     gopMeter
 
 	snap    atomic.Pointer[snapshot]
 	readers atomic.Pointer[[]*Reader] // copy-on-write under Hub.mu
@@ -154,6 +182,22 @@ func (p *Publisher) SetCodecInfo(ci CodecInfo) {
 	}
 }
 
+// SetEncoder replaces the publisher's software name (PublisherInfo.Encoder;
+// an RTMP publisher's onMetaData names it better than its connect did).
+// name is cleaned with CleanEncoder; an empty result changes nothing.
+func (p *Publisher) SetEncoder(name string) {
+	name = CleanEncoder(name)
+	if name == "" {
+		return
+	}
+	h := p.s.hub
+	h.mu.Lock()
+	if p.s.pub == p {
+		p.s.info.Encoder = name
+	}
+	h.mu.Unlock()
+}
+
 // Close detaches the publisher. Readers wait up to the grace time for a new
 // one. Close is idempotent.
 func (p *Publisher) Close() {
@@ -189,6 +233,7 @@ func (p *Publisher) Write(u *Unit) error {
 			cp.gop, cp.gopBytes, cp.gopOK = nil, 0, false
 			prev = &cp
 		}
+		s.gop.reset()
 	}
 	u.DTS += p.offset
 	if !s.haveDTS || u.DTS > s.lastDTS {
@@ -211,6 +256,7 @@ func (p *Publisher) Write(u *Unit) error {
 	s.rate.add(n, time.Now())
 	if u.Kind == KindVideo && !u.Header {
 		s.fps.add(u.DTS)
+		s.gop.add(u.DTS, u.Key)
 	}
 	return nil
 }
@@ -314,3 +360,47 @@ func (m *fpsMeter) add(dts int64) {
 
 // get returns the last measured rate, rounded to 0.01 fps.
 func (m *fpsMeter) get() float64 { return float64(m.centi.Load()) / 100 }
+
+// gopMeter measures the keyframe interval from the video frames' DTS
+// (media time) and counts the frames of each GOP, updated by the single
+// writer; the last complete GOP is readable from any goroutine.
+type gopMeter struct {
+	lastKey int64
+	haveKey bool
+	frames  int
+	// last packs the last complete GOP: its duration in milliseconds
+	// (upper 40 bits) and its frames (lower 24 bits), one atomic so a
+	// reader never sees the duration of one GOP with the frames of another.
+	last atomic.Uint64
+}
+
+// maxGOPMillis bounds a measured GOP: a longer gap between keyframes is a
+// timestamp jump or a paused publisher, not a GOP.
+const maxGOPMillis = 10 * 60 * 1000
+
+func (m *gopMeter) reset() {
+	m.haveKey, m.frames = false, 0
+	m.last.Store(0)
+}
+
+func (m *gopMeter) add(dts int64, key bool) {
+	if !key {
+		if m.haveKey {
+			m.frames++
+		}
+		return
+	}
+	if m.haveKey {
+		if span := dts - m.lastKey; span > 0 && span <= maxGOPMillis && m.frames < 1<<24 {
+			m.last.Store(uint64(span)<<24 | uint64(m.frames))
+		}
+	}
+	m.lastKey, m.haveKey, m.frames = dts, true, 1
+}
+
+// get returns the last complete GOP's duration in milliseconds and frames (0, 0 before
+// two keyframes went through).
+func (m *gopMeter) get() (millis int64, frames int) {
+	v := m.last.Load()
+	return int64(v >> 24), int(v & (1<<24 - 1))
+}

@@ -13,10 +13,15 @@ type StreamInfo struct {
 	Codec     CodecInfo     `json:"codec"`
 	// FPS is the video frame rate measured from the frames' timestamps
 	// (0 until a second of video went through, and without a publisher).
-	FPS       float64 `json:"fps,omitempty"`
-	BytesIn   uint64  `json:"bytes_in"`
-	BitrateIn uint64  `json:"bitrate_in"` // bits per second, moving average
-	Readers   int     `json:"readers"`
+	FPS float64 `json:"fps,omitempty"`
+	// GOP is the last complete group of pictures: the time between its
+	// keyframe and the next one's, from their timestamps, and its frames
+	// (zero until two keyframes went through, and without a publisher).
+	GOPMillis int64  `json:"gop_ms,omitempty"`
+	GOPFrames int    `json:"gop_frames,omitempty"`
+	BytesIn   uint64 `json:"bytes_in"`
+	BitrateIn uint64 `json:"bitrate_in"` // bits per second, moving average
+	Readers   int    `json:"readers"`
 	// InternalReaders are the Readers marked ReaderParams.Internal.
 	InternalReaders int    `json:"internal_readers"`
 	BytesOut        uint64 `json:"bytes_out"`
@@ -127,6 +132,7 @@ func (s *stream) infoLocked() StreamInfo {
 		si.Publisher = s.info
 		si.BitrateIn = s.rate.bps.Load()
 		si.FPS = s.fps.get()
+		si.GOPMillis, si.GOPFrames = s.gop.get()
 	}
 	if c := s.codec.Load(); c != nil {
 		si.Codec = *c

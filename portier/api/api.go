@@ -39,6 +39,7 @@ func (s *Server) Register(g *gin.RouterGroup) {
 	g.PATCH("/streams/:id", s.auth.RequireWriter, s.apiPatchStream)
 	g.DELETE("/streams/:id", s.auth.RequireWriter, s.apiDeleteStream)
 	g.POST("/streams/:id/rotate-key", s.auth.RequireWriter, s.apiRotateKey)
+	g.POST("/streams/:id/kick", s.auth.RequireWriter, s.apiKickPublisher)
 
 	g.GET("/streams/:id/recordings", s.apiListRecordings)
 	g.GET("/streams/:id/recordings/:name", s.apiGetRecording)

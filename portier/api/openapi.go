@@ -71,9 +71,17 @@ var openAPISchemas = obj{
 			"viewers are the players of every relay minus one per edge holding the stream (its upstream pull or forwarded publish); uptime since the earliest current origin took the publish",
 		"properties": obj{"video_codec": tStr, "width": tInt, "height": tInt, "fps": obj{"type": "number"},
 			"audio_codec": tStr, "sample_rate": tInt, "channels": tInt,
-			"bitrate":        obj{"type": "integer", "format": "int64", "description": "bits per second into the origin"},
-			"viewers":        tInt,
-			"uptime_seconds": tInt}},
+			"bitrate":            obj{"type": "integer", "format": "int64", "description": "bits per second into the origin"},
+			"viewers":            tInt,
+			"uptime_seconds":     tInt,
+			"publisher_addr":     obj{"type": "string", "description": "the publisher's IP:port as the origin saw it (an edge's address when the publish came through one)"},
+			"publisher_protocol": obj{"type": "string", "description": "rtmp, rtsp, rtsp-pull or edge-pull"},
+			"encoder":            obj{"type": "string", "description": "the publisher's software as it names itself: RTMP onMetaData encoder (ffmpeg: Lavf…, OBS: obs-output module …), else the RTMP connect's flashVer; RTSP User-Agent"},
+			"gop_seconds":        obj{"type": "number", "description": "the last complete GOP the origin received: keyframe to keyframe, from their timestamps"},
+			"gop_frames":         obj{"type": "integer", "description": "the frames of that GOP"}}},
+	"Kick": props([]string{"stream_id", "ended"}, obj{"stream_id": tInt,
+		"ended":   arr(props(nil, obj{"node": obj{"type": "string", "description": "the relay told to end the publish"}, "publish_id": tInt})),
+		"message": tStr}),
 	"StreamCreate": props([]string{"name"}, obj{"name": obj{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
 		"app": obj{"type": "string", "default": "live"}}),
 	"StreamPatch": props(nil, obj{"name": tStr, "enabled": tBool, "allow_takeover": tBool, "hls_public": tBool}),
@@ -153,6 +161,7 @@ var openAPIOps = []op{
 	{"PATCH", "/streams/{id}", "Rename, enable/disable, allow takeover", "streams", "StreamPatch", 200, "Stream", nil},
 	{"DELETE", "/streams/{id}", "Delete a stream with its task configs and tasks", "streams", "", 204, "", nil},
 	{"POST", "/streams/{id}/rotate-key", "Give the stream a new publish key", "streams", "", 200, "Stream", nil},
+	{"POST", "/streams/{id}/kick", "End the stream's current publish now (the relays end it with their next heartbeat); not a ban: the encoder may publish again; 409 when not live", "streams", "", 202, "Kick", nil},
 	{"GET", "/streams/{id}/task-configs", "List a stream's task configs", "task-configs", "", 200, "list:TaskConfig", nil},
 	{"POST", "/streams/{id}/task-configs", "Add a task config (restream, record, pull, hls)", "task-configs", "TaskConfig", 201, "TaskConfig", nil},
 	{"GET", "/streams/{id}/task-configs/{cid}", "Show a task config", "task-configs", "", 200, "TaskConfig", nil},
@@ -196,6 +205,11 @@ var queryDocs = map[string]obj{
 	"latest": {"type": "boolean", "description": "only the newest task of each task config (one row per config)"},
 }
 
+// conflictDocs are the 409 answers of operations without a body.
+var conflictDocs = map[string]string{
+	"POST /streams/{id}/kick": "the stream has no publisher to kick",
+}
+
 func errResp(desc string) obj {
 	return obj{"description": desc, "content": obj{"application/json": obj{"schema": ref("Error")}}}
 }
@@ -236,6 +250,9 @@ func buildOpenAPI() obj {
 			resps["401"] = errResp("missing, unknown, expired or revoked token")
 			resps["403"] = errResp("role or token scope does not allow this")
 			resps["404"] = errResp("not found (also for other operators' streams)")
+			if d, ok := conflictDocs[o.method+" "+o.path]; ok {
+				resps["409"] = errResp(d)
+			}
 			if o.body != "" {
 				resps["409"] = errResp("duplicate name")
 				resps["413"] = errResp("body over 1 MiB")

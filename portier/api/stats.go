@@ -20,6 +20,13 @@ type streamStatsView struct {
 	Bitrate       int64   `json:"bitrate"`
 	Viewers       int     `json:"viewers"`
 	UptimeSeconds int64   `json:"uptime_seconds"`
+	// The publisher as the origin holding the publish saw it, and the
+	// GOP it measured; left out when its relay does not report them.
+	PublisherAddr     string  `json:"publisher_addr,omitempty"`
+	PublisherProtocol string  `json:"publisher_protocol,omitempty"`
+	Encoder           string  `json:"encoder,omitempty"`
+	GOPSeconds        float64 `json:"gop_seconds,omitempty"`
+	GOPFrames         int     `json:"gop_frames,omitempty"`
 }
 
 // attachStats fills the Stats of the live streams among views (one query
@@ -45,7 +52,11 @@ func (s *Server) attachStats(ctx context.Context, views ...*streamView) error {
 		}
 		ci := models.ParseLiveCodecInfo(v.CodecInfo)
 		st := &streamStatsView{VideoCodec: ci.VideoCodec, Width: ci.Width, Height: ci.Height, FPS: ci.FPS,
-			AudioCodec: ci.AudioCodec, SampleRate: ci.SampleRate, Channels: ci.Channels, Bitrate: v.Bitrate, Viewers: ci.Viewers}
+			AudioCodec: ci.AudioCodec, SampleRate: ci.SampleRate, Channels: ci.Channels, Bitrate: v.Bitrate, Viewers: ci.Viewers,
+			GOPSeconds: float64(ci.GOPMillis) / 1000, GOPFrames: ci.GOPFrames}
+		if p := ci.Publisher; p != nil {
+			st.PublisherAddr, st.PublisherProtocol, st.Encoder = p.Addr, p.Protocol, p.Encoder
+		}
 		if t, ok := since[v.ID]; ok {
 			st.UptimeSeconds = int64(max(now.Sub(t), 0) / time.Second)
 		}

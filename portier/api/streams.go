@@ -220,6 +220,40 @@ func (s *Server) apiRotateKey(c *gin.Context) {
 	c.JSON(http.StatusOK, v)
 }
 
+// kickView is the answer to a kick: the publishes the relays were told
+// to end.
+type kickView struct {
+	StreamID int64           `json:"stream_id"`
+	Ended    []kickedPublish `json:"ended"`
+	Message  string          `json:"message"`
+}
+
+type kickedPublish struct {
+	Node      string `json:"node"`
+	PublishID int64  `json:"publish_id"`
+}
+
+// apiKickPublisher ends the stream's current publish (202: the relays end
+// it with their next heartbeat answer). 409 when the stream is not live.
+func (s *Server) apiKickPublisher(c *gin.Context) {
+	st, err := s.loadStream(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	kicked, err := s.core.KickPublisher(c.Request.Context(), auth.Actor(c), st)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	v := kickView{StreamID: st.ID, Ended: make([]kickedPublish, 0, len(kicked)),
+		Message: "the relays end the publish with their next heartbeat; the key stays valid and the encoder may publish again"}
+	for _, o := range kicked {
+		v.Ended = append(v.Ended, kickedPublish{Node: o.NodeName, PublishID: o.PublishID})
+	}
+	c.JSON(http.StatusAccepted, v)
+}
+
 func (s *Server) apiDeleteStream(c *gin.Context) {
 	st, err := s.loadStream(c)
 	if err != nil {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/recordings"
@@ -107,6 +108,41 @@ func (c *Core) RotateKey(ctx context.Context, by Actor, st *models.Stream) (*mod
 	c.afterRevoke(ctx, st, revoked, offline, models.RevokeKeyRotated)
 	c.live.StreamChanged(ctx, st.ID)
 	return out, nil
+}
+
+// notLiveMessage refuses a kick that found no publish to end.
+const notLiveMessage = "stream %s/%s has no publisher to kick: it is not live on any relay"
+
+// KickPublisher ends the stream's current publishes now: the relays
+// holding them get an end order (reason kicked) with their next heartbeat
+// answer, close the publisher's connection and the stream goes offline.
+// It is not a ban: the key stays valid and the encoder may publish again
+// at once (a new publish has a higher number than the revocation mark).
+// A stream with no publish gets a ConflictError and nothing is written.
+func (c *Core) KickPublisher(ctx context.Context, by Actor, st *models.Stream) (kicked []models.StreamOrigin, err error) {
+	ev := c.event(by, "stream.kick", models.StreamObject(st.ID), nil)
+	var offline bool
+	err = c.store.Tx(ctx, func(tx *models.Store) error {
+		var err error
+		if kicked, offline, err = tx.RevokePublishes(ctx, st.ID, models.RevokeKicked, c.revokeEvent(ev, st, models.RevokeKicked)); err != nil {
+			return err
+		}
+		if len(kicked) == 0 {
+			return &ConflictError{Message: fmt.Sprintf(notLiveMessage, st.Application.Name, st.Name)}
+		}
+		nodes := make([]string, 0, len(kicked))
+		for _, o := range kicked {
+			nodes = append(nodes, o.NodeName)
+		}
+		ev.Details = models.MustJSON(map[string]any{"app": st.Application.Name, "name": st.Name, "nodes": nodes})
+		return tx.Audit(ctx, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.afterRevoke(ctx, st, kicked, offline, models.RevokeKicked)
+	c.live.StreamChanged(ctx, st.ID)
+	return kicked, nil
 }
 
 // DeleteStream removes a stream; relays holding its publish are told to end

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/live"
@@ -24,6 +26,10 @@ type streamReportReq struct {
 	models.StreamCodec
 	BitrateIn int64 `json:"bitrate_in"`
 	Players   int   `json:"players"`
+	// The publisher (nodewire.StreamReport; older relays leave it out).
+	PublisherAddr     string `json:"publisher_addr"`
+	PublisherProtocol string `json:"publisher_protocol"`
+	Encoder           string `json:"encoder"`
 }
 
 // parseStreamReports decodes and checks a heartbeat's "streams". It
@@ -49,13 +55,35 @@ func parseStreamReports(raw json.RawMessage) (out []models.StreamStatReport, fie
 		app, name, ok := strings.Cut(r.Path, "/")
 		if !ok || live.CheckAppName(app, name) != nil ||
 			r.Players < 0 || r.BitrateIn < 0 || r.Width < 0 || r.Height < 0 || r.SampleRate < 0 || r.Channels < 0 ||
-			r.FPS < 0 || r.FPS > 1000 || len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 {
+			r.FPS < 0 || r.FPS > 1000 || len(r.VideoCodec) > 32 || len(r.AudioCodec) > 32 ||
+			r.GOPMillis < 0 || r.GOPFrames < 0 {
 			continue
 		}
 		codec := r.StreamCodec
 		codec.FPS = math.Round(codec.FPS*100) / 100
-		out = append(out, models.StreamStatReport{App: app, Name: name, Publisher: r.Publisher, Players: r.Players,
-			BitrateIn: r.BitrateIn, Codec: codec})
+		sr := models.StreamStatReport{App: app, Name: name, Publisher: r.Publisher, Players: r.Players,
+			BitrateIn: r.BitrateIn, Codec: codec}
+		if r.Publisher {
+			// Relays bound these (the encoder name comes from the
+			// publisher); a longer or non-UTF-8 one is left out.
+			sr.PublishedBy = models.StreamPublisher{Addr: reportText(r.PublisherAddr, 64),
+				Protocol: reportText(r.PublisherProtocol, 32), Encoder: reportText(r.Encoder, 128)}
+		}
+		out = append(out, sr)
 	}
 	return out, "", ""
+}
+
+// reportText is s if it is valid UTF-8 without control characters and at
+// most limit bytes long, else "".
+func reportText(s string, limit int) string {
+	if len(s) > limit || !utf8.ValidString(s) {
+		return ""
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return ""
+		}
+	}
+	return s
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/portier/portier/portier/httperr"
 	"github.com/portier/portier/portier/recordings"
 	"github.com/portier/portier/portier/streamurl"
+	"github.com/portier/portier/web/i18n"
 	"github.com/portier/portier/web/views"
 )
 
@@ -66,7 +67,33 @@ func (s *Server) uiEditableStream(c *gin.Context) *models.Stream {
 // with Viewers nil until the first heartbeat has counted them.
 type codecFacts struct {
 	models.StreamCodec
-	Viewers *int `json:"viewers"`
+	Publisher *models.StreamPublisher `json:"publisher"`
+	Viewers   *int                    `json:"viewers"`
+}
+
+// gopText is a GOP as the stream page shows it: "2.0 s (50 frames)", with
+// a decimal comma in German ("" before the origin measured one).
+func gopText(l i18n.Lang, millis int64, frames int) string {
+	if millis <= 0 {
+		return ""
+	}
+	sec := strconv.FormatFloat(float64(millis)/1000, 'f', 1, 64)
+	if l == i18n.DE {
+		sec = strings.Replace(sec, ".", ",", 1)
+	}
+	return l.T("%s s (%d frames)", sec, frames)
+}
+
+// publisherText is the publisher's address with its protocol:
+// "192.0.2.7:50312 (RTMP)".
+func publisherText(p *models.StreamPublisher) string {
+	if p == nil || p.Addr == "" {
+		return ""
+	}
+	if p.Protocol == "" {
+		return p.Addr
+	}
+	return p.Addr + " (" + strings.ToUpper(p.Protocol) + ")"
 }
 
 func formatBitrate(bps int64) string {
@@ -136,6 +163,11 @@ func (s *Server) streamRow(c *gin.Context, st *models.Stream) views.StreamRow {
 		if cf.Viewers != nil {
 			r.Viewers = strconv.Itoa(*cf.Viewers)
 		}
+		r.Publisher = publisherText(cf.Publisher)
+		if cf.Publisher != nil {
+			r.Encoder = cf.Publisher.Encoder
+		}
+		r.GOP = gopText(s.lang(c), cf.GOPMillis, cf.GOPFrames)
 	}
 	origins, err := s.p.Store.StreamOrigins(rctx(c), st.ID)
 	if err != nil {
@@ -414,7 +446,7 @@ func (s *Server) uiStreamLive(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	d := views.StreamDetail{Row: s.streamRow(c, st)}
+	d := views.StreamDetail{Row: s.streamRow(c, st), CanEdit: s.uiCanEdit(c, st)}
 	s.render(c, http.StatusOK, views.StreamLive(s.page(c, "", "streams"), d))
 }
 
@@ -489,6 +521,32 @@ func (s *Server) uiRotateKey(c *gin.Context) {
 		target += "&reveal=1"
 	}
 	redirect(c, target)
+}
+
+func (s *Server) uiKickConfirm(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	l := s.lang(c)
+	base := fmt.Sprintf("/streams/%d", st.ID)
+	s.render(c, http.StatusOK, views.ConfirmView(s.page(c, "Kick publisher", "streams"), views.Confirm{
+		Question: l.T("End the current publish of %s/%s now?", st.Application.Name, st.Name),
+		Detail:   l.T("The encoder is disconnected within a heartbeat and the stream goes offline. This is not a ban: the key stays valid and an encoder that reconnects publishes again. To keep it out, disable the stream or rotate the key."),
+		Action:   base + "/kick", Button: l.T("Kick publisher"), Cancel: base, Danger: true,
+	}))
+}
+
+func (s *Server) uiKick(c *gin.Context) {
+	st := s.uiEditableStream(c)
+	if st == nil {
+		return
+	}
+	if _, err := s.core.KickPublisher(rctx(c), auth.Actor(c), st); err != nil {
+		s.uiError(c, 0, err)
+		return
+	}
+	redirect(c, fmt.Sprintf("/streams/%d?done=publisher-kicked", st.ID))
 }
 
 func (s *Server) uiDeleteStreamConfirm(c *gin.Context) {

@@ -59,6 +59,8 @@ func (s *Server) Register(r *gin.Engine) {
 	a.POST("/streams/:id/recordings/:name/delete", s.uiDeleteRecording)
 	a.GET("/streams/:id/rotate-key", s.uiRotateKeyConfirm)
 	a.POST("/streams/:id/rotate-key", s.uiRotateKey)
+	a.GET("/streams/:id/kick", s.uiKickConfirm)
+	a.POST("/streams/:id/kick", s.uiKick)
 	a.GET("/streams/:id/delete", s.uiDeleteStreamConfirm)
 	a.POST("/streams/:id/delete", s.uiDeleteStream)
 
@@ -210,6 +212,7 @@ var flashes = map[string]string{
 	"stream-updated":    "The stream was updated.",
 	"stream-deleted":    "The stream was deleted.",
 	"key-rotated":       "The key was rotated. The old key no longer works: update your encoder.",
+	"publisher-kicked":  "The publisher is being disconnected. Its encoder may reconnect: the key still works.",
 	"config-saved":      "The task config was saved.",
 	"config-deleted":    "The task config was deleted.",
 	"task-restarted":    "The task will restart.",

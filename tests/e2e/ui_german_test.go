@@ -301,6 +301,7 @@ func TestUIGermanWalk(t *testing.T) {
 		chromedp.WaitVisible(uiCSS("#cfg-segment-error")))
 	check("record form with 0 s segments")
 	visit(stream+"/rotate-key", "button#confirm")
+	visit(stream+"/kick", "button#confirm")
 	visit(stream+"/delete", "button#confirm")
 	visit("/tasks", "main h1")
 	tasks, _, err := s.Store.ListTasks(ctx, models.TaskFilter{StreamID: id})

@@ -213,4 +213,15 @@ var german = map[string]string{
 	"Give an http:// or https:// URL, e.g. https://example.com/hooks/portier.":                   "Geben Sie eine http://- oder https://-URL an, z. B. https://example.com/hooks/portier.",
 	"A test event was sent: its delivery is in the log.":                                         "Ein Testereignis wurde gesendet: seine Zustellung steht im Protokoll.",
 	"The webhook was updated.": "Der Webhook wurde geändert.", "The webhook was deleted.": "Der Webhook wurde gelöscht.",
+
+	// Stream page: the publisher, its GOP and the kick
+	"Publisher": "Quelle", "Encoder": "Encoder", "GOP (keyframe interval)": "GOP (Keyframe-Abstand)",
+	"%s s (%d frames)": "%s s (%d Bilder)", "Kick publisher": "Quelle trennen",
+	"End the current publish of %s/%s now?": "Die laufende Veröffentlichung von %s/%s jetzt beenden?",
+	"The encoder is disconnected within a heartbeat and the stream goes offline. This is not a ban: the key stays valid and an encoder that reconnects publishes again. To keep it out, disable the stream or rotate the key.": "Der Encoder wird innerhalb eines Lebenszeichens getrennt und der Stream geht offline. Das ist keine Sperre: Der Schlüssel bleibt gültig, und ein Encoder, der sich neu verbindet, sendet wieder. Um ihn fernzuhalten, sperren Sie den Stream oder erneuern Sie den Schlüssel.",
+	"The publisher is being disconnected. Its encoder may reconnect: the key still works.": "Die Quelle wird getrennt. Ihr Encoder darf sich neu verbinden: Der Schlüssel gilt weiter.",
+	"stream %s/%s has no publisher to kick: it is not live on any relay":                   "Stream %s/%s hat keine Quelle zum Trennen: Er ist auf keinem Relay live",
+	"stream %s: relay %s ends the publish at its next heartbeat":                           "Stream %s: Relay %s beendet die Veröffentlichung mit seinem nächsten Lebenszeichen",
+	"stream %s: the relay ends the publish":                                                "Stream %s: Das Relay beendet die Veröffentlichung",
+	"publisher kicked":                                                                     "Quelle getrennt", "key rotated": "Schlüssel erneuert",
 }

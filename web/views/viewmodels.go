@@ -58,6 +58,12 @@ type StreamRow struct {
 	Viewers   string
 	Origins   []string
 	Publishes int64
+	// Publisher is the publisher's address and protocol as the origin saw
+	// it ("192.0.2.7:50312 (RTMP)"), Encoder the software it named, GOP the
+	// last keyframe interval ("2.0 s (50 frames)"); empty when unknown.
+	Publisher string
+	Encoder   string
+	GOP       string
 	// BitrateGraph and ViewersGraph are the last hour (dashboard only;
 	// nil elsewhere).
 	BitrateGraph, ViewersGraph *Spark
