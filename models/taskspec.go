@@ -167,6 +167,14 @@ func (r *RestreamSpec) Validate() error {
 	if r.Key != "" && !keyRE.MatchString(r.Key) {
 		return specErr("key", "may contain only letters, digits and _ . ~ = + / ? & : - (at most 512)")
 	}
+	// A key of the wrong shape for a platform's ingest (compile.RestreamPresets).
+	if err := compile.CheckTargetKey(r.Target, r.Key); err != nil {
+		var re *compile.RuleError
+		if errors.As(err, &re) {
+			return specErr(re.Field, "%s", re.Message)
+		}
+		return specErr("key", "%v", err)
+	}
 	format, err := compile.RestreamFormat(strings.ToLower(p.Scheme), r.Format)
 	if err != nil {
 		var re *compile.RuleError

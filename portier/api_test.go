@@ -378,7 +378,7 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 		ctx := context.Background()
 		s := e.mustDo("op1", "POST", "/streams", `{"name":"show"}`, 201)
 		base := "/streams/" + id(s) + "/task-configs"
-		rc := e.mustDo("op1", "POST", base, `{"type":"restream","name":"yt","target":"rtmp://a.rtmp.youtube.com/live2","key":"abcd-efgh-ijkl","enabled":true}`, 201)
+		rc := e.mustDo("op1", "POST", base, `{"type":"restream","name":"yt","target":"rtmp://a.rtmp.youtube.com/live2","key":"abcd-efgh-ijkl-mnop-qrst","enabled":true}`, 201)
 		if rc["target"] != "rtmp://a.rtmp.youtube.com/live2" || rc["format"] != "flv" || rc["key_set"] != true || rc["key"] != nil || rc["version"] != float64(1) {
 			t.Fatalf("restream config %v", rc)
 		}

@@ -50,6 +50,8 @@ func (s *Server) Register(g *gin.RouterGroup) {
 	g.PATCH("/streams/:id/task-configs/:cid", s.auth.RequireWriter, s.apiPatchTaskConfig)
 	g.DELETE("/streams/:id/task-configs/:cid", s.auth.RequireWriter, s.apiDeleteTaskConfig)
 
+	g.GET("/presets", s.apiPresets)
+
 	g.GET("/tasks", s.apiListTasks)
 	g.GET("/tasks/:id", s.apiGetTask)
 	g.POST("/tasks/:id/restart", s.auth.RequireWriter, s.apiRestartTask)

@@ -2,7 +2,15 @@ package compile
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -222,4 +231,109 @@ func TestFFmpegRunsHLSForTracks(t *testing.T) {
 	if _, err := Compile(TaskConfigInput{Type: TypeHLS, Renditions: []Rendition{ladder[1]}}, st, testEnv); err == nil || !strings.Contains(err.Error(), "no video track") {
 		t.Errorf("video ladder on an audio-only stream: %v", err)
 	}
+}
+
+// TestFFmpegRestreamRTMPS runs a restream compiled for an rtmps:// target
+// of a platform's shape (app path, key appended) with real ffmpeg: it
+// pushes over TLS to a local terminator in front of an ffmpeg RTMP
+// listener, which receives the video. It proves the compiled URL is one
+// ffmpeg's tls protocol takes (Facebook and Kick accept RTMPS only).
+func TestFFmpegRestreamRTMPS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := ln.Addr().String()
+	ln.Close() // ffmpeg listens there itself
+	out := filepath.Join(t.TempDir(), "received.flv")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	recv := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-rtmp_listen", "1", "-timeout", "30", "-i", "rtmp://"+backend+"/rtmp/FB-1234-0-AbC", "-c", "copy", "-f", "flv", out)
+	var recvLog strings.Builder
+	recv.Stderr = &recvLog
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- recv.Wait() }()
+
+	tl, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	var handshakes atomic.Int32
+	go func() {
+		c, err := tl.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if err := c.(*tls.Conn).HandshakeContext(ctx); err != nil {
+			return
+		}
+		handshakes.Add(1)
+		// The listener may not be up yet: retry until it is.
+		var b net.Conn
+		for b == nil && ctx.Err() == nil {
+			if b, err = net.Dial("tcp", backend); err != nil {
+				b = nil
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if b == nil {
+			return
+		}
+		// The pusher's end ends the receiver's input.
+		go func() { _, _ = io.Copy(c, b) }()
+		_, _ = io.Copy(b, c)
+		b.Close()
+	}()
+
+	_, port, _ := net.SplitHostPort(tl.Addr().String())
+	d, err := Compile(TaskConfigInput{Type: TypeRestream, Target: "rtmps://127.0.0.1:" + port + "/rtmp/", Key: "FB-1234-0-AbC"}, testStream, testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.Args[len(d.Args)-1], "rtmps://127.0.0.1:"+port+"/rtmp/FB-1234-0-AbC"; got != want {
+		t.Fatalf("output %q, want %q", got, want)
+	}
+	runWithInput(t, d, sampleFile(t))
+	select {
+	case err := <-recvDone:
+		if err != nil {
+			t.Fatalf("receiving ffmpeg: %v\n%s", err, recvLog.String())
+		}
+	case <-ctx.Done():
+		<-recvDone // killed by the context
+		t.Fatalf("the receiving ffmpeg did not finish\n%s", recvLog.String())
+	}
+	if handshakes.Load() != 1 {
+		t.Fatalf("%d TLS handshakes, want 1", handshakes.Load())
+	}
+	probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", out).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", out, err)
+	}
+	if codecs := strings.Fields(string(probe)); !slices.Contains(codecs, "h264") || !slices.Contains(codecs, "aac") {
+		t.Fatalf("received codecs %v, want h264 and aac", codecs)
+	}
+}
+
+// selfSigned is a TLS certificate for 127.0.0.1 (ffmpeg does not verify
+// peers unless told to).
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
