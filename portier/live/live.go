@@ -48,6 +48,10 @@ type Scheduler interface {
 	Kick()
 	// KickPlacement asks for a placement round without waking anyone.
 	KickPlacement()
+	// DeathsHeldOff reports whether this replica must not declare nodes
+	// dead now: its database failed (or it started) less than an alive
+	// window ago, so stale heartbeats prove nothing (sched.DeathGate).
+	DeathsHeldOff() bool
 }
 
 // Params configures live state.

@@ -12,8 +12,15 @@ import (
 	"github.com/portier/portier/models"
 )
 
-// Reap runs one pass of the reaper.
+// Reap runs one pass of the reaper. While the scheduler's death gate holds
+// (the database failed, or this replica started, less than an alive window
+// ago) it declares nothing dead: heartbeats that could not be written make
+// every node look dead.
 func (l *State) Reap(ctx context.Context) error {
+	defer l.sweepTombs()
+	if l.sched != nil && l.sched.DeathsHeldOff() {
+		return nil
+	}
 	st := l.st
 	now := l.clock()
 	dead, err := st.DeadOriginNodes(ctx, now.Add(-l.AliveWindow()))
@@ -50,11 +57,7 @@ func (l *State) Reap(ctx context.Context) error {
 	if _, err := st.RemoveStaleStreamStats(ctx, now.Add(-l.AliveWindow())); err != nil {
 		return err
 	}
-	if err := l.emitLostNodes(ctx, now); err != nil {
-		return err
-	}
-	l.sweepTombs()
-	return nil
+	return l.emitLostNodes(ctx, now)
 }
 
 // The heartbeat's publishes and end orders are the node API's wire types

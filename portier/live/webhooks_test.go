@@ -39,8 +39,9 @@ func (r *recEmitter) of(typ string) []webhook.Event {
 
 type noSched struct{}
 
-func (noSched) Kick()          {}
-func (noSched) KickPlacement() {}
+func (noSched) Kick()               {}
+func (noSched) KickPlacement()      {}
+func (noSched) DeathsHeldOff() bool { return false }
 
 // TestWebhookEvents: a publish going live emits stream.live once (not
 // again for a second origin), its end stream.offline; refused publishes

@@ -213,6 +213,9 @@ func (s *Server) nodeHeartbeat(c *gin.Context) {
 		load.Host = h
 	}
 	err := s.p.Store.NodeHeartbeat(ctx, name, load, s.lv.Now())
+	if !errors.Is(err, models.ErrNotFound) && ctx.Err() == nil {
+		s.sched.DBResult(err) // the written heartbeats are what the reaper judges by
+	}
 	if errors.Is(err, models.ErrNotFound) {
 		c.JSON(http.StatusNotFound, hookErrBody(nodewire.CodeUnknownNode, "node "+strconvQuote(name)+" is not registered: register again", ""))
 		return

@@ -52,6 +52,8 @@ type Scheduler interface {
 	Lease() time.Duration
 	Kick()
 	StaleReport()
+	// DBResult tells the death gate how a heartbeat write went.
+	DBResult(err error)
 	WaitAssignment(ctx context.Context, node, after string, wait time.Duration) (wire.Assignment, error)
 }
 

@@ -69,6 +69,7 @@ type Scheduler struct {
 	token string
 	lease time.Duration
 	alive time.Duration // nodewire.AliveWindow: when a node is dead
+	gate  *DeathGate    // whether this replica may declare nodes dead now
 
 	mu   sync.Mutex
 	wake chan struct{} // closed (and replaced) whenever any assignment may have changed
@@ -112,6 +113,7 @@ func New(p Params) *Scheduler {
 	sc := &Scheduler{st: p.Store, log: p.Logger.With("component", "scheduler"), now: p.Now, token: p.ClusterToken,
 		lease: nodewire.Lease(p.Heartbeat), alive: nodewire.AliveWindow(p.Heartbeat), wake: make(chan struct{}), nodeWake: map[string]chan struct{}{}, kick: make(chan struct{}, 1),
 		m: newSchedMetrics(), id: hex.EncodeToString(id[:]), notify: make(chan struct{}, 1), pollEvery: p.PollEvery}
+	sc.gate = NewDeathGate(sc.alive, p.Now, sc.log)
 	return sc
 }
 
@@ -127,6 +129,17 @@ func (sc *Scheduler) Listening() bool { return sc.listening.Load() }
 // SetPollEvery sets the change-stamp poll interval; call it before Start
 // (tests of the notification fallback use it).
 func (sc *Scheduler) SetPollEvery(d time.Duration) { sc.pollEvery = d }
+
+// DBResult feeds the death gate with the result of a database call made
+// for a node (a heartbeat write): nil, or the error.
+func (sc *Scheduler) DBResult(err error) { sc.gate.Observe(err) }
+
+// DeathsHeldOff reports whether this replica must not declare nodes dead
+// now (see DeathGate): the reaper and lease expiry ask it.
+func (sc *Scheduler) DeathsHeldOff() bool {
+	hold, _ := sc.gate.Hold()
+	return hold
+}
 
 // StaleReport counts a concierge report refused for its stale epoch.
 func (sc *Scheduler) StaleReport() { sc.m.staleEpoch.Inc() }
@@ -302,7 +315,10 @@ func (sc *Scheduler) placeRound(ctx context.Context, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
-	sc.placeRelayPullsRound(ctx)
+	if !sc.DeathsHeldOff() {
+		// Relay pull placement also moves the pulls of dead origins.
+		sc.placeRelayPullsRound(ctx)
+	}
 	for range 20 { // bounded: 20 batches per round
 		now := sc.Now()
 		got, err := sc.st.PlaceTasks(ctx, now, sc.lease, now.Add(-sc.lease), placeBatch, placeTasks)
@@ -336,21 +352,32 @@ func (sc *Scheduler) reapAndPoll(ctx context.Context, log interface {
 	Info(string, ...any)
 	Error(string, ...any)
 }) {
-	now := sc.Now()
-	r, err := sc.st.ExpireLeases(ctx, now, sc.lease, now.Add(-sc.lease))
-	if err != nil {
+	// Lease expiry declares concierges dead: not while the death gate
+	// holds (a lease that ran out meanwhile is renewed or expired at the
+	// first pass after it).
+	if !sc.DeathsHeldOff() {
+		now := sc.Now()
+		r, err := sc.st.ExpireLeases(ctx, now, sc.lease, now.Add(-sc.lease))
 		if ctx.Err() == nil {
-			log.Error("lease expiry failed", "err", err)
+			sc.gate.Observe(err)
 		}
-		return
-	}
-	if len(r.Reassigned) > 0 || r.Stopped > 0 {
-		sc.m.expired.Add(float64(len(r.Reassigned) + r.Stopped))
-		log.Info("leases expired", "reassigned", len(r.Reassigned), "stopped", r.Stopped)
-		sc.placeRound(ctx, log)
-		sc.changed()
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("lease expiry failed", "err", err)
+			}
+			return
+		}
+		if len(r.Reassigned) > 0 || r.Stopped > 0 {
+			sc.m.expired.Add(float64(len(r.Reassigned) + r.Stopped))
+			log.Info("leases expired", "reassigned", len(r.Reassigned), "stopped", r.Stopped)
+			sc.placeRound(ctx, log)
+			sc.changed()
+		}
 	}
 	stamp, err := sc.st.TasksChangeStamp(ctx)
+	if ctx.Err() == nil {
+		sc.gate.Observe(err) // every PollInterval: how the gate sees the database return
+	}
 	if err != nil {
 		return
 	}

@@ -149,6 +149,7 @@ func sweepStale() {
 		}
 		return syscall.Kill(int(pid), 0) == nil
 	}
+	sweepStalePostgres(alive)
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,13 +47,36 @@ type cluster struct {
 	t        *testing.T
 	net      *network
 	bin      string
-	nodeDSN  string // Postgres as the control plane reaches it (through pgLink)
-	pgLink   *link
+	pg       *pgServer // the cluster's own Postgres, on the bridge
 	controls []*node
 	origins  []*node
 	edges    []*node
 	cgs      []*node
-	hostNum  int
+	// hlsOrigin is made before the control plane (whose --hls-origin-url
+	// names it) and started after it.
+	hlsOrigin *node
+	cdnEdges  []*node
+	recordDir string // --record-dir of the control plane; the concierges write there
+	hostNum   int
+	marks     []mark // when each chaos step began, to place HLS stalls
+}
+
+type mark struct {
+	step string
+	at   time.Time
+}
+
+func (c *cluster) mark(step string) { c.marks = append(c.marks, mark{step, time.Now()}) }
+
+// stepAt names the step that was running at t.
+func (c *cluster) stepAt(t time.Time) string {
+	name := "before the chaos"
+	for _, m := range c.marks {
+		if !t.Before(m.at) {
+			name = m.step
+		}
+	}
+	return name
 }
 
 func (c *cluster) newNode(name, role string) *node {
@@ -100,8 +122,8 @@ func (c *cluster) controlLinks(n *node) string {
 
 func (c *cluster) addControl(name string) *node {
 	n := c.newNode(name, "control")
-	n.args = []string{"serve", "--database-url", c.nodeDSN, "--http-addr", n.ip + ":8080", "--cluster-token", clusterToken,
-		"--replicas", "2", "--log-level", "warn"}
+	n.args = []string{"serve", "--database-url", c.pg.DSN(), "--http-addr", n.ip + ":8080", "--cluster-token", clusterToken,
+		"--replicas", "2", "--hls-origin-url", "http://" + c.hlsOrigin.ip + ":8090", "--record-dir", c.recordDir, "--log-level", "warn"}
 	n.env = []string{"PORTIER_ADMIN_PASSWORD=cluster-admin-password"}
 	n.health = "http://" + n.ip + ":8080/readyz"
 	c.controls = append(c.controls, n)
@@ -134,7 +156,7 @@ func (c *cluster) addConcierge(name string, relayNode *node) *node {
 	n := c.newNode(name, "concierge")
 	n.dataDir = c.t.TempDir()
 	n.args = []string{"concierge", "--name", name, "--control", c.controlLinks(n), "--cluster-token", clusterToken,
-		"--data-dir", n.dataDir, "--supervisord", supervisortest.Python(c.t), "--capacity", "2",
+		"--data-dir", n.dataDir, "--supervisord", supervisortest.Python(c.t), "--capacity", "4",
 		"--http-addr", n.ip + ":8082", "--relay-rtmp", relayNode.in.Addr(), "--drain-timeout", "2s", "--log-level", "warn"}
 	n.health = "http://" + n.ip + ":8082/healthz"
 	c.cgs = append(c.cgs, n)
@@ -226,24 +248,15 @@ func apiToken(t *testing.T, bin, dsn, user string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// viaHost rewrites a Postgres URL to go through addr.
-func viaHost(dsn, addr string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		panic(err)
-	}
-	u.Host = addr
-	return u.String()
-}
-
-// taskProcs counts live task processes under one of the given supervisor
-// markers (PORTIER_TASK_ID and PORTIER_SUPERVISOR in their environment; the
-// same test as tests/e2e's, on processes in any namespace: /proc shows them
-// all). The test's only task config is one restream, so every one of them
-// is a runner of that restream, whatever its task row.
-func taskProcs(markers []string) int {
+// taskProcs lists the live task processes under one of the given
+// supervisor markers (PORTIER_TASK_ID and PORTIER_SUPERVISOR in their
+// environment; the same test as tests/e2e's, on processes in any
+// namespace: /proc shows them all) by kind, which kindOf tells from the
+// command line: each of the test's task configs has one kind, so every
+// process of a kind is a runner of that config, whatever its task row.
+func taskProcs(markers []string, kindOf func(cmdline string) string) map[string][]int {
 	ents, _ := os.ReadDir("/proc")
-	n := 0
+	out := map[string][]int{}
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
@@ -254,33 +267,38 @@ func taskProcs(markers []string) int {
 		}) {
 			continue
 		}
-		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			if f := strings.Fields(string(st)); len(f) > 2 && f[2] != "Z" {
-				n++
-			}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if f := strings.Fields(string(st)); err != nil || len(f) < 3 || f[2] == "Z" {
+			continue
 		}
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		pid, _ := strconv.Atoi(e.Name())
+		k := kindOf(string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
+		out[k] = append(out[k], pid)
 	}
-	return n
+	return out
 }
 
 // runnerWatch samples taskProcs in the background and keeps the most
-// runners seen at once.
+// runners of each kind seen at once.
 type runnerWatch struct {
 	mu   sync.Mutex
-	max  int
+	max  map[string]int
 	stop context.CancelFunc
 	done chan struct{}
 }
 
-func watchRunners(markers []string) *runnerWatch {
+func watchRunners(markers []string, kindOf func(string) string) *runnerWatch {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &runnerWatch{stop: cancel, done: make(chan struct{})}
+	w := &runnerWatch{max: map[string]int{}, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
-			n := taskProcs(markers)
+			procs := taskProcs(markers, kindOf)
 			w.mu.Lock()
-			w.max = max(w.max, n)
+			for k, pids := range procs {
+				w.max[k] = max(w.max[k], len(pids))
+			}
 			w.mu.Unlock()
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -288,12 +306,12 @@ func watchRunners(markers []string) *runnerWatch {
 	return w
 }
 
-func (w *runnerWatch) result() int {
+func (w *runnerWatch) result() map[string]int {
 	w.stop()
 	<-w.done
 	return w.max
 }
 
 func (c *cluster) String() string {
-	return fmt.Sprintf("%d control, %d origins, %d edges, %d concierges", len(c.controls), len(c.origins), len(c.edges), len(c.cgs))
+	return fmt.Sprintf("%d control, %d origins, %d edges, %d concierges, 1 HLS origin, %d CDN edges", len(c.controls), len(c.origins), len(c.edges), len(c.cgs), len(c.cdnEdges))
 }
