@@ -36,6 +36,10 @@ type Params struct {
 	// "http://example.com:8081". Empty: the address the API was reached at
 	// (right for `portier run`, which serves HTTP-FLV there).
 	PlayHTTPBase string
+	// PublicURL is the base URL the web UI and REST API are reached at,
+	// e.g. "https://portier.example.com": the links webhooks carry
+	// (recording.finished's download_url) start with it.
+	PublicURL string
 
 	// Security holds the account and input hardening settings (trusted
 	// proxies, login throttling, task URL networks).

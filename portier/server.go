@@ -97,7 +97,7 @@ func New(p Params) (*Server, error) {
 	api.New(api.Params{Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, HLSPlayURL: s.hlsPlayURL,
 		RecordDir: p.Live.Compile.RecordDir, Logger: s.log}).Register(s.engine.Group("/api/v1"))
 	nodeapi.New(nodeapi.Params{Store: p.Store, Live: s.lv, Sched: s.sched, ClusterToken: p.ClusterToken, Hooks: p.Hooks,
-		Logger: s.log, LiveLogger: s.liveLog, Webhooks: s.hooks}).Register(s.engine) // /hooks and /internal/v1
+		Logger: s.log, LiveLogger: s.liveLog, Webhooks: s.hooks, PublicURL: p.PublicURL}).Register(s.engine) // /hooks and /internal/v1
 	s.history = history.New(history.Params{Interval: p.HistoryInterval, Logger: s.log,
 		Source: history.StoreSource(p.Store, s.lv.AliveSince, s.hlsViewersByPath)})
 	s.ui = ui.New(ui.Params{History: s.history, RecordDir: p.Live.Compile.RecordDir, Store: p.Store, Core: s.core, Auth: s.auth, URLs: s.urls, Live: s.lv, ClusterToken: p.ClusterToken,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,4 +191,51 @@ func checkRequired(option, value, why string) error {
 		return missing(option, why)
 	}
 	return nil
+}
+
+// publicURLHelp is the help of --public-url (serve and run).
+const publicURLHelp = "base URL the web UI and REST API are reached at, e.g. https://portier.example.com, for the links webhooks carry " +
+	"(recording.finished's download_url); default: http://PUBLIC-HOST:PORT of --http-addr (--public-host, else this host's name; 127.0.0.1 for run)"
+
+// checkPublicURL checks a --public-url: empty, or an http(s) URL with a
+// host and no query.
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if u, err := url.Parse(raw); err == nil && (u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
+		return badValue("public-url", controlclient.RedactURL(raw), "want a base URL without query, fragment or credentials, e.g. https://portier.example.com")
+	}
+	return checkURL("public-url", raw, "https://portier.example.com", "http", "https")
+}
+
+// publicURL is --public-url, or when it is empty http://HOST:PORT with
+// HOST --public-host, else fallbackHost, and PORT the HTTP port (none
+// when 0).
+func publicURL(flag, publicHost, fallbackHost string, port int) string {
+	if flag != "" {
+		return strings.TrimRight(flag, "/")
+	}
+	host := publicHost
+	if host == "" {
+		host = fallbackHost
+	}
+	if port == 0 {
+		return "http://" + host
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// httpPortOf is the port of a listen address (0 when it has none).
+func httpPortOf(addr string) int {
+	p, _ := portOf(addr)
+	return p
+}
+
+// hostName is this host's name ("localhost" when it has none).
+func hostName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
 }

@@ -41,6 +41,7 @@ type runConfig struct {
 	RTSPUDPReadBuffer int
 	Name              string // base name: NAME-origin, NAME-concierge
 	PublicHost        string
+	PublicURL         string
 	Capacity          int // 0: the number of CPUs
 	NoConcierge       bool
 	HookAllow         string // parsed by portier.ParseHookAllow
@@ -66,6 +67,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RTSPUDPReadBuffer, "rtsp-udp-read-buffer", rtsp.DefaultUDPReadBuffer, rtspUDPReadBufferHelp)
 	fs.StringVar(&c.Name, "name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
+	fs.StringVar(&c.PublicURL, "public-url", "", publicURLHelp)
 	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
@@ -98,6 +100,7 @@ func (c *runConfig) validate() error {
 		p.add(checkNodeName(c.Name, "studio-1"))
 	}
 	p.add(checkPublicHost(c.PublicHost))
+	p.add(checkPublicURL(c.PublicURL))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
 	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
@@ -200,7 +203,8 @@ func runAll(ctx context.Context, args []string) error {
 	srv, err := portier.New(portier.Params{
 		Store: store, ClusterToken: token, Logger: logger, Security: sec,
 		PublicHost: cfg.PublicHost, RTMPPort: rtmpPort, RTSPPort: rtspPort,
-		Hooks: portier.HookParams{Allow: allow},
+		PublicURL: publicURL(cfg.PublicURL, cfg.PublicHost, "127.0.0.1", httpPort),
+		Hooks:     portier.HookParams{Allow: allow},
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: "rtmp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(rtmpPort)),
 			RecordDir:    filepath.Join(dataAbs, "recordings"),

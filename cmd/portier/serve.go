@@ -30,6 +30,7 @@ type serveConfig struct {
 	HTTPAddr      string
 	ClusterToken  string
 	PublicHost    string
+	PublicURL     string
 	RTMPPort      int
 	RTSPPort      int
 	PlayHTTPBase  string
@@ -50,6 +51,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "address of the web UI, REST API, hooks and node API")
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret that relays, concierges and media-server hooks present (required)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each API request)")
+	fs.StringVar(&c.PublicURL, "public-url", "", publicURLHelp)
 	fs.IntVar(&c.RTMPPort, "rtmp-port", 1935, "public RTMP port of the relays, for ingest and play URLs")
 	fs.IntVar(&c.RTSPPort, "rtsp-port", 0, "public RTSP port of the relays, for play URLs (0: the relays serve no RTSP, streams show no RTSP URL)")
 	fs.StringVar(&c.PlayHTTPBase, "play-http-base", "", "base URL of HTTP-FLV playback, e.g. http://edge.example:8081 (default: the address the API is reached at)")
@@ -72,6 +74,7 @@ func (c *serveConfig) validate() error {
 	p.add(checkListenAddr("http-addr", c.HTTPAddr, ":8080"))
 	p.add(checkRequired("cluster-token", c.ClusterToken, "relays, concierges and hooks authenticate with it; generate one with `openssl rand -hex 24`"))
 	p.add(checkPublicHost(c.PublicHost))
+	p.add(checkPublicURL(c.PublicURL))
 	if c.RTSPPort < 0 || c.RTSPPort > 65535 {
 		p.add(badValue("rtsp-port", strconv.Itoa(c.RTSPPort), "want the relays' public RTSP port, 1-65535, e.g. 8554, or 0 for none"))
 	}
@@ -177,7 +180,8 @@ func runServe(ctx context.Context, args []string) error {
 	srv, err := portier.New(portier.Params{
 		Store: store, ClusterToken: cfg.ClusterToken, Logger: log, Security: sec,
 		PublicHost: cfg.PublicHost, RTMPPort: cfg.RTMPPort, RTSPPort: cfg.RTSPPort, PlayHTTPBase: cfg.PlayHTTPBase,
-		Hooks: portier.HookParams{Allow: allow, OriginTTL: ttl},
+		PublicURL: publicURL(cfg.PublicURL, cfg.PublicHost, hostName(), httpPortOf(cfg.HTTPAddr)),
+		Hooks:     portier.HookParams{Allow: allow, OriginTTL: ttl},
 		Live: portier.LiveParams{Compile: compile.Env{
 			RelayRTMPURL: cfg.RelayRTMPURL, RecordDir: cfg.RecordDir, HLSOriginURL: cfg.HLSOriginURL,
 		}},

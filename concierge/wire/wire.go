@@ -31,6 +31,9 @@ const (
 	// GET ?tasks=1,2,3: which of these handed-back tasks are not yet running
 	// on another concierge (HandoffAnswer).
 	PathHandoff = "/internal/v1/concierge/%s/handoff"
+	// POST RecordingsReport: 200 RecordingsAnswer with one result per
+	// recording, in order. Up to MaxRecordings recordings.
+	PathRecordings = "/internal/v1/concierge/%s/recordings"
 )
 
 // Error codes of the concierge endpoints (in {"error":{"code":...}}).
@@ -267,4 +270,48 @@ type HostStats struct {
 	MemoryTotalBytes int64   `json:"memory_total_bytes"`
 	MemoryUsedBytes  int64   `json:"memory_used_bytes"`
 	ProcessRSSBytes  int64   `json:"process_rss_bytes"`
+}
+
+// MaxRecordings bounds the recordings of one RecordingsReport.
+const MaxRecordings = 500
+
+// RecordingsReport lists record-task files the concierge saw closed: the
+// segment muxer finished them (a segment ended, or the task stopped). The
+// control plane announces each file once (webhook recording.finished),
+// whichever replica takes the report and however often it is sent, so a
+// concierge sends a report again until it is answered.
+type RecordingsReport struct {
+	Recordings []Recording `json:"recordings"`
+}
+
+// Recording is one closed file of a record task.
+type Recording struct {
+	TaskID int64 `json:"task_id"`
+	Epoch  int64 `json:"epoch"`
+	// File is the file's name in the task's recording directory (the name
+	// the recordings API lists it by).
+	File string `json:"file"`
+	// Size is its length in bytes when it was closed.
+	Size int64 `json:"size"`
+	// StartTime is when its first frame was recorded (from its name,
+	// which the muxer writes from the recorder's clock).
+	StartTime time.Time `json:"start_time"`
+	// DurationSeconds is its media duration, as the segment muxer counted
+	// it (end minus start of its packets' timestamps).
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// RecordingsAnswer has one result per recording of a RecordingsReport.
+// A result with an Error (CodeUnknownTask: no such record task) is final
+// too: sending the recording again cannot help.
+type RecordingsAnswer struct {
+	Results []RecordingResult `json:"results"`
+}
+
+// RecordingResult is the answer to one recording: Duplicate when it was
+// announced before.
+type RecordingResult struct {
+	File      string `json:"file"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Error     *Error `json:"error,omitempty"`
 }

@@ -43,6 +43,7 @@ func (s *Server) registerConciergeAPI(g *gin.RouterGroup) {
 	c.POST("/status", s.conciergeStatusBatch)
 	c.POST("/drain", s.conciergeDrain)
 	c.GET("/handoff", s.conciergeHandoff)
+	c.POST("/recordings", s.conciergeRecordings)
 }
 
 func schedErr(c *gin.Context, status int, code, msg string) {

@@ -9,6 +9,7 @@ package nodeapi
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -69,8 +70,13 @@ type Params struct {
 	// Logger is the control plane's logger; LiveLogger the live-state part
 	// of it (decisions, registrations, heartbeats).
 	Logger, LiveLogger *slog.Logger
-	// Webhooks takes task.failed and task.recovered events; nil: none.
+	// Webhooks takes task.failed, task.recovered and recording.finished
+	// events; nil: none.
 	Webhooks Emitter
+	// PublicURL is the base URL of the web UI and REST API that webhooks
+	// link to (recording.finished's download_url), e.g.
+	// "https://portier.example.com".
+	PublicURL string
 }
 
 // Server serves the node API and the hook dialects.
@@ -80,6 +86,9 @@ type Server struct {
 	sched   Scheduler
 	log     *slog.Logger
 	liveLog *slog.Logger
+	// recPruned is when this replica last pruned the claims of finished
+	// recordings (unix nanoseconds).
+	recPruned atomic.Int64
 }
 
 // New builds the node API; Register adds its routes.

@@ -29,14 +29,7 @@ func (s *Server) webhooksVM(c *gin.Context, form views.NewWebhook) (views.Webhoo
 	if err != nil {
 		return views.Webhooks{}, err
 	}
-	vm := views.Webhooks{Form: form}
-	for _, e := range models.WebhookEventTypes {
-		// recording.finished is not emitted yet (the control plane learns
-		// of no finished segment): the form does not offer it.
-		if e != models.WebhookRecordingFinished {
-			vm.Events = append(vm.Events, e)
-		}
-	}
+	vm := views.Webhooks{Form: form, Events: models.WebhookEventTypes}
 	for _, a := range apps {
 		vm.Apps = append(vm.Apps, views.WebhookApp{ID: a.ID, Name: a.Name})
 	}

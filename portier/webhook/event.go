@@ -81,15 +81,28 @@ type NodeData struct {
 	Streams []string `json:"streams,omitempty"`
 }
 
-// RecordingData is the data of recording.finished.
+// RecordingData is the data of recording.finished: a record task closed
+// one of its files (a segment ended, or the task stopped).
 type RecordingData struct {
-	StreamID int64  `json:"stream_id"`
-	App      string `json:"app"`
-	Name     string `json:"name"`
-	File     string `json:"file"` // the name the recordings API lists it by
-	Size     int64  `json:"size"`
-	// DurationSeconds is the segment's length (0 when unknown).
-	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	StreamID     int64  `json:"stream_id"`
+	App          string `json:"app"`
+	Name         string `json:"name"`
+	TaskID       int64  `json:"task_id"`
+	TaskConfigID int64  `json:"task_config_id,omitempty"` // 0 when the config was deleted since
+	Node         string `json:"node,omitempty"`           // the concierge that recorded it
+	// File is the name the recordings API lists it by, Format its
+	// container (ts, mp4, flv).
+	File   string `json:"file"`
+	Format string `json:"format"`
+	// Size is its length in bytes.
+	Size int64 `json:"size"`
+	// StartTime is when its first frame was recorded.
+	StartTime time.Time `json:"start_time"`
+	// DurationSeconds is its media duration, as the segment muxer counted it.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// DownloadURL is where the REST API serves it (GET with an API token
+	// that may read the stream), on the control plane's --public-url.
+	DownloadURL string `json:"download_url"`
 }
 
 // TestData is the data of a test delivery (SendTest).
