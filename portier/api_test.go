@@ -180,6 +180,30 @@ func TestAPIStreamsCreateAndIngest(t *testing.T) {
 		if orig, _ := got["origins"].([]any); len(orig) != 1 || orig[0].(map[string]any)["node"] != "origin-1" || got["live"] != true {
 			t.Fatalf("origins %v live %v", got["origins"], got["live"])
 		}
+		// A kick: viewers may not, other operators do not see the stream,
+		// the owner ends the publish (202, naming the relay); the stream
+		// is offline, the key unchanged, and a second kick finds nothing.
+		if code, body := e.do("viewer", "POST", "/streams/"+id(s)+"/kick", ""); code != 403 {
+			t.Fatalf("viewer kick: %d %v", code, body)
+		}
+		if code, body := e.do("op2", "POST", "/streams/"+id(s)+"/kick", ""); code != 404 {
+			t.Fatalf("other operator's kick: %d %v", code, body)
+		}
+		kick := e.mustDo("op1", "POST", "/streams/"+id(s)+"/kick", "", 202)
+		if ended, _ := kick["ended"].([]any); len(ended) != 1 || ended[0].(map[string]any)["node"] != "origin-1" {
+			t.Fatalf("kick answer %v", kick)
+		}
+		if got := e.mustDo("op1", "GET", "/streams/"+id(s), "", 200); got["live"] != false || got["key"] != key {
+			t.Fatalf("after the kick: live %v, key changed %v", got["live"], got["key"] != key)
+		}
+		if code, body := e.do("op1", "POST", "/streams/"+id(s)+"/kick", ""); code != 409 {
+			t.Fatalf("kick of an offline stream: %d %v", code, body)
+		} else if c, _ := errCode(body); c != "conflict" {
+			t.Fatalf("kick of an offline stream: %v", body)
+		}
+		if ev := e.mustDo("admin", "GET", "/audit?action=stream.kick", "", 200); ev["total"] != float64(1) {
+			t.Fatalf("stream.kick audit events: %v", ev)
+		}
 		// Rotate gives a new key; the old one no longer finds the stream.
 		rot := e.mustDo("op1", "POST", "/streams/"+id(s)+"/rotate-key", "", 200)
 		if rot["key"] == key || rot["key"] == "" {
@@ -200,7 +224,7 @@ func TestAPIStreamsCreateAndIngest(t *testing.T) {
 		if ev["total"] != float64(2) {
 			t.Fatalf("audit %v", ev)
 		}
-		if ev := e.mustDo("op1", "GET", "/audit", "", 200); ev["total"] != float64(3) { // create + rotate + the publish it revoked
+		if ev := e.mustDo("op1", "GET", "/audit", "", 200); ev["total"] != float64(4) { // create + kick + the publish it revoked + rotate (nothing left to revoke)
 			t.Fatalf("op1 audit %v", ev)
 		}
 	})

@@ -316,7 +316,7 @@ func TestUIOwnership(t *testing.T) {
 	if res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("403 is not an HTML page: %v", res.Header.Get("Content-Type"))
 	}
-	for _, p := range []string{"/rotate-key", "/delete", "/enabled"} {
+	for _, p := range []string{"/rotate-key", "/delete", "/enabled", "/kick"} {
 		if res, _ := op2.submit(base+p, url.Values{"enabled": {"false"}}); res.StatusCode != http.StatusForbidden {
 			t.Fatalf("op2 POST %s: status %d, want 403", p, res.StatusCode)
 		}
@@ -371,6 +371,14 @@ func TestUIOwnership(t *testing.T) {
 	}
 	if res, _ := v.submit(base+"/rotate-key", nil); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("viewer rotate: %d", res.StatusCode)
+	}
+	if res, _ := v.submit(base+"/kick", nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("viewer kick: %d", res.StatusCode)
+	}
+	// A kick of a stream without a publish is refused with a reason.
+	if res, doc := op1.submit(base+"/kick", nil); res.StatusCode != http.StatusConflict ||
+		!strings.Contains(doc.Find("main").Text(), "has no publisher to kick") {
+		t.Fatalf("kick of an offline stream: %d %q", res.StatusCode, doc.Find("main").Text())
 	}
 	v.get("/admin/users", http.StatusForbidden)
 

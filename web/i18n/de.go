@@ -223,5 +223,7 @@ var german = map[string]string{
 	"stream %s/%s has no publisher to kick: it is not live on any relay":                   "Stream %s/%s hat keine Quelle zum Trennen: Er ist auf keinem Relay live",
 	"stream %s: relay %s ends the publish at its next heartbeat":                           "Stream %s: Relay %s beendet die Veröffentlichung mit seinem nächsten Lebenszeichen",
 	"stream %s: the relay ends the publish":                                                "Stream %s: Das Relay beendet die Veröffentlichung",
-	"publisher kicked":                                                                     "Quelle getrennt", "key rotated": "Schlüssel erneuert",
+	"stream publisher kicked: relay %s ends the publish at its next heartbeat":             "Quelle des Streams getrennt: Relay %s beendet die Veröffentlichung mit seinem nächsten Lebenszeichen",
+	"stream publisher kicked: the relay ends the publish":                                  "Quelle des Streams getrennt: Das Relay beendet die Veröffentlichung",
+	"publisher kicked": "Quelle getrennt", "key rotated": "Schlüssel erneuert",
 }

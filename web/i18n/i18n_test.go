@@ -90,3 +90,16 @@ func TestCatalogueComplete(t *testing.T) {
 		t.Fatalf("found only %d messages: the pattern no longer matches the sources", seen)
 	}
 }
+
+// The audit reasons of a kick read as German sentences.
+func TestReasonKickAudit(t *testing.T) {
+	for en, de := range map[string]string{
+		"stream publisher kicked: relay e2e-origin ends the publish at its next heartbeat": "Quelle des Streams getrennt: Relay e2e-origin beendet die Veröffentlichung mit seinem nächsten Lebenszeichen",
+		"stream publisher kicked: the relay ends the publish":                              "Quelle des Streams getrennt: Das Relay beendet die Veröffentlichung",
+		"stream live/x has no publisher to kick: it is not live on any relay":              "Stream live/x hat keine Quelle zum Trennen: Er ist auf keinem Relay live",
+	} {
+		if got := DE.Reason(en); got != de {
+			t.Errorf("Reason(%q) = %q, want %q", en, got, de)
+		}
+	}
+}
