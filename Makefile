@@ -39,7 +39,7 @@ test: deps-test build lint
 	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# The HLS viewer simulations skip under -race (it slows the simulated
 	@# viewers 5-10x); their timing claims are checked here without it. So
-	@# does the cluster test (network namespaces, as root; about a minute).
+	@# does the cluster test (network namespaces and its own Postgres, as root; 1-1.5 min).
 	PATH="$(BIN):$$PATH" $(GO) test -count=1 -timeout 10m -run 'TestSim|TestHLSSimulatedViewersOnRealEdges|^TestCluster$$' ./tests/hlssim/ ./tests/e2e/ ./tests/cluster/
 
 bench: deps-test build

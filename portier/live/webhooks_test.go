@@ -138,3 +138,58 @@ func TestRefusalsBounded(t *testing.T) {
 		t.Fatalf("after expiry: %d entries", len(r.last))
 	}
 }
+
+// gateSched is a scheduler whose death gate the test opens and closes.
+type gateSched struct {
+	noSched
+	held bool
+}
+
+func (g *gateSched) DeathsHeldOff() bool { return g.held }
+
+// TestReapHeldOff: while the scheduler's death gate holds (after a
+// database outage), the reaper declares nothing dead: the origin of a node
+// whose heartbeat is older than the alive window stays, no node.lost, no
+// stream.offline. Once the gate opens, the next pass clears it.
+func TestReapHeldOff(t *testing.T) {
+	st := modelstest.SQLite(t)
+	ctx := context.Background()
+	u, err := st.CreateUser(ctx, "ann", "ann-password", models.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.CreateStream(ctx, "live", "cam", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	rec := &recEmitter{}
+	gate := &gateSched{held: true}
+	l := New(Params{Store: st, Sched: gate, Now: func() time.Time { return now }, Webhooks: rec})
+	if _, err := st.RegisterNode(ctx, models.Node{Name: "o1", Role: models.NodeRoleOrigin}, now); err != nil {
+		t.Fatal(err)
+	}
+	if d := l.AuthorizePublish(ctx, Request{Node: "o1", App: "live", Name: "cam", Query: "key=" + s.PublishKey, Addr: "10.0.0.1"}); !d.Allow {
+		t.Fatalf("publish refused: %+v", d)
+	}
+	now = now.Add(l.AliveWindow() + time.Second)
+	if err := l.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if os, err := st.StreamOrigins(ctx, s.ID); err != nil || len(os) != 1 {
+		t.Fatalf("origins while the gate holds: %+v %v, want o1 kept", os, err)
+	}
+	if n, m := len(rec.of(webhook.NodeLost)), len(rec.of(webhook.StreamOffline)); n+m != 0 {
+		t.Fatalf("while the gate holds: %d node.lost, %d stream.offline events, want none", n, m)
+	}
+	gate.held = false
+	if err := l.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if os, err := st.StreamOrigins(ctx, s.ID); err != nil || len(os) != 0 {
+		t.Fatalf("origins after the gate opened: %+v %v, want none", os, err)
+	}
+	if n, m := len(rec.of(webhook.NodeLost)), len(rec.of(webhook.StreamOffline)); n != 1 || m != 1 {
+		t.Errorf("after the gate opened: %d node.lost, %d stream.offline events, want 1 and 1", n, m)
+	}
+}
