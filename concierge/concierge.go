@@ -109,6 +109,12 @@ type Concierge struct {
 	queue         []pendingReport // reports of the current reconcile pass
 	reconMu       sync.Mutex      // one reconcile at a time (loop and drain)
 	fencedLog     bool
+	// lists are the segment lists being read and recs the closed record
+	// files waiting for the control plane (see recordings.go);
+	// recsFailing: the last report of them failed. Reconcile goroutine only.
+	lists       map[string]*segList
+	recs        []pendingRecording
+	recsFailing bool
 	// svRestarted is set when the embedded supervisord was restarted.
 	svRestarted atomic.Bool
 }
@@ -156,7 +162,7 @@ func New(p Params) (*Concierge, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}}
+	c := &Concierge{p: p, ctl: ctl, ffmp: path, poke: make(chan struct{}, 1), runs: map[string]*run{}, lists: map[string]*segList{}}
 	c.log = log
 	c.m = newMetrics(c)
 	c.host = hoststats.New(p.Version)

@@ -221,3 +221,9 @@ func (c *control) handoff(ctx context.Context, name string, ids []int64) ([]int6
 	err := c.do(ctx, http.MethodGet, fmt.Sprintf(wire.PathHandoff, url.PathEscape(name))+"?tasks="+strings.Join(parts, ","), nil, &a)
 	return a.Waiting, err
 }
+
+func (c *control) recordings(ctx context.Context, name string, r wire.RecordingsReport) (wire.RecordingsAnswer, error) {
+	var out wire.RecordingsAnswer
+	err := c.do(ctx, http.MethodPost, fmt.Sprintf(wire.PathRecordings, url.PathEscape(name)), r, &out)
+	return out, err
+}

@@ -94,6 +94,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 	c.reconMu.Lock()
 	defer c.reconMu.Unlock()
 	defer c.flushReports(ctx)
+	defer c.flushRecordings(ctx)
 	c.mu.Lock()
 	a, have, draining := c.assign, c.haveAsg, c.draining
 	c.mu.Unlock()
@@ -107,6 +108,7 @@ func (c *Concierge) reconcile(ctx context.Context) {
 		}
 		return
 	}
+	c.scanRecordings(progs)
 	cut := c.cutOff()
 	if cut && !c.fencedLog {
 		c.log.Warn("no heartbeat confirmed for most of a lease: stopping every task (another concierge may take them over)")
@@ -464,8 +466,19 @@ func (c *Concierge) program(ctx context.Context, r *run) (supervisor.Program, er
 	// (supervisord gets SIGTERM then, and stops every program): it stays
 	// below the lease, so the runner that replaces the task elsewhere
 	// rarely overlaps with this one (fencing makes an overlap harmless).
+	args := withProgress(cmd, r.desc.Args)
+	if r.task.Type == "record" {
+		if err := os.MkdirAll(c.segmentDir(), 0o700); err != nil {
+			return supervisor.Program{}, fmt.Errorf("segment list dir: %w", err)
+		}
+		if n := len(r.desc.Args); n > 0 && c.lists[r.name] == nil {
+			out := r.desc.Args[n-1]
+			c.lists[r.name] = &segList{taskID: r.task.ID, epoch: r.task.Epoch, dir: filepath.Dir(out), ext: filepath.Ext(out), started: time.Now()}
+		}
+		args = withSegmentList(r.task.Type, c.segmentList(r.name), args)
+	}
 	p := supervisor.Program{
-		Name: r.name, Argv: append([]string{cmd}, withProgress(cmd, r.desc.Args)...), Env: env,
+		Name: r.name, Argv: append([]string{cmd}, args...), Env: env,
 		StopWaitSecs: taskStopWaitSecs, LogFile: logFile, LogMaxBytes: 1 << 20, LogBackups: 2,
 	}
 	f, err := c.drv.Client().Flavor(ctx)
@@ -534,4 +547,11 @@ func (c *Concierge) stopAll() {
 			}
 		}
 	}
+	// The files the stopped recorders closed last: reported now if the
+	// control plane still answers, else at the next start.
+	c.scanRecordings(nil)
+	fctx, fcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer fcancel()
+	c.flushRecordings(fctx)
+	c.scanRecordings(nil) // deletes the lists that are done
 }
