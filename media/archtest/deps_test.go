@@ -179,7 +179,7 @@ func TestControlPlaneLayers(t *testing.T) {
 	forbid(t, "portier/nodeapi (node API, hook dialects) decides through portier/live and reaches the scheduler through an interface; it knows neither the REST API nor the UI",
 		[]string{"./portier/nodeapi"},
 		[]string{module + "/portier", module + "/web"},
-		module+"/portier/live", module+"/portier/compile", module+"/portier/webhook")
+		module+"/portier/live", module+"/portier/compile", module+"/portier/webhook", module+"/portier/recordings")
 	forbid(t, "the pieces the REST API and the UI share (auth, httperr, paging, streamurl) know neither surface nor live state",
 		[]string{"./portier/auth", "./portier/httperr", "./portier/paging", "./portier/streamurl"},
 		[]string{module + "/portier", module + "/web", module + "/concierge"},
