@@ -2,6 +2,7 @@ package portier
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -133,6 +134,32 @@ func TestRevocationEndsPublishes(t *testing.T) {
 		pub3 := nodewire.PublishedStream{Path: "live/show", StreamID: e.stream.ID, PublishID: pid3}
 		if ends := e.heartbeatPublishes(t, "origin-2", pub3); len(ends) != 0 || !e.live(t) {
 			t.Fatalf("a publish with the new key: ends %v, live %v", ends, e.live(t))
+		}
+
+		// A kick ends the publish at the next heartbeat, but is no ban:
+		// the same key publishes again and that publish goes on.
+		st, _ = e.store.StreamByID(ctx, e.stream.ID)
+		kicked, err := e.srv.Core().KickPublisher(ctx, core.Actor{Name: "op"}, st)
+		if err != nil || len(kicked) != 1 || kicked[0].NodeName != "origin-2" || kicked[0].PublishID != pid3 {
+			t.Fatalf("kick: %+v, %v", kicked, err)
+		}
+		if e.live(t) {
+			t.Fatal("live after the kick")
+		}
+		wantEnd(t, e.heartbeatPublishes(t, "origin-2", pub3), e.stream.ID, pid3, "kicked")
+		code, pid4 := e.authorizeOn(t, "origin-2", rot.PublishKey)
+		if code != 200 || pid4 <= pid3 {
+			t.Fatalf("a publish after the kick: %d, id %d (kicked %d)", code, pid4, pid3)
+		}
+		pub4 := nodewire.PublishedStream{Path: "live/show", StreamID: e.stream.ID, PublishID: pid4}
+		if ends := e.heartbeatPublishes(t, "origin-2", pub4); len(ends) != 0 || !e.live(t) {
+			t.Fatalf("the publish after the kick: ends %v, live %v", ends, e.live(t))
+		}
+		if _, err := e.srv.Core().KickPublisher(ctx, core.Actor{Name: "op"}, st); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.srv.Core().KickPublisher(ctx, core.Actor{Name: "op"}, st); !errors.Is(err, models.ErrConflict) {
+			t.Fatalf("a kick with nothing to end: %v, want a conflict", err)
 		}
 	})
 }
