@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
@@ -176,6 +177,12 @@ func (c *cluster) restartPostgres(ctx context.Context, store *models.Store, toke
 		s, _ := hls.seq()
 		return s > seq0
 	})
+	// No CDN edge died in the whole run: the rewriter that served the
+	// viewers never took one off its ring (a stale heartbeat read right
+	// after the outage must not count as a death there either).
+	if n, err := metricValue("http://"+b.ip+":8080/metrics", "portier_hls_rewriter_edge_leaves_total"); err != nil || n != 0 {
+		t.Errorf("step 8: %s's rewriter saw CDN edges leave %v times (%v), want 0: no edge died", b.name, n, err)
+	}
 	if _, err := store.StreamByName(ctx, "live", "ack-2"); err != nil {
 		t.Errorf("step 8: stream ack-2, acknowledged before the crash, is lost: %v", err)
 	}
@@ -277,4 +284,18 @@ func (c *cluster) checkRecordings(ctx context.Context, streamID int64) {
 		}
 	}
 	t.Logf("recordings: %d files, %d KiB, each read by ffprobe", len(files), size>>10)
+}
+
+// metricValue reads one unlabelled sample from a Prometheus text page.
+func metricValue(u, name string) (float64, error) {
+	b, err := fetchURL(u)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in %s", name, u)
 }
