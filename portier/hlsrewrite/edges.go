@@ -146,6 +146,13 @@ func (b *loadBook) sweep(old time.Time) {
 // alive window or that failed their last two health probes, and publishes
 // a new edgeSet (atomic pointer; readers never lock) when the membership
 // or loads change.
+//
+// After the directory failed (the database was down: no heartbeat could be
+// written), every heartbeat it returns is stale for a moment, and dropping
+// edges for that would take every edge off the ring at once. So for
+// outageHold after the directory answers again, an edge of the current set
+// stays however old its heartbeat (a probe still takes out one that is
+// down), as portier/sched.DeathGate does for the reaper.
 type tracker struct {
 	dir     Directory
 	alive   time.Duration
@@ -154,9 +161,31 @@ type tracker struct {
 	client  *http.Client
 	probe   bool
 	cur     atomic.Pointer[edgeSet]
-	mu      sync.Mutex // guards failing (refresh runs in one goroutine; tests call it directly)
+	mu      sync.Mutex // guards failing, dirDown, dirBack (refresh runs in one goroutine; tests call it directly)
 	failing map[string]int
+	dirDown bool      // the last directory read failed
+	dirBack time.Time // when the directory answered after failing
 	onLeave func(names []string)
+}
+
+// outageHold is how long after a directory outage stale heartbeats keep an
+// edge on the ring: two alive windows, so that each edge has heartbeated
+// at least once since the database came back.
+func (t *tracker) outageHold() time.Duration { return 2 * t.alive }
+
+// holding records the result of a directory read and reports whether
+// stale heartbeats are held (see tracker).
+func (t *tracker) holding(err error, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil:
+		t.dirDown = true
+		return true
+	case t.dirDown:
+		t.dirDown, t.dirBack = false, now
+	}
+	return !t.dirBack.IsZero() && now.Sub(t.dirBack) < t.outageHold()
 }
 
 func (t *tracker) get() *edgeSet { return t.cur.Load() }
@@ -164,13 +193,19 @@ func (t *tracker) get() *edgeSet { return t.cur.Load() }
 // refresh reads the directory once and publishes the live set.
 func (t *tracker) refresh(ctx context.Context) error {
 	all, err := t.dir.Edges(ctx)
+	now := t.now()
+	hold := t.holding(err, now)
 	if err != nil {
 		return err
 	}
-	now := t.now()
+	prev := t.get()
 	var live []Edge
 	for _, e := range all {
-		if now.Sub(e.LastHeartbeat) <= t.alive && e.BaseURL != "" {
+		fresh := now.Sub(e.LastHeartbeat) <= t.alive
+		if !fresh && hold && prev != nil {
+			_, fresh = prev.live[e.Name]
+		}
+		if fresh && e.BaseURL != "" {
 			live = append(live, e)
 		}
 	}
@@ -178,7 +213,6 @@ func (t *tracker) refresh(ctx context.Context) error {
 		live = t.probeAll(ctx, live)
 	}
 	slices.SortFunc(live, func(a, b Edge) int { return strings.Compare(a.Name, b.Name) })
-	prev := t.get()
 	next := &edgeSet{edges: live, live: map[string]int{}}
 	ms := make([]boundedhash.Member, len(live))
 	for i, e := range live {

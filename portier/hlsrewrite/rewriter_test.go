@@ -2,12 +2,14 @@ package hlsrewrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,12 +25,33 @@ type fakeDir struct {
 	mu      sync.Mutex
 	edges   []Edge
 	streams map[string]Stream
+	down    bool // Edges fails, as when the database is down
 }
 
 func (d *fakeDir) Edges(context.Context) ([]Edge, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.down {
+		return nil, errors.New("database unreachable")
+	}
 	return append([]Edge(nil), d.edges...), nil
+}
+
+func (d *fakeDir) setDown(down bool) {
+	d.mu.Lock()
+	d.down = down
+	d.mu.Unlock()
+}
+
+// heartbeat sets the last heartbeat of the named edges.
+func (d *fakeDir) heartbeat(at time.Time, names ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.edges {
+		if slices.Contains(names, d.edges[i].Name) {
+			d.edges[i].LastHeartbeat = at
+		}
+	}
 }
 
 func (d *fakeDir) StreamByName(_ context.Context, app, name string) (Stream, error) {
@@ -426,5 +449,44 @@ func TestProbedEdgeLeavesFast(t *testing.T) {
 	set := rw.edges.get()
 	if _, in := set.live["edge-0"]; in || len(set.edges) != 2 || set.gen != 1 {
 		t.Fatalf("after two refused probes: %+v, want edge-0 out and generation 1", set.live)
+	}
+}
+
+// TestDirectoryOutageKeepsEdges: after the directory (the database) was
+// down longer than the alive window, every edge's heartbeat is stale when
+// it answers again; the edges stay on the ring (no new pathway) until they
+// have had time to heartbeat, and only one that did not leaves then.
+func TestDirectoryOutageKeepsEdges(t *testing.T) {
+	e := newEnv(t, DepthSegment, true)
+	ctx := context.Background()
+	set := func() (int, int64) { s := e.rw.edges.get(); return len(s.edges), s.gen }
+	e.dir.setDown(true)
+	e.clk.add(time.Second)
+	if err := e.rw.Refresh(ctx); err == nil {
+		t.Fatal("refresh with the directory down: no error")
+	}
+	e.clk.add(10 * time.Second)
+	e.dir.setDown(false)
+	if err := e.rw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, gen := set(); n != 3 || gen != 0 {
+		t.Fatalf("just after the outage: %d edges, generation %d; want 3 and 0 (stale heartbeats prove nothing yet)", n, gen)
+	}
+	e.clk.add(time.Second)
+	e.dir.heartbeat(e.clk.now(), "edge-0", "edge-1") // edge-2 died meanwhile
+	if err := e.rw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, gen := set(); n != 3 || gen != 0 {
+		t.Fatalf("1 s after the outage: %d edges, generation %d; want 3 and 0", n, gen)
+	}
+	e.clk.add(2 * time.Second)
+	e.dir.heartbeat(e.clk.now(), "edge-0", "edge-1")
+	if err := e.rw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, gen := set(); n != 2 || gen != 1 {
+		t.Fatalf("3 s after the outage: %d edges, generation %d; want 2 (edge-2 left) and 1", n, gen)
 	}
 }

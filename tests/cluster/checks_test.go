@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portier/portier/internal/nodewire"
@@ -123,6 +124,11 @@ func (c *cluster) restartPostgres(ctx context.Context, store *models.Store, toke
 	}
 	before := taskProcs(markers, kindOf)
 	counts := c.playerCounts(players)
+	leavesURL, leavesMetric := "http://"+b.ip+":8080/metrics", "portier_hls_rewriter_edge_leaves_total"
+	leaves0, err := metricValue(leavesURL, leavesMetric)
+	if err != nil {
+		t.Fatal(err)
+	}
 	crash := time.Now()
 	if err := c.pg.Crash(); err != nil {
 		t.Fatal(err)
@@ -176,6 +182,12 @@ func (c *cluster) restartPostgres(ctx context.Context, store *models.Store, toke
 		s, _ := hls.seq()
 		return s > seq0
 	})
+	// No CDN edge died: the rewriter that serves the viewers took none off
+	// its ring (a stale heartbeat read right after the outage must not
+	// count as a death there either).
+	if n, err := metricValue(leavesURL, leavesMetric); err != nil || n != leaves0 {
+		t.Errorf("step 8: %s's rewriter saw CDN edges leave %v times over the Postgres restart (%v), want 0: no edge died", b.name, n-leaves0, err)
+	}
 	if _, err := store.StreamByName(ctx, "live", "ack-2"); err != nil {
 		t.Errorf("step 8: stream ack-2, acknowledged before the crash, is lost: %v", err)
 	}
@@ -241,6 +253,9 @@ func (c *cluster) checkHLS(w *hlsWatch) {
 	w.mu.Unlock()
 	t.Logf("HLS: %d viewers played %d segments (per edge %v); %d stalls, the longest %v in %s (bound %v), the longest per step %v; the checker read %d segments through %v, %d read errors",
 		len(w.sim.Viewers), segs, edges, stalls, worst.Round(time.Millisecond), c.stepAt(worstAt), hlsStallBound, perStep, reads, byEdge, readErrs)
+	if n, err := metricValue("http://"+c.controls[1].ip+":8080/metrics", "portier_hls_rewriter_edge_leaves_total"); err == nil {
+		t.Logf("HLS: %s's rewriter took CDN edges off its ring %v times in the whole run (no CDN edge died)", c.controls[1].name, n)
+	}
 	if worst > hlsStallBound {
 		t.Errorf("HLS: a viewer stalled %v, want ≤ %v", worst, hlsStallBound)
 	}
@@ -277,4 +292,18 @@ func (c *cluster) checkRecordings(ctx context.Context, streamID int64) {
 		}
 	}
 	t.Logf("recordings: %d files, %d KiB, each read by ffprobe", len(files), size>>10)
+}
+
+// metricValue reads one unlabelled sample from a Prometheus text page.
+func metricValue(u, name string) (float64, error) {
+	b, err := fetchURL(u)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in %s", name, u)
 }

@@ -89,7 +89,7 @@ func TestCluster(t *testing.T) {
 		{Type: models.TypeRestream, Name: "to-nginx", Spec: models.MustJSON(models.RestreamSpec{Target: "rtmp://" + nginxLink.Addr() + "/live", Key: "copy"})},
 		{Type: models.TypeRecord, Name: "rec", Spec: models.MustJSON(models.RecordSpec{SegmentSeconds: 10, Format: "mp4"})},
 		{Type: models.TypeHLS, Name: "hls", Spec: models.MustJSON(models.HLSSpec{SegmentSeconds: int(hlsSegment / time.Second),
-			Renditions: []models.Rendition{{Name: "src", Preset: "copy", Kind: "copy"}}})},
+			Renditions: []models.Rendition{{Name: "low", Kind: "video", Width: 160, Height: 90, FPS: 10, VideoBitrateKbps: 100, AudioBitrateKbps: 32}}})},
 	} {
 		tc.StreamID, tc.Enabled = s1.ID, true
 		if err := store.CreateTaskConfig(ctx, tc); err != nil {
