@@ -62,7 +62,7 @@ func TestAPITaskURLNetworks(t *testing.T) {
 			{"pull", "source", "https://cdn.example.com/live/a.m3u8"},
 			{"restream", "target", "rtmp://127.0.0.1:1935/live"},
 			{"restream", "target", "rtmp://localhost/live"},
-			{"restream", "target", "rtmp://a.rtmp.youtube.com/live2"},
+			{"restream", "target", "rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl-mnop-qrst"},
 			{"restream", "target", "srt://[fd12::1]:9000"},
 		} {
 			if code, body := post(r.typ, r.field, r.url); code != 201 {
