@@ -89,7 +89,73 @@ func (s *Server) renderConfigForm(c *gin.Context, status int, f views.TaskConfig
 	p := s.page(c, "", "streams")
 	p.Title = title + " · " + f.StreamName
 	f.NameRule = models.NameRule
+	presetOptions(&f)
 	s.render(c, status, views.TaskConfigFormView(p, f))
+}
+
+// presetOptions fills the form's preset menu (compile.RestreamPresets or
+// LadderPresets, after a "Custom" entry), picks the entry the fields
+// match when none is chosen, and describes the key the target's platform
+// expects.
+func presetOptions(f *views.TaskConfigForm) {
+	switch f.Type {
+	case models.TypeRestream:
+		f.Presets = []views.PresetOption{{Name: "Custom", Help: compile.CustomTargetHelp}}
+		for _, p := range compile.RestreamPresets {
+			f.Presets = append(f.Presets, views.PresetOption{ID: p.ID, Name: p.Name, Target: p.Target, KeyShape: p.KeyShape, Help: p.Help})
+		}
+		f.KeyHelp = compile.CustomTargetHelp
+		p, ok := compile.RestreamPresetForTarget(f.Target)
+		if !ok && f.Target == "" {
+			p, ok = compile.RestreamPresetByID(f.Preset)
+		}
+		if ok {
+			f.KeyShape, f.KeyHelp = p.KeyShape, p.Help
+			if _, chosen := compile.RestreamPresetByID(f.Preset); !chosen {
+				f.Preset = p.ID
+			}
+		}
+	case models.TypeHLS:
+		f.Presets = []views.PresetOption{{Name: "Custom"}}
+		for _, l := range compile.LadderPresets {
+			lines := ladderLines(l.Renditions)
+			f.Presets = append(f.Presets, views.PresetOption{ID: l.ID, Name: l.Name, Lines: lines})
+			if f.Preset == "" && strings.TrimSpace(f.Renditions) == lines {
+				f.Preset = l.ID
+			}
+		}
+	}
+}
+
+// applyPreset puts the chosen preset into the form: its target or ladder
+// replaces the field's on "Apply preset" (the button of the form without
+// JavaScript; app.js fills at once), and fills an empty field on Save. On
+// "Apply preset" it shows the form again, unsaved, and reports true.
+func (s *Server) applyPreset(c *gin.Context, f *views.TaskConfigForm) bool {
+	apply := c.PostForm("apply") == "preset"
+	switch f.Type {
+	case models.TypeRestream:
+		if p, ok := compile.RestreamPresetByID(f.Preset); ok && (apply || f.Target == "") {
+			f.Target = p.Target
+		}
+	case models.TypeHLS:
+		if l, ok := compile.LadderPresetByID(f.Preset); ok && (apply || strings.TrimSpace(f.Renditions) == "") {
+			f.Renditions = ladderLines(l.Renditions)
+		}
+	}
+	if apply {
+		s.renderConfigForm(c, http.StatusOK, *f)
+	}
+	return apply
+}
+
+// ladderLines is a ladder as the renditions field writes it.
+func ladderLines(rs []compile.Rendition) string {
+	lines := make([]string, len(rs))
+	for i, r := range rs {
+		lines[i] = renditionLine(r)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // configForm reads the posted form.
@@ -102,6 +168,7 @@ func configForm(c *gin.Context, st *models.Stream, typ string) views.TaskConfigF
 		SegmentSeconds: strings.TrimSpace(c.PostForm("segment_seconds")), RecordFormat: c.PostForm("record_format"),
 		Source:     strings.TrimSpace(c.PostForm("source")),
 		Renditions: c.PostForm("renditions"), HLSSegmentSeconds: strings.TrimSpace(c.PostForm("hls_segment_seconds")),
+		Preset: c.PostForm("preset"),
 		Errors: views.FieldErrors{},
 	}
 }
@@ -215,15 +282,15 @@ func parseRendition(line string) (models.Rendition, error) {
 	return r, nil
 }
 
-// renditionLine is the form's line for a stored (expanded) rendition.
-func renditionLine(r models.Rendition) string {
+// renditionLine is the form's line for an expanded rendition.
+func renditionLine(r compile.Rendition) string {
 	switch r.Kind {
 	case compile.KindCopy:
 		return r.Name + " copy"
 	case compile.KindAudio:
-		return fmt.Sprintf("%s audio %d", r.Name, r.AudioBitrateKbps)
+		return fmt.Sprintf("%s audio %d", r.Name, r.AudioBitrate)
 	}
-	return fmt.Sprintf("%s %dx%d %d %d", r.Name, r.Width, r.Height, r.VideoBitrateKbps, r.AudioBitrateKbps)
+	return fmt.Sprintf("%s %dx%d %d %d", r.Name, r.Width, r.Height, r.VideoBitrate, r.AudioBitrate)
 }
 
 // specFieldError puts a store validation error next to its form field.
@@ -255,6 +322,9 @@ func (s *Server) uiCreateConfig(c *gin.Context) {
 		return
 	}
 	f := configForm(c, st, typ)
+	if s.applyPreset(c, &f) {
+		return
+	}
 	spec := formSpec(&f)
 	if len(f.Errors) > 0 {
 		// The form's own errors, and every other field's too: all at once.
@@ -338,7 +408,7 @@ func (s *Server) uiEditConfig(c *gin.Context) {
 		sp, _ := tc.HLS()
 		var lines []string
 		for _, r := range sp.Renditions {
-			lines = append(lines, renditionLine(r))
+			lines = append(lines, renditionLine(r.Compile()))
 		}
 		f.Renditions, f.HLSSegmentSeconds = strings.Join(lines, "\n"), strconv.Itoa(sp.SegmentSeconds)
 	}
@@ -352,6 +422,9 @@ func (s *Server) uiUpdateConfig(c *gin.Context) {
 	}
 	f := configForm(c, st, tc.Type)
 	f.ID = tc.ID
+	if s.applyPreset(c, &f) {
+		return
+	}
 	spec := formSpec(&f)
 	if len(f.Errors) > 0 {
 		s.renderConfigForm(c, http.StatusBadRequest, f)

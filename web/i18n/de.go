@@ -70,6 +70,23 @@ var german = map[string]string{
 	"Progress": "Fortschritt", "stalled": "hängt",
 	"frame rate · output bitrate · speed · dropped frames · running for": "Bildrate · Ausgangsbitrate · Geschwindigkeit · verworfene Bilder · läuft seit",
 
+	// Task config presets (portier/compile/presets.go)
+	"Platform": "Plattform", "Ladder": "Leiter", "Apply preset": "Vorlage übernehmen", "Custom": "Eigene Angaben",
+	"YouTube Live": "YouTube Live", "YouTube Live (backup ingest)": "YouTube Live (Backup-Ingest)", "Twitch": "Twitch",
+	"Facebook Live": "Facebook Live", "Kick": "Kick", "Restream.io": "Restream.io",
+	"1080p/720p/480p/360p": "1080p/720p/480p/360p", "720p/480p/360p": "720p/480p/360p",
+	"480p/360p (low CPU)": "480p/360p (wenig CPU)", "Audio only": "Nur Audio", "Copy (no transcode)": "Kopie (ohne Transkodierung)",
+	"The key is added to the URL: as its last path element (rtmp, rtmps) or as streamid (srt).":                                                                                                                         "Der Schlüssel wird an die URL angehängt: als letztes Pfadelement (rtmp, rtmps) oder als streamid (srt).",
+	"The stream key from YouTube Studio (Go live): five groups of four letters or digits.":                                                                                                                              "Der Streamschlüssel aus YouTube Studio (Livestream starten): fünf Gruppen aus je vier Buchstaben oder Ziffern.",
+	"YouTube's backup ingest: the same stream key as the primary, sent by a second task config.":                                                                                                                        "Der Backup-Ingest von YouTube: derselbe Streamschlüssel wie beim primären, gesendet von einer zweiten Aufgabenkonfiguration.",
+	"The primary stream key from the Twitch dashboard (Settings, Stream). live.twitch.tv picks an ingest near this server; for a fixed regional ingest, put a server from https://ingest.twitch.tv/ingests in the URL.": "Der primäre Streamschlüssel aus dem Twitch-Dashboard (Einstellungen, Stream). live.twitch.tv wählt einen Ingest nahe diesem Server; für einen festen regionalen Ingest tragen Sie einen Server aus https://ingest.twitch.tv/ingests in die URL ein.",
+	"The stream key from Facebook Live Producer. Facebook accepts RTMPS only.":                                                                                                                                          "Der Streamschlüssel aus dem Facebook Live Producer. Facebook nimmt nur RTMPS an.",
+	"The stream key from Kick's creator dashboard.":                                                                                                                                                                     "Der Streamschlüssel aus dem Creator-Dashboard von Kick.",
+	"The stream key from the Restream dashboard; Restream forwards to the channels connected there.":                                                                                                                    "Der Streamschlüssel aus dem Restream-Dashboard; Restream leitet an die dort verbundenen Kanäle weiter.",
+	"%s stream keys look like %s: paste the whole key and nothing else":                                                                                                                                                 "Streamschlüssel von %s sehen so aus: %s. Fügen Sie den ganzen Schlüssel ein und sonst nichts",
+	"%s needs its stream key (%s)":                                   "%s braucht den Streamschlüssel (%s)",
+	"is a URL: paste only the stream key, the part after the last /": "ist eine URL: Fügen Sie nur den Streamschlüssel ein, den Teil nach dem letzten /",
+
 	// Dashboard and cluster
 	"Live now": "Jetzt live", "No stream is live.": "Kein Stream ist live.", "Tasks needing attention": "Aufgaben, die Aufmerksamkeit brauchen",
 	"Every task is fine.": "Alle Aufgaben sind in Ordnung.", "Silent nodes": "Stumme Knoten", "All %d nodes report in.": "Alle %d Knoten melden sich.",

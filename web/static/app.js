@@ -1,6 +1,6 @@
 // Portier operator UI: progressive enhancement only. Every form works
-// without this file; it adds the CSRF header to htmx requests, copy buttons
-// and the preview player. No inline script anywhere (see the CSP).
+// without this file; it adds the CSRF header to htmx requests, copy buttons,
+// instant preset menus and the preview player. No inline script anywhere (see the CSP).
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -26,6 +26,27 @@
       b.textContent = "✓";
       setTimeout(function () { b.textContent = old; }, 1500);
     });
+  });
+
+  // Preset menus of the task config forms fill the fields at once (without
+  // JavaScript, the "Apply preset" button has the server fill them). A
+  // restream preset sets the target URL and the key's placeholder and
+  // help; a ladder preset replaces the renditions. "Custom" (value "")
+  // keeps the fields as they are.
+  document.addEventListener("change", function (e) {
+    var sel = e.target;
+    if (!sel.matches || !sel.matches("select[data-preset]")) { return; }
+    var o = sel.options[sel.selectedIndex];
+    if (sel.getAttribute("data-preset") === "restream") {
+      var target = document.getElementById("cfg-target"), key = document.getElementById("cfg-key"),
+        help = document.getElementById("cfg-key-help");
+      if (o.value && target) { target.value = o.getAttribute("data-target"); }
+      if (key) { key.setAttribute("placeholder", o.getAttribute("data-key-shape") || ""); }
+      if (help) { help.textContent = o.getAttribute("data-key-help") || ""; }
+    } else if (o.value) {
+      var r = document.getElementById("cfg-renditions");
+      if (r) { r.value = o.getAttribute("data-lines"); }
+    }
   });
 
   // Preview player: HLS through hls.js where the stream has HLS, else

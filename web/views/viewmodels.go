@@ -171,7 +171,25 @@ type TaskConfigForm struct {
 	// hls: one rendition per line, "name WIDTHxHEIGHT VIDEO_KBPS AUDIO_KBPS"
 	Renditions        string
 	HLSSegmentSeconds string
+	// Preset is the chosen entry of Presets (restream targets or HLS
+	// ladders; "" for custom), the menu that fills the fields.
+	Preset  string
+	Presets []PresetOption
+	// KeyShape and KeyHelp describe the key the target's platform expects
+	// (restream; English, the view translates the help).
+	KeyShape, KeyHelp string
 	Errors            FieldErrors
+}
+
+// PresetOption is one entry of a task config form's preset menu; the ""
+// entry is custom. Its data fills the fields (app.js at once, or the
+// server on "Apply preset").
+type PresetOption struct {
+	ID, Name string // Name in English: the view translates it
+	// restream: the ingest URL and the key's placeholder and help
+	Target, KeyShape, Help string
+	// hls: the ladder as lines of the renditions field
+	Lines string
 }
 
 // TaskRow is one task.
