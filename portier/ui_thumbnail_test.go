@@ -102,6 +102,25 @@ func TestUIThumbnailCoalescedAndCached(t *testing.T) {
 	if _, err := e.store.AddOrigin(ctx, st.ID, "origin-a", now, true, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The origin heartbeats while the test runs, as a relay would: the
+	// alive window is 3 s, which a loaded machine spends on two logins
+	// and an ffmpeg grab (the grab then found no live origin: 404).
+	beatCtx, stopBeats := context.WithCancel(ctx)
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-beatCtx.Done():
+				return
+			case <-tick.C:
+				_ = e.store.NodeHeartbeat(beatCtx, "origin-a", models.NodeLoad{}, time.Now())
+			}
+		}
+	}()
+	t.Cleanup(func() { stopBeats(); <-beats })
 	// Another operator may not look.
 	op2 := e.login("op2")
 	if code, _, _ := raw(op2, path); code != http.StatusForbidden {
