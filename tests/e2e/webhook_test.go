@@ -225,6 +225,12 @@ func TestWebhookDeliveries(t *testing.T) {
 		chromedp.Click(uiCSS("#create-webhook")),
 		chromedp.WaitVisible(uiCSS("#new-secret")))
 	secret := strings.TrimSpace(uiGet(t, b, "secret", 5*time.Second, chromedp.Text(uiCSS("#new-secret"))))
+	// Every event is offered, recording.finished too, each with a hint.
+	hint := uiGet(t, b, "recording.finished choice", 5*time.Second,
+		chromedp.Text(uiCSS(`label:has(input[name="events"][value="recording.finished"]) .webhook-event-hint`)))
+	if strings.TrimSpace(hint) != "a record task finished a file" {
+		t.Errorf("recording.finished hint %q", hint)
+	}
 	eps, err := s.Store.ListWebhookEndpoints(ctx)
 	if err != nil || len(eps) != 2 || eps[1].Secret != secret || eps[1].ApplicationID != nil || len(eps[1].Events) != 1 {
 		t.Errorf("after the form: %d endpoints (%v); want a second, global one for node.lost with the secret shown", len(eps), err)

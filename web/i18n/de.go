@@ -230,6 +230,10 @@ var german = map[string]string{
 	"Give an http:// or https:// URL, e.g. https://example.com/hooks/portier.":                   "Geben Sie eine http://- oder https://-URL an, z. B. https://example.com/hooks/portier.",
 	"A test event was sent: its delivery is in the log.":                                         "Ein Testereignis wurde gesendet: seine Zustellung steht im Protokoll.",
 	"The webhook was updated.": "Der Webhook wurde geändert.", "The webhook was deleted.": "Der Webhook wurde gelöscht.",
+	"a stream went live": "ein Stream ging live", "a stream went offline": "ein Stream ging offline",
+	"a publish was refused": "eine Veröffentlichung wurde abgelehnt", "a task failed": "eine Aufgabe ist fehlgeschlagen",
+	"a failed task runs again": "eine fehlgeschlagene Aufgabe läuft wieder", "a node stopped reporting": "ein Knoten meldet sich nicht mehr",
+	"a record task finished a file": "eine Aufnahme-Aufgabe hat eine Datei abgeschlossen",
 
 	// Stream page: the publisher, its GOP and the kick
 	"Publisher": "Quelle", "Encoder": "Encoder", "GOP (keyframe interval)": "GOP (Keyframe-Abstand)",
