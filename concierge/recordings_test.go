@@ -1,11 +1,15 @@
 package concierge
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/portier/portier/concierge/supervisor"
 )
 
 func TestWithSegmentList(t *testing.T) {
@@ -71,5 +75,88 @@ func TestClosedFile(t *testing.T) {
 	}
 	if _, err := closedFile(filepath.Join(dir, "gone.ts"), 2); err == nil {
 		t.Fatal("a removed file was measured")
+	}
+}
+
+// TestScanRecordings follows one record program's segment list: a file is
+// queued once the muxer writes the next one (or its program is gone); a
+// file overwritten by a segment of the same name is queued once, as the
+// later one; when the program is gone, the file its list does not name is
+// queued and an empty one removed; the list is deleted once every file
+// from it was answered.
+func TestScanRecordings(t *testing.T) {
+	data, rec := t.TempDir(), t.TempDir()
+	c := &Concierge{p: Params{DataDir: data}, log: slog.New(slog.DiscardHandler), lists: map[string]*segList{}, ffmp: "/nonexistent/ffmpeg"}
+	prog := progName(5, 2)
+	if err := os.MkdirAll(c.segmentDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, size int) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(rec, name), make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	line := func(name string, start, end float64) {
+		t.Helper()
+		f, err := os.OpenFile(c.segmentList(prog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "%s,%f,%f\n", filepath.Join(rec, name), start, end)
+		f.Close()
+	}
+	queued := func() []string {
+		var out []string
+		for _, p := range c.recs {
+			out = append(out, fmt.Sprintf("%s:%d", p.rec.File, p.rec.Size))
+		}
+		return out
+	}
+	loaded := map[string]supervisor.ProcessInfo{prog: {}}
+
+	write("20261203-140000.ts", 100)
+	line("20261203-140000.ts", 0, 2)
+	c.scanRecordings(loaded)
+	if q := queued(); len(q) != 0 {
+		t.Fatalf("queued %v while the muxer may still write the file", q)
+	}
+	write("20261203-140002.ts", 10) // the next segment started
+	c.scanRecordings(loaded)
+	if q := queued(); !slices.Equal(q, []string{"20261203-140000.ts:100"}) {
+		t.Fatalf("queued %v, want the closed file", q)
+	}
+	if r := c.recs[0].rec; r.TaskID != 5 || r.Epoch != 2 || r.DurationSeconds != 2 {
+		t.Fatalf("recording %+v, want task 5 epoch 2, 2 s", r)
+	}
+	// 140002 closes, and the next segment starts in the same second: the
+	// muxer writes 140002 again.
+	line("20261203-140002.ts", 2, 2.5)
+	c.scanRecordings(loaded)
+	write("20261203-140002.ts", 300)
+	line("20261203-140002.ts", 2.5, 4.5)
+	write("20261203-140004.ts", 40) // left unfinished by a stopped muxer
+	write("20261203-140006.ts", 0)  // opened at its last cut, never written
+	c.scanRecordings(nil)           // the program is gone
+	want := []string{"20261203-140000.ts:100", "20261203-140002.ts:300", "20261203-140004.ts:40"}
+	if q := queued(); !slices.Equal(q, want) {
+		t.Fatalf("queued %v, want %v", q, want)
+	}
+	if d := c.recs[1].rec.DurationSeconds; d != 2 {
+		t.Errorf("the rewritten file's duration %v, want the later segment's 2 s", d)
+	}
+	if _, err := os.Stat(filepath.Join(rec, "20261203-140006.ts")); !os.IsNotExist(err) {
+		t.Errorf("the empty file is still there (%v)", err)
+	}
+	if _, err := os.Stat(c.segmentList(prog)); err != nil {
+		t.Fatalf("the list was deleted before its files were answered: %v", err)
+	}
+	for _, p := range c.recs {
+		c.answered(p)
+	}
+	c.recs = nil
+	c.scanRecordings(nil)
+	if _, err := os.Stat(c.segmentList(prog)); !os.IsNotExist(err) || len(c.lists) != 0 || len(c.recs) != 0 {
+		t.Fatalf("after every answer: list %v, %d lists, %d queued; want all gone", err, len(c.lists), len(c.recs))
 	}
 }
