@@ -17,16 +17,19 @@ import "strconv"
 const PerCore = 100
 
 // Copy is the cost of a task that copies the stream without encoding it
-// (restream, record, pull: ffmpeg -c copy). A 2 Mbit/s H.264+AAC copy
-// measured 0.012-0.016 cores on a 2 vCPU Xeon (tests/bench/taskcost.sh,
-// docs/benchmarks.md "Task cost"); 0.05 leaves room for streams of three
-// times that bitrate and for the host's own share (the relay, supervisord),
-// so a 2-core concierge runs 40 copy tasks where it ran 2.
+// (restream, record, pull: ffmpeg -c copy): 0.10 core. A copy of a
+// 2 Mbit/s H.264+AAC stream measured 0.02-0.03 cores on a 2 vCPU Xeon
+// (tests/bench/taskcost.sh, docs/benchmarks.md "Task cost"); a copy's CPU
+// grows with the bitrate, so 0.10 leaves room for streams of three times
+// that rate and for the host's share of the relay and supervisord. A
+// 2-core concierge runs 20 copying tasks where it ran 2. Migration 00012
+// wrote this value into stored tasks: changing it needs a migration too.
 const Copy = 10
 
 // Encode is the cost of encoding one 640x360 rendition at 30 fps (x264
 // veryfast with its AAC audio), the unit of the HLS ladder's encoding work
-// (compile.HLSCost): one core.
+// (compile.HLSCost): one core (measured: 0.4 of a core, decoding a 720p
+// source included, so the rule is generous).
 const Encode = PerCore
 
 // FromCores is the capacity in units of cores CPU cores.
