@@ -35,7 +35,8 @@ type Params struct {
 	ClusterToken string
 	// Name is the node name (default: the host name).
 	Name string
-	// Capacity is the task-cost budget (default: the number of CPUs).
+	// Capacity is the task-cost budget in CPU cores (default: the number
+	// of CPUs); tasks cost hundredths of a core (internal/taskcost).
 	Capacity int
 	Labels   map[string]string
 	// RelayRTMP is the relay this host's tasks use, host:port or a base URL:
@@ -103,7 +104,7 @@ type Concierge struct {
 	// progressEvery is how often running tasks report progress
 	// (nanoseconds; 0: the control plane asks for none).
 	progressEvery atomic.Int64
-	costUsed      atomic.Int64
+	costUsed      atomic.Int64 // taskcost units
 	nRunning      atomic.Int64
 	runs          map[string]*run // by program name; reconcile goroutine only
 	queue         []pendingReport // reports of the current reconcile pass
@@ -180,6 +181,10 @@ func (c *Concierge) HTTPAddr() net.Addr {
 
 // Name is the concierge's node name.
 func (c *Concierge) Name() string { return c.p.Name }
+
+// Capacity is the CPU cores the concierge registers as its task-cost
+// budget (Params.Capacity, or the number of CPUs).
+func (c *Concierge) Capacity() int { return c.p.Capacity }
 
 func (c *Concierge) wake() {
 	select {

@@ -149,7 +149,8 @@ func startStack(t *testing.T, supervisord string) *stack {
 	return startStackWith(t, concierge.Params{SupervisorBinary: supervisord})
 }
 
-// startStackWith is startStack with the concierge's supervisord options from p.
+// startStackWith is startStack with the concierge's supervisord options
+// (and capacity, default 4 cores) from p.
 func startStackWith(t *testing.T, p concierge.Params) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,7 +163,10 @@ func startStackWith(t *testing.T, p concierge.Params) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Control, p.ClusterToken, p.Name, p.Capacity = hs.URL, "tok", "c1", 4
+	p.Control, p.ClusterToken, p.Name = hs.URL, "tok", "c1"
+	if p.Capacity == 0 {
+		p.Capacity = 4
+	}
 	if p.DataDir == "" {
 		p.DataDir = t.TempDir()
 	}

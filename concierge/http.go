@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/media/httpserve"
 )
 
@@ -34,9 +35,9 @@ func newMetrics(c *Concierge) *metrics {
 	m.reg.MustRegister(m.failures, m.reports, m.fenced,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portier_concierge_tasks_running", Help: "Task processes running now."},
 			func() float64 { return float64(c.nRunning.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portier_concierge_cost_used", Help: "Cost of the tasks this concierge should run."},
-			func() float64 { return float64(c.costUsed.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portier_concierge_capacity", Help: "Cost budget of this concierge."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portier_concierge_cost_used", Help: "CPU cores the tasks this concierge should run are budgeted (their placement cost)."},
+			func() float64 { return taskcost.Cores(int(c.costUsed.Load())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portier_concierge_capacity", Help: "CPU cores this concierge offers tasks (--capacity)."},
 			func() float64 { return float64(c.p.Capacity) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portier_concierge_supervisord_restarts", Help: "Times the embedded supervisord died and was restarted."},
 			func() float64 {

@@ -25,3 +25,9 @@ func MigrateUp(s *Store) error {
 	_, err := s.provider.Up(context.Background())
 	return err
 }
+
+// MigrateUpTo applies the pending migrations up to version v.
+func MigrateUpTo(s *Store, v int64) error {
+	_, err := s.provider.UpTo(context.Background(), v)
+	return err
+}

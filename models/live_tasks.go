@@ -33,6 +33,34 @@ func (s *Store) LiveCompileInputs(ctx context.Context, ids []int64, exceptType s
 	if len(cfgs) == 0 {
 		return nil, nil, nil
 	}
+	byID, err := s.streamsOf(ctx, cfgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return byID, cfgs, nil
+}
+
+// EnabledCompileInputs loads every enabled task config of an enabled
+// stream, by config id, and those streams (with their application): the
+// tasks there would be if every such stream were live.
+func (s *Store) EnabledCompileInputs(ctx context.Context) (map[int64]*Stream, []TaskConfig, error) {
+	var cfgs []TaskConfig
+	enabled := s.db(ctx).Model(&Stream{}).Select("id").Where("enabled = ?", true)
+	if err := s.db(ctx).Where("enabled = ? AND stream_id IN (?)", true, enabled).Order("id").Find(&cfgs).Error; err != nil {
+		return nil, nil, fmt.Errorf("enabled task configs: %w", err)
+	}
+	if len(cfgs) == 0 {
+		return nil, nil, nil
+	}
+	byID, err := s.streamsOf(ctx, cfgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return byID, cfgs, nil
+}
+
+// streamsOf loads the streams of cfgs with their applications, by id.
+func (s *Store) streamsOf(ctx context.Context, cfgs []TaskConfig) (map[int64]*Stream, error) {
 	withCfg := make([]int64, 0, len(cfgs))
 	for _, c := range cfgs {
 		withCfg = append(withCfg, c.StreamID)
@@ -40,13 +68,13 @@ func (s *Store) LiveCompileInputs(ctx context.Context, ids []int64, exceptType s
 	slices.Sort(withCfg)
 	var sts []Stream
 	if err := s.db(ctx).Preload("Application").Where("id IN ?", slices.Compact(withCfg)).Find(&sts).Error; err != nil {
-		return nil, nil, fmt.Errorf("load %d streams: %w", len(withCfg), err)
+		return nil, fmt.Errorf("load %d streams: %w", len(withCfg), err)
 	}
 	byID := make(map[int64]*Stream, len(sts))
 	for i := range sts {
 		byID[sts[i].ID] = &sts[i]
 	}
-	return byID, cfgs, nil
+	return byID, nil
 }
 
 // LiveCompiler compiles the tasks of streams that just went live from

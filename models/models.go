@@ -144,8 +144,8 @@ type TaskDescription struct {
 	Input   string            `json:"input,omitempty"`
 	Outputs []string          `json:"outputs,omitempty"`
 	Env     map[string]string `json:"env,omitempty"`
-	Dirs    []string          `json:"dirs,omitempty"` // local directories the runner creates first
-	Cost    int               `json:"cost"`
+	Dirs    []string          `json:"dirs,omitempty"`   // local directories the runner creates first
+	Cost    int               `json:"cost"`             // taskcost units (hundredths of a core)
 	Labels  map[string]string `json:"labels,omitempty"` // concierge labels the task requires (see PlacementOf)
 	// Relay and RelayArgs: the relay base compiled in and the arguments
 	// on it, which a concierge with its own relay rebases (compile.Description).
@@ -179,8 +179,9 @@ type Task struct {
 	StreamID      int64
 	Type          string
 	Description   TaskDescription
-	// Cost is Description.Cost, at least 1 (set on create): placement
-	// sums it without reading descriptions.
+	// Cost is Description.Cost in taskcost units (hundredths of a core),
+	// at least 1 (set on create): placement sums it without reading
+	// descriptions.
 	Cost         int
 	DesiredState string
 	State        string
@@ -246,7 +247,9 @@ type Node struct {
 	HTTPAddress string `gorm:"column:http_address"`
 	// Host is the host name the node runs on, as it reported it; with Role
 	// and the addresses it tells a restart from another node of that name.
-	Host     string
+	Host string
+	// Capacity is what the node registered: a concierge's CPU cores (its
+	// task-cost budget, taskcost.FromCores), a CDN edge's egress in Mbit/s.
 	Capacity int
 	Labels   Labels
 	// Capabilities are what the node registered it can do

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 )
@@ -235,11 +236,13 @@ func TestMigrationTaskCostBackfill(t *testing.T) {
 		t.Run(n.Name, func(t *testing.T) {
 			s, ctx := n.Store, context.Background()
 			f := newSchedFixture(t, s)
-			costs := map[int64]int{f.task(t, 3): 3, f.task(t, 0): 1, f.task(t, -2): 1}
+			// HLS tasks: migration 12 scales their costs to whole cores
+			// on the way down, and back to hundredths on the way up.
+			costs := map[int64]int{f.taskOf(t, "hls", 300): 3, f.taskOf(t, "hls", 0): 1, f.taskOf(t, "hls", -2): 1}
 			if err := models.MigrateDownTo(s, 3); err != nil {
 				t.Fatal(err)
 			}
-			if err := models.MigrateUp(s); err != nil {
+			if err := models.MigrateUpTo(s, 4); err != nil {
 				t.Fatal(err)
 			}
 			for id, want := range costs {
@@ -248,12 +251,77 @@ func TestMigrationTaskCostBackfill(t *testing.T) {
 					t.Fatalf("task %d: cost %d after migration (%v), want %d", id, got, err, want)
 				}
 			}
+			if err := models.MigrateUp(s); err != nil {
+				t.Fatal(err)
+			}
 			// New tasks get it on create.
-			id := f.task(t, 5)
+			id := f.taskOf(t, "hls", 5)
 			var got int
 			if err := s.DB.WithContext(ctx).Raw("SELECT cost FROM tasks WHERE id = ?", id).Scan(&got).Error; err != nil || got != 5 {
 				t.Fatalf("new task cost %d (%v), want 5", got, err)
 			}
+		})
+	}
+}
+
+// Migration 12 moves stored task costs from whole cores to taskcost
+// units: copying tasks cost taskcost.Copy, HLS tasks their cores × 100,
+// in tasks.cost and in the description alike (placement reads both); down
+// restores whole cores.
+func TestMigrationTaskCostUnits(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			s, ctx := n.Store, context.Background()
+			f := newSchedFixture(t, s)
+			if err := models.MigrateDownTo(s, 11); err != nil {
+				t.Fatal(err)
+			}
+			// Tasks as version 11 stored them: a cost of 1 core per copy
+			// task, an HLS ladder of 4 cores (720p30), one of 0 (stored 1).
+			old := []struct {
+				typ        string
+				cost, want int
+			}{
+				{models.TypeRestream, 1, taskcost.Copy}, {models.TypeRecord, 1, taskcost.Copy}, {models.TypePull, 1, taskcost.Copy},
+				{"hls", 4, 4 * taskcost.PerCore}, {"hls", 0, taskcost.PerCore},
+			}
+			ids := make([]int64, len(old))
+			for i, o := range old {
+				ids[i] = f.taskOf(t, o.typ, o.cost)
+			}
+			check := func(step string, want func(i int) int) {
+				t.Helper()
+				sched, err := s.SchedTasksByID(ctx, ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, id := range ids {
+					tk, err := s.TaskByID(ctx, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w := want(i)
+					if tk.Cost != w || tk.Description.Cost != w || models.PlacementOf(sched[i].Description).Cost != w {
+						t.Errorf("%s: %s task %d: cost %d, description %d, placement %d; want %d", step, old[i].typ, id,
+							tk.Cost, tk.Description.Cost, models.PlacementOf(sched[i].Description).Cost, w)
+					}
+					if tk.Description.Command != "/bin/sleep" || len(tk.Description.Args) != 1 {
+						t.Errorf("%s: description of task %d lost fields: %+v", step, id, tk.Description)
+					}
+				}
+			}
+			if err := models.MigrateUp(s); err != nil {
+				t.Fatal(err)
+			}
+			check("up", func(i int) int { return old[i].want })
+			if err := models.MigrateDownTo(s, 11); err != nil {
+				t.Fatal(err)
+			}
+			check("down", func(i int) int { return max(old[i].cost, 1) })
+			if err := models.MigrateUp(s); err != nil {
+				t.Fatal(err)
+			}
+			check("up again", func(i int) int { return old[i].want })
 		})
 	}
 }

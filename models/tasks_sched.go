@@ -13,6 +13,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/portier/portier/internal/taskcost"
 )
 
 // Scheduler queries: placement, leases, fencing, status reports and drain.
@@ -53,7 +55,7 @@ type SchedTask struct {
 }
 
 // Placement reads what the scheduler needs from a description: its cost
-// (at least 1) and the node labels it requires.
+// (taskcost units, at least 1) and the node labels it requires.
 type Placement struct {
 	Cost   int               `json:"cost"`
 	Labels map[string]string `json:"labels,omitempty"`
@@ -70,6 +72,7 @@ func PlacementOf(d RawJSON) Placement {
 }
 
 // SchedNode is a live concierge with the cost of the tasks it holds.
+// Capacity and Used are in taskcost units (the node registers cores).
 type SchedNode struct {
 	Name     string
 	Capacity int
@@ -123,7 +126,7 @@ func (s *Store) liveConcierges(ctx context.Context, aliveSince time.Time) ([]Sch
 	}
 	out := make([]SchedNode, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, SchedNode{Name: n.Name, Capacity: n.Capacity, Labels: n.Labels, Used: used[n.Name]})
+		out = append(out, SchedNode{Name: n.Name, Capacity: taskcost.FromCores(n.Capacity), Labels: n.Labels, Used: used[n.Name]})
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 )
@@ -59,8 +60,16 @@ func (f *schedFixture) node(t *testing.T, name string, capacity int, now time.Ti
 	}
 }
 
-func (f *schedFixture) task(t *testing.T, cost int) int64 {
-	tk := &models.Task{StreamID: f.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
+// task adds a pending task that costs cores CPU cores.
+func (f *schedFixture) task(t *testing.T, cores int) int64 {
+	return f.taskOf(t, models.TypeRestream, cores*taskcost.PerCore)
+}
+
+// taskOf adds a pending task of type typ whose description costs cost
+// (taskcost units, as stored).
+func (f *schedFixture) taskOf(t *testing.T, typ string, cost int) int64 {
+	t.Helper()
+	tk := &models.Task{StreamID: f.stream, Type: typ, DesiredState: models.DesiredRunning, State: models.TaskPending,
 		Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: cost}}
 	out, _, err := f.s.CreateCompiledTask(context.Background(), tk)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/api"
@@ -429,7 +430,7 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 		// Tasks: list by stream, ownership, restart.
 		sid := int64(s["id"].(float64))
 		task := &models.Task{StreamID: sid, Type: models.TypeRecord, DesiredState: models.DesiredRunning, State: models.TaskRunning,
-			NodeName: "concierge-1", Epoch: 2, Description: models.TaskDescription{Command: "ffmpeg", Args: []string{"secret-arg"}, Cost: 1}}
+			NodeName: "concierge-1", Epoch: 2, Description: models.TaskDescription{Command: "ffmpeg", Args: []string{"secret-arg"}, Cost: taskcost.Copy}}
 		if err := e.store.DB.Create(task).Error; err != nil {
 			t.Fatal(err)
 		}
@@ -441,6 +442,9 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 		ti := items[0].(map[string]any)
 		if ti["type"] != "record" || ti["state"] != "running" || ti["node"] != "concierge-1" || ti["epoch"] != float64(2) {
 			t.Fatalf("task view %v", ti)
+		}
+		if ti["cost"] != taskcost.Cores(taskcost.Copy) || ti["cost"] != 0.1 { // CPU cores
+			t.Fatalf("task cost %v, want %v cores", ti["cost"], taskcost.Cores(taskcost.Copy))
 		}
 		if raw, _ := json.Marshal(tl); bytes.Contains(raw, []byte("secret-arg")) {
 			t.Fatal("task view shows arguments")
@@ -463,6 +467,22 @@ func TestAPITaskConfigsTasksNodesUsers(t *testing.T) {
 		n0 := nl["items"].([]any)[0].(map[string]any)
 		if n0["name"] != "origin-1" || n0["role"] != "origin" || n0["alive"] != true {
 			t.Fatalf("nodes %v", nl)
+		}
+		// A concierge's capacity and cost used are both in CPU cores.
+		if _, err := e.store.RegisterNode(ctx, models.Node{Name: "concierge-1", Role: "concierge", Capacity: 2}, e.srv.lv.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.NodeHeartbeat(ctx, "concierge-1", models.NodeLoad{Streams: 3, CostUsed: 3 * taskcost.Copy}, e.srv.lv.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if items := e.mustDo("viewer", "GET", "/nodes?role=concierge", "", 200)["items"].([]any); len(items) != 1 {
+			t.Fatalf("concierges %v", items)
+		} else {
+			n := items[0].(map[string]any)
+			load, _ := n["load"].(map[string]any)
+			if n["capacity"] != float64(2) || load["cost_used"] != 0.3 || load["streams"] != float64(3) {
+				t.Fatalf("concierge view %v: want capacity 2 and cost_used 0.3 (cores)", n)
+			}
 		}
 
 		// Users: admin creates, patches, disables; the disabled user's token stops working.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 )
 
@@ -87,7 +88,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 			t.Fatalf("running after live: %+v", run)
 		}
 		yTask := run[yt.ID]
-		if yTask.State != models.TaskPending || yTask.Description.Command != "ffmpeg" || yTask.Description.Cost != 1 ||
+		if yTask.State != models.TaskPending || yTask.Description.Command != "ffmpeg" || yTask.Description.Cost != taskcost.Copy ||
 			yTask.Description.Outputs[0] != "rtmp://a.example.com/live2/k1" || yTask.Description.Input != "rtmp://127.0.0.1:1935/live/show?portier_internal=restream&portier_sig="+nodewire.InternalPlaySig(testToken, "live/show", "restream") {
 			t.Fatalf("restream task: %+v", yTask)
 		}
@@ -131,7 +132,7 @@ func TestTaskCompilationFollowsLiveState(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.srv.lv.ConfigChanged(ctx, hls.ID)
-		if d := e.running(t)[hls.ID].Description; d.Cost != 1 || !slices.Contains(d.Args, "-var_stream_map") {
+		if d := e.running(t)[hls.ID].Description; d.Cost != taskcost.Encode || !slices.Contains(d.Args, "-var_stream_map") {
 			t.Fatalf("hls task: %+v", d)
 		}
 		if _, err := e.store.UpdateTaskConfig(ctx, e.stream.ID, rec.ID, models.TaskConfigUpdate{Enabled: &offv}); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/concierge/wire"
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/internal/testutil"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
@@ -55,10 +56,11 @@ func (e *schedEnv) node(t *testing.T, name string, capacity int) {
 	}
 }
 
-func (e *schedEnv) task(t *testing.T, cost int) int64 {
+// task adds a pending task that costs cores CPU cores.
+func (e *schedEnv) task(t *testing.T, cores int) int64 {
 	t.Helper()
 	tk := &models.Task{StreamID: e.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
-		Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: cost}}
+		Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: taskcost.FromCores(cores)}}
 	out, _, err := e.st.CreateCompiledTask(context.Background(), tk)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +147,7 @@ func TestScheduler(t *testing.T) {
 			if per["c1"] != 3 || per["c2"] != 2 {
 				t.Fatalf("load: %v; want c1=3 c2=2 (capacity)", per)
 			}
-			if tasks[5].State != models.TaskPending || tasks[5].Reason != "no concierge with 2 free capacity (largest free: 0)" {
+			if tasks[5].State != models.TaskPending || tasks[5].Reason != "no concierge with enough free capacity: needs 2.00 cores, largest free 0.00" {
 				t.Fatalf("unplaceable task: %+v", tasks[5])
 			}
 
@@ -234,7 +236,7 @@ func TestScheduler(t *testing.T) {
 					used += models.PlacementOf(tk.Description).Cost
 				}
 				caps := map[string]int{"c1": 3, "c2": 2, "c3": 4}
-				if name != "c2" && used > caps[name] {
+				if name != "c2" && used > taskcost.FromCores(caps[name]) {
 					t.Fatalf("%s uses %d over capacity %d", name, used, caps[name])
 				}
 			}
@@ -321,7 +323,7 @@ func TestSchedulerScale(t *testing.T) {
 			rows := make([]models.Task, tasks)
 			for i := range rows {
 				rows[i] = models.Task{StreamID: e.stream, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
-					Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: 1}}
+					Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: taskcost.PerCore}}
 			}
 			t0 := time.Now()
 			if err := n.Store.DB.CreateInBatches(rows, 500).Error; err != nil {

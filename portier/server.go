@@ -118,6 +118,13 @@ func (s *Server) Store() *models.Store { return s.p.Store }
 // Core is the control plane's write paths (for tests and embedding tools).
 func (s *Server) Core() *core.Core { return s.core }
 
+// TaskConfigDemand is what the enabled task configs would ask of
+// concierges with all their streams live (live.State.ConfigDemand):
+// `portier run` compares it with its embedded concierge's capacity.
+func (s *Server) TaskConfigDemand(ctx context.Context) (live.Demand, error) {
+	return s.lv.ConfigDemand(ctx)
+}
+
 // SetSessionAuthenticator replaces how the API authenticates UI session
 // cookies (Bearer tokens are always tried first); tests use it.
 func (s *Server) SetSessionAuthenticator(f auth.SessionFunc) { s.auth.SetSessionFunc(f) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 	"github.com/portier/portier/portier/auth"
@@ -526,7 +527,7 @@ func TestUIDashboardClusterAndTasks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.store.NodeHeartbeat(ctx, "worker-a", models.NodeLoad{CostUsed: 4}, now); err != nil {
+	if err := e.store.NodeHeartbeat(ctx, "worker-a", models.NodeLoad{CostUsed: 4 * taskcost.PerCore}, now); err != nil {
 		t.Fatal(err)
 	}
 	// edge-old went silent a minute ago.
@@ -556,7 +557,7 @@ func TestUIDashboardClusterAndTasks(t *testing.T) {
 	// alive window is 3 s, which a loaded machine can spend on the set-up.
 	beat := func() {
 		t.Helper()
-		for n, l := range map[string]models.NodeLoad{"worker-a": {CostUsed: 4}, "origin-a": {},
+		for n, l := range map[string]models.NodeLoad{"worker-a": {CostUsed: 4 * taskcost.PerCore}, "origin-a": {},
 			"cdn-a": {BitrateOut: 250e6, ActiveRequests: 12, HitRatio: 0.96, CacheBytes: 300 << 20}} {
 			if err := e.store.NodeHeartbeat(ctx, n, l, time.Now()); err != nil {
 				t.Fatal(err)
@@ -602,6 +603,9 @@ func TestUIDashboardClusterAndTasks(t *testing.T) {
 	}
 	if v, _ := doc.Find(`tr[data-node="worker-a"] meter`).Attr("value"); v != "50" {
 		t.Errorf("worker load meter = %q, want 50", v)
+	}
+	if got := doc.Find(`tr[data-node="worker-a"] [data-cores]`).Text(); got != "4.00 of 8 cores" {
+		t.Errorf("worker load = %q, want 4.00 of 8 cores", got)
 	}
 	if !strings.Contains(doc.Find(`tr[data-node="edge-old"]`).Text(), "silent") {
 		t.Errorf("edge-old not shown silent")

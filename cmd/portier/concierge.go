@@ -39,7 +39,7 @@ func (c *conciergeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SupervisorURL, "supervisor-url", "", "drive an existing supervisord at http://HOST:PORT or unix:///path.sock instead of starting an embedded one")
 	fs.StringVar(&c.SupervisorIncludeDir, "supervisor-include-dir", "", "with --supervisor-url: the directory its [include] files= glob reads (*.conf); one file per task goes there")
 	fs.StringVar(&c.Supervisord, "supervisord", "", "supervisord binary for the embedded one (default: bin/supervisord next to portier, else supervisord on PATH)")
-	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of this host (default: number of CPUs)")
+	fs.IntVar(&c.Capacity, "capacity", 0, "CPU cores this host offers tasks (default: number of CPUs); "+capacityCostHelp)
 	fs.StringVar(&c.Labels, "labels", "", "node labels k=v,k2=v2 that tasks can require")
 	fs.StringVar(&c.DataDir, "data-dir", "./concierge-data", "directory for the embedded supervisord, its config and task logs")
 	fs.StringVar(&c.RelayRTMP, "relay-rtmp", "", "relay near this host, host:port or rtmp://host:port: tasks read their stream from it and pulls publish to it (default: the control plane's --relay-rtmp-url); announced to the control plane, given to tasks as PORTIER_RELAY_RTMP")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/media/controlclient"
 )
 
@@ -156,10 +157,15 @@ func checkPositive(option string, d time.Duration, example string) error {
 // registration attempt instead of failing at start.
 const maxCapacity = 1_000_000
 
+// capacityCostHelp tells, in a concierge's --capacity help, what tasks
+// cost of it (internal/taskcost).
+var capacityCostHelp = "a copying task (restream, record, pull) takes " + taskcost.Format(taskcost.Copy) +
+	" of a core, an HLS ladder about a core per 640x360 rendition at 30 fps"
+
 // checkCapacity checks a --capacity: 0 means the default (zeroMeans).
 func checkCapacity(capacity int, zeroMeans string) error {
 	if capacity < 0 || capacity > maxCapacity {
-		return badValue("capacity", strconv.Itoa(capacity), fmt.Sprintf("want 0 (%s) or a task-cost budget up to %d, e.g. 8", zeroMeans, maxCapacity))
+		return badValue("capacity", strconv.Itoa(capacity), fmt.Sprintf("want 0 (%s) or a whole number up to %d, e.g. 8", zeroMeans, maxCapacity))
 	}
 	return nil
 }

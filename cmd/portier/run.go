@@ -19,6 +19,7 @@ import (
 
 	"github.com/portier/portier/concierge"
 	"github.com/portier/portier/internal/dirlock"
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/media/cdnedge"
 	"github.com/portier/portier/media/hlsorigin"
 	"github.com/portier/portier/media/httpserve"
@@ -68,7 +69,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Name, "name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
 	fs.StringVar(&c.PublicURL, "public-url", "", publicURLHelp)
-	fs.IntVar(&c.Capacity, "capacity", 0, "task-cost budget of the embedded concierge (default: the number of CPUs)")
+	fs.IntVar(&c.Capacity, "capacity", 0, "CPU cores the embedded concierge offers tasks (default: the number of CPUs); "+capacityCostHelp)
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
 	fs.StringVar(&c.ClusterToken, "cluster-token", "", "shared secret for relays, concierges and media-server hooks that join this all-in-one from outside (default: a new random one at each start, known only to the embedded roles)")
@@ -276,6 +277,7 @@ func runAll(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		warnCapacity(ctx, srv, c.Capacity(), publicURL(cfg.PublicURL, cfg.PublicHost, "127.0.0.1", httpPort), logger)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -378,6 +380,25 @@ func runAll(ctx context.Context, args []string) error {
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	return nil
+}
+
+// warnCapacity logs one WARN line when the enabled task configs need more
+// CPU, with all their streams live, than the embedded concierge's capacity
+// (cores): the tasks that do not fit would wait pending. It names both
+// figures and the two ways out.
+func warnCapacity(ctx context.Context, srv *portier.Server, cores int, control string, logger *slog.Logger) {
+	d, err := srv.TaskConfigDemand(ctx)
+	if err != nil {
+		logger.Warn("cannot sum what the enabled task configs need of the embedded concierge", "err", err)
+		return
+	}
+	if d.Cost <= taskcost.FromCores(cores) {
+		return
+	}
+	logger.Warn("the enabled task configs need more CPU than the embedded concierge has: tasks that do not fit will wait pending; "+
+		"raise --capacity (cores), or add a concierge on another host (portier concierge --control "+control+
+		" --cluster-token T, with the same --cluster-token given to portier run)",
+		"need_cores", taskcost.Format(d.Cost), "capacity_cores", cores, "configs", d.Configs)
 }
 
 // allInOneHandler serves the control plane and, on the same address, the

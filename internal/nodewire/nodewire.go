@@ -127,7 +127,7 @@ type Load struct {
 	Streams     int   `json:"streams"`
 	BitrateIn   int64 `json:"bitrate_in"`
 	BitrateOut  int64 `json:"bitrate_out"`
-	CostUsed    int   `json:"cost_used"`
+	CostUsed    int   `json:"cost_used"` // concierges: the cost of their tasks, taskcost units
 	// UploadsPerSecond and StorageErrors are reported by HLS origins.
 	UploadsPerSecond float64 `json:"uploads_per_second,omitempty"`
 	StorageErrors    int64   `json:"storage_errors,omitempty"`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/httperr"
@@ -80,7 +81,7 @@ type apiTaskView struct {
 	LeaseUntil    *time.Time      `json:"lease_until"`
 	Reason        string          `json:"reason"`
 	Command       string          `json:"command"`
-	Cost          int             `json:"cost"`
+	Cost          float64         `json:"cost"` // CPU cores (taskcost.Cores)
 	ConfigVersion int64           `json:"config_version"`
 	CreatedAt     time.Time       `json:"created_at"`
 	UpdatedAt     time.Time       `json:"updated_at"`
@@ -91,7 +92,7 @@ func apiViewTask(t *models.Task) apiTaskView {
 		ID: t.ID, ConfigID: t.ConfigID, StreamID: t.StreamID, Type: t.Type, State: t.State, DesiredState: t.DesiredState,
 		Node: t.NodeName, Epoch: t.Epoch, Restarts: t.Restarts, LastExitCode: t.LastExitCode, LastError: t.LastError,
 		LogTail: t.LogTail, StartedAt: t.StartedAt, LeaseUntil: t.LeaseUntil, Reason: t.Reason,
-		Command: t.Description.Command, Cost: t.Description.Cost, ConfigVersion: t.ConfigVersion,
+		Command: t.Description.Command, Cost: taskcost.Cores(max(t.Description.Cost, 1)), ConfigVersion: t.ConfigVersion,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Progress: taskProgress(t),
 	}
 }
@@ -206,19 +207,27 @@ func (s *Server) apiRestartTask(c *gin.Context) {
 }
 
 type apiNodeView struct {
-	Name          string          `json:"name"`
-	Role          string          `json:"role"`
-	RTMPAddress   string          `json:"rtmp_address"`
-	HTTPAddress   string          `json:"http_address"`
-	Capacity      int             `json:"capacity"`
-	Labels        models.Labels   `json:"labels"`
-	Load          models.NodeLoad `json:"load"`
-	Version       string          `json:"version"`
-	LastHeartbeat *time.Time      `json:"last_heartbeat"`
-	RegisteredAt  time.Time       `json:"registered_at"`
-	Draining      bool            `json:"draining"`
-	Alive         bool            `json:"alive"`
-	State         string          `json:"state"`
+	Name          string        `json:"name"`
+	Role          string        `json:"role"`
+	RTMPAddress   string        `json:"rtmp_address"`
+	HTTPAddress   string        `json:"http_address"`
+	Capacity      int           `json:"capacity"`
+	Labels        models.Labels `json:"labels"`
+	Load          apiNodeLoad   `json:"load"`
+	Version       string        `json:"version"`
+	LastHeartbeat *time.Time    `json:"last_heartbeat"`
+	RegisteredAt  time.Time     `json:"registered_at"`
+	Draining      bool          `json:"draining"`
+	Alive         bool          `json:"alive"`
+	State         string        `json:"state"`
+}
+
+// apiNodeLoad is a node's load as the API shows it: a concierge's cost
+// used in CPU cores, as its capacity (the heartbeat carries taskcost
+// units). The outer CostUsed hides the embedded one.
+type apiNodeLoad struct {
+	models.NodeLoad
+	CostUsed float64 `json:"cost_used"`
 }
 
 func (s *Server) apiListNodes(c *gin.Context) {
@@ -233,7 +242,7 @@ func (s *Server) apiListNodes(c *gin.Context) {
 		n := &nodes[i]
 		st := s.lv.NodeState(n, now)
 		out[i] = apiNodeView{Name: n.Name, Role: n.Role, RTMPAddress: n.RTMPAddress, HTTPAddress: n.HTTPAddress,
-			Capacity: n.Capacity, Labels: n.Labels, Load: n.Load, Version: n.Version, LastHeartbeat: n.LastHeartbeat,
+			Capacity: n.Capacity, Labels: n.Labels, Load: apiNodeLoad{NodeLoad: n.Load, CostUsed: taskcost.Cores(n.Load.CostUsed)}, Version: n.Version, LastHeartbeat: n.LastHeartbeat,
 			RegisteredAt: n.RegisteredAt, Draining: n.Draining, Alive: st != "dead", State: st}
 	}
 	c.JSON(http.StatusOK, listOf(out, int64(len(out)), paging.Page{Limit: len(out)}, len(out)))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/compile"
 	"github.com/portier/portier/portier/paging"
@@ -126,10 +127,11 @@ var openAPISchemas = obj{
 			"frame": tInt, "fps": tNum, "bitrate": tInt, "total_size": tInt, "out_time_ms": tInt, "speed": tNum,
 			"drop_frames": tInt, "dup_frames": tInt, "uptime_ms": tInt, "stalled": tBool}},
 		"started_at": tNTime, "lease_until": tNTime, "reason": tStr,
-		"command": tStr, "cost": tInt, "config_version": tInt, "created_at": tTime, "updated_at": tTime,
+		"command": tStr, "cost": obj{"type": "number", "description": "CPU cores the task is budgeted on its concierge (copying tasks " + taskcost.Format(taskcost.Copy) + ", an HLS ladder its encoding work)"}, "config_version": tInt, "created_at": tTime, "updated_at": tTime,
 	}),
-	"Node": props(nil, obj{"name": tStr, "role": tStr, "rtmp_address": tStr, "http_address": tStr, "capacity": tInt,
-		"labels": tObj, "load": tObj, "version": tStr, "last_heartbeat": tNTime, "registered_at": tTime,
+	"Node": props(nil, obj{"name": tStr, "role": tStr, "rtmp_address": tStr, "http_address": tStr,
+		"capacity": obj{"type": "integer", "description": "concierges: CPU cores (the task-cost budget, --capacity); CDN edges: egress in Mbit/s"},
+		"labels":   tObj, "load": obj{"type": "object", "description": "the last heartbeat's load; a concierge's cost_used is in CPU cores, as its capacity"}, "version": tStr, "last_heartbeat": tNTime, "registered_at": tTime,
 		"draining": tBool, "alive": tBool, "state": obj{"type": "string", "enum": []string{"alive", "draining", "dead"}}}),
 	"AuditEvent": props(nil, obj{"id": tInt, "time": tTime, "actor": tStr, "action": tStr, "object": tStr,
 		"result": tStr, "reason": tStr, "node": tStr, "addr": tStr, "details": tObj}),

@@ -158,7 +158,11 @@ type RelayPull struct {
 const CredentialPlaceholder = "{{PORTIER_HLS_CREDENTIAL}}"
 
 // Hash is a stable digest of the parts of d that affect the running process:
-// command, arguments, environment, URLs, directories and cost.
+// command, arguments, environment, URLs and directories, and the labels
+// that move it. Cost is placement only: it follows from the arguments, and
+// migration 00012 could only scale the stored costs of HLS tasks to the
+// new unit, so a recompilation that differs in cost alone must not
+// restart them.
 func (d Description) Hash() string {
 	keys := make([]string, 0, len(d.Env))
 	for k := range d.Env {
@@ -174,8 +178,7 @@ func (d Description) Hash() string {
 		A, E, O []string
 		I       string
 		D       []string
-		Cost    int
-	}{d.Type, d.Command, d.Args, env, d.Outputs, d.Input, d.Dirs, d.Cost})
+	}{d.Type, d.Command, d.Args, env, d.Outputs, d.Input, d.Dirs})
 	if len(d.Labels) > 0 {
 		// Required labels move the task, so they are part of the version;
 		// without labels the hash is what it was before labels existed.

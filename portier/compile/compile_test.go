@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/portier/portier/internal/redact"
+	"github.com/portier/portier/internal/taskcost"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -99,22 +100,25 @@ func TestCompileCosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1280x720 = 4 units of 640x360, 640x360 = 1 unit.
-	if d.Cost != 5 {
-		t.Errorf("hls cost = %d, want 5", d.Cost)
+	// 1280x720 is four times 640x360 (one core each), 640x360 one core.
+	if d.Cost != 5*taskcost.PerCore {
+		t.Errorf("hls cost = %d, want %d", d.Cost, 5*taskcost.PerCore)
 	}
 	// Cost is encoding work: pixels × frame rate (30 fps when the source's
-	// is kept); copy and audio-only renditions add nothing.
+	// is kept), rounded up to a hundredth of a core; copy and audio-only
+	// renditions add nothing, and a ladder costs at least a copy.
 	for _, tc := range []struct {
 		rs   []Rendition
 		want int
 	}{
-		{[]Rendition{{Name: "a", Width: 1280, Height: 720, FPS: 60, VideoBitrate: 3000}}, 8},
-		{[]Rendition{{Name: "a", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500}, {Name: "b", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500}}, 1},
-		{[]Rendition{{Preset: "1080p"}, {Preset: "copy"}, {Preset: "audio"}}, 9},
-		{[]Rendition{{Preset: "copy"}}, 1},
-		{[]Rendition{{Preset: "audio"}}, 1},
-		{[]Rendition{{Preset: "copy"}, {Preset: "audio"}, {Preset: "360p"}}, 1},
+		{[]Rendition{{Name: "a", Width: 1280, Height: 720, FPS: 60, VideoBitrate: 3000}}, 800},
+		{[]Rendition{{Name: "a", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500}, {Name: "b", Width: 640, Height: 360, FPS: 15, VideoBitrate: 500}}, 100},
+		{[]Rendition{{Name: "a", Width: 480, Height: 270, VideoBitrate: 400}}, 57},   // 0.5625 core
+		{[]Rendition{{Name: "a", Width: 854, Height: 480, VideoBitrate: 1400}}, 178}, // 1.779 cores
+		{[]Rendition{{Preset: "1080p"}, {Preset: "copy"}, {Preset: "audio"}}, 900},
+		{[]Rendition{{Preset: "copy"}}, taskcost.Copy},
+		{[]Rendition{{Preset: "audio"}}, taskcost.Copy},
+		{[]Rendition{{Preset: "copy"}, {Preset: "audio"}, {Preset: "360p"}}, 100},
 	} {
 		d, err := Compile(TaskConfigInput{Type: TypeHLS, Renditions: tc.rs}, testStream, testEnv)
 		if err != nil {
@@ -124,6 +128,7 @@ func TestCompileCosts(t *testing.T) {
 			t.Errorf("cost of %+v = %d, want %d", tc.rs, d.Cost, tc.want)
 		}
 	}
+	// Copying tasks cost a fraction of an encode.
 	for _, typ := range []TaskConfigInput{
 		{Type: TypeRestream, Target: "rtmp://x.example.com/app"},
 		{Type: TypeRecord},
@@ -133,8 +138,8 @@ func TestCompileCosts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Cost != 1 {
-			t.Errorf("%s cost = %d, want 1", typ.Type, d.Cost)
+		if d.Cost != taskcost.Copy || d.Cost*10 > taskcost.Encode {
+			t.Errorf("%s cost = %d, want %d (at most a tenth of an encode's %d)", typ.Type, d.Cost, taskcost.Copy, taskcost.Encode)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/portier/portier/internal/taskcost"
 )
 
 // The HLS task: ffmpeg reads the stream from the relay and PUTs a
@@ -37,8 +39,9 @@ import (
 // hlsListSize is the number of segments in a media playlist.
 const hlsListSize = 6
 
-// costUnit is the encoding work of one cost unit: 640x360 at 30 fps.
-const costUnit = 640 * 360 * 30
+// encodeWork is the encoding work that costs taskcost.Encode (one core):
+// 640x360 at 30 fps.
+const encodeWork = 640 * 360 * 30
 
 // assumedFPS is the frame rate cost assumes when a rendition keeps the source's.
 const assumedFPS = 30
@@ -46,9 +49,11 @@ const assumedFPS = 30
 // HLSPath is the path under the HLS origin of stream id's files.
 func HLSPath(streamID int64) string { return "/hls/s/" + strconv.FormatInt(streamID, 10) }
 
-// HLSCost is the placement cost of a checked ladder: its encoding work in
-// units of 640x360 at 30 fps (pixels × frame rate of each encoded
-// rendition; a copy or audio-only rendition costs nothing more), at least 1.
+// HLSCost is the placement cost of a checked ladder (taskcost units): its
+// encoding work (pixels × frame rate of each encoded rendition) at one
+// core (taskcost.Encode) per 640x360 at 30 fps, rounded up to the unit; a
+// copy or audio-only rendition costs nothing more, and a ladder costs at
+// least a copy (taskcost.Copy).
 func HLSCost(rs []Rendition) int {
 	work := 0.0
 	for _, r := range rs {
@@ -61,7 +66,7 @@ func HLSCost(rs []Rendition) int {
 		}
 		work += float64(r.Width) * float64(r.Height) * float64(fps)
 	}
-	return max(1, int(math.Ceil(work/costUnit-1e-9)))
+	return max(taskcost.Copy, int(math.Ceil(work*taskcost.Encode/encodeWork-1e-9)))
 }
 
 func hls(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {

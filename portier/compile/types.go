@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/portier/portier/internal/taskcost"
 )
 
 func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
@@ -38,7 +40,7 @@ func restream(cfg TaskConfigInput, st StreamState, env Env) (Description, error)
 	}
 	in := relayInput(env, st, "restream")
 	args := append(commonInput(in), "-c", "copy", "-f", format, out)
-	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: 1, RelayArgs: []int{inputArg(args)}}, nil
+	return Description{Args: args, Input: in, Outputs: []string{out}, Cost: taskcost.Copy, RelayArgs: []int{inputArg(args)}}, nil
 }
 
 // RecordingDir is where the record tasks of stream id write its segments,
@@ -102,7 +104,7 @@ func record(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 		"-f", "segment", "-segment_time", strconv.Itoa(seg), "-segment_format", muxer)
 	args = append(args, muxOpts...)
 	args = append(args, "-strftime", "1", "-reset_timestamps", "1", out)
-	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: 1, RelayArgs: []int{inputArg(args)}}, nil
+	return Description{Args: args, Input: in, Outputs: []string{out}, Dirs: []string{dir}, Cost: taskcost.Copy, RelayArgs: []int{inputArg(args)}}, nil
 }
 
 func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
@@ -121,7 +123,7 @@ func pull(cfg TaskConfigInput, st StreamState, env Env) (Description, error) {
 	}
 	out := relayURL(env, st) + "?key=" + url.QueryEscape(st.Key)
 	args := append(commonInput(cfg.Source), "-c", "copy", "-f", "flv", out)
-	d := Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: 1, RelayArgs: []int{len(args) - 1}}
+	d := Description{Args: args, Input: cfg.Source, Outputs: []string{out}, Cost: taskcost.Copy, RelayArgs: []int{len(args) - 1}}
 	if src.Scheme == "rtsp" || src.Scheme == "rtsps" {
 		d.RelayPull = &RelayPull{Source: cfg.Source}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/models/modelstest"
 )
@@ -87,7 +88,7 @@ func TestLeaseExpiryAfterDBOutage(t *testing.T) {
 	}
 	for range 2 {
 		tk := &models.Task{StreamID: s.ID, Type: models.TypeRestream, DesiredState: models.DesiredRunning, State: models.TaskPending,
-			Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: 1}}
+			Description: models.TaskDescription{Command: "/bin/sleep", Args: []string{"30"}, Cost: taskcost.PerCore}} // a core each: each concierge is full
 		if _, _, err := st.CreateCompiledTask(ctx, tk); err != nil {
 			t.Fatal(err)
 		}

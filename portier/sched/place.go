@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 )
 
@@ -12,7 +13,7 @@ import (
 // tasks are taken in id order; each goes to the concierge whose labels
 // include every label the task requires and that has the most free capacity
 // (capacity minus the cost of the tasks it holds, including those placed in
-// this round), ties broken by name. A task never goes over capacity: if no
+// this round, all in taskcost units), ties broken by name. A task never goes over capacity: if no
 // matching concierge has room it stays pending with a reason that says why.
 func placeTasks(nodes []models.SchedNode, pending []models.SchedTask) []models.PlaceDecision {
 	free := make([]int, len(nodes))
@@ -48,7 +49,8 @@ func placeTasks(nodes []models.SchedNode, pending []models.SchedTask) []models.P
 		case matching == 0:
 			d.Reason = "no live concierge has the labels " + formatLabels(p.Labels)
 		default:
-			d.Reason = fmt.Sprintf("no concierge with %d free capacity (largest free: %d)", p.Cost, max(largest, 0))
+			d.Reason = fmt.Sprintf("no concierge with enough free capacity: needs %s cores, largest free %s",
+				taskcost.Format(p.Cost), taskcost.Format(max(largest, 0)))
 		}
 		out = append(out, d)
 	}

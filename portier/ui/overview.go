@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/portier/portier/internal/taskcost"
 	"github.com/portier/portier/models"
 	"github.com/portier/portier/portier/auth"
 	"github.com/portier/portier/portier/history"
@@ -157,7 +158,8 @@ func (s *Server) uiTask(c *gin.Context) {
 		s.uiError(c, 0, err)
 		return
 	}
-	d := views.TaskDetail{LogTail: t.LogTail, Command: redactCommand(t.Description), Started: formatTime(t.StartedAt)}
+	d := views.TaskDetail{LogTail: t.LogTail, Command: redactCommand(t.Description), Started: formatTime(t.StartedAt),
+		Cost: taskcost.Format(max(t.Cost, 1))}
 	d.Row = taskRow(t, "", "", auth.PrincipalOf(c).CanWrite())
 	for _, r := range rows {
 		if r.ID == t.ID {
@@ -204,7 +206,7 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 	r := views.NodeRow{
 		Name: n.Name, Role: n.Role, Alive: state != "dead", Draining: n.Draining,
 		LastHeartbeat: formatTime(n.LastHeartbeat), Address: n.HTTPAddress,
-		Connections: n.Load.Connections, Streams: n.Load.Streams, CostUsed: n.Load.CostUsed, Capacity: n.Capacity,
+		Connections: n.Load.Connections, Streams: n.Load.Streams,
 		BitrateIn: formatBitrate(n.Load.BitrateIn), BitrateOut: formatBitrate(n.Load.BitrateOut), Version: n.Version,
 	}
 	if n.RTMPAddress != "" {
@@ -213,8 +215,9 @@ func (s *Server) nodeRow(c *gin.Context, n *models.Node, now time.Time) views.No
 			r.Address += " · " + n.HTTPAddress
 		}
 	}
-	if n.Capacity > 0 {
-		r.LoadPercent = min(100, n.Load.CostUsed*100/n.Capacity)
+	if n.Role == models.NodeRoleConcierge && n.Capacity > 0 {
+		r.Cores, r.CostUsed, r.Capacity = true, taskcost.Format(n.Load.CostUsed), n.Capacity
+		r.LoadPercent = min(100, n.Load.CostUsed*100/taskcost.FromCores(n.Capacity))
 	}
 	if h := n.Load.Host; h != nil && r.Alive {
 		r.CPU = fmt.Sprintf("%.0f %% × %d", h.CPUPercent, h.CPUs)

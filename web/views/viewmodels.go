@@ -232,6 +232,9 @@ type TaskDetail struct {
 	// Runs is the run history of the task's config, newest first (nil
 	// when it has run once or has no config).
 	Runs []TaskRow
+	// Cost is the CPU cores the task is budgeted on its concierge
+	// ("0.10"), what placement counts against the concierge's capacity.
+	Cost string
 }
 
 // NodeRow is one cluster node.
@@ -246,11 +249,15 @@ type NodeRow struct {
 	Streams       int
 	BitrateIn     string
 	BitrateOut    string
-	CostUsed      int
-	Capacity      int
-	LoadPercent   int
-	Held          []string // streams this origin holds; an edge's streams with their players
-	Version       string
+	// Cores is set for concierges, whose capacity is a CPU-core budget:
+	// CostUsed is the cores their tasks are budgeted ("0.30"), Capacity
+	// the cores registered, LoadPercent the share used.
+	Cores       bool
+	CostUsed    string
+	Capacity    int
+	LoadPercent int
+	Held        []string // streams this origin holds; an edge's streams with their players
+	Version     string
 	// CPU, Memory and Uptime are what the node reports of its host ("" from
 	// older nodes).
 	CPU, Memory, Uptime string

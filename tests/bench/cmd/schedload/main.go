@@ -33,7 +33,7 @@ func main() {
 	control := flag.String("control", "", "control plane base URL")
 	token := flag.String("cluster-token", "", "cluster token")
 	name := flag.String("name", "", "concierge name")
-	capacity := flag.Int("capacity", 100, "task-cost budget")
+	capacity := flag.Int("capacity", 100, "CPU cores registered as the task-cost budget")
 	sleepFor := flag.Int("sleep", 3600, "seconds each task's sleep runs")
 	reporters := flag.Int("reporters", 1, "concurrent status reports")
 	flag.Parse()
