@@ -28,9 +28,16 @@ func TestAPIPresets(t *testing.T) {
 			t.Errorf("key shapes: %v %v %v", targets["youtube"]["key_shape"], targets["twitch"]["key_shape"], targets["facebook"]["key_shape"])
 		}
 		ladders := map[string][]any{}
+		costs := map[string]any{}
 		for _, x := range p["hls_ladders"].([]any) {
 			m := x.(map[string]any)
 			ladders[m["id"].(string)] = m["renditions"].([]any)
+			costs[m["id"].(string)] = m["cost"]
+		}
+		// Costs in CPU cores, as task costs and capacity: 720p + 480p +
+		// 360p is 4 + 1.78 + 1 cores of encoding; a copy a tenth.
+		if costs["720p"] != 6.78 || costs["copy"] != 0.1 {
+			t.Errorf("ladder costs %v, want 720p 6.78 and copy 0.1 (cores)", costs)
 		}
 		if len(ladders["1080p"]) != 4 || len(ladders["720p"]) != 3 || len(ladders["480p"]) != 2 || len(ladders["audio"]) != 1 || len(ladders["copy"]) != 1 {
 			t.Fatalf("ladders %v", ladders)

@@ -113,7 +113,7 @@ var openAPISchemas = obj{
 	"LadderPreset": props([]string{"id", "name", "renditions", "cost"}, obj{
 		"id": tStr, "name": tStr,
 		"renditions": obj{"type": "array", "items": ref("Rendition"), "description": "the renditions of an hls config, expanded"},
-		"cost":       obj{"type": "integer", "description": "placement cost in units of one 640x360 30 fps encode"},
+		"cost":       obj{"type": "number", "description": "placement cost in CPU cores (one per 640x360 30 fps of encoding work)"},
 	}),
 	"Presets": props([]string{"restream_targets", "hls_ladders"}, obj{
 		"restream_targets": arr(ref("RestreamPreset")), "hls_ladders": arr(ref("LadderPreset")),

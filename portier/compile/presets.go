@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/portier/portier/internal/taskcost"
 )
 
 // Presets for task config forms and the API (GET /api/v1/presets): the
@@ -151,8 +153,9 @@ type LadderPreset struct {
 	ID         string      `json:"id"`
 	Name       string      `json:"name"`
 	Renditions []Rendition `json:"renditions"`
-	// Cost is the ladder's placement cost (HLSCost).
-	Cost int `json:"cost"`
+	// Cost is the ladder's placement cost (HLSCost) in CPU cores, as the
+	// API shows task costs and concierge capacity.
+	Cost float64 `json:"cost"`
 }
 
 // ladderPresets names each ladder's renditions by rendition preset.
@@ -183,7 +186,7 @@ var LadderPresets = func() []LadderPreset {
 			r.Preset = ""
 			rs = append(rs, r)
 		}
-		out = append(out, LadderPreset{ID: l.id, Name: l.name, Renditions: rs, Cost: HLSCost(rs)})
+		out = append(out, LadderPreset{ID: l.id, Name: l.name, Renditions: rs, Cost: taskcost.Cores(HLSCost(rs))})
 	}
 	return out
 }()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/portier/portier/internal/taskcost"
 )
 
 func TestCheckTargetKey(t *testing.T) {
@@ -74,8 +76,8 @@ func TestPresetsValid(t *testing.T) {
 		if err != nil {
 			t.Errorf("ladder %s: %v", l.ID, err)
 		}
-		if l.Cost != HLSCost(rs) || l.Cost < 1 {
-			t.Errorf("ladder %s: cost %d", l.ID, l.Cost)
+		if l.Cost != taskcost.Cores(HLSCost(rs)) || l.Cost <= 0 {
+			t.Errorf("ladder %s: cost %v cores, want %v", l.ID, l.Cost, taskcost.Cores(HLSCost(rs)))
 		}
 	}
 	for _, id := range []string{"1080p", "720p", "480p", "audio", "copy"} {
