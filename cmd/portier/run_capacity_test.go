@@ -64,7 +64,10 @@ func TestRunWarnsWhenConfigsExceedCapacity(t *testing.T) {
 			log := captureStderr(t)
 			addr := freeAddr(t)
 			startRole(t, runAll, addr, "/readyz", "--data-dir", data, "--http-addr", addr, "--rtmp-addr", freeAddr(t),
-				"--rtsp-addr", "", "--no-cdn-edge", "--capacity", tc.capacity, "--log-level", "info")
+				"--rtsp-addr", "", "--no-cdn-edge", "--capacity", tc.capacity, "--log-level", "info",
+				// Its own node names: the previous run's nodes are live for an alive
+				// window, at other (random) ports.
+				"--name", "cap"+tc.capacity)
 			var lines []string
 			for _, l := range strings.Split(log(), "\n") {
 				if strings.Contains(l, warning) {
