@@ -143,7 +143,8 @@ func (b *loadBook) sweep(old time.Time) {
 
 // tracker keeps the current edgeSet: it reads the directory's edges every
 // refresh interval, drops those whose last heartbeat is older than the
-// alive window or that failed their last two health probes, and publishes
+// alive window (an edge already on the ring that answers its probe: two
+// alive windows) or that failed their last two health probes, and publishes
 // a new edgeSet (atomic pointer; readers never lock) when the membership
 // or loads change.
 //
@@ -190,6 +191,20 @@ func (t *tracker) holding(err error, now time.Time) bool {
 
 func (t *tracker) get() *edgeSet { return t.cur.Load() }
 
+// lateWindow: an edge of the current set whose heartbeat is older than the
+// alive window but younger than lateWindow alive windows stays while its
+// probe answers (see refresh).
+const lateWindow = 2
+
+// has reports whether the set (nil: none yet) holds the edge name.
+func (s *edgeSet) has(name string) (int, bool) {
+	if s == nil {
+		return 0, false
+	}
+	i, ok := s.live[name]
+	return i, ok
+}
+
 // refresh reads the directory once and publishes the live set.
 func (t *tracker) refresh(ctx context.Context) error {
 	all, err := t.dir.Edges(ctx)
@@ -200,17 +215,30 @@ func (t *tracker) refresh(ctx context.Context) error {
 	}
 	prev := t.get()
 	var live []Edge
+	late := map[string]bool{}
 	for _, e := range all {
-		fresh := now.Sub(e.LastHeartbeat) <= t.alive
-		if !fresh && hold && prev != nil {
-			_, fresh = prev.live[e.Name]
+		if e.BaseURL == "" {
+			continue
 		}
-		if fresh && e.BaseURL != "" {
+		age := now.Sub(e.LastHeartbeat)
+		_, had := prev.has(e.Name)
+		switch {
+		case age <= t.alive, hold && had:
 			live = append(live, e)
+		case t.probe && had && age <= lateWindow*t.alive:
+			// A heartbeat late by less than another alive window: the
+			// edge may only have been moving to another control-plane
+			// replica (a failover leaves a gap of up to two heartbeat
+			// intervals). It stays if its probe answers now; a hung or
+			// dead edge does not.
+			live = append(live, e)
+			late[e.Name] = true
 		}
 	}
 	if t.probe {
-		live = t.probeAll(ctx, live)
+		var up map[string]bool
+		live, up = t.probeAll(ctx, live)
+		live = slices.DeleteFunc(live, func(e Edge) bool { return late[e.Name] && !up[e.Name] })
 	}
 	slices.SortFunc(live, func(a, b Edge) int { return strings.Compare(a.Name, b.Name) })
 	next := &edgeSet{edges: live, live: map[string]int{}}
@@ -244,7 +272,9 @@ func (t *tracker) refresh(ctx context.Context) error {
 // refresh interval) and leaves out an edge whose last two probes failed:
 // a killed edge leaves the ring within two refresh intervals, well inside
 // one heartbeat interval, instead of after the heartbeat alive window.
-func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
+//
+// up has the edges that answered 200 (proved alive, not just not down).
+func (t *tracker) probeAll(ctx context.Context, edges []Edge) (out []Edge, up map[string]bool) {
 	ctx, cancel := context.WithTimeout(ctx, max(t.every*3/4, 100*time.Millisecond))
 	defer cancel()
 	// ok[i]: the probe did not prove the edge down. Only a refused or
@@ -252,6 +282,7 @@ func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
 	// may be this replica's own load, and a hung edge leaves with its
 	// heartbeats (AliveWindow) anyway.
 	ok := make([]bool, len(edges))
+	answered := make([]bool, len(edges))
 	var wg sync.WaitGroup
 	for i, e := range edges {
 		wg.Add(1)
@@ -269,13 +300,17 @@ func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
 			}
 			resp.Body.Close()
 			ok[i] = resp.StatusCode == http.StatusOK
+			answered[i] = ok[i]
 		}()
 	}
 	wg.Wait()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []Edge
+	up = map[string]bool{}
 	for i, e := range edges {
+		if answered[i] {
+			up[e.Name] = true
+		}
 		if ok[i] {
 			delete(t.failing, e.Name)
 		} else {
@@ -285,7 +320,7 @@ func (t *tracker) probeAll(ctx context.Context, edges []Edge) []Edge {
 			out = append(out, e)
 		}
 	}
-	return out
+	return out, up
 }
 
 // run refreshes until ctx ends.

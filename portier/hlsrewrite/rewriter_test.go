@@ -490,3 +490,55 @@ func TestDirectoryOutageKeepsEdges(t *testing.T) {
 		t.Fatalf("3 s after the outage: %d edges, generation %d; want 2 (edge-2 left) and 1", n, gen)
 	}
 }
+
+// TestLateHeartbeatKeepsAnsweringEdge: an edge of the ring whose heartbeat
+// is late by less than another alive window (its control-plane replica
+// died and it is moving to the other) stays while its /healthz answers;
+// a late edge that does not answer (hung) leaves as before, and so does any
+// edge once its heartbeat is two alive windows old.
+func TestLateHeartbeatKeepsAnsweringEdge(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	dir := &fakeDir{streams: map[string]Stream{}}
+	hung := make(chan struct{})
+	for i := range 3 {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if i == 2 {
+				<-hung // accepts, never answers (SIGSTOPped)
+			}
+		}))
+		t.Cleanup(s.Close)
+		dir.edges = append(dir.edges, Edge{Name: fmt.Sprintf("edge-%d", i), BaseURL: s.URL, CapacityMbps: 1000, LastHeartbeat: clk.now()})
+	}
+	t.Cleanup(func() { close(hung) }) // before the servers' Close, which waits for the hung handler
+	rw, err := New(Params{Directory: dir, Origin: &fakeOrigin{n: 3}, Secret: "s", RefreshEvery: 100 * time.Millisecond, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rw.Refresh(ctx); err != nil || len(rw.edges.get().edges) != 3 {
+		t.Fatalf("3 live edges: %v %+v", err, rw.edges.get())
+	}
+	// 2 s without a heartbeat (alive window 1.5 s): the answering edges
+	// stay, the hung one leaves.
+	clk.add(2 * time.Second)
+	if err := rw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	set := rw.edges.get()
+	if _, in := set.live["edge-2"]; in || len(set.edges) != 2 || set.gen != 1 {
+		t.Fatalf("heartbeats 2 s late: %v, generation %d; want edge-0 and edge-1 (they answer), not the hung edge-2", set.live, set.gen)
+	}
+	// The replica took over: fresh heartbeats again, nothing changes.
+	dir.heartbeat(clk.now(), "edge-0", "edge-1")
+	if err := rw.Refresh(ctx); err != nil || len(rw.edges.get().edges) != 2 || rw.edges.get().gen != 1 {
+		t.Fatalf("after the heartbeats resumed: %v %+v", err, rw.edges.get().live)
+	}
+	// 3.5 s without a heartbeat: two alive windows gone, answering or not.
+	clk.add(3500 * time.Millisecond)
+	if err := rw.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rw.edges.get().edges); n != 0 {
+		t.Fatalf("heartbeats 3.5 s old: %d edges on the ring, want none", n)
+	}
+}
