@@ -183,6 +183,20 @@ func TestUIGermanWalk(t *testing.T) {
 	}
 	addConfig(fmt.Sprintf(`{"type":"restream","name":"copy","target":%q,"key":%q,"enabled":true}`, relayBase, "walk-copy?key="+copyStream.PublishKey))
 	addConfig(`{"type":"record","name":"archive","format":"mp4","segment_seconds":60,"enabled":true}`)
+	// The archive went live twice before (its run history): one row in the
+	// lists with "3 Läufe", the task page lists the three runs.
+	for cid, name := range cfgID {
+		if name != "archive" {
+			continue
+		}
+		for _, state := range []string{models.TaskFailed, models.TaskStopped} {
+			if err := s.Store.DB.Create(&models.Task{ConfigID: &cid, StreamID: id, Type: models.TypeRecord,
+				DesiredState: models.DesiredStopped, State: state,
+				Description: models.TaskDescription{Command: "ffmpeg"}}).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	// Fails at once: nothing listens there.
 	addConfig(`{"type":"restream","name":"broken","target":"rtmp://127.0.0.1:9/live","key":"x","enabled":true}`)
 	// Too big for the concierge's capacity: stays pending with a reason.
@@ -272,6 +286,10 @@ func TestUIGermanWalk(t *testing.T) {
 	visit("/", "main h1")
 	visit("/streams", `tr[data-stream="walk"][data-live="true"]`)
 	visit(stream, `#stream-tasks tr[data-config="copy"][data-state="running"]`)
+	if runs := uiGet(t, b, "archive runs", 10*time.Second, chromedp.Evaluate[string](
+		`Array.from(document.querySelectorAll('#stream-tasks tr[data-config="archive"]')).map(r => r.querySelector('.runs')?.textContent.trim()).join('|')`)); runs != "3 Läufe" {
+		t.Errorf("the stream page's archive rows say %q; want one row with \"3 Läufe\"", runs)
+	}
 	b.do(t, "reveal key", 20*time.Second, chromedp.Click(uiCSS("#reveal-key")), chromedp.WaitVisible(uiCSS("#ingest-url")))
 	check(stream + " (key revealed)")
 	for _, typ := range []string{"restream", "record", "pull", "hls"} {
@@ -310,6 +328,11 @@ func TestUIGermanWalk(t *testing.T) {
 	}
 	for _, tk := range tasks {
 		visit(fmt.Sprintf("/tasks/%d", tk.ID), "main h1")
+		if tk.ConfigID != nil && cfgID[*tk.ConfigID] == "archive" {
+			if n := uiGet(t, b, "run history", 5*time.Second, chromedp.Evaluate[int](`document.querySelectorAll('#runs tr[data-run]').length`)); n != 3 {
+				t.Errorf("task %d's run history has %d rows; want the archive's 3 runs", tk.ID, n)
+			}
+		}
 	}
 	for _, p := range []string{"/cluster", "/tokens", "/account", "/admin/users", "/admin/audit", "/admin/webhooks", "/admin/audit?plays=1", "/admin/audit?since=bad", "/streams/999999"} {
 		visit(p, "main h1")
