@@ -171,19 +171,32 @@ func TestEdgeFailoverKeepsReader(t *testing.T) {
 	last := map[stream.Kind]int64{}
 	var maxGap time.Duration
 	var prevAt time.Time
-	firstAfter := -1
+	// The switch is the longest arrival gap after the kill: units the
+	// first origin had sent may still reach the reader after killedAt (they
+	// were in the hub), in a burst; the second origin's first unit comes
+	// after the reconnect.
+	firstAfter, switchGap := -1, time.Duration(-1)
+	var headerGap time.Duration // a gap before header units counts for the media unit after them
 	for i, g := range units {
 		if prev, ok := last[g.u.Kind]; ok && g.u.DTS < prev {
 			t.Errorf("unit %d: %v DTS %d after %d", i, g.u.Kind, g.u.DTS, prev)
 		}
 		last[g.u.Kind] = g.u.DTS
-		if !prevAt.IsZero() && g.at.Sub(prevAt) > maxGap {
-			maxGap = g.at.Sub(prevAt)
+		gap := g.at.Sub(prevAt)
+		if !prevAt.IsZero() && gap > maxGap {
+			maxGap = gap
+		}
+		if !prevAt.IsZero() && g.at.After(killedAt) {
+			if g.u.Header {
+				headerGap = max(headerGap, gap)
+			} else {
+				if gap = max(gap, headerGap); gap > switchGap {
+					firstAfter, switchGap = i, gap
+				}
+				headerGap = 0
+			}
 		}
 		prevAt = g.at
-		if firstAfter < 0 && g.at.After(killedAt) && !g.u.Header {
-			firstAfter = i
-		}
 	}
 	if firstAfter < 0 || units[firstAfter].u.Kind != stream.KindVideo || !units[firstAfter].u.Key {
 		t.Errorf("first media unit after the switch is not a keyframe: %+v", units[firstAfter].u)
