@@ -43,7 +43,9 @@ func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int64, err
 		q = q.Where("config_id = ?", f.ConfigID)
 	}
 	if f.LatestPerConfig {
-		q = q.Where("id IN (SELECT MAX(id) FROM tasks GROUP BY COALESCE(config_id, -id))")
+		// No newer task of the same config (tasks_config index); a task
+		// without a config has no newer sibling.
+		q = q.Where("NOT EXISTS (SELECT 1 FROM tasks AS newer WHERE newer.config_id = tasks.config_id AND newer.id > tasks.id)")
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
