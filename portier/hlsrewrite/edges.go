@@ -197,12 +197,12 @@ func (t *tracker) get() *edgeSet { return t.cur.Load() }
 const lateWindow = 2
 
 // has reports whether the set (nil: none yet) holds the edge name.
-func (s *edgeSet) has(name string) (int, bool) {
+func (s *edgeSet) has(name string) bool {
 	if s == nil {
-		return 0, false
+		return false
 	}
-	i, ok := s.live[name]
-	return i, ok
+	_, ok := s.live[name]
+	return ok
 }
 
 // refresh reads the directory once and publishes the live set.
@@ -221,7 +221,7 @@ func (t *tracker) refresh(ctx context.Context) error {
 			continue
 		}
 		age := now.Sub(e.LastHeartbeat)
-		_, had := prev.has(e.Name)
+		had := prev.has(e.Name)
 		switch {
 		case age <= t.alive, hold && had:
 			live = append(live, e)
