@@ -189,6 +189,8 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"relay", []string{"--rtsp-udp-addr", ":8001"}, "rtsp-udp-addr"},
 		{"relay", []string{"--rtsp-udp-read-buffer", "-2"}, "rtsp-udp-read-buffer"},
 		{"relay", []string{"--http-addr", "x"}, "http-addr"},
+		{"relay", []string{"--pprof-addr", ":6060"}, "pprof-addr"},
+		{"relay", []string{"--pprof-addr", "0.0.0.0:6060"}, "pprof-addr"},
 		{"relay", []string{"--rtsp-pull", "cam1?key=k=rtsp://10.0.0.7/s"}, "rtsp-pull"},
 		{"relay", []string{"--rtsp-pull", "live/cam1?key=k=http://10.0.0.7/s"}, "rtsp-pull"},
 		{"relay", []string{"--rtsp-pull", "live/cam1"}, "rtsp-pull"},

@@ -35,6 +35,7 @@ type relayConfig struct {
 	IdleTimeout       time.Duration
 	Capacity          int
 	LogLevel          string
+	PprofAddr         string
 	HTTP              httpTimeoutConfig
 	rtspPullConfig
 }
@@ -56,6 +57,7 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 5*time.Second, "edges: how long an upstream session stays open after its last player left")
 	fs.IntVar(&c.Capacity, "capacity", 0, "capacity reported at registration (0: unspecified)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", pprofAddrHelp)
 	c.rtspPullConfig.flags(fs, "origins: ")
 	c.HTTP.flags(fs)
 }
@@ -113,6 +115,9 @@ func (c *relayConfig) validate() error {
 	p.add(checkPositive("idle-timeout", c.IdleTimeout, "5s"))
 	p.add(checkCapacity(c.Capacity, "unspecified"))
 	p.add(checkLogLevel(c.LogLevel))
+	if c.PprofAddr != "" {
+		p.add(checkPprofAddr(c.PprofAddr))
+	}
 	c.HTTP.validate(&p)
 	return p.err()
 }
@@ -165,6 +170,11 @@ func runRelay(ctx context.Context, args []string) error {
 	pulls, err := cfg.pulls()
 	if err != nil {
 		return err
+	}
+	if cfg.PprofAddr != "" {
+		if err := servePprof(ctx, cfg.PprofAddr, logger); err != nil {
+			return err
+		}
 	}
 	r, err := relay.New(relay.Params{
 		RTSPPulls:         pulls,

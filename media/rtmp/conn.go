@@ -39,7 +39,12 @@ type conn struct {
 	pongs     atomic.Uint64 // ping responses received
 
 	// write side
-	wmu          sync.Mutex
+	wmu   sync.Mutex
+	wbufs net.Buffers // under wmu: the iovecs of the write in progress
+	// wdeadline is the write deadline last set on the socket, in Unix
+	// nanoseconds (0: none): write re-arms it only when it has come within
+	// three quarters of writeTimeout, not on every write.
+	wdeadline    atomic.Int64
 	outChunkSize atomic.Uint32
 	written      atomic.Uint64
 	shut         atomic.Bool // our write side is closed (graceful close in progress)
@@ -63,6 +68,7 @@ var pastDeadline = time.Unix(1, 0)
 
 func (c *conn) setDeadline(t time.Time) {
 	_ = c.nc.SetDeadline(t)
+	c.wdeadline.Store(unixNano(t))
 	c.keepAborted()
 }
 
@@ -73,7 +79,31 @@ func (c *conn) setReadDeadline(t time.Time) {
 
 func (c *conn) setWriteDeadline(t time.Time) {
 	_ = c.nc.SetWriteDeadline(t)
+	c.wdeadline.Store(unixNano(t))
 	c.keepAborted()
+}
+
+// armWriteDeadline makes sure a write starting now fails if it is blocked
+// for about writeTimeout (between three quarters of it and all of it).
+// Setting a socket deadline moves a runtime timer; a player takes dozens of
+// writes a second, so the deadline is moved only when it has come closer
+// than three quarters of writeTimeout. Called under wmu.
+func (c *conn) armWriteDeadline() {
+	if c.writeTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if d := c.wdeadline.Load(); d != 0 && d-now.UnixNano() >= int64(c.writeTimeout)*3/4 {
+		return
+	}
+	c.setWriteDeadline(now.Add(c.writeTimeout))
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // keepAborted re-applies the past deadline after a deadline change that may
@@ -124,14 +154,15 @@ func (c *conn) write(bufs ...[]byte) error {
 	if c.shut.Load() {
 		return errWriteShut
 	}
-	if c.writeTimeout > 0 {
-		c.setWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
-	// WriteTo consumes the slice it is given: copy the headers so callers'
-	// (shared) slices are never modified.
-	var small [8][]byte
-	nb := net.Buffers(append(small[:0], bufs...))
-	n, err := nb.WriteTo(c.nc)
+	c.armWriteDeadline()
+	// WriteTo consumes the slice it is given: write from the connection's
+	// own copy of the headers so callers' (shared) slices are never
+	// modified, and no iovec array is allocated per write.
+	iov := append(c.wbufs[:0], bufs...)
+	c.wbufs = iov
+	n, err := c.wbufs.WriteTo(c.nc)
+	clear(iov) // hold no reference to the callers' bytes
+	c.wbufs = iov[:0]
 	c.written.Add(uint64(n))
 	if err != nil {
 		return fmt.Errorf("rtmp write: %w", err)
@@ -155,9 +186,7 @@ func (c *conn) setOutChunkSize(n uint32) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	b := appendUint32Control(nil, TypeSetChunkSize, n)
-	if c.writeTimeout > 0 {
-		c.setWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
+	c.armWriteDeadline()
 	k, err := c.nc.Write(b)
 	c.written.Add(uint64(k))
 	if err != nil {

@@ -315,6 +315,8 @@ func (h *Hub) Close() {
 
 func (h *Hub) newStreamLocked(path string) *stream {
 	s := &stream{hub: h, path: path, arrived: make(chan struct{})}
+	s.releaseTimer = time.AfterFunc(time.Hour, s.releaseHeld)
+	s.releaseTimer.Stop()
 	empty := []*Reader{}
 	s.readers.Store(&empty)
 	s.snap.Store(&snapshot{})

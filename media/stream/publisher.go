@@ -76,6 +76,13 @@ type stream struct {
 	snap    atomic.Pointer[snapshot]
 	readers atomic.Pointer[[]*Reader] // copy-on-write under Hub.mu
 
+	// Units held back for ReaderParams.CoalesceFrames are released when
+	// the publisher has been quiet for CoalesceWait: one timer for the
+	// stream, armed by Write, rather than one per waiting reader.
+	lastWrite    atomic.Int64 // monoNow of the last Write
+	releaseArmed atomic.Bool
+	releaseTimer *time.Timer // made stopped with the stream; armed only when releaseArmed turns true
+
 	// Control state, guarded by Hub.mu.
 	pub           *Publisher
 	info          PublisherInfo
@@ -253,12 +260,40 @@ func (p *Publisher) Write(u *Unit) error {
 	n := uint64(len(u.Payload))
 	s.bytesIn.Add(n)
 	s.hub.totals.bytesIn.Add(n)
-	s.rate.add(n, time.Now())
+	now := time.Now()
+	s.rate.add(n, now)
 	if u.Kind == KindVideo && !u.Header {
 		s.fps.add(u.DTS)
 		s.gop.add(u.DTS, u.Key)
 	}
+	// After the pushes: releaseHeld clears releaseArmed before it looks at
+	// the queues, so a unit pushed here is either seen by a running release
+	// or arms the next one.
+	s.lastWrite.Store(monoSince(now))
+	if s.releaseArmed.CompareAndSwap(false, true) {
+		s.releaseTimer.Reset(CoalesceWait)
+	}
 	return nil
+}
+
+// monoStart anchors monoSince: monotonic instants as int64 for atomics.
+var monoStart = time.Now()
+
+func monoSince(t time.Time) int64 { return int64(t.Sub(monoStart)) }
+
+// releaseHeld runs CoalesceWait after the first Write that armed it: while
+// the publisher keeps writing it only re-arms for the rest of the quiet
+// period; once the publisher has been quiet for CoalesceWait, every reader
+// gets what it holds and wakes at once for the next unit.
+func (s *stream) releaseHeld() {
+	if rest := CoalesceWait - time.Duration(monoSince(time.Now())-s.lastWrite.Load()); rest > 0 {
+		s.releaseTimer.Reset(rest)
+		return
+	}
+	s.releaseArmed.Store(false)
+	for _, r := range *s.readers.Load() {
+		r.release()
+	}
 }
 
 func (s *stream) nextSnapshot(prev *snapshot, u *Unit) *snapshot {

@@ -35,9 +35,9 @@ type ReaderParams struct {
 	// the reader runs (and writes to its client) once per CoalesceFrames
 	// video frames instead of once per unit; audio and data ride along.
 	// Media is delayed by at most CoalesceFrames-1 frame intervals plus
-	// one audio interval, never more than CoalesceSpan of media time nor
-	// CoalesceWait of wall time (a stalled publisher's last frame still
-	// goes out). Streams without video are not affected. Zero: every unit
+	// one audio interval, never more than CoalesceSpan of media time, and
+	// a publisher that goes quiet has its last units go out CoalesceWait
+	// after its last write. Streams without video are not affected. Zero: every unit
 	// wakes a waiting reader.
 	CoalesceFrames int
 	// Internal marks a reader that is part of the system rather than a
@@ -51,9 +51,9 @@ type ReaderParams struct {
 const CoalesceSpan = 100 // milliseconds of DTS
 
 // CoalesceWait bounds how long ReaderParams.CoalesceFrames holds units back
-// in wall time. A waiting reader re-checks its queue this often; once a wait
-// ends with the queue still empty the reader is idle, and the next unit wakes
-// it at once, so idle readers do not tick.
+// in wall time: once the publisher has been quiet this long, readers get what
+// they hold, and the first unit after the pause wakes them at once. Readers
+// keep no timers of their own.
 const CoalesceWait = 100 * time.Millisecond
 
 func (p *ReaderParams) setDefaults() {
@@ -95,8 +95,7 @@ type Reader struct {
 	waitKey    bool
 	woken      bool // a wake-up is pending: the reader has not looked at q since
 	frames     int  // video units pushed since the reader last looked at q
-	idle       bool // a CoalesceWait passed with q empty: the next unit wakes
-	hold       *time.Timer
+	idle       bool // the publisher was quiet for CoalesceWait: the next unit wakes
 	// joinSeq is the seq of the snapshot the reader joined from: a unit
 	// pushed after join but already in that snapshot is not queued twice.
 	joinSeq   uint64
@@ -136,7 +135,6 @@ func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, 
 		r.mu.Lock()
 		r.woken, r.frames = false, 0
 		if len(r.q) > 0 {
-			r.idle = false
 			batch := r.q
 			clear(r.spare)
 			r.q = r.spare[:0]
@@ -152,26 +150,13 @@ func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, 
 			r.s.hub.totals.bytesOut.Add(n)
 			return batch, nil
 		}
-		err, idle := r.err, r.idle
+		err := r.err
 		r.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-		var held <-chan time.Time
-		if r.p.CoalesceFrames > 0 && !idle {
-			if r.hold == nil {
-				r.hold = time.NewTimer(CoalesceWait)
-			} else {
-				r.hold.Reset(CoalesceWait)
-			}
-			held = r.hold.C
-		}
 		select {
 		case <-r.signal:
-		case <-held:
-			r.mu.Lock()
-			r.idle = len(r.q) == 0
-			r.mu.Unlock()
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-stop:
@@ -250,7 +235,7 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 		r.frames++
 	}
 	if !r.woken && len(r.q) > 0 && r.wakeFor(u, snap) {
-		r.woken, notify = true, true
+		r.woken, r.idle, notify = true, false, true
 	}
 	r.mu.Unlock()
 	if notify {
@@ -270,6 +255,19 @@ func (r *Reader) push(u *Unit, snap *snapshot) {
 // r.mu, with r.q non-empty).
 func (r *Reader) wakeFor(u *Unit, snap *snapshot) bool {
 	return r.p.CoalesceFrames <= 0 || r.idle || r.frames >= r.p.CoalesceFrames || !snap.hasVideo || u.DTS-r.q[0].DTS >= CoalesceSpan
+}
+
+// release hands the reader what it holds for coalescing and makes the next
+// unit wake it at once (the publisher went quiet: see stream.releaseHeld).
+func (r *Reader) release() {
+	r.mu.Lock()
+	r.idle = true
+	notify := !r.woken && len(r.q) > 0 && r.err == nil
+	r.woken = r.woken || notify
+	r.mu.Unlock()
+	if notify {
+		r.notify()
+	}
 }
 
 // admit queues u under r.mu and reports whether the reader was dropped.

@@ -33,6 +33,9 @@ type FanoutTarget struct {
 	PublishURL string // where the ffmpeg publisher sends the stream
 	PlayURL    string // what the players play (rtmp://host:port/app/name)
 	PID        int    // server process whose tree is sampled for CPU and memory
+	// PprofURL is http://host:port serving Go's /debug/pprof/ (our
+	// servers): see profile.go.
+	PprofURL string
 }
 
 // FanoutRow is one line of the fan-out table.
@@ -111,10 +114,21 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 	if err != nil {
 		return row, fmt.Errorf("sample server: %w", err)
 	}
+	var prof *profiler
+	var profErr error
 	res, loadErr := RunLoad(pubCtx, LoadOpts{
 		URL: target.PlayURL, Players: n, Duration: dur, ExpectedBitrate: pub.OutputBitrate,
+		OnWindow: func(window time.Duration) {
+			prof, profErr = startProfiler(pubCtx, target.PprofURL, target.Server, n, max(1, int(window.Seconds())))
+		},
 	})
 	st, err := sampler.Stop()
+	switch {
+	case profErr != nil:
+		tb.Logf("%s N=%d: no profiles: %v", target.Server, n, profErr)
+	case prof != nil:
+		fmt.Fprintf(os.Stdout, "\nProfiles of %s at N=%d:\n%s", target.Server, n, prof.finish(pubCtx))
+	}
 	if loadErr != nil {
 		return row, fmt.Errorf("load: %w", loadErr)
 	}
@@ -192,7 +206,7 @@ func FormatFanoutTable(rows []FanoutRow) string {
 		if base := nginx[r.N]; base > 0 {
 			ratio = fmt.Sprintf("%.2f", r.CPUPerGbit/base)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%.1f\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.3f\t%s\t%.1f\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Server, r.N, r.Connected, r.KeptUp,
 			r.Dropped, r.CPUPerGbit, ratio, r.KBPerPlayer, r.WorstLag.Milliseconds(), r.ExpectedBPS/1000, r.MedianBPS/1000, r.ClientCPU)
 	}
 	w.Flush()

@@ -46,6 +46,9 @@ type LoadOpts struct {
 	// KeepUpRatio is the share of the expected bitrate a player must
 	// receive in the window to count as kept up; default 0.95.
 	KeepUpRatio float64
+	// OnWindow, when set, is called once as the measurement window starts,
+	// with its length (e.g. to profile the server over it).
+	OnWindow func(window time.Duration)
 }
 
 // PlayerResult is one player's outcome.
@@ -197,6 +200,9 @@ func RunLoad(ctx context.Context, o LoadOpts) (LoadResult, error) {
 			startBytes[i] = p.flvBytes.Load()
 			p.lagFrom.Store(res.WindowStart.UnixNano())
 		}
+	}
+	if o.OnWindow != nil {
+		o.OnWindow(res.WindowEnd.Sub(res.WindowStart))
 	}
 	sleepUntil(runCtx, res.WindowEnd)
 	endBytes := make([]int64, o.Players)

@@ -29,12 +29,14 @@ func init() {
 	RegisterFanoutServer(FanoutServer{Name: "portier", Start: func(tb testing.TB) FanoutTarget {
 		cp := startControlPlane(tb, "")
 		key := cp.createStream(tb, "live", "bench")
-		o := startRelayProc(tb, cp, "origin-1", "origin")
+		pprofAddr := peers.FreeAddr(tb)
+		o := startRelayProc(tb, cp, "origin-1", "origin", "--pprof-addr", pprofAddr)
 		return FanoutTarget{
 			Server:     "portier relay",
 			PublishURL: "rtmp://" + o.rtmpAddr + "/live/bench?key=" + key,
 			PlayURL:    "rtmp://" + o.rtmpAddr + "/live/bench",
 			PID:        o.PID(),
+			PprofURL:   "http://" + pprofAddr,
 		}
 	}})
 }
