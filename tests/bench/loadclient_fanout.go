@@ -164,7 +164,8 @@ func RegisterFanoutServer(s FanoutServer) {
 
 // RegisterFanoutSkip records that a server was left out of the fan-out
 // benchmark and how to include it (e.g. an environment variable that names
-// its binary); BenchmarkRTMPFanoutPeers logs each note once.
+// its binary); BenchmarkRTMPFanoutPeers prints each note once, under its
+// table.
 func RegisterFanoutSkip(note string) {
 	fanoutMu.Lock()
 	defer fanoutMu.Unlock()

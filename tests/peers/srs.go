@@ -28,12 +28,13 @@ type SRSOpts struct {
 	// Bin is the SRS binary; default $PORTIER_BENCH_SRS. When both are empty
 	// the test is skipped.
 	Bin string
-	// LowLatency turns merged write off, the way SRS documents its
-	// real-time mode: min_latency on (mw_msgs 0), mw_latency 0 and
-	// tcp_nodelay on, so that each message is written as it arrives, like
-	// nginx-rtmp does. gop_cache stays on (it only shortens a player's
-	// start). Note that SRS sizes SO_SNDBUF from mw_latency, so with 0 the
-	// kernel's minimum send buffer is used.
+	// LowLatency turns merged write off so that each message is written
+	// as it arrives, like nginx-rtmp does: min_latency on (mw_msgs 0) and
+	// tcp_nodelay on as in SRS's conf/realtime.conf, and mw_latency 0
+	// (realtime.conf keeps 100 ms, which would still batch 100 ms).
+	// gop_cache stays on (it only shortens a player's start). SRS sizes
+	// SO_SNDBUF from mw_latency, so with 0 a player socket gets the
+	// kernel's minimum send buffer (4608 bytes).
 	LowLatency bool
 	// LogLevel is srs_log_level_v2: trace, debug, info, warn (default) or
 	// error.
