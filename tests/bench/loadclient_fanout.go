@@ -32,6 +32,7 @@ type FanoutTarget struct {
 	Server     string // name in the table, e.g. "nginx-rtmp 1.2.2"
 	PublishURL string // where the ffmpeg publisher sends the stream
 	PlayURL    string // what the players play (rtmp://host:port/app/name)
+	FLVURL     string // http://… .flv play URL, empty when the server has no HTTP-FLV
 	PID        int    // server process whose tree is sampled for CPU and memory
 	// PprofURL is http://host:port serving Go's /debug/pprof/ (our
 	// servers): see profile.go.
@@ -162,6 +163,7 @@ type FanoutServer struct {
 var (
 	fanoutMu      sync.Mutex
 	fanoutServers []FanoutServer
+	fanoutSkips   []string
 )
 
 // RegisterFanoutServer adds a server to BenchmarkRTMPFanoutPeers, so that
@@ -172,6 +174,23 @@ func RegisterFanoutServer(s FanoutServer) {
 	fanoutMu.Lock()
 	defer fanoutMu.Unlock()
 	fanoutServers = append(fanoutServers, s)
+}
+
+// RegisterFanoutSkip records that a server was left out of the fan-out
+// benchmark and how to include it (e.g. an environment variable that names
+// its binary); BenchmarkRTMPFanoutPeers prints each note once, under its
+// table.
+func RegisterFanoutSkip(note string) {
+	fanoutMu.Lock()
+	defer fanoutMu.Unlock()
+	fanoutSkips = append(fanoutSkips, note)
+}
+
+// FanoutSkips lists the RegisterFanoutSkip notes in registration order.
+func FanoutSkips() []string {
+	fanoutMu.Lock()
+	defer fanoutMu.Unlock()
+	return append([]string(nil), fanoutSkips...)
 }
 
 // FanoutServers lists the registered servers in registration order.

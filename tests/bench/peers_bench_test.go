@@ -27,12 +27,37 @@ func init() {
 		url := m.RTMPURL("live/bench")
 		return FanoutTarget{Server: "mediamtx " + string(m.Version), PublishURL: url, PlayURL: url, PID: m.Proc.PID()}
 	}})
+	registerSRS()
+}
+
+// registerSRS adds SRS when PORTIER_BENCH_SRS names its binary (SRS is
+// built from source, see docs/benchmarks.md): "srs" with SRS's default
+// merged write (350 ms), and with PORTIER_BENCH_SRS_LOWLAT=1 also
+// "srs-lowlat" with merged write off, to compare its CPU at nginx-rtmp's
+// latency.
+func registerSRS() {
+	if os.Getenv(peers.SRSBinaryEnv) == "" {
+		RegisterFanoutSkip(fmt.Sprintf("srs skipped: set %s to an SRS binary (trunk/objs/srs) to include it, "+
+			"and PORTIER_BENCH_SRS_LOWLAT=1 to add srs-lowlat", peers.SRSBinaryEnv))
+		return
+	}
+	start := func(name string, low bool) FanoutServer {
+		return FanoutServer{Name: name, Start: func(tb testing.TB) FanoutTarget {
+			s := peers.StartSRS(tb, peers.SRSOpts{LowLatency: low})
+			return FanoutTarget{Server: name + " " + s.Version, PublishURL: s.RTMPURL("live", "bench"),
+				PlayURL: s.RTMPURL("live", "bench"), FLVURL: s.HTTPFLVURL("live", "bench"), PID: s.Proc.PID()}
+		}}
+	}
+	RegisterFanoutServer(start("srs", false))
+	if os.Getenv("PORTIER_BENCH_SRS_LOWLAT") == "1" {
+		RegisterFanoutServer(start("srs-lowlat", true))
+	}
 }
 
 // BenchmarkRTMPFanoutPeers plays one 2 Mbps H.264+AAC stream to N RTMP
-// players on nginx-rtmp, MediaMTX and every other RegisterFanoutServer
-// server, with the benchmark's own load client. Select servers with
-// -bench 'RTMPFanoutPeers/nginx-rtmp' and so on.
+// players on nginx-rtmp, MediaMTX, SRS (when PORTIER_BENCH_SRS is set) and
+// every other RegisterFanoutServer server, with the benchmark's own load
+// client. Select servers with -bench 'RTMPFanoutPeers/nginx-rtmp' and so on.
 // N comes from PORTIER_BENCH_N (default 10,100; e.g. 10,100,300,1000), the
 // run length from PORTIER_BENCH_SECONDS (default 20). Each (server, N) runs
 // once whatever b.N is; the table is printed at the end.
@@ -85,4 +110,8 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 	}
 	fmt.Fprintf(os.Stdout, "\nRTMP fan-out, one %d kbit/s stream, %s per run:\n%s\n",
 		(FanoutVideoBitrate+FanoutAudioBitrate)/1000, dur, FormatFanoutTable(out))
+	// On stdout beside the table: a parent benchmark's b.Log is not shown.
+	for _, note := range FanoutSkips() {
+		fmt.Fprintln(os.Stdout, note)
+	}
 }

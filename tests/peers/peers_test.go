@@ -233,3 +233,18 @@ func TestMediaMTXAuthHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestSRSPublishProbe needs PORTIER_BENCH_SRS (it is skipped otherwise).
+func TestSRSPublishProbe(t *testing.T) {
+	for _, low := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lowlatency=%v", low), func(t *testing.T) {
+			s := StartSRS(t, SRSOpts{LowLatency: low})
+			if !strings.HasPrefix(s.Version, "7.") && !strings.HasPrefix(s.Version, "6.") {
+				t.Logf("SRS version %q: the benchmark was written against 7.0", s.Version)
+			}
+			url := s.RTMPURL("live", "peers")
+			t.Run("rtmp", func(t *testing.T) { publishAndProbe(t, url, url, PublishOpts{}) })
+			t.Run("http-flv", func(t *testing.T) { publishAndProbe(t, url, s.HTTPFLVURL("live", "peers"), PublishOpts{}) })
+		})
+	}
+}

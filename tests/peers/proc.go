@@ -1,5 +1,5 @@
 // Package peers starts real third-party peers (ffmpeg, ffprobe, nginx with
-// libnginx-mod-rtmp, MediaMTX) for Portier's end-to-end tests and
+// libnginx-mod-rtmp, MediaMTX, SRS) for Portier's end-to-end tests and
 // benchmarks. Every helper ties the processes it starts to the test: their
 // output goes to files in t.TempDir(), the tail of which is logged when the
 // test fails, and t.Cleanup stops each process by its PID (SIGTERM, then
