@@ -113,6 +113,7 @@ func NewServerConn(nc net.Conn, cfg ServerConfig) *ServerConn {
 		cfg:  cfg,
 		done: make(chan struct{}),
 	}
+	c.raw = rawOf(nc)
 	// Nothing is authorised yet: a peer gets only what commands need.
 	c.cr.SetLimits(cfg.PreAuthLimits)
 	return c

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/rtmp"
@@ -263,13 +264,17 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	ss.name = res.Name
 	rp := s.p.Reader
 	rp.WaitTimeout = s.p.PlayWait
-	// Wake the player once per two video frames (audio rides along)
-	// rather than once per unit: fewer wake-ups and fewer, larger writev
-	// calls, for at most one frame interval of added delay.
+	// Write to the player once per video frame (audio rides along) rather
+	// than once per unit: fewer, larger writev calls at no added delay for
+	// the frames themselves.
 	rp.CoalesceFrames = playerCoalesceFrames
 	// Task inputs and thumbnail grabs say so with a proof (Params.IsInternal):
 	// they are players of the relay but not viewers of the stream.
 	rp.Internal = s.p.IsInternal != nil && s.p.IsInternal(req.App+"/"+res.Name, req.Query)
+	// The publisher writes each batch to the socket itself while the player
+	// keeps up (see directWriter), from the moment the play has started.
+	d := &directWriter{c: c}
+	rp.Direct = d.write
 	r, err := s.p.Hub.Read(s.ctx, req.App+"/"+res.Name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
@@ -287,19 +292,27 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 		return
 	}
 	log.Debug("rtmp play started", "remote", c.RemoteAddr().String(), "app", req.App, "name", res.Name)
-	ss.reason, ss.err = pumpPlay(s.ctx, c, r)
+	ss.reason, ss.err = pumpPlay(s.ctx, c, r, d)
 }
 
 // playerCoalesceFrames is how many video frames a player's writes carry
-// (see stream.ReaderParams.CoalesceFrames). One 300-player, 2 Mbps run:
-// per unit 1.39 CPU s per 10 s, per frame 0.97, per two frames 0.70.
-const playerCoalesceFrames = 2
+// (see stream.ReaderParams.CoalesceFrames). 300 players at 2 Mbps, CPU s per
+// delivered Gbit with the player goroutine writing: per frame 0.141-0.159,
+// per two frames 0.105-0.107; with the publisher writing (directWriter):
+// per frame 0.119-0.138, per two frames 0.092-0.095. Two frames add a frame
+// interval (40 ms at 25 fps) to the worst player lag, which the relay's lag
+// target (nginx-rtmp's + 20 ms) does not leave room for. docs/benchmarks.md
+// has the runs.
+const playerCoalesceFrames = 1
 
 // pumpPlay writes the reader's units to the player until the stream ends,
 // the player leaves or falls too far behind.
-func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader) (string, error) {
+func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader, d *directWriter) (string, error) {
 	chunkSize, sid := c.ChunkSize(), c.StreamID()
 	key := stream.EncKey{Format: "rtmp-chunks", A: chunkSize, B: sid}
+	if d != nil {
+		d.start(key, sid, chunkSize)
+	}
 	var bufs [][]byte
 	for {
 		// Next gives up when the player's connection is gone: no extra
@@ -333,6 +346,39 @@ func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader) (string
 			return "write to player failed", err
 		}
 	}
+}
+
+// directWriter is a player's stream.ReaderParams.Direct: the publisher's
+// goroutine writes the player's batch with one non-blocking writev
+// (rtmp.ServerConn.TryWriteChunks) instead of waking the player's
+// goroutine to do it. A busy socket, a write in progress or a TLS
+// connection leave the batch to the goroutine as before.
+type directWriter struct {
+	c  *rtmp.ServerConn
+	on atomic.Bool // the play has started: set once key, sid and size are
+	// Set before on; read after it.
+	key            stream.EncKey
+	sid, chunkSize uint32
+	bufs           [][]byte // scratch; Direct calls are serialised by the reader
+}
+
+// start turns direct writes on once the play has started.
+func (d *directWriter) start(key stream.EncKey, sid, chunkSize uint32) {
+	d.key, d.sid, d.chunkSize = key, sid, chunkSize
+	d.on.Store(true)
+}
+
+func (d *directWriter) write(units []*stream.Unit) (taken, flush bool) {
+	if !d.on.Load() {
+		return false, false
+	}
+	for _, u := range units {
+		d.bufs = append(d.bufs, u.Encoded(d.key, func() []byte { return chunk(u, d.sid, d.chunkSize) }))
+	}
+	taken, flush = d.c.TryWriteChunks(d.bufs...)
+	clear(d.bufs)
+	d.bufs = d.bufs[:0]
+	return taken, flush
 }
 
 // chunk encodes u as one RTMP message on the chunk stream of its kind.

@@ -253,14 +253,26 @@ func (p *Publisher) Write(u *Unit) error {
 	next := s.nextSnapshot(prev, u)
 	s.snap.Store(next)
 
+	// Readers with ReaderParams.Direct are handed their batches here
+	// until DirectBudget is spent; the clock is read every few Direct
+	// calls only.
+	start := time.Now()
+	direct, calls := true, 0
 	for _, r := range *s.readers.Load() {
-		r.push(u, next)
+		if r.push(u, next, direct) {
+			if calls++; calls%16 == 0 && time.Since(start) > DirectBudget {
+				direct = false
+			}
+		}
 	}
 
 	n := uint64(len(u.Payload))
 	s.bytesIn.Add(n)
 	s.hub.totals.bytesIn.Add(n)
-	now := time.Now()
+	now := start
+	if calls > 0 {
+		now = time.Now()
+	}
 	s.rate.add(n, now)
 	if u.Kind == KindVideo && !u.Header {
 		s.fps.add(u.DTS)

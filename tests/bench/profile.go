@@ -15,7 +15,7 @@ import (
 
 // Profiles of our servers under load: a FanoutTarget with a PprofURL gets a
 // CPU profile over the measurement window and heap and allocation profiles
-// at its end, for the player counts in PORTIER_BENCH_PROFILE_N (default
+// in its middle, for the player counts in PORTIER_BENCH_PROFILE_N (default
 // 1000; "0" for none). They land in PORTIER_BENCH_PROFILE_DIR (default a
 // directory under the system's temporary one, kept after the run), and the
 // top of each is printed with the benchmark's output.
@@ -41,6 +41,7 @@ func profileDir() (string, error) {
 type profiler struct {
 	base, dir, name string
 	cpuDone         chan error
+	heapDone        chan string // what went wrong taking the heap profiles ("" when nothing)
 }
 
 // startProfiler starts a CPU profile of seconds at pprofURL (the server's
@@ -56,24 +57,52 @@ func startProfiler(ctx context.Context, pprofURL, server string, n int, seconds 
 		return nil, err
 	}
 	name := fmt.Sprintf("%s-N%d", strings.ReplaceAll(server, " ", "-"), n)
-	p := &profiler{base: pprofURL, dir: dir, name: name, cpuDone: make(chan error, 1)}
+	p := &profiler{base: pprofURL, dir: dir, name: name, cpuDone: make(chan error, 1), heapDone: make(chan string, 1)}
 	go func() {
 		p.cpuDone <- p.fetch(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), name+".cpu.pprof")
+	}()
+	// Memory in the middle of the window, while every player is connected.
+	go func() {
+		select {
+		case <-time.After(time.Duration(seconds) * time.Second / 2):
+		case <-ctx.Done():
+		}
+		var errs []string
+		for _, kind := range []string{"heap", "allocs", "heap?debug=1"} {
+			file := p.name + "." + kind + ".pprof"
+			if kind == "heap?debug=1" {
+				file = p.name + ".heap.txt"
+			}
+			if err := p.fetch(ctx, "/debug/pprof/"+kind, file); err != nil {
+				errs = append(errs, fmt.Sprintf("%s profile: %v", kind, err))
+			}
+		}
+		p.heapDone <- strings.Join(errs, "\n")
 	}()
 	return p, nil
 }
 
-// finish waits for the CPU profile, takes the heap and allocation profiles
-// and returns a report: the files and the top of each.
+// finish waits for the profiles and returns a report: the files and the top
+// of each.
 func (p *profiler) finish(ctx context.Context) string {
 	var b strings.Builder
 	if err := <-p.cpuDone; err != nil {
 		fmt.Fprintf(&b, "cpu profile: %v\n", err)
 	}
-	for _, kind := range []string{"heap", "allocs"} {
-		if err := p.fetch(ctx, "/debug/pprof/"+kind, p.name+"."+kind+".pprof"); err != nil {
-			fmt.Fprintf(&b, "%s profile: %v\n", kind, err)
+	if msg := <-p.heapDone; msg != "" {
+		b.WriteString(msg + "\n")
+	}
+	// The runtime's memory split (heap, goroutine stacks, GC).
+	if txt, err := os.ReadFile(filepath.Join(p.dir, p.name+".heap.txt")); err == nil {
+		b.WriteString("runtime.MemStats mid-window:")
+		for _, line := range strings.Split(string(txt), "\n") {
+			for _, k := range []string{"# Sys ", "# HeapAlloc ", "# HeapSys ", "# HeapInuse ", "# HeapIdle ", "# HeapReleased ", "# Stack ", "# GCSys ", "# NextGC ", "# NumGC "} {
+				if strings.HasPrefix(line, k) {
+					b.WriteString(" " + strings.TrimPrefix(line, "# "))
+				}
+			}
 		}
+		b.WriteString("\n")
 	}
 	for _, f := range []struct{ file, index string }{
 		{p.name + ".cpu.pprof", ""},
