@@ -32,6 +32,7 @@ type FanoutTarget struct {
 	Server     string // name in the table, e.g. "nginx-rtmp 1.2.2"
 	PublishURL string // where the ffmpeg publisher sends the stream
 	PlayURL    string // what the players play (rtmp://host:port/app/name)
+	FLVURL     string // http://… .flv play URL, empty when the server has no HTTP-FLV
 	PID        int    // server process whose tree is sampled for CPU and memory
 }
 
