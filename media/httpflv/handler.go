@@ -51,7 +51,9 @@ type Params struct {
 	PlayWait time.Duration
 	// WriteTimeout bounds each write to a viewer (default 10s).
 	WriteTimeout time.Duration
-	// Reader bounds each viewer's queue (see stream.ReaderParams).
+	// Reader bounds each viewer's queue (see stream.ReaderParams). Its
+	// CoalesceFrames defaults to viewerCoalesceFrames; negative turns
+	// coalescing off.
 	Reader stream.ReaderParams
 	// IsInternal, when set, tells from the play query whether a viewer is
 	// the system's own (the operator's preview, a thumbnail grab): it is
@@ -79,8 +81,17 @@ func New(p Params) (*Handler, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	if p.Reader.CoalesceFrames == 0 {
+		p.Reader.CoalesceFrames = viewerCoalesceFrames
+	}
 	return &Handler{p: p, log: p.Logger.With("component", "httpflv")}, nil
 }
+
+// viewerCoalesceFrames is how many video frames a viewer's wake-ups (and
+// writes) carry by default (see stream.ReaderParams.CoalesceFrames), as
+// for RTMP players: fewer wake-ups and fewer, larger writes for at most one
+// frame interval of added delay.
+const viewerCoalesceFrames = 2
 
 // tagKey names the shared FLV tag encoding of a unit.
 var tagKey = stream.EncKey{Format: "flv-tag"}
