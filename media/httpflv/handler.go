@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,10 +65,22 @@ type Params struct {
 
 // Handler is an http.Handler serving GET /{app}/{name}.flv. Mount it at the
 // root of a mux, or under a prefix with http.StripPrefix.
+//
+// An HTTP/1.x viewer's connection is taken over from the server and served
+// by a goroutine of the Handler after ServeHTTP has returned, so that the
+// server's per-request state (buffers, request, response) is freed for the
+// stream's lifetime: Close ends those viewers and waits for them. mu guards
+// closed and the WaitGroup's Add against Close; it is never held across I/O.
 type Handler struct {
 	p      Params
 	log    *slog.Logger
 	nextID atomic.Uint64
+
+	ctx    context.Context // ends the viewers taken over, on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
 }
 
 // New returns a Handler.
@@ -84,7 +97,19 @@ func New(p Params) (*Handler, error) {
 	if p.Reader.CoalesceFrames == 0 {
 		p.Reader.CoalesceFrames = viewerCoalesceFrames
 	}
-	return &Handler{p: p, log: p.Logger.With("component", "httpflv")}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handler{p: p, log: p.Logger.With("component", "httpflv"), ctx: ctx, cancel: cancel}, nil
+}
+
+// Close ends the viewers whose connections the Handler took over and waits
+// for them; later viewers are served through the ResponseWriter. Viewers
+// still inside ServeHTTP end with their requests or the stream.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
 }
 
 // viewerCoalesceFrames is how many video frames a viewer's wake-ups (and
@@ -150,8 +175,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Warn("httpflv read failed", "err", err)
 		return
 	}
-	defer rd.Close()
-
 	hdr := w.Header()
 	hdr.Set("Content-Type", "video/x-flv")
 	hdr.Set("Cache-Control", "no-cache, no-store")
@@ -159,10 +182,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
+		rd.Close()
 		return
 	}
 	start := time.Now()
-	written, reason, err := h.pump(r.Context(), w, r, rd)
+	if conn, bw, ok := h.takeOver(w, r); ok {
+		hdr, chunked := hdr.Clone(), r.ProtoMinor >= 1 // w and r are not used after ServeHTTP
+		go func() {
+			defer h.wg.Done()
+			defer rd.Close()
+			defer conn.Close()
+			written, reason, err := h.writeConn(h.ctx, conn, bw, hdr, chunked, rd)
+			logClosed(log, start, written, reason, err)
+		}()
+		return
+	}
+	defer rd.Close()
+	written, reason, err := h.writeResponse(r.Context(), w, rd)
+	logClosed(log, start, written, reason, err)
+}
+
+func logClosed(log *slog.Logger, start time.Time, written int64, reason string, err error) {
 	attrs := []any{"reason", reason, "bytes_out", written, "duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
@@ -170,18 +210,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log.Info("httpflv connection closed", attrs...)
 }
 
-// pump writes the stream to the viewer. On an HTTP/1.x connection it takes
-// the connection over (writeConn); elsewhere (HTTP/2, a ResponseWriter
-// that cannot hand its connection over) it writes through w (writeResponse).
-func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Request, rd *stream.Reader) (int64, string, error) {
-	if r.ProtoMajor == 1 {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err == nil {
-			defer conn.Close()
-			return h.writeConn(ctx, conn, brw.Writer, w.Header(), r.ProtoMinor >= 1, rd)
-		}
+// takeOver hijacks an HTTP/1.x viewer's connection for writeConn, counting
+// it in h.wg. It fails on HTTP/2, on a ResponseWriter that cannot hand its
+// connection over and once the Handler is closed: the viewer is then
+// served through the ResponseWriter (writeResponse).
+func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Writer, bool) {
+	if r.ProtoMajor != 1 {
+		return nil, nil, false
 	}
-	return h.writeResponse(ctx, w, rd)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, nil, false
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.wg.Done()
+		return nil, nil, false
+	}
+	return conn, brw.Writer, true
 }
 
 // writeConn serves the viewer on its own connection: the response header,
@@ -250,8 +299,8 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 			return written, "stream ended", nil
 		case errors.Is(err, stream.ErrDropped):
 			return written, "viewer too slow, dropped", err
-		case err != nil:
-			return written, "viewer left", nil
+		case err != nil: // ctx is the Handler's: a viewer leaving shows in a write
+			return written, "server closing", nil
 		}
 		body = body[:0]
 		for _, u := range units {

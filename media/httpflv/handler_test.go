@@ -54,6 +54,7 @@ func newHandler(t *testing.T, hub *stream.Hub, logs io.Writer) *httptest.Server 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(h.Close)
 	mux := http.NewServeMux()
 	mux.Handle("/flv/", http.StripPrefix("/flv", h))
 	srv := httptest.NewServer(mux)
@@ -234,6 +235,7 @@ func TestTransportsCarryTagsAndEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(h.Close)
 			srv := httptest.NewUnstartedServer(h)
 			if proto == "HTTP/2" {
 				srv.EnableHTTP2 = true
@@ -294,5 +296,49 @@ func TestTransportsCarryTagsAndEnd(t *testing.T) {
 				t.Fatalf("after stream end: %v, want EOF", err)
 			}
 		})
+	}
+}
+
+// Close ends the viewers whose connections were taken over (they outlive
+// ServeHTTP) and waits for them, with the stream still live.
+func TestCloseEndsTakenOverViewers(t *testing.T) {
+	logs := &lockedBuffer{}
+	hub := stream.NewHub(stream.HubParams{PublisherGrace: -1})
+	t.Cleanup(hub.Close)
+	h, err := New(Params{Hub: hub, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	pub, err := hub.Publish("live/s", stream.PublisherInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	if err := pub.Write(&stream.Unit{Kind: stream.KindVideo, Key: true, Payload: []byte{0x17, 1, 0, 0, 0, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL + "/live/s.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fr := flv.NewReader(resp.Body, 0)
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if _, err := fr.Next(); err == nil {
+		t.Fatal("the viewer still reads after Close")
+	}
+	if !strings.Contains(logs.String(), `reason="server closing"`) {
+		t.Errorf("no close line with the reason:\n%s", logs.String())
 	}
 }

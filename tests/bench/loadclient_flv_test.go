@@ -72,6 +72,7 @@ func inProcessRelay(t *testing.T) (rtmpURL, flvURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(h.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
