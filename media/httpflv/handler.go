@@ -5,12 +5,17 @@
 package httpflv
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +52,9 @@ type Params struct {
 	PlayWait time.Duration
 	// WriteTimeout bounds each write to a viewer (default 10s).
 	WriteTimeout time.Duration
-	// Reader bounds each viewer's queue (see stream.ReaderParams).
+	// Reader bounds each viewer's queue (see stream.ReaderParams). Its
+	// CoalesceFrames defaults to viewerCoalesceFrames; negative turns
+	// coalescing off.
 	Reader stream.ReaderParams
 	// IsInternal, when set, tells from the play query whether a viewer is
 	// the system's own (the operator's preview, a thumbnail grab): it is
@@ -58,10 +65,22 @@ type Params struct {
 
 // Handler is an http.Handler serving GET /{app}/{name}.flv. Mount it at the
 // root of a mux, or under a prefix with http.StripPrefix.
+//
+// An HTTP/1.x viewer's connection is taken over from the server and served
+// by a goroutine of the Handler after ServeHTTP has returned, so that the
+// server's per-request state (buffers, request, response) is freed for the
+// stream's lifetime: Close ends those viewers and waits for them. mu guards
+// closed and the WaitGroup's Add against Close; it is never held across I/O.
 type Handler struct {
 	p      Params
 	log    *slog.Logger
 	nextID atomic.Uint64
+
+	ctx    context.Context // ends the viewers taken over, on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
 }
 
 // New returns a Handler.
@@ -75,8 +94,29 @@ func New(p Params) (*Handler, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Handler{p: p, log: p.Logger.With("component", "httpflv")}, nil
+	if p.Reader.CoalesceFrames == 0 {
+		p.Reader.CoalesceFrames = viewerCoalesceFrames
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handler{p: p, log: p.Logger.With("component", "httpflv"), ctx: ctx, cancel: cancel}, nil
 }
+
+// Close ends the viewers whose connections the Handler took over and waits
+// for them; later viewers are served through the ResponseWriter. Viewers
+// still inside ServeHTTP end with their requests or the stream.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
+}
+
+// viewerCoalesceFrames is how many video frames a viewer's wake-ups (and
+// writes) carry by default (see stream.ReaderParams.CoalesceFrames), as
+// for RTMP players: fewer wake-ups and fewer, larger writes for at most one
+// frame interval of added delay.
+const viewerCoalesceFrames = 2
 
 // tagKey names the shared FLV tag encoding of a unit.
 var tagKey = stream.EncKey{Format: "flv-tag"}
@@ -135,8 +175,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Warn("httpflv read failed", "err", err)
 		return
 	}
-	defer rd.Close()
-
 	hdr := w.Header()
 	hdr.Set("Content-Type", "video/x-flv")
 	hdr.Set("Cache-Control", "no-cache, no-store")
@@ -144,10 +182,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
+		rd.Close()
 		return
 	}
 	start := time.Now()
-	written, reason, err := h.pump(r.Context(), w, rd)
+	if conn, bw, ok := h.takeOver(w, r); ok {
+		hdr, chunked := hdr.Clone(), r.ProtoMinor >= 1 // w and r are not used after ServeHTTP
+		go func() {
+			defer h.wg.Done()
+			defer rd.Close()
+			defer conn.Close()
+			written, reason, err := h.writeConn(h.ctx, conn, bw, hdr, chunked, rd)
+			logClosed(log, start, written, reason, err)
+		}()
+		return
+	}
+	defer rd.Close()
+	written, reason, err := h.writeResponse(r.Context(), w, rd)
+	logClosed(log, start, written, reason, err)
+}
+
+func logClosed(log *slog.Logger, start time.Time, written int64, reason string, err error) {
 	attrs := []any{"reason", reason, "bytes_out", written, "duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
@@ -155,11 +210,122 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log.Info("httpflv connection closed", attrs...)
 }
 
-func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, rd *stream.Reader) (int64, string, error) {
+// takeOver hijacks an HTTP/1.x viewer's connection for writeConn, counting
+// it in h.wg. It fails on HTTP/2, on a ResponseWriter that cannot hand its
+// connection over and once the Handler is closed: the viewer is then
+// served through the ResponseWriter (writeResponse).
+func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Writer, bool) {
+	if r.ProtoMajor != 1 {
+		return nil, nil, false
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, nil, false
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.wg.Done()
+		return nil, nil, false
+	}
+	return conn, brw.Writer, true
+}
+
+// writeConn serves the viewer on its own connection: the response header,
+// then each batch of units the reader returns as one HTTP chunk written
+// with one writev of the units' shared tag bytes (no copy, no per-unit
+// write), so a viewer costs one system call per wake-up. The response
+// ends with the stream, and the connection with it.
+func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked bool, rd *stream.Reader) (int64, string, error) {
+	// The server's deadlines may still be set: bound each write instead.
+	_ = conn.SetDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
+	if chunked {
+		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n")
+	} else {
+		_, _ = bw.WriteString("HTTP/1.0 200 OK\r\n")
+	}
+	hdr.Set("Connection", "close")
+	_ = hdr.Write(bw)
+	_, _ = bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		return 0, "viewer left", err
+	}
+	var (
+		written int64
+		bufs    [][]byte
+		size    [20]byte // a chunk's size line
+	)
+	write := func(n int) error {
+		nb := net.Buffers(bufs)
+		m, err := nb.WriteTo(conn)
+		written += m
+		if err == nil && m != int64(n) {
+			err = io.ErrShortWrite
+		}
+		return err
+	}
+	// frame sets bufs to one chunk of body (or to body alone), returning
+	// the bytes to write.
+	frame := func(body [][]byte) int {
+		n := 0
+		for _, b := range body {
+			n += len(b)
+		}
+		if !chunked {
+			bufs = append(bufs[:0], body...)
+			return n
+		}
+		line := strconv.AppendInt(size[:0], int64(n), 16)
+		line = append(line, '\r', '\n')
+		bufs = append(append(append(bufs[:0], line), body...), crlf)
+		return n + len(line) + len(crlf)
+	}
+	if err := write(frame([][]byte{flv.AppendHeader(nil, true, true)})); err != nil {
+		return written, "viewer left", err
+	}
+	body := make([][]byte, 0, 16)
+	for {
+		units, err := rd.Next(ctx)
+		switch {
+		case errors.Is(err, stream.ErrEnded):
+			if chunked {
+				_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
+				bufs = append(bufs[:0], lastChunk)
+				_ = write(len(lastChunk))
+			}
+			return written, "stream ended", nil
+		case errors.Is(err, stream.ErrDropped):
+			return written, "viewer too slow, dropped", err
+		case err != nil: // ctx is the Handler's: a viewer leaving shows in a write
+			return written, "server closing", nil
+		}
+		body = body[:0]
+		for _, u := range units {
+			body = append(body, u.Encoded(tagKey, func() []byte { return tag(u) }))
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
+		if err := write(frame(body)); err != nil {
+			return written, "write to viewer failed", err
+		}
+	}
+}
+
+var (
+	crlf      = []byte("\r\n")
+	lastChunk = []byte("0\r\n\r\n")
+)
+
+// writeResponse serves the viewer through the ResponseWriter: a write per
+// unit and a flush per batch.
+func (h *Handler) writeResponse(ctx context.Context, w http.ResponseWriter, rd *stream.Reader) (int64, string, error) {
 	// A stream outlives the server's read and write timeouts: lift them
 	// and bound each write instead.
 	_ = httpserve.Stream(w)
 	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
 	var written int64
 	write := func(b []byte) error {
 		n, err := w.Write(b)

@@ -1,12 +1,14 @@
 package httpflv
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -52,6 +54,7 @@ func newHandler(t *testing.T, hub *stream.Hub, logs io.Writer) *httptest.Server 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(h.Close)
 	mux := http.NewServeMux()
 	mux.Handle("/flv/", http.StripPrefix("/flv", h))
 	srv := httptest.NewServer(mux)
@@ -217,5 +220,125 @@ func TestStreamsTagsAndEndsWithStream(t *testing.T) {
 	pub.Close()
 	if _, err := fr.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after stream end: %v, want EOF", err)
+	}
+}
+
+// Every transport gets the same tags and an orderly end with the stream:
+// HTTP/1.1 (the connection taken over, chunked), HTTP/1.0 (taken over, the
+// body ended by closing) and HTTP/2 (through the ResponseWriter).
+func TestTransportsCarryTagsAndEnd(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0", "HTTP/2"} {
+		t.Run(proto, func(t *testing.T) {
+			hub := stream.NewHub(stream.HubParams{PublisherGrace: -1})
+			t.Cleanup(hub.Close)
+			h, err := New(Params{Hub: hub, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(h.Close)
+			srv := httptest.NewUnstartedServer(h)
+			if proto == "HTTP/2" {
+				srv.EnableHTTP2 = true
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			pub, err := hub.Publish("live/s", stream.PublisherInfo{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.Write(&stream.Unit{Kind: stream.KindVideo, Header: true, Payload: []byte{0x17, 0, 0, 0, 0, 1}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.Write(&stream.Unit{Kind: stream.KindVideo, DTS: 40, Key: true, Payload: []byte{0x17, 1, 0, 0, 0, 9}}); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/live/s.flv", nil)
+			var resp *http.Response
+			if proto == "HTTP/1.0" { // net/http's client speaks HTTP/1.1 only
+				conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				if _, err := io.WriteString(conn, "GET /live/s.flv HTTP/1.0\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				resp, err = http.ReadResponse(bufio.NewReader(conn), req)
+			} else {
+				resp, err = srv.Client().Do(req)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			wantProto := map[string]string{"HTTP/1.1": "HTTP/1.1", "HTTP/1.0": "HTTP/1.0", "HTTP/2": "HTTP/2.0"}[proto]
+			wantTE := map[string]string{"HTTP/1.1": "chunked"}[proto]
+			if resp.Proto != wantProto || resp.Header.Get("Content-Type") != "video/x-flv" ||
+				strings.Join(resp.TransferEncoding, ",") != wantTE {
+				t.Fatalf("%s %s, type %q, transfer encoding %v", resp.Proto, resp.Status, resp.Header.Get("Content-Type"), resp.TransferEncoding)
+			}
+			fr := flv.NewReader(resp.Body, 0)
+			for i := range 2 {
+				if tag, err := fr.Next(); err != nil || tag.Type != flv.TagVideo {
+					t.Fatalf("tag %d: %+v, %v", i, tag, err)
+				}
+			}
+			if err := pub.Write(&stream.Unit{Kind: stream.KindAudio, DTS: 50, Payload: []byte{0xaf, 1, 5}}); err != nil {
+				t.Fatal(err)
+			}
+			if tag, err := fr.Next(); err != nil || tag.Timestamp != 50 || !bytes.Equal(tag.Payload, []byte{0xaf, 1, 5}) {
+				t.Fatalf("live tag %+v, %v", tag, err)
+			}
+			pub.Close()
+			if _, err := fr.Next(); !errors.Is(err, io.EOF) {
+				t.Fatalf("after stream end: %v, want EOF", err)
+			}
+		})
+	}
+}
+
+// Close ends the viewers whose connections were taken over (they outlive
+// ServeHTTP) and waits for them, with the stream still live.
+func TestCloseEndsTakenOverViewers(t *testing.T) {
+	logs := &lockedBuffer{}
+	hub := stream.NewHub(stream.HubParams{PublisherGrace: -1})
+	t.Cleanup(hub.Close)
+	h, err := New(Params{Hub: hub, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	pub, err := hub.Publish("live/s", stream.PublisherInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	if err := pub.Write(&stream.Unit{Kind: stream.KindVideo, Key: true, Payload: []byte{0x17, 1, 0, 0, 0, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(srv.URL + "/live/s.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	fr := flv.NewReader(resp.Body, 0)
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if _, err := fr.Next(); err == nil {
+		t.Fatal("the viewer still reads after Close")
+	}
+	if !strings.Contains(logs.String(), `reason="server closing"`) {
+		t.Errorf("no close line with the reason:\n%s", logs.String())
 	}
 }

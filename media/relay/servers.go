@@ -3,10 +3,10 @@ package relay
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 
 	"github.com/portier/portier/internal/nodewire"
+	"github.com/portier/portier/media/httpflv"
 	"github.com/portier/portier/media/rtmpserver"
 	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/rtsp"
@@ -16,7 +16,7 @@ import (
 type servers struct {
 	rtmp *rtmpserver.Server
 	rtsp *rtsp.Server // nil without Params.RTSPAddr
-	flv  http.Handler
+	flv  *httpflv.Handler
 }
 
 // build creates what serves HTTP (usable before Start, for embedding).
@@ -83,6 +83,9 @@ func rtspAuth(fn rtmpserver.AuthorizeFunc) rtsp.AuthorizeFunc {
 }
 
 func (s *servers) close() {
+	if s.flv != nil {
+		s.flv.Close()
+	}
 	if s.rtsp != nil {
 		_ = s.rtsp.Close()
 	}

@@ -1,6 +1,7 @@
 // Package bench holds Portier's benchmarks and the tools they share: an RTMP
-// play load client that works the same against our relay, nginx-rtmp and
-// MediaMTX, and a sampler of a server process's CPU time and memory.
+// (and HTTP-FLV) play load client that works the same against our relay,
+// nginx-rtmp and MediaMTX, and a sampler of a server process's CPU time and
+// memory.
 //
 // The load client is written for the benchmark and shares no code with the
 // relay under test: a minimal RTMP player (simple handshake, connect,
@@ -70,6 +71,8 @@ type player struct {
 	window   uint32
 	lastAck  uint64
 	streamID uint32
+
+	flv *flvBody // set for an HTTP-FLV player (dialFLV); nil for RTMP
 
 	// Counters.
 	flvBytes   atomic.Int64 // media payload + FLV tag overhead per message

@@ -25,7 +25,8 @@ const (
 
 // LoadOpts configures RunLoad.
 type LoadOpts struct {
-	// URL is rtmp://host:port/app/name of the stream to play.
+	// URL is the stream to play: rtmp://host:port/app/name, or an
+	// HTTP-FLV http://host:port/….flv (see dialFLV).
 	URL string
 	// Players is how many play sessions to open (1..MaxPlayers).
 	Players int
@@ -106,7 +107,13 @@ func RunLoad(ctx context.Context, o LoadOpts) (LoadResult, error) {
 	if o.ExpectedBitrate == nil {
 		return LoadResult{}, errors.New("ExpectedBitrate is required")
 	}
-	if _, _, _, _, err := playTarget(o.URL); err != nil {
+	dial := dialPlay
+	if isFLVURL(o.URL) {
+		dial = dialFLV
+		if _, _, err := flvTarget(o.URL); err != nil {
+			return LoadResult{}, err
+		}
+	} else if _, _, _, _, err := playTarget(o.URL); err != nil {
 		return LoadResult{}, err
 	}
 	conc := o.ConnectConcurrency
@@ -146,7 +153,7 @@ func RunLoad(ctx context.Context, o LoadOpts) (LoadResult, error) {
 				return
 			}
 			t0 := time.Now()
-			p, err := dialPlay(runCtx, o.URL, o.ConnectTimeout)
+			p, err := dial(runCtx, o.URL, o.ConnectTimeout)
 			<-sem
 			if err != nil {
 				res.Err = err.Error()
@@ -281,8 +288,12 @@ func (p *player) run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { p.conn.Close() })
 	defer stop()
 	defer p.conn.Close()
+	next := p.readMessage
+	if p.flv != nil {
+		next = p.readFLVTag
+	}
 	for {
-		m, err := p.readMessage()
+		m, err := next()
 		if err != nil {
 			return err
 		}

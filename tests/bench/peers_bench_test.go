@@ -82,22 +82,7 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 				if done { // the framework may call again with a larger b.N
 					return
 				}
-				target := srv.Start(b)
-				ctx, cancel := context.WithTimeout(context.Background(), dur+3*time.Minute)
-				defer cancel()
-				row, err := RunFanout(b, ctx, target, n, dur)
-				if err != nil {
-					b.Fatalf("%s N=%d: %v", srv.Name, n, err)
-				}
-				if len(row.Errors) > 0 {
-					b.Logf("%s N=%d player errors: %s", srv.Name, n, strings.Join(row.Errors, "; "))
-				}
-				b.ReportMetric(float64(row.Connected), "connected")
-				b.ReportMetric(float64(row.KeptUp), "kept-up")
-				b.ReportMetric(row.CPUPerGbit, "cpu-s/Gbit")
-				b.ReportMetric(row.KBPerPlayer, "KB/player")
-				b.ReportMetric(float64(row.WorstLag.Milliseconds()), "lag-ms")
-				b.ReportMetric(0, "ns/op") // one fixed-length run: time per op says nothing
+				row := runFanoutCase(b, srv.Name, srv.Start(b), n, dur)
 				mu.Lock()
 				rows[key] = row
 				mu.Unlock()
@@ -114,4 +99,26 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 	for _, note := range FanoutSkips() {
 		fmt.Fprintln(os.Stdout, note)
 	}
+}
+
+// runFanoutCase measures one (server, N) case of a fan-out benchmark with
+// RunFanout and reports its metrics; it fails b on an error.
+func runFanoutCase(b *testing.B, name string, target FanoutTarget, n int, dur time.Duration) FanoutRow {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), dur+3*time.Minute)
+	defer cancel()
+	row, err := RunFanout(b, ctx, target, n, dur)
+	if err != nil {
+		b.Fatalf("%s N=%d: %v", name, n, err)
+	}
+	if len(row.Errors) > 0 {
+		b.Logf("%s N=%d player errors: %s", name, n, strings.Join(row.Errors, "; "))
+	}
+	b.ReportMetric(float64(row.Connected), "connected")
+	b.ReportMetric(float64(row.KeptUp), "kept-up")
+	b.ReportMetric(row.CPUPerGbit, "cpu-s/Gbit")
+	b.ReportMetric(row.KBPerPlayer, "KB/player")
+	b.ReportMetric(float64(row.WorstLag.Milliseconds()), "lag-ms")
+	b.ReportMetric(0, "ns/op") // one fixed-length run: time per op says nothing
+	return row
 }

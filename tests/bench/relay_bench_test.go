@@ -35,6 +35,7 @@ func init() {
 			Server:     "portier relay",
 			PublishURL: "rtmp://" + o.rtmpAddr + "/live/bench?key=" + key,
 			PlayURL:    "rtmp://" + o.rtmpAddr + "/live/bench",
+			FLVURL:     "http://" + o.httpAddr + "/live/bench.flv",
 			PID:        o.PID(),
 			PprofURL:   "http://" + pprofAddr,
 		}
