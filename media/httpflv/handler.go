@@ -21,6 +21,7 @@ import (
 
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/httpserve"
+	"github.com/portier/portier/media/sockwrite"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -112,11 +113,11 @@ func (h *Handler) Close() {
 	h.wg.Wait()
 }
 
-// viewerCoalesceFrames is how many video frames a viewer's wake-ups (and
-// writes) carry by default (see stream.ReaderParams.CoalesceFrames), as
-// for RTMP players: fewer wake-ups and fewer, larger writes for at most one
-// frame interval of added delay.
-const viewerCoalesceFrames = 2
+// viewerCoalesceFrames is how many video frames a viewer's writes carry by
+// default (see stream.ReaderParams.CoalesceFrames), as for RTMP players: one
+// write per frame, audio riding along, with no frame held back (two frames
+// would cost a frame interval of lag: see rtmpserver.playerCoalesceFrames).
+const viewerCoalesceFrames = 1
 
 // tagKey names the shared FLV tag encoding of a unit.
 var tagKey = stream.EncKey{Format: "flv-tag"}
@@ -165,6 +166,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rp := h.p.Reader
 	rp.WaitTimeout = h.p.PlayWait
 	rp.Internal = h.p.IsInternal != nil && h.p.IsInternal(app+"/"+name, r.URL.Query())
+	// Once the connection is ours, the publisher writes each batch to it
+	// itself while the viewer keeps up (see direct).
+	d := &direct{}
+	rp.Direct = d.write
 	rd, err := h.p.Hub.Read(r.Context(), app+"/"+name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
@@ -192,7 +197,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer h.wg.Done()
 			defer rd.Close()
 			defer conn.Close()
-			written, reason, err := h.writeConn(h.ctx, conn, bw, hdr, chunked, rd)
+			written, reason, err := h.writeConn(h.ctx, conn, bw, hdr, chunked, rd, d)
 			logClosed(log, start, written, reason, err)
 		}()
 		return
@@ -238,7 +243,7 @@ func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request) (net.Conn, *b
 // with one writev of the units' shared tag bytes (no copy, no per-unit
 // write), so a viewer costs one system call per wake-up. The response
 // ends with the stream, and the connection with it.
-func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked bool, rd *stream.Reader) (int64, string, error) {
+func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked bool, rd *stream.Reader, d *direct) (int64, string, error) {
 	// The server's deadlines may still be set: bound each write instead.
 	_ = conn.SetDeadline(time.Time{})
 	_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
@@ -258,7 +263,18 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 		bufs    [][]byte
 		size    [20]byte // a chunk's size line
 	)
+	sw := sockwrite.New(conn)
+	// written counts this goroutine's bytes; d.written the publisher's.
+	total := func() int64 { return written + d.written.Load() }
 	write := func(n int) error {
+		// What a direct write left goes first.
+		if rest := sw.Rest(); len(rest) > 0 {
+			for _, b := range rest {
+				n += len(b)
+			}
+			bufs = append(rest[:len(rest):len(rest)], bufs...)
+			defer sw.Sent()
+		}
 		nb := net.Buffers(bufs)
 		m, err := nb.WriteTo(conn)
 		written += m
@@ -284,8 +300,9 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 		return n + len(line) + len(crlf)
 	}
 	if err := write(frame([][]byte{flv.AppendHeader(nil, true, true)})); err != nil {
-		return written, "viewer left", err
+		return total(), "viewer left", err
 	}
+	d.start(sw, chunked)
 	body := make([][]byte, 0, 16)
 	for {
 		units, err := rd.Next(ctx)
@@ -296,11 +313,11 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 				bufs = append(bufs[:0], lastChunk)
 				_ = write(len(lastChunk))
 			}
-			return written, "stream ended", nil
+			return total(), "stream ended", nil
 		case errors.Is(err, stream.ErrDropped):
-			return written, "viewer too slow, dropped", err
+			return total(), "viewer too slow, dropped", err
 		case err != nil: // ctx is the Handler's: a viewer leaving shows in a write
-			return written, "server closing", nil
+			return total(), "server closing", nil
 		}
 		body = body[:0]
 		for _, u := range units {
@@ -308,9 +325,55 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
 		if err := write(frame(body)); err != nil {
-			return written, "write to viewer failed", err
+			return total(), "write to viewer failed", err
 		}
 	}
+}
+
+// direct is a viewer's stream.ReaderParams.Direct: the publisher's goroutine
+// writes the viewer's batch, framed as writeConn frames it, with one
+// non-blocking writev instead of waking the viewer's goroutine. A full
+// socket, or a viewer not (yet) served on its own connection, leaves the
+// batch to the goroutine. Calls are serialised by the reader and never
+// overlap the goroutine's writes: the reader calls Direct only while the
+// goroutine waits in Next, so sw needs no lock of its own.
+type direct struct {
+	on      atomic.Bool // set by start, once the response header is out
+	sw      *sockwrite.Writer
+	chunked bool
+	bufs    [][]byte
+	size    [20]byte
+	written atomic.Int64
+}
+
+func (d *direct) start(sw *sockwrite.Writer, chunked bool) {
+	d.sw, d.chunked = sw, chunked
+	d.on.Store(true)
+}
+
+func (d *direct) write(units []*stream.Unit) (taken, flush bool) {
+	if !d.on.Load() {
+		return false, false
+	}
+	d.bufs = d.bufs[:0]
+	if d.chunked {
+		d.bufs = append(d.bufs, nil) // the size line, once the size is known
+	}
+	n := 0
+	for _, u := range units {
+		b := u.Encoded(tagKey, func() []byte { return tag(u) })
+		d.bufs = append(d.bufs, b)
+		n += len(b)
+	}
+	if d.chunked {
+		line := strconv.AppendInt(d.size[:0], int64(n), 16)
+		d.bufs[0] = append(line, '\r', '\n')
+		d.bufs = append(d.bufs, crlf)
+	}
+	m, taken, flush := d.sw.Try(d.bufs...)
+	d.written.Add(int64(m))
+	clear(d.bufs)
+	return taken, flush
 }
 
 var (

@@ -11,10 +11,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/portier/portier/media/rtmp/amf0"
+	"github.com/portier/portier/media/sockwrite"
 )
 
 // conn is the part shared by ServerConn and ClientConn: the chunk reader,
@@ -42,11 +42,9 @@ type conn struct {
 	// write side
 	wmu   sync.Mutex
 	wbufs net.Buffers // under wmu: the iovecs of the write in progress
-	// backlog (under wmu) is what a TryWriteChunks left unwritten; the
-	// next blocking write sends it first.
-	backlog [][]byte
-	iov     []syscall.Iovec // under wmu: TryWriteChunks's scratch
-	raw     rawConn         // nil: no non-blocking writes (see rawOf)
+	// sw (under wmu; nil for clients) takes TryWriteChunks; what it left
+	// unwritten goes out first with the next blocking write.
+	sw *sockwrite.Writer
 	// wdeadline is the write deadline last set on the socket, in Unix
 	// nanoseconds (0: none): write re-arms it only when it has come within
 	// three quarters of writeTimeout, not on every write.
@@ -164,13 +162,18 @@ func (c *conn) write(bufs ...[]byte) error {
 	// WriteTo consumes the slice it is given: write from the connection's
 	// own copy of the headers so callers' (shared) slices are never
 	// modified, and no iovec array is allocated per write.
-	iov := append(append(c.wbufs[:0], c.backlog...), bufs...)
+	var rest [][]byte
+	if c.sw != nil {
+		rest = c.sw.Rest()
+	}
+	iov := append(append(c.wbufs[:0], rest...), bufs...)
 	c.wbufs = iov
 	n, err := c.wbufs.WriteTo(c.nc)
 	clear(iov) // hold no reference to the callers' bytes
 	c.wbufs = iov[:0]
-	clear(c.backlog)
-	c.backlog = c.backlog[:0]
+	if len(rest) > 0 {
+		c.sw.Sent()
+	}
 	c.written.Add(uint64(n))
 	if err != nil {
 		return fmt.Errorf("rtmp write: %w", err)

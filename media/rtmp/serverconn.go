@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/media/rtmp/amf0"
+	"github.com/portier/portier/media/sockwrite"
 )
 
 // ServerConfig configures a ServerConn. Zero values select the defaults.
@@ -113,7 +114,7 @@ func NewServerConn(nc net.Conn, cfg ServerConfig) *ServerConn {
 		cfg:  cfg,
 		done: make(chan struct{}),
 	}
-	c.raw = rawOf(nc)
+	c.sw = sockwrite.New(nc)
 	// Nothing is authorised yet: a peer gets only what commands need.
 	c.cr.SetLimits(cfg.PreAuthLimits)
 	return c

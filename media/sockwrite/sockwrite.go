@@ -1,0 +1,113 @@
+// Package sockwrite writes to a socket without blocking the caller: the
+// non-blocking half of a connection whose blocking writes are done by its
+// own goroutine. A publisher handing each frame to many players in turn uses
+// it to write to every player whose socket has room, and leaves the rest to
+// the players' goroutines (see stream.ReaderParams.Direct).
+package sockwrite
+
+import (
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// iovMax is the most iovecs one writev takes on Linux (IOV_MAX).
+const iovMax = 1024
+
+// Writer is one socket's non-blocking writes and what they left unwritten.
+// It is not safe for concurrent use: its owner serialises Try with its own
+// blocking writes, and sends Rest ahead of the next of them.
+type Writer struct {
+	raw  syscall.RawConn // nil: not a socket that can be written without blocking
+	iov  []syscall.Iovec
+	rest [][]byte
+}
+
+// New returns nc's Writer. For anything but a plain socket (TLS, pipes) the
+// Writer never takes bytes and the owner writes everything itself.
+func New(nc net.Conn) *Writer {
+	w := &Writer{}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			w.raw = rc
+		}
+	}
+	return w
+}
+
+// Try writes bufs with one non-blocking writev when nothing is left over
+// from an earlier Try. It returns the bytes written; taken reports whether
+// bufs were handled: written whole, or in part with the rest kept (by
+// reference: bufs must not be modified afterwards, as shared, immutable
+// encodings are not) for the owner to send first with its next blocking
+// write. rest reports that such a rest is waiting. When taken is false
+// nothing was written: the socket is full or broken, a rest is pending, or
+// the Writer cannot write without blocking; the owner writes bufs itself
+// (and finds any error).
+func (w *Writer) Try(bufs ...[]byte) (n int, taken, rest bool) {
+	if w.raw == nil || len(w.rest) > 0 {
+		return 0, false, false
+	}
+	iov := w.iov[:0]
+	total := 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if len(iov) == iovMax {
+			return 0, false, false
+		}
+		iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
+		iov[len(iov)-1].SetLen(len(b))
+		total += len(b)
+	}
+	w.iov = iov
+	if total == 0 {
+		return 0, true, false
+	}
+	var failed bool
+	err := w.raw.Write(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+			switch e {
+			case 0:
+				n = int(r)
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+			default:
+				failed = true
+			}
+			return true // never wait: a full socket is the blocking writer's business
+		}
+	})
+	clear(iov) // hold no pointers into the callers' bytes
+	if n == 0 || err != nil || failed {
+		if n == 0 {
+			return 0, false, false
+		}
+	}
+	if n == total {
+		return n, true, false
+	}
+	left := n
+	for _, b := range bufs {
+		if left >= len(b) {
+			left -= len(b)
+			continue
+		}
+		w.rest = append(w.rest, b[left:])
+		left = 0
+	}
+	return n, true, true
+}
+
+// Rest is what Try left unwritten, to go out before anything else; the
+// owner calls Sent once it has written it.
+func (w *Writer) Rest() [][]byte { return w.rest }
+
+// Sent forgets the rest after the owner has written it.
+func (w *Writer) Sent() {
+	clear(w.rest)
+	w.rest = w.rest[:0]
+}
