@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -83,6 +84,23 @@ func NewChunkReader(r io.Reader, maxMessage uint32) *ChunkReader {
 	}
 	return &ChunkReader{r: br, chunkSize: 128, maxMessage: maxMessage, streams: map[uint32]*chunkStream{},
 		limits: DefaultPublishLimits}
+}
+
+// shrinkBuffer moves the reader to a buffer of size bytes on r, carrying
+// over what the current one holds when that fits, and reports whether it
+// did: a connection that will only read small control messages from now on
+// holds less memory.
+func (cr *ChunkReader) shrinkBuffer(r io.Reader, size int) (*bufio.Reader, bool) {
+	n := cr.r.Buffered()
+	if n > size || cr.r.Size() <= size {
+		return cr.r, false
+	}
+	if n > 0 {
+		held, _ := cr.r.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(held)), r)
+	}
+	cr.r = bufio.NewReaderSize(r, size)
+	return cr.r, true
 }
 
 // SetChunkSize applies a SetChunkSize received from the peer.

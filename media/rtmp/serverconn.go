@@ -372,9 +372,15 @@ func (c *ServerConn) AcceptPlay() error {
 	// idle read deadline does not apply while playing.
 	c.readTimeout = 0
 	c.setReadDeadline(time.Time{})
+	// From here on a player sends only acknowledgements, pings and a
+	// command or two: a small read buffer is enough (4 KB less per player).
+	c.br, _ = c.cr.shrinkBuffer(c.nc, playReadBuffer)
 	go c.playReadLoop()
 	return nil
 }
+
+// playReadBuffer is a playing connection's read buffer, in bytes.
+const playReadBuffer = 512
 
 // playReadLoop serves a player's control traffic until it leaves.
 func (c *ServerConn) playReadLoop() {

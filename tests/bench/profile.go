@@ -68,10 +68,10 @@ func startProfiler(ctx context.Context, pprofURL, server string, n int, seconds 
 		case <-ctx.Done():
 		}
 		var errs []string
-		for _, kind := range []string{"heap", "allocs", "heap?debug=1"} {
+		for _, kind := range []string{"heap", "allocs", "heap?debug=1", "goroutine?debug=1"} {
 			file := p.name + "." + kind + ".pprof"
-			if kind == "heap?debug=1" {
-				file = p.name + ".heap.txt"
+			if k, _, ok := strings.Cut(kind, "?"); ok {
+				file = p.name + "." + k + ".txt"
 			}
 			if err := p.fetch(ctx, "/debug/pprof/"+kind, file); err != nil {
 				errs = append(errs, fmt.Sprintf("%s profile: %v", kind, err))
@@ -103,6 +103,10 @@ func (p *profiler) finish(ctx context.Context) string {
 			}
 		}
 		b.WriteString("\n")
+	}
+	if txt, err := os.ReadFile(filepath.Join(p.dir, p.name+".goroutine.txt")); err == nil {
+		first, _, _ := strings.Cut(string(txt), "\n")
+		fmt.Fprintf(&b, "%s (stacks in %s)\n", first, filepath.Join(p.dir, p.name+".goroutine.txt"))
 	}
 	for _, f := range []struct{ file, index string }{
 		{p.name + ".cpu.pprof", ""},
