@@ -639,6 +639,11 @@ func (s *Store) TasksChangeStamp(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d/%d/%d/%d", r.N, r.E, r.R, r.A), nil
 }
 
+// StampNoActiveTasks reports whether a TasksChangeStamp counted no active
+// task: then there is nothing to place and no lease to expire until the
+// stamp changes.
+func StampNoActiveTasks(stamp string) bool { return strings.HasPrefix(stamp, "0/") }
+
 // TaskStateCount is how many tasks are in a state with a desired state.
 type TaskStateCount struct {
 	State        string `gorm:"column:state"`

@@ -323,3 +323,22 @@ func TestReportTaskStatusesBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestStampNoActiveTasks: the scheduler skips its timed rounds while the
+// stamp counts no active task, so a new pending task must end that.
+func TestStampNoActiveTasks(t *testing.T) {
+	for _, n := range modelstest.Stores(t) {
+		t.Run(n.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newSchedFixture(t, n.Store)
+			st, err := f.s.TasksChangeStamp(ctx)
+			if err != nil || !models.StampNoActiveTasks(st) {
+				t.Fatalf("stamp without tasks %q (%v): want no active task", st, err)
+			}
+			f.task(t, 1)
+			if st, _ = f.s.TasksChangeStamp(ctx); models.StampNoActiveTasks(st) {
+				t.Fatalf("stamp with a pending task %q: want an active task", st)
+			}
+		})
+	}
+}

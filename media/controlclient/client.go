@@ -57,7 +57,8 @@ type ClientParams struct {
 	// the control plane trusts loopback callers).
 	Token string
 	// HTTPClient defaults to a client without a global timeout (each call
-	// has its own).
+	// has its own) on a transport of its own that keeps idleConns
+	// connections per replica open between calls.
 	HTTPClient *http.Client
 	// Timeout of one attempt (default 3 s).
 	Timeout time.Duration
@@ -83,6 +84,10 @@ type Client struct {
 	log  *slog.Logger
 }
 
+// idleConns is how many idle connections per replica a Client keeps: its
+// heartbeat and the calls of a burst of publishes and plays.
+const idleConns = 8
+
 // NewClient validates p and builds a Client.
 func NewClient(p ClientParams) (*Client, error) {
 	reps, err := replicas.Parse(p.BaseURL)
@@ -105,7 +110,13 @@ func NewClient(p ClientParams) (*Client, error) {
 	}
 	hc := p.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		// Not http.DefaultTransport: it keeps 2 idle connections per host
+		// for the whole process, and portier run has several nodes calling
+		// the same control plane every second, so most heartbeats dialled
+		// a new connection (a TCP handshake and a TIME_WAIT socket each).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = idleConns
+		hc = &http.Client{Transport: t}
 	}
 	return &Client{p: p, reps: reps, hc: hc, log: p.Logger.With("component", "control-client")}, nil
 }

@@ -3,6 +3,7 @@ package hlsrewrite
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -242,13 +243,22 @@ func (t *tracker) refresh(ctx context.Context) error {
 	}
 	slices.SortFunc(live, func(a, b Edge) int { return strings.Compare(a.Name, b.Name) })
 	next := &edgeSet{edges: live, live: map[string]int{}}
-	ms := make([]boundedhash.Member, len(live))
 	for i, e := range live {
 		next.live[e.Name] = i
-		// Weight in Gbit/s: a 1 Gbit/s edge gets boundedhash.PointsPerWeight points.
-		ms[i] = boundedhash.Member{ID: e.Name, Weight: float64(max(e.CapacityMbps, 1)) / 1000}
 	}
-	next.ring = boundedhash.New(ms)
+	if prev != nil && sameRing(prev.edges, live) {
+		// The ring depends on names and capacities only: most refreshes
+		// change neither, and building it hashes and sorts 160 points
+		// per Gbit/s of every edge.
+		next.ring = prev.ring
+	} else {
+		ms := make([]boundedhash.Member, len(live))
+		for i, e := range live {
+			// Weight in Gbit/s: a 1 Gbit/s edge gets boundedhash.PointsPerWeight points.
+			ms[i] = boundedhash.Member{ID: e.Name, Weight: float64(max(e.CapacityMbps, 1)) / 1000}
+		}
+		next.ring = boundedhash.New(ms)
+	}
 	var left []string
 	if prev != nil {
 		next.gen = prev.gen
@@ -266,6 +276,12 @@ func (t *tracker) refresh(ctx context.Context) error {
 		t.onLeave(left)
 	}
 	return nil
+}
+
+// sameRing reports whether two sorted edge lists make the same ring: the
+// same names with the same capacities.
+func sameRing(a, b []Edge) bool {
+	return slices.EqualFunc(a, b, func(x, y Edge) bool { return x.Name == y.Name && x.CapacityMbps == y.CapacityMbps })
 }
 
 // probeAll asks each edge's /healthz at once (bounded by a fraction of the
@@ -298,6 +314,10 @@ func (t *tracker) probeAll(ctx context.Context, edges []Edge) (out []Edge, up ma
 				ok[i] = ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout())
 				return
 			}
+			// Read the (short) answer to its end so that the connection
+			// is reused: closed early it is dropped, and every refresh
+			// dialled each edge anew (4 connections a second per edge).
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 			resp.Body.Close()
 			ok[i] = resp.StatusCode == http.StatusOK
 			answered[i] = ok[i]

@@ -35,6 +35,12 @@ import (
 // too. As the fallback for a lost notification or a change made outside
 // any replica, a cheap change stamp of the tasks table is polled every
 // pollInterval, so a long poll wakes within that time in any case.
+//
+// With no active task (the last stamp counted none) the timed placement
+// rounds and lease expiry are skipped: there is nothing to place and no
+// lease to expire, and a new task changes the stamp, which starts a round
+// at the next poll (or at once, with the Kick of the code that made it).
+// An idle control plane then makes one cheap query per poll interval.
 
 const (
 	placeInterval = 250 * time.Millisecond
@@ -304,7 +310,9 @@ func (sc *Scheduler) run(ctx context.Context) {
 			}
 			sc.placeRound(ctx, log)
 		case <-place.C:
-			sc.placeRound(ctx, log)
+			if !sc.noActiveTasks() {
+				sc.placeRound(ctx, log)
+			}
 		case <-poll.C:
 			sc.reapAndPoll(ctx, log)
 		}
@@ -355,7 +363,7 @@ func (sc *Scheduler) reapAndPoll(ctx context.Context, log interface {
 	// Lease expiry declares concierges dead: not while the death gate
 	// holds (a lease that ran out meanwhile is renewed or expired at the
 	// first pass after it).
-	if !sc.DeathsHeldOff() {
+	if !sc.DeathsHeldOff() && !sc.noActiveTasks() {
 		now := sc.Now()
 		r, err := sc.st.ExpireLeases(ctx, now, sc.lease, now.Add(-sc.lease))
 		if ctx.Err() == nil {
@@ -386,6 +394,12 @@ func (sc *Scheduler) reapAndPoll(ctx context.Context, log interface {
 		sc.placeRound(ctx, log)
 		sc.broadcast()
 	}
+}
+
+// noActiveTasks reports whether the last change stamp counted no active
+// task (see the comment on the scheduler). Run loop only, like stamp.
+func (sc *Scheduler) noActiveTasks() bool {
+	return sc.stamp != "" && models.StampNoActiveTasks(sc.stamp)
 }
 
 // assignmentOf builds a concierge's assignment and its version. Each HLS

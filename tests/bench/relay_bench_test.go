@@ -66,11 +66,7 @@ func startPortier(tb testing.TB, name string, env []string, args ...string) *por
 	if err != nil {
 		tb.Fatalf("log for %s: %v", name, err)
 	}
-	bin := os.Getenv("PORTIER_BENCH_BIN") // another build to measure, e.g. main's for a before/after comparison
-	if bin == "" {
-		bin = peers.PortierBinary(tb)
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(benchBinary(tb), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	// If the benchmark binary dies without cleanups, take the process along.
@@ -92,6 +88,16 @@ func startPortier(tb testing.TB, name string, env []string, args ...string) *por
 		}
 	})
 	return p
+}
+
+// benchBinary is the portier binary the benchmarks run: PORTIER_BENCH_BIN
+// (another build to measure, e.g. main's for a before/after comparison) or
+// one built from the working tree.
+func benchBinary(tb testing.TB) string {
+	if bin := os.Getenv("PORTIER_BENCH_BIN"); bin != "" {
+		return bin
+	}
+	return peers.PortierBinary(tb)
 }
 
 // PID is the process id.
