@@ -86,13 +86,13 @@ func NewChunkReader(r io.Reader, maxMessage uint32) *ChunkReader {
 		limits: DefaultPublishLimits}
 }
 
-// shrinkBuffer moves the reader to a buffer of size bytes on r, carrying
-// over what the current one holds when that fits, and reports whether it
-// did: a connection that will only read small control messages from now on
-// holds less memory.
-func (cr *ChunkReader) shrinkBuffer(r io.Reader, size int) (*bufio.Reader, bool) {
+// rebuffer moves the reader to a buffer of size bytes on r, carrying over
+// what the current one holds when that fits, and reports whether it did: a
+// player's connection reads only small control messages once it plays and
+// holds less memory with a small buffer.
+func (cr *ChunkReader) rebuffer(r io.Reader, size int) (*bufio.Reader, bool) {
 	n := cr.r.Buffered()
-	if n > size || cr.r.Size() <= size {
+	if n > size || cr.r.Size() == size {
 		return cr.r, false
 	}
 	if n > 0 {

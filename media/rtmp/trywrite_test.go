@@ -135,7 +135,7 @@ func TestShrinkBufferKeepsBufferedBytes(t *testing.T) {
 	if br.Buffered() == 0 {
 		t.Fatal("nothing left buffered: the test checks nothing")
 	}
-	small, ok := cr.shrinkBuffer(&in, 512)
+	small, ok := cr.rebuffer(&in, 512)
 	if !ok || small.Size() != 512 {
 		t.Fatalf("shrink: ok %v, size %d", ok, small.Size())
 	}
