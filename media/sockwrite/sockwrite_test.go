@@ -1,0 +1,117 @@
+package sockwrite
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { s.Close(); c.Close() })
+	return s.(*net.TCPConn), c.(*net.TCPConn)
+}
+
+// Try writes until the socket is full, keeps the rest of a partial write
+// in order, takes nothing more until the owner has sent it, and every byte
+// arrives once.
+func TestTryKeepsTheRest(t *testing.T) {
+	s, cl := tcpPair(t)
+	_ = s.SetWriteBuffer(4096)
+	_ = cl.SetReadBuffer(4096)
+	w := New(s)
+	var want bytes.Buffer
+	var pending [][]byte
+	rest := false
+	for i := 0; i < 100 && !rest && pending == nil; i++ {
+		a := bytes.Repeat([]byte{byte(i)}, 50000)
+		b := bytes.Repeat([]byte{byte(i + 7)}, 30000)
+		n, taken, r := w.Try(a, nil, b)
+		switch {
+		case taken:
+			if !r && n != len(a)+len(b) {
+				t.Fatalf("taken whole but %d of %d bytes written", n, len(a)+len(b))
+			}
+			want.Write(a)
+			want.Write(b)
+			rest = r
+		case i == 0:
+			t.Fatal("an empty socket took nothing")
+		default:
+			if n != 0 {
+				t.Fatalf("not taken, yet %d bytes written", n)
+			}
+			pending = [][]byte{a, b}
+		}
+	}
+	if !rest && pending == nil {
+		t.Fatal("a socket nobody reads never filled up")
+	}
+	if rest {
+		if _, taken, _ := w.Try([]byte("x")); taken {
+			t.Fatal("Try wrote past a kept rest")
+		}
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(cl)
+		got <- b
+	}()
+	// The owner's blocking write: the rest first, then its own bytes.
+	out := append(append([][]byte{}, w.Rest()...), pending...)
+	nb := net.Buffers(out)
+	if _, err := nb.WriteTo(s); err != nil {
+		t.Fatal(err)
+	}
+	w.Sent()
+	for _, b := range pending {
+		want.Write(b)
+	}
+	if len(w.Rest()) != 0 {
+		t.Fatal("Sent kept a rest")
+	}
+	if _, taken, r := w.Try([]byte("end")); !taken || r {
+		t.Fatalf("after the rest was sent: taken %v, rest %v", taken, r)
+	}
+	want.WriteString("end")
+	_ = s.CloseWrite()
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("received %d bytes, want %d", len(b), want.Len())
+	}
+}
+
+// Anything but a plain socket is left to the owner; nothing to write is
+// taken at once.
+func TestTryDefers(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, taken, _ := New(a).Try([]byte("x")); taken {
+		t.Fatal("a pipe is not a socket: want the bytes left to the owner")
+	}
+	s, _ := tcpPair(t)
+	if n, taken, rest := New(s).Try(nil, []byte{}); !taken || rest || n != 0 {
+		t.Fatalf("empty write: n %d, taken %v, rest %v", n, taken, rest)
+	}
+}
