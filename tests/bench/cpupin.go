@@ -153,8 +153,10 @@ func ThreadsOffCPUs(pid int, cpus []int) (int, error) {
 	return off, nil
 }
 
-// cpuJiffies is one CPU's line of /proc/stat.
-type cpuJiffies struct{ busy, total uint64 }
+// cpuJiffies is one CPU's line of /proc/stat. Busy includes irq (hard and
+// soft interrupts: loopback TCP's receive side mostly runs as a softirq on
+// the sender's CPU) and steal (time the hypervisor gave to other guests).
+type cpuJiffies struct{ busy, total, irq, steal uint64 }
 
 // readCPUJiffies reads the per-CPU lines of /proc/stat ("cpuN ..."),
 // indexed by N. Idle and iowait are idle; guest time is already in user.
@@ -184,7 +186,15 @@ func parseCPUJiffies(b []byte) (map[int]cpuJiffies, error) {
 				return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)
 			}
 			j.total += n
-			if i != 3 && i != 4 {
+			switch i {
+			case 3, 4: // idle, iowait
+			case 5, 6:
+				j.busy += n
+				j.irq += n
+			case 7:
+				j.busy += n
+				j.steal += n
+			default:
 				j.busy += n
 			}
 		}
@@ -201,7 +211,15 @@ type CoreUse struct {
 	ServerCores float64         // server tree CPU seconds per second
 	ClientCores float64         // this process's CPU seconds per second
 	Busy        map[int]float64 // each CPU's busy share (every process on it), 0..1
+	IRQ         map[int]float64 // each CPU's share in hard and soft interrupts
+	Steal       map[int]float64 // each CPU's share stolen by the hypervisor
 	Span        time.Duration   // between the samples used
+}
+
+// Others is the share of cpu that went neither to interrupts, nor to steal,
+// nor to own (the cores of the process pinned there): other processes.
+func (u CoreUse) Others(cpu int, own float64) float64 {
+	return max(0, u.Busy[cpu]-u.IRQ[cpu]-u.Steal[cpu]-own)
 }
 
 type coreSample struct {
@@ -293,11 +311,14 @@ func (s *CoreSampler) Between(from, to time.Time) (CoreUse, error) {
 	x, y := s.samples[a], s.samples[b]
 	sec := y.at.Sub(x.at).Seconds()
 	use := CoreUse{ServerCores: (y.server - x.server) / sec, ClientCores: (y.client - x.client) / sec,
-		Busy: map[int]float64{}, Span: y.at.Sub(x.at)}
+		Busy: map[int]float64{}, IRQ: map[int]float64{}, Steal: map[int]float64{}, Span: y.at.Sub(x.at)}
 	for c, j1 := range y.cpus {
 		j0, ok := x.cpus[c]
 		if ok && j1.total > j0.total {
-			use.Busy[c] = float64(j1.busy-j0.busy) / float64(j1.total-j0.total)
+			t := float64(j1.total - j0.total)
+			use.Busy[c] = float64(j1.busy-j0.busy) / t
+			use.IRQ[c] = float64(j1.irq-j0.irq) / t
+			use.Steal[c] = float64(j1.steal-j0.steal) / t
 		}
 	}
 	return use, nil

@@ -15,7 +15,7 @@ func TestParseCPUJiffies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int]cpuJiffies{0: {busy: 1 + 2 + 3 + 6 + 7 + 8, total: 36}, 1: {busy: 10, total: 40}}
+	want := map[int]cpuJiffies{0: {busy: 1 + 2 + 3 + 6 + 7 + 8, total: 36, irq: 6 + 7, steal: 8}, 1: {busy: 10, total: 40}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
@@ -29,6 +29,7 @@ func TestKneeSchedule(t *testing.T) {
 		max  int
 		want []int
 	}{
+		{5000, []int{250, 500, 750, 1000, 1500, 2000, 2500, 3000, 4000, 5000}},
 		{3000, []int{250, 500, 750, 1000, 1500, 2000, 2500, 3000}},
 		{1200, []int{250, 500, 750, 1000, 1200}},
 		{100, []int{100}},
@@ -38,7 +39,7 @@ func TestKneeSchedule(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ held, failed, want int }{
-		{1000, 1500, 1250}, {750, 1000, 850}, {0, 250, 100}, {2500, 0, 0}, {1000, 1050, 0}, {1450, 1500, 0},
+		{1000, 1500, 1250}, {750, 1000, 850}, {3000, 4000, 3500}, {0, 250, 100}, {2500, 0, 0}, {1000, 1050, 0}, {1450, 1500, 0},
 	} {
 		if got := kneeRefine(c.held, c.failed); got != c.want {
 			t.Errorf("kneeRefine(%d, %d) = %d, want %d", c.held, c.failed, got, c.want)

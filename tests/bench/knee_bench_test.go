@@ -14,10 +14,10 @@ import (
 )
 
 // The knee's schedule and bounds.
-var kneeSchedule = []int{250, 500, 750, 1000, 1500, 2000, 2500, 3000}
+var kneeSchedule = []int{250, 500, 750, 1000, 1500, 2000, 2500, 3000, 4000, 5000}
 
 const (
-	defaultKneeMax     = 3000
+	defaultKneeMax     = MaxPlayers
 	defaultKneeSeconds = 10
 	kneeServerBudget   = 12 * time.Minute // all steps of one server
 	kneeStepOverhead   = 30 * time.Second // start, publish, probe, stop: for the budget
@@ -29,6 +29,9 @@ const (
 	// and a core this busy (whoever uses it) as full.
 	kneeSaturatedCores = 0.9
 	kneeFullCore       = 0.97
+	// Other processes (the publisher included, on the client's core) using
+	// this much of a full core make it shared rather than the knee's.
+	kneeOtherProcs = 0.25
 )
 
 // kneeConfig is what every step of every server shares.
@@ -63,16 +66,17 @@ type kneeResult struct {
 // process tree, every thread, is pinned to the second CPU this process may
 // use; this process (the load client, GOMAXPROCS 1), the ffmpeg publisher
 // and anything else the benchmark started go to the first. N rises over
-// 250, 500, 750, 1000, 1500, 2000, 2500, 3000 (up to
-// PORTIER_BENCH_KNEE_MAX, default 3000) with one refinement step between
-// the last held and the first failed N; each step starts the server fresh
-// and measures PORTIER_BENCH_KNEE_SECONDS (5..120, default 10) after the
+// 250, 500, 750, 1000, 1500, 2000, 2500, 3000, 4000, 5000 (up to
+// PORTIER_BENCH_KNEE_MAX, default and at most MaxPlayers, 5000) with one
+// refinement step between the last held and the first failed N; each step
+// starts the server fresh and measures PORTIER_BENCH_KNEE_SECONDS (5..120, default 10) after the
 // last player connected. A step holds when every player kept up (≥ 95 % of
 // the publisher's bitrate) and the worst lag stayed under 1 s; the first
 // that does not ends the schedule, as does a 12-minute budget per server.
 // The table names what limited each knee: the server's core, the load
-// client's core (then the knee is the client's, not the server's), or
-// neither. Run one server with -bench 'FanoutKnee/nginx-rtmp'.
+// client's core (then the knee is the client's, not the server's), a core
+// shared with other processes (a busy machine: not a clean knee), or no
+// core. Run one server with -bench 'FanoutKnee/nginx-rtmp'.
 func BenchmarkFanoutKnee(b *testing.B) {
 	cfg, err := kneeConfigFromEnv()
 	if err != nil {
@@ -278,7 +282,8 @@ func runPinned(b *testing.B, target FanoutTarget, n int, cfg kneeConfig) (Fanout
 	return row, use, off, err
 }
 
-// kneeLimit says what stopped a server at step s (its first failed step).
+// kneeLimit says what stopped a server at step s (its first failed step):
+// every process at its core's limit and every full core, with who filled it.
 func kneeLimit(s kneeStep, cfg kneeConfig) string {
 	if s.N == 0 {
 		return fmt.Sprintf("nothing: every step held (PORTIER_BENCH_KNEE_MAX=%d)", cfg.maxN)
@@ -287,18 +292,31 @@ func kneeLimit(s kneeStep, cfg kneeConfig) string {
 		return "error: " + s.Err.Error()
 	}
 	u := s.Use
-	switch {
-	case u.ClientCores >= kneeSaturatedCores || u.Busy[cfg.clientCPU] >= kneeFullCore:
-		return fmt.Sprintf("load client's core (client %.2f cores, cpu %d %.0f%% busy): the knee is the client's",
-			u.ClientCores, cfg.clientCPU, 100*u.Busy[cfg.clientCPU])
-	case u.ServerCores >= kneeSaturatedCores:
-		return fmt.Sprintf("server's core (server %.2f cores)", u.ServerCores)
-	case u.Busy[cfg.serverCPU] >= kneeFullCore:
-		return fmt.Sprintf("server's core shared (server %.2f cores, cpu %d %.0f%% busy)",
-			u.ServerCores, cfg.serverCPU, 100*u.Busy[cfg.serverCPU])
+	var why []string
+	if u.ServerCores >= kneeSaturatedCores {
+		why = append(why, fmt.Sprintf("server's core (server %.2f cores)", u.ServerCores))
 	}
-	return fmt.Sprintf("no core full (server %.2f, client %.2f cores): kept up %d/%d, worst lag %d ms",
-		u.ServerCores, u.ClientCores, s.Row.KeptUp, s.N, s.Row.WorstLag.Milliseconds())
+	if u.ClientCores >= kneeSaturatedCores {
+		why = append(why, fmt.Sprintf("load client's core (client %.2f cores): the knee is the client's", u.ClientCores))
+	}
+	full := func(who string, cpu int, own float64) {
+		if own >= kneeSaturatedCores || u.Busy[cpu] < kneeFullCore {
+			return
+		}
+		if o := u.Others(cpu, own); o >= kneeOtherProcs {
+			why = append(why, fmt.Sprintf("cpu %d full, shared: %s %.2f, other processes %.2f, irq %.2f, steal %.2f (not a clean knee)",
+				cpu, who, own, o, u.IRQ[cpu], u.Steal[cpu]))
+			return
+		}
+		why = append(why, fmt.Sprintf("cpu %d full: %s %.2f, irq %.2f", cpu, who, own, u.IRQ[cpu]))
+	}
+	full("server", cfg.serverCPU, u.ServerCores)
+	full("client", cfg.clientCPU, u.ClientCores)
+	if len(why) == 0 {
+		return fmt.Sprintf("no core full (server %.2f, client %.2f cores): kept up %d/%d, worst lag %d ms",
+			u.ServerCores, u.ClientCores, s.Row.KeptUp, s.N, s.Row.WorstLag.Milliseconds())
+	}
+	return strings.Join(why, "; ")
 }
 
 // formatKneeTable is one line per server: its knee and what limited it.
@@ -339,13 +357,16 @@ func loadAverage() float64 {
 	return v
 }
 
-// formatKneeSteps is one line per step, in the order run, with the load
-// average at its end (the machine may be shared).
+// formatKneeSteps is one line per step, in the order run: who used each
+// core in the window ("others" are other processes, the publisher included
+// on the client's core) and the load average at its end (the machine may be
+// shared).
 func formatKneeSteps(results []kneeResult, cfg kneeConfig) string {
 	var sb strings.Builder
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "server\tN\tconnected\tkept-up\tworst lag ms\tmedian kbit/s\tserver cores\tclient cores\tcpu %d busy\tcpu %d busy\tthreads off\tload\tresult\t\n",
-		cfg.serverCPU, cfg.clientCPU)
+	fmt.Fprintf(w, "server\tN\tconnected\tkept-up\tworst lag ms\tmedian kbit/s\t"+
+		"server cores\tcpu %d irq\tcpu %d others\tclient cores\tcpu %d irq\tcpu %d others\tsteal\tthreads off\tload\tresult\t\n",
+		cfg.serverCPU, cfg.serverCPU, cfg.clientCPU, cfg.clientCPU)
 	for _, r := range results {
 		for _, s := range r.Steps {
 			result := "held"
@@ -355,9 +376,12 @@ func formatKneeSteps(results []kneeResult, cfg kneeConfig) string {
 					result = "error"
 				}
 			}
-			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f%%\t%d\t%.2f\t%s\t\n", r.Server, s.N,
+			u := s.Use
+			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%.2f\t%s\t\n", r.Server, s.N,
 				s.Row.Connected, s.Row.KeptUp, s.Row.WorstLag.Milliseconds(), s.Row.MedianBPS/1000,
-				s.Use.ServerCores, s.Use.ClientCores, 100*s.Use.Busy[cfg.serverCPU], 100*s.Use.Busy[cfg.clientCPU], s.Off, s.Load, result)
+				u.ServerCores, u.IRQ[cfg.serverCPU], u.Others(cfg.serverCPU, u.ServerCores),
+				u.ClientCores, u.IRQ[cfg.clientCPU], u.Others(cfg.clientCPU, u.ClientCores),
+				u.Steal[cfg.serverCPU]+u.Steal[cfg.clientCPU], s.Off, s.Load, result)
 		}
 	}
 	w.Flush()
