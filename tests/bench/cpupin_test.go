@@ -97,3 +97,14 @@ func TestPinTree(t *testing.T) {
 		t.Errorf("after restoring all but the skipped child: %d threads off, want 1", off)
 	}
 }
+
+func TestKneeHeldAndFailed(t *testing.T) {
+	r := kneeResult{Steps: []kneeStep{
+		{N: 250, Held: true}, {N: 500, Held: true}, {N: 750}, {N: 750, Held: true},
+		{N: 1000}, {N: 1000, Off: 1}, {N: 850}, {N: 850, Off: 2},
+	}}
+	held, failed := r.knee()
+	if held.N != 750 || failed.N != 850 || failed.Off != 2 {
+		t.Errorf("held %d, failed %d (run %d): want 750 and 850's second run", held.N, failed.N, failed.Off)
+	}
+}

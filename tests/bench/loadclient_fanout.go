@@ -54,6 +54,7 @@ type FanoutRow struct {
 	// The load run's measurement window (LoadResult.WindowStart/End), for
 	// a caller that samples something else over the same span.
 	WindowStart, WindowEnd time.Time
+	ConnectPhase           time.Duration // LoadResult.ConnectPhase
 }
 
 // BenchSizes reads PORTIER_BENCH_N (comma-separated player counts, each
@@ -118,6 +119,7 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 		URL: target.PlayURL, Players: n, Duration: dur, ExpectedBitrate: pub.OutputBitrate,
 	})
 	st, err := sampler.Stop()
+	row.ConnectPhase = res.ConnectPhase
 	if loadErr != nil {
 		return row, fmt.Errorf("load: %w", loadErr)
 	}
