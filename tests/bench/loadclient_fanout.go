@@ -55,6 +55,10 @@ type FanoutRow struct {
 	MedianBPS   float64 // median player bits/s in the window
 	ClientCPU   float64 // load client CPU seconds / run seconds (1.0 = one core)
 	Errors      []string
+	// The load run's measurement window (LoadResult.WindowStart/End), for
+	// a caller that samples something else over the same span.
+	WindowStart, WindowEnd time.Time
+	ConnectPhase           time.Duration // LoadResult.ConnectPhase
 }
 
 // BenchSizes reads PORTIER_BENCH_N (comma-separated player counts, each
@@ -130,6 +134,7 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 	case prof != nil:
 		fmt.Fprintf(os.Stdout, "\nProfiles of %s at N=%d:\n%s", target.Server, n, prof.finish(pubCtx))
 	}
+	row.ConnectPhase = res.ConnectPhase
 	if loadErr != nil {
 		return row, fmt.Errorf("load: %w", loadErr)
 	}
@@ -150,6 +155,7 @@ func RunFanout(tb testing.TB, ctx context.Context, target FanoutTarget, n int, d
 	row.ExpectedBPS, row.MedianBPS = res.ExpectedBitrate, res.MedianBitrate
 	row.Errors = res.Errors
 	row.ClientCPU = res.ClientCPUSeconds / dur.Seconds()
+	row.WindowStart, row.WindowEnd = res.WindowStart, res.WindowEnd
 	return row, nil
 }
 

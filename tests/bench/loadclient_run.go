@@ -78,8 +78,11 @@ type LoadResult struct {
 	KeptUp    int // received at least KeepUpRatio of the expected bitrate in the window
 
 	WindowStart, WindowEnd time.Time
-	ExpectedBitrate        float64 // publisher bits/s over the window
-	MedianBitrate          float64 // median WindowBitrate of connected players
+	// ConnectPhase is from the first connect until every player had
+	// connected or failed (or the run or connectPhaseMaxWait ended).
+	ConnectPhase    time.Duration
+	ExpectedBitrate float64 // publisher bits/s over the window
+	MedianBitrate   float64 // median WindowBitrate of connected players
 	// WorstLag is the largest lag of any player inside the window. A
 	// player's lag is its delay growth behind real time: (wall time since
 	// its first media message − media time received since then), minus the
@@ -179,7 +182,7 @@ func RunLoad(ctx context.Context, o LoadOpts) (LoadResult, error) {
 	case <-runCtx.Done():
 	case <-time.After(connectPhaseMaxWait):
 	}
-	res := LoadResult{Players: o.Players}
+	res := LoadResult{Players: o.Players, ConnectPhase: time.Since(start)}
 	res.WindowStart = time.Now().Add(warmup)
 	res.WindowEnd = end.Add(-windowEndMargin)
 	if res.WindowEnd.Sub(res.WindowStart) < minWindow {
