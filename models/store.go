@@ -142,10 +142,17 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
+// sqliteDSN is the driver's URI for the database at path, which may carry
+// SQLite URI parameters after a "?". SQLite decodes %HH in a URI's path and
+// ends the path at "#", so both are escaped: a directory such as
+// /tmp/run#2 (Go test names put "#" in temporary directories) is opened
+// where it is, not at /tmp/run.
 func sqliteDSN(path string) string {
+	path, query, hasQuery := strings.Cut(path, "?")
+	path = strings.NewReplacer("%", "%25", "#", "%23").Replace(path)
 	sep := "?"
-	if strings.Contains(path, "?") {
-		sep = "&"
+	if hasQuery {
+		path, sep = path+"?"+query, "&"
 	}
 	return "file:" + path + sep +
 		"_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)" +
