@@ -131,6 +131,7 @@ func TestConfigValidationErrors(t *testing.T) {
 	}{
 		{"run", []string{"--data-dir", ""}, "data-dir"},
 		{"run", []string{"--http-addr", "foo"}, "http-addr"},
+		{"run", []string{"--player-write-frames", "9"}, "player-write-frames"},
 		{"run", []string{"--http-addr", ":99999"}, "http-addr"},
 		{"run", []string{"--rtmp-addr", "1935"}, "rtmp-addr"},
 		{"run", []string{"--rtmp-addr", ":0"}, "rtmp-addr"},
@@ -190,6 +191,8 @@ func TestConfigValidationErrors(t *testing.T) {
 		{"relay", []string{"--rtsp-udp-read-buffer", "-2"}, "rtsp-udp-read-buffer"},
 		{"relay", []string{"--http-addr", "x"}, "http-addr"},
 		{"relay", []string{"--pprof-addr", ":6060"}, "pprof-addr"},
+		{"relay", []string{"--player-write-frames", "0"}, "player-write-frames"},
+		{"relay", []string{"--player-write-frames", "5"}, "player-write-frames"},
 		{"relay", []string{"--pprof-addr", "0.0.0.0:6060"}, "pprof-addr"},
 		{"relay", []string{"--rtsp-pull", "cam1?key=k=rtsp://10.0.0.7/s"}, "rtsp-pull"},
 		{"relay", []string{"--rtsp-pull", "live/cam1?key=k=http://10.0.0.7/s"}, "rtsp-pull"},

@@ -83,6 +83,18 @@ func (p *problems) add(err error) {
 
 func (p problems) err() error { return errors.Join(p...) }
 
+// playerWriteFramesHelp is the help of --player-write-frames.
+const playerWriteFramesHelp = "video frames per write to each RTMP player and HTTP-FLV viewer, 1-4: 1 writes every frame as it arrives; " +
+	"more cost less CPU per player (2 at 25 fps: about a quarter less) and hold the first frame of each write back by up to that many frame intervals less one (at most 100 ms)"
+
+// checkPlayerWriteFrames checks --player-write-frames.
+func checkPlayerWriteFrames(n int) error {
+	if n < 1 || n > 4 {
+		return badValue("player-write-frames", strconv.Itoa(n), "want 1 to 4 video frames per write, e.g. 1 (lowest latency) or 2 (less CPU)")
+	}
+	return nil
+}
+
 // checkListenAddr checks an address to listen on: [host]:port with a port
 // of 0-65535 (0 picks a free port).
 func checkListenAddr(option, addr, example string) error {

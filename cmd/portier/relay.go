@@ -36,6 +36,7 @@ type relayConfig struct {
 	Capacity          int
 	LogLevel          string
 	PprofAddr         string
+	PlayerWriteFrames int
 	HTTP              httpTimeoutConfig
 	rtspPullConfig
 }
@@ -58,6 +59,7 @@ func (c *relayConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Capacity, "capacity", 0, "capacity reported at registration (0: unspecified)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", pprofAddrHelp)
+	fs.IntVar(&c.PlayerWriteFrames, "player-write-frames", 1, playerWriteFramesHelp)
 	c.rtspPullConfig.flags(fs, "origins: ")
 	c.HTTP.flags(fs)
 }
@@ -118,6 +120,7 @@ func (c *relayConfig) validate() error {
 	if c.PprofAddr != "" {
 		p.add(checkPprofAddr(c.PprofAddr))
 	}
+	p.add(checkPlayerWriteFrames(c.PlayerWriteFrames))
 	c.HTTP.validate(&p)
 	return p.err()
 }
@@ -193,6 +196,7 @@ func runRelay(ctx context.Context, args []string) error {
 		NoOriginTimeout:   cfg.NoOriginTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		Capacity:          cfg.Capacity,
+		PlayerWriteFrames: cfg.PlayerWriteFrames,
 		HTTPTimeouts:      cfg.HTTP.timeouts(),
 		Logger:            logger,
 	})

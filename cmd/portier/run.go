@@ -44,6 +44,7 @@ type runConfig struct {
 	PublicHost        string
 	PublicURL         string
 	Capacity          int // 0: the number of CPUs
+	PlayerWriteFrames int
 	NoConcierge       bool
 	HookAllow         string // parsed by portier.ParseHookAllow
 	// ClusterToken, when set, lets relays and concierges on other hosts
@@ -69,6 +70,7 @@ func (c *runConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Name, "name", defaultNodeName(), "base name of this host's nodes (NAME-origin, NAME-concierge)")
 	fs.StringVar(&c.PublicHost, "public-host", "", "host name in ingest and play URLs (default: the host of each request)")
 	fs.StringVar(&c.PublicURL, "public-url", "", publicURLHelp)
+	fs.IntVar(&c.PlayerWriteFrames, "player-write-frames", 1, playerWriteFramesHelp)
 	fs.IntVar(&c.Capacity, "capacity", 0, "CPU cores the embedded concierge offers tasks (default: the number of CPUs); "+capacityCostHelp)
 	fs.BoolVar(&c.NoConcierge, "no-concierge", false, "do not start the embedded concierge (tasks stay pending until one registers)")
 	fs.StringVar(&c.HookAllow, "hook-allow", "", hookAllowHelp)
@@ -103,6 +105,7 @@ func (c *runConfig) validate() error {
 	p.add(checkPublicHost(c.PublicHost))
 	p.add(checkPublicURL(c.PublicURL))
 	p.add(checkCapacity(c.Capacity, "the number of CPUs"))
+	p.add(checkPlayerWriteFrames(c.PlayerWriteFrames))
 	p.add(checkHookAllow(c.HookAllow))
 	p.add(checkLogLevel(c.LogLevel))
 	c.securityConfig.validate(&p)
@@ -248,7 +251,8 @@ func runAll(ctx context.Context, args []string) error {
 		Role: relay.RoleOrigin, Name: cfg.Name + "-origin", RTMPAddr: cfg.RTMPAddr, RTSPAddr: cfg.RTSPAddr,
 		RTSPUDPAddr: cfg.RTSPUDPAddr, RTSPUDPReadBuffer: cfg.RTSPUDPReadBuffer,
 		ControlURL: control, ClusterToken: token, Logger: logger, RTSPPulls: pulls,
-		AdvertiseHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
+		PlayerWriteFrames: cfg.PlayerWriteFrames,
+		AdvertiseHTTP:     net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
 		// The relay API is served only through the control plane, which
 		// checks for an admin or the cluster token (MountRelay).
 		APIAuth: func(h http.Handler) http.Handler { return h },

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portier/portier/internal/nodewire"
 	"github.com/portier/portier/media/httpflv"
+	"github.com/portier/portier/media/stream"
 )
 
 // buildFLV creates the HTTP-FLV handler on the relay's hub.
@@ -23,6 +24,7 @@ func (s *servers) buildFLV(r *Relay) error {
 		IsInternal: func(path string, q url.Values) bool {
 			return nodewire.IsInternalPlay(r.p.ClusterToken, path, q)
 		},
+		Reader: stream.ReaderParams{CoalesceFrames: r.p.PlayerWriteFrames},
 		Logger: r.p.Logger,
 	})
 	if err != nil {

@@ -89,9 +89,15 @@ type Params struct {
 	// hub itself, each under its own path.
 	RTSPPulls []RTSPPull
 	Capacity  int
-	Version   string
-	Labels    map[string]string
-	Logger    *slog.Logger
+	// PlayerWriteFrames is how many video frames each write to an RTMP
+	// player or HTTP-FLV viewer carries (0: one, as each arrives); more
+	// frames cost less CPU per player and hold the first of them back by
+	// up to PlayerWriteFrames-1 frame intervals (never more than
+	// stream.CoalesceSpan of media).
+	PlayerWriteFrames int
+	Version           string
+	Labels            map[string]string
+	Logger            *slog.Logger
 }
 
 func (p *Params) validate() error {

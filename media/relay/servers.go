@@ -10,6 +10,7 @@ import (
 	"github.com/portier/portier/media/rtmpserver"
 	"github.com/portier/portier/media/rtp"
 	"github.com/portier/portier/media/rtsp"
+	"github.com/portier/portier/media/stream"
 )
 
 // servers holds the protocol servers of a relay.
@@ -32,6 +33,7 @@ func (s *servers) start(_ context.Context, r *Relay) error {
 		IsInternal: func(path string, q url.Values) bool {
 			return nodewire.IsInternalPlay(r.p.ClusterToken, path, q)
 		},
+		Reader: stream.ReaderParams{CoalesceFrames: r.p.PlayerWriteFrames},
 	}
 	if r.p.Role == RoleOrigin {
 		p.Authorize = r.rtmpAuthorizePublish

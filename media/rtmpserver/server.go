@@ -81,7 +81,9 @@ type Params struct {
 	// publisher yet (0: refuse at once, unless the hub starts an on-demand
 	// source).
 	PlayWait time.Duration
-	// Reader bounds each player's queue (see stream.ReaderParams).
+	// Reader bounds each player's queue (see stream.ReaderParams). Its
+	// CoalesceFrames defaults to one write per video frame; negative
+	// turns coalescing off.
 	Reader stream.ReaderParams
 	// IsInternal, when set, tells from the play query whether a player is
 	// the system's own (task inputs, thumbnail grabs): they are not

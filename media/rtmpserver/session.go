@@ -265,9 +265,15 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	rp := s.p.Reader
 	rp.WaitTimeout = s.p.PlayWait
 	// Write to the player once per video frame (audio rides along) rather
-	// than once per unit: fewer, larger writev calls at no added delay for
-	// the frames themselves.
-	rp.CoalesceFrames = playerCoalesceFrames
+	// than once per unit, by default: fewer, larger writev calls at no
+	// added delay for the frames themselves. Params.Reader may ask for
+	// more frames per write, or none (negative).
+	switch {
+	case rp.CoalesceFrames == 0:
+		rp.CoalesceFrames = playerCoalesceFrames
+	case rp.CoalesceFrames < 0:
+		rp.CoalesceFrames = 0
+	}
 	// Task inputs and thumbnail grabs say so with a proof (Params.IsInternal):
 	// they are players of the relay but not viewers of the stream.
 	rp.Internal = s.p.IsInternal != nil && s.p.IsInternal(req.App+"/"+res.Name, req.Query)

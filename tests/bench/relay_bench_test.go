@@ -24,22 +24,34 @@ import (
 // Our relay in the fan-out table: a `portier relay --role origin` process
 // (the sampler measures only it) authorising the publish against a
 // `portier serve` control plane process on SQLite, both started fresh for
-// every N.
+// every N. PORTIER_BENCH_WRITE_FRAMES=2 (or 3, 4) adds a second row with
+// that --player-write-frames.
 func init() {
 	RegisterFanoutServer(FanoutServer{Name: "portier", Start: func(tb testing.TB) FanoutTarget {
-		cp := startControlPlane(tb, "")
-		key := cp.createStream(tb, "live", "bench")
-		pprofAddr := peers.FreeAddr(tb)
-		o := startRelayProc(tb, cp, "origin-1", "origin", "--pprof-addr", pprofAddr)
-		return FanoutTarget{
-			Server:     "portier relay",
-			PublishURL: "rtmp://" + o.rtmpAddr + "/live/bench?key=" + key,
-			PlayURL:    "rtmp://" + o.rtmpAddr + "/live/bench",
-			FLVURL:     "http://" + o.httpAddr + "/live/bench.flv",
-			PID:        o.PID(),
-			PprofURL:   "http://" + pprofAddr,
-		}
+		return startRelayTarget(tb, "portier relay")
 	}})
+	if n := os.Getenv("PORTIER_BENCH_WRITE_FRAMES"); n != "" {
+		RegisterFanoutServer(FanoutServer{Name: "portier-wf" + n, Start: func(tb testing.TB) FanoutTarget {
+			return startRelayTarget(tb, "portier relay wf"+n, "--player-write-frames", n)
+		}})
+	}
+}
+
+// startRelayTarget starts a control plane and an origin relay with extra
+// flags, and returns the relay as a fan-out target named server.
+func startRelayTarget(tb testing.TB, server string, extra ...string) FanoutTarget {
+	cp := startControlPlane(tb, "")
+	key := cp.createStream(tb, "live", "bench")
+	pprofAddr := peers.FreeAddr(tb)
+	o := startRelayProc(tb, cp, "origin-1", "origin", append([]string{"--pprof-addr", pprofAddr}, extra...)...)
+	return FanoutTarget{
+		Server:     server,
+		PublishURL: "rtmp://" + o.rtmpAddr + "/live/bench?key=" + key,
+		PlayURL:    "rtmp://" + o.rtmpAddr + "/live/bench",
+		FLVURL:     "http://" + o.httpAddr + "/live/bench.flv",
+		PID:        o.PID(),
+		PprofURL:   "http://" + pprofAddr,
+	}
 }
 
 // TestMain removes the portier binary built for the benchmarks.
