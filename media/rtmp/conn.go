@@ -155,6 +155,12 @@ func (c *conn) rw() io.ReadWriter { return handshakeRW{c.br, c.nc} }
 func (c *conn) write(bufs ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(bufs...)
+}
+
+// writeLocked is write with wmu held. What a TryWriteChunks left unwritten
+// goes out first: every byte on the socket passes through here or Try.
+func (c *conn) writeLocked(bufs ...[]byte) error {
 	if c.shut.Load() {
 		return errWriteShut
 	}
@@ -196,12 +202,8 @@ func (c *conn) writeMessage(msg Message) error {
 func (c *conn) setOutChunkSize(n uint32) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	b := appendUint32Control(nil, TypeSetChunkSize, n)
-	c.armWriteDeadline()
-	k, err := c.nc.Write(b)
-	c.written.Add(uint64(k))
-	if err != nil {
-		return fmt.Errorf("rtmp write: %w", err)
+	if err := c.writeLocked(appendUint32Control(nil, TypeSetChunkSize, n)); err != nil {
+		return err
 	}
 	c.outChunkSize.Store(n)
 	return nil
