@@ -43,7 +43,7 @@ test: deps-test build lint
 	PATH="$(BIN):$$PATH" $(GO) test -count=1 -timeout 10m -run 'TestSim|TestHLSSimulatedViewersOnRealEdges|^TestCluster$$' ./tests/hlssim/ ./tests/e2e/ ./tests/cluster/
 
 bench: deps-test build
-	PATH="$(BIN):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/ | tee docs/bench-latest.txt
+	PATH="$(BIN):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 150m ./tests/bench/ | tee docs/bench-latest.txt
 
 clean:
 	rm -rf $(BIN)

@@ -79,7 +79,7 @@ type stream struct {
 	// Units held back for ReaderParams.CoalesceFrames are released when
 	// the publisher has been quiet for CoalesceWait: one timer for the
 	// stream, armed by Write, rather than one per waiting reader.
-	lastWrite    atomic.Int64 // monoNow of the last Write
+	lastWrite    atomic.Int64 // monoSince of the last Write
 	releaseArmed atomic.Bool
 	releaseTimer *time.Timer // made stopped with the stream; armed only when releaseArmed turns true
 
