@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -238,6 +239,32 @@ func TestTimestampUnwrapper(t *testing.T) {
 	for i, ts := range in {
 		if got := u.Unwrap(ts); got != want[i] {
 			t.Fatalf("step %d: Unwrap(%#x) = %#x, want %#x", i, ts, got, want[i])
+		}
+	}
+}
+
+// A playing connection's read buffer shrinks without losing what the old
+// one already held (a client sends SetBufferLength right behind play).
+func TestRebufferKeepsBufferedBytes(t *testing.T) {
+	var in bytes.Buffer
+	for i, body := range []string{"first", "second", "third"} {
+		in.Write(AppendChunks(nil, 3, 0, TypeCommandAMF0, uint32(i), []byte(body), 128))
+	}
+	br := bufio.NewReaderSize(&in, 4096)
+	cr := NewChunkReader(br, 0)
+	if m, _, err := cr.ReadMessage(); err != nil || string(m.Payload) != "first" {
+		t.Fatalf("first message: %q, %v", m.Payload, err)
+	}
+	if br.Buffered() == 0 {
+		t.Fatal("nothing left buffered: the test checks nothing")
+	}
+	small, ok := cr.rebuffer(&in, 512)
+	if !ok || small.Size() != 512 {
+		t.Fatalf("rebuffer: ok %v, size %d", ok, small.Size())
+	}
+	for _, want := range []string{"second", "third"} {
+		if m, _, err := cr.ReadMessage(); err != nil || string(m.Payload) != want {
+			t.Fatalf("after rebuffer: %q, %v; want %q", m.Payload, err, want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -118,30 +117,4 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
-}
-
-// A playing connection's read buffer shrinks without losing what the old
-// one already held (a client sends SetBufferLength right behind play).
-func TestShrinkBufferKeepsBufferedBytes(t *testing.T) {
-	var in bytes.Buffer
-	for i, body := range []string{"first", "second", "third"} {
-		in.Write(AppendChunks(nil, 3, 0, TypeCommandAMF0, uint32(i), []byte(body), 128))
-	}
-	br := bufio.NewReaderSize(&in, 4096)
-	cr := NewChunkReader(br, 0)
-	if m, _, err := cr.ReadMessage(); err != nil || string(m.Payload) != "first" {
-		t.Fatalf("first message: %q, %v", m.Payload, err)
-	}
-	if br.Buffered() == 0 {
-		t.Fatal("nothing left buffered: the test checks nothing")
-	}
-	small, ok := cr.rebuffer(&in, 512)
-	if !ok || small.Size() != 512 {
-		t.Fatalf("shrink: ok %v, size %d", ok, small.Size())
-	}
-	for _, want := range []string{"second", "third"} {
-		if m, _, err := cr.ReadMessage(); err != nil || string(m.Payload) != want {
-			t.Fatalf("after the shrink: %q, %v; want %q", m.Payload, err, want)
-		}
-	}
 }

@@ -65,27 +65,23 @@ func (w *Writer) Try(bufs ...[]byte) (n int, taken, rest bool) {
 	if total == 0 {
 		return 0, true, false
 	}
-	var failed bool
-	err := w.raw.Write(func(fd uintptr) bool {
+	// A full socket (EAGAIN), a broken one or a closed descriptor all
+	// leave n at 0: the owner's blocking write waits or finds the error.
+	_ = w.raw.Write(func(fd uintptr) bool {
 		for {
 			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
-			switch e {
-			case 0:
-				n = int(r)
-			case syscall.EINTR:
+			if e == syscall.EINTR {
 				continue
-			case syscall.EAGAIN:
-			default:
-				failed = true
+			}
+			if e == 0 {
+				n = int(r)
 			}
 			return true // never wait: a full socket is the blocking writer's business
 		}
 	})
 	clear(iov) // hold no pointers into the callers' bytes
-	if n == 0 || err != nil || failed {
-		if n == 0 {
-			return 0, false, false
-		}
+	if n == 0 {
+		return 0, false, false
 	}
 	if n == total {
 		return n, true, false

@@ -37,8 +37,8 @@ type ReaderParams struct {
 	// Media is delayed by at most CoalesceFrames-1 frame intervals plus
 	// one audio interval, never more than CoalesceSpan of media time, and
 	// a publisher that goes quiet has its last units go out CoalesceWait
-	// after its last write. Streams without video are not affected. Zero: every unit
-	// wakes a waiting reader.
+	// after its last write. Streams without video are not affected. Zero:
+	// every unit wakes a waiting reader.
 	CoalesceFrames int
 	// Direct, when set, lets the publisher hand units to a waiting reader
 	// itself, at the moment the reader would be woken for them (so after
@@ -281,7 +281,6 @@ func (r *Reader) push(u *Unit, snap *snapshot, direct bool) (directed bool) {
 				clear(r.q)
 				r.q, r.qBytes, r.extraUnits, r.extraBytes, r.frames = r.q[:0], 0, 0, 0, 0
 				r.flush = flush
-				notify = notify || flush
 			}
 		}
 		if len(r.q) > 0 || r.flush {
