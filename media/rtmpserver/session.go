@@ -314,11 +314,8 @@ const playerCoalesceFrames = 1
 // pumpPlay writes the reader's units to the player until the stream ends,
 // the player leaves or falls too far behind.
 func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader, d *directWriter) (string, error) {
-	chunkSize, sid := c.ChunkSize(), c.StreamID()
-	key := stream.EncKey{Format: "rtmp-chunks", A: chunkSize, B: sid}
-	if d != nil {
-		d.start(key, sid, chunkSize)
-	}
+	enc := newChunker(c.StreamID(), c.ChunkSize())
+	d.start(enc)
 	var bufs [][]byte
 	for {
 		// Next gives up when the player's connection is gone: no extra
@@ -341,10 +338,7 @@ func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader, d *dire
 			}
 			return "server closing", nil
 		}
-		bufs = bufs[:0]
-		for _, u := range units {
-			bufs = append(bufs, u.Encoded(key, func() []byte { return chunk(u, sid, chunkSize) }))
-		}
+		bufs = enc.append(bufs[:0], units)
 		if err := c.WriteChunks(bufs...); err != nil {
 			if errors.Is(err, rtmp.ErrClosed) {
 				return "player left", nil
@@ -360,17 +354,15 @@ func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader, d *dire
 // goroutine to do it. A busy socket, a write in progress or a TLS
 // connection leave the batch to the goroutine as before.
 type directWriter struct {
-	c  *rtmp.ServerConn
-	on atomic.Bool // the play has started: set once key, sid and size are
-	// Set before on; read after it.
-	key            stream.EncKey
-	sid, chunkSize uint32
-	bufs           [][]byte // scratch; Direct calls are serialised by the reader
+	c    *rtmp.ServerConn
+	on   atomic.Bool // the play has started: enc is set
+	enc  chunker     // set before on; read after it
+	bufs [][]byte    // scratch; Direct calls are serialised by the reader
 }
 
 // start turns direct writes on once the play has started.
-func (d *directWriter) start(key stream.EncKey, sid, chunkSize uint32) {
-	d.key, d.sid, d.chunkSize = key, sid, chunkSize
+func (d *directWriter) start(enc chunker) {
+	d.enc = enc
 	d.on.Store(true)
 }
 
@@ -378,13 +370,29 @@ func (d *directWriter) write(units []*stream.Unit) (taken, flush bool) {
 	if !d.on.Load() {
 		return false, false
 	}
-	for _, u := range units {
-		d.bufs = append(d.bufs, u.Encoded(d.key, func() []byte { return chunk(u, d.sid, d.chunkSize) }))
-	}
+	d.bufs = d.enc.append(d.bufs[:0], units)
 	taken, flush = d.c.TryWriteChunks(d.bufs...)
 	clear(d.bufs)
-	d.bufs = d.bufs[:0]
 	return taken, flush
+}
+
+// chunker encodes units for one player's connection: each unit once per
+// stream ID and chunk size, shared by every player with the same ones.
+type chunker struct {
+	key            stream.EncKey
+	sid, chunkSize uint32
+}
+
+func newChunker(sid, chunkSize uint32) chunker {
+	return chunker{key: stream.EncKey{Format: "rtmp-chunks", A: chunkSize, B: sid}, sid: sid, chunkSize: chunkSize}
+}
+
+// append appends the encodings of units to dst.
+func (e chunker) append(dst [][]byte, units []*stream.Unit) [][]byte {
+	for _, u := range units {
+		dst = append(dst, u.Encoded(e.key, func() []byte { return chunk(u, e.sid, e.chunkSize) }))
+	}
+	return dst
 }
 
 // chunk encodes u as one RTMP message on the chunk stream of its kind.
