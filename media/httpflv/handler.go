@@ -261,7 +261,7 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 	var (
 		written int64
 		bufs    [][]byte
-		size    [20]byte // a chunk's size line
+		fr      = framer{chunked: chunked}
 	)
 	sw := sockwrite.New(conn)
 	// written counts this goroutine's bytes; d.written the publisher's.
@@ -286,18 +286,9 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 	// frame sets bufs to one chunk of body (or to body alone), returning
 	// the bytes to write.
 	frame := func(body [][]byte) int {
-		n := 0
-		for _, b := range body {
-			n += len(b)
-		}
-		if !chunked {
-			bufs = append(bufs[:0], body...)
-			return n
-		}
-		line := strconv.AppendInt(size[:0], int64(n), 16)
-		line = append(line, '\r', '\n')
-		bufs = append(append(append(bufs[:0], line), body...), crlf)
-		return n + len(line) + len(crlf)
+		var n int
+		bufs, n = fr.frame(bufs[:0], body)
+		return n
 	}
 	if err := write(frame([][]byte{flv.AppendHeader(nil, true, true)})); err != nil {
 		return total(), "viewer left", err
@@ -319,10 +310,7 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 		case err != nil: // ctx is the Handler's: a viewer leaving shows in a write
 			return total(), "server closing", nil
 		}
-		body = body[:0]
-		for _, u := range units {
-			body = append(body, u.Encoded(tagKey, func() []byte { return tag(u) }))
-		}
+		body = appendTags(body[:0], units)
 		_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
 		if err := write(frame(body)); err != nil {
 			return total(), "write to viewer failed", err
@@ -340,14 +328,14 @@ func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer
 type direct struct {
 	on      atomic.Bool // set by start, once the response header is out
 	sw      *sockwrite.Writer
-	chunked bool
+	fr      framer // its own size line: a rest Try keeps may point into it
+	body    [][]byte
 	bufs    [][]byte
-	size    [20]byte
 	written atomic.Int64
 }
 
 func (d *direct) start(sw *sockwrite.Writer, chunked bool) {
-	d.sw, d.chunked = sw, chunked
+	d.sw, d.fr.chunked = sw, chunked
 	d.on.Store(true)
 }
 
@@ -355,25 +343,43 @@ func (d *direct) write(units []*stream.Unit) (taken, flush bool) {
 	if !d.on.Load() {
 		return false, false
 	}
-	d.bufs = d.bufs[:0]
-	if d.chunked {
-		d.bufs = append(d.bufs, nil) // the size line, once the size is known
-	}
-	n := 0
-	for _, u := range units {
-		b := u.Encoded(tagKey, func() []byte { return tag(u) })
-		d.bufs = append(d.bufs, b)
-		n += len(b)
-	}
-	if d.chunked {
-		line := strconv.AppendInt(d.size[:0], int64(n), 16)
-		d.bufs[0] = append(line, '\r', '\n')
-		d.bufs = append(d.bufs, crlf)
-	}
+	d.body = appendTags(d.body[:0], units)
+	d.bufs, _ = d.fr.frame(d.bufs[:0], d.body)
 	m, taken, flush := d.sw.Try(d.bufs...)
 	d.written.Add(int64(m))
+	clear(d.body)
 	clear(d.bufs)
 	return taken, flush
+}
+
+// appendTags appends the shared FLV tag encodings of units to dst.
+func appendTags(dst [][]byte, units []*stream.Unit) [][]byte {
+	for _, u := range units {
+		dst = append(dst, u.Encoded(tagKey, func() []byte { return tag(u) }))
+	}
+	return dst
+}
+
+// framer frames a response body's pieces: one HTTP chunk each (size line,
+// body, CRLF) when chunked, the body alone otherwise.
+type framer struct {
+	chunked bool
+	size    [20]byte // the storage of the last size line
+}
+
+// frame appends one frame of body to dst and returns it with its length in
+// bytes. The size line lives in f until the next frame.
+func (f *framer) frame(dst, body [][]byte) ([][]byte, int) {
+	n := 0
+	for _, b := range body {
+		n += len(b)
+	}
+	if !f.chunked {
+		return append(dst, body...), n
+	}
+	line := append(strconv.AppendInt(f.size[:0], int64(n), 16), '\r', '\n')
+	dst = append(append(append(dst, line), body...), crlf)
+	return dst, n + len(line) + len(crlf)
 }
 
 var (
