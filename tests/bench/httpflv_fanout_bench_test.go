@@ -5,7 +5,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -36,42 +35,10 @@ func BenchmarkHTTPFLVFanout(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var mu sync.Mutex
-	rows := map[string]FanoutRow{}
-	skipped := map[string]bool{} // servers found without HTTP-FLV
-	for _, srv := range FanoutServers() {
-		for _, n := range sizes {
-			key := fmt.Sprintf("%s/N=%d", srv.Name, n)
-			b.Run(key, func(b *testing.B) {
-				mu.Lock()
-				_, done := rows[key]
-				skip := skipped[srv.Name]
-				mu.Unlock()
-				if done { // the framework may call again with a larger b.N
-					return
-				}
-				if skip {
-					b.Skip("no HTTP-FLV")
-				}
-				target := srv.Start(b)
-				if target.FLVURL == "" {
-					mu.Lock()
-					skipped[srv.Name] = true
-					mu.Unlock()
-					b.Skip("no HTTP-FLV")
-				}
-				target.PlayURL = target.FLVURL
-				row := runFanoutCase(b, srv.Name, target, n, dur)
-				mu.Lock()
-				rows[key] = row
-				mu.Unlock()
-			})
-		}
-	}
-	out := make([]FanoutRow, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r)
-	}
+	out, skipped := fanoutMatrix(b, sizes, dur, func(t FanoutTarget) (FanoutTarget, bool) {
+		t.PlayURL = t.FLVURL
+		return t, t.FLVURL != ""
+	})
 	// One line for each server without a row that is known to have no
 	// HTTP-FLV or was found so, whether or not -bench selected it.
 	var notes []string

@@ -161,6 +161,18 @@ func dialPlay(ctx context.Context, raw string, timeout time.Duration) (*player, 
 	if err != nil {
 		return nil, err
 	}
+	return dialPlayer(ctx, addr, timeout, func(p *player) error {
+		if err := p.handshake(); err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		return p.startPlay(app, tcURL, name)
+	})
+}
+
+// dialPlayer connects to addr and runs start (the protocol's way to a first
+// media message) with every read and write bounded by timeout and ctx; the
+// player it returns reads without a write deadline.
+func dialPlayer(ctx context.Context, addr string, timeout time.Duration, start func(*player) error) (*player, error) {
 	if timeout <= 0 {
 		timeout = defaultIOTimeout
 	}
@@ -173,11 +185,7 @@ func dialPlay(ctx context.Context, raw string, timeout time.Duration) (*player, 
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if err := p.handshake(); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("handshake: %w", err)
-	}
-	if err := p.startPlay(app, tcURL, name); err != nil {
+	if err := start(p); err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -172,27 +172,7 @@ func dialFLV(ctx context.Context, raw string, timeout time.Duration) (*player, e
 	if err != nil {
 		return nil, err
 	}
-	if timeout <= 0 {
-		timeout = defaultIOTimeout
-	}
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	p := newPlayer(conn, timeout)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if err := p.startFLV(addr, uri); err != nil {
-		conn.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	_ = conn.SetWriteDeadline(time.Time{})
-	return p, nil
+	return dialPlayer(ctx, addr, timeout, func(p *player) error { return p.startFLV(addr, uri) })
 }
 
 func (p *player) startFLV(host, uri string) error {

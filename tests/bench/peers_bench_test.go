@@ -70,29 +70,7 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var mu sync.Mutex
-	rows := map[string]FanoutRow{}
-	for _, srv := range FanoutServers() {
-		for _, n := range sizes {
-			key := fmt.Sprintf("%s/N=%d", srv.Name, n)
-			b.Run(key, func(b *testing.B) {
-				mu.Lock()
-				_, done := rows[key]
-				mu.Unlock()
-				if done { // the framework may call again with a larger b.N
-					return
-				}
-				row := runFanoutCase(b, srv.Name, srv.Start(b), n, dur)
-				mu.Lock()
-				rows[key] = row
-				mu.Unlock()
-			})
-		}
-	}
-	out := make([]FanoutRow, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r)
-	}
+	out, _ := fanoutMatrix(b, sizes, dur, nil)
 	fmt.Fprintf(os.Stdout, "\nRTMP fan-out, one %d kbit/s stream, %s per run:\n%s\n",
 		(FanoutVideoBitrate+FanoutAudioBitrate)/1000, dur, FormatFanoutTable(out))
 	// On stdout beside the table: a parent benchmark's b.Log is not shown.
@@ -103,6 +81,52 @@ func BenchmarkRTMPFanoutPeers(b *testing.B) {
 
 // runFanoutCase measures one (server, N) case of a fan-out benchmark with
 // RunFanout and reports its metrics; it fails b on an error.
+// fanoutMatrix runs every registered server at every size once, as
+// sub-benchmarks SERVER/N=n, and returns the rows. play, when set, turns a
+// started server's target into the one to play, or reports false when the
+// server cannot serve it: the sub-benchmark is skipped, and so are the
+// server's later sizes without starting it again (they are in skipped).
+func fanoutMatrix(b *testing.B, sizes []int, dur time.Duration, play func(FanoutTarget) (FanoutTarget, bool)) (rows []FanoutRow, skipped map[string]bool) {
+	var mu sync.Mutex
+	done := map[string]FanoutRow{}
+	skipped = map[string]bool{}
+	for _, srv := range FanoutServers() {
+		for _, n := range sizes {
+			key := fmt.Sprintf("%s/N=%d", srv.Name, n)
+			b.Run(key, func(b *testing.B) {
+				mu.Lock()
+				_, ran := done[key]
+				skip := skipped[srv.Name]
+				mu.Unlock()
+				if ran { // the framework may call again with a larger b.N
+					return
+				}
+				if skip {
+					b.Skip("not served")
+				}
+				target := srv.Start(b)
+				if play != nil {
+					var ok bool
+					if target, ok = play(target); !ok {
+						mu.Lock()
+						skipped[srv.Name] = true
+						mu.Unlock()
+						b.Skip("not served")
+					}
+				}
+				row := runFanoutCase(b, srv.Name, target, n, dur)
+				mu.Lock()
+				done[key] = row
+				mu.Unlock()
+			})
+		}
+	}
+	for _, r := range done {
+		rows = append(rows, r)
+	}
+	return rows, skipped
+}
+
 func runFanoutCase(b *testing.B, name string, target FanoutTarget, n int, dur time.Duration) FanoutRow {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), dur+3*time.Minute)
