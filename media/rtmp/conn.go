@@ -230,47 +230,55 @@ func (c *conn) writeStatus(streamID uint32, level, code, description string) err
 // acknowledgements once the peer's window has been received.
 func (c *conn) readMessage() (Message, error) {
 	for {
-		if len(c.pending) > 0 {
-			m := c.pending[0]
-			c.pending = c.pending[1:]
-			return m, nil
-		}
-		if c.readTimeout > 0 {
-			c.setReadDeadline(time.Now().Add(c.readTimeout))
-		}
-		msg, _, err := c.cr.ReadMessage()
-		if err != nil {
-			return Message{}, err
-		}
-		if err := c.maybeAck(); err != nil && err != errWriteShut {
-			return Message{}, err
-		}
-		switch msg.Type {
-		case TypeSetChunkSize, TypeAbort, TypeAck, TypeWindowAckSize, TypeSetPeerBandwidth, TypeUserControl:
-			if err := c.handleControl(msg); err != nil && err != errWriteShut {
-				return Message{}, err
-			}
-		case TypeAggregate:
-			subs, err := splitAggregate(msg)
-			if err != nil {
-				return Message{}, err
-			}
-			c.pending = append(c.pending, subs...)
-		case TypeDataAMF3, TypeCommandAMF3:
-			// AMF3 envelopes of AMF0 bodies: a leading format byte of 0.
-			if len(msg.Payload) > 0 && msg.Payload[0] == 0 {
-				msg.Payload = msg.Payload[1:]
-			}
-			if msg.Type == TypeDataAMF3 {
-				msg.Type = TypeDataAMF0
-			} else {
-				msg.Type = TypeCommandAMF0
-			}
-			return msg, nil
-		default:
-			return msg, nil
+		if msg, ok, err := c.readOne(); ok || err != nil {
+			return msg, err
 		}
 	}
+}
+
+// readOne reads one message, as readMessage does; ok is false when it was
+// protocol control or an aggregate, which were handled or split here.
+func (c *conn) readOne() (msg Message, ok bool, err error) {
+	if len(c.pending) > 0 {
+		m := c.pending[0]
+		c.pending = c.pending[1:]
+		return m, true, nil
+	}
+	if c.readTimeout > 0 {
+		c.setReadDeadline(time.Now().Add(c.readTimeout))
+	}
+	msg, _, err = c.cr.ReadMessage()
+	if err != nil {
+		return Message{}, false, err
+	}
+	if err := c.maybeAck(); err != nil && err != errWriteShut {
+		return Message{}, false, err
+	}
+	switch msg.Type {
+	case TypeSetChunkSize, TypeAbort, TypeAck, TypeWindowAckSize, TypeSetPeerBandwidth, TypeUserControl:
+		if err := c.handleControl(msg); err != nil && err != errWriteShut {
+			return Message{}, false, err
+		}
+		return Message{}, false, nil
+	case TypeAggregate:
+		subs, err := splitAggregate(msg)
+		if err != nil {
+			return Message{}, false, err
+		}
+		c.pending = append(c.pending, subs...)
+		return Message{}, false, nil
+	case TypeDataAMF3, TypeCommandAMF3:
+		// AMF3 envelopes of AMF0 bodies: a leading format byte of 0.
+		if len(msg.Payload) > 0 && msg.Payload[0] == 0 {
+			msg.Payload = msg.Payload[1:]
+		}
+		if msg.Type == TypeDataAMF3 {
+			msg.Type = TypeDataAMF0
+		} else {
+			msg.Type = TypeCommandAMF0
+		}
+	}
+	return msg, true, nil
 }
 
 func (c *conn) maybeAck() error {

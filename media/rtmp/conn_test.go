@@ -166,13 +166,23 @@ func TestRejectPlay(t *testing.T) {
 // shared pre-chunked media and the client sends acknowledgements (small
 // window) and ping requests, which the server's read loop answers on the
 // same socket. Run with -race: go-rtmp v0.0.7 races here.
+// TestPlayUnderLoad writes from several goroutines while the player pings
+// every millisecond and acknowledges every 4 KB, with the player's messages
+// read by a goroutine of its own and by the Poller.
 func TestPlayUnderLoad(t *testing.T) {
+	t.Run("goroutine", func(t *testing.T) { testPlayUnderLoad(t, ServerConfig{WindowAckSize: 8192}) })
+	t.Run("poller", func(t *testing.T) {
+		testPlayUnderLoad(t, ServerConfig{WindowAckSize: 8192, Poller: newTestPoller(t)})
+	})
+}
+
+func testPlayUnderLoad(t *testing.T, cfg ServerConfig) {
 	const writers, perWriter = 4, 300
 	payload := payloadOf(3000, 1)
 	var pings atomic.Int32
 	var client atomic.Pointer[ClientConn]
 	serverDone := make(chan error, 1)
-	srv := newTestServer(t, ServerConfig{WindowAckSize: 8192}, func(c *ServerConn, req *Request) {
+	srv := newTestServer(t, cfg, func(c *ServerConn, req *Request) {
 		if req.Kind != KindPlay || req.Name != "load" {
 			serverDone <- fmt.Errorf("request %+v", req)
 			return

@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/portier/portier/media/readpoll"
 	"github.com/portier/portier/media/rtmp/amf0"
 	"github.com/portier/portier/media/sockwrite"
 )
@@ -30,6 +33,10 @@ type ServerConfig struct {
 	PreAuthLimits ChunkLimits
 	PublishLimits ChunkLimits
 	Logger        *slog.Logger
+	// Poller, when set, watches a playing connection for what its player
+	// sends, instead of a goroutine per player blocked in a read: see
+	// AcceptPlay. Connections it cannot watch (TLS) read as without it.
+	Poller *readpoll.Poller
 }
 
 func (c *ServerConfig) defaults() {
@@ -99,6 +106,10 @@ type ServerConn struct {
 	cfg      ServerConfig
 	req      *Request
 	streamID uint32
+
+	// watch is the playing connection's registration with cfg.Poller (nil
+	// while it has none): finish stops it before closing the socket.
+	watch atomic.Pointer[readpoll.Watch]
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -347,9 +358,11 @@ func (c *ServerConn) ReadMessage() (Message, error) {
 }
 
 // AcceptPlay starts playback: StreamBegin, NetStream.Play.Reset,
-// NetStream.Play.Start and |RtmpSampleAccess. From then on an internal
-// goroutine reads the client's messages (acknowledgements, pings, commands)
-// and Done is closed when the client leaves.
+// NetStream.Play.Start and |RtmpSampleAccess. From then on the client's
+// messages (acknowledgements, pings, commands) are read as they come, and
+// Done is closed when the client leaves: by the ServerConfig.Poller, which
+// starts a short-lived goroutine when the player has sent something, or
+// else by a goroutine of the connection's own.
 func (c *ServerConn) AcceptPlay() error {
 	if c.req == nil || c.req.Kind != KindPlay {
 		return errors.New("rtmp: AcceptPlay without a play request")
@@ -378,6 +391,9 @@ func (c *ServerConn) AcceptPlay() error {
 	// From here on a player sends only acknowledgements, pings and a
 	// command or two: a small read buffer is enough (4 KB less per player).
 	c.br, _ = c.cr.rebuffer(c.nc, playReadBuffer)
+	if c.watchPlay() {
+		return nil
+	}
 	go c.playReadLoop()
 	return nil
 }
@@ -386,30 +402,97 @@ func (c *ServerConn) AcceptPlay() error {
 // before the play).
 const playReadBuffer = 512
 
-// playReadLoop serves a player's control traffic until it leaves.
+// playMessageTimeout bounds how long a message a watched player has begun
+// to send may take to arrive whole.
+const playMessageTimeout = 10 * time.Second
+
+// watchPlay hands the connection's reading to cfg.Poller. It reports false
+// when there is none or it cannot watch this connection.
+func (c *ServerConn) watchPlay() bool {
+	sc, ok := c.nc.(syscall.Conn)
+	if c.cfg.Poller == nil || !ok {
+		return false
+	}
+	w, err := c.cfg.Poller.Watch(sc, func() { go c.playRead() })
+	if err != nil {
+		return false
+	}
+	c.watch.Store(w)
+	select {
+	case <-c.done: // finish ran before the watch was stored
+		w.Stop()
+	default:
+	}
+	return true
+}
+
+// playRead reads what a watched player has sent (its socket became
+// readable, or it hung up), then arms the watch for more.
+func (c *ServerConn) playRead() {
+	err := c.readPlayerBuffered()
+	if err == nil {
+		if w := c.watch.Load(); w != nil {
+			if err = w.Rearm(); err == nil {
+				return
+			}
+		}
+	}
+	c.log.Debug("rtmp player read ended", "remote", c.nc.RemoteAddr().String(), "reason", err)
+	c.finish(err)
+}
+
+// readPlayerBuffered reads a player's messages until nothing it sent is
+// left to read: at least one, since the socket was reported readable.
+func (c *ServerConn) readPlayerBuffered() error {
+	c.setReadDeadline(time.Now().Add(playMessageTimeout))
+	for {
+		msg, ok, err := c.readOne()
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := playerMessage(msg); err != nil {
+				return err
+			}
+		}
+		if c.br.Buffered() == 0 && len(c.pending) == 0 {
+			c.setReadDeadline(time.Time{})
+			return nil
+		}
+	}
+}
+
+// playReadLoop serves a player's control traffic until it leaves (for a
+// connection the Poller does not watch).
 func (c *ServerConn) playReadLoop() {
 	var err error
 	for {
 		var msg Message
-		msg, err = c.readMessage()
-		if err != nil {
+		if msg, err = c.readMessage(); err != nil {
 			break
 		}
-		if msg.Type != TypeCommandAMF0 {
-			continue
-		}
-		name, _, _, derr := decodeCommand(msg.Payload)
-		if derr != nil {
-			err = derr
-			break
-		}
-		if name == "deleteStream" || name == "closeStream" {
-			err = io.EOF
+		if err = playerMessage(msg); err != nil {
 			break
 		}
 	}
 	c.log.Debug("rtmp player read loop ended", "remote", c.nc.RemoteAddr().String(), "reason", err)
 	c.finish(err)
+}
+
+// playerMessage handles a message from a playing client (protocol control
+// is handled while reading): io.EOF when the client stops playing.
+func playerMessage(msg Message) error {
+	if msg.Type != TypeCommandAMF0 {
+		return nil
+	}
+	name, _, _, err := decodeCommand(msg.Payload)
+	if err != nil {
+		return err
+	}
+	if name == "deleteStream" || name == "closeStream" {
+		return io.EOF
+	}
+	return nil
 }
 
 // finish records why the connection ended, closes Done and the socket.
@@ -419,6 +502,9 @@ func (c *ServerConn) finish(err error) {
 		c.err = err
 		c.errMu.Unlock()
 		close(c.done)
+		if w := c.watch.Load(); w != nil {
+			w.Stop()
+		}
 		_ = c.nc.Close()
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portier/portier/media/readpoll"
 	"github.com/portier/portier/media/rtmp"
 	"github.com/portier/portier/media/stream"
 )
@@ -104,6 +105,9 @@ type Server struct {
 	wg     sync.WaitGroup
 	nextID atomic.Uint64
 	active atomic.Int64
+	// poll watches playing connections for what their players send (nil
+	// where epoll is missing: each player then has a reading goroutine).
+	poll *readpoll.Poller
 
 	mu     sync.Mutex // guards conns and closed; never held across I/O
 	conns  map[*rtmp.ServerConn]struct{}
@@ -160,6 +164,11 @@ func (s *Server) Start() error {
 		}
 	}
 	s.ln = ln
+	if poll, err := readpoll.New(); err == nil {
+		s.poll = poll
+	} else {
+		s.log.Debug("rtmp players read by a goroutine each", "reason", err)
+	}
 	s.log.Info("rtmp server listening", "addr", ln.Addr().String())
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -194,6 +203,9 @@ func (s *Server) Close() error {
 		_ = c.Close()
 	}
 	s.wg.Wait()
+	if s.poll != nil {
+		_ = s.poll.Close()
+	}
 	return err
 }
 
@@ -270,6 +282,7 @@ func (s *Server) serve(nc net.Conn) {
 		WriteTimeout:     s.p.WriteTimeout,
 		ChunkSize:        s.p.ChunkSize,
 		Logger:           log,
+		Poller:           s.poll,
 	})
 	if !s.track(c) {
 		_ = c.Close()
