@@ -34,7 +34,7 @@ type Watch struct {
 	p  *Poller
 	id uint64
 	rc syscall.RawConn
-	fn func()
+	fn func(*Watch)
 }
 
 // New starts a Poller.
@@ -60,11 +60,12 @@ func New() (*Poller, error) {
 	return p, nil
 }
 
-// Watch registers c: fn is called once when c has bytes to read, has been
-// hung up or has failed, and again only after Rearm. fn runs on the
-// Poller's goroutine and must not block: it should start the goroutine that
-// reads. It may still be called once just after Stop.
-func (p *Poller) Watch(c conn, fn func()) (*Watch, error) {
+// Watch registers c: fn is called with the watch once c has bytes to read,
+// has been hung up or has failed, and again only after Rearm; the first
+// call may come before Watch returns. fn runs on the Poller's goroutine and
+// must not block: it should start the goroutine that reads. It may still be
+// called once just after Stop.
+func (p *Poller) Watch(c conn, fn func(*Watch)) (*Watch, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, ErrUnsupported
@@ -149,7 +150,7 @@ func (p *Poller) loop() {
 			w := p.watches[id]
 			p.mu.Unlock()
 			if w != nil {
-				w.fn()
+				w.fn(w)
 			}
 		}
 	}

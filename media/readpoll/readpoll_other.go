@@ -12,7 +12,7 @@ type Watch struct{}
 func New() (*Poller, error) { return nil, ErrUnsupported }
 
 // Watch returns ErrUnsupported.
-func (p *Poller) Watch(c conn, fn func()) (*Watch, error) { return nil, ErrUnsupported }
+func (p *Poller) Watch(c conn, fn func(*Watch)) (*Watch, error) { return nil, ErrUnsupported }
 
 // Close does nothing.
 func (p *Poller) Close() error { return nil }

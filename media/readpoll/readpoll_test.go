@@ -47,9 +47,9 @@ func newPoller(t *testing.T) *Poller {
 }
 
 // calls counts a watch's calls on a channel.
-func calls() (func(), chan struct{}) {
+func calls() (func(*Watch), chan struct{}) {
 	ch := make(chan struct{}, 16)
-	return func() { ch <- struct{}{} }, ch
+	return func(*Watch) { ch <- struct{}{} }, ch
 }
 
 func wantCall(t *testing.T, ch chan struct{}, what string) {
@@ -163,7 +163,7 @@ func TestManyConnections(t *testing.T) {
 	for i := range n {
 		server, client := tcpPair(t)
 		clients[i] = client
-		if _, err := p.Watch(server.(*net.TCPConn), func() { ch <- i }); err != nil {
+		if _, err := p.Watch(server.(*net.TCPConn), func(*Watch) { ch <- i }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,7 +210,7 @@ func TestCloseEndsThePoller(t *testing.T) {
 
 func TestUnsupportedConn(t *testing.T) {
 	p := newPoller(t)
-	if _, err := p.Watch(noFD{}, func() {}); !errors.Is(err, ErrUnsupported) {
+	if _, err := p.Watch(noFD{}, func(*Watch) {}); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("Watch without a descriptor: %v, want ErrUnsupported", err)
 	}
 }

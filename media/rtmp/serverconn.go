@@ -113,6 +113,8 @@ type ServerConn struct {
 
 	done      chan struct{}
 	closeOnce sync.Once
+	afterMu   sync.Mutex
+	afterDone func() // see AfterDone
 	errMu     sync.Mutex
 	err       error
 }
@@ -413,7 +415,7 @@ func (c *ServerConn) watchPlay() bool {
 	if c.cfg.Poller == nil || !ok {
 		return false
 	}
-	w, err := c.cfg.Poller.Watch(sc, func() { go c.playRead() })
+	w, err := c.cfg.Poller.Watch(sc, func(w *readpoll.Watch) { go c.playRead(w) })
 	if err != nil {
 		return false
 	}
@@ -428,13 +430,11 @@ func (c *ServerConn) watchPlay() bool {
 
 // playRead reads what a watched player has sent (its socket became
 // readable, or it hung up), then arms the watch for more.
-func (c *ServerConn) playRead() {
+func (c *ServerConn) playRead(w *readpoll.Watch) {
 	err := c.readPlayerBuffered()
 	if err == nil {
-		if w := c.watch.Load(); w != nil {
-			if err = w.Rearm(); err == nil {
-				return
-			}
+		if err = w.Rearm(); err == nil {
+			return
 		}
 	}
 	c.log.Debug("rtmp player read ended", "remote", c.nc.RemoteAddr().String(), "reason", err)
@@ -506,7 +506,30 @@ func (c *ServerConn) finish(err error) {
 			w.Stop()
 		}
 		_ = c.nc.Close()
+		c.afterMu.Lock()
+		f := c.afterDone
+		c.afterMu.Unlock()
+		if f != nil {
+			f()
+		}
 	})
+}
+
+// AfterDone arranges for f to be called once the connection has ended, or
+// at once if it has: for an owner with no goroutine waiting on Done. f runs
+// on the goroutine that ended the connection and must not block. Only the
+// last f set is called.
+func (c *ServerConn) AfterDone(f func()) {
+	c.afterMu.Lock()
+	select {
+	case <-c.done:
+		c.afterMu.Unlock()
+		f()
+		return
+	default:
+	}
+	c.afterDone = f
+	c.afterMu.Unlock()
 }
 
 // Done is closed when the connection has ended (a player left, or Close).

@@ -237,9 +237,11 @@ func (s *Server) acceptLoop() {
 		}
 		s.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
-			defer s.active.Add(-1)
-			s.serve(nc)
+			if s.serve(nc) {
+				return // a player, which ends on its own (see player)
+			}
+			s.active.Add(-1)
+			s.wg.Done()
 		}()
 	}
 }
@@ -271,11 +273,13 @@ type session struct {
 	err    error
 }
 
-func (s *Server) serve(nc net.Conn) {
+// serve runs a connection until it ends, but for a play that has started:
+// it then reports true, and the connection's player ends it (see player),
+// releasing its place in active and wg.
+func (s *Server) serve(nc net.Conn) (playing bool) {
 	id := s.nextID.Add(1)
-	remote := nc.RemoteAddr().String()
 	log := s.log.With("conn", id) // media/rtmp adds the remote address itself
-	start := time.Now()
+	cl := closing{remote: nc.RemoteAddr().String(), start: time.Now(), log: log}
 	c := rtmp.NewServerConn(nc, rtmp.ServerConfig{
 		HandshakeTimeout: s.p.HandshakeTimeout,
 		ReadTimeout:      s.p.ReadTimeout,
@@ -286,38 +290,54 @@ func (s *Server) serve(nc net.Conn) {
 	})
 	if !s.track(c) {
 		_ = c.Close()
-		return
+		return false
 	}
-	defer s.untrack(c)
 
-	var ss session
 	req, err := c.Accept(s.ctx)
 	if err != nil {
-		ss.reason, ss.err = "handshake or connect failed", err
+		cl.reason, cl.err = "handshake or connect failed", err
 		if errors.Is(err, rtmp.ErrChunkLimit) {
-			ss.reason = "chunk limits exceeded before authorisation"
+			cl.reason = "chunk limits exceeded before authorisation"
 		}
 	} else {
-		ss.kind, ss.app = req.Kind.String(), req.App
+		cl.kind, cl.app = req.Kind.String(), req.App
 		switch req.Kind {
 		case rtmp.KindPublish:
-			s.publish(c, req, &ss, log)
+			s.publish(c, req, &cl.session, log)
 		case rtmp.KindPlay:
-			s.play(c, req, &ss, log)
+			if p := s.play(c, req, &cl.session, log); p != nil {
+				p.start(cl)
+				return true
+			}
 		}
 	}
+	s.closeConn(c, cl)
+	return false
+}
+
+// closing is what a connection's end needs to report it.
+type closing struct {
+	session
+	remote string
+	start  time.Time
+	log    *slog.Logger
+}
+
+// closeConn closes c, forgets it and logs why it ended.
+func (s *Server) closeConn(c *rtmp.ServerConn, cl closing) {
 	_ = c.Close()
-	attrs := []any{"remote", remote, "kind", ss.kind, "app", ss.app, "name", ss.name, "reason", ss.reason}
-	if ss.kind != rtmp.KindPlay.String() {
-		// A player's bytes are counted by the connection's own read loop,
+	s.untrack(c)
+	attrs := []any{"remote", cl.remote, "kind", cl.kind, "app", cl.app, "name", cl.name, "reason", cl.reason}
+	if cl.kind != rtmp.KindPlay.String() {
+		// A player's bytes are counted by the connection's own reads,
 		// which may still be running: only publishers report bytes in.
 		attrs = append(attrs, "bytes_in", c.BytesRead())
 	}
-	attrs = append(attrs, "bytes_out", c.BytesWritten(), "duration", time.Since(start).Round(time.Millisecond))
-	if ss.err != nil {
-		attrs = append(attrs, "err", ss.err.Error())
+	attrs = append(attrs, "bytes_out", c.BytesWritten(), "duration", time.Since(cl.start).Round(time.Millisecond))
+	if cl.err != nil {
+		attrs = append(attrs, "err", cl.err.Error())
 	}
-	log.Info("rtmp connection closed", attrs...)
+	cl.log.Info("rtmp connection closed", attrs...)
 }
 
 func (s *Server) authorize(fn AuthorizeFunc, c *rtmp.ServerConn, req *rtmp.Request) (AuthResult, error) {

@@ -2,7 +2,6 @@ package rtmpserver
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -244,13 +243,16 @@ func audioCodecName(format uint8) string {
 	return fmt.Sprintf("flv-audio-%d", format)
 }
 
-func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *slog.Logger) {
+// play authorises a play and starts it. It returns the player that now
+// runs the connection, or nil when the play was refused or failed (ss says
+// why) and the connection is the caller's to close.
+func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *slog.Logger) *player {
 	ss.name = req.Name
 	res, err := s.authorize(s.p.AuthorizePlay, c, req)
 	if err != nil {
 		ss.reason, ss.err = "play authorization failed", err
 		_ = c.Reject(codePlayFailed, reasonAuthUnavail)
-		return
+		return nil
 	}
 	if !res.Allow {
 		reason := res.Reason
@@ -259,7 +261,7 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 		}
 		ss.reason = "play denied: " + reason
 		_ = c.Reject(codePlayFailed, reason)
-		return
+		return nil
 	}
 	ss.name = res.Name
 	rp := s.p.Reader
@@ -277,102 +279,166 @@ func (s *Server) play(c *rtmp.ServerConn, req *rtmp.Request, ss *session, log *s
 	// Task inputs and thumbnail grabs say so with a proof (Params.IsInternal):
 	// they are players of the relay but not viewers of the stream.
 	rp.Internal = s.p.IsInternal != nil && s.p.IsInternal(req.App+"/"+res.Name, req.Query)
-	// The publisher writes each batch to the socket itself while the player
-	// keeps up (see directWriter), from the moment the play has started.
-	d := &directWriter{c: c}
-	rp.Direct = d.write
+	p := &player{s: s, c: c}
+	rp.Direct = p.direct
+	rp.Wake = p.wake
 	r, err := s.p.Hub.Read(s.ctx, req.App+"/"+res.Name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
 			ss.reason = "stream not found"
 			_ = c.Reject(codePlayNotFound, reasonStreamUnknown)
-			return
+			return nil
 		}
 		ss.reason, ss.err = "play failed", err
 		_ = c.Reject(codePlayFailed, "play failed")
-		return
+		return nil
 	}
-	defer r.Close()
 	if err := c.AcceptPlay(); err != nil {
+		r.Close()
 		ss.reason, ss.err = "play start failed", err
-		return
+		return nil
 	}
 	log.Debug("rtmp play started", "remote", c.RemoteAddr().String(), "app", req.App, "name", res.Name)
-	ss.reason, ss.err = pumpPlay(s.ctx, c, r, d)
+	p.r = r
+	return p
 }
 
 // playerCoalesceFrames is how many video frames a player's writes carry
 // (see stream.ReaderParams.CoalesceFrames). 300 players at 2 Mbps, CPU s per
 // delivered Gbit with the player goroutine writing: per frame 0.141-0.159,
-// per two frames 0.105-0.107; with the publisher writing (directWriter):
+// per two frames 0.105-0.107; with the publisher writing (player.direct):
 // per frame 0.119-0.138, per two frames 0.092-0.095. Two frames add a frame
 // interval (40 ms at 25 fps) to the worst player lag, which the relay's lag
 // target (nginx-rtmp's + 20 ms) does not leave room for. docs/benchmarks.md
 // has the runs.
 const playerCoalesceFrames = 1
 
-// pumpPlay writes the reader's units to the player until the stream ends,
-// the player leaves or falls too far behind.
-func pumpPlay(ctx context.Context, c *rtmp.ServerConn, r *stream.Reader, d *directWriter) (string, error) {
-	enc := newChunker(c.StreamID(), c.ChunkSize())
-	d.start(enc)
-	var bufs [][]byte
+// player is a connection whose play has started. It has no goroutine of
+// its own while it keeps up: the publisher writes each batch to its socket
+// (direct), and what cannot be written that way (the socket is full, the
+// publisher's time for direct writes is spent, the stream ended) wakes a
+// goroutine that writes until the reader has nothing left, then exits
+// (wake, run). What the player sends is read by the server's Poller, and
+// its leaving wakes run as well (rtmp.ServerConn.AfterDone).
+type player struct {
+	s *Server
+	c *rtmp.ServerConn
+	r *stream.Reader // set before on
+
+	on      atomic.Bool // started: the play's replies are out, enc and cl are set
+	enc     chunker
+	cl      closing
+	running atomic.Bool // run is running, or the player has ended
+	bufs    [][]byte    // run's scratch
+	dbufs   [][]byte    // direct's scratch; its calls are serialised by the reader
+}
+
+// start hands the connection to the player, once the play has started.
+func (p *player) start(cl closing) {
+	p.enc = newChunker(p.c.StreamID(), p.c.ChunkSize())
+	p.cl = cl
+	p.on.Store(true)
+	p.c.AfterDone(p.wake)
+	p.wake() // what the reader queued before the start
+}
+
+// wake starts run unless it is running.
+func (p *player) wake() {
+	if p.on.Load() && p.running.CompareAndSwap(false, true) {
+		go p.run()
+	}
+}
+
+// run writes the reader's batches until there are none, or the play ends.
+func (p *player) run() {
 	for {
-		// Next gives up when the player's connection is gone: no extra
-		// goroutine per player to watch it.
-		units, err := r.NextUntil(ctx, c.Done())
-		switch {
-		case errors.Is(err, stream.ErrEnded):
-			_ = c.PlayEnd()
-			return "stream ended", nil
-		case errors.Is(err, stream.ErrDropped):
-			return "player too slow, dropped", err
-		case err != nil:
-			select {
-			case <-c.Done():
-				if cerr := c.Err(); cerr != nil && !errors.Is(cerr, io.EOF) && !errors.Is(cerr, rtmp.ErrClosed) {
-					return "player connection failed", cerr
-				}
-				return "player left", nil
-			default:
-			}
-			return "server closing", nil
+		select {
+		case <-p.c.Done():
+			p.end(p.left())
+			return
+		default:
 		}
-		bufs = enc.append(bufs[:0], units)
-		if err := c.WriteChunks(bufs...); err != nil {
-			if errors.Is(err, rtmp.ErrClosed) {
-				return "player left", nil
+		units, ok, err := p.r.TryNext()
+		if err != nil {
+			p.end(p.ended(err))
+			return
+		}
+		if !ok {
+			p.running.Store(false)
+			// A wake between TryNext and the Store found run running and
+			// did nothing: look again.
+			if !p.pending() || !p.running.CompareAndSwap(false, true) {
+				return
 			}
-			return "write to player failed", err
+			continue
+		}
+		p.bufs = p.enc.append(p.bufs[:0], units)
+		err = p.c.WriteChunks(p.bufs...)
+		clear(p.bufs)
+		if err != nil {
+			if errors.Is(err, rtmp.ErrClosed) {
+				p.end(p.left())
+			} else {
+				p.end("write to player failed", err)
+			}
+			return
 		}
 	}
 }
 
-// directWriter is a player's stream.ReaderParams.Direct: the publisher's
+func (p *player) pending() bool {
+	select {
+	case <-p.c.Done():
+		return true
+	default:
+		return p.r.Pending()
+	}
+}
+
+// left is the closing reason of a connection that has ended.
+func (p *player) left() (string, error) {
+	if p.s.ctx.Err() != nil {
+		return "server closing", nil
+	}
+	if err := p.c.Err(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, rtmp.ErrClosed) {
+		return "player connection failed", err
+	}
+	return "player left", nil
+}
+
+// ended is the closing reason of a reader that has ended with err.
+func (p *player) ended(err error) (string, error) {
+	switch {
+	case errors.Is(err, stream.ErrEnded):
+		_ = p.c.PlayEnd()
+		return "stream ended", nil
+	case errors.Is(err, stream.ErrDropped):
+		return "player too slow, dropped", err
+	}
+	return p.left()
+}
+
+// end closes the play and the connection and reports it, once: running
+// stays set, so run never starts again.
+func (p *player) end(reason string, err error) {
+	p.r.Close()
+	p.cl.reason, p.cl.err = reason, err
+	p.s.closeConn(p.c, p.cl)
+	p.s.active.Add(-1)
+	p.s.wg.Done()
+}
+
+// direct is the player's stream.ReaderParams.Direct: the publisher's
 // goroutine writes the player's batch with one non-blocking writev
-// (rtmp.ServerConn.TryWriteChunks) instead of waking the player's
-// goroutine to do it. A busy socket, a write in progress or a TLS
-// connection leave the batch to the goroutine as before.
-type directWriter struct {
-	c    *rtmp.ServerConn
-	on   atomic.Bool // the play has started: enc is set
-	enc  chunker     // set before on; read after it
-	bufs [][]byte    // scratch; Direct calls are serialised by the reader
-}
-
-// start turns direct writes on once the play has started.
-func (d *directWriter) start(enc chunker) {
-	d.enc = enc
-	d.on.Store(true)
-}
-
-func (d *directWriter) write(units []*stream.Unit) (taken, flush bool) {
-	if !d.on.Load() {
+// (rtmp.ServerConn.TryWriteChunks) instead of waking run to do it. A busy
+// socket, a write in progress or a TLS connection leave the batch to run.
+func (p *player) direct(units []*stream.Unit) (taken, flush bool) {
+	if !p.on.Load() {
 		return false, false
 	}
-	d.bufs = d.enc.append(d.bufs[:0], units)
-	taken, flush = d.c.TryWriteChunks(d.bufs...)
-	clear(d.bufs)
+	p.dbufs = p.enc.append(p.dbufs[:0], units)
+	taken, flush = p.c.TryWriteChunks(p.dbufs...)
+	clear(p.dbufs)
 	return taken, flush
 }
 

@@ -120,3 +120,76 @@ func TestReaderDirect(t *testing.T) {
 		t.Fatalf("BytesOut %d, want %d (units handed to Direct count too)", got, want)
 	}
 }
+
+// A reader with Wake has no goroutine in NextUntil: it calls Wake where it
+// would wake one, its owner takes batches with TryNext, and the publisher
+// hands it batches through Direct whenever the owner holds none.
+func TestReaderWake(t *testing.T) {
+	h := NewHub(HubParams{PublisherGrace: -1})
+	defer h.Close()
+	p := mustPublish(t, h, "live/w", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	d := &directRecorder{mode: "take"}
+	wakes := make(chan struct{}, 16)
+	r, err := h.Read(ctxT(t, 5*time.Second), "live/w", ReaderParams{CoalesceFrames: 1, Direct: d.direct,
+		Wake: func() { wakes <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	<-wakes // the join queued the headers and the GOP
+	if !r.Pending() {
+		t.Fatal("Pending is false with the join's units queued")
+	}
+	b, ok, err := r.TryNext()
+	if !ok || err != nil || describe(b) != describe([]*Unit{vhdr(0), key(0)}) {
+		t.Fatalf("TryNext = %s, %v, %v", describe(b), ok, err)
+	}
+	// The owner still holds that batch: the next frame is queued, not
+	// handed to Direct, and wakes the owner.
+	mustWrite(t, p, inter(40))
+	<-wakes
+	if _, calls := d.set("take"); calls != 0 {
+		t.Fatal("Direct called while the owner held a batch")
+	}
+	if b, ok, _ := r.TryNext(); !ok || describe(b) != describe([]*Unit{inter(40)}) {
+		t.Fatalf("TryNext = %s, %v", describe(b), ok)
+	}
+	if b, ok, err := r.TryNext(); ok || err != nil || len(b) != 0 {
+		t.Fatalf("TryNext with nothing queued = %s, %v, %v", describe(b), ok, err)
+	}
+	if r.Pending() {
+		t.Fatal("Pending is true with nothing queued")
+	}
+	// Now idle: Direct takes the next frame and nobody is woken.
+	mustWrite(t, p, inter(80))
+	if took, _ := d.set("rest"); len(took) != 1 || took[0] != describe([]*Unit{inter(80)}) {
+		t.Fatalf("Direct took %q", took)
+	}
+	select {
+	case <-wakes:
+		t.Fatal("woken for a batch Direct took")
+	default:
+	}
+	// A rest left by Direct wakes the owner for an empty batch.
+	mustWrite(t, p, inter(120))
+	<-wakes
+	if b, ok, _ := r.TryNext(); !ok || len(b) != 0 {
+		t.Fatalf("TryNext after a rest = %s, %v; want an empty batch", describe(b), ok)
+	}
+	// The stream's end wakes the owner, and TryNext reports it.
+	p.Close()
+	<-wakes
+	for {
+		_, ok, err := r.TryNext()
+		if err != nil {
+			if err != ErrEnded {
+				t.Fatalf("TryNext after the end: %v, want ErrEnded", err)
+			}
+			break
+		}
+		if !ok {
+			t.Fatal("TryNext reported nothing, then no end, after the stream ended")
+		}
+	}
+}

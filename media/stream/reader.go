@@ -56,6 +56,15 @@ type ReaderParams struct {
 	// NextUntil returned before; and only within DirectBudget of each
 	// Write, leaving the rest of the readers to their goroutines.
 	Direct func(units []*Unit) (taken, flush bool)
+	// Wake, when set, stands for a goroutine waiting in NextUntil: the
+	// reader's owner has none, and the reader calls Wake wherever it would
+	// wake that goroutine (a batch is due, the stream ended, the reader was
+	// dropped or closed). The owner then calls TryNext until it reports
+	// nothing, writing what it returns; the publisher calls Direct whenever
+	// the owner is not holding a batch from TryNext. Wake is called
+	// without the reader's locks held, from the publisher's goroutine
+	// among others: it must not block (starting a goroutine fits).
+	Wake func()
 	// Internal marks a reader that is part of the system rather than a
 	// viewer (a task's input, a thumbnail grab): it counts in
 	// StreamInfo.InternalReaders as well as in Readers.
@@ -156,29 +165,8 @@ func (r *Reader) Next(ctx context.Context) ([]*Unit, error) {
 // no goroutine to tie the two together. A nil stop never fires.
 func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, error) {
 	for {
-		r.mu.Lock()
-		r.woken, r.frames, r.busy = false, 0, false
-		if r.flush && len(r.q) == 0 && r.err == nil {
-			r.flush, r.busy = false, true
-			r.mu.Unlock()
-			return r.spare[:0], nil
-		}
-		r.flush = false
-		if len(r.q) > 0 {
-			r.busy = true
-			batch := r.q
-			clear(r.spare)
-			r.q = r.spare[:0]
-			r.spare = batch
-			r.qBytes, r.extraUnits, r.extraBytes = 0, 0, 0
-			r.mu.Unlock()
-			r.countOut(batch)
-			return batch, nil
-		}
-		err := r.err
-		r.mu.Unlock()
-		if err != nil {
-			return nil, err
+		if batch, ok, err := r.TryNext(); ok || err != nil {
+			return batch, err
 		}
 		select {
 		case <-r.signal:
@@ -188,6 +176,43 @@ func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, 
 			return nil, ErrClosed
 		}
 	}
+}
+
+// TryNext is Next without the wait, for readers with ReaderParams.Wake: ok
+// reports whether it returned a batch (which is empty when a Direct call
+// left the rest of a write to the owner). With nothing queued it returns
+// ok false, and the error once the reader has ended; the publisher may
+// then call Direct again.
+func (r *Reader) TryNext() (batch []*Unit, ok bool, err error) {
+	r.mu.Lock()
+	r.woken, r.frames, r.busy = false, 0, false
+	if r.flush && len(r.q) == 0 && r.err == nil {
+		r.flush, r.busy = false, true
+		r.mu.Unlock()
+		return r.spare[:0], true, nil
+	}
+	r.flush = false
+	if len(r.q) > 0 {
+		r.busy = true
+		batch = r.q
+		clear(r.spare)
+		r.q = r.spare[:0]
+		r.spare = batch
+		r.qBytes, r.extraUnits, r.extraBytes = 0, 0, 0
+		r.mu.Unlock()
+		r.countOut(batch)
+		return batch, true, nil
+	}
+	err = r.err
+	r.mu.Unlock()
+	return nil, false, err
+}
+
+// Pending reports whether TryNext would return a batch or the reader's end.
+func (r *Reader) Pending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.q) > 0 || r.flush || r.err != nil
 }
 
 // countOut adds the payload bytes of units handed out to the counters.
@@ -409,6 +434,10 @@ func (r *Reader) setErrLocked(err error) {
 }
 
 func (r *Reader) notify() {
+	if r.p.Wake != nil {
+		r.p.Wake()
+		return
+	}
 	select {
 	case r.signal <- struct{}{}:
 	default:
