@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/httpserve"
-	"github.com/portier/portier/media/sockwrite"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -68,20 +66,22 @@ type Params struct {
 // root of a mux, or under a prefix with http.StripPrefix.
 //
 // An HTTP/1.x viewer's connection is taken over from the server and served
-// by a goroutine of the Handler after ServeHTTP has returned, so that the
-// server's per-request state (buffers, request, response) is freed for the
-// stream's lifetime: Close ends those viewers and waits for them. mu guards
-// closed and the WaitGroup's Add against Close; it is never held across I/O.
+// after ServeHTTP has returned, so that the server's per-request state
+// (buffers, request, response) is freed for the stream's lifetime; such a
+// viewer has no goroutine while it keeps up (see viewer). Close ends those
+// viewers and waits for them. mu guards closed, viewers and the
+// WaitGroup's Add against Close; it is never held across I/O.
 type Handler struct {
 	p      Params
 	log    *slog.Logger
 	nextID atomic.Uint64
 
-	ctx    context.Context // ends the viewers taken over, on Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	ctx     context.Context // ends the viewers taken over, on Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	viewers map[*viewer]struct{} // taken over and not yet ended
 }
 
 // New returns a Handler.
@@ -99,7 +99,8 @@ func New(p Params) (*Handler, error) {
 		p.Reader.CoalesceFrames = viewerCoalesceFrames
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Handler{p: p, log: p.Logger.With("component", "httpflv"), ctx: ctx, cancel: cancel}, nil
+	return &Handler{p: p, log: p.Logger.With("component", "httpflv"), ctx: ctx, cancel: cancel,
+		viewers: make(map[*viewer]struct{})}, nil
 }
 
 // Close ends the viewers whose connections the Handler took over and waits
@@ -108,8 +109,15 @@ func New(p Params) (*Handler, error) {
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closed = true
+	viewers := make([]*viewer, 0, len(h.viewers))
+	for v := range h.viewers {
+		viewers = append(viewers, v)
+	}
 	h.mu.Unlock()
 	h.cancel()
+	for _, v := range viewers {
+		v.stop()
+	}
 	h.wg.Wait()
 }
 
@@ -167,9 +175,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rp.WaitTimeout = h.p.PlayWait
 	rp.Internal = h.p.IsInternal != nil && h.p.IsInternal(app+"/"+name, r.URL.Query())
 	// Once the connection is ours, the publisher writes each batch to it
-	// itself while the viewer keeps up (see direct).
-	d := &direct{}
-	rp.Direct = d.write
+	// itself while the viewer keeps up (see viewer).
+	v := &viewer{h: h, log: log, signal: make(chan struct{}, 1)}
+	rp.Direct, rp.Wake = v.direct, v.wake
 	rd, err := h.p.Hub.Read(r.Context(), app+"/"+name, rp)
 	if err != nil {
 		if errors.Is(err, stream.ErrNotFound) || errors.Is(err, stream.ErrBadPath) {
@@ -180,6 +188,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Warn("httpflv read failed", "err", err)
 		return
 	}
+	v.rd = rd
 	hdr := w.Header()
 	hdr.Set("Content-Type", "video/x-flv")
 	hdr.Set("Cache-Control", "no-cache, no-store")
@@ -190,21 +199,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rd.Close()
 		return
 	}
-	start := time.Now()
-	if conn, bw, ok := h.takeOver(w, r); ok {
-		hdr, chunked := hdr.Clone(), r.ProtoMinor >= 1 // w and r are not used after ServeHTTP
-		go func() {
-			defer h.wg.Done()
-			defer rd.Close()
-			defer conn.Close()
-			written, reason, err := h.writeConn(h.ctx, conn, bw, hdr, chunked, rd, d)
-			logClosed(log, start, written, reason, err)
-		}()
+	v.start = time.Now()
+	if conn, bw, ok := h.takeOver(w, r, v); ok {
+		// w and r are not used after ServeHTTP.
+		v.begin(conn, bw, hdr.Clone(), r.ProtoMinor >= 1)
 		return
 	}
 	defer rd.Close()
-	written, reason, err := h.writeResponse(r.Context(), w, rd)
-	logClosed(log, start, written, reason, err)
+	written, reason, err := h.writeResponse(r.Context(), w, v)
+	logClosed(log, v.start, written, reason, err)
 }
 
 func logClosed(log *slog.Logger, start time.Time, written int64, reason string, err error) {
@@ -215,11 +218,11 @@ func logClosed(log *slog.Logger, start time.Time, written int64, reason string, 
 	log.Info("httpflv connection closed", attrs...)
 }
 
-// takeOver hijacks an HTTP/1.x viewer's connection for writeConn, counting
-// it in h.wg. It fails on HTTP/2, on a ResponseWriter that cannot hand its
-// connection over and once the Handler is closed: the viewer is then
-// served through the ResponseWriter (writeResponse).
-func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Writer, bool) {
+// takeOver hijacks an HTTP/1.x viewer's connection for v, counting it in
+// h.wg and h.viewers until v ends. It fails on HTTP/2, on a ResponseWriter
+// that cannot hand its connection over and once the Handler is closed: the
+// viewer is then served through the ResponseWriter (writeResponse).
+func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request, v *viewer) (net.Conn, *bufio.Writer, bool) {
 	if r.ProtoMajor != 1 {
 		return nil, nil, false
 	}
@@ -229,127 +232,22 @@ func (h *Handler) takeOver(w http.ResponseWriter, r *http.Request) (net.Conn, *b
 		return nil, nil, false
 	}
 	h.wg.Add(1)
+	h.viewers[v] = struct{}{}
 	h.mu.Unlock()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		h.wg.Done()
+		h.release(v)
 		return nil, nil, false
 	}
 	return conn, brw.Writer, true
 }
 
-// writeConn serves the viewer on its own connection: the response header,
-// then each batch of units the reader returns as one HTTP chunk written
-// with one writev of the units' shared tag bytes (no copy, no per-unit
-// write), so a viewer costs one system call per wake-up. The response
-// ends with the stream, and the connection with it.
-func (h *Handler) writeConn(ctx context.Context, conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked bool, rd *stream.Reader, d *direct) (int64, string, error) {
-	// The server's deadlines may still be set: bound each write instead.
-	_ = conn.SetDeadline(time.Time{})
-	_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
-	if chunked {
-		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n")
-	} else {
-		_, _ = bw.WriteString("HTTP/1.0 200 OK\r\n")
-	}
-	hdr.Set("Connection", "close")
-	_ = hdr.Write(bw)
-	_, _ = bw.WriteString("\r\n")
-	if err := bw.Flush(); err != nil {
-		return 0, "viewer left", err
-	}
-	var (
-		written int64
-		bufs    [][]byte
-		fr      = framer{chunked: chunked}
-	)
-	sw := sockwrite.New(conn)
-	// written counts this goroutine's bytes; d.written the publisher's.
-	total := func() int64 { return written + d.written.Load() }
-	write := func(n int) error {
-		// What a direct write left goes first.
-		if rest := sw.Rest(); len(rest) > 0 {
-			for _, b := range rest {
-				n += len(b)
-			}
-			bufs = append(rest[:len(rest):len(rest)], bufs...)
-			defer sw.Sent()
-		}
-		nb := net.Buffers(bufs)
-		m, err := nb.WriteTo(conn)
-		written += m
-		if err == nil && m != int64(n) {
-			err = io.ErrShortWrite
-		}
-		return err
-	}
-	// frame sets bufs to one chunk of body (or to body alone), returning
-	// the bytes to write.
-	frame := func(body [][]byte) int {
-		var n int
-		bufs, n = fr.frame(bufs[:0], body)
-		return n
-	}
-	if err := write(frame([][]byte{flv.AppendHeader(nil, true, true)})); err != nil {
-		return total(), "viewer left", err
-	}
-	d.start(sw, chunked)
-	body := make([][]byte, 0, 16)
-	for {
-		units, err := rd.Next(ctx)
-		switch {
-		case errors.Is(err, stream.ErrEnded):
-			if chunked {
-				_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
-				bufs = append(bufs[:0], lastChunk)
-				_ = write(len(lastChunk))
-			}
-			return total(), "stream ended", nil
-		case errors.Is(err, stream.ErrDropped):
-			return total(), "viewer too slow, dropped", err
-		case err != nil: // ctx is the Handler's: a viewer leaving shows in a write
-			return total(), "server closing", nil
-		}
-		body = appendTags(body[:0], units)
-		_ = conn.SetWriteDeadline(time.Now().Add(h.p.WriteTimeout))
-		if err := write(frame(body)); err != nil {
-			return total(), "write to viewer failed", err
-		}
-	}
-}
-
-// direct is a viewer's stream.ReaderParams.Direct: the publisher's goroutine
-// writes the viewer's batch, framed as writeConn frames it, with one
-// non-blocking writev instead of waking the viewer's goroutine. A full
-// socket, or a viewer not (yet) served on its own connection, leaves the
-// batch to the goroutine. Calls are serialised by the reader and never
-// overlap the goroutine's writes: the reader calls Direct only while the
-// goroutine waits in Next, so sw needs no lock of its own.
-type direct struct {
-	on      atomic.Bool // set by start, once the response header is out
-	sw      *sockwrite.Writer
-	fr      framer // its own size line: a rest Try keeps may point into it
-	body    [][]byte
-	bufs    [][]byte
-	written atomic.Int64
-}
-
-func (d *direct) start(sw *sockwrite.Writer, chunked bool) {
-	d.sw, d.fr.chunked = sw, chunked
-	d.on.Store(true)
-}
-
-func (d *direct) write(units []*stream.Unit) (taken, flush bool) {
-	if !d.on.Load() {
-		return false, false
-	}
-	d.body = appendTags(d.body[:0], units)
-	d.bufs, _ = d.fr.frame(d.bufs[:0], d.body)
-	m, taken, flush := d.sw.Try(d.bufs...)
-	d.written.Add(int64(m))
-	clear(d.body)
-	clear(d.bufs)
-	return taken, flush
+// release undoes takeOver's count of v.
+func (h *Handler) release(v *viewer) {
+	h.mu.Lock()
+	delete(h.viewers, v)
+	h.mu.Unlock()
+	h.wg.Done()
 }
 
 // appendTags appends the shared FLV tag encodings of units to dst.
@@ -368,7 +266,8 @@ type framer struct {
 }
 
 // frame appends one frame of body to dst and returns it with its length in
-// bytes. The size line lives in f until the next frame.
+// bytes; an empty body adds nothing. The size line lives in f until the
+// next frame.
 func (f *framer) frame(dst, body [][]byte) ([][]byte, int) {
 	n := 0
 	for _, b := range body {
@@ -376,6 +275,11 @@ func (f *framer) frame(dst, body [][]byte) ([][]byte, int) {
 	}
 	if !f.chunked {
 		return append(dst, body...), n
+	}
+	if n == 0 {
+		// An empty batch (what a direct write left goes out alone): a
+		// chunk of size 0 would end the response.
+		return dst, 0
 	}
 	line := append(strconv.AppendInt(f.size[:0], int64(n), 16), '\r', '\n')
 	dst = append(append(append(dst, line), body...), crlf)
@@ -389,7 +293,7 @@ var (
 
 // writeResponse serves the viewer through the ResponseWriter: a write per
 // unit and a flush per batch.
-func (h *Handler) writeResponse(ctx context.Context, w http.ResponseWriter, rd *stream.Reader) (int64, string, error) {
+func (h *Handler) writeResponse(ctx context.Context, w http.ResponseWriter, v *viewer) (int64, string, error) {
 	// A stream outlives the server's read and write timeouts: lift them
 	// and bound each write instead.
 	_ = httpserve.Stream(w)
@@ -409,7 +313,7 @@ func (h *Handler) writeResponse(ctx context.Context, w http.ResponseWriter, rd *
 		return written, "viewer left", err
 	}
 	for {
-		units, err := rd.Next(ctx)
+		units, err := v.next(ctx)
 		switch {
 		case errors.Is(err, stream.ErrEnded):
 			return written, "stream ended", nil

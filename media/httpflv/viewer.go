@@ -1,0 +1,219 @@
+package httpflv
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/portier/portier/media/flv"
+	"github.com/portier/portier/media/sockwrite"
+	"github.com/portier/portier/media/stream"
+)
+
+// viewer is one HTTP-FLV play. Served on its own connection (taken over
+// from the HTTP server), it has no goroutine while it keeps up: the
+// publisher writes each batch to its socket (direct), and what cannot be
+// written that way (the socket is full, the publisher's time for direct
+// writes is spent, the stream ended) starts a goroutine that writes until
+// the reader has nothing left, then exits (wake, run). A viewer that
+// leaves is seen at the next write, as before. Served through the
+// ResponseWriter (HTTP/2), it is read by ServeHTTP's goroutine (next).
+type viewer struct {
+	h      *Handler
+	log    *slog.Logger
+	rd     *stream.Reader // set once Hub.Read returns
+	start  time.Time
+	signal chan struct{} // wakes next, while not on its own connection
+
+	// On its own connection; set by begin before on.
+	conn    net.Conn
+	sw      *sockwrite.Writer
+	chunked bool
+	on      atomic.Bool
+	running atomic.Bool // run is running, or the viewer has ended
+
+	// run's: the body of a batch, its frame, and the bytes it wrote.
+	fr      framer
+	body    [][]byte
+	bufs    [][]byte
+	written int64
+
+	// direct's own, as direct may run while run's are in use: its size
+	// line may be kept by sw in a rest.
+	dfr      framer
+	dbody    [][]byte
+	dbufs    [][]byte
+	dwritten atomic.Int64
+}
+
+// wake is the reader's ReaderParams.Wake: it starts run on the viewer's own
+// connection, or wakes next.
+func (v *viewer) wake() {
+	if !v.on.Load() {
+		select {
+		case v.signal <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if v.running.CompareAndSwap(false, true) {
+		go v.run()
+	}
+}
+
+// next returns the reader's next batch for writeResponse.
+func (v *viewer) next(ctx context.Context) ([]*stream.Unit, error) {
+	for {
+		if units, ok, err := v.rd.TryNext(); ok || err != nil {
+			return units, err
+		}
+		select {
+		case <-v.signal:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// begin serves the viewer on conn, taken over from the HTTP server: the
+// response header and the FLV header, then what the reader has queued,
+// on the calling goroutine; later batches go out through direct and run.
+func (v *viewer) begin(conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked bool) {
+	v.conn, v.chunked = conn, chunked
+	v.fr.chunked, v.dfr.chunked = chunked, chunked
+	// The server's deadlines may still be set: bound each write instead.
+	_ = conn.SetDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Now().Add(v.h.p.WriteTimeout))
+	if chunked {
+		_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n")
+	} else {
+		_, _ = bw.WriteString("HTTP/1.0 200 OK\r\n")
+	}
+	hdr.Set("Connection", "close")
+	_ = hdr.Write(bw)
+	_, _ = bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		v.end("viewer left", err)
+		return
+	}
+	v.sw = sockwrite.New(conn)
+	v.body = append(v.body[:0], flv.AppendHeader(nil, true, true))
+	if err := v.write(v.frame(v.body)); err != nil {
+		v.end("viewer left", err)
+		return
+	}
+	v.running.Store(true)
+	v.on.Store(true)
+	v.run()
+}
+
+// run writes the reader's batches until there are none, or the play ends.
+func (v *viewer) run() {
+	for {
+		units, ok, err := v.rd.TryNext()
+		if err != nil {
+			v.ended(err)
+			return
+		}
+		if !ok {
+			v.running.Store(false)
+			// A wake between TryNext and the Store found run running and
+			// did nothing: look again.
+			if !v.rd.Pending() || !v.running.CompareAndSwap(false, true) {
+				return
+			}
+			continue
+		}
+		v.body = appendTags(v.body[:0], units)
+		_ = v.conn.SetWriteDeadline(time.Now().Add(v.h.p.WriteTimeout))
+		err = v.write(v.frame(v.body))
+		clear(v.body)
+		if err != nil {
+			v.end("write to viewer failed", err)
+			return
+		}
+	}
+}
+
+// ended ends a viewer whose reader has ended with err.
+func (v *viewer) ended(err error) {
+	switch {
+	case errors.Is(err, stream.ErrEnded):
+		if v.chunked {
+			_ = v.conn.SetWriteDeadline(time.Now().Add(v.h.p.WriteTimeout))
+			v.bufs = append(v.bufs[:0], lastChunk)
+			_ = v.write(len(lastChunk))
+		}
+		v.end("stream ended", nil)
+	case errors.Is(err, stream.ErrDropped):
+		v.end("viewer too slow, dropped", err)
+	default: // Handler.Close closed the reader: a viewer leaving shows in a write
+		v.end("server closing", nil)
+	}
+}
+
+// frame sets v.bufs to one frame of body and returns its length in bytes.
+func (v *viewer) frame(body [][]byte) int {
+	var n int
+	v.bufs, n = v.fr.frame(v.bufs[:0], body)
+	return n
+}
+
+// write writes v.bufs, n bytes, after what a direct write left.
+func (v *viewer) write(n int) error {
+	bufs := v.bufs
+	if rest := v.sw.Rest(); len(rest) > 0 {
+		for _, b := range rest {
+			n += len(b)
+		}
+		bufs = append(rest[:len(rest):len(rest)], bufs...)
+		defer v.sw.Sent()
+	}
+	nb := net.Buffers(bufs)
+	m, err := nb.WriteTo(v.conn)
+	clear(v.bufs)
+	v.written += m
+	if err == nil && m != int64(n) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// end closes the play and the connection and reports it, once: running
+// stays set, so run never starts again.
+func (v *viewer) end(reason string, err error) {
+	v.running.Store(true)
+	v.rd.Close()
+	_ = v.conn.Close()
+	logClosed(v.log, v.start, v.written+v.dwritten.Load(), reason, err)
+	v.h.release(v)
+}
+
+// stop ends a viewer taken over, for Handler.Close: run reports "server
+// closing".
+func (v *viewer) stop() { v.rd.Close() }
+
+// direct is the reader's ReaderParams.Direct: the publisher's goroutine
+// writes the viewer's batch, framed as run frames it, with one non-blocking
+// writev instead of waking run. A full socket, or a viewer not (yet) on its
+// own connection, leaves the batch to run. Calls are serialised by the
+// reader and never overlap run's writes: the reader calls Direct only while
+// run holds no batch, so sw needs no lock of its own.
+func (v *viewer) direct(units []*stream.Unit) (taken, flush bool) {
+	if !v.on.Load() {
+		return false, false
+	}
+	v.dbody = appendTags(v.dbody[:0], units)
+	v.dbufs, _ = v.dfr.frame(v.dbufs[:0], v.dbody)
+	m, taken, flush := v.sw.Try(v.dbufs...)
+	v.dwritten.Add(int64(m))
+	clear(v.dbody)
+	clear(v.dbufs)
+	return taken, flush
+}
