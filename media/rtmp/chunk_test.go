@@ -268,3 +268,44 @@ func TestRebufferKeepsBufferedBytes(t *testing.T) {
 		}
 	}
 }
+
+// loopReader repeats b forever.
+type loopReader struct {
+	b   []byte
+	off int
+}
+
+func (l *loopReader) Read(p []byte) (int, error) {
+	n := copy(p, l.b[l.off:])
+	l.off = (l.off + n) % len(l.b)
+	return n, nil
+}
+
+// With WholeFirst (an authorised publisher) a message of several chunks
+// takes one allocation, its payload; without, the buffer grows with the
+// chunks (4 KB, 8 KB, then the whole).
+func TestWholeFirstAllocatesOnce(t *testing.T) {
+	payload := payloadOf(10000, 3)
+	// Type-0 headers throughout: the loop restarts the stream each time.
+	msg := AppendChunks(nil, CSIDVideo, 1, TypeVideo, 40, payload, 4096)
+	allocs := func(l ChunkLimits) float64 {
+		cr := NewChunkReader(bufio.NewReaderSize(&loopReader{b: msg}, 64<<10), DefaultMaxMessageSize)
+		if err := cr.SetChunkSize(4096); err != nil {
+			t.Fatal(err)
+		}
+		cr.SetLimits(l)
+		return testing.AllocsPerRun(100, func() {
+			m, _, err := cr.ReadMessage()
+			if err != nil || len(m.Payload) != len(payload) || m.Payload[9999] != payload[9999] {
+				t.Fatalf("ReadMessage: %d bytes, %v", len(m.Payload), err)
+			}
+		})
+	}
+	t.Logf("allocations per message: publish %.1f, pre-auth %.1f", allocs(DefaultPublishLimits), allocs(DefaultPreAuthLimits))
+	if got := allocs(DefaultPublishLimits); got != 1 {
+		t.Errorf("publish limits: %.1f allocations per message, want 1", got)
+	}
+	if got := allocs(DefaultPreAuthLimits); got < 2 {
+		t.Errorf("pre-auth limits: %.1f allocations per message, want the buffer grown with the chunks", got)
+	}
+}

@@ -24,6 +24,12 @@ type ChunkReader struct {
 	limits   ChunkLimits
 	open     int // messages started and not yet complete
 	buffered int // capacity held by partially received messages
+
+	// Scratch for headers: arrays on the stack would escape through the
+	// reader's io.Reader, one allocation per chunk.
+	basic [3]byte  // a chunk's basic header
+	mhdr  [11]byte // its message header
+	ext   [4]byte  // an extended timestamp
 }
 
 // ChunkLimits bound what one peer can make a ChunkReader hold: memory
@@ -38,6 +44,12 @@ type ChunkLimits struct {
 	// MaxBufferedBytes is how many bytes partially received messages may
 	// hold in total.
 	MaxBufferedBytes int
+	// WholeFirst allocates a message's announced length (up to
+	// maxFirstPiece) with its first chunk, instead of growing the buffer
+	// with each chunk's bytes: one allocation and no copy per message, for
+	// a peer trusted with memory (an authorised publisher). Its partial
+	// messages still count whole against MaxBufferedBytes.
+	WholeFirst bool
 }
 
 // Default limits: before a publish is authorised a peer sends only
@@ -45,7 +57,7 @@ type ChunkLimits struct {
 // several MB at high bitrates, next to audio and data.
 var (
 	DefaultPreAuthLimits = ChunkLimits{MaxOpenMessages: 8, MaxBufferedBytes: 64 << 10}
-	DefaultPublishLimits = ChunkLimits{MaxOpenMessages: 16, MaxBufferedBytes: 3 * DefaultMaxMessageSize}
+	DefaultPublishLimits = ChunkLimits{MaxOpenMessages: 16, MaxBufferedBytes: 3 * DefaultMaxMessageSize, WholeFirst: true}
 )
 
 // ErrChunkLimit is returned when a peer exceeds the reader's ChunkLimits.
@@ -142,7 +154,11 @@ func (cr *ChunkReader) endMessage(cs *chunkStream) {
 // never passes the announced length), within MaxBufferedBytes.
 func (cr *ChunkReader) grow(cs *chunkStream, remaining int) error {
 	old := cap(cs.buf)
-	newCap := min(max(2*old, min(remaining, maxFirstPiece)), int(cs.length))
+	first := remaining
+	if cr.limits.WholeFirst {
+		first = int(cs.length)
+	}
+	newCap := min(max(2*old, min(first, maxFirstPiece)), int(cs.length))
 	if m := cr.limits.MaxBufferedBytes; m > 0 && cr.buffered-old+newCap > m {
 		if cr.buffered+1 > m {
 			return fmt.Errorf("%w: partial messages hold %d bytes (limit %d)", ErrChunkLimit, cr.buffered, m)
@@ -173,7 +189,7 @@ func (cr *ChunkReader) readFull(b []byte) error {
 // together with the chunk stream id it arrived on. The payload is a fresh
 // slice owned by the caller.
 func (cr *ChunkReader) ReadMessage() (Message, uint32, error) {
-	var hdr [11]byte
+	hdr := &cr.basic
 	for {
 		if err := cr.readFull(hdr[:1]); err != nil {
 			return Message{}, 0, err
@@ -237,7 +253,7 @@ func (cr *ChunkReader) ReadMessage() (Message, uint32, error) {
 // readHeader reads the message header of a chunk of the given format and
 // updates the chunk stream state.
 func (cr *ChunkReader) readHeader(cs *chunkStream, format byte) error {
-	var hdr [11]byte
+	hdr := &cr.mhdr
 	sizes := [4]int{11, 7, 3, 0}
 	n := sizes[format]
 	if err := cr.readFull(hdr[:n]); err != nil {
@@ -264,7 +280,7 @@ func (cr *ChunkReader) readHeader(cs *chunkStream, format byte) error {
 		// advanced by the previous delta.
 		delta := cs.delta
 		if cs.extended {
-			var ext [4]byte
+			ext := &cr.ext
 			if err := cr.readFull(ext[:]); err != nil {
 				return err
 			}
@@ -290,7 +306,7 @@ func (cr *ChunkReader) readHeader(cs *chunkStream, format byte) error {
 	}
 	cs.extended = field == 0xffffff
 	if cs.extended {
-		var ext [4]byte
+		ext := &cr.ext
 		if err := cr.readFull(ext[:]); err != nil {
 			return err
 		}
