@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portier/portier/media/rtmp/amf0"
+	"github.com/portier/portier/media/sockread"
 	"github.com/portier/portier/media/sockwrite"
 )
 
@@ -25,6 +26,7 @@ import (
 // duration of one write to the socket.
 type conn struct {
 	nc           net.Conn
+	rd           io.Reader // nc's reads, as raw system calls where it can (sockread)
 	br           *bufio.Reader
 	cr           *ChunkReader
 	readTimeout  time.Duration
@@ -129,9 +131,11 @@ func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Dura
 	// 4 KB: a player only sends small control messages, and with one
 	// buffer per connection a larger one dominates a relay's memory per
 	// player; reads of whole chunk bodies bypass the buffer anyway.
-	br := bufio.NewReaderSize(nc, 4<<10)
+	rd := sockread.New(nc)
+	br := bufio.NewReaderSize(rd, 4<<10)
 	c := &conn{
 		nc:           nc,
+		rd:           rd,
 		br:           br,
 		cr:           NewChunkReader(br, maxMessage),
 		readTimeout:  readTimeout,

@@ -392,7 +392,7 @@ func (c *ServerConn) AcceptPlay() error {
 	c.setReadDeadline(time.Time{})
 	// From here on a player sends only acknowledgements, pings and a
 	// command or two: a small read buffer is enough (4 KB less per player).
-	c.br, _ = c.cr.rebuffer(c.nc, playReadBuffer)
+	c.br, _ = c.cr.rebuffer(c.rd, playReadBuffer)
 	if c.watchPlay() {
 		return nil
 	}

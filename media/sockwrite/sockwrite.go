@@ -67,9 +67,15 @@ func (w *Writer) Try(bufs ...[]byte) (n int, taken, rest bool) {
 	}
 	// A full socket (EAGAIN), a broken one or a closed descriptor all
 	// leave n at 0: the owner's blocking write waits or finds the error.
+	//
+	// A raw system call: the write never blocks, but on loopback it runs
+	// the receiver's side of TCP too, often past the 20 µs after which the
+	// runtime's monitor hands a P in a system call to another thread. At
+	// dozens of writes a second per player those hand-offs, and the thread
+	// wake-ups and sleeps they cause, cost more than the writes.
 	_ = w.raw.Write(func(fd uintptr) bool {
 		for {
-			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
 			if e == syscall.EINTR {
 				continue
 			}
