@@ -175,8 +175,7 @@ func (v *viewer) write(n int) error {
 		bufs = append(rest[:len(rest):len(rest)], bufs...)
 		defer v.sw.Sent()
 	}
-	nb := net.Buffers(bufs)
-	m, err := nb.WriteTo(v.conn)
+	m, err := v.sw.Write(bufs)
 	clear(v.bufs)
 	v.written += m
 	if err == nil && m != int64(n) {

@@ -178,7 +178,13 @@ func (c *conn) writeLocked(bufs ...[]byte) error {
 	}
 	iov := append(append(c.wbufs[:0], rest...), bufs...)
 	c.wbufs = iov
-	n, err := c.wbufs.WriteTo(c.nc)
+	var n int64
+	var err error
+	if c.sw != nil {
+		n, err = c.sw.Write(iov)
+	} else {
+		n, err = c.wbufs.WriteTo(c.nc)
+	}
 	clear(iov) // hold no reference to the callers' bytes
 	c.wbufs = iov[:0]
 	if len(rest) > 0 {

@@ -2,11 +2,14 @@
 // non-blocking half of a connection whose blocking writes are done by its
 // own goroutine. A publisher handing each frame to many players in turn uses
 // it to write to every player whose socket has room, and leaves the rest to
-// the players' goroutines (see stream.ReaderParams.Direct).
+// the players' goroutines (see stream.ReaderParams.Direct). Those blocking
+// writes go through it too (Write), so that every write to a player is a
+// raw system call (see sockread for why).
 package sockwrite
 
 import (
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 )
@@ -18,15 +21,17 @@ const iovMax = 1024
 // It is not safe for concurrent use: its owner serialises Try with its own
 // blocking writes, and sends Rest ahead of the next of them.
 type Writer struct {
+	nc   net.Conn
 	raw  syscall.RawConn // nil: not a socket that can be written without blocking
-	iov  []syscall.Iovec
+	iov  []syscall.Iovec // Try's
+	wiov []syscall.Iovec // Write's
 	rest [][]byte
 }
 
 // New returns nc's Writer. For anything but a plain socket (TLS, pipes) the
 // Writer never takes bytes and the owner writes everything itself.
 func New(nc net.Conn) *Writer {
-	w := &Writer{}
+	w := &Writer{nc: nc}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			w.raw = rc
@@ -112,4 +117,72 @@ func (w *Writer) Rest() [][]byte { return w.rest }
 func (w *Writer) Sent() {
 	clear(w.rest)
 	w.rest = w.rest[:0]
+}
+
+// Write writes all of bufs, waiting for room in the socket as
+// net.Conn.Write does (the connection's write deadline applies), with raw
+// system calls (see Try). It neither modifies nor keeps bufs. Rest is not
+// sent: the owner puts it in front of bufs. For anything but a plain
+// socket it is net.Buffers.WriteTo on the connection. Errors are those of
+// net.Conn.Write.
+func (w *Writer) Write(bufs [][]byte) (int64, error) {
+	if w.raw == nil {
+		nb := net.Buffers(bufs)
+		return nb.WriteTo(w.nc)
+	}
+	var total int64
+	var errno syscall.Errno
+	i, off := 0, 0 // the next byte to write: bufs[i][off]
+	err := w.raw.Write(func(fd uintptr) bool {
+		for {
+			for i < len(bufs) && off == len(bufs[i]) {
+				i, off = i+1, 0
+			}
+			if i == len(bufs) {
+				return true
+			}
+			iov := w.wiov[:0]
+			for j := i; j < len(bufs) && len(iov) < iovMax; j++ {
+				b := bufs[j]
+				if j == i {
+					b = b[off:]
+				}
+				if len(b) == 0 {
+					continue
+				}
+				iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
+				iov[len(iov)-1].SetLen(len(b))
+			}
+			w.wiov = iov
+			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+			switch e {
+			case 0:
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // park until the socket has room
+			default:
+				errno = e
+				return true
+			}
+			total += int64(r)
+			for n := int(r); n > 0; {
+				if left := len(bufs[i]) - off; n >= left {
+					n -= left
+					i, off = i+1, 0
+				} else {
+					off += n
+					n = 0
+				}
+			}
+		}
+	})
+	clear(w.wiov) // hold no pointers into the callers' bytes
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError("writev", errno)
+	}
+	if err != nil {
+		return total, &net.OpError{Op: "write", Net: w.nc.LocalAddr().Network(), Source: w.nc.LocalAddr(), Addr: w.nc.RemoteAddr(), Err: err}
+	}
+	return total, nil
 }

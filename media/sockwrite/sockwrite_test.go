@@ -2,8 +2,10 @@ package sockwrite
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -113,5 +115,56 @@ func TestTryDefers(t *testing.T) {
 	s, _ := tcpPair(t)
 	if n, taken, rest := New(s).Try(nil, []byte{}); !taken || rest || n != 0 {
 		t.Fatalf("empty write: n %d, taken %v, rest %v", n, taken, rest)
+	}
+}
+
+// Write writes everything, in order, waiting for a slow reader (more
+// iovecs than one writev takes, more bytes than the socket holds); its
+// deadline and a peer that is gone end it with net.Conn.Write's errors.
+func TestWriteWaitsAndWritesAll(t *testing.T) {
+	s, cl := tcpPair(t)
+	w := New(s)
+	var bufs [][]byte
+	var want bytes.Buffer
+	for i := range 3000 { // 3 writevs' worth of iovecs, 12 MB
+		b := bytes.Repeat([]byte{byte(i)}, 4000+i%7)
+		if i%500 == 0 {
+			b = nil // empty pieces are skipped
+		}
+		bufs = append(bufs, b)
+		want.Write(b)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		time.Sleep(50 * time.Millisecond) // let the socket fill
+		_, _ = io.CopyN(&b, cl, int64(want.Len()))
+		got <- b.Bytes()
+	}()
+	n, err := w.Write(bufs)
+	if err != nil || n != int64(want.Len()) {
+		t.Fatalf("Write = %d, %v; want %d bytes", n, err, want.Len())
+	}
+	if !bytes.Equal(<-got, want.Bytes()) {
+		t.Fatal("the bytes arrived changed or out of order")
+	}
+
+	// Nobody reads: the deadline ends the write.
+	_ = s.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := w.Write([][]byte{make([]byte, 64<<20)}); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	_ = s.SetWriteDeadline(time.Time{})
+	cl.Close()
+	var werr error
+	for range 100 { // the reset arrives with the first writes after the close
+		if _, werr = w.Write([][]byte{[]byte("x")}); werr != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var op *net.OpError
+	if !errors.As(werr, &op) || op.Op != "write" {
+		t.Fatalf("Write to a closed peer: %v, want a *net.OpError", werr)
 	}
 }
