@@ -132,7 +132,8 @@ func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Dura
 	// buffer per connection a larger one dominates a relay's memory per
 	// player; reads of whole chunk bodies bypass the buffer anyway.
 	rd := sockread.New(nc)
-	br := bufio.NewReaderSize(rd, 4<<10)
+	br := readBufs.Get().(*bufio.Reader)
+	br.Reset(rd)
 	c := &conn{
 		nc:           nc,
 		rd:           rd,
@@ -145,6 +146,10 @@ func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Dura
 	c.outChunkSize.Store(128)
 	return c
 }
+
+// readBufs keeps connections' 4 KB read buffers: a player's goes back when
+// it starts playing (see AcceptPlay) and the next connection takes it.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 
 // handshakeRW reads through the buffered reader so no byte is lost between
 // the handshake and the first chunk.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // The handshake is the "simple" one: version 3, 1536-byte C1/S1 with a zero
@@ -16,18 +17,26 @@ import (
 
 const handshakeSize = 1536
 
+// handshakeBufs keeps a server handshake's 4.6 KB of buffers between
+// connections: a thousand players joining at once otherwise leave 4.6 MB to
+// the collector, which shows in the relay's peak memory.
+var handshakeBufs = sync.Pool{New: func() any { return new([2 + 3*handshakeSize]byte) }}
+
 // serverHandshake performs the server side of the handshake on rw.
 func serverHandshake(rw io.ReadWriter) error {
-	c0c1 := make([]byte, 1+handshakeSize)
+	bufs := handshakeBufs.Get().(*[2 + 3*handshakeSize]byte)
+	defer handshakeBufs.Put(bufs)
+	c0c1 := bufs[:1+handshakeSize]
 	if _, err := io.ReadFull(rw, c0c1); err != nil {
 		return fmt.Errorf("read C0/C1: %w", err)
 	}
 	if c0c1[0] != 3 {
 		return fmt.Errorf("unsupported RTMP version %d (only 3, plain RTMP, is supported)", c0c1[0])
 	}
-	out := make([]byte, 1+2*handshakeSize)
+	out := bufs[1+handshakeSize:]
 	out[0] = 3
 	s1 := out[1 : 1+handshakeSize]
+	clear(s1[:8])
 	// time (4 bytes) = 0, version (4 bytes) = 0, then random.
 	if _, err := rand.Read(s1[8:]); err != nil {
 		return err

@@ -392,7 +392,12 @@ func (c *ServerConn) AcceptPlay() error {
 	c.setReadDeadline(time.Time{})
 	// From here on a player sends only acknowledgements, pings and a
 	// command or two: a small read buffer is enough (4 KB less per player).
-	c.br, _ = c.cr.rebuffer(c.rd, playReadBuffer)
+	if br, ok := c.cr.rebuffer(c.rd, playReadBuffer); ok {
+		old := c.br
+		c.br = br
+		old.Reset(nil)
+		readBufs.Put(old)
+	}
 	if c.watchPlay() {
 		return nil
 	}

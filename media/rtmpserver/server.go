@@ -123,7 +123,7 @@ func New(p Params) (*Server, error) {
 		return nil, errors.New("rtmpserver: Params.Addr is required (for example 127.0.0.1:1935)")
 	}
 	if p.MaxConns <= 0 {
-		// A player costs about 32 KB and its share of a 2 Mbps stream's
+		// A player costs about 20 KB and its share of a 2 Mbps stream's
 		// CPU; 1000 refused the 1000th player of a stream (the publisher
 		// holds a connection too).
 		p.MaxConns = 10000
