@@ -1,8 +1,10 @@
 // Package testutil holds the helpers that tests across the module share:
-// waiting for a condition with a deadline instead of sleeping.
+// waiting for a condition with a deadline instead of sleeping, and a
+// loopback TCP connection.
 package testutil
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -38,4 +40,30 @@ func EventuallyErr(t testing.TB, d time.Duration, what string, cond func() (bool
 		}
 		time.Sleep(PollInterval)
 	}
+}
+
+// TCPPair returns both ends of a fresh loopback TCP connection, closed at
+// the end of the test.
+func TCPPair(t testing.TB) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { s.Close(); c.Close() })
+	return s.(*net.TCPConn), c.(*net.TCPConn)
 }

@@ -9,32 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
-}
+	"github.com/portier/portier/internal/testutil"
+)
 
 func newPoller(t *testing.T) *Poller {
 	t.Helper()
@@ -72,9 +49,9 @@ func wantNoCall(t *testing.T, ch chan struct{}, what string) {
 
 func TestWatchCallsOncePerArming(t *testing.T) {
 	p := newPoller(t)
-	server, client := tcpPair(t)
+	server, client := testutil.TCPPair(t)
 	fn, ch := calls()
-	w, err := p.Watch(server.(*net.TCPConn), fn)
+	w, err := p.Watch(server, fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +86,9 @@ func TestWatchCallsOncePerArming(t *testing.T) {
 
 func TestStopEndsCalls(t *testing.T) {
 	p := newPoller(t)
-	server, client := tcpPair(t)
+	server, client := testutil.TCPPair(t)
 	fn, ch := calls()
-	w, err := p.Watch(server.(*net.TCPConn), fn)
+	w, err := p.Watch(server, fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +98,9 @@ func TestStopEndsCalls(t *testing.T) {
 	// A stopped watch's connection may be closed, and its descriptor
 	// reused by the next one, which is watched on its own.
 	server.Close()
-	server2, client2 := tcpPair(t)
+	server2, client2 := testutil.TCPPair(t)
 	fn2, ch2 := calls()
-	if _, err := p.Watch(server2.(*net.TCPConn), fn2); err != nil {
+	if _, err := p.Watch(server2, fn2); err != nil {
 		t.Fatal(err)
 	}
 	client2.Write([]byte("y"))
@@ -135,9 +112,9 @@ func TestStopEndsCalls(t *testing.T) {
 // goes on serving the others.
 func TestClosedWithoutStop(t *testing.T) {
 	p := newPoller(t)
-	server, _ := tcpPair(t)
+	server, _ := testutil.TCPPair(t)
 	fn, _ := calls()
-	w, err := p.Watch(server.(*net.TCPConn), fn)
+	w, err := p.Watch(server, fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +123,9 @@ func TestClosedWithoutStop(t *testing.T) {
 		t.Fatal("Rearm of a closed connection succeeded")
 	}
 	w.Stop()
-	other, client := tcpPair(t)
+	other, client := testutil.TCPPair(t)
 	fn2, ch2 := calls()
-	if _, err := p.Watch(other.(*net.TCPConn), fn2); err != nil {
+	if _, err := p.Watch(other, fn2); err != nil {
 		t.Fatal(err)
 	}
 	client.Write([]byte("z"))
@@ -161,9 +138,9 @@ func TestManyConnections(t *testing.T) {
 	clients := make([]net.Conn, n)
 	ch := make(chan int, n)
 	for i := range n {
-		server, client := tcpPair(t)
+		server, client := testutil.TCPPair(t)
 		clients[i] = client
-		if _, err := p.Watch(server.(*net.TCPConn), func(*Watch) { ch <- i }); err != nil {
+		if _, err := p.Watch(server, func(*Watch) { ch <- i }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,9 +167,9 @@ func TestCloseEndsThePoller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, client := tcpPair(t)
+	server, client := testutil.TCPPair(t)
 	fn, ch := calls()
-	if _, err := p.Watch(server.(*net.TCPConn), fn); err != nil {
+	if _, err := p.Watch(server, fn); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Close(); err != nil {
@@ -200,7 +177,7 @@ func TestCloseEndsThePoller(t *testing.T) {
 	}
 	client.Write([]byte("x"))
 	wantNoCall(t, ch, "Close")
-	if _, err := p.Watch(server.(*net.TCPConn), fn); !errors.Is(err, ErrClosed) {
+	if _, err := p.Watch(server, fn); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Watch after Close: %v, want ErrClosed", err)
 	}
 	if err := p.Close(); err != nil {

@@ -6,38 +6,15 @@ import (
 	"net"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { s.Close(); c.Close() })
-	return s.(*net.TCPConn), c.(*net.TCPConn)
-}
+	"github.com/portier/portier/internal/testutil"
+)
 
 // A player that stops reading fills its socket: TryWriteChunks writes what
 // fits, keeps the rest and refuses more until a blocking write has sent the
 // rest, and the player receives every byte exactly once, in order.
 func TestTryWriteChunksKeepsTheRestInOrder(t *testing.T) {
-	s, cl := tcpPair(t)
+	s, cl := testutil.TCPPair(t)
 	_ = s.SetWriteBuffer(4096)
 	_ = cl.SetReadBuffer(4096)
 	c := NewServerConn(s, ServerConfig{WriteTimeout: 5 * time.Second})
@@ -102,7 +79,7 @@ func TestTryWriteChunksDefers(t *testing.T) {
 	if taken, _ := NewServerConn(a, ServerConfig{}).TryWriteChunks([]byte("x")); taken {
 		t.Fatal("a pipe has no socket: want the bytes left to WriteChunks")
 	}
-	s, _ := tcpPair(t)
+	s, _ := testutil.TCPPair(t)
 	c := NewServerConn(s, ServerConfig{})
 	_ = c.Close()
 	if taken, _ := c.TryWriteChunks([]byte("x")); taken {

@@ -7,33 +7,14 @@ import (
 	"os"
 	"testing"
 	"time"
-)
 
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	t.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
-}
+	"github.com/portier/portier/internal/testutil"
+)
 
 // Reader reads as net.Conn.Read does: what is there, waiting for it; the
 // deadline; EOF; a closed connection.
 func TestReaderLikeConnRead(t *testing.T) {
-	server, client := tcpPair(t)
+	server, client := testutil.TCPPair(t)
 	r := New(server)
 	if _, ok := r.(*Reader); !ok {
 		t.Fatalf("New(TCP connection) = %T, want *Reader", r)

@@ -8,37 +8,15 @@ import (
 	"os"
 	"testing"
 	"time"
-)
 
-func tcpPair(t *testing.T) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-accepted
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { s.Close(); c.Close() })
-	return s.(*net.TCPConn), c.(*net.TCPConn)
-}
+	"github.com/portier/portier/internal/testutil"
+)
 
 // Try writes until the socket is full, keeps the rest of a partial write
 // in order, takes nothing more until the owner has sent it, and every byte
 // arrives once.
 func TestTryKeepsTheRest(t *testing.T) {
-	s, cl := tcpPair(t)
+	s, cl := testutil.TCPPair(t)
 	_ = s.SetWriteBuffer(4096)
 	_ = cl.SetReadBuffer(4096)
 	w := New(s)
@@ -112,7 +90,7 @@ func TestTryDefers(t *testing.T) {
 	if _, taken, _ := New(a).Try([]byte("x")); taken {
 		t.Fatal("a pipe is not a socket: want the bytes left to the owner")
 	}
-	s, _ := tcpPair(t)
+	s, _ := testutil.TCPPair(t)
 	if n, taken, rest := New(s).Try(nil, []byte{}); !taken || rest || n != 0 {
 		t.Fatalf("empty write: n %d, taken %v, rest %v", n, taken, rest)
 	}
@@ -122,7 +100,7 @@ func TestTryDefers(t *testing.T) {
 // iovecs than one writev takes, more bytes than the socket holds); its
 // deadline and a peer that is gone end it with net.Conn.Write's errors.
 func TestWriteWaitsAndWritesAll(t *testing.T) {
-	s, cl := tcpPair(t)
+	s, cl := testutil.TCPPair(t)
 	w := New(s)
 	var bufs [][]byte
 	var want bytes.Buffer
