@@ -76,8 +76,6 @@ type Handler struct {
 	log    *slog.Logger
 	nextID atomic.Uint64
 
-	ctx     context.Context // ends the viewers taken over, on Close
-	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	closed  bool
@@ -98,9 +96,7 @@ func New(p Params) (*Handler, error) {
 	if p.Reader.CoalesceFrames == 0 {
 		p.Reader.CoalesceFrames = viewerCoalesceFrames
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Handler{p: p, log: p.Logger.With("component", "httpflv"), ctx: ctx, cancel: cancel,
-		viewers: make(map[*viewer]struct{})}, nil
+	return &Handler{p: p, log: p.Logger.With("component", "httpflv"), viewers: make(map[*viewer]struct{})}, nil
 }
 
 // Close ends the viewers whose connections the Handler took over and waits
@@ -114,7 +110,6 @@ func (h *Handler) Close() {
 		viewers = append(viewers, v)
 	}
 	h.mu.Unlock()
-	h.cancel()
 	for _, v := range viewers {
 		v.stop()
 	}
