@@ -44,8 +44,9 @@ type conn struct {
 	// write side
 	wmu   sync.Mutex
 	wbufs net.Buffers // under wmu: the iovecs of the write in progress
-	// sw (under wmu; nil for clients) takes TryWriteChunks; what it left
-	// unwritten goes out first with the next blocking write.
+	// sw (under wmu) does every write to the socket: TryWriteChunks
+	// (servers only), and the blocking writes, which send first what a
+	// TryWriteChunks left unwritten.
 	sw *sockwrite.Writer
 	// wdeadline is the write deadline last set on the socket, in Unix
 	// nanoseconds (0: none): write re-arms it only when it has come within
@@ -139,6 +140,7 @@ func newConn(nc net.Conn, maxMessage uint32, readTimeout, writeTimeout time.Dura
 		rd:           rd,
 		br:           br,
 		cr:           NewChunkReader(br, maxMessage),
+		sw:           sockwrite.New(nc),
 		readTimeout:  readTimeout,
 		writeTimeout: writeTimeout,
 		log:          log,
@@ -174,22 +176,12 @@ func (c *conn) writeLocked(bufs ...[]byte) error {
 		return errWriteShut
 	}
 	c.armWriteDeadline()
-	// WriteTo consumes the slice it is given: write from the connection's
-	// own copy of the headers so callers' (shared) slices are never
-	// modified, and no iovec array is allocated per write.
-	var rest [][]byte
-	if c.sw != nil {
-		rest = c.sw.Rest()
-	}
+	// The rest and bufs in one reused array: one writev, and no slice
+	// header array allocated per write.
+	rest := c.sw.Rest()
 	iov := append(append(c.wbufs[:0], rest...), bufs...)
 	c.wbufs = iov
-	var n int64
-	var err error
-	if c.sw != nil {
-		n, err = c.sw.Write(iov)
-	} else {
-		n, err = c.wbufs.WriteTo(c.nc)
-	}
+	n, err := c.sw.Write(iov)
 	clear(iov) // hold no reference to the callers' bytes
 	c.wbufs = iov[:0]
 	if len(rest) > 0 {

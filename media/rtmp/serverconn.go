@@ -16,7 +16,6 @@ import (
 
 	"github.com/portier/portier/media/readpoll"
 	"github.com/portier/portier/media/rtmp/amf0"
-	"github.com/portier/portier/media/sockwrite"
 )
 
 // ServerConfig configures a ServerConn. Zero values select the defaults.
@@ -127,7 +126,6 @@ func NewServerConn(nc net.Conn, cfg ServerConfig) *ServerConn {
 		cfg:  cfg,
 		done: make(chan struct{}),
 	}
-	c.sw = sockwrite.New(nc)
 	// Nothing is authorised yet: a peer gets only what commands need.
 	c.cr.SetLimits(cfg.PreAuthLimits)
 	return c

@@ -15,7 +15,7 @@ package rtmp
 // WriteChunks: the connection is busy, closed, broken, or not a socket this
 // can write to without blocking (TLS).
 func (c *ServerConn) TryWriteChunks(bufs ...[]byte) (taken, flush bool) {
-	if c.sw == nil || !c.wmu.TryLock() {
+	if !c.wmu.TryLock() {
 		return false, false
 	}
 	defer c.wmu.Unlock()

@@ -127,7 +127,8 @@ func (w *Writer) Sent() {
 // net.Conn.Write.
 func (w *Writer) Write(bufs [][]byte) (int64, error) {
 	if w.raw == nil {
-		nb := net.Buffers(bufs)
+		// WriteTo consumes the slice's elements: give it a copy.
+		nb := append(net.Buffers(nil), bufs...)
 		return nb.WriteTo(w.nc)
 	}
 	var total int64
