@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -30,6 +31,7 @@ var (
 	_ gortsplib.ServerHandlerOnPacketsLost  = (*handler)(nil)
 	_ gortsplib.ServerHandlerOnDecodeError  = (*handler)(nil)
 	_ gortsplib.ServerHandlerOnRequest      = (*handler)(nil)
+	_ gortsplib.ServerHandlerOnResponse     = (*handler)(nil)
 )
 
 // OnRequest hides a GStreamer player's User-Agent from gortsplib on SETUP.
@@ -53,11 +55,46 @@ func (h *handler) OnRequest(_ *gortsplib.ServerConn, req *base.Request) {
 	req.Header["User-Agent"] = base.HeaderValue{"player/" + ua[0]}
 }
 
+// OnResponse releases the fan-out's SETUP lock taken by holdSetup, now
+// that gortsplib has done its part of the SETUP. It runs on the
+// connection's goroutine after the session's goroutine has answered.
+func (h *handler) OnResponse(conn *gortsplib.ServerConn, _ *base.Response) {
+	if cs, _ := conn.UserData().(*connState); cs != nil && cs.setupHeld != nil {
+		cs.setupHeld.Unlock()
+		cs.setupHeld = nil
+	}
+}
+
+// holdSetup locks o's SETUP lock until the response to this SETUP
+// (OnResponse). gortsplib (v4.16.2) is not safe with two players of one
+// stream in SETUP at once: adding a UDP player reads every other player's
+// transport and media (ServerStream.readerAdd, under the stream's lock),
+// while a player's SETUP writes its own after the handler returns, with no
+// lock. Two UDP players from one address at the same moment were a data
+// race and could be a fatal concurrent map read and write. The lock covers
+// only gortsplib's work after the handler (no authorisation, no I/O).
+func (h *handler) holdSetup(conn *gortsplib.ServerConn, o *outStream) {
+	o.setupMu.Lock()
+	h.connState(conn).setupHeld = &o.setupMu
+}
+
 // connState remembers, per connection, the paths a client was allowed to
 // play at DESCRIBE (requested path -> path to play), so that its SETUP is
-// not authorised twice.
+// not authorised twice, and the SETUP lock it holds until gortsplib's
+// response. It is written on the goroutine of the connection's session
+// while the connection's goroutine waits for it.
 type connState struct {
-	played map[string]string
+	played    map[string]string
+	setupHeld *sync.Mutex
+}
+
+func (h *handler) connState(conn *gortsplib.ServerConn) *connState {
+	cs, _ := conn.UserData().(*connState)
+	if cs == nil {
+		cs = &connState{played: map[string]string{}}
+		conn.SetUserData(cs)
+	}
+	return cs
 }
 
 const maxPlayedPerConn = 16
@@ -137,11 +174,7 @@ func (h *handler) playStream(conn *gortsplib.ServerConn, path, rawQuery string) 
 		return refusal(base.StatusBadRequest, err.Error()), nil
 	}
 	path = app + "/" + name
-	cs, _ := conn.UserData().(*connState)
-	if cs == nil {
-		cs = &connState{played: map[string]string{}}
-		conn.SetUserData(cs)
-	}
+	cs := h.connState(conn)
 	if resolved, ok := cs.played[path]; ok {
 		path = resolved
 	} else {
@@ -297,6 +330,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 		if st.requested != strings.Trim(ctx.Path, "/") {
 			return refusal(base.StatusBadRequest, "one session plays one path"), nil, nil
 		}
+		h.holdSetup(ctx.Conn, st.out)
 		return &base.Response{StatusCode: base.StatusOK}, st.out.st, nil
 	}
 	res, out := h.playStream(ctx.Conn, ctx.Path, ctx.Query)
@@ -315,6 +349,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	})
 	ss.SetUserData(&sessionState{out: out, path: out.path, requested: strings.Trim(ctx.Path, "/"), playTimer: timer,
 		addr: ctx.Conn.NetConn().RemoteAddr().String()})
+	h.holdSetup(ctx.Conn, out)
 	return res, out.st, nil
 }
 

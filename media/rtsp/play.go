@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
@@ -57,6 +58,10 @@ type outStream struct {
 	ntpStart time.Time
 	ntpBase  int64
 	ntpSet   bool
+
+	// setupMu is held from the end of a player's SETUP handler until
+	// gortsplib has answered it (handler.holdSetup, OnResponse).
+	setupMu sync.Mutex
 
 	// Guarded by Server.mu.
 	sessions map[*gortsplib.ServerSession]struct{}
