@@ -20,10 +20,11 @@ import (
 // from the HTTP server), it has no goroutine while it keeps up: the
 // publisher writes each batch to its socket (direct), and what cannot be
 // written that way (the socket is full, the publisher's time for direct
-// writes is spent, the stream ended) starts a goroutine that writes until
-// the reader has nothing left, then exits (wake, run). A viewer that
-// leaves is seen at the next write, as before. Served through the
-// ResponseWriter (HTTP/2), it is read by ServeHTTP's goroutine (next).
+// writes is spent, the stream ended) has the reader start a goroutine that
+// writes until the reader has nothing left, then exits
+// (stream.ReaderParams.Wake, run). A viewer that leaves is seen at the
+// next write, as before. Served through the ResponseWriter (HTTP/2), it is
+// read by ServeHTTP's goroutine (next).
 type viewer struct {
 	h      *Handler
 	log    *slog.Logger
@@ -36,7 +37,6 @@ type viewer struct {
 	sw      *sockwrite.Writer
 	chunked bool
 	on      atomic.Bool
-	running atomic.Bool // run is running, or the viewer has ended
 
 	// run's: the body of a batch, its frame, and the bytes it wrote.
 	fr      framer
@@ -53,17 +53,16 @@ type viewer struct {
 }
 
 // wake is the reader's ReaderParams.Wake: it starts run on the viewer's own
-// connection, or wakes next.
+// connection, or wakes next. Until begin's run or next first finds the
+// reader empty, the reader does not call it.
 func (v *viewer) wake() {
-	if !v.on.Load() {
-		select {
-		case v.signal <- struct{}{}:
-		default:
-		}
+	if v.on.Load() {
+		go v.run()
 		return
 	}
-	if v.running.CompareAndSwap(false, true) {
-		go v.run()
+	select {
+	case v.signal <- struct{}{}:
+	default:
 	}
 }
 
@@ -108,7 +107,6 @@ func (v *viewer) begin(conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked
 		v.end("viewer left", err)
 		return
 	}
-	v.running.Store(true)
 	v.on.Store(true)
 	v.run()
 }
@@ -122,13 +120,7 @@ func (v *viewer) run() {
 			return
 		}
 		if !ok {
-			v.running.Store(false)
-			// A wake between TryNext and the Store found run running and
-			// did nothing: look again.
-			if !v.rd.Pending() || !v.running.CompareAndSwap(false, true) {
-				return
-			}
-			continue
+			return
 		}
 		v.body = appendTags(v.body[:0], units)
 		_ = v.conn.SetWriteDeadline(time.Now().Add(v.h.p.WriteTimeout))
@@ -184,10 +176,9 @@ func (v *viewer) write(n int) error {
 	return err
 }
 
-// end closes the play and the connection and reports it, once: running
-// stays set, so run never starts again.
+// end closes the play and the connection and reports it, once: the reader
+// has ended or ends here, and wakes run no more.
 func (v *viewer) end(reason string, err error) {
-	v.running.Store(true)
 	v.rd.Close()
 	_ = v.conn.Close()
 	logClosed(v.log, v.start, v.written+v.dwritten.Load(), reason, err)

@@ -316,38 +316,38 @@ const playerCoalesceFrames = 1
 // player is a connection whose play has started. It has no goroutine of
 // its own while it keeps up: the publisher writes each batch to its socket
 // (direct), and what cannot be written that way (the socket is full, the
-// publisher's time for direct writes is spent, the stream ended) wakes a
-// goroutine that writes until the reader has nothing left, then exits
-// (wake, run). What the player sends is read by the server's Poller, and
-// its leaving wakes run as well (rtmp.ServerConn.AfterDone).
+// publisher's time for direct writes is spent, the stream ended) has the
+// reader start a goroutine that writes until the reader has nothing left,
+// then exits (stream.ReaderParams.Wake, run). What the player sends is read
+// by the server's Poller; its leaving closes the reader, which wakes run
+// too (rtmp.ServerConn.AfterDone).
 type player struct {
 	s *Server
 	c *rtmp.ServerConn
-	r *stream.Reader // set before on
+	r *stream.Reader // set before start
 
-	on      atomic.Bool // started: the play's replies are out, enc and cl are set
-	enc     chunker
-	cl      closing
-	running atomic.Bool // run is running, or the player has ended
-	bufs    [][]byte    // run's scratch
-	dbufs   [][]byte    // direct's scratch; its calls are serialised by the reader
+	on    atomic.Bool // started: the play's replies are out, enc and cl are set
+	enc   chunker
+	cl    closing
+	bufs  [][]byte // run's scratch
+	dbufs [][]byte // direct's scratch; its calls are serialised by the reader
 }
 
-// start hands the connection to the player, once the play has started.
+// start hands the connection to the player, once the play has started, and
+// writes what the reader queued before: the calling goroutine is the
+// player's first run.
 func (p *player) start(cl closing) {
 	p.enc = newChunker(p.c.StreamID(), p.c.ChunkSize())
 	p.cl = cl
 	p.on.Store(true)
-	p.c.AfterDone(p.wake)
-	p.wake() // what the reader queued before the start
+	// AfterDone's f may run inside direct, under the reader's lock:
+	// Close takes that lock, so it goes on a goroutine of its own.
+	p.c.AfterDone(func() { go p.r.Close() })
+	p.run()
 }
 
-// wake starts run unless it is running.
-func (p *player) wake() {
-	if p.on.Load() && p.running.CompareAndSwap(false, true) {
-		go p.run()
-	}
-}
+// wake is the reader's Wake: the player has work again.
+func (p *player) wake() { go p.run() }
 
 // run writes the reader's batches until there are none, or the play ends.
 func (p *player) run() {
@@ -364,13 +364,7 @@ func (p *player) run() {
 			return
 		}
 		if !ok {
-			p.running.Store(false)
-			// A wake between TryNext and the Store found run running and
-			// did nothing: look again.
-			if !p.pending() || !p.running.CompareAndSwap(false, true) {
-				return
-			}
-			continue
+			return
 		}
 		p.bufs = p.enc.append(p.bufs[:0], units)
 		err = p.c.WriteChunks(p.bufs...)
@@ -383,15 +377,6 @@ func (p *player) run() {
 			}
 			return
 		}
-	}
-}
-
-func (p *player) pending() bool {
-	select {
-	case <-p.c.Done():
-		return true
-	default:
-		return p.r.Pending()
 	}
 }
 
@@ -418,8 +403,8 @@ func (p *player) ended(err error) (string, error) {
 	return p.left()
 }
 
-// end closes the play and the connection and reports it, once: running
-// stays set, so run never starts again.
+// end closes the play and the connection and reports it, once: the reader
+// has ended or ends here, and wakes run no more.
 func (p *player) end(reason string, err error) {
 	p.r.Close()
 	p.cl.reason, p.cl.err = reason, err

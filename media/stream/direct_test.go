@@ -2,6 +2,7 @@ package stream
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -122,8 +123,9 @@ func TestReaderDirect(t *testing.T) {
 }
 
 // A reader with Wake has no goroutine in NextUntil: it calls Wake where it
-// would wake one, its owner takes batches with TryNext, and the publisher
-// hands it batches through Direct whenever the owner holds none.
+// would wake one, once, while its owner is not running; the owner takes
+// batches with TryNext until it finds none, and the publisher hands it
+// batches through Direct whenever the owner holds none.
 func TestReaderWake(t *testing.T) {
 	h := NewHub(HubParams{PublisherGrace: -1})
 	defer h.Close()
@@ -137,18 +139,24 @@ func TestReaderWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	<-wakes // the join queued the headers and the GOP
-	if !r.Pending() {
-		t.Fatal("Pending is false with the join's units queued")
+	noWake := func(when string) {
+		t.Helper()
+		select {
+		case <-wakes:
+			t.Fatalf("woken %s", when)
+		default:
+		}
 	}
+	// The owner is running from Read: the join's units wake nobody.
+	noWake("while the owner sets up")
 	b, ok, err := r.TryNext()
 	if !ok || err != nil || describe(b) != describe([]*Unit{vhdr(0), key(0)}) {
 		t.Fatalf("TryNext = %s, %v, %v", describe(b), ok, err)
 	}
 	// The owner still holds that batch: the next frame is queued, not
-	// handed to Direct, and wakes the owner.
+	// handed to Direct, and the owner, running, is not woken for it.
 	mustWrite(t, p, inter(40))
-	<-wakes
+	noWake("while the owner runs")
 	if _, calls := d.set("take"); calls != 0 {
 		t.Fatal("Direct called while the owner held a batch")
 	}
@@ -158,24 +166,27 @@ func TestReaderWake(t *testing.T) {
 	if b, ok, err := r.TryNext(); ok || err != nil || len(b) != 0 {
 		t.Fatalf("TryNext with nothing queued = %s, %v, %v", describe(b), ok, err)
 	}
-	if r.Pending() {
-		t.Fatal("Pending is true with nothing queued")
-	}
 	// Now idle: Direct takes the next frame and nobody is woken.
 	mustWrite(t, p, inter(80))
 	if took, _ := d.set("rest"); len(took) != 1 || took[0] != describe([]*Unit{inter(80)}) {
 		t.Fatalf("Direct took %q", took)
 	}
-	select {
-	case <-wakes:
-		t.Fatal("woken for a batch Direct took")
-	default:
-	}
-	// A rest left by Direct wakes the owner for an empty batch.
+	noWake("for a batch Direct took")
+	// A rest left by Direct wakes the owner for an empty batch; while it
+	// runs, the next frame is queued for it and wakes nobody.
 	mustWrite(t, p, inter(120))
 	<-wakes
 	if b, ok, _ := r.TryNext(); !ok || len(b) != 0 {
 		t.Fatalf("TryNext after a rest = %s, %v; want an empty batch", describe(b), ok)
+	}
+	d.set("take")
+	mustWrite(t, p, inter(160))
+	noWake("twice")
+	if b, ok, _ := r.TryNext(); !ok || describe(b) != describe([]*Unit{inter(160)}) {
+		t.Fatalf("TryNext = %s, %v", describe(b), ok)
+	}
+	if _, ok, _ := r.TryNext(); ok {
+		t.Fatal("TryNext returned a batch with nothing queued")
 	}
 	// The stream's end wakes the owner, and TryNext reports it.
 	p.Close()
@@ -190,6 +201,92 @@ func TestReaderWake(t *testing.T) {
 		}
 		if !ok {
 			t.Fatal("TryNext reported nothing, then no end, after the stream ended")
+		}
+	}
+	// The owner saw the end: closing the reader wakes it no more.
+	r.Close()
+	noWake("after the end was reported")
+}
+
+// An owner with Wake that runs only when woken gets every unit, in order,
+// while a publisher writes concurrently: no wake-up is lost between its
+// last TryNext and the next unit, and its runs never overlap.
+func TestReaderWakeLosesNothing(t *testing.T) {
+	h := NewHub(HubParams{PublisherGrace: -1})
+	defer h.Close()
+	p := mustPublish(t, h, "live/w", PublisherInfo{})
+	mustWrite(t, p, vhdr(0), key(0))
+	var (
+		r       *Reader
+		ready   = make(chan struct{})
+		got     []int64 // runs follow each other through the reader's lock
+		holding atomic.Int32
+		overlap atomic.Bool
+		done    = make(chan error, 1)
+	)
+	run := func() {
+		<-ready
+		for i := 0; ; i++ {
+			b, ok, err := r.TryNext()
+			if err != nil {
+				done <- err
+				return
+			}
+			if !ok {
+				return
+			}
+			if holding.Add(1) > 1 {
+				overlap.Store(true)
+			}
+			for _, u := range b {
+				if u.Kind == KindVideo && !u.Header {
+					got = append(got, u.DTS)
+				}
+			}
+			if i%7 == 0 {
+				time.Sleep(50 * time.Microsecond) // a slow write now and then
+			}
+			holding.Add(-1)
+		}
+	}
+	var err error
+	r, err = h.Read(ctxT(t, 5*time.Second), "live/w", ReaderParams{MaxUnits: 4096, MaxBytes: 1 << 24,
+		Wake: func() { go run() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	close(ready)
+	go run() // the owner's first run, as after a play starts
+	const frames = 3000
+	for i := 1; i <= frames; i++ {
+		mustWrite(t, p, inter(int64(i)*40))
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	p.Close()
+	select {
+	case err := <-done:
+		if err != ErrEnded {
+			t.Fatalf("owner ended with %v, want ErrEnded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the owner never saw the end: a wake-up was lost")
+	}
+	if overlap.Load() {
+		t.Error("two runs of the owner overlapped")
+	}
+	want := []int64{0}
+	for i := 1; i <= frames; i++ {
+		want = append(want, int64(i)*40)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("owner got %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("frame %d has DTS %d, want %d", i, got[i], want[i])
 		}
 	}
 }

@@ -57,13 +57,19 @@ type ReaderParams struct {
 	// Write, leaving the rest of the readers to their goroutines.
 	Direct func(units []*Unit) (taken, flush bool)
 	// Wake, when set, stands for a goroutine waiting in NextUntil: the
-	// reader's owner has none, and the reader calls Wake wherever it would
-	// wake that goroutine (a batch is due, the stream ended, the reader was
-	// dropped or closed). The owner then calls TryNext until it reports
-	// nothing, writing what it returns; the publisher calls Direct whenever
-	// the owner is not holding a batch from TryNext. Wake is called
-	// without the reader's locks held, from the publisher's goroutine
-	// among others: it must not block (starting a goroutine fits).
+	// reader's owner has none while there is nothing to do. The owner
+	// counts as running from Hub.Read until a TryNext finds nothing (and
+	// no end); from then on the reader calls Wake when it would wake a
+	// waiting goroutine (a batch is due, the stream ended, the reader was
+	// dropped or closed), once, and the owner is running again: it calls
+	// TryNext until that reports nothing, writing what it returns. The
+	// running state lives under the reader's lock with the queue, so no
+	// wake-up is lost and the owner runs once at a time. After TryNext
+	// reports the end the owner stays running: Wake is not called again.
+	// The publisher calls Direct whenever the owner is not holding a batch
+	// from TryNext. Wake is called without the reader's locks held, from
+	// the publisher's goroutine among others: it must not block (starting
+	// a goroutine fits). NextUntil is not for such a reader.
 	Wake func()
 	// Internal marks a reader that is part of the system rather than a
 	// viewer (a task's input, a thumbnail grab): it counts in
@@ -109,7 +115,7 @@ type Reader struct {
 	s *stream
 	p ReaderParams
 
-	signal    chan struct{} // capacity 1: "queue became non-empty or ended"
+	signal    chan struct{} // capacity 1: "queue became non-empty or ended"; nil with Wake
 	ended     chan struct{} // closed when err is set
 	closeOnce sync.Once
 
@@ -129,6 +135,7 @@ type Reader struct {
 	idle       bool // the publisher was quiet for CoalesceWait: the next unit wakes
 	busy       bool // NextUntil returned a batch and has not been called since: no Direct
 	flush      bool // Direct left work: NextUntil returns an empty batch
+	running    bool // with Wake: the owner is running (see ReaderParams.Wake)
 	// joinSeq is the seq of the snapshot the reader joined from: a unit
 	// pushed after join but already in that snapshot is not queued twice.
 	joinSeq   uint64
@@ -140,7 +147,13 @@ type Reader struct {
 }
 
 func newReader(s *stream, p ReaderParams) *Reader {
-	return &Reader{s: s, p: p, joining: true, signal: make(chan struct{}, 1), ended: make(chan struct{})}
+	r := &Reader{s: s, p: p, joining: true, ended: make(chan struct{})}
+	if p.Wake != nil {
+		r.running = true // its owner is setting it up
+	} else {
+		r.signal = make(chan struct{}, 1)
+	}
+	return r
 }
 
 // Path returns the stream path.
@@ -182,7 +195,8 @@ func (r *Reader) NextUntil(ctx context.Context, stop <-chan struct{}) ([]*Unit, 
 // reports whether it returned a batch (which is empty when a Direct call
 // left the rest of a write to the owner). With nothing queued it returns
 // ok false, and the error once the reader has ended; the publisher may
-// then call Direct again.
+// then call Direct again. Without an error, ok false also means the owner
+// has stopped running: the reader calls Wake for what comes next.
 func (r *Reader) TryNext() (batch []*Unit, ok bool, err error) {
 	r.mu.Lock()
 	r.woken, r.frames, r.busy = false, 0, false
@@ -204,15 +218,9 @@ func (r *Reader) TryNext() (batch []*Unit, ok bool, err error) {
 		return batch, true, nil
 	}
 	err = r.err
+	r.running = err != nil
 	r.mu.Unlock()
 	return nil, false, err
-}
-
-// Pending reports whether TryNext would return a batch or the reader's end.
-func (r *Reader) Pending() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.q) > 0 || r.flush || r.err != nil
 }
 
 // countOut adds the payload bytes of units handed out to the counters.
@@ -259,6 +267,7 @@ func (r *Reader) join() {
 	}
 	notify := len(r.q) > 0
 	r.woken = r.woken || notify
+	notify = notify && r.claim()
 	r.mu.Unlock()
 	if notify {
 		r.notify()
@@ -312,6 +321,7 @@ func (r *Reader) push(u *Unit, snap *snapshot, direct bool) (directed bool) {
 			r.woken, notify = true, true
 		}
 	}
+	notify = notify && r.claim()
 	r.mu.Unlock()
 	if notify {
 		r.notify()
@@ -340,6 +350,7 @@ func (r *Reader) release() {
 	r.idle = true
 	notify := !r.woken && len(r.q) > 0 && r.err == nil
 	r.woken = r.woken || notify
+	notify = notify && r.claim()
 	r.mu.Unlock()
 	if notify {
 		r.notify()
@@ -417,8 +428,11 @@ func (r *Reader) resync() {
 func (r *Reader) end(err error) {
 	r.mu.Lock()
 	r.setErrLocked(err)
+	notify := r.claim()
 	r.mu.Unlock()
-	r.notify()
+	if notify {
+		r.notify()
+	}
 }
 
 func (r *Reader) setErrLocked(err error) {
@@ -433,6 +447,21 @@ func (r *Reader) setErrLocked(err error) {
 	r.closeOnce.Do(func() { close(r.ended) })
 }
 
+// claim reports, under r.mu, whether a wake-up is due: always for a
+// goroutine that may wait in NextUntil; for an owner with Wake only when
+// it is not running, and it is running from now on.
+func (r *Reader) claim() bool {
+	if r.p.Wake == nil {
+		return true
+	}
+	if r.running {
+		return false
+	}
+	r.running = true
+	return true
+}
+
+// notify sends the wake-up claim granted, without r.mu held.
 func (r *Reader) notify() {
 	if r.p.Wake != nil {
 		r.p.Wake()
