@@ -24,13 +24,16 @@ import (
 // Our relay in the fan-out table: a `portier relay --role origin` process
 // (the sampler measures only it) authorising the publish against a
 // `portier serve` control plane process on SQLite, both started fresh for
-// every N. PORTIER_BENCH_WRITE_FRAMES=2 (or 3, 4) adds a second row with
-// that --player-write-frames.
+// every N. PORTIER_BENCH_WRITE_FRAMES=2 (or 3, 4, or a list: 2,3) adds a
+// row for each with that --player-write-frames.
 func init() {
 	RegisterFanoutServer(FanoutServer{Name: "portier", Start: func(tb testing.TB) FanoutTarget {
 		return startRelayTarget(tb, "portier relay")
 	}})
-	if n := os.Getenv("PORTIER_BENCH_WRITE_FRAMES"); n != "" {
+	for n := range strings.SplitSeq(os.Getenv("PORTIER_BENCH_WRITE_FRAMES"), ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
 		RegisterFanoutServer(FanoutServer{Name: "portier-wf" + n, Start: func(tb testing.TB) FanoutTarget {
 			return startRelayTarget(tb, "portier relay wf"+n, "--player-write-frames", n)
 		}})
