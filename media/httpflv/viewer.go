@@ -38,17 +38,13 @@ type viewer struct {
 	chunked bool
 	on      atomic.Bool
 
-	// run's: the body of a batch, its frame, and the bytes it wrote.
+	// run's: the framer of its batches and the bytes it wrote.
 	fr      framer
-	body    [][]byte
-	bufs    [][]byte
 	written int64
 
 	// direct's own, as direct may run while run's are in use: its size
 	// line may be kept by sw in a rest.
 	dfr      framer
-	dbody    [][]byte
-	dbufs    [][]byte
 	dwritten atomic.Int64
 }
 
@@ -102,8 +98,7 @@ func (v *viewer) begin(conn net.Conn, bw *bufio.Writer, hdr http.Header, chunked
 		return
 	}
 	v.sw = sockwrite.New(conn)
-	v.body = append(v.body[:0], flv.AppendHeader(nil, true, true))
-	if err := v.write(v.frame(v.body)); err != nil {
+	if err := v.writeBody([][]byte{flv.AppendHeader(nil, true, true)}); err != nil {
 		v.end("viewer left", err)
 		return
 	}
@@ -122,10 +117,11 @@ func (v *viewer) run() {
 		if !ok {
 			return
 		}
-		v.body = appendTags(v.body[:0], units)
+		body := sockwrite.GetBufs()
+		*body = appendTags(*body, units)
 		_ = v.conn.SetWriteDeadline(time.Now().Add(v.h.p.WriteTimeout))
-		err = v.write(v.frame(v.body))
-		clear(v.body)
+		err = v.writeBody(*body)
+		sockwrite.PutBufs(body)
 		if err != nil {
 			v.end("write to viewer failed", err)
 			return
@@ -139,8 +135,7 @@ func (v *viewer) ended(err error) {
 	case errors.Is(err, stream.ErrEnded):
 		if v.chunked {
 			_ = v.conn.SetWriteDeadline(time.Now().Add(v.h.p.WriteTimeout))
-			v.bufs = append(v.bufs[:0], lastChunk)
-			_ = v.write(len(lastChunk))
+			_ = v.write([][]byte{lastChunk}, len(lastChunk))
 		}
 		v.end("stream ended", nil)
 	case errors.Is(err, stream.ErrDropped):
@@ -150,16 +145,17 @@ func (v *viewer) ended(err error) {
 	}
 }
 
-// frame sets v.bufs to one frame of body and returns its length in bytes.
-func (v *viewer) frame(body [][]byte) int {
+// writeBody writes one frame of body, waiting for room in the socket.
+func (v *viewer) writeBody(body [][]byte) error {
+	bufs := sockwrite.GetBufs()
+	defer sockwrite.PutBufs(bufs)
 	var n int
-	v.bufs, n = v.fr.frame(v.bufs[:0], body)
-	return n
+	*bufs, n = v.fr.frame(*bufs, body)
+	return v.write(*bufs, n)
 }
 
-// write writes v.bufs, n bytes, after what a direct write left.
-func (v *viewer) write(n int) error {
-	bufs := v.bufs
+// write writes bufs, n bytes, after what a direct write left.
+func (v *viewer) write(bufs [][]byte, n int) error {
 	if rest := v.sw.Rest(); len(rest) > 0 {
 		for _, b := range rest {
 			n += len(b)
@@ -168,7 +164,6 @@ func (v *viewer) write(n int) error {
 		defer v.sw.Sent()
 	}
 	m, err := v.sw.Write(bufs)
-	clear(v.bufs)
 	v.written += m
 	if err == nil && m != int64(n) {
 		err = io.ErrShortWrite
@@ -199,11 +194,12 @@ func (v *viewer) direct(units []*stream.Unit) (taken, flush bool) {
 	if !v.on.Load() {
 		return false, false
 	}
-	v.dbody = appendTags(v.dbody[:0], units)
-	v.dbufs, _ = v.dfr.frame(v.dbufs[:0], v.dbody)
-	m, taken, flush := v.sw.Try(v.dbufs...)
+	body, bufs := sockwrite.GetBufs(), sockwrite.GetBufs()
+	*body = appendTags(*body, units)
+	*bufs, _ = v.dfr.frame(*bufs, *body)
+	m, taken, flush := v.sw.Try(*bufs...)
 	v.dwritten.Add(int64(m))
-	clear(v.dbody)
-	clear(v.dbufs)
+	sockwrite.PutBufs(body)
+	sockwrite.PutBufs(bufs)
 	return taken, flush
 }

@@ -43,7 +43,6 @@ type conn struct {
 
 	// write side
 	wmu   sync.Mutex
-	wbufs net.Buffers // under wmu: the iovecs of the write in progress
 	// sw (under wmu) does every write to the socket: TryWriteChunks
 	// (servers only), and the blocking writes, which send first what a
 	// TryWriteChunks left unwritten.
@@ -176,14 +175,13 @@ func (c *conn) writeLocked(bufs ...[]byte) error {
 		return errWriteShut
 	}
 	c.armWriteDeadline()
-	// The rest and bufs in one reused array: one writev, and no slice
+	// The rest and bufs in one pooled array: one writev, and no slice
 	// header array allocated per write.
 	rest := c.sw.Rest()
-	iov := append(append(c.wbufs[:0], rest...), bufs...)
-	c.wbufs = iov
-	n, err := c.sw.Write(iov)
-	clear(iov) // hold no reference to the callers' bytes
-	c.wbufs = iov[:0]
+	pieces := sockwrite.GetBufs()
+	*pieces = append(append(*pieces, rest...), bufs...)
+	n, err := c.sw.Write(*pieces)
+	sockwrite.PutBufs(pieces)
 	if len(rest) > 0 {
 		c.sw.Sent()
 	}

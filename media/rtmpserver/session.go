@@ -11,6 +11,7 @@ import (
 
 	"github.com/portier/portier/media/flv"
 	"github.com/portier/portier/media/rtmp"
+	"github.com/portier/portier/media/sockwrite"
 	"github.com/portier/portier/media/stream"
 )
 
@@ -326,11 +327,9 @@ type player struct {
 	c *rtmp.ServerConn
 	r *stream.Reader // set before start
 
-	on    atomic.Bool // started: the play's replies are out, enc and cl are set
-	enc   chunker
-	cl    closing
-	bufs  [][]byte // run's scratch
-	dbufs [][]byte // direct's scratch; its calls are serialised by the reader
+	on  atomic.Bool // started: the play's replies are out, enc and cl are set
+	enc chunker
+	cl  closing
 }
 
 // start hands the connection to the player, once the play has started, and
@@ -366,10 +365,7 @@ func (p *player) run() {
 		if !ok {
 			return
 		}
-		p.bufs = p.enc.append(p.bufs[:0], units)
-		err = p.c.WriteChunks(p.bufs...)
-		clear(p.bufs)
-		if err != nil {
+		if err := p.write(units); err != nil {
 			if errors.Is(err, rtmp.ErrClosed) {
 				p.end(p.left())
 			} else {
@@ -421,10 +417,19 @@ func (p *player) direct(units []*stream.Unit) (taken, flush bool) {
 	if !p.on.Load() {
 		return false, false
 	}
-	p.dbufs = p.enc.append(p.dbufs[:0], units)
-	taken, flush = p.c.TryWriteChunks(p.dbufs...)
-	clear(p.dbufs)
+	bufs := sockwrite.GetBufs()
+	*bufs = p.enc.append(*bufs, units)
+	taken, flush = p.c.TryWriteChunks(*bufs...)
+	sockwrite.PutBufs(bufs)
 	return taken, flush
+}
+
+// write writes units, waiting for room in the socket.
+func (p *player) write(units []*stream.Unit) error {
+	bufs := sockwrite.GetBufs()
+	defer sockwrite.PutBufs(bufs)
+	*bufs = p.enc.append(*bufs, units)
+	return p.c.WriteChunks(*bufs...)
 }
 
 // chunker encodes units for one player's connection: each unit once per

@@ -10,6 +10,7 @@ package sockwrite
 import (
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -17,14 +18,44 @@ import (
 // iovMax is the most iovecs one writev takes on Linux (IOV_MAX).
 const iovMax = 1024
 
+// Scratch arrays (iovecs here, the pieces of a write for callers: GetBufs)
+// live in pools for the length of one write rather than in each
+// connection: a player's largest write is its first (the codec headers and
+// the GOP it joins with, a hundred pieces and more), and arrays kept per
+// connection stayed that size for life, about 5 KB per player.
+var (
+	iovPool  = sync.Pool{New: func() any { return new([]syscall.Iovec) }}
+	bufsPool = sync.Pool{New: func() any { return new([][]byte) }}
+)
+
+// GetBufs returns an empty slice for the pieces of one write, to be given
+// back with PutBufs once the write is done.
+func GetBufs() *[][]byte { return bufsPool.Get().(*[][]byte) }
+
+// PutBufs gives back a slice from GetBufs. It clears the slice first, so
+// the pool holds no references to the pieces.
+func PutBufs(b *[][]byte) {
+	clear(*b)
+	*b = (*b)[:0]
+	if cap(*b) <= iovMax {
+		bufsPool.Put(b)
+	}
+}
+
+func getIov() *[]syscall.Iovec { return iovPool.Get().(*[]syscall.Iovec) }
+
+func putIov(iov *[]syscall.Iovec) {
+	clear(*iov) // hold no pointers into the callers' bytes
+	*iov = (*iov)[:0]
+	iovPool.Put(iov)
+}
+
 // Writer is one socket's non-blocking writes and what they left unwritten.
 // It is not safe for concurrent use: its owner serialises Try with its own
 // blocking writes, and sends Rest ahead of the next of them.
 type Writer struct {
 	nc   net.Conn
 	raw  syscall.RawConn // nil: not a socket that can be written without blocking
-	iov  []syscall.Iovec // Try's
-	wiov []syscall.Iovec // Write's
 	rest [][]byte
 }
 
@@ -53,20 +84,23 @@ func (w *Writer) Try(bufs ...[]byte) (n int, taken, rest bool) {
 	if w.raw == nil || len(w.rest) > 0 {
 		return 0, false, false
 	}
-	iov := w.iov[:0]
+	piov := getIov()
+	defer putIov(piov)
+	iov := *piov
 	total := 0
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue
 		}
 		if len(iov) == iovMax {
+			*piov = iov
 			return 0, false, false
 		}
 		iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
 		iov[len(iov)-1].SetLen(len(b))
 		total += len(b)
 	}
-	w.iov = iov
+	*piov = iov
 	if total == 0 {
 		return 0, true, false
 	}
@@ -90,7 +124,6 @@ func (w *Writer) Try(bufs ...[]byte) (n int, taken, rest bool) {
 			return true // never wait: a full socket is the blocking writer's business
 		}
 	})
-	clear(iov) // hold no pointers into the callers' bytes
 	if n == 0 {
 		return 0, false, false
 	}
@@ -134,6 +167,7 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 	var total int64
 	var errno syscall.Errno
 	i, off := 0, 0 // the next byte to write: bufs[i][off]
+	piov := getIov()
 	err := w.raw.Write(func(fd uintptr) bool {
 		for {
 			for i < len(bufs) && off == len(bufs[i]) {
@@ -142,7 +176,7 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 			if i == len(bufs) {
 				return true
 			}
-			iov := w.wiov[:0]
+			iov := (*piov)[:0]
 			for j := i; j < len(bufs) && len(iov) < iovMax; j++ {
 				b := bufs[j]
 				if j == i {
@@ -154,7 +188,7 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 				iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
 				iov[len(iov)-1].SetLen(len(b))
 			}
-			w.wiov = iov
+			*piov = iov
 			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
 			switch e {
 			case 0:
@@ -178,7 +212,7 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 			}
 		}
 	})
-	clear(w.wiov) // hold no pointers into the callers' bytes
+	putIov(piov)
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("writev", errno)
 	}
