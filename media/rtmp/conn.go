@@ -42,7 +42,7 @@ type conn struct {
 	pongs     atomic.Uint64 // ping responses received
 
 	// write side
-	wmu   sync.Mutex
+	wmu sync.Mutex
 	// sw (under wmu) does every write to the socket: TryWriteChunks
 	// (servers only), and the blocking writes, which send first what a
 	// TryWriteChunks left unwritten.
