@@ -3,7 +3,9 @@ package hlsorigin
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
+	"time"
 )
 
 // sequenceError is a media playlist that would break RFC 8216 6.2.1 for
@@ -99,4 +101,38 @@ func withDiscontinuitySequence(b []byte, d int64) []byte {
 		}
 	}
 	return w.Bytes()
+}
+
+// pinnedTarget is the EXT-X-TARGETDURATION a rendition's media playlist
+// pl, PUT after prev (has: there is one), must carry: never lower than
+// the one published before (RFC 8216 6.2.1: it must not change). A writer
+// computes it from the segments in its window, so a copy rendition, whose
+// segments follow the source's keyframes, wrote 2 then 1 again after a
+// runner restart. It rises only when a segment of pl needs it to (its
+// EXTINF rounded must not exceed it, 4.3.3.1); players take the rise as
+// they take a new segment.
+func pinnedTarget(prev playlist, has bool, pl playlist) time.Duration {
+	if has && prev.Target > pl.Target {
+		return prev.Target
+	}
+	return pl.Target
+}
+
+// withTargetDuration returns the media playlist b with its
+// EXT-X-TARGETDURATION set to d, in whole seconds rounded up.
+func withTargetDuration(b []byte, d time.Duration) []byte {
+	tag := []byte("#EXT-X-TARGETDURATION:")
+	i := bytes.Index(b, tag)
+	if i < 0 {
+		return b
+	}
+	end := i + len(tag)
+	for end < len(b) && b[end] != '\n' && b[end] != '\r' {
+		end++
+	}
+	v := strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
+	out := make([]byte, 0, len(b)+len(v))
+	out = append(out, b[:i+len(tag)]...)
+	out = append(out, v...)
+	return append(out, b[end:]...)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // discPlaylist is a media playlist of 2 s segments named SEQ.ts from
@@ -156,5 +157,81 @@ func TestMediaSequenceRefusals(t *testing.T) {
 	_, _, m := e.do(http.MethodGet, "/metrics", "", nil)
 	if !strings.Contains(m, `portier_hls_origin_uploads_total{kind="playlist",result="sequence"} 2`) {
 		t.Errorf("sequence refusals not counted:\n%s", m)
+	}
+}
+
+// TestTargetDurationPinned: a rendition's EXT-X-TARGETDURATION never
+// decreases (RFC 8216 6.2.1), across a runner restart whose first
+// playlists have only short segments, and across an origin restart (the
+// pinned value is read back from the stored playlist); it rises when a
+// segment needs it.
+func TestTargetDurationPinned(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir, Params{})
+	const pl = "/hls/s/1/v0/index.m3u8"
+	playlist := func(target int, first int, durs ...string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n", target, first)
+		for i, d := range durs {
+			fmt.Fprintf(&b, "#EXTINF:%s,\n%d.ts\n", d, first+i)
+		}
+		return b.String()
+	}
+	target := func() string {
+		t.Helper()
+		st, _, b := e.do(http.MethodGet, pl, token, nil)
+		if st != 200 {
+			t.Fatalf("GET %s = %d", pl, st)
+		}
+		if n := strings.Count(b, "#EXT-X-TARGETDURATION:"); n != 1 {
+			t.Fatalf("%d EXT-X-TARGETDURATION tags:\n%s", n, b)
+		}
+		_, rest, _ := strings.Cut(b, "#EXT-X-TARGETDURATION:")
+		v, _, _ := strings.Cut(rest, "\n")
+		return v
+	}
+	c1, c2, c3 := cred(1, 1, 1), cred(1, 1, 2), cred(1, 1, 3)
+	for s := 10; s <= 11; s++ {
+		e.mustPut(fmt.Sprintf("/hls/s/1/v0/%d.ts", s), c1, "x")
+	}
+	// A copy rendition: 1 s asked for, 2 s keyframe intervals.
+	e.mustPut(pl, c1, playlist(2, 10, "2.000", "1.960"))
+	if got := target(); got != "2" {
+		t.Fatalf("first playlist: target %s, want 2", got)
+	}
+	// The runner restarts; its first segment is short, and so is its target.
+	e.mustPut("/hls/s/1/v0/50.ts", c2, "x")
+	e.mustPut(pl, c2, playlist(1, 50, "0.960"))
+	if got := target(); got != "2" {
+		t.Fatalf("after a runner restart: target %s, want 2 (pinned)", got)
+	}
+	e.stop()
+	e = start(t, dir, Params{})
+	e.mustPut("/hls/s/1/v0/51.ts", c2, "x")
+	e.mustPut(pl, c2, playlist(1, 50, "0.960", "1.000"))
+	if got := target(); got != "2" {
+		t.Fatalf("after an origin restart: target %s, want 2 (read back)", got)
+	}
+	// A longer segment raises it; it stays there.
+	e.mustPut("/hls/s/1/v0/90.ts", c3, "x")
+	e.mustPut(pl, c3, playlist(3, 90, "2.600"))
+	if got := target(); got != "3" {
+		t.Fatalf("after a 2.6 s segment: target %s, want 3", got)
+	}
+	e.mustPut("/hls/s/1/v0/91.ts", c3, "x")
+	e.mustPut(pl, c3, playlist(1, 91, "1.000"))
+	if got := target(); got != "3" {
+		t.Fatalf("target %s, want 3", got)
+	}
+}
+
+func TestWithTargetDuration(t *testing.T) {
+	in := "#EXTM3U\r\n#EXT-X-TARGETDURATION:1\r\n#EXTINF:1.0,\r\na.ts\r\n"
+	want := "#EXTM3U\r\n#EXT-X-TARGETDURATION:4\r\n#EXTINF:1.0,\r\na.ts\r\n"
+	if got := string(withTargetDuration([]byte(in), 3500*time.Millisecond)); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := string(withTargetDuration([]byte("#EXTM3U\n"), time.Second)); got != "#EXTM3U\n" {
+		t.Fatalf("a playlist with no tag changed: %q", got)
 	}
 }

@@ -268,6 +268,10 @@ func (o *Origin) putPlaylist(w http.ResponseWriter, r *http.Request, ob object, 
 		// origin restart with it (load reads it back).
 		body = withDiscontinuitySequence(body, d)
 		pl.DiscSeq = d
+		if target := pinnedTarget(prev.pl, has, pl); target != pl.Target {
+			body = withTargetDuration(body, target)
+			pl.Target = target
+		}
 		rs = renditionOf(ob, pl)
 	}
 	if c.Before(st.fence) {

@@ -17,9 +17,11 @@ import (
 // smallest ladder the compiler allows: a few percent of a core), in 1 s
 // segments. Not a copy rendition: its segments are cut at the source's key
 // frames, and the first segment of a new runner can be longer than the
-// others, so its playlists' EXT-X-TARGETDURATION goes 1 → 2 → 1 after each
+// others, so its playlists' EXT-X-TARGETDURATION went 1 → 2 → 1 after a
 // failover (RFC 8216 forbids a change; the checker flagged it in 3 of 9
-// runs); an encoded rendition gets a key frame at each boundary.
+// runs). The origin now keeps the highest target published, which removes
+// the fall but not the rise; an encoded rendition gets a key frame at each
+// boundary and needs neither.
 const (
 	hlsSegment  = time.Second
 	hlsLiveSync = 3 // segments behind the live edge a viewer starts (hls.js's default)
