@@ -190,38 +190,41 @@ func TestTargetDurationPinned(t *testing.T) {
 		v, _, _ := strings.Cut(rest, "\n")
 		return v
 	}
-	c1, c2, c3 := cred(1, 1, 1), cred(1, 1, 2), cred(1, 1, 3)
-	for s := 10; s <= 11; s++ {
-		e.mustPut(fmt.Sprintf("/hls/s/1/v0/%d.ts", s), c1, "x")
+	steps := []struct {
+		what          string
+		run           int64 // the runner's epoch
+		written       int   // the writer's EXT-X-TARGETDURATION
+		first         int
+		durs          []string
+		restartOrigin bool
+		want          string
+	}{
+		// A copy rendition: 1 s asked for, 2 s key frame intervals.
+		{"first playlist", 1, 2, 10, []string{"2.000", "1.960"}, false, "2"},
+		// The runner restarts; its first segment is short, and so is its target.
+		{"after a runner restart", 2, 1, 50, []string{"0.960"}, false, "2"},
+		{"after an origin restart (read back)", 2, 1, 50, []string{"0.960", "1.000"}, true, "2"},
+		// A longer segment raises it; it stays there.
+		{"after a 2.6 s segment", 3, 3, 90, []string{"2.600"}, false, "3"},
+		{"after short segments again", 3, 1, 91, []string{"1.000"}, false, "3"},
 	}
-	// A copy rendition: 1 s asked for, 2 s keyframe intervals.
-	e.mustPut(pl, c1, playlist(2, 10, "2.000", "1.960"))
-	if got := target(); got != "2" {
-		t.Fatalf("first playlist: target %s, want 2", got)
-	}
-	// The runner restarts; its first segment is short, and so is its target.
-	e.mustPut("/hls/s/1/v0/50.ts", c2, "x")
-	e.mustPut(pl, c2, playlist(1, 50, "0.960"))
-	if got := target(); got != "2" {
-		t.Fatalf("after a runner restart: target %s, want 2 (pinned)", got)
-	}
-	e.stop()
-	e = start(t, dir, Params{})
-	e.mustPut("/hls/s/1/v0/51.ts", c2, "x")
-	e.mustPut(pl, c2, playlist(1, 50, "0.960", "1.000"))
-	if got := target(); got != "2" {
-		t.Fatalf("after an origin restart: target %s, want 2 (read back)", got)
-	}
-	// A longer segment raises it; it stays there.
-	e.mustPut("/hls/s/1/v0/90.ts", c3, "x")
-	e.mustPut(pl, c3, playlist(3, 90, "2.600"))
-	if got := target(); got != "3" {
-		t.Fatalf("after a 2.6 s segment: target %s, want 3", got)
-	}
-	e.mustPut("/hls/s/1/v0/91.ts", c3, "x")
-	e.mustPut(pl, c3, playlist(1, 91, "1.000"))
-	if got := target(); got != "3" {
-		t.Fatalf("target %s, want 3", got)
+	stored := map[int]bool{} // segments are written once
+	for _, s := range steps {
+		if s.restartOrigin {
+			e.stop()
+			e = start(t, dir, Params{})
+		}
+		c := cred(1, 1, s.run)
+		for i := range s.durs {
+			if n := s.first + i; !stored[n] {
+				stored[n] = true
+				e.mustPut(fmt.Sprintf("/hls/s/1/v0/%d.ts", n), c, "x")
+			}
+		}
+		e.mustPut(pl, c, playlist(s.written, s.first, s.durs...))
+		if got := target(); got != s.want {
+			t.Fatalf("%s: EXT-X-TARGETDURATION %s, want %s", s.what, got, s.want)
+		}
 	}
 }
 

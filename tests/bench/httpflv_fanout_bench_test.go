@@ -27,14 +27,7 @@ var noHTTPFLV = map[string]string{
 // compare the two protocols on our relay in one invocation (go test splits
 // the pattern at the slash: HTTPFLVFanout is then run on portier only).
 func BenchmarkHTTPFLVFanout(b *testing.B) {
-	sizes, err := BenchSizes()
-	if err != nil {
-		b.Fatal(err)
-	}
-	dur, err := BenchDuration()
-	if err != nil {
-		b.Fatal(err)
-	}
+	sizes, dur := benchSizesAndDuration(b)
 	out, skipped := fanoutMatrix(b, sizes, dur, func(t FanoutTarget) (FanoutTarget, bool) {
 		t.PlayURL = t.FLVURL
 		return t, t.FLVURL != ""

@@ -83,6 +83,21 @@ func benchSizesFrom(env string, def []int) ([]int, error) {
 	return out, nil
 }
 
+// benchSizesAndDuration is BenchSizes and BenchDuration for a benchmark,
+// which fails on a bad value.
+func benchSizesAndDuration(tb testing.TB) ([]int, time.Duration) {
+	tb.Helper()
+	sizes, err := BenchSizes()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dur, err := BenchDuration()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sizes, dur
+}
+
 // BenchDuration reads PORTIER_BENCH_SECONDS (5..120); default 20.
 func BenchDuration() (time.Duration, error) {
 	v := os.Getenv("PORTIER_BENCH_SECONDS")

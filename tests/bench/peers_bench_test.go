@@ -62,14 +62,7 @@ func registerSRS() {
 // run length from PORTIER_BENCH_SECONDS (default 20). Each (server, N) runs
 // once whatever b.N is; the table is printed at the end.
 func BenchmarkRTMPFanoutPeers(b *testing.B) {
-	sizes, err := BenchSizes()
-	if err != nil {
-		b.Fatal(err)
-	}
-	dur, err := BenchDuration()
-	if err != nil {
-		b.Fatal(err)
-	}
+	sizes, dur := benchSizesAndDuration(b)
 	out, _ := fanoutMatrix(b, sizes, dur, nil)
 	fmt.Fprintf(os.Stdout, "\nRTMP fan-out, one %d kbit/s stream, %s per run:\n%s\n",
 		(FanoutVideoBitrate+FanoutAudioBitrate)/1000, dur, FormatFanoutTable(out))

@@ -23,19 +23,8 @@ import (
 // frames per write (how much added lag) a CPU figure needs. Run it next to
 // BenchmarkRTMPFanoutPeers: the floor moves between runs by about 15 %.
 func BenchmarkWriteFloor(b *testing.B) {
-	sizes, err := BenchSizes()
-	if err != nil {
-		b.Fatal(err)
-	}
-	dur, err := BenchDuration()
-	if err != nil {
-		b.Fatal(err)
-	}
-	bin := filepath.Join(b.TempDir(), "writefloor")
-	build := exec.Command("go", "build", "-o", bin, "github.com/portier/portier/tests/bench/cmd/writefloor")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build writefloor: %v\n%s", err, out)
-	}
+	sizes, dur := benchSizesAndDuration(b)
+	bin := buildWriteFloor(b)
 	var table strings.Builder
 	tw := tabwriter.NewWriter(&table, 2, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "N\tframes per write\tadded hold ms\twrites/s\tCPU s/Gbit\t")
@@ -54,6 +43,17 @@ func BenchmarkWriteFloor(b *testing.B) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(os.Stdout, "\nWrite floor (one writev per player per batch, nothing else), %s per run:\n%s\n", dur, table.String())
+}
+
+// buildWriteFloor builds the floor's tool into a temporary directory.
+func buildWriteFloor(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "writefloor")
+	build := exec.Command("go", "build", "-o", bin, "github.com/portier/portier/tests/bench/cmd/writefloor")
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("build writefloor: %v\n%s", err, out)
+	}
+	return bin
 }
 
 type writeFloor struct {
@@ -101,10 +101,7 @@ func parseWriteFloor(line string) (writeFloor, error) {
 // writes every batch whole, and its line parses into what the benchmark
 // reports.
 func TestWriteFloor(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "writefloor")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/portier/portier/tests/bench/cmd/writefloor").CombinedOutput(); err != nil {
-		t.Fatalf("build writefloor: %v\n%s", err, out)
-	}
+	bin := buildWriteFloor(t)
 	f, err := runWriteFloor(t, bin, 20, 2, time.Second)
 	if err != nil {
 		t.Fatal(err)
