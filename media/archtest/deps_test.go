@@ -209,3 +209,16 @@ func TestControlPlaneLayers(t *testing.T) {
 		}
 	}
 }
+
+// Test helpers stay out of the binaries: modelstest lowers bcrypt's cost
+// for password hashes when it is imported (models.PasswordCost), so a
+// program that imported it would store weak hashes.
+func TestBinariesImportNoTestHelpers(t *testing.T) {
+	for _, p := range list(t, "./cmd/...") {
+		for _, d := range append(p.Deps, p.ImportPath) {
+			if d == module+"/models/modelstest" || d == module+"/internal/testutil" || d == module+"/portier/portiertest" {
+				t.Errorf("%s depends on the test helper %s", p.ImportPath, d)
+			}
+		}
+	}
+}
