@@ -213,16 +213,25 @@ func checkProbe(t *testing.T, how string, r peers.ProbeResult, err error) {
 // closed at cleanup.
 func dialRTSP(t *testing.T, url string, tr gortsplib.Transport) (*gortsplib.Client, *base.URL) {
 	t.Helper()
-	u, err := base.ParseURL(url)
+	c, u, err := startClient(url, tr)
 	if err != nil {
-		t.Fatal(err)
-	}
-	c := &gortsplib.Client{Transport: &tr}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	return c, u
+}
+
+// startClient is dialRTSP for any goroutine: the caller closes the client.
+func startClient(url string, tr gortsplib.Transport) (*gortsplib.Client, *base.URL, error) {
+	u, err := base.ParseURL(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &gortsplib.Client{Transport: &tr}
+	if err := c.Start(u.Scheme, u.Host); err != nil {
+		return nil, nil, err
+	}
+	return c, u, nil
 }
 
 // h264Session is a session of one H.264 track (payload type 96) with the

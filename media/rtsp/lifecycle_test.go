@@ -64,20 +64,39 @@ func fakePublisher(t *testing.T, s *Server, path string) (stop func(), done <-ch
 // Wait returns when the server ends the session.
 func player(t *testing.T, s *Server, path string, tr gortsplib.Transport) (*gortsplib.Client, *atomic.Int64) {
 	t.Helper()
-	c, u := dialRTSP(t, rtspURL(s, path), tr)
-	desc, _, err := c.Describe(u)
+	c, n, err := playRTSP(rtspURL(s, path), tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		t.Fatal(err)
+	t.Cleanup(c.Close)
+	return c, n
+}
+
+// playRTSP is player for any goroutine: it returns its error, and the
+// caller closes the client.
+func playRTSP(url string, tr gortsplib.Transport) (*gortsplib.Client, *atomic.Int64, error) {
+	c, u, err := startClient(url, tr)
+	if err != nil {
+		return nil, nil, err
 	}
 	var n atomic.Int64
-	c.OnPacketRTPAny(func(*description.Media, format.Format, *pionrtp.Packet) { n.Add(1) })
-	if _, err := c.Play(nil); err != nil {
-		t.Fatal(err)
+	err = func() error {
+		desc, _, err := c.Describe(u)
+		if err != nil {
+			return err
+		}
+		if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
+			return err
+		}
+		c.OnPacketRTPAny(func(*description.Media, format.Format, *pionrtp.Packet) { n.Add(1) })
+		_, err = c.Play(nil)
+		return err
+	}()
+	if err != nil {
+		c.Close()
+		return nil, nil, err
 	}
-	return c, &n
+	return c, &n, nil
 }
 
 func fanOuts(s *Server) int {

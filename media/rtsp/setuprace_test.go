@@ -7,10 +7,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortsplib/v4"
-	"github.com/bluenviron/gortsplib/v4/pkg/base"
-	"github.com/bluenviron/gortsplib/v4/pkg/description"
-	"github.com/bluenviron/gortsplib/v4/pkg/format"
-	pionrtp "github.com/pion/rtp"
 
 	"github.com/portier/portier/internal/testutil"
 )
@@ -75,34 +71,11 @@ func TestConcurrentPlayersSetUp(t *testing.T) {
 
 // playFor plays url over tr for d and returns the RTP packets received.
 func playFor(url string, tr gortsplib.Transport, d time.Duration) (int64, error) {
-	u, err := base.ParseURL(url)
+	c, n, err := playRTSP(url, tr)
 	if err != nil {
-		return 0, err
-	}
-	c := &gortsplib.Client{Transport: &tr}
-	if err := c.Start(u.Scheme, u.Host); err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	desc, _, err := c.Describe(u)
-	if err != nil {
-		return 0, err
-	}
-	if err := c.SetupAll(desc.BaseURL, desc.Medias); err != nil {
-		return 0, err
-	}
-	var mu sync.Mutex
-	var n int64
-	c.OnPacketRTPAny(func(*description.Media, format.Format, *pionrtp.Packet) {
-		mu.Lock()
-		n++
-		mu.Unlock()
-	})
-	if _, err := c.Play(nil); err != nil {
-		return 0, err
-	}
 	time.Sleep(d)
-	mu.Lock()
-	defer mu.Unlock()
-	return n, nil
+	return n.Load(), nil
 }

@@ -42,6 +42,13 @@ func PutBufs(b *[][]byte) {
 	}
 }
 
+// appendIovec appends the iovec of b to iov.
+func appendIovec(iov []syscall.Iovec, b []byte) []syscall.Iovec {
+	iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
+	iov[len(iov)-1].SetLen(len(b))
+	return iov
+}
+
 func getIov() *[]syscall.Iovec { return iovPool.Get().(*[]syscall.Iovec) }
 
 func putIov(iov *[]syscall.Iovec) {
@@ -96,8 +103,7 @@ func (w *Writer) Try(bufs ...[]byte) (n int, taken, rest bool) {
 			*piov = iov
 			return 0, false, false
 		}
-		iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
-		iov[len(iov)-1].SetLen(len(b))
+		iov = appendIovec(iov, b)
 		total += len(b)
 	}
 	*piov = iov
@@ -185,8 +191,7 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 				if len(b) == 0 {
 					continue
 				}
-				iov = append(iov, syscall.Iovec{Base: unsafe.SliceData(b)})
-				iov[len(iov)-1].SetLen(len(b))
+				iov = appendIovec(iov, b)
 			}
 			*piov = iov
 			r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
