@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -44,7 +45,15 @@ func startHLSCluster(t *testing.T, ctx context.Context, hb time.Duration, storag
 	if err != nil {
 		t.Fatal(err)
 	}
-	originAddr := peers.FreeAddr(t)
+	// The relay's address is held until the relay binds it: the ports
+	// picked for the HLS origin meanwhile must not land on it (they did:
+	// "address already in use").
+	reserved, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reserved.Close() })
+	originAddr := reserved.Addr().String()
 	// The control plane's handler is set once the origin's address is
 	// known (the compiler needs it, the origin needs the control URL).
 	var handler atomic.Value
@@ -73,6 +82,7 @@ func startHLSCluster(t *testing.T, ctx context.Context, hb time.Duration, storag
 	if err != nil {
 		t.Fatal(err)
 	}
+	reserved.Close()
 	startRelay(t, relay.Params{Role: relay.RoleOrigin, Name: "hls-relay", RTMPAddr: originAddr, ControlURL: hs.URL})
 	return &hlsCluster{store: store, control: hs.URL, origin: hp, rtmp: originAddr, userID: u.ID}
 }
